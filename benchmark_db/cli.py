@@ -1,0 +1,123 @@
+"""Options every script shares, and the wrapper that turns errors into one line and an exit code.
+
+`--db` (aliases `--db-path`, `--output-db`), `--format`, `--output`, `--quiet`, `--verbose` and
+`--lock-timeout` mean the same in every tool. `run_cli(parser, run, argv)` parses, sets up logging to stderr
+and calls `run(args)`; a `BenchmarkDBError` becomes `error DB00N: ...; ...` on stderr and its exit code,
+with the traceback only under `--verbose`.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Iterable
+
+from benchmark_db.connection import DEFAULT_LOCK_TIMEOUT
+from benchmark_db.errors import EXIT_USAGE, BenchmarkDBError
+
+FORMATS = ("table", "json", "csv", "markdown", "html")
+log = logging.getLogger("benchmark_db")
+
+
+def add_db_option(parser: argparse.ArgumentParser, help_text: str | None = None) -> None:
+    parser.add_argument(
+        "--db", "--db-path", "--output-db", dest="db", metavar="PATH", default=None,
+        help=help_text or "database file (default: $BENCHMARK_DB_PATH, else ./benchmark_db.duckdb)")
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("common options")
+    group.add_argument("--quiet", "-q", action="store_true", help="no progress bars or info messages")
+    group.add_argument("--verbose", "-v", action="store_true", help="debug messages and tracebacks")
+    group.add_argument("--lock-timeout", type=float, default=DEFAULT_LOCK_TIMEOUT, metavar="SECONDS",
+                       help="how long to wait for a database another process holds (default: %(default)s)")
+
+
+def add_format_option(parser: argparse.ArgumentParser, formats: Iterable[str] = FORMATS) -> None:
+    parser.add_argument("--format", choices=tuple(formats), default=None,
+                        help="output format (default: from --output's extension, else table on a terminal "
+                             "and csv otherwise)")
+
+
+def add_output_options(parser: argparse.ArgumentParser, formats: Iterable[str] = FORMATS,
+                       output_help: str = "write to FILE instead of stdout") -> None:
+    add_format_option(parser, formats)
+    parser.add_argument("--output", "-o", metavar="FILE", default=None, help=output_help)
+
+
+def resolve_format(fmt: str | None, output: str | None = None) -> str:
+    """The format asked for, else one implied by the output file's extension, else the terminal default."""
+    if fmt:
+        return fmt
+    if output:
+        suffix = output.rsplit(".", 1)[-1].lower() if "." in output else ""
+        by_suffix = {"json": "json", "csv": "csv", "md": "markdown", "markdown": "markdown",
+                     "html": "html", "htm": "html", "txt": "table"}
+        if suffix in by_suffix:
+            return by_suffix[suffix]
+    return "table" if sys.stdout.isatty() else "csv"
+
+
+def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
+    level = logging.DEBUG if verbose else (logging.WARNING if quiet else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
+    root = logging.getLogger("benchmark_db")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def show_progress(quiet: bool = False) -> bool:
+    """Progress bars only for a person watching a terminal."""
+    return not quiet and sys.stderr.isatty()
+
+
+def progress(iterable, *, total: int | None = None, desc: str = "", quiet: bool = False, unit: str = "it"):
+    """A tqdm bar on stderr that stays silent off a terminal or with --quiet."""
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, disable=not show_progress(quiet),
+                dynamic_ncols=True, leave=False)
+
+
+def write_text(text: str, output: str | None) -> None:
+    """Data goes to stdout, or to --output."""
+    if output:
+        from pathlib import Path
+
+        path = Path(output)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        log.info("wrote %s", path)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.flush()
+
+
+def run_cli(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], int | None],
+            argv: list[str] | None = None) -> int:
+    """Parse `argv`, call `run(args)` and return its exit code; errors become one line on stderr."""
+    args = parser.parse_args(argv)
+    verbose = getattr(args, "verbose", False)
+    setup_logging(verbose, getattr(args, "quiet", False))
+    try:
+        code = run(args)
+        return 0 if code is None else int(code)
+    except BenchmarkDBError as exc:
+        if verbose:
+            traceback.print_exc()
+        print(str(exc), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted; committed work is kept and a re-run continues from there", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a bug, not a user mistake: one line unless --verbose
+        if verbose:
+            traceback.print_exc()
+        print(f"error: unexpected {type(exc).__name__}: {exc}; re-run with --verbose for the traceback "
+              "and report it", file=sys.stderr)
+        return EXIT_USAGE

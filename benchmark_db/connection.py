@@ -1,0 +1,128 @@
+"""The one place that opens a database.
+
+It knows where the database is (`--db`, `$BENCHMARK_DB_PATH`, `./benchmark_db.duckdb`, `:memory:`), what to
+do when another process holds the file (wait and retry up to the lock timeout, then DB001 quoting DuckDB's
+message about the holder), when a missing file is created (writers) or an error (readers), and that a
+writer migrates an older schema forward before it writes. It imports only duckdb.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+
+import duckdb
+
+from benchmark_db import schema
+from benchmark_db.errors import DBConnectionError, SchemaError
+
+DEFAULT_DB_FILE = "benchmark_db.duckdb"
+DEFAULT_LOCK_TIMEOUT = 30.0
+MEMORY = ":memory:"
+
+
+def resolve_db_path(db: str | os.PathLike | None = None) -> str:
+    """The database the caller means: the argument, else $BENCHMARK_DB_PATH, else ./benchmark_db.duckdb."""
+    if db is None or str(db) == "":
+        db = os.environ.get("BENCHMARK_DB_PATH") or DEFAULT_DB_FILE
+    return str(db)
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "lock" in text and ("conflicting" in text or "could not set lock" in text)
+
+
+def _open_with_retry(path: str, read_only: bool, lock_timeout: float, config: dict | None):
+    deadline = time.monotonic() + max(lock_timeout, 0.0)
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(path, read_only=read_only, config=config or {})
+        except duckdb.Error as exc:
+            if _is_lock_error(exc):
+                if time.monotonic() >= deadline:
+                    raise DBConnectionError(
+                        f"{path} is locked by another process ({exc})",
+                        f"waited {lock_timeout:g} s; retry when that process ends, or raise --lock-timeout",
+                    ) from exc
+                time.sleep(min(delay, max(deadline - time.monotonic(), 0.01)))
+                delay = min(delay * 2, 1.0)
+                continue
+            raise DBConnectionError(f"cannot open {path}: {exc}",
+                                    "check that the path is a DuckDB database file you can read") from exc
+
+
+def connect(db: str | os.PathLike | None = None, *, read_only: bool = False, create: bool | None = None,
+            lock_timeout: float = DEFAULT_LOCK_TIMEOUT, migrate: bool = True, config: dict | None = None):
+    """Open the database and return a DuckDB connection whose schema is current.
+
+    Writers (`read_only=False`) create a missing file with the current schema and migrate an older one.
+    Readers get DB001 for a missing file; an older schema is migrated forward once (briefly opening the
+    file for writing) so every view they query exists. `create=False` makes a missing file an error for a
+    writer too.
+    """
+    path = resolve_db_path(db)
+    if create is None:
+        create = not read_only
+    if path != MEMORY:
+        file = Path(path)
+        if not file.exists():
+            if not create:
+                raise DBConnectionError(
+                    f"database {path} does not exist",
+                    f"create it with: python scripts/create_benchmark_schema.py --output {path}")
+            file.parent.mkdir(parents=True, exist_ok=True)
+        elif file.is_dir():
+            raise DBConnectionError(f"{path} is a directory, not a database file", "pass a file path to --db")
+    elif read_only:
+        read_only = False  # an in-memory database cannot be read-only; it is private to this process anyway
+
+    conn = _open_with_retry(path, read_only, lock_timeout, config)
+    if not migrate:
+        return conn
+    try:
+        version = schema.current_version(conn)
+        schema.check_not_newer(version)
+        if version < schema.SCHEMA_VERSION:
+            if read_only:
+                conn.close()
+                upgrade = _open_with_retry(path, False, lock_timeout, None)
+                try:
+                    schema.migrate(upgrade)
+                finally:
+                    upgrade.close()
+                conn = _open_with_retry(path, True, lock_timeout, config)
+            else:
+                schema.migrate(conn)
+    except SchemaError:
+        conn.close()
+        raise
+    except duckdb.Error as exc:
+        conn.close()
+        raise DBConnectionError(f"cannot read the schema of {path}: {exc}",
+                                "check that the file is a benchmark database") from exc
+    return conn
+
+
+@contextlib.contextmanager
+def open_db(db=None, **kwargs):
+    """`connect()` as a context manager that always closes what it opened."""
+    conn = connect(db, **kwargs)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def transaction(conn):
+    """Commit everything inside the block, or nothing: rolls back on any exception."""
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

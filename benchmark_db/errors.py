@@ -1,0 +1,79 @@
+"""The one exception family of the toolkit and the exit codes it maps to.
+
+Every tool raises these for problems a user can fix; `benchmark_db.cli.run_cli` turns them into one line
+on stderr (`error DB00N: what happened; what to do`) and an exit code. Nothing here imports anything heavy.
+"""
+from __future__ import annotations
+
+# Exit codes shared by every script (DESIGN §4).
+EXIT_OK = 0
+EXIT_FINDING = 1  # a finding the caller asked about: regression, integrity problem, failed files
+EXIT_USAGE = 2
+EXIT_DB_UNAVAILABLE = 3
+
+
+class BenchmarkDBError(Exception):
+    """A problem the user can act on. `hint` says what to do about it."""
+
+    code = "DB000"
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        text = f"error {self.code}: {self.message}"
+        if self.hint:
+            text += f"; {self.hint}"
+        return text
+
+
+class DBConnectionError(BenchmarkDBError):
+    """The database cannot be opened: missing file, locked by another process, unreadable."""
+
+    code = "DB001"
+    exit_code = EXIT_DB_UNAVAILABLE
+
+
+class SchemaError(BenchmarkDBError):
+    """The database schema is not one this code can use (newer than the code, damaged)."""
+
+    code = "DB002"
+    exit_code = EXIT_DB_UNAVAILABLE
+
+
+class DataConversionError(BenchmarkDBError):
+    """An input document or value cannot be converted to canonical records."""
+
+    code = "DB003"
+    exit_code = EXIT_USAGE
+
+
+class QueryError(BenchmarkDBError):
+    """A query failed or was refused."""
+
+    code = "DB004"
+    exit_code = EXIT_USAGE
+
+
+class MaintenanceError(BenchmarkDBError):
+    """A maintenance step (backup, restore, vacuum, archive) failed."""
+
+    code = "DB005"
+    exit_code = EXIT_FINDING
+
+
+class UsageError(BenchmarkDBError):
+    """The command line asks for something that cannot be done as asked."""
+
+    code = "DB000"
+    exit_code = EXIT_USAGE
+
+
+class NotImplementedYet(UsageError):
+    """A documented capability that a later issue delivers; said plainly, never faked."""
+
+    def __init__(self, what: str):
+        super().__init__(f"{what} is not implemented yet", "see README.md for what works today")

@@ -1,0 +1,46 @@
+"""Stable row ids derived from natural keys.
+
+A row's id is a hash of what makes it that row (a model's name, a hardware type and device, a result's
+run/model/hardware/configuration), never MAX(id)+1 or a sequence. Re-ingesting a file therefore writes
+the same ids, and databases filled by parallel CI jobs merge without clashes. DuckLake (team mode) has no
+sequences either, so the same ids work there unchanged.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+
+_MASK = (1 << 63) - 1  # ids are positive BIGINTs
+
+
+def _part(value: object) -> str:
+    if value is None:
+        return "\x00"  # NULL differs from the empty string
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, _dt.datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def stable_id(kind: str, *parts: object) -> int:
+    """A positive 63-bit id for `kind` and its natural key parts; the same inputs give the same id."""
+    text = "\x1f".join([kind, *(_part(p) for p in parts)])
+    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") & _MASK or 1
+
+
+def model_id_for(model_name: str) -> int:
+    return stable_id("model", model_name)
+
+
+def hardware_id_for(hardware_type: str, device_name: str | None = None) -> int:
+    return stable_id("hardware", hardware_type, device_name or "")
+
+
+def performance_result_id_for(run_id, model_id, hardware_id, test_case, batch_size, sequence_length,
+                              precision, variant=None) -> int:
+    return stable_id("performance", run_id, model_id, hardware_id, test_case, batch_size,
+                     sequence_length, precision, variant)

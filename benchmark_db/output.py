@@ -1,0 +1,136 @@
+"""Render tabular results in the formats every tool offers: table, json, csv, markdown, html.
+
+Takes a pandas DataFrame or a list of dicts. pandas is imported only when a DataFrame has to be built, so
+importing this module stays cheap.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import json
+import math
+
+
+def _records(data) -> tuple[list[str], list[dict]]:
+    if hasattr(data, "to_dict") and hasattr(data, "columns"):
+        columns = [str(c) for c in data.columns]
+        return columns, data.to_dict(orient="records")
+    rows = list(data)
+    columns: list[str] = []
+    for row in rows:
+        for key in row:
+            if key not in columns:
+                columns.append(key)
+    return columns, rows
+
+
+def _plain(value):
+    """A JSON-safe version of a cell: NaN -> None, timestamps -> ISO text, numpy scalars -> Python."""
+    if value is None:
+        return None
+    if hasattr(value, "item") and not isinstance(value, (list, dict, str, bytes)):
+        try:
+            value = value.item()
+        except (ValueError, AttributeError):
+            pass
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        value = value.tolist()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, (_dt.datetime, _dt.date)):
+        return value.isoformat()
+    if hasattr(value, "isoformat"):
+        try:
+            return value.isoformat()
+        except (ValueError, TypeError):
+            return str(value)
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    if type(value).__name__ == "NaTType":
+        return None
+    return value
+
+
+def _cell(value) -> str:
+    value = _plain(value)
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}" if abs(value) < 1e15 else f"{value:.6e}"
+    if isinstance(value, (list, dict)):
+        text = json.dumps(value)
+        return text if len(text) <= 60 else text[:57] + "..."
+    return str(value)
+
+
+def to_json(data) -> str:
+    columns, rows = _records(data)
+    return json.dumps([{c: _plain(r.get(c)) for c in columns} for r in rows], indent=2, default=str)
+
+
+def to_csv(data) -> str:
+    import csv
+    import io
+
+    columns, rows = _records(data)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(row.get(c)) if isinstance(_plain(row.get(c)), (list, dict, float))
+                         else ("" if _plain(row.get(c)) is None else _plain(row.get(c))) for c in columns])
+    return buffer.getvalue()
+
+
+def to_markdown(data) -> str:
+    columns, rows = _records(data)
+    if not columns:
+        return "_no rows_\n"
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(row.get(c)).replace("|", "\\|") for c in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_table(data) -> str:
+    columns, rows = _records(data)
+    if not columns:
+        return "(no rows)\n"
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    def line(values):
+        return "  ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()
+    out = [line(columns), line(["-" * w for w in widths])] + [line(row) for row in cells]
+    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(out) + "\n"
+
+
+def to_html_table(data, table_class: str = "results") -> str:
+    columns, rows = _records(data)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = []
+    for row in rows:
+        tds = []
+        for c in columns:
+            value = _plain(row.get(c))
+            numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+            attr = f' data-sort="{value}" class="num"' if numeric else ""
+            tds.append(f"<td{attr}>{html.escape(_cell(value))}</td>")
+        body.append("<tr>" + "".join(tds) + "</tr>")
+    return (f'<table class="{table_class}"><thead><tr>{head}</tr></thead><tbody>' + "".join(body)
+            + "</tbody></table>")
+
+
+def to_html(data, title: str = "Benchmark results") -> str:
+    return ("<!DOCTYPE html><html><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>{html.escape(title)}</title></head><body><h1>{html.escape(title)}</h1>"
+            + to_html_table(data) + "</body></html>\n")
+
+
+RENDERERS = {"json": to_json, "csv": to_csv, "markdown": to_markdown, "table": to_table, "html": to_html}
+
+
+def render(data, fmt: str) -> str:
+    """`data` (DataFrame or list of dicts) as text in `fmt`."""
+    return RENDERERS[fmt](data)

@@ -1,0 +1,387 @@
+"""The database schema: tables, views and the forward-only migrations that build them.
+
+Each migration is a numbered list of statements applied in one transaction and recorded in
+`schema_migrations`. A writer brings an older database forward with `migrate(conn)`; a database whose
+version is newer than `SCHEMA_VERSION` is refused (DB002) rather than written with a schema we do not know.
+
+Conventions (DESIGN §3): ids are BIGINTs derived from natural keys (`benchmark_db.identity`); latency in
+ms, throughput in items/s, memory in MB; timestamps are TIMESTAMP holding UTC. Tables carry primary keys
+but no foreign keys: DuckDB cannot replace a referenced row, DuckLake has no constraints at all, and
+orphans are found by the integrity check instead.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from benchmark_db.errors import SchemaError
+
+# ---------------------------------------------------------------------------------------------------------
+# Version 1: the dimension and fact tables the guide documents.
+_V1_TABLES = [
+    """
+    CREATE TABLE IF NOT EXISTS models (
+        model_id BIGINT PRIMARY KEY,
+        model_name VARCHAR NOT NULL,
+        model_family VARCHAR,
+        modality VARCHAR,
+        parameters_million DOUBLE,
+        source VARCHAR,
+        version VARCHAR,
+        metadata JSON,
+        created_at TIMESTAMP DEFAULT (now() AT TIME ZONE 'UTC')
+    )""",
+    """
+    CREATE TABLE IF NOT EXISTS hardware_platforms (
+        hardware_id BIGINT PRIMARY KEY,
+        hardware_type VARCHAR NOT NULL,
+        device_name VARCHAR,
+        platform VARCHAR,
+        platform_version VARCHAR,
+        driver_version VARCHAR,
+        memory_gb DOUBLE,
+        compute_units INTEGER,
+        metadata JSON,
+        created_at TIMESTAMP DEFAULT (now() AT TIME ZONE 'UTC')
+    )""",
+    """
+    CREATE TABLE IF NOT EXISTS test_runs (
+        run_id BIGINT PRIMARY KEY,
+        test_name VARCHAR NOT NULL,
+        test_type VARCHAR,
+        started_at TIMESTAMP,
+        completed_at TIMESTAMP,
+        execution_time_seconds DOUBLE,
+        success BOOLEAN,
+        git_commit VARCHAR,
+        git_branch VARCHAR,
+        command_line VARCHAR,
+        environment JSON,
+        metadata JSON,
+        created_at TIMESTAMP DEFAULT (now() AT TIME ZONE 'UTC')
+    )""",
+    """
+    CREATE TABLE IF NOT EXISTS performance_results (
+        result_id BIGINT PRIMARY KEY,
+        run_id BIGINT,
+        model_id BIGINT NOT NULL,
+        hardware_id BIGINT NOT NULL,
+        model_name VARCHAR,
+        hardware_type VARCHAR,
+        test_case VARCHAR,
+        batch_size INTEGER,
+        sequence_length INTEGER,
+        precision VARCHAR,
+        total_time_seconds DOUBLE,
+        average_latency_ms DOUBLE,
+        latency_p50_ms DOUBLE,
+        latency_p90_ms DOUBLE,
+        latency_p95_ms DOUBLE,
+        latency_p99_ms DOUBLE,
+        latency_stddev_ms DOUBLE,
+        throughput_items_per_second DOUBLE,
+        memory_peak_mb DOUBLE,
+        iterations INTEGER,
+        warmup_iterations INTEGER,
+        latency_samples_ms DOUBLE[],
+        is_simulated BOOLEAN NOT NULL DEFAULT false,
+        metrics JSON,
+        created_at TIMESTAMP DEFAULT (now() AT TIME ZONE 'UTC')
+    )""",
+    """
+    CREATE TABLE IF NOT EXISTS hardware_compatibility (
+        compatibility_id BIGINT PRIMARY KEY,
+        run_id BIGINT,
+        model_id BIGINT,
+        hardware_id BIGINT NOT NULL,
+        is_compatible BOOLEAN,
+        detection_success BOOLEAN,
+        initialization_success BOOLEAN,
+        error_message VARCHAR,
+        error_type VARCHAR,
+        suggested_fix VARCHAR,
+        workaround_available BOOLEAN,
+        compatibility_score DOUBLE,
+        is_simulated BOOLEAN NOT NULL DEFAULT false,
+        metadata JSON,
+        created_at TIMESTAMP DEFAULT (now() AT TIME ZONE 'UTC')
+    )""",
+    """
+    CREATE TABLE IF NOT EXISTS integration_test_results (
+        test_result_id BIGINT PRIMARY KEY,
+        run_id BIGINT,
+        test_module VARCHAR,
+        test_class VARCHAR,
+        test_name VARCHAR NOT NULL,
+        status VARCHAR NOT NULL,
+        execution_time_seconds DOUBLE,
+        hardware_id BIGINT,
+        model_id BIGINT,
+        error_message VARCHAR,
+        error_traceback VARCHAR,
+        metadata JSON,
+        created_at TIMESTAMP DEFAULT (now() AT TIME ZONE 'UTC')
+    )""",
+]
+
+# Version 2: web-platform runs, provenance of runs, and the ingest bookkeeping that makes imports
+# repeatable and lossless (the original text of every ingested document is kept, compressed).
+_V2_TABLES = [
+    """
+    CREATE TABLE IF NOT EXISTS web_platform_results (
+        result_id BIGINT PRIMARY KEY,
+        run_id BIGINT,
+        model_id BIGINT,
+        hardware_id BIGINT,
+        platform VARCHAR,
+        browser VARCHAR,
+        browser_version VARCHAR,
+        adapter VARCHAR,
+        is_emulated BOOLEAN,
+        test_file VARCHAR,
+        success BOOLEAN,
+        load_time_ms DOUBLE,
+        initialization_time_ms DOUBLE,
+        inference_time_ms DOUBLE,
+        total_time_ms DOUBLE,
+        shader_compilation_time_ms DOUBLE,
+        memory_usage_mb DOUBLE,
+        error_message VARCHAR,
+        is_simulated BOOLEAN NOT NULL DEFAULT false,
+        metrics JSON,
+        created_at TIMESTAMP DEFAULT (now() AT TIME ZONE 'UTC')
+    )""",
+    "ALTER TABLE test_runs ADD COLUMN IF NOT EXISTS source_path VARCHAR",
+    "ALTER TABLE test_runs ADD COLUMN IF NOT EXISTS source_sha256 VARCHAR",
+    """
+    CREATE TABLE IF NOT EXISTS ingested_files (
+        path VARCHAR PRIMARY KEY,
+        sha256 VARCHAR,
+        size_bytes BIGINT,
+        kind VARCHAR,
+        status VARCHAR NOT NULL,
+        reason VARCHAR,
+        rows INTEGER,
+        rows_by_table JSON,
+        conversions JSON,
+        ingested_at TIMESTAMP DEFAULT (now() AT TIME ZONE 'UTC'),
+        archived_to VARCHAR
+    )""",
+    """
+    CREATE TABLE IF NOT EXISTS source_documents (
+        sha256 VARCHAR PRIMARY KEY,
+        size_bytes BIGINT,
+        codec VARCHAR NOT NULL,
+        dictionary_id BIGINT,
+        content BLOB NOT NULL
+    )""",
+    """
+    CREATE TABLE IF NOT EXISTS compression_dictionaries (
+        dictionary_id BIGINT PRIMARY KEY,
+        codec VARCHAR NOT NULL,
+        content BLOB NOT NULL,
+        created_at TIMESTAMP DEFAULT (now() AT TIME ZONE 'UTC')
+    )""",
+]
+
+# Version 3: the views the guide queries.
+_V3_VIEWS = [
+    """
+    CREATE OR REPLACE VIEW benchmark_performance AS
+    SELECT
+        pr.result_id,
+        pr.run_id,
+        pr.model_id,
+        pr.hardware_id,
+        COALESCE(m.model_name, pr.model_name) AS model,
+        m.model_family,
+        m.modality,
+        m.parameters_million,
+        COALESCE(hp.hardware_type, pr.hardware_type) AS hardware,
+        hp.device_name AS device,
+        pr.test_case,
+        pr.batch_size,
+        pr.sequence_length,
+        pr.precision,
+        pr.throughput_items_per_second AS throughput,
+        pr.average_latency_ms AS latency_ms,
+        pr.latency_p50_ms,
+        pr.latency_p90_ms,
+        pr.latency_p95_ms,
+        pr.latency_p99_ms,
+        pr.latency_stddev_ms,
+        pr.memory_peak_mb AS memory_mb,
+        pr.iterations,
+        pr.is_simulated,
+        pr.created_at,
+        tr.test_name,
+        tr.started_at AS run_started_at,
+        tr.git_commit,
+        tr.git_branch
+    FROM performance_results pr
+    LEFT JOIN models m ON m.model_id = pr.model_id
+    LEFT JOIN hardware_platforms hp ON hp.hardware_id = pr.hardware_id
+    LEFT JOIN test_runs tr ON tr.run_id = pr.run_id""",
+    """
+    CREATE OR REPLACE VIEW latest_performance_metrics AS
+    SELECT * FROM benchmark_performance
+    QUALIFY row_number() OVER (
+        PARTITION BY model, hardware, device, test_case, batch_size, sequence_length, precision, is_simulated
+        ORDER BY created_at DESC NULLS LAST, result_id DESC) = 1""",
+    """
+    CREATE OR REPLACE VIEW model_hardware_compatibility AS
+    WITH compat AS (
+        SELECT hc.model_id, hc.hardware_id, hc.is_compatible, hc.error_message, hc.error_type,
+               hc.is_simulated, hc.created_at
+        FROM hardware_compatibility hc
+        QUALIFY row_number() OVER (PARTITION BY hc.model_id, hc.hardware_id
+                                   ORDER BY hc.created_at DESC NULLS LAST, hc.compatibility_id DESC) = 1
+    ),
+    measured AS (
+        SELECT model_id, hardware_id, count(*) AS performance_results
+        FROM performance_results WHERE NOT is_simulated GROUP BY ALL
+    ),
+    pairs AS (
+        SELECT model_id, hardware_id FROM compat
+        UNION SELECT model_id, hardware_id FROM measured
+    )
+    SELECT
+        m.model_name AS model,
+        m.model_family,
+        hp.hardware_type AS hardware,
+        hp.device_name AS device,
+        COALESCE(compat.is_compatible, measured.performance_results > 0) AS is_compatible,
+        COALESCE(measured.performance_results, 0) AS performance_results,
+        compat.error_message,
+        compat.error_type,
+        compat.is_simulated,
+        compat.created_at AS checked_at
+    FROM pairs
+    LEFT JOIN compat USING (model_id, hardware_id)
+    LEFT JOIN measured USING (model_id, hardware_id)
+    LEFT JOIN models m ON m.model_id = pairs.model_id
+    LEFT JOIN hardware_platforms hp ON hp.hardware_id = pairs.hardware_id""",
+    """
+    CREATE OR REPLACE VIEW integration_test_status AS
+    SELECT
+        it.test_module,
+        it.test_class,
+        it.test_name,
+        hp.hardware_type AS hardware,
+        m.model_name AS model,
+        arg_max(it.status, it.created_at) AS latest_status,
+        max(it.created_at) AS last_run_at,
+        count(*) AS runs,
+        count(*) FILTER (WHERE lower(it.status) IN ('pass', 'passed', 'success', 'ok')) AS passed,
+        count(*) FILTER (WHERE lower(it.status) IN ('fail', 'failed', 'failure', 'error')) AS failed
+    FROM integration_test_results it
+    LEFT JOIN hardware_platforms hp ON hp.hardware_id = it.hardware_id
+    LEFT JOIN models m ON m.model_id = it.model_id
+    GROUP BY ALL""",
+    """
+    CREATE OR REPLACE VIEW cross_platform_performance AS
+    SELECT
+        model,
+        model_family,
+        batch_size,
+        avg(throughput) FILTER (WHERE hardware = 'cpu') AS cpu_throughput,
+        avg(throughput) FILTER (WHERE hardware = 'cuda') AS cuda_throughput,
+        avg(throughput) FILTER (WHERE hardware = 'rocm') AS rocm_throughput,
+        avg(throughput) FILTER (WHERE hardware = 'mps') AS mps_throughput,
+        avg(throughput) FILTER (WHERE hardware = 'openvino') AS openvino_throughput,
+        avg(throughput) FILTER (WHERE hardware = 'webnn') AS webnn_throughput,
+        avg(throughput) FILTER (WHERE hardware = 'webgpu') AS webgpu_throughput,
+        avg(latency_ms) FILTER (WHERE hardware = 'cpu') AS cpu_latency_ms,
+        avg(latency_ms) FILTER (WHERE hardware = 'cuda') AS cuda_latency_ms,
+        avg(latency_ms) FILTER (WHERE hardware = 'openvino') AS openvino_latency_ms,
+        count(*) AS results
+    FROM benchmark_performance
+    WHERE NOT is_simulated
+    GROUP BY ALL""",
+]
+
+# Indexes that make the common filters fast (ART indexes; ignored by DuckLake).
+_V3_INDEXES = [
+    "CREATE INDEX IF NOT EXISTS idx_perf_model_hw ON performance_results (model_name, hardware_type)",
+    "CREATE INDEX IF NOT EXISTS idx_models_name ON models (model_name)",
+    "CREATE INDEX IF NOT EXISTS idx_runs_source ON test_runs (source_path)",
+]
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "core tables of the guide", tuple(_V1_TABLES)),
+    Migration(2, "web platform results, run provenance, ingest log and source documents", tuple(_V2_TABLES)),
+    Migration(3, "analytical views and indexes", tuple(_V3_VIEWS + _V3_INDEXES)),
+)
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+TABLES = ("models", "hardware_platforms", "test_runs", "performance_results", "hardware_compatibility",
+          "integration_test_results", "web_platform_results", "ingested_files", "source_documents",
+          "compression_dictionaries")
+RESULT_TABLES = ("test_runs", "performance_results", "hardware_compatibility", "integration_test_results",
+                 "web_platform_results")
+VIEWS = ("benchmark_performance", "latest_performance_metrics", "model_hardware_compatibility",
+         "integration_test_status", "cross_platform_performance")
+
+_MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    name VARCHAR NOT NULL,
+    applied_at TIMESTAMP DEFAULT (now() AT TIME ZONE 'UTC')
+)"""
+
+
+def current_version(conn) -> int:
+    """The schema version recorded in the database, 0 for an empty one."""
+    exists = conn.execute(
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_name = 'schema_migrations' AND table_schema = current_schema()").fetchone()[0]
+    if not exists:
+        return 0
+    return conn.execute("SELECT COALESCE(max(version), 0) FROM schema_migrations").fetchone()[0]
+
+
+def pending_migrations(conn) -> list[Migration]:
+    version = current_version(conn)
+    check_not_newer(version)
+    return [m for m in MIGRATIONS if m.version > version]
+
+
+def check_not_newer(version: int) -> None:
+    if version > SCHEMA_VERSION:
+        raise SchemaError(
+            f"the database has schema version {version}, newer than this code's {SCHEMA_VERSION}",
+            "upgrade the benchmark-db toolkit before writing to this database")
+
+
+def migrate(conn, target: int = SCHEMA_VERSION, statement_filter=None) -> list[Migration]:
+    """Apply every pending migration up to `target`, each in its own transaction; return those applied.
+
+    `statement_filter` lets a backend without indexes or constraints (DuckLake) adapt each statement.
+    """
+    conn.execute(_MIGRATIONS_TABLE if statement_filter is None else statement_filter(_MIGRATIONS_TABLE))
+    applied = []
+    for migration in pending_migrations(conn):
+        if migration.version > target:
+            break
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            for statement in migration.statements:
+                sql = statement if statement_filter is None else statement_filter(statement)
+                if sql:
+                    conn.execute(sql)
+            conn.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
+                         [migration.version, migration.name])
+            conn.execute("COMMIT")
+        except Exception as exc:
+            conn.execute("ROLLBACK")
+            raise SchemaError(f"migration {migration.version} ({migration.name}) failed: {exc}",
+                              "the database was left at the previous version; report this as a bug") from exc
+        applied.append(migration)
+    return applied

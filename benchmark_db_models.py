@@ -1,0 +1,465 @@
+"""ORM layer: one dataclass per table and `BenchmarkDB`, which inserts them.
+
+    db = BenchmarkDB(db_path="./benchmark_db.duckdb")
+    run_id = db.insert_test_runs(TestRuns(test_name="model_benchmarks", ...))
+    db.insert_performance_results(PerformanceResults(run_id=run_id, model_id=db.get_or_add_model("bert"), ...))
+
+Ids come from natural keys (`benchmark_db.identity`), so inserting the same thing twice replaces it rather
+than duplicating it, and databases written apart merge cleanly. `insert_many` writes a list in one
+transaction through Arrow. The connection opens on first use and stays open until `close()` (or the end of a
+`with` block), so short-lived writers do not hold the file longer than they live.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+from benchmark_db import identity
+from benchmark_db.connection import DEFAULT_LOCK_TIMEOUT, connect
+from benchmark_db.errors import DataConversionError
+from benchmark_db.names import FAMILY_MODALITY, family_of, normalize_hardware_type
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+@dataclass
+class Models:
+    model_name: str
+    model_family: str | None = None
+    modality: str | None = None
+    parameters_million: float | None = None
+    source: str | None = None
+    version: str | None = None
+    metadata: dict | None = None
+    created_at: dt.datetime | None = None
+    model_id: int | None = None
+
+    TABLE: ClassVar[str] = "models"
+    ID: ClassVar[str] = "model_id"
+
+    def natural_id(self) -> int:
+        return identity.model_id_for(self.model_name)
+
+
+@dataclass
+class HardwarePlatforms:
+    hardware_type: str
+    device_name: str | None = None
+    platform: str | None = None
+    platform_version: str | None = None
+    driver_version: str | None = None
+    memory_gb: float | None = None
+    compute_units: int | None = None
+    metadata: dict | None = None
+    created_at: dt.datetime | None = None
+    hardware_id: int | None = None
+
+    TABLE: ClassVar[str] = "hardware_platforms"
+    ID: ClassVar[str] = "hardware_id"
+
+    def natural_id(self) -> int:
+        return identity.hardware_id_for(self.hardware_type, self.device_name)
+
+
+@dataclass
+class TestRuns:
+    test_name: str
+    test_type: str | None = None
+    started_at: dt.datetime | None = None
+    completed_at: dt.datetime | None = None
+    execution_time_seconds: float | None = None
+    success: bool | None = None
+    git_commit: str | None = None
+    git_branch: str | None = None
+    command_line: str | None = None
+    environment: dict | None = None
+    metadata: dict | None = None
+    source_path: str | None = None
+    source_sha256: str | None = None
+    created_at: dt.datetime | None = None
+    run_id: int | None = None
+
+    TABLE: ClassVar[str] = "test_runs"
+    ID: ClassVar[str] = "run_id"
+    __test__: ClassVar[bool] = False  # not a pytest test class despite the name
+
+    def natural_id(self) -> int:
+        return identity.stable_id("run", self.test_name, self.test_type, self.started_at, self.command_line,
+                                  self.git_commit, self.source_path, self.source_sha256)
+
+
+@dataclass
+class PerformanceResults:
+    model_id: int
+    hardware_id: int
+    run_id: int | None = None
+    model_name: str | None = None
+    hardware_type: str | None = None
+    test_case: str | None = None
+    batch_size: int | None = None
+    sequence_length: int | None = None
+    precision: str | None = None
+    total_time_seconds: float | None = None
+    average_latency_ms: float | None = None
+    latency_p50_ms: float | None = None
+    latency_p90_ms: float | None = None
+    latency_p95_ms: float | None = None
+    latency_p99_ms: float | None = None
+    latency_stddev_ms: float | None = None
+    throughput_items_per_second: float | None = None
+    memory_peak_mb: float | None = None
+    iterations: int | None = None
+    warmup_iterations: int | None = None
+    latency_samples_ms: list[float] | None = None
+    is_simulated: bool = False
+    metrics: dict | None = None
+    created_at: dt.datetime | None = None
+    result_id: int | None = None
+
+    TABLE: ClassVar[str] = "performance_results"
+    ID: ClassVar[str] = "result_id"
+
+    def natural_id(self) -> int:
+        return identity.performance_result_id_for(self.run_id, self.model_id, self.hardware_id, self.test_case,
+                                                  self.batch_size, self.sequence_length, self.precision)
+
+
+@dataclass
+class HardwareCompatibility:
+    hardware_id: int
+    model_id: int | None = None
+    run_id: int | None = None
+    is_compatible: bool | None = None
+    detection_success: bool | None = None
+    initialization_success: bool | None = None
+    error_message: str | None = None
+    error_type: str | None = None
+    suggested_fix: str | None = None
+    workaround_available: bool | None = None
+    compatibility_score: float | None = None
+    is_simulated: bool = False
+    metadata: dict | None = None
+    created_at: dt.datetime | None = None
+    compatibility_id: int | None = None
+
+    TABLE: ClassVar[str] = "hardware_compatibility"
+    ID: ClassVar[str] = "compatibility_id"
+
+    def natural_id(self) -> int:
+        return identity.stable_id("compatibility", self.run_id, self.model_id, self.hardware_id)
+
+
+@dataclass
+class IntegrationTestResults:
+    test_name: str
+    status: str
+    run_id: int | None = None
+    test_module: str | None = None
+    test_class: str | None = None
+    execution_time_seconds: float | None = None
+    hardware_id: int | None = None
+    model_id: int | None = None
+    error_message: str | None = None
+    error_traceback: str | None = None
+    metadata: dict | None = None
+    created_at: dt.datetime | None = None
+    test_result_id: int | None = None
+
+    TABLE: ClassVar[str] = "integration_test_results"
+    ID: ClassVar[str] = "test_result_id"
+    __test__: ClassVar[bool] = False
+
+    def natural_id(self) -> int:
+        return identity.stable_id("integration", self.run_id, self.test_module, self.test_class, self.test_name,
+                                  self.hardware_id, self.model_id)
+
+
+@dataclass
+class WebPlatformResults:
+    run_id: int | None = None
+    model_id: int | None = None
+    hardware_id: int | None = None
+    platform: str | None = None
+    browser: str | None = None
+    browser_version: str | None = None
+    adapter: str | None = None
+    is_emulated: bool | None = None
+    test_file: str | None = None
+    success: bool | None = None
+    load_time_ms: float | None = None
+    initialization_time_ms: float | None = None
+    inference_time_ms: float | None = None
+    total_time_ms: float | None = None
+    shader_compilation_time_ms: float | None = None
+    memory_usage_mb: float | None = None
+    error_message: str | None = None
+    is_simulated: bool = False
+    metrics: dict | None = None
+    created_at: dt.datetime | None = None
+    result_id: int | None = None
+
+    TABLE: ClassVar[str] = "web_platform_results"
+    ID: ClassVar[str] = "result_id"
+
+    def natural_id(self) -> int:
+        return identity.stable_id("web", self.run_id, self.model_id, self.hardware_id, self.platform,
+                                  self.browser, self.test_file)
+
+
+RECORD_TYPES = (Models, HardwarePlatforms, TestRuns, PerformanceResults, HardwareCompatibility,
+                IntegrationTestResults, WebPlatformResults)
+RECORD_TYPE_BY_TABLE = {cls.TABLE: cls for cls in RECORD_TYPES}
+# Dimension rows are merged (a later, fuller description fills gaps and never blanks a known attribute);
+# fact rows are replaced whole (a re-measured or re-ingested row supersedes the earlier one).
+_DIMENSIONS = (Models, HardwarePlatforms)
+_JSON_COLUMNS = {"metadata", "metrics", "environment"}
+
+
+def _arrow_type(duckdb_type: str):
+    import pyarrow as pa
+
+    t = duckdb_type.upper()
+    if t.endswith("[]"):
+        return pa.list_(_arrow_type(t[:-2]))
+    return {"BIGINT": pa.int64(), "INTEGER": pa.int32(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(),
+            "TIMESTAMP": pa.timestamp("us"), "BLOB": pa.binary()}.get(t, pa.string())
+
+
+def _json_text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, default=str, sort_keys=True)
+
+
+class BenchmarkDB:
+    """Typed writes (and a few reads) over one benchmark database."""
+
+    def __init__(self, db_path: str | None = None, *, conn=None, lock_timeout: float = DEFAULT_LOCK_TIMEOUT):
+        self.db_path = db_path
+        self.lock_timeout = lock_timeout
+        self._conn = conn
+        self._owns_conn = conn is None
+        self._in_transaction = False
+        self._column_types: dict[str, list[tuple[str, str]]] = {}
+
+    # -- connection --------------------------------------------------------------------------------------
+    @property
+    def conn(self):
+        if self._conn is None:
+            self._conn = connect(self.db_path, lock_timeout=self.lock_timeout)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None and self._owns_conn:
+            self._conn.close()
+        self._conn = None
+
+    def __enter__(self) -> BenchmarkDB:
+        _ = self.conn
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """Group several inserts so that they commit together or not at all."""
+        if self._in_transaction:
+            yield self
+            return
+        self.conn.execute("BEGIN TRANSACTION")
+        self._in_transaction = True
+        try:
+            yield self
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+        finally:
+            self._in_transaction = False
+
+    # -- dimensions --------------------------------------------------------------------------------------
+    def get_or_add_model(self, model_name: str, **attrs) -> int:
+        """The id of `model_name`, adding the model (or filling its missing attributes) as needed."""
+        if not model_name or not str(model_name).strip():
+            raise DataConversionError("a model needs a non-empty name", "pass model_name")
+        model_name = str(model_name).strip()
+        attrs.setdefault("model_family", family_of(model_name))
+        if attrs.get("model_family") and not attrs.get("modality"):
+            attrs["modality"] = FAMILY_MODALITY.get(attrs["model_family"])
+        return self.insert_models(Models(model_name=model_name, **attrs))
+
+    def get_or_add_hardware(self, hardware_type: str, device_name: str | None = None, **attrs) -> int:
+        """The id of this hardware type and device, adding it (or filling missing attributes) as needed."""
+        kind = normalize_hardware_type(hardware_type)
+        if not kind:
+            raise DataConversionError("a hardware platform needs a type", "pass hardware_type, e.g. cpu or cuda")
+        return self.insert_hardware_platforms(HardwarePlatforms(hardware_type=kind, device_name=device_name,
+                                                                **attrs))
+
+    # -- inserts -----------------------------------------------------------------------------------------
+    def insert(self, record) -> int:
+        return self.insert_many([record])[0]
+
+    def insert_models(self, record: Models) -> int:
+        return self.insert(record)
+
+    def insert_hardware_platforms(self, record: HardwarePlatforms) -> int:
+        return self.insert(record)
+
+    def insert_test_runs(self, record: TestRuns) -> int:
+        return self.insert(record)
+
+    def insert_performance_results(self, record: PerformanceResults) -> int:
+        return self.insert(record)
+
+    def insert_hardware_compatibility(self, record: HardwareCompatibility) -> int:
+        return self.insert(record)
+
+    def insert_integration_test_results(self, record: IntegrationTestResults) -> int:
+        return self.insert(record)
+
+    def insert_web_platform_results(self, record: WebPlatformResults) -> int:
+        return self.insert(record)
+
+    def insert_many(self, records) -> list[int]:
+        """Write records of any of the table types in one transaction; return their ids in order."""
+        records = list(records)
+        by_type: dict[type, list] = {}
+        for record in records:
+            if type(record) not in RECORD_TYPE_BY_TABLE.values():
+                raise DataConversionError(f"cannot store a {type(record).__name__}",
+                                          "pass Models, TestRuns, PerformanceResults, ... objects")
+            by_type.setdefault(type(record), []).append(record)
+        now = utc_now()
+        for cls, group in by_type.items():
+            self._prepare(cls, group, now)
+        with self.transaction():
+            # dimensions first, so the denormalised names of fact rows can be filled from them
+            for cls in sorted(by_type, key=lambda c: c not in _DIMENSIONS):
+                self._write(cls, by_type[cls])
+        return [getattr(r, r.ID) for r in records]
+
+    def _prepare(self, cls, group, now) -> None:
+        for record in group:
+            if cls is HardwarePlatforms:
+                record.hardware_type = normalize_hardware_type(record.hardware_type)
+            elif cls is PerformanceResults and record.hardware_type:
+                record.hardware_type = normalize_hardware_type(record.hardware_type)
+            if record.created_at is None:
+                record.created_at = now
+            if cls is TestRuns and record.started_at is None:
+                record.started_at = now
+            if getattr(record, cls.ID) is None:
+                setattr(record, cls.ID, record.natural_id())
+
+    def _columns(self, table: str) -> list[tuple[str, str]]:
+        if table not in self._column_types:
+            rows = self.conn.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_name = ? AND table_schema = current_schema() ORDER BY ordinal_position",
+                [table]).fetchall()
+            self._column_types[table] = rows
+        return self._column_types[table]
+
+    def _write(self, cls, group) -> None:
+        import pyarrow as pa
+
+        table = cls.TABLE
+        names = {f.name for f in fields(cls)}
+        columns = [(c, t) for c, t in self._columns(table) if c in names]
+        # the last record of a key wins, as it would row by row
+        unique = list({getattr(r, cls.ID): r for r in group}.values())
+        arrays = {}
+        for column, duck_type in columns:
+            values = [getattr(r, column) for r in unique]
+            if column in _JSON_COLUMNS:
+                values = [_json_text(v) for v in values]
+            arrays[column] = pa.array(values, type=_arrow_type(duck_type))
+        batch = pa.table(arrays)
+        names_sql = ", ".join(c for c, _ in columns)
+        key = cls.ID
+        self.conn.register("_orm_batch", batch)
+        try:
+            if cls in _DIMENSIONS:
+                updates = ", ".join(f"{c} = COALESCE(EXCLUDED.{c}, {table}.{c})" for c, _ in columns
+                                    if c not in (key, "created_at"))
+                self.conn.execute(f"INSERT INTO {table} ({names_sql}) SELECT {names_sql} FROM _orm_batch "
+                                  f"ON CONFLICT ({key}) DO UPDATE SET {updates}")
+            else:
+                select = names_sql
+                if cls is PerformanceResults:
+                    select = ", ".join(
+                        "COALESCE(b.model_name, m.model_name)" if c == "model_name" else
+                        "COALESCE(b.hardware_type, h.hardware_type)" if c == "hardware_type" else f"b.{c}"
+                        for c, _ in columns)
+                    source = ("_orm_batch b LEFT JOIN models m ON m.model_id = b.model_id "
+                              "LEFT JOIN hardware_platforms h ON h.hardware_id = b.hardware_id")
+                else:
+                    source = "_orm_batch b"
+                    select = ", ".join(f"b.{c}" for c, _ in columns)
+                self.conn.execute(f"INSERT OR REPLACE INTO {table} ({names_sql}) SELECT {select} FROM {source}")
+        finally:
+            self.conn.unregister("_orm_batch")
+
+    # -- reads -------------------------------------------------------------------------------------------
+    def get(self, cls, record_id: int):
+        """The record of type `cls` with this id, or None."""
+        names = [f.name for f in fields(cls)]
+        row = self.conn.execute(f"SELECT {', '.join(names)} FROM {cls.TABLE} WHERE {cls.ID} = ?",
+                                [record_id]).fetchone()
+        if row is None:
+            return None
+        values = dict(zip(names, row))
+        for column in _JSON_COLUMNS & set(values):
+            if isinstance(values[column], str):
+                values[column] = json.loads(values[column])
+        return cls(**values)
+
+    def count(self, cls) -> int:
+        return self.conn.execute(f"SELECT count(*) FROM {cls.TABLE}").fetchone()[0]
+
+
+# `field` is re-exported for users who build records dynamically.
+__all__ = ["BenchmarkDB", "Models", "HardwarePlatforms", "TestRuns", "PerformanceResults",
+           "HardwareCompatibility", "IntegrationTestResults", "WebPlatformResults", "RECORD_TYPES", "field"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from benchmark_db.cli import add_common_options, add_db_option
+
+    parser = argparse.ArgumentParser(
+        prog="benchmark_db_models.py",
+        description="ORM layer of the benchmark database. Run it to print the row count of every table.")
+    add_db_option(parser)
+    add_common_options(parser)
+    return parser
+
+
+def table_counts(conn) -> list[dict]:
+    from benchmark_db.schema import TABLES
+
+    return [{"table": t, "rows": conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]} for t in TABLES]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from benchmark_db.cli import run_cli, write_text
+    from benchmark_db.output import to_table
+
+    def run(args) -> int:
+        with BenchmarkDB(args.db, lock_timeout=args.lock_timeout) as db:
+            write_text(to_table(table_counts(db.conn)), None)
+        return 0
+
+    return run_cli(build_parser(), run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Documented helper scripts (schema creation, CI integration, demo); each runs as `python scripts/X.py`."""
