@@ -234,7 +234,7 @@ def _arrow_type(duckdb_type: str):
 def _json_text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
-    return json.dumps(value, default=str, sort_keys=True)
+    return json.dumps(value, default=str)
 
 
 class BenchmarkDB:
@@ -394,18 +394,20 @@ class BenchmarkDB:
                 self.conn.execute(f"INSERT INTO {table} ({names_sql}) SELECT {names_sql} FROM _orm_batch "
                                   f"ON CONFLICT ({key}) DO UPDATE SET {updates}")
             else:
-                select = names_sql
-                if cls is PerformanceResults:
+                # Replace semantics as DELETE + INSERT in the caller's transaction: much faster in DuckDB
+                # than INSERT OR REPLACE when, as usual, few or none of the keys exist yet.
+                self.conn.execute(f"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM _orm_batch)")
+                select = ", ".join(f"b.{c}" for c, _ in columns)
+                source = "_orm_batch b"
+                if cls is PerformanceResults and any(r.model_name is None or r.hardware_type is None
+                                                     for r in unique):
                     select = ", ".join(
                         "COALESCE(b.model_name, m.model_name)" if c == "model_name" else
                         "COALESCE(b.hardware_type, h.hardware_type)" if c == "hardware_type" else f"b.{c}"
                         for c, _ in columns)
-                    source = ("_orm_batch b LEFT JOIN models m ON m.model_id = b.model_id "
-                              "LEFT JOIN hardware_platforms h ON h.hardware_id = b.hardware_id")
-                else:
-                    source = "_orm_batch b"
-                    select = ", ".join(f"b.{c}" for c, _ in columns)
-                self.conn.execute(f"INSERT OR REPLACE INTO {table} ({names_sql}) SELECT {select} FROM {source}")
+                    source += (" LEFT JOIN models m ON m.model_id = b.model_id "
+                               "LEFT JOIN hardware_platforms h ON h.hardware_id = b.hardware_id")
+                self.conn.execute(f"INSERT INTO {table} ({names_sql}) SELECT {select} FROM {source}")
         finally:
             self.conn.unregister("_orm_batch")
 

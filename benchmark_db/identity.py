@@ -16,19 +16,25 @@ _MASK = (1 << 63) - 1  # ids are positive BIGINTs
 def _part(value: object) -> str:
     if value is None:
         return "\x00"  # NULL differs from the empty string
-    if isinstance(value, bool):
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is bool:
         return "1" if value else "0"
-    if isinstance(value, float):
+    if kind is float:
         return repr(value)
     if isinstance(value, _dt.datetime):
         return value.isoformat()
     return str(value)
 
 
+_blake2b = hashlib.blake2b
+
+
 def stable_id(kind: str, *parts: object) -> int:
     """A positive 63-bit id for `kind` and its natural key parts; the same inputs give the same id."""
-    text = "\x1f".join([kind, *(_part(p) for p in parts)])
-    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
+    text = kind + "\x1f" + "\x1f".join([_part(p) for p in parts])
+    digest = _blake2b(text.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "big") & _MASK or 1
 
 
