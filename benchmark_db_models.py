@@ -25,7 +25,7 @@ from benchmark_db.names import FAMILY_MODALITY, family_of, normalize_hardware_ty
 
 
 def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 @dataclass
