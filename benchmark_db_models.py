@@ -364,7 +364,8 @@ class BenchmarkDB:
         if table not in self._column_types:
             rows = self.conn.execute(
                 "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_name = ? AND table_schema = current_schema() ORDER BY ordinal_position",
+                "WHERE table_name = ? AND table_schema = current_schema() AND table_catalog = current_database() "
+                "ORDER BY ordinal_position",
                 [table]).fetchall()
             self._column_types[table] = rows
         return self._column_types[table]
@@ -389,14 +390,29 @@ class BenchmarkDB:
         self.conn.register("_orm_batch", batch)
         try:
             if cls in _DIMENSIONS:
-                updates = ", ".join(f"{c} = COALESCE(EXCLUDED.{c}, {table}.{c})" for c, _ in columns
-                                    if c not in (key, "created_at"))
-                self.conn.execute(f"INSERT INTO {table} ({names_sql}) SELECT {names_sql} FROM _orm_batch "
-                                  f"ON CONFLICT ({key}) DO UPDATE SET {updates}")
+                # MERGE rather than ON CONFLICT: it needs no primary key, so it works on DuckLake too, and
+                # a row is only rewritten when the batch brings a value it lacks or changes one, which keeps
+                # concurrent writers of the same model from conflicting over nothing.
+                attrs = [c for c, _ in columns if c not in (key, "created_at")]
+                changed = " OR ".join(f"(s.{c} IS NOT NULL AND s.{c} IS DISTINCT FROM t.{c})" for c in attrs)
+                updates = ", ".join(f"{c} = COALESCE(s.{c}, t.{c})" for c in attrs)
+                values = ", ".join(f"s.{c}" for c, _ in columns)
+                news = self.conn.execute(
+                    f"SELECT count(*) FROM _orm_batch s LEFT JOIN {table} t ON t.{key} = s.{key} "
+                    f"WHERE t.{key} IS NULL OR {changed}").fetchone()[0]
+                if not news:  # the usual get_or_add of a known model: read, never write
+                    return
+                self.conn.execute(f"MERGE INTO {table} AS t USING _orm_batch AS s ON t.{key} = s.{key} "
+                                  f"WHEN MATCHED AND ({changed}) THEN UPDATE SET {updates} "
+                                  f"WHEN NOT MATCHED THEN INSERT ({names_sql}) VALUES ({values})")
             else:
                 # Replace semantics as DELETE + INSERT in the caller's transaction: much faster in DuckDB
                 # than INSERT OR REPLACE when, as usual, few or none of the keys exist yet.
-                self.conn.execute(f"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM _orm_batch)")
+                # Only delete when something is there to replace: on DuckLake a DELETE that races other
+                # writers' commits is a conflict, while plain appends from many writers are not.
+                if self.conn.execute(f"SELECT count(*) FROM {table} WHERE {key} IN (SELECT {key} FROM _orm_batch)"
+                                     ).fetchone()[0]:
+                    self.conn.execute(f"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM _orm_batch)")
                 select = ", ".join(f"b.{c}" for c, _ in columns)
                 source = "_orm_batch b"
                 if cls is PerformanceResults and any(r.model_name is None or r.hardware_type is None

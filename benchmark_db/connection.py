@@ -1,9 +1,11 @@
 """The one place that opens a database.
 
-It knows where the database is (`--db`, `$BENCHMARK_DB_PATH`, `./benchmark_db.duckdb`, `:memory:`), what to
-do when another process holds the file (wait and retry up to the lock timeout, then DB001 quoting DuckDB's
-message about the holder), when a missing file is created (writers) or an error (readers), and that a
-writer migrates an older schema forward before it writes. It imports only duckdb.
+It knows where the database is (`--db`, `$BENCHMARK_DB_PATH`, `./benchmark_db.duckdb`, `:memory:`, or a
+DuckLake lake `ducklake:postgres:dbname=... host=...` / `ducklake:PATH.ducklake` with its data files under
+`--data-path` / `$BENCHMARK_DB_DATA_PATH`), what to do when another process holds the file (wait and retry
+up to the lock timeout, then DB001 quoting DuckDB's message about the holder), when a missing file is
+created (writers) or an error (readers), and that a writer migrates an older schema forward before it
+writes. It imports only duckdb.
 """
 from __future__ import annotations
 
@@ -29,6 +31,20 @@ def resolve_db_path(db: str | os.PathLike | None = None) -> str:
     return str(db)
 
 
+DUCKLAKE_PREFIX = "ducklake:"
+# Set by the shared --data-path option (benchmark_db.cli); the environment variable is the fallback.
+_default_data_path: str | None = None
+
+
+def set_default_data_path(path: str | None) -> None:
+    global _default_data_path
+    _default_data_path = path
+
+
+def is_lake(db: str | os.PathLike | None) -> bool:
+    return resolve_db_path(db).startswith(DUCKLAKE_PREFIX)
+
+
 def _is_lock_error(exc: Exception) -> bool:
     text = str(exc).lower()
     return "lock" in text and ("conflicting" in text or "could not set lock" in text)
@@ -39,7 +55,10 @@ def _open_with_retry(path: str, read_only: bool, lock_timeout: float, config: di
     delay = 0.05
     while True:
         try:
-            return duckdb.connect(path, read_only=read_only, config=config or {})
+            conn = duckdb.connect(path, read_only=read_only, config=config or {})
+            # DuckDB's own progress bar would write into our stdout; the tools draw their own on stderr
+            conn.execute("SET enable_progress_bar = false")
+            return conn
         except duckdb.Error as exc:
             if _is_lock_error(exc):
                 if time.monotonic() >= deadline:
@@ -66,6 +85,11 @@ def connect(db: str | os.PathLike | None = None, *, read_only: bool = False, cre
     path = resolve_db_path(db)
     if create is None:
         create = not read_only
+    if path.startswith(DUCKLAKE_PREFIX):
+        from benchmark_db.lake import connect_lake
+
+        return connect_lake(path, read_only=read_only, create=create, migrate=migrate,
+                            data_path=_default_data_path or os.environ.get("BENCHMARK_DB_DATA_PATH"))
     if path != MEMORY:
         file = Path(path)
         if not file.exists():

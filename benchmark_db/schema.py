@@ -183,7 +183,16 @@ _V2_TABLES = [
     )""",
 ]
 
-# Version 3: the views the guide queries.
+# Version 3: the views the guide queries. Dimension rows are read through `_one_per_id`, one row per id:
+# on DuckLake (no primary keys) two writers adding the same new model at the same moment both insert it.
+def _one_per_id(table: str, key: str) -> str:
+    return (f"(SELECT * FROM {table} QUALIFY row_number() OVER (PARTITION BY {key} "
+            f"ORDER BY created_at NULLS LAST) = 1)")
+
+
+_MODELS = _one_per_id("models", "model_id")
+_HARDWARE = _one_per_id("hardware_platforms", "hardware_id")
+
 _V3_VIEWS = [
     """
     CREATE OR REPLACE VIEW benchmark_performance AS
@@ -218,9 +227,9 @@ _V3_VIEWS = [
         tr.git_commit,
         tr.git_branch
     FROM performance_results pr
-    LEFT JOIN models m ON m.model_id = pr.model_id
-    LEFT JOIN hardware_platforms hp ON hp.hardware_id = pr.hardware_id
-    LEFT JOIN test_runs tr ON tr.run_id = pr.run_id""",
+    LEFT JOIN {models} m ON m.model_id = pr.model_id
+    LEFT JOIN {hardware} hp ON hp.hardware_id = pr.hardware_id
+    LEFT JOIN test_runs tr ON tr.run_id = pr.run_id""".format(models=_MODELS, hardware=_HARDWARE),
     """
     CREATE OR REPLACE VIEW latest_performance_metrics AS
     SELECT * FROM benchmark_performance
@@ -258,8 +267,8 @@ _V3_VIEWS = [
     FROM pairs
     LEFT JOIN compat USING (model_id, hardware_id)
     LEFT JOIN measured USING (model_id, hardware_id)
-    LEFT JOIN models m ON m.model_id = pairs.model_id
-    LEFT JOIN hardware_platforms hp ON hp.hardware_id = pairs.hardware_id""",
+    LEFT JOIN {models} m ON m.model_id = pairs.model_id
+    LEFT JOIN {hardware} hp ON hp.hardware_id = pairs.hardware_id""".format(models=_MODELS, hardware=_HARDWARE),
     """
     CREATE OR REPLACE VIEW integration_test_status AS
     SELECT
@@ -274,9 +283,9 @@ _V3_VIEWS = [
         count(*) FILTER (WHERE lower(it.status) IN ('pass', 'passed', 'success', 'ok')) AS passed,
         count(*) FILTER (WHERE lower(it.status) IN ('fail', 'failed', 'failure', 'error')) AS failed
     FROM integration_test_results it
-    LEFT JOIN hardware_platforms hp ON hp.hardware_id = it.hardware_id
-    LEFT JOIN models m ON m.model_id = it.model_id
-    GROUP BY ALL""",
+    LEFT JOIN {hardware} hp ON hp.hardware_id = it.hardware_id
+    LEFT JOIN {models} m ON m.model_id = it.model_id
+    GROUP BY ALL""".format(models=_MODELS, hardware=_HARDWARE),
     """
     CREATE OR REPLACE VIEW cross_platform_performance AS
     SELECT
@@ -341,7 +350,8 @@ def current_version(conn) -> int:
     """The schema version recorded in the database, 0 for an empty one."""
     exists = conn.execute(
         "SELECT count(*) FROM information_schema.tables "
-        "WHERE table_name = 'schema_migrations' AND table_schema = current_schema()").fetchone()[0]
+        "WHERE table_name = 'schema_migrations' AND table_schema = current_schema() "
+        "AND table_catalog = current_database()").fetchone()[0]
     if not exists:
         return 0
     return conn.execute("SELECT COALESCE(max(version), 0) FROM schema_migrations").fetchone()[0]

@@ -60,3 +60,34 @@ def sample_db_path(tmp_path) -> str:
     path = str(tmp_path / "sample.duckdb")
     create_database(path, sample_data=True)
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL on 127.0.0.1 for team-mode tests; skipped with the reason when it cannot run."""
+    from tests.postgres_server import PostgresServer
+
+    server = PostgresServer()
+    reason = server.available()
+    if reason:
+        pytest.skip(reason)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def lake_target(postgres_server, tmp_path):
+    """A fresh DuckLake (catalog in its own PostgreSQL database, data under tmp_path) with the schema."""
+    import uuid
+
+    from benchmark_db.connection import connect, set_default_data_path
+
+    dsn = postgres_server.create_database(f"lake_{uuid.uuid4().hex[:10]}")
+    target = f"ducklake:postgres:{dsn}"
+    data = tmp_path / "lake_data"
+    os.environ["BENCHMARK_DB_DATA_PATH"] = str(data)
+    set_default_data_path(None)
+    connect(target).close()
+    yield target
+    os.environ.pop("BENCHMARK_DB_DATA_PATH", None)
