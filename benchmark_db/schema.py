@@ -194,7 +194,7 @@ _MODELS = _one_per_id("models", "model_id")
 _HARDWARE = _one_per_id("hardware_platforms", "hardware_id")
 
 _V3_VIEWS = [
-    """
+    f"""
     CREATE OR REPLACE VIEW benchmark_performance AS
     SELECT
         pr.result_id,
@@ -227,16 +227,16 @@ _V3_VIEWS = [
         tr.git_commit,
         tr.git_branch
     FROM performance_results pr
-    LEFT JOIN {models} m ON m.model_id = pr.model_id
-    LEFT JOIN {hardware} hp ON hp.hardware_id = pr.hardware_id
-    LEFT JOIN test_runs tr ON tr.run_id = pr.run_id""".format(models=_MODELS, hardware=_HARDWARE),
+    LEFT JOIN {_MODELS} m ON m.model_id = pr.model_id
+    LEFT JOIN {_HARDWARE} hp ON hp.hardware_id = pr.hardware_id
+    LEFT JOIN test_runs tr ON tr.run_id = pr.run_id""",
     """
     CREATE OR REPLACE VIEW latest_performance_metrics AS
     SELECT * FROM benchmark_performance
     QUALIFY row_number() OVER (
         PARTITION BY model, hardware, device, test_case, batch_size, sequence_length, precision, is_simulated
         ORDER BY created_at DESC NULLS LAST, result_id DESC) = 1""",
-    """
+    f"""
     CREATE OR REPLACE VIEW model_hardware_compatibility AS
     WITH compat AS (
         SELECT hc.model_id, hc.hardware_id, hc.is_compatible, hc.error_message, hc.error_type,
@@ -267,9 +267,9 @@ _V3_VIEWS = [
     FROM pairs
     LEFT JOIN compat USING (model_id, hardware_id)
     LEFT JOIN measured USING (model_id, hardware_id)
-    LEFT JOIN {models} m ON m.model_id = pairs.model_id
-    LEFT JOIN {hardware} hp ON hp.hardware_id = pairs.hardware_id""".format(models=_MODELS, hardware=_HARDWARE),
-    """
+    LEFT JOIN {_MODELS} m ON m.model_id = pairs.model_id
+    LEFT JOIN {_HARDWARE} hp ON hp.hardware_id = pairs.hardware_id""",
+    f"""
     CREATE OR REPLACE VIEW integration_test_status AS
     SELECT
         it.test_module,
@@ -283,9 +283,9 @@ _V3_VIEWS = [
         count(*) FILTER (WHERE lower(it.status) IN ('pass', 'passed', 'success', 'ok')) AS passed,
         count(*) FILTER (WHERE lower(it.status) IN ('fail', 'failed', 'failure', 'error')) AS failed
     FROM integration_test_results it
-    LEFT JOIN {hardware} hp ON hp.hardware_id = it.hardware_id
-    LEFT JOIN {models} m ON m.model_id = it.model_id
-    GROUP BY ALL""".format(models=_MODELS, hardware=_HARDWARE),
+    LEFT JOIN {_HARDWARE} hp ON hp.hardware_id = it.hardware_id
+    LEFT JOIN {_MODELS} m ON m.model_id = it.model_id
+    GROUP BY ALL""",
     """
     CREATE OR REPLACE VIEW cross_platform_performance AS
     SELECT

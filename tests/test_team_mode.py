@@ -53,7 +53,7 @@ def test_four_processes_write_250_results_each_at_the_same_moment(lake_target):
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
              for w in range(4)]
     outputs = [p.communicate(timeout=300) for p in procs]
-    for proc, (out, err) in zip(procs, outputs):
+    for proc, (_out, err) in zip(procs, outputs):
         assert proc.returncode == 0, err[-2000:]
     conn = connect(lake_target, read_only=True)
     assert conn.execute("SELECT count(*) FROM performance_results").fetchone()[0] == 100
