@@ -421,8 +421,11 @@ class BenchmarkDB:
                         "COALESCE(b.model_name, m.model_name)" if c == "model_name" else
                         "COALESCE(b.hardware_type, h.hardware_type)" if c == "hardware_type" else f"b.{c}"
                         for c, _ in columns)
-                    source += (" LEFT JOIN models m ON m.model_id = b.model_id "
-                               "LEFT JOIN hardware_platforms h ON h.hardware_id = b.hardware_id")
+                    # one name per id: on DuckLake two writers may both have added the same new model
+                    source += (" LEFT JOIN (SELECT model_id, any_value(model_name) AS model_name FROM models "
+                               "GROUP BY model_id) m ON m.model_id = b.model_id "
+                               "LEFT JOIN (SELECT hardware_id, any_value(hardware_type) AS hardware_type "
+                               "FROM hardware_platforms GROUP BY hardware_id) h ON h.hardware_id = b.hardware_id")
                 self.conn.execute(f"INSERT INTO {table} ({names_sql}) SELECT {select} FROM {source}")
         finally:
             self.conn.unregister("_orm_batch")
