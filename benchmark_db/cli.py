@@ -20,10 +20,28 @@ FORMATS = ("table", "json", "csv", "markdown", "html")
 log = logging.getLogger("benchmark_db")
 
 
+class _DataPathAction(argparse.Action):
+    """--data-path tells the connection helper where a DuckLake keeps its Parquet files."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from benchmark_db.connection import set_default_data_path
+
+        set_default_data_path(values)
+        setattr(namespace, self.dest, values)
+
+
 def add_db_option(parser: argparse.ArgumentParser, help_text: str | None = None) -> None:
     parser.add_argument(
         "--db", "--db-path", "--output-db", dest="db", metavar="PATH", default=None,
-        help=help_text or "database file (default: $BENCHMARK_DB_PATH, else ./benchmark_db.duckdb)")
+        help=help_text or "database file (default: $BENCHMARK_DB_PATH, else ./benchmark_db.duckdb), or a "
+                          "DuckLake: ducklake:postgres:'dbname=... host=...' / ducklake:PATH.ducklake")
+    add_data_path_option(parser)
+
+
+def add_data_path_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-path", action=_DataPathAction, metavar="DIR_OR_URL", default=None,
+                        help="team mode: where the DuckLake keeps its Parquet data "
+                             "(default: $BENCHMARK_DB_DATA_PATH)")
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:

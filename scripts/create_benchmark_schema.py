@@ -15,13 +15,14 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmark_db.cli import add_common_options, add_format_option, run_cli, write_text
+from benchmark_db.cli import add_common_options, add_data_path_option, add_format_option, run_cli, write_text
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="create_benchmark_schema.py", description=__doc__.splitlines()[0])
     parser.add_argument("--output", "--db", "--db-path", "--output-db", dest="db", metavar="PATH", default=None,
                         help="database file to create (default: $BENCHMARK_DB_PATH, else ./benchmark_db.duckdb)")
+    add_data_path_option(parser)
     parser.add_argument("--sample-data", action="store_true", help="add realistic sample runs and results")
     parser.add_argument("--force", action="store_true", help="delete an existing database file first")
     parser.add_argument("--list-migrations", action="store_true", help="list the schema migrations and exit")
