@@ -355,8 +355,6 @@ class BenchmarkDB:
                 record.hardware_type = normalize_hardware_type(record.hardware_type)
             if record.created_at is None:
                 record.created_at = now
-            if cls is TestRuns and record.started_at is None:
-                record.started_at = now
             if getattr(record, cls.ID) is None:
                 setattr(record, cls.ID, record.natural_id())
 

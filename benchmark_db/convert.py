@@ -1,0 +1,155 @@
+"""Any known result document -> canonical records (DESIGN §3): `convert_document(text, path, sha256)`.
+
+This module owns parsing and detection: it parses the text (orjson when installed, else json), recognises
+the document's family by its content (the project's runner output, optimum-benchmark, pytest-benchmark,
+web-platform runs, files that hold no result, the legacy system's many shapes) and hands it to the reader
+in `benchmark_db.shapes`. It never raises: an unreadable document is `failed` with the parse error's line
+and column, a document without results is `skipped` with a named reason, and a bug in a reader is `failed`
+with the exception named rather than taking the ingest down. It writes nothing; the ingest pipeline stores
+the records, the log row and the original text.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from benchmark_db.identity import stable_id
+
+try:  # orjson parses the corpus several times faster; json is the fallback and gives the error positions
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - orjson is in requirements
+    _orjson = None
+
+KINDS = ("performance", "hardware", "compatibility", "integration", "web_platform", "runner", "optimum_benchmark",
+         "pytest_benchmark", "no_result", "unknown", "invalid")
+# which --categories a kind's rows belong to, besides the categories the rows themselves report
+_TABLE_CATEGORY = {"performance_results": "performance", "hardware_compatibility": "compatibility",
+                   "integration_test_results": "integration", "web_platform_results": "web",
+                   "hardware_platforms": "hardware"}
+
+
+@dataclass
+class Conversion:
+    kind: str
+    status: str                      # 'ingested' | 'skipped' | 'failed'
+    reason: str | None = None
+    records: list = field(default_factory=list)
+    conversions: list[str] = field(default_factory=list)
+    categories: set[str] = field(default_factory=set)
+
+    def rows_by_table(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for record in self.records:
+            counts[record.TABLE] = counts.get(record.TABLE, 0) + 1
+        return counts
+
+
+def parse_document(text: str | bytes):
+    """The parsed JSON value; raises ValueError whose message names line and column (json's wording)."""
+    return _parse(text)[0]
+
+
+def _parse(text: str | bytes):
+    """(value, strict): strict when orjson read it, so it holds no NaN/Infinity."""
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        data = bytes(text)
+        if data.startswith(b"\xef\xbb\xbf"):
+            data = data[3:]
+        if _orjson is not None:
+            try:
+                return _orjson.loads(data), True
+            except _orjson.JSONDecodeError:
+                pass  # json accepts what orjson refuses (NaN, huge ints) and words the error as users know it
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"not UTF-8 text: byte {exc.start}") from None
+    else:
+        if text.startswith("\ufeff"):
+            text = text[1:]
+        if _orjson is not None:
+            try:
+                return _orjson.loads(text), True
+            except (_orjson.JSONDecodeError, UnicodeEncodeError):
+                pass
+    try:
+        return json.loads(text), False
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON: {exc.msg}: line {exc.lineno} column {exc.colno} (char {exc.pos})") from None
+    except RecursionError:
+        raise ValueError("invalid JSON: nested too deeply to read") from None
+
+
+def convert_document(text: str | bytes, path: str, sha256: str) -> Conversion:
+    """Detect the document's kind and build its records. Never raises, for any input."""
+    try:
+        try:
+            doc, strict = _parse(text)
+        except ValueError as exc:
+            return Conversion(kind="invalid", status="failed", reason=str(exc))
+        return _convert(doc, path or "", sha256 or "", strict)
+    except RecursionError:
+        return Conversion(kind="unknown", status="failed", reason="document nested too deeply to convert")
+    except Exception as exc:  # a reader's bug must not stop an ingest of thousands of files
+        return Conversion(kind="unknown", status="failed",
+                          reason=f"converter error: {type(exc).__name__}: {str(exc)[:300]}")
+
+
+def _convert(doc, path: str, sha256: str, strict: bool = False) -> Conversion:
+    from benchmark_db.shapes import foreign, legacy, no_result, runner, web
+    from benchmark_db.shapes.base import Builder, ShapeSkip
+
+    if not isinstance(doc, (dict, list)):
+        return Conversion(kind="unknown", status="skipped",
+                          reason=f"JSON {type(doc).__name__ if doc is not None else 'null'}, not a result document")
+    if runner.is_runner_document(doc):
+        return _convert_runner(doc, path, sha256, runner)
+
+    b = Builder(path, sha256, doc, finite=strict)
+    if foreign.is_optimum(doc):
+        family, read = "optimum_benchmark", foreign.read_optimum
+    elif foreign.is_pytest_benchmark(doc):
+        family, read = "pytest_benchmark", foreign.read_pytest_benchmark
+    elif web.is_web_result(doc):
+        family, read = "web_platform", web.read_web_result
+    elif web.is_web_comparison(doc):
+        family, read = "web_platform", web.read_web_comparison
+    else:
+        reason = no_result.no_result_reason(doc)
+        if reason:
+            return Conversion(kind="no_result", status="skipped", reason=reason)
+        family, read = None, legacy.read_legacy
+    try:
+        kind = read(b, doc)
+    except ShapeSkip as skip:
+        return Conversion(kind=family or "no_result", status="skipped", reason=str(skip))
+    records = b.records(kind)
+    categories = set(b.categories)
+    if kind == "hardware":
+        categories.add("hardware")
+    return Conversion(kind=kind, status="ingested", reason=None, records=records, conversions=b.conversions,
+                      categories=categories)
+
+
+def _convert_runner(doc: dict, path: str, sha256: str, runner) -> Conversion:
+    read = runner.runner_reader()
+    if read is None:
+        return Conversion(kind="runner", status="failed", reason="runner format reader missing")
+    from benchmark_db.errors import BenchmarkDBError
+
+    try:
+        records = list(read(doc, path, sha256) or [])
+    except BenchmarkDBError as exc:  # the reader's verdict on a malformed runner document
+        return Conversion(kind="runner", status="failed", reason=f"runner document rejected: {exc.message}")
+    except Exception as exc:  # a reader bug: this file fails, the ingest goes on
+        return Conversion(kind="runner", status="failed",
+                          reason=f"runner format reader error: {type(exc).__name__}: {str(exc)[:300]}")
+    if not records:
+        return Conversion(kind="runner", status="skipped", reason="runner document without results")
+    categories = {_TABLE_CATEGORY[r.TABLE] for r in records if r.TABLE in _TABLE_CATEGORY}
+    return Conversion(kind="runner", status="ingested", records=records, categories=categories)
+
+
+def source_run_id(sha256: str) -> int:
+    """The run id every record of the document with this hash carries."""
+    return stable_id("source", sha256)

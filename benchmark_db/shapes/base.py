@@ -1,0 +1,870 @@
+"""What every shape reader shares: the `Builder` that turns facts found in a document into ORM records,
+and the generic reader of one measurement record (a dict of latency/throughput/memory fields).
+
+A shape reader finds facts; the Builder decides whether they make a row (a performance row needs a model, a
+hardware type and a positive measurement), gives every row its stable id from the source file and the JSON
+pointer of the record, converts units (noting each conversion) and keeps whatever it did not map in the
+row's `metrics`/`metadata`, so nothing in the document is lost.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import math
+import re
+
+from benchmark_db.identity import hardware_id_for as _hardware_id_for
+from benchmark_db.identity import model_id_for as _model_id_for
+from benchmark_db.identity import stable_id
+from benchmark_db.names import FAMILY_MODALITY, family_of
+from benchmark_db.normalize import (
+    batch_seq_from_key,
+    clean_model_name,
+    known_hardware,
+    memory_to_mb,
+    names_simulation,
+    normalize_precision,
+    parse_timestamp,
+    positive,
+    text_or_none,
+    time_unit,
+    timestamp_from_path,
+    to_bool,
+    to_float,
+    to_int,
+)
+from benchmark_db_models import (
+    HardwareCompatibility,
+    HardwarePlatforms,
+    IntegrationTestResults,
+    Models,
+    PerformanceResults,
+    TestRuns,
+    WebPlatformResults,
+)
+
+# the ids of dimension rows are pure functions of their names: computed once per name per process
+model_id_for = functools.lru_cache(maxsize=16384)(_model_id_for)
+hardware_id_for = functools.lru_cache(maxsize=4096)(_hardware_id_for)
+
+
+class ShapeSkip(Exception):
+    """Raised by a reader when the document holds no results; the message is the named reason."""
+
+
+def pointer_join(base: str, key) -> str:
+    """RFC 6901 JSON pointer of `key` below `base`."""
+    text = str(key).replace("~", "~0").replace("/", "~1")
+    return f"{base}/{text}"
+
+
+def _json_safe(value, depth: int = 0):
+    """The value with non-finite floats replaced by None, so metrics stay valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if depth > 60:
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v, depth + 1) for v in value]
+    return value
+
+
+# --------------------------------------------------------------------------------------------- field aliases
+# key -> unit of the value ('ms', 's', 'us', None = not stated: decided from throughput, else seconds)
+LATENCY_MEAN_KEYS = {
+    "average_latency_ms": "ms", "avg_latency_ms": "ms", "latency_ms": "ms", "mean_latency_ms": "ms",
+    "latency_mean_ms": "ms", "latency_avg_ms": "ms", "inference_time_ms": "ms", "avg_inference_time_ms": "ms",
+    "mean_inference_time_ms": "ms", "average_inference_time_ms": "ms", "time_ms": "ms", "avg_time_ms": "ms",
+    "mean_time_ms": "ms", "latency_average_ms": "ms",
+    "avg_latency_s": "s", "latency_s": "s", "latency_seconds": "s", "avg_latency_seconds": "s",
+    "mean_latency_s": "s", "mean_latency_seconds": "s", "inference_time_s": "s", "inference_time_seconds": "s",
+    "avg_time_s": "s", "avg_latency_us": "us", "latency_us": "us",
+    "avg_latency": None, "average_latency": None, "mean_latency": None, "latency": None, "latency_avg": None,
+    "latency_mean": None, "avg_time": "s", "mean_time": "s", "average_time": "s", "inference_time": "s",
+    "avg_inference_time": "s", "mean_inference_time": "s", "average_inference_time": "s",
+}
+LATENCY_STAT_KEYS = {  # key -> (field, unit)
+    "latency_p50_ms": ("latency_p50_ms", "ms"), "p50_latency_ms": ("latency_p50_ms", "ms"),
+    "p50_ms": ("latency_p50_ms", "ms"), "median_latency_ms": ("latency_p50_ms", "ms"),
+    "latency_median_ms": ("latency_p50_ms", "ms"), "latency_p50": ("latency_p50_ms", None),
+    "p50_latency": ("latency_p50_ms", None), "median_latency": ("latency_p50_ms", None),
+    "latency_p90_ms": ("latency_p90_ms", "ms"), "p90_latency_ms": ("latency_p90_ms", "ms"),
+    "p90_ms": ("latency_p90_ms", "ms"), "latency_p90": ("latency_p90_ms", None), "p90_latency": ("latency_p90_ms", None),
+    "latency_p95_ms": ("latency_p95_ms", "ms"), "p95_latency_ms": ("latency_p95_ms", "ms"),
+    "p95_ms": ("latency_p95_ms", "ms"), "latency_p95": ("latency_p95_ms", None), "p95_latency": ("latency_p95_ms", None),
+    "latency_p99_ms": ("latency_p99_ms", "ms"), "p99_latency_ms": ("latency_p99_ms", "ms"),
+    "p99_ms": ("latency_p99_ms", "ms"), "latency_p99": ("latency_p99_ms", None), "p99_latency": ("latency_p99_ms", None),
+    "latency_stddev_ms": ("latency_stddev_ms", "ms"), "latency_std_ms": ("latency_stddev_ms", "ms"),
+    "std_latency_ms": ("latency_stddev_ms", "ms"), "stddev_ms": ("latency_stddev_ms", "ms"),
+    "std_ms": ("latency_stddev_ms", "ms"), "latency_std": ("latency_stddev_ms", None),
+    "latency_stddev": ("latency_stddev_ms", None), "std_latency": ("latency_stddev_ms", None),
+}
+SAMPLE_KEYS = {"latencies_ms": "ms", "latency_samples_ms": "ms", "samples_ms": "ms", "times_ms": "ms",
+               "raw_latencies_ms": "ms", "latencies_s": "s", "latency_samples_s": "s", "latencies": None,
+               "latency_samples": None, "raw_latencies": None, "times": "s", "run_times": "s", "timings": None}
+THROUGHPUT_KEYS = ("throughput_items_per_second", "throughput_items_per_sec", "items_per_second",
+                   "samples_per_second", "throughput_samples_per_sec", "throughput_samples_per_second",
+                   "throughput", "mean_throughput", "avg_throughput", "throughput_mean", "average_throughput",
+                   "throughput_per_second", "throughput_ips", "images_per_second", "sequences_per_second")
+MEMORY_KEYS = {"memory_peak_mb": "mb", "peak_memory_mb": "mb", "memory_mb": "mb", "memory_usage_mb": "mb",
+               "max_memory_mb": "mb", "peak_memory_usage_mb": "mb", "memory_used_mb": "mb", "mem_mb": "mb",
+               "memory_peak_gb": "gb", "peak_memory_gb": "gb", "memory_gb": "gb", "memory_usage_gb": "gb",
+               "memory_bytes": "bytes", "peak_memory_bytes": "bytes", "memory_peak_bytes": "bytes"}
+TOTAL_TIME_KEYS = {"total_time_seconds": "s", "total_time": "s", "total_time_s": "s", "total_time_ms": "ms",
+                   "duration_seconds": "s", "elapsed_seconds": "s"}
+ITERATION_KEYS = ("iterations", "num_iterations", "benchmark_iterations", "num_runs", "runs", "n_iterations",
+                  "iters", "measured_iterations", "repetitions", "rounds")
+WARMUP_KEYS = ("warmup_iterations", "warmup_runs", "warmup", "num_warmup", "warmup_iters")
+BATCH_KEYS = ("batch_size", "batch", "bs")
+SEQ_KEYS = ("sequence_length", "seq_len", "seq_length", "sequence_len", "input_length", "max_seq_length")
+PRECISION_KEYS = ("precision", "dtype", "torch_dtype", "data_type", "quantization")
+MODEL_KEYS = ("model_name", "model_path", "model", "model_id", "hf_model", "checkpoint", "test_model", "model_key")
+HARDWARE_KEYS = ("hardware_type", "hardware", "device_type", "device", "platform", "backend", "hardware_key",
+                 "accelerator")
+DEVICE_NAME_KEYS = ("device_name", "gpu_name", "cpu_name", "processor_name")
+TIME_KEYS = ("timestamp", "created_at", "datetime", "date", "time", "start_time", "started_at", "run_time",
+             "test_timestamp")
+SIM_FLAG_KEYS = ("is_simulated", "is_simulation", "simulated", "simulation", "is_mock", "mock", "mocked",
+                 "is_mocked", "simulation_mode")
+SIM_TEXT_KEYS = ("implementation_type", "implementation", "impl_type", "mode")
+TEST_CASE_KEYS = ("test_case", "task", "scenario", "benchmark_type", "test_type")
+
+
+_SIM_FLAGS = frozenset(SIM_FLAG_KEYS)
+_SIM_TEXTS = frozenset(SIM_TEXT_KEYS)
+_MEASURE_KEYS = frozenset(LATENCY_MEAN_KEYS) | frozenset(THROUGHPUT_KEYS)
+_SAMPLE_KEYSET = frozenset(SAMPLE_KEYS)
+
+
+def record_is_simulated(rec: dict) -> bool:
+    for key in _SIM_FLAGS.intersection(rec):
+        value = rec[key]
+        if value is True or (isinstance(value, str) and to_bool(value)):
+            return True
+    for key in _SIM_TEXTS.intersection(rec):
+        value = rec[key]
+        if isinstance(value, str) and names_simulation(value):
+            return True
+    return False
+
+
+def has_measurement(rec: dict) -> bool:
+    """True if the dict carries a latency or throughput figure of its own (not only in sub-dicts)."""
+    for key in _MEASURE_KEYS.intersection(rec):
+        if to_float(rec[key]) is not None:
+            return True
+    for key in _SAMPLE_KEYSET.intersection(rec):
+        value = rec[key]
+        if isinstance(value, list) and value and to_float(value[0]) is not None:
+            return True
+    return False
+
+
+# {'latency': {'mean': .., 'p50': .., 'values': [..], 'unit': 's'}}: statistics of one figure in a block
+_BLOCK_UNITS = {"latency": None, "latency_ms": "ms", "latency_s": "s", "latency_seconds": "s",
+                "inference_time": None, "inference_time_ms": "ms", "latency_stats": None, "timing": None,
+                "throughput": "throughput", "memory": "memory", "memory_usage": "memory", "memory_mb": "memory"}
+_BLOCK_KEYSET = frozenset(_BLOCK_UNITS)
+_STAT_NAMES = {"p50": "p50", "median": "p50", "p90": "p90", "p95": "p95", "p99": "p99", "std": "stddev",
+               "stdev": "stddev", "stddev": "stddev"}
+
+
+def expand_stat_blocks(rec: dict) -> dict:
+    """The record with latency/throughput/memory statistic blocks spelled as flat fields in ms, items/s and
+    MB (the block itself stays, for metrics); the record itself when it has no such block."""
+    blocks = [k for k in _BLOCK_KEYSET.intersection(rec) if isinstance(rec[k], dict)]
+    if not blocks:
+        return rec
+    out = dict(rec)
+    for key in blocks:
+        block = rec[key]
+        role = _BLOCK_UNITS[key]
+        if role == "throughput":
+            value = block.get("value", block.get("mean"))
+            unit = str(block.get("unit", "")).lower()
+            if to_float(value) is not None and (not unit or unit in ("items/s", "samples/s", "images/s")):
+                out.setdefault("throughput_items_per_second", value)
+            continue
+        if role == "memory":
+            unit = str(block.get("unit") or ("mb" if key.endswith("_mb") else "")).lower()
+            for name in ("peak", "max", "max_ram", "peak_mb", "value", "max_allocated"):
+                mb = memory_to_mb(block.get(name), unit or None)
+                if mb is not None:
+                    out.setdefault("memory_peak_mb", mb)
+                    break
+            continue
+        unit = time_unit(block.get("unit")) or role
+        suffix = f"_{unit}" if unit else ""
+        factor = _FACTOR.get(unit or "", None) if unit else None
+        mean = next((block[n] for n in ("mean", "avg", "average") if to_float(block.get(n)) is not None), None)
+        if mean is not None:
+            out.setdefault("avg_latency_ms" if factor else "avg_latency",
+                           to_float(mean) * factor if factor else mean)
+        for name, stat in _STAT_NAMES.items():
+            value = to_float(block.get(name))
+            if value is not None:
+                field = f"latency_{stat}_ms" if factor else f"latency_{stat}"
+                out.setdefault(field, value * factor if factor else value)
+        values = block.get("values") or block.get("samples")
+        if isinstance(values, list) and values:
+            numbers = _numbers(values)
+            if numbers is not None:
+                if factor:
+                    out.setdefault("latencies_ms", [x * factor for x in numbers])
+                else:
+                    out.setdefault("latencies", numbers)
+        if suffix and factor and unit != "ms":
+            out.setdefault("_unit_note", f"latency {unit} -> ms ({key} block)")
+    return out
+
+
+def _has_figure_lists(node: dict) -> bool:
+    """{'latency_ms': [..], 'throughput': [..]}: figures of several models side by side."""
+    for key in ("latency_ms", "latency", "throughput", "avg_latency", "throughput_items_per_second"):
+        value = node.get(key)
+        if isinstance(value, list) and value and all(isinstance(x, (int, float)) for x in value[:50]):
+            return True
+    return False
+
+
+def deep_has_measurement(node, depth: int = 0) -> bool:
+    """True if a measurement (or a list of figures) sits anywhere below `node`."""
+    if depth > 12:
+        return False
+    if isinstance(node, dict):
+        if has_measurement(node) or _has_figure_lists(node):
+            return True
+        return any(deep_has_measurement(v, depth + 1) for v in node.values() if isinstance(v, (dict, list)))
+    if isinstance(node, list):
+        return any(deep_has_measurement(v, depth + 1) for v in node[:200] if isinstance(v, (dict, list)))
+    return False
+
+
+# test_name of a run whose document names no script or test file: what kind of run it was
+_RUN_NAMES = {"performance": "legacy performance benchmark", "compatibility": "legacy hardware compatibility test",
+              "integration": "legacy integration test", "hardware": "legacy hardware detection",
+              "web_platform": "web platform test"}
+
+
+class Builder:
+    """Collects the records of one document; `records()` returns them with the TestRuns row."""
+
+    def __init__(self, path: str, sha256: str, doc, *, finite: bool = False):
+        # finite: the parser guaranteed no NaN/Infinity (orjson refuses them), so values need no cleaning
+        self.finite = finite
+        self.path = path
+        self.sha256 = sha256
+        self.doc = doc
+        self.run_id = stable_id("source", sha256)
+        self.models: dict[str, Models] = {}
+        self.hardware: dict[tuple, HardwarePlatforms] = {}
+        self.facts: list = []
+        self.conversions: list[str] = []
+        self.categories: set[str] = set()
+        self.run_metadata: dict = {}
+        self.dropped: list[dict] = []  # records seen but not stored as rows, with why
+        self.path_time = timestamp_from_path(path)
+        self.test_name: str | None = None
+        self.started_at: dt.datetime | None = None
+        self.completed_at: dt.datetime | None = None
+        self.execution_time_seconds: float | None = None
+        self.success: bool | None = None
+        self.git_commit: str | None = None
+        self.git_branch: str | None = None
+        self.command_line: str | None = None
+        self.environment: dict | None = None
+        self._notes_seen: set[str] = set()
+        self._fact_ids: set[tuple[str, int]] = set()
+
+    # -- bookkeeping ---------------------------------------------------------------------------------
+    def safe(self, value):
+        """`value` ready for a JSON column: NaN/Infinity (which json accepts) become None."""
+        return value if self.finite else _json_safe(value)
+
+    def note(self, text: str) -> None:
+        if text not in self._notes_seen and len(self.conversions) < 200:
+            self._notes_seen.add(text)
+            self.conversions.append(text)
+
+    def drop(self, pointer: str, reason: str) -> None:
+        if len(self.dropped) < 500:
+            self.dropped.append({"pointer": pointer, "reason": reason})
+
+    def time_of(self, *values) -> dt.datetime | None:
+        for value in values:
+            stamp = parse_timestamp(value)
+            if stamp is not None:
+                return stamp
+        return None
+
+    # -- dimensions ----------------------------------------------------------------------------------
+    def model_id(self, name, *, family: str | None = None, modality: str | None = None,
+                 parameters_million: float | None = None, source: str | None = None,
+                 metadata: dict | None = None) -> int | None:
+        name = clean_model_name(name)
+        if name is None:
+            return None
+        record = self.models.get(name)
+        if record is None:
+            fam = family_of(name) or (family if family in FAMILY_MODALITY else None)
+            record = Models(model_name=name, model_family=fam,
+                            modality=modality or FAMILY_MODALITY.get(fam or ""),
+                            model_id=model_id_for(name))
+            self.models[name] = record
+        if parameters_million is not None and record.parameters_million is None:
+            record.parameters_million = parameters_million
+        if source and not record.source:
+            record.source = source
+        if metadata:
+            record.metadata = {**(record.metadata or {}), **self.safe(metadata)}
+        return record.model_id
+
+    def hardware_id(self, hardware, device_name=None, *, platform: str | None = None,
+                    driver_version: str | None = None, memory_gb: float | None = None,
+                    compute_units: int | None = None, metadata: dict | None = None) -> int | None:
+        kind = known_hardware(hardware) if isinstance(hardware, str) else None
+        if kind is None:
+            return None
+        device = text_or_none(device_name, 200)
+        key = (kind, device or "")
+        record = self.hardware.get(key)
+        if record is None:
+            record = HardwarePlatforms(hardware_type=kind, device_name=device,
+                                       hardware_id=hardware_id_for(kind, device))
+            self.hardware[key] = record
+        for attr, value in (("platform", platform), ("driver_version", driver_version),
+                            ("memory_gb", memory_gb), ("compute_units", compute_units)):
+            if value is not None and getattr(record, attr) is None:
+                setattr(record, attr, value)
+        if metadata:
+            record.metadata = {**(record.metadata or {}), **self.safe(metadata)}
+        return record.hardware_id
+
+    # -- facts ---------------------------------------------------------------------------------------
+    def _claim(self, table: str, pointer: str) -> int | None:
+        """The id of the row of `table` for the record at `pointer`, or None if that record has its row."""
+        row_id = stable_id(table, self.run_id, pointer)
+        if (table, row_id) in self._fact_ids:
+            return None
+        self._fact_ids.add((table, row_id))
+        return row_id
+
+    def add_performance(self, pointer: str, *, model, hardware, device_name=None, **values) -> bool:
+        """Add one performance row if it has a model, a hardware type and a positive measurement."""
+        model_name = clean_model_name(model)
+        if model_name is None:
+            self.drop(pointer, "no model name" if not model else f"placeholder model name {model!r}")
+            return False
+        hardware_type = known_hardware(hardware) if isinstance(hardware, str) else None
+        if hardware_type is None:
+            self.drop(pointer, "no hardware type" if not hardware else f"unknown hardware {hardware!r}")
+            return False
+        for key in ("average_latency_ms", "throughput_items_per_second", "latency_p50_ms", "latency_p90_ms",
+                    "latency_p95_ms", "latency_p99_ms", "memory_peak_mb", "total_time_seconds"):
+            if key in values:
+                values[key] = positive(values[key])
+        if values.get("latency_stddev_ms") is not None:
+            std = to_float(values["latency_stddev_ms"])
+            values["latency_stddev_ms"] = std if std is not None and std >= 0 else None
+        samples = values.get("latency_samples_ms")
+        if samples is not None:
+            values["latency_samples_ms"] = [s for s in samples if s is not None] or None
+        measured = any(values.get(k) is not None for k in ("average_latency_ms", "throughput_items_per_second",
+                                                             "latency_p50_ms", "latency_samples_ms"))
+        if not measured:
+            self.drop(pointer, "no latency or throughput measurement")
+            return False
+        row_id = self._claim("performance_results", pointer)
+        if row_id is None:
+            return False
+        model_id = self.model_id(model_name, family=values.pop("model_family", None))
+        hardware_id = self.hardware_id(hardware_type, device_name)
+        metrics = values.pop("metrics", None)
+        row = PerformanceResults(model_id=model_id, hardware_id=hardware_id, run_id=self.run_id,
+                                 model_name=model_name, hardware_type=hardware_type,
+                                 metrics=self.safe(metrics) if metrics else None, result_id=row_id, **values)
+        if row.created_at is None:
+            row.created_at = self.started_at or self.path_time
+        self.facts.append(row)
+        self.categories.add("performance")
+        return True
+
+    def add_compatibility(self, pointer: str, *, hardware, model=None, device_name=None, **values) -> bool:
+        hardware_type = known_hardware(hardware) if isinstance(hardware, str) else None
+        if hardware_type is None:
+            self.drop(pointer, f"compatibility entry without a known hardware type ({hardware!r})")
+            return False
+        row_id = self._claim("hardware_compatibility", pointer)
+        if row_id is None:
+            return False
+        metadata = values.pop("metadata", None)
+        row = HardwareCompatibility(hardware_id=self.hardware_id(hardware_type, device_name),
+                                    model_id=self.model_id(model) if model else None, run_id=self.run_id,
+                                    metadata=self.safe(metadata) if metadata else None,
+                                    compatibility_id=row_id,
+                                    **values)
+        if row.created_at is None:
+            row.created_at = self.started_at or self.path_time
+        self.facts.append(row)
+        self.categories.add("compatibility")
+        return True
+
+    def add_integration(self, pointer: str, *, test_name, status, model=None, hardware=None, **values) -> bool:
+        name = text_or_none(test_name, 500)
+        if name is None or status is None:
+            self.drop(pointer, "integration entry without a test name or status")
+            return False
+        row_id = self._claim("integration_test_results", pointer)
+        if row_id is None:
+            return False
+        metadata = values.pop("metadata", None)
+        row = IntegrationTestResults(test_name=name, status=str(status), run_id=self.run_id,
+                                     model_id=self.model_id(model) if model else None,
+                                     hardware_id=self.hardware_id(hardware) if hardware else None,
+                                     metadata=self.safe(metadata) if metadata else None,
+                                     test_result_id=row_id,
+                                     **values)
+        if row.created_at is None:
+            row.created_at = self.started_at or self.path_time
+        self.facts.append(row)
+        self.categories.add("integration")
+        return True
+
+    def add_web(self, pointer: str, *, model=None, hardware=None, **values) -> bool:
+        row_id = self._claim("web_platform_results", pointer)
+        if row_id is None:
+            return False
+        metrics = values.pop("metrics", None)
+        row = WebPlatformResults(run_id=self.run_id, model_id=self.model_id(model) if model else None,
+                                 hardware_id=self.hardware_id(hardware) if hardware else None,
+                                 metrics=self.safe(metrics) if metrics else None,
+                                 result_id=row_id, **values)
+        if row.created_at is None:
+            row.created_at = self.started_at or self.path_time
+        self.facts.append(row)
+        self.categories.add("web")
+        return True
+
+    # -- the run -------------------------------------------------------------------------------------
+    def test_run(self, test_type: str) -> TestRuns:
+        metadata = dict(self.run_metadata)
+        started = self.started_at or self.path_time
+        if started is None:  # the earliest time a record of the document states
+            times = [r.created_at for r in self.facts if r.created_at is not None]
+            started = min(times) if times else None
+        if self.dropped:
+            metadata["records_not_stored"] = self.dropped
+        return TestRuns(test_name=self.test_name or _RUN_NAMES.get(test_type, test_type), test_type=test_type,
+                        started_at=started, completed_at=self.completed_at,
+                        execution_time_seconds=self.execution_time_seconds, success=self.success,
+                        git_commit=self.git_commit, git_branch=self.git_branch, command_line=self.command_line,
+                        environment=self.safe(self.environment) if self.environment else None,
+                        metadata=self.safe(metadata) if metadata else None, source_path=self.path,
+                        source_sha256=self.sha256, run_id=self.run_id, created_at=started)
+
+    def records(self, test_type: str) -> list:
+        return [self.test_run(test_type), *self.models.values(), *self.hardware.values(), *self.facts]
+
+
+# --------------------------------------------------------------------------------------------- measurements
+def _decide_unit(b: Builder, pointer: str, key: str, stated: str | None, value: float,
+                 throughput: float | None, batch: int | None) -> str:
+    """The unit of a latency figure: the key's own, else the one that agrees with throughput, else seconds."""
+    if stated:
+        return stated
+    if throughput:
+        items = batch or 1
+        err_s = abs(math.log((items / value) / throughput)) if value > 0 else math.inf
+        err_ms = abs(math.log((items * 1000 / value) / throughput)) if value > 0 else math.inf
+        if min(err_s, err_ms) < math.log(3):
+            return "s" if err_s <= err_ms else "ms"
+    b.note(f"latency unit not stated, seconds assumed ({key})")
+    return "s"
+
+
+_FACTOR = {"ms": 1.0, "s": 1000.0, "us": 0.001, "ns": 1e-6}
+
+
+def _roles() -> dict[str, tuple[str, int, object]]:
+    """key -> (role, priority, extra): one table so a record is read in a single pass over its keys."""
+    roles: dict[str, tuple[str, int, object]] = {}
+
+    def add(role, keys, extra=None):
+        for rank, key in enumerate(keys):
+            roles.setdefault(key, (role, rank, extra if not isinstance(keys, dict) else keys[key]))
+
+    add("latency", LATENCY_MEAN_KEYS)
+    add("samples", SAMPLE_KEYS)
+    add("throughput", THROUGHPUT_KEYS)
+    add("memory", MEMORY_KEYS)
+    add("total_time", TOTAL_TIME_KEYS)
+    add("iterations", ITERATION_KEYS)
+    add("warmup", WARMUP_KEYS)
+    add("batch", BATCH_KEYS)
+    add("seq", SEQ_KEYS)
+    add("precision", PRECISION_KEYS)
+    add("model", MODEL_KEYS)
+    add("hardware", HARDWARE_KEYS)
+    add("device_name", DEVICE_NAME_KEYS)
+    add("time", TIME_KEYS)
+    add("test_case", TEST_CASE_KEYS)
+    for key, (field, unit) in LATENCY_STAT_KEYS.items():
+        roles.setdefault(key, ("stat", 0, (field, unit)))
+    return roles
+
+
+_ROLES = _roles()
+_NUMERIC_ROLES = {"latency", "throughput", "memory", "total_time", "iterations", "warmup", "batch", "seq"}
+
+
+def measurement_view(b: Builder, node: dict) -> dict:
+    """The dict as the measurement reader sees it: statistic blocks spelled out (see expand_stat_blocks)."""
+    view = expand_stat_blocks(node)
+    if view is not node and "_unit_note" in view:
+        b.note(view.pop("_unit_note"))
+    return view
+
+
+_PLAIN_NUMBERS = {int, float}
+
+
+def _numbers(values: list) -> list[float] | None:
+    """The list as floats, or None if any element is not a finite number."""
+    if set(map(type, values)) <= _PLAIN_NUMBERS:
+        try:
+            out = list(map(float, values))
+        except OverflowError:
+            return None
+        if math.isfinite(math.fsum(out)) or all(math.isfinite(x) for x in out):
+            return out
+        return None
+    out = [to_float(x) for x in values]
+    return None if any(x is None for x in out) else out
+
+
+def read_measurement(b: Builder, rec: dict, pointer: str, ctx: dict) -> dict:
+    """Map one measurement dict to PerformanceResults fields (units converted); unmapped keys -> metrics.
+
+    `ctx` carries what the record's ancestors said (model, hardware, batch_size, ...); the record's own
+    fields win. Returns the keyword values for `Builder.add_performance` (model, hardware, ...)."""
+    found: dict[str, tuple[int, str, object]] = {}  # role -> (rank, key, value) of the best key present
+    stats: list[tuple[str, object]] = []
+    metrics: dict = {}
+    placeholder = None
+    for key, value in rec.items():
+        role = _ROLES.get(key)
+        if role is None or value is None:
+            metrics[key] = value
+            continue
+        name, rank, extra = role
+        if name == "stat":
+            if to_float(value) is None:
+                metrics[key] = value
+            else:
+                stats.append((key, value))
+            continue
+        if name == "model":
+            if not isinstance(value, str) or not clean_model_name(value):
+                if isinstance(value, str) and placeholder is None:
+                    placeholder = value
+                metrics[key] = value
+                continue
+        elif name == "hardware":
+            if not known_hardware(value):
+                metrics[key] = value
+                continue
+        elif name == "samples":
+            if not isinstance(value, list) or not value or _numbers(value) is None:
+                metrics[key] = value
+                continue
+        elif name in _NUMERIC_ROLES and to_float(value) is None:
+            metrics[key] = value
+            continue
+        best = found.get(name)
+        if best is None or rank < best[0]:
+            if best is not None:
+                metrics[best[1]] = best[2]
+            found[name] = (rank, key, value)
+        else:
+            metrics[key] = value
+
+    def get(name):
+        hit = found.get(name)
+        return (hit[1], hit[2]) if hit else (None, None)
+
+    _, batch_v = get("batch")
+    batch = to_int(batch_v) if batch_v is not None else ctx.get("batch_size")
+    if batch is not None and batch <= 0:
+        batch = None
+    _, seq_v = get("seq")
+    seq = to_int(seq_v) if seq_v is not None else ctx.get("sequence_length")
+    _, thr_v = get("throughput")
+    throughput = positive(thr_v)
+    if thr_v is not None and throughput is None and to_float(thr_v) == 0:
+        b.note(f"throughput 0 treated as missing ({pointer})")
+
+    out: dict = {}
+    lat_key, lat_v = get("latency")
+    lat = to_float(lat_v)
+    unit = None
+    if lat_key is not None and lat is not None and lat > 0:
+        unit = _decide_unit(b, pointer, lat_key, LATENCY_MEAN_KEYS[lat_key], lat, throughput, batch)
+        out["average_latency_ms"] = lat * _FACTOR[unit]
+        if unit != "ms":
+            b.note(f"latency {unit} -> ms ({lat_key})")
+    elif lat_key is not None and lat == 0:
+        b.note(f"latency 0 treated as missing ({pointer})")
+
+    for key, value in stats:
+        field, stated = _ROLES[key][2]
+        if field in out:
+            metrics[key] = value
+            continue
+        number = to_float(value)
+        u = stated or unit or _decide_unit(b, pointer, key, None, number, throughput, batch)
+        out[field] = number * _FACTOR[u]
+        if u != "ms":
+            b.note(f"latency {u} -> ms ({key})")
+
+    samples_key, samples_v = get("samples")
+    if samples_key is not None:
+        numbers = _numbers(samples_v)
+        u = SAMPLE_KEYS[samples_key] or unit
+        if u is None:
+            mean = sum(numbers) / len(numbers)
+            u = _decide_unit(b, pointer, samples_key, None, mean, throughput, batch) if mean > 0 else "s"
+        factor = _FACTOR[u]
+        out["latency_samples_ms"] = numbers if factor == 1.0 else [x * factor for x in numbers]
+        if u != "ms":
+            b.note(f"latency samples {u} -> ms ({samples_key})")
+
+    mem_key, mem_v = get("memory")
+    if mem_key is not None:
+        mb = memory_to_mb(mem_v, MEMORY_KEYS[mem_key])
+        out["memory_peak_mb"] = positive(mb)
+        if MEMORY_KEYS[mem_key] != "mb" and mb is not None:
+            b.note(f"memory {MEMORY_KEYS[mem_key]} -> MB ({mem_key})")
+    tt_key, tt_v = get("total_time")
+    if tt_key is not None:
+        seconds = to_float(tt_v)
+        if seconds is not None and TOTAL_TIME_KEYS[tt_key] == "ms":
+            seconds /= 1000
+            b.note(f"total time ms -> s ({tt_key})")
+        out["total_time_seconds"] = seconds
+    _, it_v = get("iterations")
+    iterations = to_int(it_v) if it_v is not None else ctx.get("iterations")
+    _, wu_v = get("warmup")
+    warmup = to_int(wu_v) if wu_v is not None else ctx.get("warmup_iterations")
+    _, prec_v = get("precision")
+    precision = normalize_precision(prec_v) if prec_v is not None else ctx.get("precision")
+
+    _, model = get("model")
+    model = ctx.get("registry", {}).get(model, model) if model else ctx.get("model")
+    if model is None and placeholder is not None:
+        model = placeholder  # kept so that the row is refused with the placeholder named
+    hw_key, hw_v = get("hardware")
+    hardware = known_hardware(hw_v) if hw_v is not None else None
+    device_name = None
+    if hw_key == "device" and hw_v.strip().lower() != hardware:
+        device_name = hw_v.strip()
+    if hardware is None and ctx.get("hardware_source"):
+        b.note(f"hardware {ctx.get('hardware')} from {ctx['hardware_source']} ({pointer or '/'})")
+    hardware = hardware or ctx.get("hardware")
+    _, dn_v = get("device_name")
+    device_name = text_or_none(dn_v, 200) or device_name or ctx.get("device_name")
+    _, time_v = get("time")
+    created = parse_timestamp(time_v) or ctx.get("created_at")
+    _, case_v = get("test_case")
+    test_case = text_or_none(case_v, 200) or ctx.get("test_case")
+    simulated = record_is_simulated(rec) or bool(ctx.get("is_simulated"))
+
+    if ctx.get("extra_metrics"):
+        metrics = {**ctx["extra_metrics"], **metrics}
+    return {"model": model, "hardware": hardware, "device_name": device_name, "batch_size": batch,
+            "sequence_length": seq, "precision": precision, "throughput_items_per_second": throughput,
+            "iterations": iterations, "warmup_iterations": warmup, "created_at": created,
+            "test_case": test_case, "is_simulated": simulated, "metrics": metrics or None, **out}
+
+
+def record_failed(rec: dict) -> str | None:
+    """The error of a record that says it failed (success false, status error/failed), else None."""
+    success = rec.get("success")
+    status = rec.get("status")
+    failed = success is False or (isinstance(status, str) and status.strip().lower() in (
+        "error", "failed", "failure", "fail", "crashed", "timeout", "skipped", "not_run"))
+    if not failed:
+        return None
+    return str(rec.get("error") or rec.get("error_message") or rec.get("status") or "failed")[:500]
+
+
+_SKILL_KEY_RE = re.compile(r"^test_((?:hf|default)_[a-z0-9_]+)$")
+_SKILL_TEST_RE = re.compile(r"^(?:.*[/\\])?test_(hf_[a-z0-9_]+)\.py$")
+
+
+def skill_of_test_file(test_file) -> str | None:
+    """'skills/test_hf_bert.py' -> 'hf_bert': the legacy skill a test file exercises."""
+    if not isinstance(test_file, str) or len(test_file) > 300:
+        return None
+    match = _SKILL_TEST_RE.match(test_file.strip().lower())
+    return match.group(1) if match else None
+
+
+_CTX_KEYS = frozenset(("test_file",) + MODEL_KEYS + HARDWARE_KEYS + BATCH_KEYS + SEQ_KEYS + PRECISION_KEYS
+                      + TIME_KEYS + SIM_FLAG_KEYS + SIM_TEXT_KEYS)
+
+
+def context_from_record(b: Builder, rec: dict, ctx: dict) -> dict:
+    """What a dict says about the records below it (model, hardware, batch, time, simulation)."""
+    hits = _CTX_KEYS.intersection(rec)
+    if not hits:
+        return ctx
+    new = dict(ctx)
+    skill = skill_of_test_file(rec.get("test_file")) if "test_file" in hits else None
+    if skill:
+        new["model"] = skill
+    for key in MODEL_KEYS:
+        if key in hits:
+            value = rec[key]
+            if isinstance(value, str) and clean_model_name(value):
+                name = value.strip()
+                new["model"] = ctx.get("registry", {}).get(name, name)
+                break
+    for key in HARDWARE_KEYS:
+        if key in hits:
+            kind = known_hardware(rec[key])
+            if kind:
+                new["hardware"] = kind
+                new.pop("hardware_source", None)  # stated by the content
+                break
+    for key in BATCH_KEYS:
+        if key in hits:
+            value = to_int(rec[key])
+            if value:
+                new["batch_size"] = value
+                break
+    for key in SEQ_KEYS:
+        if key in hits:
+            value = to_int(rec[key])
+            if value:
+                new["sequence_length"] = value
+                break
+    for key in PRECISION_KEYS:
+        if key in hits and isinstance(rec[key], str):
+            new["precision"] = normalize_precision(rec[key])
+            break
+    for key in TIME_KEYS:
+        if key in hits:
+            stamp = parse_timestamp(rec[key])
+            if stamp is not None:
+                new["created_at"] = stamp
+                break
+    if record_is_simulated(rec):
+        new["is_simulated"] = True
+    return new
+
+
+def context_from_key(key: str, parent_key: str | None, ctx: dict) -> dict:
+    """What a dict key says about the value below it: a hardware name, batch/sequence, a model name."""
+    if not isinstance(key, str):
+        return ctx
+    registry = ctx.get("registry")
+    if registry and key in registry:
+        return {**ctx, "model": registry[key]}
+    info = _key_info(key)
+    if info is None:
+        if parent_key and "batch" in parent_key.lower() and to_int(key):
+            return {**ctx, "batch_size": to_int(key)}
+        return ctx
+    return {**ctx, **info}
+
+
+@functools.lru_cache(maxsize=16384)
+def _key_info(key: str) -> dict | None:
+    """The context a key gives by itself (cached: the same keys recur in every file)."""
+    hardware = known_hardware(key)
+    if hardware:
+        return {"hardware": hardware, "hardware_source": None}
+    batch_seq = batch_seq_from_key(key)
+    if batch_seq:
+        batch, seq, variant = batch_seq
+        info = {"batch_size": batch}
+        if seq is not None:
+            info["sequence_length"] = seq
+        if variant:
+            info["test_case"] = variant
+        return info
+    skill = _SKILL_KEY_RE.match(key)
+    if skill:  # collected results keyed by the test that produced them: test_hf_bert, test_default_embed
+        return {"model": skill.group(1)}
+    if len(key) <= 200 and ("/" in key or family_of(key)) and clean_model_name(key) and " " not in key:
+        return {"model": key}
+    if "_" in key and len(key) < 60:
+        tokens = key.lower().split("_")
+        hits = [known_hardware(t) for t in tokens if known_hardware(t)]
+        if len(hits) == 1:  # pipeline_cuda, cpu_handler
+            rest = "_".join(t for t in tokens if not known_hardware(t))
+            info = {"hardware": hits[0], "hardware_source": None}
+            if rest:
+                info["test_case"] = rest
+            return info
+    return None
+
+
+# subtrees that describe the run or repeat aggregates rather than hold measurements
+SKIP_SUBTREES = {"summary", "performance_summary", "system_info", "hardware_info", "config", "configuration",
+                 "stdout", "stderr", "traceback", "environment", "machine_info", "args", "arguments",
+                 "statistics", "stats_summary", "aggregate", "aggregates", "averages", "comparison",
+                 "performance_comparison", "recommendations", "metadata",
+                 # a compatibility matrix repeats per-model means over all configurations: not a measurement
+                 "hardware_compatibility"}
+
+
+def walk_measurements(b: Builder, node, pointer: str, ctx: dict, parent_key: str | None = None,
+                      depth: int = 0) -> int:
+    """Find measurement records anywhere below `node` and add them as performance rows; returns how many."""
+    if depth > 40:
+        return 0
+    added = 0
+    if isinstance(node, dict):
+        ctx = context_from_record(b, node, ctx)
+        if parent_key == "examples" and ("elapsed_time" in node or "execution_time" in node) \
+                and not has_measurement(node):
+            return example_timing(b, node, pointer, ctx)
+        view = measurement_view(b, node)
+        if has_measurement(view):
+            error = record_failed(view)
+            if error:
+                b.drop(pointer, f"failed: {error}")
+                return 0
+            values = read_measurement(b, view, pointer, ctx)
+            return 1 if b.add_performance(pointer, **values) else 0
+        error = record_failed(node)
+        if error and depth > 0:
+            b.drop(pointer, f"failed: {error}")
+        for key, value in node.items():
+            if not isinstance(value, (dict, list)) or key.lower() in SKIP_SUBTREES:
+                continue
+            added += walk_measurements(b, value, pointer_join(pointer, key), context_from_key(key, parent_key, ctx),
+                                       key, depth + 1)
+    elif isinstance(node, list):
+        if node and not isinstance(node[0], (dict, list)):
+            return 0
+        for index, value in enumerate(node):
+            if isinstance(value, (dict, list)):
+                added += walk_measurements(b, value, pointer_join(pointer, index), ctx, parent_key, depth + 1)
+    return added
+
+
+def example_timing(b: Builder, node: dict, pointer: str, ctx: dict) -> int:
+    """A skill test's example call: one timed call (`elapsed_time`, seconds) on one platform."""
+    key = "elapsed_time" if "elapsed_time" in node else "execution_time"
+    rec = {k: v for k, v in node.items() if k != key}
+    rec["inference_time_s"] = node[key]
+    values = read_measurement(b, rec, pointer, ctx)
+    if values.get("average_latency_ms") is not None:
+        values["latency_samples_ms"] = [values["average_latency_ms"]]
+        values["iterations"] = 1
+    values["test_case"] = values.get("test_case") or "example"
+    return 1 if b.add_performance(pointer, **values) else 0

@@ -1,0 +1,166 @@
+"""Readers for other benchmark tools' result files: optimum-benchmark and pytest-benchmark.
+
+optimum-benchmark writes `benchmark_report.json` (report sections such as `forward`, `decode`, each with a
+`latency` block in seconds holding every raw sample), `benchmark_config.json` (backend, scenario, launcher,
+environment) and `benchmark.json` (both under `config` and `report`). pytest-benchmark's `--benchmark-json`
+holds `benchmarks[*].stats` (seconds, raw samples in `stats.data`), `machine_info` and `commit_info`.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from benchmark_db.normalize import memory_to_mb, normalize_precision, positive, time_unit, to_float, to_int
+from benchmark_db.shapes.base import Builder, ShapeSkip, pointer_join
+
+_OPTIMUM_CONFIG_KEYS = {"backend", "scenario", "launcher"}
+
+
+def _is_report_section(value) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("latency"), dict) and (
+        "values" in value["latency"] or "mean" in value["latency"]) and "unit" in value["latency"]
+
+
+def is_optimum(doc) -> bool:
+    if not isinstance(doc, dict):
+        return False
+    if isinstance(doc.get("config"), dict) and _OPTIMUM_CONFIG_KEYS <= set(doc["config"]):
+        return True
+    if _OPTIMUM_CONFIG_KEYS <= set(doc) and isinstance(doc.get("backend"), dict):
+        return True
+    report = doc.get("report") if isinstance(doc.get("report"), dict) else doc
+    return any(_is_report_section(v) for v in report.values()) and all(
+        isinstance(v, dict) or v is None for v in report.values())
+
+
+def _sibling_config(path: str) -> dict | None:
+    """optimum-benchmark writes the config beside the report; read it when the report comes alone."""
+    try:
+        candidate = os.path.join(os.path.dirname(path), "benchmark_config.json")
+        if os.path.isfile(candidate) and os.path.getsize(candidate) < 5_000_000:
+            with open(candidate, encoding="utf-8") as handle:
+                value = json.load(handle)
+            return value if isinstance(value, dict) else None
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return None
+
+
+def read_optimum(b: Builder, doc: dict) -> str:
+    if isinstance(doc.get("config"), dict):
+        config, report = doc["config"], doc.get("report")
+    elif _OPTIMUM_CONFIG_KEYS <= set(doc):
+        raise ShapeSkip("optimum-benchmark configuration, no results")
+    else:
+        config, report = _sibling_config(b.path), doc
+        if config is None:
+            raise ShapeSkip("optimum-benchmark report without its benchmark_config.json: no model or device")
+        b.note("model and device from the sibling benchmark_config.json")
+    if not isinstance(report, dict):
+        raise ShapeSkip("optimum-benchmark file without a report, no results")
+    backend = config.get("backend") if isinstance(config.get("backend"), dict) else {}
+    scenario = config.get("scenario") if isinstance(config.get("scenario"), dict) else {}
+    environment = config.get("environment") if isinstance(config.get("environment"), dict) else {}
+    shapes = scenario.get("input_shapes") if isinstance(scenario.get("input_shapes"), dict) else {}
+    model = backend.get("model")
+    device = backend.get("device")
+    b.test_name = str(config.get("name") or "optimum-benchmark")
+    b.environment = environment or None
+    b.run_metadata = {"tool": "optimum-benchmark", "config": config}
+    b.model_id(model, family=backend.get("model_type"), source="optimum-benchmark",
+               metadata={"task": backend.get("task"), "library": backend.get("library")})
+    cpu_name = (environment.get("cpu") or "").strip() or None if isinstance(environment.get("cpu"), str) else None
+    gpus = environment.get("gpu") if isinstance(environment.get("gpu"), list) else None
+    device_name = (gpus[0] if gpus and device != "cpu" else cpu_name)
+    b.hardware_id(device, device_name, platform=environment.get("platform"),
+                  compute_units=to_int(environment.get("cpu_count")) if device == "cpu" else None,
+                  memory_gb=(to_float(environment.get("cpu_ram_mb")) or 0) / 1024 or None if device == "cpu" else None)
+    batch = to_int(shapes.get("batch_size"))
+    seq = to_int(shapes.get("sequence_length"))
+    precision = normalize_precision(backend.get("torch_dtype") or backend.get("dtype")) or None
+    for section, block in report.items():
+        if not isinstance(block, dict):
+            continue
+        pointer = pointer_join("/report" if "report" in doc else "", section)
+        latency = block.get("latency") if isinstance(block.get("latency"), dict) else {}
+        unit = time_unit(latency.get("unit")) or "s"
+        factor = {"s": 1000.0, "ms": 1.0, "us": 0.001, "ns": 1e-6, "min": 60000.0}[unit]
+        if unit != "ms" and latency:
+            b.note(f"latency {unit} -> ms ({section}.latency)")
+
+        def ms(value, factor=factor):
+            f = to_float(value)
+            return f * factor if f is not None else None
+
+        values = latency.get("values") if isinstance(latency.get("values"), list) else None
+        samples = [ms(v) for v in values] if values else None
+        throughput = block.get("throughput") if isinstance(block.get("throughput"), dict) else {}
+        memory = block.get("memory") if isinstance(block.get("memory"), dict) else {}
+        peak = None
+        for key in ("max_process_vram", "max_allocated", "max_ram"):
+            if device != "cpu" or key == "max_ram":
+                peak = peak or positive(memory_to_mb(memory.get(key), memory.get("unit") or "MB"))
+        throughput_value = None
+        if throughput and str(throughput.get("unit", "")).lower() in ("samples/s", "items/s", "tokens/s", "images/s"):
+            throughput_value = positive(throughput.get("value"))
+        b.add_performance(
+            pointer, model=model, hardware=device, device_name=device_name, test_case=section,
+            batch_size=batch, sequence_length=seq, precision=precision,
+            average_latency_ms=ms(latency.get("mean")), latency_p50_ms=ms(latency.get("p50")),
+            latency_p90_ms=ms(latency.get("p90")), latency_p95_ms=ms(latency.get("p95")),
+            latency_p99_ms=ms(latency.get("p99")), latency_stddev_ms=ms(latency.get("stdev")),
+            total_time_seconds=(ms(latency.get("total")) or 0) / 1000 or None,
+            iterations=to_int(latency.get("count")), warmup_iterations=to_int(scenario.get("warmup_runs")),
+            throughput_items_per_second=throughput_value, memory_peak_mb=peak, latency_samples_ms=samples,
+            metrics={"throughput": throughput or None, "memory": memory or None,
+                     "energy": block.get("energy"), "efficiency": block.get("efficiency"),
+                     "throughput_unit": throughput.get("unit") if throughput else None})
+    return "optimum_benchmark"
+
+
+def is_pytest_benchmark(doc) -> bool:
+    return (isinstance(doc, dict) and isinstance(doc.get("benchmarks"), list)
+            and isinstance(doc.get("machine_info"), dict)
+            and all(isinstance(x, dict) and "stats" in x for x in doc["benchmarks"]))
+
+
+def read_pytest_benchmark(b: Builder, doc: dict) -> str:
+    machine = doc["machine_info"]
+    commit = doc.get("commit_info") if isinstance(doc.get("commit_info"), dict) else {}
+    cpu = machine.get("cpu") if isinstance(machine.get("cpu"), dict) else {}
+    b.test_name = "pytest-benchmark"
+    b.started_at = b.time_of(doc.get("datetime"))
+    b.git_commit = commit.get("id") if isinstance(commit.get("id"), str) else None
+    b.git_branch = commit.get("branch") if isinstance(commit.get("branch"), str) else None
+    b.environment = {"machine_info": machine}
+    b.run_metadata = {"tool": "pytest-benchmark", "version": doc.get("version"), "commit_info": commit or None}
+    device_name = cpu.get("brand_raw") if isinstance(cpu.get("brand_raw"), str) else None
+    b.hardware_id("cpu", device_name, platform=machine.get("system"),
+                  compute_units=to_int(cpu.get("count")), metadata={"node": machine.get("node"),
+                                                                    "machine": machine.get("machine")})
+    if not doc["benchmarks"]:
+        raise ShapeSkip("pytest-benchmark file with no benchmarks")
+    b.note("latency s -> ms (benchmarks[*].stats)")
+    for index, bench in enumerate(doc["benchmarks"]):
+        stats = bench.get("stats") if isinstance(bench.get("stats"), dict) else {}
+        name = bench.get("fullname") or bench.get("name")
+
+        def ms(key, stats=stats):
+            f = to_float(stats.get(key))
+            return f * 1000 if f is not None else None
+
+        data = stats.get("data") if isinstance(stats.get("data"), list) else None
+        samples = [to_float(x) * 1000 for x in data if to_float(x) is not None] if data else None
+        b.model_id(name, source="pytest-benchmark",
+                   metadata={"group": bench.get("group"), "params": bench.get("params")})
+        b.add_performance(
+            pointer_join("/benchmarks", index), model=name, hardware="cpu", device_name=device_name,
+            test_case=bench.get("group") or bench.get("name"), average_latency_ms=ms("mean"),
+            latency_p50_ms=ms("median"), latency_stddev_ms=ms("stddev"),
+            total_time_seconds=to_float(stats.get("total")), iterations=to_int(stats.get("rounds")),
+            throughput_items_per_second=positive(stats.get("ops")), latency_samples_ms=samples,
+            created_at=b.started_at,
+            metrics={"stats": {k: v for k, v in stats.items() if k != "data"}, "options": bench.get("options"),
+                     "params": bench.get("params"), "param": bench.get("param"),
+                     "extra_info": bench.get("extra_info"), "throughput_unit": "calls/s (pytest-benchmark ops)"})
+    return "pytest_benchmark"

@@ -1,0 +1,565 @@
+"""The legacy system's result files (ipfs_accelerate_py `test/`): performance trees and flat records,
+skill tests with per-platform statuses, functionality runs, compatibility matrices, hardware detection.
+
+The legacy scripts wrote many shapes for the same facts, so this reader does not pick one shape by its
+keys: it runs every extractor over the document (measurements anywhere, per-platform statuses, test
+executions, detected hardware) and the document's kind follows from what was found. A document where none
+of them finds anything is skipped with a reason naming what it holds.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import re
+
+from benchmark_db.names import _HARDWARE_ALIASES as _ALIASES
+from benchmark_db.names import HARDWARE_TYPES
+from benchmark_db.normalize import (
+    clean_model_name,
+    known_hardware,
+    names_simulation,
+    positive,
+    text_or_none,
+    to_bool,
+    to_float,
+    to_int,
+)
+from benchmark_db.shapes.base import (
+    SKIP_SUBTREES,
+    Builder,
+    ShapeSkip,
+    context_from_key,
+    context_from_record,
+    example_timing,
+    has_measurement,
+    measurement_view,
+    pointer_join,
+    read_measurement,
+    record_failed,
+    record_is_simulated,
+    skill_of_test_file,
+)
+
+_HARDWARE_DETECTION_KEYS = ("hardware_detected", "hardware_info", "available_hardware", "hardware_available",
+                            "detected_hardware", "hardware_detection", "tested_on", "hardware")
+_NOT_COMPAT_SUBTREES = {"stdout", "stderr", "traceback", "system_info", "environment", "config", "args",
+                        "generation_config", "output", "input", "examples", "metadata", "cuda_devices",
+                        "platform_support"} | set(_HARDWARE_DETECTION_KEYS)
+# every spelling of a hardware type a key may use (case variants included): a cheap first filter
+_HW_WORDS = frozenset(w for name in (*HARDWARE_TYPES, *_ALIASES, "apple", "mps", "web_gpu", "web_nn")
+                      for w in (name, name.upper(), name.capitalize(), name.title()))
+_SUCCESS_WORDS = ("success", "real", "mock", "simulated", "passed", "pass", "ok", "completed", "available",
+                  "working", "true")
+_FAIL_WORDS = ("error", "failed", "fail", "exception", "incomplete", "not implemented", "false", "crash",
+               "timeout")
+_SKILL_FILE_RE = re.compile(r"^(hf_[a-z0-9_]+?)_(?:test_results|performance|test)")
+
+
+def status_of(text) -> str | None:
+    """'passed' / 'failed' / 'unavailable' for a legacy status value ('Success (REAL)', 'Error: ...',
+    'CUDA not available', True/False), or None when it is not a status at all."""
+    if isinstance(text, bool):
+        return "passed" if text else "failed"
+    if not isinstance(text, str):
+        return None
+    return _status_of_text(text) if len(text) <= 300 else _status_of_text.__wrapped__(text)
+
+
+@functools.lru_cache(maxsize=8192)
+def _status_of_text(text: str) -> str | None:
+    low = text.strip().lower()
+    if not low or len(low) > 5000:
+        return None
+    if "not available" in low or "unavailable" in low or "not detected" in low or "not found" in low:
+        return "unavailable"
+    if low.startswith(_FAIL_WORDS):
+        return "failed"
+    if low.startswith(_SUCCESS_WORDS) or low in ("real", "mock"):
+        return "passed"
+    return None
+
+
+def _file_skill_name(path: str, doc=None) -> str | None:
+    """The legacy skill a file tests ('hf_bert'), from its test_file ('test_hf_bert.py') or its name."""
+    skill = skill_of_test_file(doc.get("test_file")) if isinstance(doc, dict) else None
+    if skill:
+        return skill
+    match = _SKILL_FILE_RE.match(os.path.basename(path).lower())
+    return match.group(1) if match else None
+
+
+# ------------------------------------------------------------------------------------------ compatibility
+@functools.lru_cache(maxsize=4096)
+def _prefixed_keys(keys: tuple) -> tuple:
+    """The keys of a dict with this key set that start with a hardware name: (('cpu_init', 'cpu'), ...)."""
+    out = []
+    for key in keys:
+        if isinstance(key, str):
+            cut = key.find("_")
+            if cut > 0 and key[:cut] in _HW_WORDS and known_hardware(key[:cut]):
+                out.append((key, known_hardware(key[:cut])))
+    return tuple(out)
+
+
+def _platform_groups(node: dict) -> dict[str, dict]:
+    """{'cpu': {'cpu_init': 'Success', 'cpu_handler': ...}, 'cuda': {...}} from prefixed status keys."""
+    groups: dict[str, dict] = {}
+    for key, kind in _prefixed_keys(tuple(node)):
+        value = node[key]
+        if isinstance(value, (str, bool)) and status_of(value) is not None:
+            groups.setdefault(kind, {})[key] = value
+    return groups
+
+
+def _compat_row(b: Builder, pointer: str, hardware: str, model, statuses: dict, extra: dict | None = None) -> int:
+    verdicts = {k: status_of(v) for k, v in statuses.items()}
+    texts = [v for v in statuses.values() if isinstance(v, str)]
+    failed = [statuses[k] for k, v in verdicts.items() if v == "failed"]
+    unavailable = [k for k, v in verdicts.items() if v == "unavailable"]
+    passed = [k for k, v in verdicts.items() if v == "passed"]
+    if unavailable and not passed:
+        is_compatible, detection = None, False
+    elif failed:
+        is_compatible, detection = False, True
+    elif passed:
+        is_compatible, detection = True, True
+    else:
+        return 0
+    init_keys = [k for k in statuses if k.endswith("_init") or k == "init"]
+    init = None
+    if init_keys:
+        init_verdicts = {verdicts[k] for k in init_keys}
+        init = False if "failed" in init_verdicts else (True if "passed" in init_verdicts else None)
+    simulated = any(names_simulation(t) for t in texts if status_of(t) == "passed")
+    error = next((t for t in failed if isinstance(t, str)), None)
+    ok = b.add_compatibility(pointer, hardware=hardware, model=model, is_compatible=is_compatible,
+                             detection_success=detection, initialization_success=init,
+                             error_message=error[:2000] if error else None, is_simulated=simulated,
+                             metadata={"statuses": statuses, **(extra or {})})
+    return 1 if ok else 0
+
+
+def _compat_at(b: Builder, node: dict, pointer: str, ctx: dict) -> int:
+    """Per-platform outcomes a dict states itself -> hardware_compatibility rows."""
+    added = 0
+    model = ctx.get("model")
+    family = {"model_family": ctx["family"]} if ctx.get("family") else {}
+    # a record that says whether it is compatible (matrix entries, per-model benchmark files)
+    if ctx.get("hardware"):
+        for flag in ("compatible", "is_compatible", "supported", "is_supported"):
+            if isinstance(node.get(flag), bool):
+                if ctx.get("hardware_source"):
+                    b.note(f"hardware {ctx['hardware']} from {ctx['hardware_source']} ({pointer or '/'})")
+                extra = {**family, **{k: v for k, v in node.items()
+                                      if k != flag and not isinstance(v, (dict, list))}}
+                for key in ("performance_rating", "benchmark_results"):
+                    if key in node:
+                        extra[key] = node[key]
+                if b.add_compatibility(pointer, hardware=ctx["hardware"], model=model, is_compatible=node[flag],
+                                       detection_success=True, is_simulated=record_is_simulated(node) or
+                                       bool(ctx.get("is_simulated")), metadata=extra or None):
+                    added += 1
+                break
+    # {'cpu': 'REAL', 'cuda': 'MOCK'} or {'cuda': False}: outcome per platform
+    hw_keys = [k for k in node if known_hardware(k)] if _HW_WORDS.intersection(node) else ()
+    if hw_keys and len(hw_keys) * 2 >= len(node):
+        for key in hw_keys:
+            value = node[key]
+            if isinstance(value, (str, bool)) and status_of(value) is not None:
+                added += _compat_row(b, pointer_join(pointer, key), known_hardware(key), model, {key: value}, family)
+            elif isinstance(value, dict) and (isinstance(value.get("status"), str) and status_of(value["status"])
+                                              or isinstance(value.get("success"), bool)):
+                statuses = {k: v for k, v in value.items() if k in ("status", "success", "init", "handler_created",
+                                                                     "error") and status_of(v)}
+                added += _compat_row(b, pointer_join(pointer, key), known_hardware(key),
+                                     context_from_record(b, value, ctx).get("model"), statuses, family)
+    # {'cpu_init': 'Success (REAL)', 'cuda_tests': 'CUDA not available', ...}
+    groups = _platform_groups(node)
+    if groups and sum(len(g) for g in groups.values()) >= 2:
+        for kind, statuses in groups.items():
+            added += _compat_row(b, pointer_join(pointer, min(statuses)), kind, model, statuses, family)
+    return added
+
+
+# ------------------------------------------------------------------------------------------ integration
+def _status_word(value) -> str | None:
+    verdict = status_of(value)
+    if verdict == "unavailable":
+        return "skipped"
+    if isinstance(value, str) and value.strip().lower().startswith("not implemented"):
+        return "not_implemented"
+    return verdict
+
+
+def _execution_with_code(b: Builder, node: dict, pointer: str, ctx: dict) -> int:
+    """A test execution (a return code plus a model or test file) -> an integration_test_results row."""
+    code = node.get("return_code", node.get("exit_code"))
+    if to_int(code) is None or not ("test_file" in node or ctx.get("model") or "model" in node):
+        return 0
+    success = to_bool(node.get("success"))
+    status = node.get("status") if isinstance(node.get("status"), str) else None
+    if success is None and status is None:
+        success = to_int(code) == 0
+    word = (_status_word(status) if status else None) or ("passed" if success else "failed")
+    hardware = ctx.get("hardware")
+    name = text_or_none(node.get("test_file")) or " on ".join(
+        x for x in (str(ctx.get("model") or node.get("model") or ""), hardware or "") if x) or "test"
+    stderr = node.get("stderr") if isinstance(node.get("stderr"), str) else None
+    error = text_or_none(node.get("error"), 4000) or (stderr[-2000:] if word == "failed" and stderr else None)
+    elapsed = to_float(node.get("elapsed_time", node.get("execution_time")))
+    return int(b.add_integration(
+        pointer, test_name=name, status=word, model=ctx.get("model"), hardware=hardware,
+        test_module=text_or_none(node.get("test_file")),
+        execution_time_seconds=elapsed if elapsed and elapsed > 0 else None, error_message=error,
+        metadata={"return_code": to_int(code), **{k: v for k, v in node.items() if k in (
+            "status_extracted_from_text", "json_parse_error", "structured_results_found")}}))
+
+
+def _execution_by_success(b: Builder, node: dict, pointer: str, ctx: dict) -> int:
+    """A check with a success flag for a model and no measurement -> an integration_test_results row."""
+    if not isinstance(node.get("success"), bool) or not (ctx.get("model") or "test_file" in node):
+        return 0
+    hardware = ctx.get("hardware")
+    model = str(ctx.get("model") or "")
+    label = pointer.rsplit("/", 1)[-1].replace("~1", "/").replace("~0", "~") if pointer else ""
+    if label.isdigit() and ctx.get("batch_size") == int(label):
+        label = f"batch {label}"
+    elif label in (model, hardware, "benchmark_data", "results", "result") or known_hardware(label):
+        label = ""
+    name = " ".join(x for x in (model, f"on {hardware}" if hardware else "", f"({label})" if label else "") if x)
+    elapsed = positive(node.get("execution_time", node.get("elapsed_time", node.get("total_execution_time"))))
+    return int(b.add_integration(pointer, test_name=name or "test", status="passed" if node["success"] else "failed",
+                                 model=ctx.get("model"), hardware=hardware, execution_time_seconds=elapsed,
+                                 error_message=text_or_none(node.get("error"), 4000),
+                                 error_traceback=text_or_none(node.get("traceback"), 20000)))
+
+
+# ------------------------------------------------------------------------------------------ one walk
+_PERF, _COMPAT, _EXEC = 1, 2, 4
+_ALL = _PERF | _COMPAT | _EXEC
+# per subtree key, the extractors that do not look inside it
+_SKIP: dict[str, int] = {}
+for _key in SKIP_SUBTREES:
+    _SKIP[_key] = _SKIP.get(_key, 0) | _PERF
+for _key in _NOT_COMPAT_SUBTREES:
+    _SKIP[_key] = _SKIP.get(_key, 0) | _COMPAT
+for _key in ("stdout", "stderr", "output", "input"):
+    _SKIP[_key] = _SKIP.get(_key, 0) | _EXEC
+
+
+class _Counts:
+    __slots__ = ("perf", "compat", "integration")
+
+    def __init__(self):
+        self.perf = self.compat = self.integration = 0
+
+
+def _walk(b: Builder, node, pointer: str, ctx: dict, node_key: str | None, depth: int, mask: int,
+          counts: _Counts) -> bool:
+    """Visit every dict once, running the extractors `mask` enables; True if a measurement lies below."""
+    if depth > 40:
+        return False
+    if isinstance(node, list):
+        if not node or not isinstance(node[0], (dict, list)):
+            return False
+        found = False
+        for index, value in enumerate(node[:10_000]):
+            if isinstance(value, (dict, list)):
+                found |= _walk(b, value, pointer_join(pointer, index), ctx, node_key, depth + 1, mask, counts)
+        return found
+    if not isinstance(node, dict):
+        return False
+    ctx = context_from_record(b, node, ctx)
+    child_mask = mask
+    view = measurement_view(b, node)
+    measured = has_measurement(view)
+    if mask & _PERF:
+        if node_key == "examples" and not measured and ("elapsed_time" in node or "execution_time" in node):
+            measured = True
+            counts.perf += example_timing(b, node, pointer, ctx)
+        elif measured:
+            error = record_failed(view)
+            if error:
+                b.drop(pointer, f"failed: {error}")
+            else:
+                counts.perf += b.add_performance(pointer, **read_measurement(b, view, pointer, ctx))
+            child_mask &= ~_PERF
+        elif depth > 0:
+            error = record_failed(node)
+            if error:
+                b.drop(pointer, f"failed: {error}")
+    if mask & _COMPAT:
+        counts.compat += _compat_at(b, node, pointer, ctx)
+    executed = 0
+    if mask & _EXEC:
+        executed = _execution_with_code(b, node, pointer, ctx)
+        counts.integration += executed
+    below = False
+    for key, value in node.items():
+        if not isinstance(value, (dict, list)):
+            continue
+        sub_mask = child_mask & ~_SKIP.get(key.lower() if isinstance(key, str) else key, 0)
+        if not sub_mask:
+            continue
+        child_ctx = context_from_key(key, node_key, ctx)
+        if node_key == "model_families":
+            child_ctx = {**child_ctx, "family": key}
+        below |= _walk(b, value, pointer_join(pointer, key), child_ctx, key, depth + 1, sub_mask, counts)
+    if mask & _EXEC and not executed and not measured and not below:
+        counts.integration += _execution_by_success(b, node, pointer, ctx)
+    return measured or below
+
+
+def _api_tests(b: Builder, doc: dict, module: str) -> int:
+    """A flat {test_name: 'Success' | 'Error: ...' | 'Not implemented'} report -> one row per test."""
+    added = 0
+    for key, value in doc.items():
+        word = _status_word(value)
+        if word is None:
+            continue
+        added += b.add_integration(pointer_join("", key), test_name=key, status=word, test_module=module,
+                                   error_message=str(value)[:2000] if word != "passed" else None,
+                                   metadata={"status_text": value})
+    return added
+
+
+def _is_flat_status_report(doc: dict) -> bool:
+    values = list(doc.values())
+    statuses = [v for v in values if isinstance(v, str) and _status_word(v)]
+    return (len(values) >= 3 and len(statuses) * 2 >= len(values)
+            and all(not isinstance(v, (dict, list)) for v in values) and not _platform_groups(doc))
+
+
+def _named_tests(b: Builder, doc: dict) -> int:
+    """{'model_results': {'canine': {'status': 'passed', 'elapsed_time': ...}}} or {'tests': {...}}."""
+    added = 0
+    for holder in ("model_results", "tests", "test_results"):
+        tests = doc.get(holder)
+        if not isinstance(tests, dict):
+            continue
+        for name, result in tests.items():
+            if not isinstance(result, dict) or not isinstance(result.get("status"), str):
+                continue
+            if known_hardware(name):
+                continue  # per-platform outcomes are compatibility rows
+            word = result["status"].strip().lower()
+            word = {"success": "passed", "pass": "passed", "fail": "failed", "error": "failed"}.get(word, word)
+            model = clean_model_name(result.get("model_name") or result.get("model")) or name
+            elapsed = positive(result.get("elapsed_time", result.get("execution_time")))
+            added += b.add_integration(pointer_join(pointer_join("", holder), name), test_name=name, status=word,
+                                       model=model, execution_time_seconds=elapsed,
+                                       error_message=text_or_none(result.get("error"), 2000),
+                                       metadata={k: v for k, v in result.items()
+                                                 if k in ("return_code", "platform_status")})
+    return added
+
+
+# ------------------------------------------------------------------------------------------ hardware
+def _presence(value) -> tuple[bool | None, dict]:
+    """(present, details) of one detection entry: True/False, or {'available': true, 'name': ...}."""
+    if isinstance(value, bool):
+        return value, {}
+    if isinstance(value, dict):
+        for key in ("available", "detected", "present", "is_available", "supported"):
+            if isinstance(value.get(key), bool):
+                return value[key], value
+    return None, {}
+
+
+def _device_of(kind: str, details: dict, system: dict, table: dict) -> str | None:
+    for key in ("device_name", "name", "gpu_name", "model", "processor"):
+        if isinstance(details.get(key), str) and details[key].strip():
+            return details[key].strip()
+    devices = details.get("devices") or (system.get(f"{kind}_devices") or table.get(f"{kind}_devices"))
+    if isinstance(devices, list) and devices:
+        first = devices[0]
+        name = first.get("name") if isinstance(first, dict) else first
+        return name if isinstance(name, str) else None
+    return None
+
+
+def _detected_hardware(b: Builder, doc: dict) -> int:
+    """Hardware detection ({'cuda': true, 'mps': false} or {'cuda': {'available': true, ...}}) -> platforms."""
+    found = 0
+    system = doc.get("system_info") if isinstance(doc.get("system_info"), dict) else {}
+    tables = [doc.get(key) for key in _HARDWARE_DETECTION_KEYS] + [doc]
+    for table in tables:
+        if isinstance(table, dict) and isinstance(table.get("capabilities"), dict):
+            table = table["capabilities"]
+        if not isinstance(table, dict):
+            continue
+        entries = {}
+        for key, value in table.items():
+            kind = known_hardware(key)
+            if kind:
+                present, details = _presence(value)
+                if present is not None:
+                    entries[kind] = (present, details)
+        if not entries or (table is doc and len(entries) < 2):
+            continue
+        b.run_metadata.setdefault("hardware_detected", {}).update({k: v[0] for k, v in entries.items()})
+        for kind, (present, details) in entries.items():
+            if not present:
+                continue
+            memory = to_float(details.get("memory_gb") or details.get("total_memory_gb"))
+            driver = details.get("driver_version") or details.get("version") or details.get(f"{kind}_version")
+            if b.hardware_id(kind, _device_of(kind, details, system, table),
+                             platform=system.get("platform") if isinstance(system.get("platform"), str) else None,
+                             driver_version=str(driver) if isinstance(driver, (str, int, float)) else None,
+                             memory_gb=memory if memory and memory > 0 else None,
+                             compute_units=to_int(details.get("device_count") or details.get("cores"))):
+                found += 1
+    return found
+
+
+# ------------------------------------------------------------------------------------------ summaries
+def _parallel_lists(b: Builder, doc: dict, ctx: dict) -> int:
+    """benchmark_summary.json: model_families.<f>.models_tested[i] with hardware_results.<hw>.latency_ms[i]."""
+    added = 0
+    families = doc.get("model_families")
+    if not isinstance(families, dict):
+        return 0
+    for family, entry in families.items():
+        if not isinstance(entry, dict):
+            continue
+        models = entry.get("models_tested")
+        results = entry.get("hardware_results")
+        if not isinstance(models, list) or not isinstance(results, dict):
+            continue
+        for hw, figures in results.items():
+            if not isinstance(figures, dict) or not known_hardware(hw):
+                continue
+            for index, model in enumerate(models):
+                rec = {}
+                for key, values in figures.items():
+                    if isinstance(values, list) and len(values) == len(models):
+                        rec[key] = values[index]
+                if not rec:
+                    b.drop(pointer_join(pointer_join("/model_families", family), "hardware_results"),
+                           f"figure lists on {hw} do not match models_tested (empty or of another length)")
+                    continue
+                pointer = pointer_join(pointer_join(pointer_join(pointer_join("/model_families", family),
+                                                                 "hardware_results"), hw), index)
+                values = read_measurement(b, rec, pointer, {**ctx, "model": model, "hardware": known_hardware(hw)})
+                values["model_family"] = family
+                values["test_case"] = values.get("test_case") or "mean_over_configurations"
+                values["metrics"] = {**(values.get("metrics") or {}),
+                                     "aggregate": "summary figure of the run (mean over its batch and sequence "
+                                                  "configurations), not one configuration"}
+                added += b.add_performance(pointer, **values)
+    return added
+
+
+# ------------------------------------------------------------------------------------------ the reader
+def _run_fields(b: Builder, doc) -> None:
+    if not isinstance(doc, dict):
+        return
+    meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+    b.started_at = b.time_of(doc.get("timestamp"), doc.get("test_timestamp"), doc.get("created_at"),
+                             meta.get("timestamp"), meta.get("test_timestamp")) or b.path_time
+    command = doc.get("command") if isinstance(doc.get("command"), str) else None
+    b.command_line = command
+    elapsed = to_float(doc.get("elapsed_time", doc.get("total_execution_time", meta.get("execution_time"))))
+    b.execution_time_seconds = elapsed if elapsed and elapsed > 0 else None
+    if isinstance(doc.get("success"), bool):
+        b.success = doc["success"]
+    env = {k: doc[k] for k in ("system_info", "python_version", "environment") if k in doc}
+    if meta:
+        env.update({k: v for k, v in meta.items() if k.endswith("_version")})
+    b.environment = env or None
+    test_file = doc.get("test_file") if isinstance(doc.get("test_file"), str) else meta.get("test_file")
+    script = _script_of(command)
+    b.test_name = test_file if isinstance(test_file, str) else script  # else the kind, when the reader is done
+
+
+def _hardware_of_file_name(path: str) -> str | None:
+    """The one hardware type a file name names ('clip_cpu_test.json' -> 'cpu'), else None."""
+    stem = os.path.splitext(os.path.basename(path))[0].lower()
+    kinds = {known_hardware(t) for t in re.split(r"[_\-.]+", stem) if known_hardware(t)}
+    return kinds.pop() if len(kinds) == 1 else None
+
+
+def _script_of(command: str | None) -> str | None:
+    """'python run_direct_benchmark.py --model x' -> 'run_direct_benchmark.py'."""
+    if not command:
+        return None
+    for token in command.split()[:4]:
+        if token.endswith(".py"):
+            return os.path.basename(token)
+    return None
+
+
+def _initial_context(b: Builder, doc) -> dict:
+    ctx: dict = {"created_at": b.started_at}
+    hardware = _hardware_of_file_name(b.path)
+    if hardware:  # the weakest evidence: any hardware the content states wins
+        ctx["hardware"] = hardware
+        ctx["hardware_source"] = "file name"
+    if not isinstance(doc, dict):
+        return ctx
+    meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else None
+    if meta:
+        ctx = context_from_record(b, meta, ctx)
+    ctx = context_from_record(b, doc, ctx)
+    types = doc.get("hardware_types")
+    if isinstance(types, list) and len(types) == 1 and known_hardware(types[0]) and (
+            "hardware" not in ctx or ctx.get("hardware_source")):
+        ctx["hardware"] = known_hardware(types[0])
+        ctx["hardware_source"] = "the document's only hardware type"
+    return ctx
+
+
+def _model_registry(doc) -> dict[str, str]:
+    models = doc.get("models") if isinstance(doc, dict) else None
+    if not isinstance(models, dict):
+        return {}
+    names = {}
+    for key, value in models.items():
+        if isinstance(value, dict) and clean_model_name(value.get("name")):
+            names[key] = value["name"]
+    return names
+
+
+def read_legacy(b: Builder, doc) -> str:
+    _run_fields(b, doc)
+    ctx = _initial_context(b, doc)
+    registry = _model_registry(doc)
+    if registry:
+        ctx["registry"] = registry
+        b.run_metadata["model_registry"] = registry
+        for name, model in registry.items():
+            entry = doc["models"][name]
+            b.model_id(model, modality=entry.get("modality") if isinstance(entry.get("modality"), str) else None)
+    skill = _file_skill_name(b.path, doc)
+    if "model" in ctx and registry:
+        ctx["model"] = registry.get(ctx["model"], ctx["model"])
+    if "model" not in ctx and skill:
+        ctx["model"] = skill
+    counts = _Counts()
+    _walk(b, doc, "", ctx, None, 0, _ALL, counts)
+    perf, compat, integration = counts.perf, counts.compat, counts.integration
+    if isinstance(doc, dict):
+        perf += _parallel_lists(b, doc, ctx)
+        integration += _named_tests(b, doc)
+        if not perf and not compat and not integration and _is_flat_status_report(doc):
+            integration += _api_tests(b, doc, os.path.splitext(os.path.basename(b.path))[0])
+    hardware = _detected_hardware(b, doc) if isinstance(doc, dict) else 0
+    if isinstance(doc, dict):
+        mapped = {"timestamp", "test_timestamp", "command", "elapsed_time", "success", "system_info",
+                  "python_version", "test_file"}
+        b.run_metadata.update({k: v for k, v in doc.items() if k not in mapped and not isinstance(v, (dict, list))})
+    if perf:
+        return "performance"
+    if compat:
+        return "compatibility"
+    if integration:
+        return "integration"
+    if hardware:
+        return "hardware"
+    reasons = sorted({d["reason"] for d in b.dropped})[:3]
+    if isinstance(doc, dict):
+        empty = sorted(k for k, v in doc.items() if v in ({}, []))
+        if empty:
+            reasons.insert(0, f"empty: {', '.join(empty)}")
+    detail = f" ({'; '.join(reasons)})" if reasons else ""
+    raise ShapeSkip(f"no measurement, platform status or test outcome found{detail}")
