@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DB ?= ./benchmark_db.duckdb
 
-.PHONY: demo test test-fast lint install clean
+.PHONY: demo test test-fast lint install clean web-deps
 
 $(STAMP): pyproject.toml requirements.txt
 	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
@@ -15,10 +15,22 @@ $(STAMP): pyproject.toml requirements.txt
 
 install: $(STAMP)
 
-demo: $(STAMP)
+# onnxruntime-web for the webgpu/webnn backends, from the lock file (no browser download: Chromium is Debian's)
+WEB_DIR := runners/web
+WEB_STAMP := $(WEB_DIR)/node_modules/.installed
+
+web-deps: $(WEB_STAMP)
+
+$(WEB_STAMP): $(WEB_DIR)/package.json $(WEB_DIR)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  (cd $(WEB_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) && touch $(WEB_STAMP) || \
+	  echo "warning: npm ci in $(WEB_DIR) failed; the webgpu/webnn backends and browser tests will skip" >&2; \
+	else echo "npm not found: skipping onnxruntime-web (apt-get install npm); webgpu/webnn will report unavailable" >&2; fi
+
+demo: $(STAMP) web-deps
 	$(PY) scripts/demo.py --db $(DB)
 
-test: $(STAMP)
+test: $(STAMP) web-deps
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
 
 # the core in under a minute: no real models, browsers, PostgreSQL or long pipelines

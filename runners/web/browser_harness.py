@@ -1,0 +1,602 @@
+"""Run ONNX models inside headless Chromium with onnxruntime-web, for the WebGPU and WebNN backends.
+
+This module owns the browser side of the runners: a page (harness.html) and the onnxruntime-web files from
+runners/web/node_modules, served by a private http.server thread on 127.0.0.1; the Debian Chromium
+(/usr/bin/chromium) driven through Playwright; and the JSON that comes back. Latency is timed inside the
+page with performance.now() around each awaited session.run (outputs are read back to the CPU, so a WebGPU
+run includes the device work). The page can only reach its own origin: every other request is aborted.
+
+    python runners/web/browser_harness.py probe webgpu
+    python runners/web/browser_harness.py run model.onnx --provider webgpu [--feeds inputs.npz]
+
+It never downloads a browser and never raises for a missing browser, missing node_modules or a browser that
+refuses: `probe` and `run_onnx` return `available`/`error` with a reason that says what to install. It
+knows nothing about the database; runners/backends/webgpu.py and webnn.py turn its results into rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import concurrent.futures
+import functools
+import http.server
+import os
+import re
+import shutil
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+WEB_DIR = Path(__file__).resolve().parent
+PAGE_PATH = WEB_DIR / "harness.html"
+ORT_DIST_DIR = WEB_DIR / "node_modules" / "onnxruntime-web" / "dist"
+ORT_BUNDLE = "ort.webgpu.min.mjs"
+DEFAULT_CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ENV = "BENCHMARK_DB_CHROMIUM"
+PROVIDERS = ("webgpu", "webnn", "wasm")  # wasm: onnxruntime-web on the CPU, a baseline for the other two
+WEBNN_DEVICE_TYPES = ("cpu", "gpu", "npu")
+
+BASE_ARGS = (
+    "--no-sandbox",
+    "--headless=new",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-default-apps",
+    "--disable-extensions",
+)
+# --enable-unsafe-webgpu is what makes requestAdapter() answer on Linux; without a GPU, Chromium then hands
+# out its SwiftShader (Vulkan on the CPU) fallback adapter.
+PROVIDER_ARGS = {
+    "webgpu": ("--enable-unsafe-webgpu",),
+    "webnn": ("--enable-features=WebMachineLearningNeuralNetwork",),
+}
+SOFTWARE_ADAPTER_MARKERS = ("swiftshader", "llvmpipe", "lavapipe", "software", "warp", "basic render")
+
+INSTALL_BROWSER_HINT = "install it with `apt-get install chromium` (Debian package; no browser is downloaded)"
+INSTALL_ORT_HINT = "run `make web-deps` (npm ci in runners/web)"
+
+# numpy dtype name -> onnxruntime-web tensor type (the page maps these to typed arrays)
+FEED_DTYPES = {
+    "float32": "float32", "float64": "float64", "float16": "float16", "int64": "int64", "int32": "int32",
+    "int16": "int16", "int8": "int8", "uint8": "uint8", "uint16": "uint16", "uint32": "uint32", "bool": "bool",
+}
+OUTPUT_DTYPES = {"float32": "float32", "float64": "float64", "float16": "float16", "int64": "int64",
+                 "int32": "int32", "int16": "int16", "int8": "int8", "uint8": "uint8", "uint16": "uint16",
+                 "uint32": "uint32", "bool": "bool"}
+
+
+def chromium_path() -> str:
+    """The browser executable: $BENCHMARK_DB_CHROMIUM, else the Debian /usr/bin/chromium."""
+    return os.environ.get(CHROMIUM_ENV) or DEFAULT_CHROMIUM
+
+
+def missing_prerequisites() -> str | None:
+    """Why the harness cannot start here (what to install), or None when everything is in place."""
+    browser = chromium_path()
+    if not (os.path.isfile(browser) and os.access(browser, os.X_OK)) and not shutil.which(browser):
+        return f"Chromium not found at {browser}; {INSTALL_BROWSER_HINT}"
+    if not (ORT_DIST_DIR / ORT_BUNDLE).is_file():
+        return f"onnxruntime-web is not installed ({ORT_DIST_DIR / ORT_BUNDLE} is missing); {INSTALL_ORT_HINT}"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the Python package playwright is missing; install it with `pip install playwright` (no browser download)"
+    return None
+
+
+def launch_args(provider: str) -> list[str]:
+    return [*BASE_ARGS, *PROVIDER_ARGS.get(provider, ())]
+
+
+def adapter_description(info: dict | None) -> str | None:
+    """'google swiftshader' style text from GPUAdapter.info (vendor, architecture, device, description)."""
+    if not info:
+        return None
+    parts = [str(info.get(k) or "").strip() for k in ("vendor", "architecture", "device", "description")]
+    text = " ".join(p for p in dict.fromkeys(parts) if p)
+    return text or ("fallback adapter" if info.get("is_fallback_adapter") else "unknown adapter")
+
+
+def adapter_is_emulated(info: dict | None) -> bool:
+    """A software adapter: the browser's fallback adapter, or a name that says it runs on the CPU."""
+    if not info:
+        return False
+    if info.get("is_fallback_adapter"):
+        return True
+    text = " ".join(str(info.get(k) or "") for k in ("vendor", "architecture", "device", "description")).lower()
+    return any(marker in text for marker in SOFTWARE_ADAPTER_MARKERS)
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Serves /harness.html, /ort/<dist file> and /job/<model file>; nothing else."""
+
+    extensions_map = {
+        **http.server.SimpleHTTPRequestHandler.extensions_map,
+        ".wasm": "application/wasm",
+        ".mjs": "text/javascript",
+        ".js": "text/javascript",
+        ".html": "text/html",
+        ".onnx": "application/octet-stream",
+        ".data": "application/octet-stream",
+    }
+
+    def __init__(self, *args, job_files: dict[str, Path], **kwargs):
+        self._job_files = job_files
+        super().__init__(*args, directory=str(WEB_DIR), **kwargs)
+
+    def translate_path(self, path: str) -> str:
+        path = path.split("?", 1)[0].split("#", 1)[0]
+        if path in ("/", "/harness.html"):
+            return str(PAGE_PATH)
+        if path.startswith("/ort/"):
+            name = path[len("/ort/"):]
+            if "/" not in name and ".." not in name:
+                return str(ORT_DIST_DIR / name)
+        if path.startswith("/job/"):
+            target = self._job_files.get(path[len("/job/"):])
+            if target is not None:
+                return str(target)
+        return str(WEB_DIR / "__not_served__")
+
+    def list_directory(self, path):  # never list folders
+        self.send_error(404, "not found")
+        return None
+
+    def end_headers(self) -> None:
+        # cross-origin isolation: SharedArrayBuffer for the threaded wasm and 5 us performance.now()
+        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        self.send_header("Cross-Origin-Resource-Policy", "same-origin")
+        self.send_header("Cache-Control", "no-store")
+        super().end_headers()
+
+    def log_message(self, format, *args):  # quiet: the caller reads results, not access logs
+        pass
+
+
+class _LocalServer:
+    """A ThreadingHTTPServer on 127.0.0.1 and a free port, in a daemon thread."""
+
+    def __init__(self):
+        self.job_files: dict[str, Path] = {}
+        handler = functools.partial(_Handler, job_files=self.job_files)
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.origin = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="browser-harness-http", daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+
+def _external_data_files(onnx_path: Path) -> list[str]:
+    """Files next to the model that hold its external tensors (torch.onnx.export writes them for big models)."""
+    try:
+        import onnx
+    except ImportError:
+        return []
+    try:
+        model = onnx.load(str(onnx_path), load_external_data=False)
+    except Exception:  # the browser will say what is wrong with the file
+        return []
+    names: list[str] = []
+    try:
+        tensors = list(onnx.external_data_helper._get_all_tensors(model))  # initializers, subgraphs, attributes
+    except AttributeError:  # an onnx release without the helper: the top-level initializers cover torch exports
+        tensors = list(model.graph.initializer)
+    for tensor in tensors:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            for entry in tensor.external_data:
+                if entry.key == "location" and entry.value not in names:
+                    names.append(entry.value)
+    return names
+
+
+def encode_feeds(feeds: dict[str, Any]) -> dict[str, dict]:
+    """name -> numpy array to the JSON the page turns into ort.Tensor objects (raw bytes, base64)."""
+    import numpy as np
+
+    encoded = {}
+    for name, value in feeds.items():
+        array = np.ascontiguousarray(np.asarray(value))
+        dtype = FEED_DTYPES.get(array.dtype.name)
+        if dtype is None:
+            raise ValueError(f"feed {name!r} has dtype {array.dtype.name}; onnxruntime-web takes {sorted(FEED_DTYPES)}")
+        if array.dtype.byteorder == ">":
+            array = array.byteswap().view(array.dtype.newbyteorder("<"))
+        encoded[name] = {"dtype": dtype, "dims": list(array.shape), "b64": base64.b64encode(array.tobytes()).decode()}
+    return encoded
+
+
+def decode_outputs(outputs: dict[str, dict] | None) -> dict[str, Any] | None:
+    if outputs is None:
+        return None
+    import numpy as np
+
+    decoded = {}
+    for name, spec in outputs.items():
+        dtype = OUTPUT_DTYPES.get(spec["dtype"])
+        raw = base64.b64decode(spec["b64"])
+        if dtype is None:
+            decoded[name] = raw
+            continue
+        decoded[name] = np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).reshape(spec["dims"]).copy()
+    return decoded
+
+
+class BrowserHarness:
+    """One Chromium and one local server for a provider; reuse it for many models, then close it.
+
+        with BrowserHarness("webgpu") as harness:
+            info = harness.probe()
+            result = harness.run_onnx("model.onnx", feeds)
+
+    Construction never raises: when the browser cannot start, `startup_error` says why and every call
+    answers with that reason. Playwright's sync API lives on one private thread per harness, so a harness
+    works from a thread that runs an asyncio loop (FastAPI, Jupyter) and two harnesses can be open at once.
+    """
+
+    def __init__(self, provider: str, *, device_type: str = "cpu", timeout_s: float = 600.0):
+        if provider not in PROVIDERS:
+            raise ValueError(f"provider must be one of {PROVIDERS}, not {provider!r}")
+        self.provider = provider
+        self.device_type = device_type
+        self.timeout_s = timeout_s
+        self.browser_version: str | None = None
+        self.console: list[str] = []
+        self.startup_error: str | None = missing_prerequisites()
+        self._pw = self._browser = self._context = self._page = self._server = None
+        self._worker: concurrent.futures.ThreadPoolExecutor | None = None
+        self._page_used = False
+        if self.startup_error is None:
+            try:
+                self._worker = concurrent.futures.ThreadPoolExecutor(max_workers=1,
+                                                                     thread_name_prefix="browser-harness")
+                self._call(self._start)
+            except Exception as exc:  # Playwright raises plain Errors; the caller gets the message
+                self.startup_error = f"could not start Chromium ({chromium_path()}): {_first_line(exc)}"
+                self.close()
+
+    def _start(self) -> None:
+        from playwright.sync_api import sync_playwright
+
+        self._server = _LocalServer()
+        self._pw = sync_playwright().start()
+        self._browser = self._pw.chromium.launch(executable_path=chromium_path(), args=launch_args(self.provider),
+                                                 headless=True, timeout=60_000)
+        self.browser_version = self._browser.version
+        context = self._browser.new_context(service_workers="block")
+        origin = self._server.origin
+
+        def only_local(route):
+            if route.request.url.startswith(origin + "/"):
+                route.continue_()
+            else:
+                self.console.append(f"blocked request to {route.request.url}")
+                route.abort("blockedbyclient")
+
+        context.route("**/*", only_local)
+        self._context = context
+        self._open_page()
+
+    def _open_page(self) -> None:
+        self._page = self._context.new_page()
+        self._page.set_default_timeout(60_000)  # navigation; a run is bounded by timeout_s inside the page
+        self._page.on("console", self._on_console)
+        self._page.on("pageerror", lambda exc: self.console.append(f"pageerror: {exc}"))
+        self._page.on("crash", lambda page: self.console.append("the page crashed (out of memory?)"))
+        self._page.goto(self._server.origin + "/harness.html")
+        self._page.wait_for_function("window.harnessReady === true", timeout=30_000)
+
+    def _replace_page(self) -> None:
+        """After a crash or a failed call, the next model gets a fresh page (and a fresh wasm heap)."""
+        try:
+            self._page.close()
+        except Exception:  # a crashed page may refuse to close
+            pass
+        self._open_page()
+
+    def _node_placement(self, args: dict) -> dict | None:
+        """Nodes per execution provider, from a verbose session on a throwaway page (see harness.html)."""
+        def on_throwaway_page():
+            page = self._context.new_page()
+            try:
+                page.goto(self._server.origin + "/harness.html")
+                page.wait_for_function("window.harnessReady === true", timeout=30_000)
+                return page.evaluate("args => window.harnessPlacement(args)", {**args, "feeds": {}})
+            finally:
+                page.close()
+
+        try:
+            answer = self._call(on_throwaway_page)
+        except Exception:  # placement is extra information; the measurement stands without it
+            return None
+        return answer.get("node_placement") or None
+
+    def _call(self, func, *args):
+        """Run func on the harness's Playwright thread and return its result (or raise its exception)."""
+        return self._worker.submit(func, *args).result()
+
+    def evaluate(self, expression: str, arg: Any = None) -> Any:
+        """Evaluate a JavaScript function expression in the harness page (diagnostics and tests)."""
+        if self.startup_error:
+            raise RuntimeError(self.startup_error)
+        return self._call(self._page.evaluate, expression, arg)
+
+    def _on_console(self, message) -> None:
+        # onnxruntime-web logs its own warnings through console.error, with terminal colour codes
+        if message.type in ("error", "warning"):
+            self.console.append(f"{message.type}: {_ANSI.sub('', message.text)}")
+
+    def __enter__(self) -> BrowserHarness:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        def stop_browser():
+            for closer in (lambda: self._browser and self._browser.close(), lambda: self._pw and self._pw.stop()):
+                try:
+                    closer()
+                except Exception:  # closing is best effort; the browser may already be gone
+                    pass
+
+        if self._worker is not None:
+            try:
+                self._call(stop_browser)
+            finally:
+                self._worker.shutdown(wait=True)
+        if self._server is not None:
+            self._server.close()
+        self._pw = self._browser = self._context = self._page = self._server = self._worker = None
+
+    def _base(self) -> dict:
+        return {"provider": self.provider, "browser": "chromium", "browser_version": self.browser_version,
+                "launch_args": launch_args(self.provider)}
+
+    def probe(self) -> dict:
+        """Whether the provider works in this browser, the adapter it got and whether that is emulated."""
+        result = {**self._base(), "available": False, "reason": None, "adapter": None, "adapter_info": None,
+                  "is_emulated": False}
+        if self.startup_error:
+            result["reason"] = self.startup_error
+            return result
+        if self.provider == "webnn":
+            result["device_type"] = self.device_type
+        start = len(self.console)
+        try:
+            if self._call(self._page.is_closed):
+                self._call(self._replace_page)
+            page_result = self.evaluate("args => window.harnessProbe(args)",
+                                        {"provider": self.provider, "device_type": self.device_type})
+        except Exception as exc:
+            result["reason"] = f"the harness page failed: {_first_line(exc)}"
+            result["console"] = self.console[start:]
+            return result
+        result["available"] = bool(page_result.pop("available", False))
+        result["reason"] = page_result.pop("reason", None)
+        info = page_result.pop("adapter_info", None)
+        result["adapter_info"] = info
+        result["adapter"] = adapter_description(info)
+        result["is_emulated"] = adapter_is_emulated(info)
+        result.update(page_result)
+        result["console"] = self.console[start:]
+        return result
+
+    def run_onnx(self, onnx_path: str | os.PathLike, feeds: dict, warmup: int = 3, min_iterations: int = 10,
+                 min_duration_s: float = 1.0, *, return_outputs: bool = False,
+                 num_threads: int | None = None, timeout_s: float | None = None,
+                 node_placement: bool = True) -> dict:
+        """Load the model in the page, warm up, then time session.run until both minimums are met.
+
+        node_placement: afterwards, load the model once more on a throwaway page with verbose logging to
+        count the nodes each execution provider took ({"WebGpuExecutionProvider": 95,
+        "CPUExecutionProvider": 60}); costs one more load, never touches the measured page.
+        """
+        result = {**self._base(), "samples_ms": [], "warmup_ms": [], "adapter": None, "adapter_info": None,
+                  "is_emulated": False, "load_time_ms": None, "error": None, "outputs": None}
+        if self.startup_error:
+            result["error"] = self.startup_error
+            return result
+        path = Path(onnx_path)
+        if not path.is_file():
+            result["error"] = f"ONNX file not found: {path}"
+            return result
+        try:
+            encoded = encode_feeds(feeds)
+        except ValueError as exc:
+            result["error"] = str(exc)
+            return result
+        external = _external_data_files(path)
+        if self._page_used:
+            # a fresh page per model: a clean wasm heap (it never shrinks) and no GPU buffers left behind
+            try:
+                self._call(self._replace_page)
+            except Exception as exc:
+                result["error"] = f"could not open a fresh harness page: {_first_line(exc)}"
+                return result
+        self._page_used = True
+        self._server.job_files.clear()
+        self._server.job_files["model.onnx"] = path
+        for name in external:
+            self._server.job_files[name] = path.parent / name
+        args = {"provider": self.provider, "device_type": self.device_type, "feeds": encoded,
+                "warmup": int(warmup), "min_iterations": int(min_iterations),
+                "min_duration_s": float(min_duration_s),
+                "timeout_s": float(self.timeout_s if timeout_s is None else timeout_s),
+                "return_outputs": bool(return_outputs), "external_data": external,
+                "num_threads": num_threads, "node_placement": bool(node_placement)}
+        start = len(self.console)
+        try:
+            page_result = self.evaluate("args => window.harnessRun(args)", args)
+        except Exception as exc:
+            result["error"] = f"the harness page failed: {_first_line(exc)}"
+            result["console"] = self.console[start:]
+            return result
+        else:
+            if node_placement and not page_result.get("error") and not page_result.get("timed_out"):
+                page_result["node_placement"] = self._node_placement(args)
+        finally:
+            self._server.job_files.clear()
+        info = page_result.pop("adapter_info", None)
+        outputs = page_result.pop("outputs", None)
+        result.update(page_result)
+        result["adapter_info"] = info
+        result["adapter"] = adapter_description(info)
+        result["is_emulated"] = adapter_is_emulated(info)
+        result["outputs"] = decode_outputs(outputs) if return_outputs and not result["error"] else None
+        if result["error"]:
+            result["samples_ms"] = []
+        elif not result["samples_ms"]:
+            result["error"] = "no measured iterations (the page returned no samples)"
+        elif result.get("timed_out"):
+            # real samples, fewer or shorter than asked: kept, and said so
+            result["warning"] = (f"stopped at the {args['timeout_s']:g} s time limit after "
+                                 f"{len(result['samples_ms'])} measured iterations (asked for at least "
+                                 f"{min_iterations} and {min_duration_s:g} s)")
+        result["console"] = self.console[start:]
+        return result
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def _refused_run(provider: str, error: str) -> dict:
+    return {"provider": provider, "samples_ms": [], "warmup_ms": [], "adapter": None, "adapter_info": None,
+            "is_emulated": False, "browser": "chromium", "browser_version": None, "load_time_ms": None,
+            "outputs": None, "error": error}
+
+
+def probe(provider: str, *, device_type: str = "cpu") -> dict:
+    """available, reason (the browser's own words when it refuses), adapter, is_emulated, browser_version."""
+    if provider not in PROVIDERS:
+        return {"provider": provider, "available": False, "reason": f"unknown provider {provider!r}; one of {PROVIDERS}",
+                "adapter": None, "adapter_info": None, "is_emulated": False, "browser": "chromium",
+                "browser_version": None}
+    with BrowserHarness(provider, device_type=device_type) as harness:
+        return harness.probe()
+
+
+def run_onnx(onnx_path: str, feeds: dict, provider: str, warmup: int = 3, min_iterations: int = 10,
+             min_duration_s: float = 1.0, *, device_type: str = "cpu", return_outputs: bool = False,
+             timeout_s: float = 600.0, node_placement: bool = True) -> dict:
+    """Time `onnx_path` on `provider` inside Chromium; samples_ms empty and error set when it cannot run.
+
+    One browser per call; a caller with many models keeps a BrowserHarness open instead.
+    """
+    if provider not in PROVIDERS:
+        return _refused_run(provider, f"unknown provider {provider!r}; one of {PROVIDERS}")
+    if not Path(onnx_path).is_file():
+        return _refused_run(provider, f"ONNX file not found: {onnx_path}")
+    with BrowserHarness(provider, device_type=device_type, timeout_s=timeout_s) as harness:
+        return harness.run_onnx(onnx_path, feeds, warmup=warmup, min_iterations=min_iterations,
+                                min_duration_s=min_duration_s, return_outputs=return_outputs,
+                                node_placement=node_placement)
+
+
+def default_feeds(onnx_path: str | os.PathLike) -> dict:
+    """Zeros for every graph input, symbolic dimensions set to 1 (a smoke test, not a benchmark input)."""
+    import numpy as np
+    import onnx
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    initializers = {t.name for t in model.graph.initializer}
+    feeds = {}
+    for value in model.graph.input:
+        if value.name in initializers:
+            continue
+        tensor_type = value.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else 1 for d in tensor_type.shape.dim]
+        feeds[value.name] = np.zeros(dims, dtype=onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type))
+    return feeds
+
+
+def summarize_run(result: dict) -> dict:
+    """The run result without raw bytes: sample count, median and extremes next to the raw samples."""
+    import statistics
+
+    summary = {k: v for k, v in result.items() if k != "outputs"}
+    samples = result.get("samples_ms") or []
+    if samples:
+        summary["n"] = len(samples)
+        summary["median_ms"] = statistics.median(samples)
+        summary["min_ms"] = min(samples)
+        summary["max_ms"] = max(samples)
+    return summary
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from benchmark_db.cli import add_common_options
+
+    parser = argparse.ArgumentParser(
+        prog="browser_harness.py",
+        description="Probe WebGPU/WebNN in headless Chromium, or time an ONNX model there with onnxruntime-web.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    probe_parser = sub.add_parser("probe", help="is the provider available; which adapter; emulated or not")
+    probe_parser.add_argument("provider", choices=PROVIDERS)
+    probe_parser.add_argument("--device-type", choices=WEBNN_DEVICE_TYPES, default="cpu",
+                              help="WebNN device type (default: %(default)s)")
+    run_parser = sub.add_parser("run", help="time one ONNX model inside the page")
+    run_parser.add_argument("onnx", help="the .onnx file (external data next to it is served too)")
+    run_parser.add_argument("--provider", choices=PROVIDERS, default="webgpu", help="default: %(default)s")
+    run_parser.add_argument("--device-type", choices=WEBNN_DEVICE_TYPES, default="cpu",
+                            help="WebNN device type (default: %(default)s)")
+    run_parser.add_argument("--feeds", metavar="NPZ", default=None,
+                            help="inputs as a .npz (name -> array); default zeros with symbolic dims set to 1")
+    run_parser.add_argument("--warmup", type=int, default=3)
+    run_parser.add_argument("--min-iterations", type=int, default=10)
+    run_parser.add_argument("--min-duration", type=float, default=1.0, metavar="SECONDS")
+    for sub_parser in (probe_parser, run_parser):
+        add_common_options(sub_parser)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from benchmark_db.cli import write_text
+    from benchmark_db.errors import UsageError
+
+    if args.command == "probe":
+        result = probe(args.provider, device_type=args.device_type)
+        write_text(json.dumps(result, indent=2), None)
+        return 0 if result["available"] else 1
+    if not Path(args.onnx).is_file():
+        raise UsageError(f"ONNX file not found: {args.onnx}", "give the path of an existing .onnx file")
+    if args.feeds:
+        import numpy as np
+
+        with np.load(args.feeds) as data:
+            feeds = {name: data[name] for name in data.files}
+    else:
+        feeds = default_feeds(args.onnx)
+    result = run_onnx(args.onnx, feeds, args.provider, warmup=args.warmup, min_iterations=args.min_iterations,
+                      min_duration_s=args.min_duration, device_type=args.device_type)
+    write_text(json.dumps(summarize_run(result), indent=2), None)
+    return 0 if result["error"] is None else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    from benchmark_db.cli import run_cli
+
+    return run_cli(build_parser(), run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
