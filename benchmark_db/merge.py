@@ -1,0 +1,170 @@
+"""Merging one benchmark database (or a Parquet export of one table) into another, by primary key.
+
+Ids are hashes of natural keys (`benchmark_db.identity`), so the same model, run or result has the same id in
+every database that holds it; databases written by parallel CI jobs therefore merge without id clashes.
+Fact rows already present are kept as they are (`ON CONFLICT DO NOTHING`), and dimension rows
+(models, hardware platforms) only gain attributes the target lacks, so merging the same source twice adds
+nothing. Each merge runs in one transaction. This module never opens a database file for writing itself:
+it works on the caller's connection (from `benchmark_db.connection`) and ATTACHes the source read-only.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from benchmark_db import schema
+from benchmark_db.connection import transaction
+from benchmark_db.errors import DataConversionError, SchemaError
+
+# Tables merged, dimensions first. schema_migrations is the target's own; archived_partitions names files
+# that live beside the source database, not beside the target.
+MERGED_TABLES = ("models", "hardware_platforms", "test_runs", "performance_results", "hardware_compatibility",
+                 "integration_test_results", "web_platform_results", "compression_dictionaries",
+                 "source_documents", "ingested_files")
+DIMENSION_TABLES = ("models", "hardware_platforms")
+_SOURCE_ALIAS = "merge_source"
+
+
+def primary_key(conn, table: str, catalog: str | None = None) -> list[str]:
+    """The primary-key columns of `table` (in the given attached catalog, else the current one)."""
+    catalog_sql = "database_name = ?" if catalog else "database_name = current_database()"
+    params = [catalog, table] if catalog else [table]
+    row = conn.execute(
+        f"SELECT constraint_column_names FROM duckdb_constraints() WHERE {catalog_sql} "
+        "AND schema_name = 'main' AND table_name = ? AND constraint_type = 'PRIMARY KEY'", params).fetchone()
+    return list(row[0]) if row else []
+
+
+def table_columns(conn, table: str, catalog: str | None = None) -> list[str]:
+    catalog_sql = "table_catalog = ?" if catalog else "table_catalog = current_database()"
+    params = [catalog, table] if catalog else [table]
+    return [r[0] for r in conn.execute(
+        f"SELECT column_name FROM information_schema.columns WHERE {catalog_sql} AND table_schema = 'main' "
+        "AND table_name = ? ORDER BY ordinal_position", params).fetchall()]
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _all_columns(conn, catalog: str | None = None) -> dict[str, list[str]]:
+    """Columns of every table of a catalog in one query (information_schema is slow to ask per table)."""
+    catalog_sql = "table_catalog = ?" if catalog else "table_catalog = current_database()"
+    columns: dict[str, list[str]] = {}
+    for table, column in conn.execute(
+            f"SELECT table_name, column_name FROM information_schema.columns WHERE {catalog_sql} "
+            "AND table_schema = 'main' ORDER BY table_name, ordinal_position", [catalog] if catalog else []).fetchall():
+        columns.setdefault(table, []).append(column)
+    return columns
+
+
+def merge_rows(conn, table: str, source_sql: str, source_columns: list[str],
+               target_columns: list[str] | None = None) -> int:
+    """Insert the rows of `source_sql` into `table` by primary key; return how many rows were added.
+
+    Only columns both sides have are copied (an older source schema simply leaves the newer columns NULL).
+    Existing fact rows win; an existing dimension row gains the attributes it lacks (COALESCE), never loses
+    one. The caller runs this inside a transaction.
+    """
+    target_columns = target_columns if target_columns is not None else table_columns(conn, table)
+    columns = [c for c in target_columns if c in set(source_columns)]
+    key = primary_key(conn, table)
+    if not key or not set(key) <= set(columns):
+        raise DataConversionError(f"cannot merge into {table}: the source lacks its key {key}",
+                                  "merge databases written by this toolkit")
+    names = ", ".join(_quote(c) for c in columns)
+    before = conn.execute(f"SELECT count(*) FROM {_quote(table)}").fetchone()[0]
+    # a source that holds the same key twice (a hand-made Parquet file) contributes its first row only
+    dedup = (f"SELECT {names} FROM ({source_sql}) QUALIFY row_number() OVER "
+             f"(PARTITION BY {', '.join(_quote(k) for k in key)}) = 1")
+    conflict = ", ".join(_quote(k) for k in key)
+    if table in DIMENSION_TABLES:
+        updates = [c for c in columns if c not in key and c != "created_at"]
+        action = "DO UPDATE SET " + ", ".join(
+            f"{_quote(c)} = COALESCE({_quote(table)}.{_quote(c)}, EXCLUDED.{_quote(c)})" for c in updates) \
+            if updates else "DO NOTHING"
+    else:
+        action = "DO NOTHING"
+    conn.execute(f"INSERT INTO {_quote(table)} ({names}) {dedup} ON CONFLICT ({conflict}) {action}")
+    return conn.execute(f"SELECT count(*) FROM {_quote(table)}").fetchone()[0] - before
+
+
+def _attached_version(conn, alias: str) -> int:
+    exists = conn.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_catalog = ? AND table_schema = 'main' "
+        "AND table_name = 'schema_migrations'", [alias]).fetchone()[0]
+    if not exists:
+        return 0
+    return conn.execute(f"SELECT COALESCE(max(version), 0) FROM {alias}.main.schema_migrations").fetchone()[0]
+
+
+def merge_database(conn, other_db_path: str | os.PathLike) -> dict[str, int]:
+    """Merge every result table of the database file `other_db_path` into `conn`'s database.
+
+    Returns the number of rows added per table (0 everywhere when everything was already there). The
+    source is attached read-only and detached afterwards; the whole merge is one transaction. A source
+    with a newer schema than this code knows is refused (DB002); one that is not a benchmark database
+    is refused (DB003).
+    """
+    path = Path(other_db_path)
+    if not path.is_file():
+        raise DataConversionError(f"{path} is not a database file", "pass the path of a .duckdb artifact")
+    alias = _SOURCE_ALIAS
+    literal = str(path.resolve()).replace("'", "''")
+    try:
+        conn.execute(f"ATTACH '{literal}' AS {alias} (READ_ONLY)")
+    except Exception as exc:  # duckdb.Error: not a DuckDB file, or a newer storage version
+        raise DataConversionError(f"cannot open {path} as a DuckDB database: {exc}",
+                                  "check that the artifact is a complete .duckdb file") from exc
+    try:
+        version = _attached_version(conn, alias)
+        if version > schema.SCHEMA_VERSION:
+            raise SchemaError(f"{path} has schema version {version}, newer than this code's "
+                              f"{schema.SCHEMA_VERSION}", "upgrade the toolkit before merging it")
+        present = {r[0] for r in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = ? AND table_schema = 'main' "
+            "AND table_type = 'BASE TABLE'", [alias]).fetchall()}
+        if not present & {"performance_results", "models", "test_runs"}:
+            raise DataConversionError(f"{path} holds no benchmark tables",
+                                      "merge a database created by this toolkit (create_benchmark_schema.py)")
+        added: dict[str, int] = {}
+        source_columns = _all_columns(conn, alias)
+        target_columns = _all_columns(conn)
+        with transaction(conn):
+            for table in MERGED_TABLES:
+                if table not in present:
+                    continue
+                names = ", ".join(_quote(c) for c in source_columns[table])
+                added[table] = merge_rows(conn, table, f"SELECT {names} FROM {alias}.main.{_quote(table)}",
+                                          source_columns[table], target_columns.get(table, []))
+        return added
+    finally:
+        conn.execute(f"DETACH {alias}")
+
+
+def table_for_parquet(path: str | os.PathLike) -> str | None:
+    """The table a Parquet artifact holds, from its name (`performance_results.parquet`,
+    `performance_results_job3.parquet`) or its folder (`performance_results/part-0.parquet`)."""
+    p = Path(path)
+    for candidate in (p.stem, p.parent.name):
+        for table in sorted(MERGED_TABLES, key=len, reverse=True):
+            if candidate == table or candidate.startswith(table + "_") or candidate.startswith(table + "-"):
+                return table
+    return None
+
+
+def merge_parquet(conn, parquet_path: str | os.PathLike, table: str | None = None) -> dict[str, int]:
+    """Merge a Parquet export of one table into `conn`'s database; return `{table: rows added}`."""
+    table = table or table_for_parquet(parquet_path)
+    if table is None or table not in MERGED_TABLES:
+        raise DataConversionError(f"cannot tell which table {parquet_path} holds",
+                                  "name Parquet artifacts after their table, e.g. performance_results.parquet")
+    literal = str(Path(parquet_path).resolve()).replace("'", "''")
+    source_sql = f"SELECT * FROM read_parquet('{literal}')"
+    try:
+        source_columns = [d[0] for d in conn.execute(f"DESCRIBE {source_sql}").fetchall()]
+    except Exception as exc:
+        raise DataConversionError(f"cannot read {parquet_path} as Parquet: {exc}",
+                                  "check that the artifact is a complete Parquet file") from exc
+    with transaction(conn):
+        return {table: merge_rows(conn, table, source_sql, source_columns)}

@@ -1,0 +1,249 @@
+#!/usr/bin/env python3
+"""Maintain a benchmark database: optimize, vacuum, check integrity, back up, restore, purge, archive, clean up.
+
+    python benchmark_db_maintenance.py --optimize-db --vacuum --check-integrity --db ./benchmark_db.duckdb
+    python benchmark_db_maintenance.py --backup --backup-dir ./db_backups --backup-compress
+    python benchmark_db_maintenance.py --restore db_backups/benchmark_db_backup-...duckdb.gz --db ./restored.duckdb
+    python benchmark_db_maintenance.py --purge-backups --backup-retention 30 --backup-dir ./db_backups
+    python benchmark_db_maintenance.py --migration-stats --output migration_report.json
+    python benchmark_db_maintenance.py --clean-json --older-than 30 --action archive
+    python benchmark_db_maintenance.py --archive-data --older-than 90 --archive-dir ./archived_data
+
+Steps can be combined in one command (as a nightly cron job does); they run in a fixed, safe order (integrity
+check, backup, archive-data, clean-json, vacuum, optimize, purge-backups, migration-stats) under one hold of
+the database, waiting up to --lock-timeout for it. A failing step is logged and the others still run and
+report; the exit code is 1 when any step failed or the integrity check found a problem, 3 when the database
+cannot be opened. Nothing prompts. --dry-run shows what the destructive steps would do and changes nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from benchmark_db.cli import add_common_options, add_db_option, run_cli, write_text
+from benchmark_db.errors import EXIT_FINDING, BenchmarkDBError, UsageError
+
+log = logging.getLogger("benchmark_db.maintenance")
+
+DEFAULT_BACKUP_DIR = "./db_backups"
+DEFAULT_RETENTION_DAYS = 30.0
+DEFAULT_JSON_ARCHIVE_DIR = "./archived_json"
+DEFAULT_DATA_ARCHIVE_DIR = "./archived_data"
+# the order steps run in, whatever the order of the flags
+# (backup before anything changes; vacuum after the deletions of archive-data; statistics on the final file)
+STEP_ORDER = ("check-integrity", "backup", "archive-data", "clean-json", "vacuum", "optimize-db", "purge-backups",
+              "migration-stats")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="benchmark_db_maintenance.py", description=__doc__.splitlines()[0],
+        epilog="Example cron line (daily at 2 AM): 0 2 * * * cd /path/to/project && python "
+               "benchmark_db_maintenance.py --optimize-db --vacuum --backup --purge-backups --backup-retention 30 "
+               "--clean-json --older-than 30 --action archive --db ./benchmark_db.duckdb >> maintenance_log.txt 2>&1")
+    add_db_option(parser, "database file (default: $BENCHMARK_DB_PATH, else ./benchmark_db.duckdb); with "
+                          "--restore, the file to restore into")
+    steps = parser.add_argument_group("steps (combine freely)")
+    steps.add_argument("--optimize-db", action="store_true", help="checkpoint and refresh statistics (ANALYZE)")
+    steps.add_argument("--vacuum", action="store_true",
+                       help="reclaim free space by copying into a fresh, verified file that replaces the database; "
+                            "prints bytes before and after")
+    steps.add_argument("--check-integrity", action="store_true",
+                       help="find orphans, dangling references, duplicates, impossible values and broken views; "
+                            "exit 1 listing each problem")
+    steps.add_argument("--backup", action="store_true",
+                       help="verified backup with a manifest (row counts, table checksums, sha256)")
+    steps.add_argument("--restore", metavar="BACKUP",
+                       help="verify BACKUP (file or .manifest.json) and restore it to --db (a new path, or --force)")
+    steps.add_argument("--purge-backups", action="store_true",
+                       help="delete this tool's backups older than --backup-retention days (compressed too)")
+    steps.add_argument("--migration-stats", action="store_true",
+                       help="report on the ingest log: files by kind/status, rows, rates, timeline, table sizes")
+    steps.add_argument("--clean-json", action="store_true",
+                       help="archive or remove JSON files the ingest log records as ingested more than --older-than "
+                            "days ago and whose sha256 still matches; anything else is left and reported")
+    steps.add_argument("--archive-data", action="store_true",
+                       help="move fact rows older than --older-than days to Parquet under --archive-dir; they stay "
+                            "visible through benchmark_performance and <table>_all views")
+    values = parser.add_argument_group("values")
+    values.add_argument("--backup-dir", default=DEFAULT_BACKUP_DIR, metavar="DIR",
+                        help="where backups go and are purged from (default: %(default)s)")
+    values.add_argument("--backup-compress", action="store_true", help="gzip the backup")
+    values.add_argument("--backup-retention", type=float, default=DEFAULT_RETENTION_DAYS, metavar="DAYS",
+                        help="age in days beyond which --purge-backups deletes a backup (default: %(default)g)")
+    values.add_argument("--older-than", type=float, default=None, metavar="DAYS",
+                        help="age in days for --clean-json (time since ingest) and --archive-data (created_at)")
+    values.add_argument("--action", choices=("archive", "remove"), default="archive",
+                        help="what --clean-json does with a file (default: %(default)s)")
+    values.add_argument("--archive-dir", default=None, metavar="DIR",
+                        help=f"archive folder (default: {DEFAULT_JSON_ARCHIVE_DIR} for --clean-json, "
+                             f"{DEFAULT_DATA_ARCHIVE_DIR} for --archive-data)")
+    values.add_argument("--output", "-o", metavar="FILE", default=None,
+                        help="write the --migration-stats report to FILE (format from its extension)")
+    values.add_argument("--format", choices=("table", "json", "csv", "markdown", "html"), default=None,
+                        help="format of the --migration-stats report (default: json) and of the step summary "
+                             "(default: table)")
+    values.add_argument("--force", action="store_true", help="with --restore: replace an existing --db")
+    values.add_argument("--dry-run", action="store_true",
+                        help="show what vacuum, backup, restore, purge, clean-json and archive-data would do; "
+                             "change nothing")
+    add_common_options(parser)
+    return parser
+
+
+def selected_steps(args) -> list[str]:
+    flags = {"check-integrity": args.check_integrity, "backup": args.backup, "optimize-db": args.optimize_db,
+             "vacuum": args.vacuum, "archive-data": args.archive_data, "clean-json": args.clean_json,
+             "purge-backups": args.purge_backups, "migration-stats": args.migration_stats}
+    return [step for step in STEP_ORDER if flags[step]]
+
+
+def _describe(step: str, result) -> str:
+    """One line saying what a step did."""
+    if step == "check-integrity":
+        return "no problems" if not result else f"{len(result)} problem(s)"
+    r = result or {}
+    prefix = "dry run: " if r.get("dry_run") else ""
+    if step == "optimize-db":
+        return prefix + ", ".join(r.get("actions", []))
+    if step == "vacuum":
+        if r.get("dry_run"):
+            return f"dry run: {r['bytes_before']} bytes now"
+        return f"{r['bytes_before']} -> {r['bytes_after']} bytes ({r['bytes_reclaimed']} reclaimed)"
+    if step == "backup":
+        if r.get("dry_run"):
+            return f"dry run: would back up {r['rows']} rows to {r['backup_dir']}"
+        return f"{r['backup']} ({r['size_bytes']} bytes, {r['tables']} tables, {r['rows']} rows verified)"
+    if step == "restore":
+        where = f"verified, would restore to {r['target']}" if r.get("dry_run") else f"restored to {r['target']}"
+        return f"{where} ({r['tables']} tables, {r['rows']} rows match the manifest)"
+    if step == "purge-backups":
+        return f"{prefix}{len(r['deleted_files'])} file(s) deleted, {r['kept_backups']} backup(s) kept"
+    if step == "archive-data":
+        moved = sum(r["rows"].values())
+        return f"{prefix}{moved} row(s) older than {r['cutoff']} -> {len(r['files'])} Parquet file(s)"
+    if step == "clean-json":
+        return f"{prefix}{len(r['files'])} file(s) {r['action']}d, {len(r['untouched'])} left untouched"
+    if step == "migration-stats":
+        t = r.get("totals", {})
+        return f"{t.get('files', 0)} files ({t.get('ingested', 0)} ingested, {t.get('failed', 0)} failed)"
+    return ""
+
+
+def run_steps(args, steps: list[str]) -> tuple[list[dict], list[dict]]:
+    """Run the selected steps on one connection; return (summary rows, integrity problems)."""
+    from benchmark_db.connection import connect, resolve_db_path
+    from benchmark_db.maintenance import archive, backup, clean_json, integrity, optimize, stats
+
+    path = resolve_db_path(args.db)
+    if path != ":memory:" and not Path(path).exists():
+        log.warning("database %s does not exist; creating it with the current schema", path)
+    conn = connect(path, lock_timeout=args.lock_timeout)  # DB001/DB002 end the run: nothing can be done
+    summary: list[dict] = []
+    problems: list[dict] = []
+    try:
+        if not args.dry_run:
+            try:
+                archive.ensure_archive_views(conn)
+            except Exception as exc:  # archive files moved or deleted: the integrity check names them
+                log.error("cannot re-create the views over archived data: %s", str(exc).splitlines()[0])
+        for step in steps:
+            log.info("%s: starting", step)
+            try:
+                if step == "check-integrity":
+                    result = problems = integrity.check_integrity(conn)
+                    for p in problems:
+                        log.error("integrity: %s in %s: %s (%d rows%s)", p["check"], p["table"], p["problem"],
+                                  p["rows"], f"; e.g. {p['examples']}" if p["examples"] else "")
+                elif step == "optimize-db":
+                    result = optimize.optimize_database(conn, dry_run=args.dry_run)
+                elif step == "vacuum":
+                    result = optimize.vacuum_database(conn, path, dry_run=args.dry_run)
+                    if not args.dry_run:
+                        conn = connect(path, lock_timeout=args.lock_timeout)
+                elif step == "backup":
+                    result = backup.create_backup(conn, path, args.backup_dir, compress=args.backup_compress,
+                                                  dry_run=args.dry_run)
+                elif step == "archive-data":
+                    result = archive.archive_old_rows(conn, args.older_than, args.archive_dir or DEFAULT_DATA_ARCHIVE_DIR,
+                                                      dry_run=args.dry_run)
+                elif step == "clean-json":
+                    result = clean_json.clean_json_files(conn, args.older_than, args.action,
+                                                         archive_dir=args.archive_dir or DEFAULT_JSON_ARCHIVE_DIR,
+                                                         dry_run=args.dry_run)
+                elif step == "purge-backups":
+                    result = backup.purge_backups(args.backup_dir, args.backup_retention, dry_run=args.dry_run)
+                else:  # migration-stats
+                    from benchmark_db.cli import resolve_format
+
+                    result = stats.migration_stats(conn)
+                    fmt = args.format or (resolve_format(None, args.output) if args.output else "json")
+                    write_text(stats.render_migration_stats(result, fmt), args.output)
+                status = "problems" if step == "check-integrity" and problems else "ok"
+                summary.append({"step": step, "status": status, "result": _describe(step, result)})
+                log.info("%s: %s", step, summary[-1]["result"])
+            except BenchmarkDBError as exc:
+                log.error("%s failed: %s", step, exc)
+                summary.append({"step": step, "status": "failed", "result": str(exc)})
+            except Exception as exc:  # a failed step must not hide the others' reports
+                if args.verbose:
+                    log.exception("%s failed", step)
+                else:
+                    log.error("%s failed: %s: %s", step, type(exc).__name__, exc)
+                summary.append({"step": step, "status": "failed", "result": f"{type(exc).__name__}: {exc}"})
+                if step == "vacuum":
+                    try:
+                        conn.execute("SELECT 1")
+                    except Exception:  # the old connection is gone; open a new one for the next steps
+                        conn = connect(path, lock_timeout=args.lock_timeout)
+    finally:
+        try:
+            conn.close()
+        except Exception:  # already closed by a vacuum that failed after closing it
+            pass
+    return summary, problems
+
+
+def run(args) -> int:
+    from benchmark_db.connection import resolve_db_path
+    from benchmark_db.output import render
+
+    steps = selected_steps(args)
+    summary_format = args.format if args.format in ("json", "csv", "markdown", "table") else "table"
+    if args.restore:
+        if steps:
+            raise UsageError("--restore cannot be combined with other steps", "run the restore on its own")
+        from benchmark_db.maintenance.backup import restore_backup
+
+        if not args.db:
+            raise UsageError("--restore needs --db NEW, the file to restore into", "e.g. --db ./restored.duckdb")
+        result = restore_backup(args.restore, resolve_db_path(args.db), force=args.force, dry_run=args.dry_run,
+                                lock_timeout=args.lock_timeout)
+        write_text(render([{"step": "restore", "status": "ok", "result": _describe("restore", result)}],
+                          summary_format), None)
+        return 0
+    if not steps:
+        raise UsageError("nothing to do", "pass one or more steps, e.g. --optimize-db --vacuum --check-integrity")
+    needs_age = [s for s in ("clean-json", "archive-data") if s in steps]
+    if needs_age and args.older_than is None:
+        raise UsageError(f"--{needs_age[0]} needs --older-than DAYS", "e.g. --older-than 30")
+    summary, problems = run_steps(args, steps)
+    if problems:
+        write_text(render(problems, summary_format), None)
+    if not (steps == ["migration-stats"] and not args.output):  # keep a stats-only stdout pure
+        write_text(render(summary, summary_format), None)
+    failed = [row["step"] for row in summary if row["status"] == "failed"]
+    if failed:
+        print(f"error DB005: maintenance step(s) failed: {', '.join(failed)}; see the log lines above",
+              file=sys.stderr)
+    return EXIT_FINDING if failed or problems else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(build_parser(), run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,313 @@
+#!/usr/bin/env python3
+"""Merge the artifacts of parallel CI benchmark jobs (DuckDB, Parquet, JSON) into one database.
+
+    python scripts/ci_benchmark_integrator.py --artifacts-dir ./artifacts --db ./benchmark_db.duckdb --commit 123abc --branch main
+    python scripts/ci_benchmark_integrator.py --artifacts-dir ./artifacts --db ./benchmark_db.duckdb --ci-metadata ./ci_metadata.json
+    python scripts/ci_benchmark_integrator.py --artifacts-dir ./artifacts --db ./benchmark_db.duckdb --archive-artifacts --archive-dir ./archived_artifacts
+
+Every .duckdb artifact is merged table by table by primary key (ids are hashes of natural keys, so the jobs'
+rows never clash), every .parquet artifact named after its table likewise, and every .json artifact goes
+through the ingest engine. Runs new to the database get the git commit and branch where they have none and
+the CI information (workflow, run id, artifact) in test_runs.metadata. Running it twice on the same artifacts
+adds nothing. It prints one line per artifact with the rows it added; exit 1 when an artifact failed.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmark_db.cli import add_common_options, add_db_option, add_output_options, run_cli, write_text
+from benchmark_db.errors import EXIT_FINDING, BenchmarkDBError, UsageError
+
+log = logging.getLogger("benchmark_db.ci")
+
+ARTIFACT_SUFFIXES = {".duckdb": "duckdb", ".parquet": "parquet", ".json": "json"}
+ARTIFACT_KIND = {"duckdb": "ci-artifact-duckdb", "parquet": "ci-artifact-parquet"}
+# report columns: table -> short name
+REPORT_TABLES = {"models": "models", "hardware_platforms": "hardware", "test_runs": "runs",
+                 "performance_results": "performance", "hardware_compatibility": "compatibility",
+                 "integration_test_results": "integration", "web_platform_results": "web"}
+CI_ENV = {"commit": "GITHUB_SHA", "branch": "GITHUB_REF_NAME", "workflow": "GITHUB_WORKFLOW",
+          "run_id": "GITHUB_RUN_ID", "run_attempt": "GITHUB_RUN_ATTEMPT", "repository": "GITHUB_REPOSITORY",
+          "event": "GITHUB_EVENT_NAME"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ci_benchmark_integrator.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--artifacts-dir", required=True, metavar="DIR",
+                        help="folder holding the jobs' artifacts (searched recursively for .duckdb, .parquet, .json)")
+    add_db_option(parser, "database to merge into, created if missing (default: $BENCHMARK_DB_PATH, "
+                          "else ./benchmark_db.duckdb)")
+    parser.add_argument("--commit", default=None, help="git commit for runs that have none (default: from "
+                                                       "--ci-metadata, else $GITHUB_SHA in GitHub Actions)")
+    parser.add_argument("--branch", default=None, help="git branch for runs that have none (default: from "
+                                                       "--ci-metadata, else $GITHUB_REF_NAME in GitHub Actions)")
+    parser.add_argument("--ci-metadata", metavar="FILE", default=None,
+                        help="JSON file with commit, branch, workflow, run_id (and anything else to record)")
+    parser.add_argument("--archive-artifacts", action="store_true",
+                        help="move processed artifacts into --archive-dir afterwards (failed ones stay)")
+    parser.add_argument("--archive-dir", default="./archived_artifacts", metavar="DIR",
+                        help="where --archive-artifacts moves them, under a UTC timestamp (default: %(default)s)")
+    parser.add_argument("--dry-run", action="store_true", help="list the artifacts and their kinds; merge nothing")
+    add_output_options(parser, formats=("table", "json", "csv", "markdown"),
+                       output_help="write the merge report to FILE instead of stdout")
+    add_common_options(parser)
+    return parser
+
+
+def load_ci_metadata(path: str | None, commit: str | None = None, branch: str | None = None,
+                     environ: dict | None = None) -> dict:
+    """CI information: the file's keys, then --commit/--branch over them, GitHub's variables filling gaps."""
+    meta: dict = {}
+    if path:
+        try:
+            loaded = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise UsageError(f"CI metadata file {path} does not exist", "pass an existing JSON file") from exc
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read CI metadata {path}: {exc}", "pass a JSON object") from exc
+        if not isinstance(loaded, dict):
+            raise UsageError(f"CI metadata {path} is not a JSON object", 'e.g. {"commit": "abc", "branch": "main"}')
+        meta.update({k: v for k, v in loaded.items() if v is not None})
+        for alias, key in (("git_commit", "commit"), ("sha", "commit"), ("git_branch", "branch"), ("ref", "branch")):
+            if alias in meta and key not in meta:
+                meta[key] = meta[alias]
+    if commit:
+        meta["commit"] = commit
+    if branch:
+        meta["branch"] = branch
+    env = os.environ if environ is None else environ
+    if env.get("GITHUB_ACTIONS") == "true":
+        for key, var in CI_ENV.items():
+            if key not in meta and env.get(var):
+                meta[key] = env[var]
+    return {k: (str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v) for k, v in meta.items()}
+
+
+def discover_artifacts(artifacts_dir: str | os.PathLike, exclude: list[Path] | None = None) -> list[tuple[Path, str]]:
+    """(path, kind) of every artifact under the folder, in a stable order; the target database excluded."""
+    root = Path(artifacts_dir)
+    if not root.is_dir():
+        raise UsageError(f"artifacts folder {root} does not exist", "pass the folder the CI jobs' artifacts were "
+                                                                   "downloaded to")
+    excluded = {p.resolve() for p in exclude or []}
+    found = []
+    for path in sorted(root.rglob("*")):
+        kind = ARTIFACT_SUFFIXES.get(path.suffix.lower())
+        if kind and path.is_file() and path.resolve() not in excluded:
+            found.append((path, kind))
+    return found
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _already_merged(conn, path: Path, sha: str) -> bool:
+    row = conn.execute("SELECT sha256, status FROM ingested_files WHERE path = ?", [str(path.resolve())]).fetchone()
+    return bool(row) and row[0] == sha and row[1] == "ingested"
+
+
+def _log_artifact(conn, path: Path, sha: str, kind: str, status: str, reason: str | None,
+                  added: dict[str, int]) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO ingested_files (path, sha256, size_bytes, kind, status, reason, rows, rows_by_table, "
+        "ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, now() AT TIME ZONE 'UTC')",
+        [str(path.resolve()), sha, path.stat().st_size, ARTIFACT_KIND[kind], status, reason, sum(added.values()),
+         json.dumps(added, sort_keys=True)])
+
+
+def _tag_new_runs(conn, meta: dict, artifact: str | None, source_sha256: str | None = None) -> int:
+    """Give runs not seen before this artifact the git and CI information; return how many.
+
+    With `source_sha256`, only the new runs converted from that document (one of several ingested together).
+    """
+    only_source = " WHERE source_sha256 = ?" if source_sha256 else ""
+    new = [r[0] for r in conn.execute(
+        "SELECT run_id FROM test_runs ANTI JOIN _ci_known_runs USING (run_id)" + only_source,
+        [source_sha256] if source_sha256 else []).fetchall()]
+    if not new:
+        return 0
+    ci = {**meta, "artifact": artifact} if artifact else dict(meta)
+    patch = json.dumps({"ci": ci}, sort_keys=True)
+    conn.execute("CREATE OR REPLACE TEMP TABLE _ci_new_runs AS SELECT unnest(?::BIGINT[]) AS run_id", [new])
+    conn.execute(
+        "UPDATE test_runs SET git_commit = COALESCE(git_commit, ?), git_branch = COALESCE(git_branch, ?), "
+        "metadata = json_merge_patch(COALESCE(metadata, '{}'::JSON), ?::JSON) "
+        "WHERE run_id IN (SELECT run_id FROM _ci_new_runs)", [meta.get("commit"), meta.get("branch"), patch])
+    conn.execute("INSERT INTO _ci_known_runs SELECT run_id FROM _ci_new_runs")
+    return len(new)
+
+
+def _report_row(path: Path, root: Path, kind: str, status: str, added: dict[str, int], tagged: int = 0,
+                reason: str | None = None) -> dict:
+    try:
+        name = path.relative_to(root).as_posix()
+    except ValueError:
+        name = str(path)
+    row = {"artifact": name, "kind": kind, "status": status}
+    for table, short in REPORT_TABLES.items():
+        row[short] = added.get(table, 0)
+    row["other"] = sum(v for t, v in added.items() if t not in REPORT_TABLES)
+    row["runs_tagged"] = tagged
+    row["reason"] = reason or ""
+    return row
+
+
+def _ingest_json(conn, paths: list[Path], quiet: bool) -> dict[Path, tuple[str, dict, str | None, str | None]]:
+    """Ingest JSON artifacts through the ingest engine: {path: (status, rows added per table, reason, sha256)}."""
+    try:
+        from benchmark_db.ingest import ingest_files
+        from benchmark_db_models import BenchmarkDB
+    except ImportError as exc:  # the ingest engine is a separate part of the toolkit
+        return {p: ("failed", {}, f"the JSON ingest engine is not available ({exc})", None) for p in paths}
+    try:
+        summary = ingest_files(BenchmarkDB(conn=conn), [str(p) for p in paths], quiet=quiet)
+    except BenchmarkDBError as exc:
+        return {p: ("failed", {}, str(exc), None) for p in paths}
+    by_path = {Path(o.path).resolve(): o for o in summary.outcomes}
+    result = {}
+    for p in paths:
+        outcome = by_path.get(p.resolve())
+        if outcome is None:
+            result[p] = ("failed", {}, "the ingest engine did not report on this file", None)
+            continue
+        status = {"ingested": "merged", "unchanged": "unchanged"}.get(outcome.status, outcome.status)
+        rows = dict(outcome.rows_by_table) if outcome.status == "ingested" else {}
+        result[p] = (status, rows, outcome.reason, outcome.sha256)
+    return result
+
+
+def integrate_artifacts(conn, artifacts_dir: str | os.PathLike, *, meta: dict | None = None,
+                        db_path: str | None = None, dry_run: bool = False, quiet: bool = True) -> list[dict]:
+    """Merge every artifact under `artifacts_dir` into `conn`'s database; one report row per artifact.
+
+    Status per artifact: merged (something was added or it was new), unchanged (already merged, same
+    content), skipped (not a table this toolkit knows), failed (with the reason; the others still merge).
+    """
+    from benchmark_db.merge import merge_database, merge_parquet, table_for_parquet
+
+    meta = meta or {}
+    root = Path(artifacts_dir)
+    exclude = [Path(db_path)] if db_path and db_path != ":memory:" else []
+    artifacts = discover_artifacts(root, exclude)
+    if dry_run:
+        return [_report_row(p, root, kind, "would merge", {}) for p, kind in artifacts]
+    conn.execute("CREATE OR REPLACE TEMP TABLE _ci_known_runs AS SELECT run_id FROM test_runs")
+    report = []
+    try:
+        for path, kind in artifacts:
+            if kind == "json":
+                continue
+            sha = _sha256(path)
+            if _already_merged(conn, path, sha):
+                report.append(_report_row(path, root, kind, "unchanged", {}))
+                continue
+            try:
+                if kind == "duckdb":
+                    added = merge_database(conn, path)
+                elif table_for_parquet(path) is None:
+                    report.append(_report_row(path, root, kind, "skipped", {},
+                                              reason="not named after a table (e.g. performance_results.parquet)"))
+                    continue
+                else:
+                    added = merge_parquet(conn, path)
+            except BenchmarkDBError as exc:
+                log.error("%s: %s", path, exc)
+                report.append(_report_row(path, root, kind, "failed", {}, reason=str(exc)))
+                continue
+            _log_artifact(conn, path, sha, kind, "ingested", None, added)
+            tagged = _tag_new_runs(conn, meta, path.name)
+            report.append(_report_row(path, root, kind, "merged", added, tagged))
+            log.info("%s: added %d rows", path, sum(added.values()))
+        json_paths = [p for p, kind in artifacts if kind == "json"]
+        if json_paths:
+            for path, (status, added, reason, sha) in _ingest_json(conn, json_paths, quiet).items():
+                tagged = _tag_new_runs(conn, meta, path.name, sha) if status == "merged" and sha else 0
+                report.append(_report_row(path, root, "json", status, added, tagged, reason))
+            _tag_new_runs(conn, meta, None)  # runs a document produced without naming its source
+    finally:
+        conn.execute("DROP TABLE IF EXISTS _ci_known_runs")
+        conn.execute("DROP TABLE IF EXISTS _ci_new_runs")
+    return report
+
+
+def archive_artifacts(report: list[dict], artifacts_dir: str | os.PathLike, archive_dir: str | os.PathLike,
+                      conn=None, now: dt.datetime | None = None) -> list[str]:
+    """Move the artifacts that were merged or already present into archive_dir/<UTC stamp>/; return targets."""
+    now = now or dt.datetime.now(dt.UTC)
+    root = Path(artifacts_dir)
+    target_root = Path(archive_dir) / now.strftime("%Y%m%dT%H%M%SZ")
+    moved = []
+    for row in report:
+        if row["status"] not in ("merged", "unchanged"):
+            continue
+        source = root / row["artifact"]
+        if not source.is_file():
+            continue
+        target = target_root / row["artifact"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(source), str(target))
+        moved.append(str(target))
+        if conn is not None:
+            conn.execute("UPDATE ingested_files SET archived_to = ? WHERE path = ?",
+                         [str(target.resolve()), str(source.resolve())])
+    return moved
+
+
+def run(args) -> int:
+    from benchmark_db.cli import resolve_format
+    from benchmark_db.connection import connect, resolve_db_path
+    from benchmark_db.output import render
+
+    meta = load_ci_metadata(args.ci_metadata, args.commit, args.branch)
+    path = resolve_db_path(args.db)
+    discover_artifacts(args.artifacts_dir)  # a missing folder is a usage error before the database is touched
+    with_conn = connect(path, lock_timeout=args.lock_timeout) if not args.dry_run else None
+    try:
+        if args.dry_run:
+            from benchmark_db.connection import MEMORY
+
+            with_conn = connect(MEMORY)
+        report = integrate_artifacts(with_conn, args.artifacts_dir, meta=meta, db_path=path, dry_run=args.dry_run,
+                                     quiet=args.quiet)
+        if args.archive_artifacts and not args.dry_run:
+            moved = archive_artifacts(report, args.artifacts_dir, args.archive_dir, with_conn)
+            log.info("archived %d artifact(s) under %s", len(moved), args.archive_dir)
+    finally:
+        with_conn.close()
+    fmt = resolve_format(args.format, args.output)
+    write_text(render(report, fmt) if report else "(no artifacts found)\n", args.output)
+    totals = {"merged": 0, "unchanged": 0, "skipped": 0, "failed": 0}
+    for row in report:
+        totals[row["status"]] = totals.get(row["status"], 0) + 1
+    added = sum(sum(v for k, v in row.items() if k in REPORT_TABLES.values() or k == "other") for row in report)
+    log.info("%d artifact(s): %s; %d rows added; CI metadata %s", len(report),
+             ", ".join(f"{v} {k}" for k, v in totals.items() if v), added, json.dumps(meta, sort_keys=True))
+    if totals["failed"]:
+        print(f"error DB003: {totals['failed']} artifact(s) could not be merged; see the reason column",
+              file=sys.stderr)
+        return EXIT_FINDING
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(build_parser(), run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
