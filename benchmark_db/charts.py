@@ -1,0 +1,378 @@
+"""Charts of benchmark results (matplotlib with the Agg backend, seaborn styling).
+
+Every chart has a title, labelled axes with units, a log scale where the values span more than a factor
+of 20, p10-p90 whiskers around the p50 (from raw samples where every result has them, else from the
+per-result values; the subtitle says which), change points marked on trends, and simulated series drawn
+dashed with hollow markers and labelled "(simulated)". The functions take the DataFrames of
+`benchmark_db.reports` and return a matplotlib Figure; `save_figure` writes PNG, SVG or PDF by extension.
+Nothing here queries the database except `report_charts`, which fills the charts of an HTML report.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import math
+from pathlib import Path
+
+from benchmark_db.errors import UsageError
+from benchmark_db.reports import SERIES_KEYS, Metric, get_metric, is_missing
+
+IMAGE_FORMATS = ("png", "svg", "pdf")
+LOG_SPAN = 20.0
+MIN_RUNS_FOR_CHANGE_POINTS = 10  # benchmark_db.stats.detect_change_points: min_size 5 on each side  # max/min ratio from which an axis is drawn on a log scale
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def image_format(path) -> str:
+    suffix = Path(str(path)).suffix.lower().lstrip(".")
+    if suffix not in IMAGE_FORMATS:
+        raise UsageError(f"cannot tell the image format of {path}",
+                         f"end the output name with {', '.join('.' + f for f in IMAGE_FORMATS)}")
+    return suffix
+
+
+def save_figure(fig, path) -> Path:
+    """Write `fig` as PNG, SVG or PDF according to `path`'s extension and close it."""
+    fmt = image_format(path)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fig.savefig(target, format=fmt, dpi=130, metadata={"Software": "benchmark-db"} if fmt == "png" else None)
+    finally:
+        _plt().close(fig)
+    return target
+
+
+def figure_data_uri(fig) -> str:
+    """`fig` as a base64 PNG data URI (for a self-contained HTML page); closes the figure."""
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", dpi=100)
+    finally:
+        _plt().close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _finite_positive(values) -> list[float]:
+    out = []
+    for v in values:
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(f) and f > 0:
+            out.append(f)
+    return out
+
+
+def wants_log(values) -> bool:
+    vals = _finite_positive(values)
+    return bool(vals) and max(vals) / min(vals) >= LOG_SPAN
+
+
+def _style():
+    import seaborn as sns
+
+    return sns.axes_style("whitegrid")
+
+
+def _palette(n: int):
+    import seaborn as sns
+
+    return sns.color_palette("tab10" if n <= 10 else "husl", n)
+
+
+MAX_PANELS = 12
+MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
+def _stable_colors(kind: str, values) -> dict:
+    """The same colour for the same hardware type (or model) in every chart."""
+    from benchmark_db.names import HARDWARE_TYPES
+
+    names = sorted({str(v) for v in values})
+    if kind == "hardware":
+        unknown = [n for n in names if n not in HARDWARE_TYPES]
+        palette = _palette(len(HARDWARE_TYPES) + len(unknown))
+        order = list(HARDWARE_TYPES) + unknown
+        return {n: palette[order.index(n)] for n in names}
+    palette = _palette(len(names))
+    return dict(zip(names, palette))
+
+
+def _basis_text(df) -> str:
+    bases = sorted(set(df["basis"].dropna())) if "basis" in df else []
+    if bases == ["raw samples"]:
+        return "p50; whiskers p10-p90 of the raw latency samples"
+    if bases == ["per-result values"]:
+        return "p50; whiskers p10-p90 across results"
+    return "p50; whiskers p10-p90 (raw samples where every result has them, else across results)"
+
+
+def _is_sim(row) -> bool:
+    value = row.get("is_simulated", False)
+    return not is_missing(value) and bool(value)
+
+
+def _errorbars(ax, xs, p10, p50, p90, *, color, label, simulated, marker="o", line=True):
+    p50 = [float("nan") if is_missing(m) else float(m) for m in p50]
+    lower = [0.0 if is_missing(lo) or m != m else max(m - float(lo), 0.0) for lo, m in zip(p10, p50)]
+    upper = [0.0 if is_missing(hi) or m != m else max(float(hi) - m, 0.0) for hi, m in zip(p90, p50)]
+    ax.errorbar(xs, p50, yerr=[lower, upper], color=color, label=label, marker=marker, markersize=6,
+                linestyle=("--" if simulated else "-") if line else "none", linewidth=1.6, capsize=3,
+                markerfacecolor="white" if simulated else color, markeredgecolor=color)
+
+
+def comparison_figure(df, metric: str | Metric = "throughput", by: str = "hardware", title: str | None = None):
+    """p50 of the metric against batch size, one line per `by` value (hardware or model), one panel per
+    value of the other dimension. `df` is `reports.compare_table(...)`."""
+    plt = _plt()
+    m = metric if isinstance(metric, Metric) else get_metric(metric)
+    p = m.prefix
+    facet = "model" if by == "hardware" else "hardware"
+    df = df.copy()
+    if "is_simulated" not in df:
+        df["is_simulated"] = False
+    df[facet] = df[facet].fillna("(unknown)")
+    df[by] = df[by].fillna("(unknown)")
+    notes = []
+    has_batch = df["batch_size"].notna().any()
+    if has_batch and df["batch_size"].isna().any():
+        dropped = int(df.loc[df["batch_size"].isna(), "results"].sum())
+        df = df[df["batch_size"].notna()]
+        notes.append(f"{dropped} result{'s' if dropped != 1 else ''} without a batch size not drawn")
+    sizes = df.groupby(facet)["results"].sum().sort_values(ascending=False, kind="stable")
+    if len(sizes) > MAX_PANELS:
+        notes.append(f"{MAX_PANELS} of {len(sizes)} {facet}s with the most results shown; narrow with --{facet}")
+        sizes = sizes.iloc[:MAX_PANELS]
+        df = df[df[facet].isin(sizes.index)]
+    facets = sorted(sizes.index, key=str)
+    # a series: one compared entity at one precision, measured or simulated
+    several_precisions = df.groupby([facet, by])["precision"].nunique(dropna=False).max() > 1
+    df["series"] = df[by].astype(str)
+    if several_precisions:
+        df["series"] += df["precision"].map(lambda v: f" {v}" if isinstance(v, str) else " (no precision)")
+    df.loc[df["is_simulated"].astype(bool), "series"] += " (simulated)"
+    series_names = list(dict.fromkeys(df.sort_values([by, "precision"], na_position="last")["series"]))
+    colors = _stable_colors(by, df[by])
+    precisions = sorted({v for v in df["precision"] if isinstance(v, str)})
+    markers = {v: MARKERS[i % len(MARKERS)] for i, v in enumerate(precisions)} if several_precisions else {}
+
+    what = f"{m.label} by {by}" if by == "hardware" else f"{m.label} by model"
+    fig_title = title or what
+    cols = min(3, len(facets))
+    rows = math.ceil(len(facets) / cols)
+    with _style():
+        fig, axes = plt.subplots(rows, cols, figsize=(5.4 * cols if cols > 1 else 8.5, 3.9 * rows + 1.3),
+                                 squeeze=False, layout="constrained")
+        values = list(df[f"{p}_p10"]) + list(df[f"{p}_p90"]) + list(df[f"{p}_p50"])
+        log_y = wants_log(values)
+        handles = {}
+        for i, name in enumerate(facets):
+            ax = axes[i // cols][i % cols]
+            part = df[df[facet] == name]
+            if has_batch:
+                part = part[part["batch_size"].notna()]
+                n = len(series_names)
+                for j, series in enumerate(series_names):
+                    s = part[part["series"] == series].sort_values("batch_size")
+                    if s.empty:
+                        continue
+                    shift = 2 ** (0.05 * (j - (n - 1) / 2))  # keep whiskers of different series apart
+                    xs = [float(b) * shift for b in s["batch_size"]]
+                    _errorbars(ax, xs, list(s[f"{p}_p10"]), list(s[f"{p}_p50"]), list(s[f"{p}_p90"]),
+                               color=colors[s[by].iloc[0]], label=series, simulated=_is_sim(s.iloc[0]),
+                               marker=markers.get(s["precision"].iloc[0], "X" if markers else "o"))
+                batches = sorted({int(b) for b in part["batch_size"]})
+                ax.set_xscale("log", base=2)
+                if len(batches) == 1:
+                    ax.set_xlim(batches[0] / 2, batches[0] * 2)
+                ax.set_xticks(batches, [str(b) for b in batches])
+                ax.minorticks_off()
+                ax.set_xlabel("Batch size (items per call)")
+            else:
+                order = [s for s in series_names if s in set(part["series"])]
+                for j, series in enumerate(order):
+                    s = part[part["series"] == series]
+                    _errorbars(ax, [j] * len(s), list(s[f"{p}_p10"]), list(s[f"{p}_p50"]), list(s[f"{p}_p90"]),
+                               color=colors[s[by].iloc[0]], label=series, simulated=_is_sim(s.iloc[0]), line=False,
+                               marker=markers.get(s["precision"].iloc[0], "X" if markers else "o"))
+                ax.set_xticks(range(len(order)), order, rotation=30, ha="right")
+                ax.set_xlabel(by.capitalize())
+            if log_y:
+                ax.set_yscale("log")
+            ax.set_ylabel(m.axis_label + (" (log scale)" if log_y else ""))
+            if len(facets) > 1 or str(name) not in fig_title:
+                ax.set_title(str(name), fontsize=11)
+            for h, label in zip(*ax.get_legend_handles_labels()):
+                handles.setdefault(label, h)
+        for k in range(len(facets), rows * cols):
+            axes[k // cols][k % cols].set_visible(False)
+        fig.suptitle(fig_title, fontsize=14, fontweight="bold")
+        better = "higher is better" if m.higher_is_better else "lower is better"
+        fig.supxlabel("; ".join([_basis_text(df), better] + notes), fontsize=9, color="#444")
+        if handles:
+            fig.legend(list(handles.values()), list(handles.keys()), loc="outside right upper",
+                       title=by.capitalize(), fontsize=9, title_fontsize=10)
+    return fig
+
+
+def trend_figure(trend, change_points=None, metric: str | Metric = "throughput", title: str | None = None,
+                 note: str | None = None):
+    """p50 per run over time with p10-p90 whiskers, one line per configuration, change points marked."""
+    plt = _plt()
+    import matplotlib.dates as mdates
+
+    m = metric if isinstance(metric, Metric) else get_metric(metric)
+    p = m.prefix
+    df = trend.copy()
+    groups = list(df.groupby(SERIES_KEYS, dropna=False, sort=True))
+    models = df["model"].nunique()
+    hardware = df["hardware"].nunique()
+    colors = _palette(len(groups))
+    with _style():
+        fig, ax = plt.subplots(figsize=(10, 5.6), layout="constrained")
+        log_y = wants_log(list(df[f"{p}_p10"]) + list(df[f"{p}_p90"]) + list(df[f"{p}_p50"]))
+        for color, (key, s) in zip(colors, groups):
+            info = dict(zip(SERIES_KEYS, key))
+            bits = []
+            if models > 1:
+                bits.append(str(info["model"]))
+            if hardware > 1:
+                bits.append(str(info["hardware"]))
+            bs = info["batch_size"]
+            bits.append("batch ?" if is_missing(bs) else f"batch {int(bs)}")
+            if not is_missing(info["precision"]):
+                bits.append(str(info["precision"]))
+            simulated = not is_missing(info["is_simulated"]) and bool(info["is_simulated"])
+            label = " ".join(bits) + (" (simulated)" if simulated else "")
+            s = s.sort_values("at")
+            _errorbars(ax, list(s["at"]), list(s[f"{p}_p10"]), list(s[f"{p}_p50"]), list(s[f"{p}_p90"]),
+                       color=color, label=label, simulated=simulated)
+        marked = False
+        if change_points is not None and len(change_points):
+            for _, cp in change_points.iterrows():
+                ax.axvline(cp["at"], color="#c0392b", linestyle=":", linewidth=1.4,
+                           label=None if marked else "change point")
+                marked = True
+                pct = cp["change_pct"]
+                text = "change" if is_missing(pct) else f"{pct:+.1f}%"
+                if not is_missing(cp.get("p_value")):
+                    text += f"\np={cp['p_value']:.2g}"
+                ax.annotate(text, xy=(cp["at"], 1.0), xycoords=("data", "axes fraction"), xytext=(3, -3),
+                            textcoords="offset points", va="top", fontsize=8, color="#c0392b")
+        if log_y:
+            ax.set_yscale("log")
+        ax.set_ylabel(m.axis_label + (" (log scale)" if log_y else ""))
+        ax.set_xlabel("Run time (UTC)")
+        locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        ax.set_title(title or f"{m.label} over time", fontsize=13, fontweight="bold")
+        footer = [_basis_text(df), "one point per run"]
+        longest = max((len(s) for _, s in groups), default=0)
+        if change_points is not None and not len(change_points) and note is None:
+            footer.append("no change points detected" if longest >= MIN_RUNS_FOR_CHANGE_POINTS else
+                          f"too few runs ({longest}) to detect change points (needs {MIN_RUNS_FOR_CHANGE_POINTS})")
+        if note:
+            footer.append(note)
+        fig.supxlabel("; ".join(footer), fontsize=8.5, color="#444")
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9, title="Configuration")
+    return fig
+
+
+def compatibility_figure(table, title: str | None = None):
+    """Heat map of model x hardware: compatible (green), incompatible (red), unknown (grey)."""
+    plt = _plt()
+    import numpy as np
+    import seaborn as sns
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    df = table.copy()
+    df["model"] = df["model"].fillna("(any model)")
+    df["code"] = [np.nan if is_missing(v) else (1.0 if v else 0.0) for v in df["is_compatible"]]
+    df["label"] = [("yes" + (f"\n{int(n)}" if not is_missing(n) and n else "")) if c == 1.0
+                   else ("no" if c == 0.0 else "?")
+                   for c, n in zip(df["code"], df["performance_results"])]
+    codes = df.pivot_table(index="model", columns="hardware", values="code", aggfunc="min")
+    labels = df.groupby(["model", "hardware"])["label"].first().unstack().reindex_like(codes).fillna("")
+    with _style():
+        fig, ax = plt.subplots(figsize=(max(6.0, 1.25 * codes.shape[1] + 4.0), max(3.0, 0.55 * codes.shape[0] + 1.8)),
+                               layout="constrained")
+        sns.heatmap(codes, ax=ax, cmap=ListedColormap(["#e74c3c", "#2ecc71"]), vmin=0, vmax=1, cbar=False,
+                    annot=labels.values, fmt="", linewidths=1, linecolor="white",
+                    annot_kws={"fontsize": 8, "color": "black"})
+        ax.set_facecolor("#dddddd")
+        ax.grid(False)
+        ax.set_title(title or "Model / hardware compatibility", fontsize=13, fontweight="bold")
+        ax.set_xlabel("Hardware type")
+        ax.set_ylabel("Model")
+        ax.legend(handles=[Patch(color="#2ecc71", label="compatible (number: results)"),
+                           Patch(color="#e74c3c", label="not compatible"), Patch(color="#dddddd", label="unknown")],
+                  loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    return fig
+
+
+def relative_speed_figure(compare, title: str | None = None):
+    """Heat map of throughput relative to CPU (x, geometric mean over batch sizes) per model and hardware."""
+    plt = _plt()
+    import numpy as np
+    import seaborn as sns
+    from matplotlib.colors import LogNorm
+
+    df = compare.dropna(subset=["relative_to_cpu"]).copy()
+    df = df[df["relative_to_cpu"] > 0]
+    df["log_rel"] = np.log(df["relative_to_cpu"].astype(float))
+    grid = np.exp(df.pivot_table(index="model", columns="hardware", values="log_rel", aggfunc="mean"))
+    with _style():
+        fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * grid.shape[1] + 4), max(3.0, 0.55 * grid.shape[0] + 1.8)),
+                               layout="constrained")
+        ax.grid(False)
+        wide = wants_log(grid.values.ravel())
+        sns.heatmap(grid, ax=ax, cmap="viridis", annot=grid.map(lambda v: f"{v:.3g}x" if v == v else ""), fmt="",
+                    norm=LogNorm() if wide else None, linewidths=1, linecolor="white",
+                    cbar_kws={"label": "Throughput relative to CPU (x" + (", log scale)" if wide else ")")})
+        ax.set_title(title or "Throughput relative to CPU", fontsize=13, fontweight="bold")
+        ax.set_xlabel("Hardware type")
+        ax.set_ylabel("Model")
+        fig.supxlabel("geometric mean over batch sizes of p50 throughput / CPU p50 throughput",
+                      fontsize=8.5, color="#444")
+    return fig
+
+
+def report_charts(conn, report) -> None:
+    """Attach the charts of each section of an HTML report (as base64 PNG data URIs)."""
+    from benchmark_db import reports
+
+    for section in report.sections:
+        charts = []
+        if section.key == "performance" and not section.frame.empty:
+            metrics = [report.metric] if report.metric else ["throughput", "latency"]
+            for name in metrics:
+                m = get_metric(name)
+                df = reports.compare_table(conn, report.filters, name, by="hardware")
+                if df.empty:
+                    continue
+                charts.append((f"{m.label} by hardware and batch size",
+                               figure_data_uri(comparison_figure(df, m, "hardware",
+                                                                 f"{m.label} by hardware and batch size")),
+                               f"{m.label} ({m.unit}) per model against batch size, one line per hardware type"))
+        elif section.key == "hardware" and not section.frame.empty:
+            df = reports.compare_table(conn, report.filters, "throughput", by="hardware")
+            if "relative_to_cpu" in df and df["relative_to_cpu"].notna().any():
+                charts.append(("Throughput relative to CPU", figure_data_uri(relative_speed_figure(df)),
+                               "heat map of throughput relative to CPU per model and hardware type"))
+        elif section.key == "compatibility_matrix" and not section.frame.empty:
+            table = reports.compatibility_table(conn, report.filters)
+            charts.append(("Compatibility", figure_data_uri(compatibility_figure(table)),
+                           "heat map of compatibility per model and hardware type"))
+        section.charts = charts

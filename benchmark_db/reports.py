@@ -1,0 +1,917 @@
+"""Report builders: SQL over the benchmark tables -> pandas DataFrames, and the renderers of whole reports.
+
+The query tool, the visualizer, the API and the demo all call these functions, so a number means the same
+wherever it is shown, and every number is a plain SQL aggregate over `performance_results` and its dimension
+tables (the tests recompute them with hand-written SQL). Simulated rows are left out unless a caller passes
+`include_simulated=True`; when they are included they stay separate (`is_simulated` is a grouping key), so a
+simulated number is never averaged into a measured one.
+
+This module imports pandas lazily (through DuckDB's `.df()`) and never matplotlib: charts live in
+`benchmark_db.charts`, and only the HTML renderer imports them.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import html as _html
+import json
+import re
+from dataclasses import dataclass, field
+
+from benchmark_db.errors import QueryError, UsageError
+from benchmark_db.names import normalize_hardware_type
+
+REPORT_KINDS = ("performance", "hardware", "compatibility", "integration", "summary")
+REPORT_FORMATS = ("html", "markdown", "csv", "json", "table")
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    column: str  # column of the filtered base query
+    label: str
+    unit: str
+    higher_is_better: bool
+
+    @property
+    def prefix(self) -> str:
+        return {"throughput": "throughput_items_per_s", "latency": "latency_ms", "memory": "memory_mb"}[self.name]
+
+    @property
+    def axis_label(self) -> str:
+        return f"{self.label} ({self.unit})"
+
+
+METRICS = {
+    "throughput": Metric("throughput", "throughput", "Throughput", "items/s", True),
+    "latency": Metric("latency", "latency_ms", "Latency", "ms", False),
+    "memory": Metric("memory", "memory_mb", "Peak memory", "MB", False),
+}
+
+
+def is_missing(value) -> bool:
+    """None, NaN, NaT or pandas' NA (which refuses to be compared)."""
+    if value is None:
+        return True
+    try:
+        import pandas as pd
+
+        return bool(pd.isna(value)) if not isinstance(value, (list, tuple, dict)) else False
+    except (TypeError, ValueError):
+        return False
+
+
+def get_metric(name: str | None) -> Metric:
+    try:
+        return METRICS[name or "throughput"]
+    except KeyError:
+        raise UsageError(f"unknown metric {name!r}", f"choose one of {', '.join(METRICS)}") from None
+
+
+# ------------------------------------------------------------------------------------------------- filters
+def _split(value) -> list[str]:
+    if value is None:
+        return []
+    items = value if isinstance(value, (list, tuple)) else [value]
+    out: list[str] = []
+    for item in items:
+        out.extend(part.strip() for part in str(item).split(",") if part.strip())
+    return out
+
+
+def parse_time(value, *, end: bool = False) -> dt.datetime | None:
+    """An ISO date or date-time (UTC). A bare date as an end bound means the end of that day."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=None) if value.tzinfo is None else \
+            value.astimezone(dt.UTC).replace(tzinfo=None)
+    if isinstance(value, dt.date):
+        day = dt.datetime(value.year, value.month, value.day)
+        return day + dt.timedelta(days=1) if end else day
+    text = str(value).strip()
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            day = dt.datetime.fromisoformat(text)
+            return day + dt.timedelta(days=1) if end else day
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"cannot read {text!r} as a date", "use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS (UTC)") from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    return moment
+
+
+@dataclass
+class ReportFilters:
+    """What a report or chart is restricted to. Lists accept comma-separated text too (`cpu,cuda`)."""
+
+    model: list[str] = field(default_factory=list)
+    model_family: list[str] = field(default_factory=list)
+    hardware: list[str] = field(default_factory=list)
+    batch_size: list[int] = field(default_factory=list)
+    precision: list[str] = field(default_factory=list)
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    include_simulated: bool = False
+
+    @classmethod
+    def make(cls, *, model=None, model_family=None, hardware=None, batch_size=None, precision=None,
+             since=None, until=None, include_simulated: bool = False) -> ReportFilters:
+        batches = []
+        for item in _split(batch_size):
+            try:
+                batches.append(int(item))
+            except ValueError:
+                raise UsageError(f"batch size {item!r} is not a whole number", "pass e.g. --batch-size 1,8") from None
+        since_t, until_t = parse_time(since), parse_time(until, end=True)
+        if since_t and until_t and since_t >= until_t:
+            raise UsageError(f"--since {since} is not before --until {until}", "swap the two dates")
+        return cls(model=_split(model), model_family=[f.lower() for f in _split(model_family)],
+                   hardware=[normalize_hardware_type(h) for h in _split(hardware)], batch_size=batches,
+                   precision=[p.lower() for p in _split(precision)], since=since_t, until=until_t,
+                   include_simulated=bool(include_simulated))
+
+    @classmethod
+    def from_args(cls, args) -> ReportFilters:
+        return cls.make(model=getattr(args, "model", None), model_family=getattr(args, "model_family", None),
+                        hardware=getattr(args, "hardware", None), batch_size=getattr(args, "batch_size", None),
+                        precision=getattr(args, "precision", None), since=getattr(args, "since", None),
+                        until=getattr(args, "until", None),
+                        include_simulated=getattr(args, "include_simulated", False))
+
+    def without(self, *names: str) -> ReportFilters:
+        values = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        for name in names:
+            values[name] = [] if isinstance(values[name], list) else (False if name == "include_simulated"
+                                                                      else None)
+        return ReportFilters(**values)
+
+    def with_simulated(self) -> ReportFilters:
+        return ReportFilters(**{**{k: getattr(self, k) for k in self.__dataclass_fields__},
+                                "include_simulated": True})
+
+    def has_any(self) -> bool:
+        return bool(self.model or self.model_family or self.hardware or self.batch_size or self.precision
+                    or self.since or self.until)
+
+    def describe(self) -> str:
+        """The filters as the options that set them, e.g. `--model bert-base-uncased --hardware cuda`."""
+        parts = []
+        for flag, values in (("--model", self.model), ("--model-family", self.model_family),
+                             ("--hardware", self.hardware), ("--batch-size", [str(b) for b in self.batch_size]),
+                             ("--precision", self.precision)):
+            if values:
+                parts.append(f"{flag} {','.join(values)}")
+        if self.since:
+            parts.append(f"--since {self.since.isoformat(sep=' ')}")
+        if self.until:
+            parts.append(f"--until {self.until.isoformat(sep=' ')} (exclusive)")
+        parts.append("simulated results included" if self.include_simulated else "simulated results excluded")
+        return " ".join(parts[:-1]) + ("; " if len(parts) > 1 else "") + parts[-1]
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "model_family": self.model_family, "hardware": self.hardware,
+                "batch_size": self.batch_size, "precision": self.precision,
+                "since": self.since.isoformat() if self.since else None,
+                "until": self.until.isoformat() if self.until else None,
+                "include_simulated": self.include_simulated}
+
+    def where(self, *, model="model", family="model_family", hardware="hardware", batch="batch_size",
+              precision="precision", created="created_at", simulated="is_simulated") -> tuple[str, list]:
+        """A SQL condition (`TRUE` when nothing is filtered) and its parameters; pass None to skip a column."""
+        clauses: list[str] = []
+        params: list = []
+        if self.model and model:
+            ors = []
+            for name in self.model:
+                if "*" in name or "%" in name:
+                    ors.append(f"{model} ILIKE ?")
+                    params.append(name.replace("*", "%"))
+                else:  # exact name, or the name without its organisation (whisper-tiny = openai/whisper-tiny)
+                    ors.append(f"(lower({model}) = lower(?) OR lower({model}) LIKE '%/' || lower(?))")
+                    params.extend([name, name])
+            clauses.append("(" + " OR ".join(ors) + ")")
+        if self.model_family and family:
+            clauses.append(f"lower({family}) IN ({', '.join('?' for _ in self.model_family)})")
+            params.extend(self.model_family)
+        if self.hardware and hardware:
+            clauses.append(f"{hardware} IN ({', '.join('?' for _ in self.hardware)})")
+            params.extend(self.hardware)
+        if self.batch_size and batch:
+            clauses.append(f"{batch} IN ({', '.join('?' for _ in self.batch_size)})")
+            params.extend(self.batch_size)
+        if self.precision and precision:
+            clauses.append(f"lower({precision}) IN ({', '.join('?' for _ in self.precision)})")
+            params.extend(self.precision)
+        if self.since and created:
+            clauses.append(f"{created} >= ?")
+            params.append(self.since)
+        if self.until and created:
+            clauses.append(f"{created} < ?")
+            params.append(self.until)
+        if not self.include_simulated and simulated:
+            clauses.append(f"NOT COALESCE({simulated}, false)")
+        return (" AND ".join(clauses) or "TRUE"), params
+
+
+# ------------------------------------------------------------------------------------------- base queries
+# One row per performance result with the names resolved from the dimension tables (the same resolution
+# as the benchmark_performance view) plus the raw latency samples the view leaves out.
+PERF_BASE = """
+SELECT pr.result_id, pr.run_id,
+       COALESCE(m.model_name, pr.model_name) AS model, m.model_family,
+       COALESCE(hp.hardware_type, pr.hardware_type) AS hardware, hp.device_name AS device,
+       pr.test_case, pr.batch_size, pr.sequence_length, pr.precision,
+       pr.throughput_items_per_second AS throughput, pr.average_latency_ms AS latency_ms,
+       pr.memory_peak_mb AS memory_mb, pr.latency_samples_ms AS samples,
+       COALESCE(pr.is_simulated, false) AS is_simulated, pr.created_at
+FROM performance_results pr
+LEFT JOIN models m ON m.model_id = pr.model_id
+LEFT JOIN hardware_platforms hp ON hp.hardware_id = pr.hardware_id
+"""
+
+
+def _filtered_base(filters: ReportFilters) -> tuple[str, list]:
+    condition, params = filters.where()
+    return f"SELECT * FROM ({PERF_BASE}) base WHERE {condition}", params
+
+
+def _df(conn, sql: str, params: list | None = None):
+    import duckdb
+
+    try:
+        return conn.execute(sql, params or []).df()
+    except duckdb.Error as exc:
+        raise QueryError(f"report query failed: {exc}", "check the database with benchmark_db_maintenance.py "
+                                                        "--check-integrity") from exc
+
+
+def _sim_key(filters: ReportFilters) -> str:
+    return ", is_simulated" if filters.include_simulated else ""
+
+
+# ------------------------------------------------------------------------------------------------ reports
+_METRIC_SOURCE = {"throughput": "pr.throughput_items_per_second", "latency": "pr.average_latency_ms",
+                  "memory": "pr.memory_peak_mb"}
+
+
+def performance_table(conn, filters: ReportFilters, metric: str | None = None, *, with_sums: bool = False):
+    """One row per model, hardware, device, batch size and precision: counts and plain aggregates.
+
+    Aggregates on the integer ids of `performance_results` first and names the (few) groups afterwards:
+    on a million rows that is several times faster than grouping the joined names. Ids come from the
+    natural keys, so one model id is one model name and one hardware id one (type, device) pair.
+    `with_sums` adds `_sum_<metric>` and `_n_<metric>` columns from which coarser means are derived exactly.
+    """
+    # means are sum / count (what avg() computes), so the sums serve the coarser pivot too
+    inner = {
+        "throughput": ["max(pr.throughput_items_per_second) AS throughput_items_per_s_max"],
+        "latency": ["min(pr.average_latency_ms) AS latency_ms_min", "max(pr.average_latency_ms) AS latency_ms_max"],
+        "memory": ["max(pr.memory_peak_mb) AS memory_mb_max"],
+    }
+    outer = {
+        "throughput": ["_sum_throughput / _n_throughput AS throughput_items_per_s_mean",
+                       "throughput_items_per_s_max"],
+        "latency": ["_sum_latency / _n_latency AS latency_ms_mean", "latency_ms_min", "latency_ms_max"],
+        "memory": ["memory_mb_max"],
+    }
+    names = [get_metric(metric).name] if metric else list(inner)
+    sums = list(METRICS) if with_sums else names
+    chosen = [c for name in names for c in inner[name]] + [
+        f"sum({_METRIC_SOURCE[n]}) AS _sum_{n}, count({_METRIC_SOURCE[n]}) AS _n_{n}" for n in sums if n != "memory"
+        or with_sums]
+    shown = [c for name in names for c in outer[name]]
+    hidden = [f"_sum_{n}, _n_{n}" for n in METRICS] if with_sums else []
+    needs_names = bool(filters.model or filters.model_family or filters.hardware)
+    joins = ("LEFT JOIN models m ON m.model_id = pr.model_id "
+             "LEFT JOIN hardware_platforms hp ON hp.hardware_id = pr.hardware_id") if needs_names else ""
+    cond, params = filters.where(model="COALESCE(m.model_name, pr.model_name)", family="m.model_family",
+                                 hardware="COALESCE(hp.hardware_type, pr.hardware_type)", batch="pr.batch_size",
+                                 precision="pr.precision", created="pr.created_at", simulated="pr.is_simulated")
+    sim_inner = ", COALESCE(pr.is_simulated, false) AS is_simulated" if filters.include_simulated else ""
+    sim = _sim_key(filters)
+    sql = f"""
+        WITH agg AS (
+            SELECT pr.model_id, pr.hardware_id, pr.batch_size, pr.precision{sim_inner},
+                   any_value(pr.model_name) AS fallback_model, any_value(pr.hardware_type) AS fallback_hardware,
+                   count(*) AS results, {', '.join(chosen)}, max(pr.created_at) AS last_result_at
+            FROM performance_results pr {joins}
+            WHERE {cond}
+            GROUP BY ALL)
+        SELECT COALESCE(m.model_name, agg.fallback_model) AS model, m.model_family,
+               COALESCE(hp.hardware_type, agg.fallback_hardware) AS hardware, hp.device_name AS device,
+               agg.batch_size, agg.precision{sim.replace(", ", ", agg.")}, agg.results,
+               {", ".join(shown + hidden)}, agg.last_result_at
+        FROM agg
+        LEFT JOIN models m ON m.model_id = agg.model_id
+        LEFT JOIN hardware_platforms hp ON hp.hardware_id = agg.hardware_id
+        ORDER BY model, hardware, device NULLS FIRST, batch_size NULLS FIRST, precision NULLS FIRST{sim}"""
+    return _df(conn, sql, params)
+
+
+def pivot_by_hardware(table, metric: str | None = "throughput"):
+    """Pivot of a `performance_table(..., with_sums=True)`: one row per model and batch size, one column per
+    hardware type, cells = mean of the metric over all its results (sum / count, the SQL avg)."""
+    m = get_metric(metric)
+    if table.empty:
+        return table.iloc[:, :0]
+    sums = table.groupby(["model", "batch_size", "hardware"], dropna=False)[[f"_sum_{m.name}", f"_n_{m.name}"]].sum()
+    sums = sums[sums[f"_n_{m.name}"] > 0]
+    value = sums[f"_sum_{m.name}"] / sums[f"_n_{m.name}"]
+    if value.empty:
+        return table.iloc[:0, :0]
+    wide = value.unstack("hardware").dropna(how="all").reset_index()
+    wide.columns.name = None
+    return wide.sort_values(["model", "batch_size"]).reset_index(drop=True)
+
+
+def hardware_table(conn, filters: ReportFilters):
+    """One row per hardware platform: what it is and how much was measured on it."""
+    base, params = _filtered_base(filters.without("hardware"))
+    hw_cond, hw_params = filters.where(model=None, family=None, batch=None, precision=None, created=None,
+                                       simulated=None, hardware="hp.hardware_type")
+    sql = f"""
+        WITH r AS (
+            SELECT hardware, device, count(*) AS results, count(DISTINCT model) AS models,
+                   count(DISTINCT run_id) AS runs, count(*) FILTER (WHERE is_simulated) AS simulated_results,
+                   min(created_at) AS first_result_at, max(created_at) AS last_result_at
+            FROM ({base}) b GROUP BY hardware, device)
+        SELECT hp.hardware_type AS hardware, hp.device_name AS device, hp.platform, hp.memory_gb,
+               hp.driver_version, hp.compute_units, COALESCE(r.models, 0) AS models,
+               COALESCE(r.results, 0) AS results, COALESCE(r.runs, 0) AS runs,
+               {"COALESCE(r.simulated_results, 0) AS simulated_results, " if filters.include_simulated else ""}
+               r.first_result_at, r.last_result_at
+        FROM hardware_platforms hp
+        LEFT JOIN r ON r.hardware = hp.hardware_type AND r.device IS NOT DISTINCT FROM hp.device_name
+        WHERE {hw_cond} {"AND r.results > 0" if filters.has_any() else ""}
+        ORDER BY results DESC, hardware, device NULLS FIRST"""
+    return _df(conn, sql, params + hw_params)
+
+
+def throughput_by_hardware(conn, filters: ReportFilters, metric: str | None = "throughput"):
+    """Pivot: one row per model and batch size, one column per hardware type, cells = mean of the metric."""
+    m = get_metric(metric)
+    base, params = _filtered_base(filters)
+    long = _df(conn, f"""
+        SELECT model, batch_size, hardware, avg({m.column}) AS value
+        FROM ({base}) b WHERE {m.column} IS NOT NULL GROUP BY model, batch_size, hardware""", params)
+    if long.empty:
+        return long
+    wide = long.pivot_table(index=["model", "batch_size"], columns="hardware", values="value", aggfunc="first",
+                            dropna=False)
+    wide = wide.dropna(how="all").reset_index()
+    wide.columns.name = None
+    return wide.sort_values(["model", "batch_size"]).reset_index(drop=True)
+
+
+def compatibility_table(conn, filters: ReportFilters):
+    """One row per model and hardware pair: the latest compatibility check, else whether it was measured."""
+    sim_hc = "" if filters.include_simulated else "AND NOT COALESCE(hc.is_simulated, false)"
+    time_hc, time_params = filters.where(model=None, family=None, hardware=None, batch=None, precision=None,
+                                         simulated=None, created="hc.created_at")
+    measured_cond, measured_params = filters.where(model=None, family=None, hardware=None,
+                                                   batch="pr.batch_size", precision="pr.precision",
+                                                   created="pr.created_at", simulated="pr.is_simulated")
+    outer, outer_params = filters.where(batch=None, precision=None, created=None, simulated=None)
+    sql = f"""
+        WITH compat AS (
+            SELECT hc.model_id, hc.hardware_id, hc.is_compatible, hc.detection_success,
+                   hc.initialization_success, hc.error_type, hc.error_message,
+                   COALESCE(hc.is_simulated, false) AS is_simulated, hc.created_at
+            FROM hardware_compatibility hc
+            WHERE {time_hc} {sim_hc}
+            QUALIFY row_number() OVER (PARTITION BY hc.model_id, hc.hardware_id
+                                       ORDER BY hc.created_at DESC NULLS LAST, hc.compatibility_id DESC) = 1),
+        measured AS (
+            SELECT pr.model_id, pr.hardware_id, count(*) AS results
+            FROM performance_results pr WHERE {measured_cond} GROUP BY pr.model_id, pr.hardware_id),
+        pairs AS (SELECT model_id, hardware_id FROM compat UNION SELECT model_id, hardware_id FROM measured),
+        named AS (
+            SELECT m.model_name AS model, m.model_family, hp.hardware_type AS hardware,
+                   hp.device_name AS device,
+                   CASE WHEN compat.hardware_id IS NOT NULL THEN compat.is_compatible
+                        ELSE measured.results > 0 END AS is_compatible,
+                   CASE WHEN compat.hardware_id IS NOT NULL THEN 'compatibility check'
+                        ELSE 'performance results' END AS evidence,
+                   COALESCE(measured.results, 0) AS performance_results,
+                   compat.detection_success, compat.initialization_success,
+                   compat.error_type, compat.error_message, compat.created_at AS checked_at
+                   {", compat.is_simulated" if filters.include_simulated else ""}
+            FROM pairs
+            LEFT JOIN compat ON compat.model_id IS NOT DISTINCT FROM pairs.model_id
+                             AND compat.hardware_id = pairs.hardware_id
+            LEFT JOIN measured ON measured.model_id IS NOT DISTINCT FROM pairs.model_id
+                               AND measured.hardware_id = pairs.hardware_id
+            LEFT JOIN models m ON m.model_id = pairs.model_id
+            LEFT JOIN hardware_platforms hp ON hp.hardware_id = pairs.hardware_id)
+        SELECT * FROM named WHERE {outer}
+        ORDER BY model NULLS LAST, hardware, device NULLS FIRST"""
+    return _df(conn, sql, time_params + measured_params + outer_params)
+
+
+def compatibility_matrix(conn, filters: ReportFilters):
+    """Pivot of `compatibility_table`: one row per model, one column per hardware type.
+
+    A cell reads `yes (N results)`, `yes`, `no (ErrorType)` or is empty when nothing is known.
+    """
+    table = compatibility_table(conn, filters)
+    if table.empty:
+        return table
+    table = table.copy()
+    table["model"] = table["model"].fillna("(any model)")
+
+    def cell(row) -> str:
+        if is_missing(row["is_compatible"]):
+            return "unknown"
+        if bool(row["is_compatible"]):
+            n = 0 if is_missing(row["performance_results"]) else int(row["performance_results"])
+            return f"yes ({n} result{'s' if n != 1 else ''})" if n else "yes"
+        return f"no ({row['error_type']})" if isinstance(row["error_type"], str) and row["error_type"] else "no"
+
+    table["status"] = table.apply(cell, axis=1)
+    # several devices of one hardware type: join their cells
+    grouped = table.groupby(["model", "hardware"], sort=True)["status"].agg(lambda s: "; ".join(s)).reset_index()
+    wide = grouped.pivot(index="model", columns="hardware", values="status").fillna("")
+    wide.columns.name = None
+    return wide.reset_index()
+
+
+def integration_table(conn, filters: ReportFilters):
+    """One row per integration test (module, class, name, hardware, model): latest status and counts."""
+    cond, params = filters.where(model="m.model_name", family="m.model_family", hardware="hp.hardware_type",
+                                 batch=None, precision=None, created="it.created_at", simulated=None)
+    sql = f"""
+        SELECT it.test_module, it.test_class, it.test_name, hp.hardware_type AS hardware,
+               m.model_name AS model, arg_max(it.status, it.created_at) AS latest_status,
+               count(*) AS runs,
+               count(*) FILTER (WHERE lower(it.status) IN ('pass', 'passed', 'success', 'ok')) AS passed,
+               count(*) FILTER (WHERE lower(it.status) IN ('fail', 'failed', 'failure', 'error')) AS failed,
+               max(it.created_at) AS last_run_at,
+               arg_max(it.error_message, it.created_at) AS latest_error
+        FROM integration_test_results it
+        LEFT JOIN hardware_platforms hp ON hp.hardware_id = it.hardware_id
+        LEFT JOIN models m ON m.model_id = it.model_id
+        WHERE {cond}
+        GROUP BY it.test_module, it.test_class, it.test_name, hp.hardware_type, m.model_name
+        ORDER BY it.test_module NULLS FIRST, it.test_class NULLS FIRST, it.test_name, hardware NULLS FIRST,
+                 model NULLS FIRST"""
+    return _df(conn, sql, params)
+
+
+def summary_table(conn, filters: ReportFilters):
+    """Key figures of the (filtered) database as `item`, `value` rows."""
+    import pandas as pd
+
+    base_all, params_all = _filtered_base(filters.with_simulated())
+    row = conn.execute(f"""
+        SELECT count(*) FILTER (WHERE NOT is_simulated), count(*) FILTER (WHERE is_simulated),
+               count(DISTINCT model) FILTER (WHERE NOT is_simulated OR ?),
+               count(DISTINCT hardware) FILTER (WHERE NOT is_simulated OR ?),
+               count(DISTINCT run_id) FILTER (WHERE NOT is_simulated OR ?),
+               min(created_at) FILTER (WHERE NOT is_simulated OR ?),
+               max(created_at) FILTER (WHERE NOT is_simulated OR ?)
+        FROM ({base_all}) b""", [filters.include_simulated] * 5 + params_all).fetchone()
+    measured, simulated, models, hardware, runs, first, last = row
+    compat = compatibility_table(conn, filters)
+    integ = integration_table(conn, filters)
+    latest = integ["latest_status"].str.lower() if not integ.empty else pd.Series(dtype=str)
+    items = [
+        ("measured performance results", int(measured)),
+        ("simulated performance results" + ("" if filters.include_simulated else " (excluded)"), int(simulated)),
+        ("models", int(models)),
+        ("hardware types", int(hardware)),
+        ("test runs", int(runs)),
+        ("first result at", first.isoformat(sep=" ") if first is not None else None),
+        ("last result at", last.isoformat(sep=" ") if last is not None else None),
+        ("model/hardware pairs compatible", int((compat["is_compatible"] == True).sum()) if not compat.empty  # noqa: E712
+         else 0),
+        ("model/hardware pairs incompatible", int((compat["is_compatible"] == False).sum())  # noqa: E712
+         if not compat.empty else 0),
+        ("integration tests", len(integ)),
+        ("integration tests passing (latest run)",
+         int(latest.isin(["pass", "passed", "success", "ok"]).sum())),
+        ("integration tests failing (latest run)",
+         int(latest.isin(["fail", "failed", "failure", "error"]).sum())),
+    ]
+    return pd.DataFrame({"item": [i for i, _ in items], "value": [str(v) if v is not None else "" for _, v in items]})
+
+
+def best_hardware_table(conn, filters: ReportFilters):
+    """Per model and batch size: the hardware with the highest mean throughput, and that throughput."""
+    base, params = _filtered_base(filters)
+    sql = f"""
+        WITH per_hw AS (
+            SELECT model, batch_size, hardware, avg(throughput) AS throughput_items_per_s_mean, count(*) AS results
+            FROM ({base}) b WHERE throughput IS NOT NULL GROUP BY model, batch_size, hardware)
+        SELECT model, batch_size, arg_max(hardware, throughput_items_per_s_mean) AS fastest_hardware,
+               max(throughput_items_per_s_mean) AS throughput_items_per_s_mean,
+               count(*) AS hardware_compared
+        FROM per_hw GROUP BY model, batch_size ORDER BY model, batch_size NULLS FIRST"""
+    return _df(conn, sql, params)
+
+
+# ------------------------------------------------------------------------------ distributions (charts)
+def _distribution_sql(filters: ReportFilters, metric: Metric, keys: list[str], extra: str = "") -> tuple[str, list]:
+    """Per group of `keys`: counts, mean and p10/p50/p90 of the metric.
+
+    The percentiles come from the raw latency samples when every result of the group has them (a
+    throughput sample is batch_size * 1000 / latency_ms), else from the per-result values; `basis` says
+    which.
+    """
+    base, params = _filtered_base(filters)
+    key_list = ", ".join(keys)
+    join = " AND ".join(f"s.{k} IS NOT DISTINCT FROM r.{k}" for k in keys)
+    if metric.name == "latency":
+        sample_expr = "sv"
+        usable = "len(samples) > 0"
+    elif metric.name == "throughput":
+        sample_expr = "batch_size * 1000.0 / sv"
+        usable = "len(samples) > 0 AND batch_size IS NOT NULL AND list_min(samples) > 0"
+    else:
+        sample_expr, usable = None, "false"
+    p = metric.prefix
+    samples_cte = (f""",
+        s AS (
+            SELECT {key_list}, count(*) AS samples,
+                   quantile_cont({sample_expr}, 0.1) AS sp10, quantile_cont({sample_expr}, 0.5) AS sp50,
+                   quantile_cont({sample_expr}, 0.9) AS sp90
+            FROM f, unnest(samples) AS u(sv) WHERE {usable} GROUP BY {key_list})"""
+                   if sample_expr else ", s AS (SELECT NULL AS samples, NULL AS sp10, NULL AS sp50, NULL AS sp90,"
+                   + ", ".join(f"NULL AS {k}" for k in keys) + " WHERE false)")
+    sql = f"""
+        WITH f AS (SELECT *, COALESCE(run_id, result_id) AS point FROM ({base}) b
+                   WHERE {metric.column} IS NOT NULL),
+        r AS (
+            SELECT {key_list}, count(*) AS results, count(DISTINCT run_id) AS runs, min(created_at) AS first_at,
+                   max(created_at) AS last_at, avg({metric.column}) AS mean,
+                   quantile_cont({metric.column}, 0.1) AS rp10, quantile_cont({metric.column}, 0.5) AS rp50,
+                   quantile_cont({metric.column}, 0.9) AS rp90,
+                   bool_and(COALESCE({usable}, false)) AS all_sampled {extra}
+            FROM f GROUP BY {key_list}){samples_cte}
+        SELECT {", ".join(f"r.{k}" for k in keys)}, r.results, r.runs, r.first_at, r.last_at,
+               CASE WHEN r.all_sampled THEN s.samples ELSE 0 END AS samples,
+               r.mean AS {p}_mean,
+               CASE WHEN r.all_sampled THEN s.sp10 ELSE r.rp10 END AS {p}_p10,
+               CASE WHEN r.all_sampled THEN s.sp50 ELSE r.rp50 END AS {p}_p50,
+               CASE WHEN r.all_sampled THEN s.sp90 ELSE r.rp90 END AS {p}_p90,
+               CASE WHEN r.all_sampled THEN 'raw samples' ELSE 'per-result values' END AS basis
+        FROM r LEFT JOIN s ON {join}
+        ORDER BY {", ".join(f"r.{k} NULLS FIRST" for k in keys)}"""
+    return sql, params
+
+
+def compare_table(conn, filters: ReportFilters, metric: str | None = "throughput", by: str = "hardware"):
+    """The metric per model, hardware, batch size and precision with p10/p50/p90 (for comparisons).
+
+    `by="hardware"` adds `relative_to_cpu` (the p50 as a multiple of the CPU's p50 for the same model and
+    batch size, oriented so that > 1 means better than CPU).
+    """
+    m = get_metric(metric)
+    keys = ["model", "hardware", "batch_size", "precision", "is_simulated"]
+    sql, params = _distribution_sql(filters, m, keys)
+    df = _df(conn, sql, params).drop(columns=["first_at"]).rename(columns={"last_at": "last_result_at"})
+    if not filters.include_simulated:
+        df = df.drop(columns=["is_simulated"])
+    if by == "hardware" and not df.empty:
+        p50 = f"{m.prefix}_p50"
+        cpu = df[df["hardware"] == "cpu"]
+        if "is_simulated" in cpu:
+            cpu = cpu[~cpu["is_simulated"].astype(bool)]
+        cpu = cpu.groupby(["model", "batch_size"], dropna=False)[p50].first()
+        if not cpu.empty:
+            ref = [cpu.get((mo, bs)) for mo, bs in zip(df["model"], df["batch_size"])]
+            ratio = []
+            for value, base in zip(df[p50], ref):
+                if is_missing(base) or is_missing(value) or not base or not value:
+                    ratio.append(None)
+                else:
+                    ratio.append(value / base if m.higher_is_better else base / value)
+            df["relative_to_cpu"] = ratio
+    return df
+
+
+def trend_table(conn, filters: ReportFilters, metric: str | None = "throughput"):
+    """One point per run (or per result without a run) and configuration, in time order."""
+    m = get_metric(metric)
+    keys = ["model", "hardware", "batch_size", "precision", "is_simulated", "point"]
+    sql, params = _distribution_sql(filters, m, keys)
+    df = _df(conn, sql, params)
+    df = df.rename(columns={"first_at": "at"}).drop(columns=["last_at"])
+    return df.sort_values(["model", "hardware", "batch_size", "precision", "is_simulated", "at"],
+                          na_position="first").reset_index(drop=True)
+
+
+SERIES_KEYS = ["model", "hardware", "batch_size", "precision", "is_simulated"]
+
+
+def trend_change_points(trend, metric: str | None = "throughput"):
+    """Change points of every series of a trend table, from `benchmark_db.stats.detect_change_points`.
+
+    Returns (DataFrame of change points, note). The note is set when detection could not run.
+    """
+    import pandas as pd
+
+    m = get_metric(metric)
+    columns = SERIES_KEYS + ["at", "index", "before", "after", "change_pct", "p_value"]
+    try:
+        from benchmark_db.stats import detect_change_points
+    except ImportError as exc:
+        return pd.DataFrame(columns=columns), f"change points not marked: benchmark_db.stats is unavailable ({exc})"
+    rows = []
+    for key, series in trend.groupby(SERIES_KEYS, dropna=False, sort=False):
+        values = [float(v) for v in series[f"{m.prefix}_p50"]]
+        if len(values) < 2:
+            continue
+        for cp in detect_change_points(values) or []:
+            get = (cp.get if isinstance(cp, dict) else lambda k, _c=cp: getattr(_c, k, None))
+            index = int(get("index"))
+            if not 0 <= index < len(series):
+                continue
+            before = get("median_before") if get("median_before") is not None else get("before")
+            after = get("median_after") if get("median_after") is not None else get("after")
+            rows.append(dict(zip(SERIES_KEYS, key)) | {
+                "at": series["at"].iloc[index], "index": index, "before": before, "after": after,
+                "change_pct": get("change_pct"), "p_value": get("p_value")})
+    return pd.DataFrame(rows, columns=columns), None
+
+
+# --------------------------------------------------------------------------------------- no data (DB004)
+def no_data_error(conn, filters: ReportFilters, what: str = "performance results") -> QueryError:
+    """DB004 naming the filters that matched nothing and what the database does hold."""
+    def values(column: str, flt: ReportFilters, limit: int = 12) -> list[str]:
+        base, params = _filtered_base(flt)
+        rows = conn.execute(f"SELECT DISTINCT {column} FROM ({base}) b WHERE {column} IS NOT NULL "
+                            f"ORDER BY 1 LIMIT {limit + 1}", params).fetchall()
+        out = [str(r[0]) for r in rows]
+        return out[:limit] + (["..."] if len(out) > limit else [])
+
+    parts = []
+    everything = ReportFilters(include_simulated=filters.include_simulated)
+    total = conn.execute(f"SELECT count(*) FROM ({_filtered_base(everything)[0]}) b").fetchone()[0]
+    if total == 0:
+        parts.append("the database holds no " + ("" if filters.include_simulated else "measured ")
+                     + "performance results: add some with benchmark_db_converter.py, benchmark_db_updater.py "
+                       "or the runners")
+    else:
+        if filters.model:
+            known = values("model", filters.without("model"))
+            parts.append(f"models matching the other filters: {', '.join(known) or 'none'}")
+        if filters.hardware:
+            known = values("hardware", filters.without("hardware"))
+            parts.append(f"hardware matching the other filters: {', '.join(known) or 'none'}")
+        if filters.batch_size:
+            known = values("batch_size", filters.without("batch_size"))
+            parts.append(f"batch sizes: {', '.join(known) or 'none'}")
+        if filters.precision:
+            known = values("precision", filters.without("precision"))
+            parts.append(f"precisions: {', '.join(known) or 'none'}")
+        if filters.model_family:
+            known = values("model_family", filters.without("model_family"))
+            parts.append(f"model families: {', '.join(known) or 'none'}")
+        if filters.since or filters.until:
+            span = conn.execute(f"SELECT min(created_at), max(created_at) FROM "
+                                f"({_filtered_base(filters.without('since', 'until'))[0]}) b",
+                                _filtered_base(filters.without('since', 'until'))[1]).fetchone()
+            parts.append(f"results of the other filters span {span[0]} to {span[1]}" if span[0] else
+                         "no results match the other filters at any time")
+        if not parts:
+            parts.append(f"models: {', '.join(values('model', everything))}")
+    if not filters.include_simulated:
+        base, params = _filtered_base(filters.with_simulated())
+        simulated = conn.execute(f"SELECT count(*) FROM ({base}) b WHERE is_simulated", params).fetchone()[0]
+        if simulated:
+            parts.append(f"{simulated} simulated result{'s' if simulated != 1 else ''} match: "
+                         "pass --include-simulated to see them")
+    if filters.has_any():
+        return QueryError(f"no {what} match {filters.describe()}", "; ".join(parts))
+    return QueryError(f"no {what} to show ({filters.describe()})", "; ".join(parts))
+
+
+def count_matching(conn, filters: ReportFilters) -> int:
+    base, params = _filtered_base(filters)
+    return conn.execute(f"SELECT count(*) FROM ({base}) b", params).fetchone()[0]
+
+
+# ---------------------------------------------------------------------------------------- whole reports
+@dataclass
+class ReportSection:
+    key: str
+    title: str
+    frame: object  # pandas DataFrame
+    note: str | None = None
+    charts: list = field(default_factory=list)  # filled by the HTML renderer: (title, data URI, alt text)
+
+
+@dataclass
+class Report:
+    kind: str
+    title: str
+    filters: ReportFilters
+    sections: list[ReportSection]
+    notes: list[str] = field(default_factory=list)
+    generated_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC).replace(tzinfo=None))
+    metric: str | None = None
+
+    @property
+    def main(self):
+        return self.sections[0].frame
+
+    def to_dict(self) -> dict:
+        from benchmark_db.output import _plain
+
+        return {"report": self.kind, "title": self.title, "generated_at": self.generated_at.isoformat(),
+                "filters": self.filters.to_dict(), "notes": self.notes,
+                "sections": {s.key: {"title": s.title, "note": s.note,
+                                     "rows": [{c: _plain(v) for c, v in r.items()}
+                                              for r in s.frame.to_dict(orient="records")]}
+                             for s in self.sections}}
+
+
+def _count_simulated(conn, filters: ReportFilters) -> int:
+    """Simulated results matching the other filters (joins the dimensions only when a filter needs them)."""
+    needs_names = bool(filters.model or filters.model_family or filters.hardware)
+    joins = ("LEFT JOIN models m ON m.model_id = pr.model_id "
+             "LEFT JOIN hardware_platforms hp ON hp.hardware_id = pr.hardware_id") if needs_names else ""
+    cond, params = filters.with_simulated().where(
+        model="COALESCE(m.model_name, pr.model_name)", family="m.model_family",
+        hardware="COALESCE(hp.hardware_type, pr.hardware_type)", batch="pr.batch_size", precision="pr.precision",
+        created="pr.created_at", simulated=None)
+    return conn.execute(f"SELECT count(*) FROM performance_results pr {joins} WHERE pr.is_simulated AND {cond}",
+                        params).fetchone()[0]
+
+
+def _simulated_note(conn, filters: ReportFilters) -> str | None:
+    n = _count_simulated(conn, filters)
+    if filters.include_simulated:
+        return f"{n} simulated result{'s' if n != 1 else ''} included and shown separately (is_simulated)" \
+            if n else None
+    return (f"{n} simulated result{'s' if n != 1 else ''} left out (pass --include-simulated to show them)"
+            if n else None)
+
+
+def build_report(conn, kind: str, filters: ReportFilters | None = None, metric: str | None = None) -> Report:
+    """Every section of one report kind (`performance`, `hardware`, `compatibility`, `integration`,
+    `summary`, or `all`), computed from the database."""
+    filters = filters or ReportFilters()
+    if kind not in REPORT_KINDS + ("all",):
+        raise UsageError(f"unknown report {kind!r}", f"choose one of {', '.join(REPORT_KINDS)}")
+    if metric:
+        get_metric(metric)
+    sections: list[ReportSection] = []
+    kinds = REPORT_KINDS if kind == "all" else (kind,)
+    if "summary" in kinds and kind == "all":
+        kinds = ("summary",) + tuple(k for k in kinds if k != "summary")
+    for k in kinds:
+        if k == "performance":
+            full = performance_table(conn, filters, metric, with_sums=True)
+            if full.empty and filters.has_any() and kind != "all":
+                raise no_data_error(conn, filters)
+            table = full[[c for c in full.columns if not c.startswith("_")]]
+            sections.append(ReportSection(
+                "performance", "Performance by configuration", table,
+                "one row per model, hardware, device, batch size and precision; means over all matching "
+                "results (throughput in items/s, latency in ms, memory in MB)"))
+            pivot_metric = metric or "throughput"
+            m = get_metric(pivot_metric)
+            sections.append(ReportSection(
+                "by_hardware", f"{m.label} by hardware ({m.unit}, mean)",
+                pivot_by_hardware(full, pivot_metric),
+                f"mean {m.label.lower()} per model and batch size on each hardware type"))
+        elif k == "hardware":
+            sections.append(ReportSection("hardware", "Hardware platforms", hardware_table(conn, filters),
+                                          "every known platform and how much was measured on it"))
+            sections.append(ReportSection("fastest", "Fastest hardware per model and batch size",
+                                          best_hardware_table(conn, filters),
+                                          "highest mean throughput (items/s) among the hardware measured"))
+        elif k == "compatibility":
+            sections.append(ReportSection("compatibility_matrix", "Compatibility matrix",
+                                          compatibility_matrix(conn, filters),
+                                          "latest compatibility check of each pair, else whether it was "
+                                          "measured; empty: nothing known"))
+            sections.append(ReportSection("compatibility", "Compatibility details", compatibility_table(conn, filters)))
+        elif k == "integration":
+            sections.append(ReportSection("integration", "Integration tests", integration_table(conn, filters),
+                                          "latest status of each test with its pass and fail counts"))
+        elif k == "summary":
+            sections.append(ReportSection("summary", "Summary", summary_table(conn, filters)))
+            if kind == "summary":
+                sections.append(ReportSection("fastest", "Fastest hardware per model and batch size",
+                                              best_hardware_table(conn, filters),
+                                              "highest mean throughput (items/s) among the hardware measured"))
+    notes = [f"filters: {filters.describe()}"]
+    sim_note = _simulated_note(conn, filters) if kind in ("performance", "hardware", "summary", "all") else None
+    if sim_note:
+        notes.append(sim_note)
+    title = {"performance": "Performance report", "hardware": "Hardware report",
+             "compatibility": "Compatibility report", "integration": "Integration test report",
+             "summary": "Benchmark summary", "all": "Benchmark report"}[kind]
+    return Report(kind, title, filters, sections, notes, metric=metric)
+
+
+# ---------------------------------------------------------------------------------------------- renderers
+def render_report(report: Report, fmt: str, conn=None) -> str:
+    """The report as text in `fmt` (html needs `conn` for its charts)."""
+    from benchmark_db import output
+
+    if fmt == "json":
+        return json.dumps(report.to_dict(), indent=2, default=str)
+    if fmt == "csv":
+        return output.to_csv(report.main)
+    if fmt in ("markdown", "table"):
+        lines = [f"# {report.title}", "", f"_generated {report.generated_at.isoformat(sep=' ', timespec='seconds')} "
+                 "UTC_", ""] if fmt == "markdown" else [report.title, "=" * len(report.title)]
+        lines += [f"- {n}" if fmt == "markdown" else n for n in report.notes] + [""]
+        for section in report.sections:
+            if fmt == "markdown":
+                lines += [f"## {section.title}", ""] + ([f"_{section.note}_", ""] if section.note else [])
+                lines.append(output.to_markdown(section.frame) if len(section.frame.columns) else "_no rows_\n")
+            else:
+                lines += ["", section.title, "-" * len(section.title)]
+                lines.append(output.to_table(section.frame))
+        return "\n".join(lines)
+    if fmt == "html":
+        return render_html(report, conn)
+    raise UsageError(f"unknown report format {fmt!r}", f"choose one of {', '.join(REPORT_FORMATS)}")
+
+
+def _format_cell(value) -> tuple[str, str | None]:
+    """(display text, sort key or None) of one table cell."""
+    from benchmark_db.output import _plain
+
+    value = _plain(value)
+    if value is None:
+        return "", None
+    if isinstance(value, bool):
+        return ("yes" if value else "no"), None
+    if isinstance(value, int):
+        return f"{value:,}", repr(value)
+    if isinstance(value, float):
+        if value != value:
+            return "", None
+        text = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+        return text, repr(value)
+    if isinstance(value, (list, dict)):
+        text = json.dumps(value)
+        return (text if len(text) <= 80 else text[:77] + "..."), None
+    return str(value), None
+
+
+def html_table(frame) -> str:
+    """A sortable table (the inline script of the template sorts on `data-sort`)."""
+    columns = [str(c) for c in frame.columns]
+    if not columns:
+        return "<p class='empty'>no rows</p>"
+    head = "".join(f"<th scope='col' tabindex='0'>{_html.escape(c)}</th>" for c in columns)
+    body = []
+    for record in frame.itertuples(index=False, name=None):
+        cells = []
+        for value in record:
+            text, key = _format_cell(value)
+            cls = ""
+            if text.startswith("yes"):
+                cls = " class='ok'"
+            elif text.startswith("no") and (text == "no" or text.startswith("no (")):
+                cls = " class='bad'"
+            elif text in ("fail", "failed", "error"):
+                cls = " class='bad'"
+            attr = f" data-sort='{_html.escape(key)}' class='num'" if key is not None else cls
+            cells.append(f"<td{attr}>{_html.escape(text)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    if not body:
+        return "<p class='empty'>no rows match</p>"
+    return (f"<div class='scroll'><table class='sortable'><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table></div>")
+
+
+def render_html(report: Report, conn=None) -> str:
+    """One self-contained HTML page: inline CSS and script, charts as base64 PNG, no external resource."""
+    import jinja2
+    from markupsafe import Markup
+
+    if conn is not None:
+        from benchmark_db.charts import report_charts
+
+        report_charts(conn, report)
+    from pathlib import Path
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
+                             autoescape=jinja2.select_autoescape(["html", "j2"]))
+    env.filters["table"] = lambda frame: Markup(html_table(frame))
+    template = env.get_template("report.html.j2")
+    return template.render(report=report, generated=report.generated_at.isoformat(sep=" ", timespec="seconds"))
+
+
+def write_html_report(conn, path, *, report: str = "all", model=None, model_family=None, hardware=None,
+                      batch_size=None, precision=None, since=None, until=None, include_simulated: bool = False,
+                      metric: str | None = None):
+    """Write the HTML report of `conn` (every section by default) to `path` and return the path."""
+    from pathlib import Path
+
+    filters = ReportFilters.make(model=model, model_family=model_family, hardware=hardware,
+                                 batch_size=batch_size, precision=precision, since=since, until=until,
+                                 include_simulated=include_simulated)
+    built = build_report(conn, report, filters, metric)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(render_html(built, conn), encoding="utf-8")
+    return target

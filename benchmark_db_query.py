@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+"""Query the benchmark database: read-only SQL, reports, comparisons and the regression gate.
+
+    python benchmark_db_query.py --sql "SELECT model, hardware, AVG(throughput) FROM benchmark_performance GROUP BY ALL"
+    python benchmark_db_query.py --report performance --format html --output benchmark_report.html
+    python benchmark_db_query.py --model bert-base-uncased --metric throughput --compare-hardware
+    python benchmark_db_query.py --regression-check --reference-db previous.duckdb --threshold 5
+
+Simulated results are left out unless --include-simulated asks for them. --regression-check exits 1 when
+it finds a regression (improvements are reported, never as regressions) and 0 otherwise.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchmark_db.cli import add_common_options, add_db_option, run_cli, write_text
+from benchmark_db.errors import EXIT_FINDING, EXIT_OK, UsageError
+
+REPORTS = ("performance", "hardware", "compatibility", "integration", "summary")
+FORMATS = ("table", "json", "csv", "markdown", "html")
+
+
+def add_filter_options(parser: argparse.ArgumentParser) -> None:
+    """The filters the query tool and the visualizer share."""
+    group = parser.add_argument_group("filters")
+    group.add_argument("--model", metavar="NAME", help="model name (comma-separated list; * matches anything; "
+                                                       "the name without its organisation also matches)")
+    group.add_argument("--model-family", metavar="FAMILY", help="model family, e.g. bert (comma-separated list)")
+    group.add_argument("--hardware", "--hardware-type", dest="hardware", metavar="TYPE",
+                       help="hardware type, e.g. cpu, cuda (comma-separated list)")
+    group.add_argument("--batch-size", metavar="N", help="batch size (comma-separated list)")
+    group.add_argument("--precision", metavar="P", help="precision, e.g. fp32, fp16 (comma-separated list)")
+    group.add_argument("--since", metavar="DATE", help="results created at or after DATE (UTC, YYYY-MM-DD[THH:MM])")
+    group.add_argument("--until", metavar="DATE", help="results created up to DATE (a bare date includes that day)")
+    group.add_argument("--include-simulated", action="store_true",
+                       help="include simulated results (left out otherwise; always shown separately)")
+    group.add_argument("--metric", choices=("throughput", "latency", "memory"), default=None,
+                       help="metric of comparisons and trends (default: throughput)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="benchmark_db_query.py", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n".join(__doc__.splitlines()[2:]))
+    add_db_option(parser)
+    action = parser.add_argument_group("what to run (one of)")
+    action.add_argument("--sql", metavar="QUERY", help="run a read-only SQL query")
+    action.add_argument("--report", choices=REPORTS, help="build a report")
+    action.add_argument("--compare-hardware", action="store_true",
+                        help="compare hardware types (per model and batch size) on --metric")
+    action.add_argument("--compare-models", action="store_true", help="compare models (per hardware) on --metric")
+    action.add_argument("--compatibility-matrix", action="store_true", help="model x hardware compatibility")
+    action.add_argument("--regression-check", action="store_true",
+                        help="compare current results with --reference-db (or the last N days with the days "
+                             "before); exit 1 on a regression")
+    add_filter_options(parser)
+    reg = parser.add_argument_group("regression check")
+    reg.add_argument("--reference-db", metavar="PATH", help="database of the reference (e.g. previous) results")
+    reg.add_argument("--last-days", type=int, metavar="N",
+                     help="without --reference-db: compare the last N days against the time before")
+    reg.add_argument("--threshold", type=float, metavar="PCT",
+                     help="smallest change of the median that counts, in percent (default: the checker's)")
+    reg.add_argument("--alpha", type=float, metavar="A", help="significance level of the rank test")
+    out = parser.add_argument_group("output")
+    out.add_argument("--format", choices=FORMATS, default=None,
+                     help="output format (default: from --output's extension, else table on a terminal and csv "
+                          "otherwise; markdown for --regression-check)")
+    out.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    add_common_options(parser)
+    return parser
+
+
+# ------------------------------------------------------------------------------------------------ the work
+def run_sql(conn, sql: str):
+    """Run one query on a (read-only) connection and return its rows as a DataFrame."""
+    import duckdb
+
+    from benchmark_db.errors import QueryError
+
+    if not sql or not sql.strip():
+        raise UsageError("--sql needs a query", 'pass e.g. --sql "SELECT * FROM benchmark_performance LIMIT 5"')
+    try:
+        relation = conn.sql(sql)
+    except duckdb.Error as exc:
+        text = str(exc)
+        hint = ("--sql opens the database read-only; write with benchmark_db_updater.py or the API"
+                if "read-only" in text.lower() or "read only" in text.lower()
+                else "check the SQL; the views are benchmark_performance, latest_performance_metrics, "
+                     "model_hardware_compatibility, integration_test_status, cross_platform_performance")
+        raise QueryError(f"query failed: {text}", hint) from exc
+    if relation is None:  # a statement without a result (SET, PRAGMA ...)
+        import pandas as pd
+
+        return pd.DataFrame()
+    try:
+        return relation.df()
+    except duckdb.Error as exc:
+        raise QueryError(f"query failed: {exc}", "check the SQL") from exc
+
+
+def comparison(conn, filters, metric: str | None, by: str):
+    """`reports.compare_table` with DB004 when nothing matches."""
+    from benchmark_db import reports
+
+    df = reports.compare_table(conn, filters, metric or "throughput", by=by)
+    if df.empty:
+        raise reports.no_data_error(conn, filters)
+    return df
+
+
+def regression_check(conn, *, reference_conn=None, last_days=None, threshold_pct=None, alpha=None,
+                     include_simulated=False, model=None, hardware=None):
+    """Run `benchmark_db.regression.regression_check` (imported here: scipy is heavy) and return its report."""
+    try:
+        from benchmark_db import regression
+    except ImportError as exc:
+        from benchmark_db.errors import NotImplementedYet
+
+        raise NotImplementedYet(f"--regression-check (benchmark_db.regression: {exc})") from exc
+    kwargs = {"reference_conn": reference_conn, "last_days": last_days, "include_simulated": include_simulated,
+              "model": model, "hardware": hardware}
+    if threshold_pct is not None:
+        kwargs["threshold_pct"] = threshold_pct
+    if alpha is not None:
+        kwargs["alpha"] = alpha
+    return regression.regression_check(conn, **kwargs)
+
+
+def _render_frame(df, fmt: str, title: str) -> str:
+    from benchmark_db.output import render, to_html
+
+    if fmt == "html":
+        return to_html(df, title=title)
+    return render(df, fmt)
+
+
+def run(args) -> int:
+    from benchmark_db.cli import resolve_format
+    from benchmark_db.connection import connect
+
+    actions = [name for name, on in (("--sql", args.sql is not None), ("--report", args.report),
+                                     ("--compare-hardware", args.compare_hardware),
+                                     ("--compare-models", args.compare_models),
+                                     ("--compatibility-matrix", args.compatibility_matrix),
+                                     ("--regression-check", args.regression_check)) if on]
+    if len(actions) != 1:
+        raise UsageError("choose one of --sql, --report, --compare-hardware, --compare-models, "
+                         "--compatibility-matrix, --regression-check"
+                         + (f" (got {', '.join(actions)})" if actions else ""),
+                         "see --help for examples")
+    if args.threshold is not None and args.threshold < 0:
+        raise UsageError("--threshold must be a percentage >= 0", "pass e.g. --threshold 5")
+    if args.alpha is not None and not 0 < args.alpha < 1:
+        raise UsageError("--alpha must lie between 0 and 1", "pass e.g. --alpha 0.01")
+    if args.last_days is not None and args.last_days <= 0:
+        raise UsageError("--last-days must be a positive number of days", "pass e.g. --last-days 30")
+
+    if args.regression_check:
+        return _run_regression(args)
+
+    from benchmark_db import reports
+
+    filters = reports.ReportFilters.from_args(args)
+    fmt = resolve_format(args.format, args.output)
+    conn = connect(args.db, read_only=True, lock_timeout=args.lock_timeout)
+    try:
+        if args.sql is not None:
+            text = _render_frame(run_sql(conn, args.sql), fmt, "Query result")
+        elif args.report:
+            report = reports.build_report(conn, args.report, filters, args.metric)
+            text = reports.render_report(report, fmt, conn)
+        elif args.compare_hardware or args.compare_models:
+            by = "hardware" if args.compare_hardware else "model"
+            df = comparison(conn, filters, args.metric, by)
+            metric = reports.get_metric(args.metric)
+            text = _render_frame(df, fmt, f"{metric.label} by {by}")
+        else:
+            df = reports.compatibility_matrix(conn, filters)
+            if df.empty and filters.has_any():
+                raise reports.no_data_error(conn, filters, "compatibility results")
+            text = _render_frame(df, fmt, "Model / hardware compatibility")
+    finally:
+        conn.close()
+    write_text(text, args.output)
+    return EXIT_OK
+
+
+def _run_regression(args) -> int:
+    import json
+
+    from benchmark_db.connection import connect
+
+    fmt = args.format or ("json" if args.output and args.output.endswith(".json") else "markdown")
+    if fmt not in ("markdown", "json"):
+        raise UsageError(f"--regression-check writes markdown or json, not {fmt}", "pass --format markdown or json")
+    if args.reference_db and args.last_days is not None:
+        raise UsageError("--reference-db and --last-days are two different comparisons", "pass only one")
+    conn = connect(args.db, read_only=True, lock_timeout=args.lock_timeout)
+    reference = None
+    try:
+        if args.reference_db:
+            reference = connect(args.reference_db, read_only=True, lock_timeout=args.lock_timeout)
+        report = regression_check(conn, reference_conn=reference, last_days=args.last_days,
+                                  threshold_pct=args.threshold, alpha=args.alpha,
+                                  include_simulated=args.include_simulated, model=args.model,
+                                  hardware=args.hardware)
+    finally:
+        if reference is not None:
+            reference.close()
+        conn.close()
+    text = json.dumps(report.to_dict(), indent=2, default=str) if fmt == "json" else report.to_markdown()
+    write_text(text, args.output)
+    return EXIT_FINDING if report.has_regression else EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(build_parser(), run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

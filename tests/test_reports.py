@@ -1,0 +1,250 @@
+"""benchmark_db.reports: every number a report shows equals plain SQL over the tables (or numpy over the raw
+samples); filters, simulated rows and the DB004 'no data' message."""
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from benchmark_db import reports
+from benchmark_db.connection import connect
+from benchmark_db.errors import QueryError, UsageError
+from benchmark_db.reports import ReportFilters
+from tests.report_fixtures import build_history
+
+
+@pytest.fixture(scope="module")
+def sample_db(tmp_path_factory) -> str:
+    from scripts.create_benchmark_schema import create_database
+
+    path = str(tmp_path_factory.mktemp("reports") / "sample.duckdb")
+    create_database(path, sample_data=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def history_db(tmp_path_factory) -> str:
+    return build_history(str(tmp_path_factory.mktemp("history") / "history.duckdb"))
+
+
+@pytest.fixture
+def conn(sample_db):
+    c = connect(sample_db, read_only=True)
+    yield c
+    c.close()
+
+
+PLAIN_PERFORMANCE = """
+SELECT m.model_name AS model, h.hardware_type AS hardware, h.device_name AS device, p.batch_size, p.precision,
+       count(*) AS results, count(DISTINCT p.run_id) AS runs,
+       avg(p.throughput_items_per_second) AS tp_mean, max(p.throughput_items_per_second) AS tp_max,
+       avg(p.average_latency_ms) AS lat_mean, min(p.average_latency_ms) AS lat_min,
+       max(p.average_latency_ms) AS lat_max, max(p.memory_peak_mb) AS mem_max
+FROM performance_results p JOIN models m USING (model_id) JOIN hardware_platforms h USING (hardware_id)
+WHERE NOT p.is_simulated {extra}
+GROUP BY ALL ORDER BY ALL"""
+
+
+def _by_key(df, keys):
+    return {tuple(row[k] for k in keys): row for row in df.to_dict(orient="records")}
+
+
+def test_performance_table_equals_plain_sql(conn):
+    table = reports.performance_table(conn, ReportFilters())
+    plain = conn.execute(PLAIN_PERFORMANCE.format(extra="")).df()
+    assert len(table) == len(plain) == 5 * 4 * 6
+    keys = ["model", "hardware", "device", "batch_size", "precision"]
+    ours = _by_key(table, keys)
+    for row in plain.to_dict(orient="records"):
+        mine = ours[tuple(row[k] for k in keys)]
+        assert mine["results"] == row["results"]
+        assert mine["throughput_items_per_s_mean"] == pytest.approx(row["tp_mean"], rel=1e-12)
+        assert mine["throughput_items_per_s_max"] == row["tp_max"]
+        assert mine["latency_ms_mean"] == pytest.approx(row["lat_mean"], rel=1e-12)
+        assert mine["latency_ms_min"] == row["lat_min"] and mine["latency_ms_max"] == row["lat_max"]
+        assert mine["memory_mb_max"] == row["mem_max"]
+    assert "rocm" not in set(table["hardware"])  # the sample's only rocm row is simulated
+
+
+def test_hardware_pivot_equals_plain_sql(conn):
+    for metric, column in (("throughput", "throughput_items_per_second"), ("latency", "average_latency_ms")):
+        full = reports.performance_table(conn, ReportFilters(), with_sums=True)
+        pivot = reports.pivot_by_hardware(full, metric).set_index(["model", "batch_size"])
+        plain = conn.execute(f"""SELECT model_name, batch_size, hardware_type, avg({column}) FROM performance_results
+                                 WHERE NOT is_simulated GROUP BY ALL""").fetchall()
+        assert pivot.shape == (30, 4)
+        for model, batch, hardware, value in plain:
+            assert pivot.loc[(model, batch), hardware] == pytest.approx(value, rel=1e-12)
+
+
+def test_filters_match_plain_sql(conn):
+    filters = ReportFilters.make(model="whisper-tiny", hardware="CUDA,cpu", batch_size="1,8", precision="FP32")
+    table = reports.performance_table(conn, filters, metric="latency")
+    plain = conn.execute(PLAIN_PERFORMANCE.format(
+        extra="AND m.model_name = 'openai/whisper-tiny' AND h.hardware_type IN ('cuda', 'cpu') "
+              "AND p.batch_size IN (1, 8) AND p.precision = 'fp32'")).df()
+    assert len(table) == len(plain) == 2  # cuda rows are fp16 in the sample
+    assert set(table["hardware"]) == {"cpu"}
+    assert "throughput_items_per_s_mean" not in table.columns  # --metric latency keeps latency columns only
+    assert sorted(table["latency_ms_mean"]) == pytest.approx(sorted(plain["lat_mean"]), rel=1e-12)
+
+
+def test_time_filters(conn):
+    day2 = ReportFilters.make(since="2025-03-02", until="2025-03-02")
+    table = reports.performance_table(conn, day2)
+    assert set(table["results"]) == {1}
+    assert all(t.date() == dt.date(2025, 3, 2) for t in table["last_result_at"])
+    with pytest.raises(UsageError):
+        ReportFilters.make(since="2025-03-03", until="2025-03-01")
+    with pytest.raises(UsageError):
+        ReportFilters.make(since="last tuesday")
+
+
+def test_simulated_rows_only_on_request_and_kept_apart(conn):
+    assert reports.count_matching(conn, ReportFilters.make(hardware="rocm")) == 0
+    table = reports.performance_table(conn, ReportFilters.make(hardware="rocm", include_simulated=True))
+    assert len(table) == 1 and bool(table["is_simulated"].iloc[0])
+    assert table["throughput_items_per_s_mean"].iloc[0] == conn.execute(
+        "SELECT throughput_items_per_second FROM performance_results WHERE is_simulated").fetchone()[0]
+
+
+def test_compare_percentiles_come_from_raw_samples(conn):
+    filters = ReportFilters.make(model="bert-base-uncased", batch_size=4)
+    latency = reports.compare_table(conn, filters, "latency")
+    throughput = reports.compare_table(conn, filters, "throughput")
+    rows = conn.execute("""
+        SELECT h.hardware_type, list(s ORDER BY s)
+        FROM performance_results p JOIN hardware_platforms h USING (hardware_id), unnest(p.latency_samples_ms) AS u(s)
+        WHERE p.model_name = 'bert-base-uncased' AND p.batch_size = 4 AND NOT p.is_simulated
+        GROUP BY 1""").fetchall()
+    assert len(rows) == 4
+    lat = latency.set_index("hardware")
+    tp = throughput.set_index("hardware")
+    for hardware, samples in rows:
+        samples = np.array(samples)
+        assert lat.loc[hardware, "samples"] == len(samples) == 60
+        assert lat.loc[hardware, "basis"] == "raw samples"
+        for q in (10, 50, 90):
+            assert lat.loc[hardware, f"latency_ms_p{q}"] == pytest.approx(np.percentile(samples, q), rel=1e-9)
+            assert tp.loc[hardware, f"throughput_items_per_s_p{q}"] == pytest.approx(
+                np.percentile(4 * 1000.0 / samples, q), rel=1e-9)
+    # relative_to_cpu: > 1 means better than CPU whichever way the metric points
+    assert tp.loc["cpu", "relative_to_cpu"] == pytest.approx(1.0)
+    assert tp.loc["cuda", "relative_to_cpu"] > 10 and lat.loc["cuda", "relative_to_cpu"] > 10
+
+
+def test_compare_without_samples_uses_per_result_values(conn):
+    df = reports.compare_table(conn, ReportFilters.make(model="t5-small", hardware="mps", batch_size=2), "memory")
+    values = [r[0] for r in conn.execute(
+        "SELECT memory_peak_mb FROM performance_results WHERE model_name='t5-small' AND hardware_type='mps' "
+        "AND batch_size=2").fetchall()]
+    assert df["basis"].iloc[0] == "per-result values" and df["samples"].iloc[0] == 0
+    assert df["memory_mb_p50"].iloc[0] == pytest.approx(np.percentile(values, 50))
+    assert df["memory_mb_mean"].iloc[0] == pytest.approx(np.mean(values))
+
+
+def test_hardware_table_equals_plain_sql(conn):
+    table = reports.hardware_table(conn, ReportFilters()).set_index("hardware")
+    plain = dict(conn.execute("""
+        SELECT h.hardware_type, count(*) FROM performance_results p JOIN hardware_platforms h USING (hardware_id)
+        WHERE NOT p.is_simulated GROUP BY 1""").fetchall())
+    for hardware, n in plain.items():
+        assert table.loc[hardware, "results"] == n
+    assert table.loc["rocm", "results"] == 0  # known platform, only simulated results
+    assert set(table.index) == {r[0] for r in conn.execute("SELECT hardware_type FROM hardware_platforms").fetchall()}
+
+
+def test_compatibility_table_and_matrix(conn):
+    table = reports.compatibility_table(conn, ReportFilters())
+    whisper_webgpu = table[(table["model"] == "openai/whisper-tiny") & (table["hardware"] == "webgpu")].iloc[0]
+    assert not whisper_webgpu["is_compatible"] and whisper_webgpu["error_type"] == "OutOfMemory"
+    bert_cpu = table[(table["model"] == "bert-base-uncased") & (table["hardware"] == "cpu")].iloc[0]
+    assert bert_cpu["is_compatible"] and bert_cpu["performance_results"] == conn.execute(
+        "SELECT count(*) FROM performance_results WHERE model_name='bert-base-uncased' AND hardware_type='cpu' "
+        "AND NOT is_simulated").fetchone()[0]
+    assert "rocm" not in set(table["hardware"])  # simulated results are no evidence of compatibility
+    matrix = reports.compatibility_matrix(conn, ReportFilters()).set_index("model")
+    assert matrix.loc["bert-base-uncased", "webnn"] == "no (NotSupported)"
+    assert matrix.loc["bert-base-uncased", "cpu"] == "yes (18 results)"
+    assert matrix.loc["t5-small", "webgpu"] == ""
+
+
+def test_integration_and_summary_equal_plain_sql(conn):
+    integ = reports.integration_table(conn, ReportFilters())
+    assert len(integ) == conn.execute("SELECT count(DISTINCT test_name) FROM integration_test_results").fetchone()[0]
+    assert integ.set_index("test_name").loc["test_whisper_webgpu", "latest_status"] == "fail"
+    summary = dict(reports.summary_table(conn, ReportFilters()).itertuples(index=False))
+    measured, simulated = conn.execute("SELECT count(*) FILTER (WHERE NOT is_simulated), "
+                                       "count(*) FILTER (WHERE is_simulated) FROM performance_results").fetchone()
+    assert summary["measured performance results"] == str(measured)
+    assert summary["simulated performance results (excluded)"] == str(simulated) == "1"
+    assert summary["integration tests failing (latest run)"] == "1"
+
+
+def test_best_hardware_equals_plain_sql(conn):
+    best = reports.best_hardware_table(conn, ReportFilters()).set_index(["model", "batch_size"])
+    row = conn.execute("""
+        SELECT hardware_type, avg(throughput_items_per_second) AS t FROM performance_results
+        WHERE model_name = 't5-small' AND batch_size = 8 AND NOT is_simulated GROUP BY 1 ORDER BY t DESC LIMIT 1
+        """).fetchone()
+    assert best.loc[("t5-small", 8), "fastest_hardware"] == row[0]
+    assert best.loc[("t5-small", 8), "throughput_items_per_s_mean"] == pytest.approx(row[1], rel=1e-12)
+
+
+def test_build_report_json_numbers_equal_sql(conn):
+    import json
+
+    report = reports.build_report(conn, "performance", ReportFilters.make(model="bert-base-uncased"))
+    data = json.loads(reports.render_report(report, "json"))
+    rows = data["sections"]["performance"]["rows"]
+    plain = conn.execute(PLAIN_PERFORMANCE.format(extra="AND m.model_name = 'bert-base-uncased'")).df()
+    assert len(rows) == len(plain) == 24
+    by_key = {(r["hardware"], r["batch_size"]): r for r in rows}
+    for row in plain.to_dict(orient="records"):
+        assert by_key[(row["hardware"], row["batch_size"])]["throughput_items_per_s_mean"] == pytest.approx(
+            row["tp_mean"], rel=1e-12)
+    assert any("simulated" in note for note in data["notes"])
+
+
+def test_report_markdown_and_csv(conn):
+    report = reports.build_report(conn, "summary", ReportFilters())
+    md = reports.render_report(report, "markdown")
+    assert md.startswith("# Benchmark summary") and "| measured performance results | 360 |" in md
+    csv_text = reports.render_report(report, "csv")
+    assert csv_text.splitlines()[0] == "item,value"
+
+
+def test_no_data_error_names_filters_and_what_exists(conn):
+    err = reports.no_data_error(conn, ReportFilters.make(model="bert-base-uncased", hardware="rocm"))
+    text = str(err)
+    assert isinstance(err, QueryError) and text.startswith("error DB004")
+    assert "--model bert-base-uncased" in text and "--hardware rocm" in text
+    assert "cpu" in text and "cuda" in text  # the hardware bert has results on
+    assert "1 simulated result match" in text and "--include-simulated" in text
+    with pytest.raises(QueryError):
+        reports.build_report(conn, "performance", ReportFilters.make(model="no-such-model"))
+
+
+def test_trend_one_point_per_run_and_change_point(history_db):
+    pytest.importorskip("benchmark_db.stats")
+    with connect(history_db, read_only=True) as c:
+        trend = reports.trend_table(c, ReportFilters.make(model="bert-base-uncased", hardware="cuda"), "throughput")
+        assert len(trend) == 24 and trend["at"].is_monotonic_increasing
+        assert set(trend["results"]) == {1} and set(trend["samples"]) == {30}
+        cps, note = reports.trend_change_points(trend, "throughput")
+    assert note is None
+    assert len(cps) == 1
+    cp = cps.iloc[0]
+    assert cp["index"] == 14 and cp["at"] == trend["at"].iloc[14]
+    assert cp["change_pct"] == pytest.approx(-20, abs=3)
+
+
+def test_no_change_point_on_a_flat_history(tmp_path):
+    pytest.importorskip("benchmark_db.stats")
+    path = build_history(str(tmp_path / "flat.duckdb"), step_at=None)
+    with connect(path, read_only=True) as c:
+        trend = reports.trend_table(c, ReportFilters.make(model="bert-base-uncased"), "latency")
+        cps, _ = reports.trend_change_points(trend, "latency")
+    assert trend.groupby(reports.SERIES_KEYS).ngroups == 3  # cpu batch 1 and 8, cuda batch 1
+    assert cps.empty

@@ -1,0 +1,224 @@
+"""benchmark_db_visualizer.py and benchmark_db.charts: the guide's modes write real PNG/SVG/PDF files with
+titles, units, log scales where values span orders of magnitude, percentile whiskers, change points and
+marked simulated series; no data is DB004 with no file written; the HTML report is self-contained and
+works in headless Chromium."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import benchmark_db_visualizer as viz
+from benchmark_db import charts, reports
+from benchmark_db.connection import connect
+from benchmark_db.reports import ReportFilters
+from tests.report_fixtures import build_history
+
+MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "svg": b"<?xml", "pdf": b"%PDF"}
+
+
+@pytest.fixture(scope="module")
+def sample_db(tmp_path_factory) -> str:
+    from scripts.create_benchmark_schema import create_database
+
+    path = str(tmp_path_factory.mktemp("viz") / "sample.duckdb")
+    create_database(path, sample_data=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def history_db(tmp_path_factory) -> str:
+    return build_history(str(tmp_path_factory.mktemp("vizhistory") / "history.duckdb"))
+
+
+def run(capsys, *argv):
+    code = viz.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("argv, name", [
+    (["--model", "bert-base-uncased", "--compare-hardware"], "comparison.png"),
+    (["--hardware", "cuda", "--compare-models"], "models_cuda.svg"),
+    (["--model", "bert-base-uncased", "--hardware", "cuda", "--plot-trend"], "trend.pdf"),
+    (["--report", "compatibility"], "compatibility.png"),
+    (["--report", "hardware"], "hardware.png"),
+])
+def test_guide_modes_write_images(sample_db, tmp_path, capsys, argv, name):
+    target = tmp_path / name
+    code, out, err = run(capsys, "--db", sample_db, *argv, "--output", str(target))
+    assert code == 0, err
+    assert out.strip() == str(target)
+    assert target.read_bytes().startswith(MAGIC[name.rsplit(".", 1)[1]])
+    assert target.stat().st_size > 10_000
+
+
+def test_no_data_is_db004_and_writes_nothing(sample_db, tmp_path, capsys):
+    target = tmp_path / "trend.png"
+    code, _, err = run(capsys, "--db", sample_db, "--model", "bert-base-uncased", "--hardware", "rocm",
+                       "--plot-trend", "--output", str(target))
+    assert code == 2 and not target.exists()
+    assert err.startswith("error DB004") and "--model bert-base-uncased --hardware rocm" in err
+    assert "hardware matching the other filters: cpu, cuda, mps, openvino" in err
+    code, _, err = run(capsys, "--db", sample_db, "--model", "gpt-17", "--compare-hardware", "--output",
+                       str(tmp_path / "c.png"))
+    assert code == 2 and "models matching the other filters: bert-base-uncased" in err
+    assert not (tmp_path / "c.png").exists()
+
+
+def test_bad_output_names(sample_db, tmp_path, capsys):
+    code, _, err = run(capsys, "--db", sample_db, "--compare-hardware", "--output", str(tmp_path / "x.gif"))
+    assert code == 2 and ".png" in err
+    code, _, err = run(capsys, "--db", sample_db, "--compare-hardware", "--output", str(tmp_path / "x.html"))
+    assert code == 2 and "draws an image" in err
+
+
+def _texts(fig) -> list[str]:
+    out = [t.get_text() for t in fig.texts]
+    if fig._suptitle is not None:
+        out.append(fig._suptitle.get_text())
+    if getattr(fig, "_supxlabel", None) is not None:
+        out.append(fig._supxlabel.get_text())
+    for ax in fig.axes:
+        out += [ax.get_title(), ax.get_xlabel(), ax.get_ylabel()]
+        legend = ax.get_legend()
+        if legend:
+            out += [t.get_text() for t in legend.get_texts()]
+    for legend in fig.legends:
+        out += [t.get_text() for t in legend.get_texts()]
+    return out
+
+
+def test_comparison_figure_has_title_units_log_scale_whiskers_and_marks_simulated(sample_db):
+    with connect(sample_db, read_only=True) as c:
+        df = reports.compare_table(c, ReportFilters.make(model="bert-base-uncased", include_simulated=True),
+                                   "throughput", by="hardware")
+    fig = charts.comparison_figure(df, "throughput", "hardware", "Throughput by hardware: bert-base-uncased")
+    try:
+        texts = _texts(fig)
+        ax = fig.axes[0]
+        assert "Throughput by hardware: bert-base-uncased" in texts
+        assert ax.get_ylabel().startswith("Throughput (items/s)")
+        assert ax.get_xlabel() == "Batch size (items per call)"
+        assert ax.get_yscale() == "log"  # cpu ~150 items/s, cuda ~5000 items/s: a factor > 20
+        assert "rocm (simulated)" in texts
+        assert any("whiskers p10-p90" in t for t in texts)
+        # error bars: every data point has a whisker segment
+        assert len(ax.containers) == 5
+    finally:
+        charts._plt().close(fig)
+
+
+def test_linear_scale_when_values_are_close(sample_db):
+    with connect(sample_db, read_only=True) as c:
+        df = reports.compare_table(c, ReportFilters.make(model="t5-small", hardware="cpu,openvino", batch_size=1),
+                                   "latency", by="hardware")
+    fig = charts.comparison_figure(df, "latency", "hardware")
+    try:
+        assert fig.axes[0].get_yscale() == "linear"
+        assert fig.axes[0].get_ylabel() == "Latency (ms)"
+    finally:
+        charts._plt().close(fig)
+
+
+def test_trend_marks_the_change_point(history_db, tmp_path):
+    pytest.importorskip("benchmark_db.stats")
+    with connect(history_db, read_only=True) as c:
+        target = viz.trend_chart(c, tmp_path / "trend.png", ReportFilters.make(model="bert-base-uncased",
+                                                                               hardware="cuda"))
+        trend = reports.trend_table(c, ReportFilters.make(model="bert-base-uncased", hardware="cuda"))
+    assert target.read_bytes().startswith(MAGIC["png"])
+    cps, note = reports.trend_change_points(trend)
+    fig = charts.trend_figure(trend, cps, "throughput", "trend", note)
+    try:
+        ax = fig.axes[0]
+        marks = [t.get_text() for t in ax.texts]
+        assert len(marks) == 1 and -22 < float(marks[0].split("%")[0]) < -18  # throughput fell 20 %
+        assert "change point" in [t.get_text() for t in ax.get_legend().get_texts()]
+        assert ax.get_xlabel() == "Run time (UTC)" and ax.get_ylabel() == "Throughput (items/s)"
+    finally:
+        charts._plt().close(fig)
+
+
+def test_trend_says_when_series_are_too_short(sample_db):
+    with connect(sample_db, read_only=True) as c:
+        trend = reports.trend_table(c, ReportFilters.make(model="t5-small", hardware="cpu", batch_size=1))
+    cps, note = reports.trend_change_points(trend)
+    fig = charts.trend_figure(trend, cps, "throughput", None, note)
+    try:
+        assert any("too few runs (3)" in t for t in _texts(fig))
+    finally:
+        charts._plt().close(fig)
+
+
+@pytest.mark.slow  # renders every chart of a report
+def test_write_html_report_is_self_contained(sample_db, tmp_path):
+    with connect(sample_db, read_only=True) as c:
+        path = reports.write_html_report(c, tmp_path / "r" / "report.html")
+    page = path.read_text()
+    assert page.count("data:image/png;base64,") >= 3  # performance (2), hardware, compatibility
+    assert "<script src" not in page and "<link rel=\"stylesheet\"" not in page
+    assert "http://" not in page and "https://" not in page
+    for section in ("summary", "performance", "hardware", "compatibility_matrix", "integration"):
+        assert f'id="{section}"' in page
+    assert "1 simulated result left out" in page
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing (apt-get install -y chromium)")
+def test_html_report_in_headless_chromium(sample_db, tmp_path, capsys):
+    from playwright.sync_api import sync_playwright
+
+    target = tmp_path / "report.html"
+    code, _, err = run(capsys, "--db", sample_db, "--report", "performance", "--format", "html", "--output",
+                       str(target))
+    assert code == 0, err
+    errors: list[str] = []
+    requests: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--headless=new", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=1)  # a phone
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(target.as_uri())
+            page.wait_for_load_state("load")
+            assert page.title() == "Performance report"
+            images = page.locator("img")
+            assert images.count() == 2
+            assert all(page.evaluate("(img) => img.naturalWidth > 0", images.nth(i).element_handle())
+                       for i in range(images.count()))
+            # the page itself does not scroll sideways on a phone: wide tables scroll inside their box
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1
+            table = page.locator("#performance table")
+            header = table.locator("th", has_text="throughput_items_per_s_mean")
+            column = page.evaluate("(th) => Array.from(th.parentNode.children).indexOf(th)", header.element_handle())
+
+            def column_values():
+                return [float(v) for v in page.evaluate(
+                    "([sel, i]) => Array.from(document.querySelectorAll(sel + ' tbody tr'))"
+                    ".map(r => r.cells[i].getAttribute('data-sort'))", ["#performance table", column])]
+
+            before = column_values()
+            assert before != sorted(before)
+            header.click()
+            assert column_values() == sorted(before)
+            assert header.get_attribute("aria-sort") == "ascending"
+            header.click()
+            assert column_values() == sorted(before, reverse=True)
+            page.evaluate("window.scrollTo(0, 0)")
+            page.screenshot(path=str(tmp_path / "report_phone.png"), full_page=False)
+            page.set_viewport_size({"width": 1280, "height": 900})
+            page.evaluate("window.scrollTo(0, 0)")
+            page.screenshot(path=str(tmp_path / "report_desktop.png"), full_page=False)
+        finally:
+            browser.close()
+    assert errors == []
+    assert all(u.startswith(("file:", "data:")) for u in requests), requests
+    assert (tmp_path / "report_phone.png").stat().st_size > 10_000
