@@ -118,8 +118,10 @@ def connect(db: str | os.PathLike | None = None, *, read_only: bool = False, cre
                 finally:
                     upgrade.close()
                 conn = _open_with_retry(path, True, lock_timeout, config)
-            else:
-                schema.migrate(conn)
+            elif schema.migrate(conn):
+                # DuckDB 1.5.5 cannot replay `ALTER TABLE ... ADD COLUMN` from the WAL after a crash (kill -9
+                # before the first checkpoint leaves an unopenable file): put the new schema in the file now
+                conn.execute("CHECKPOINT")
     except SchemaError:
         conn.close()
         raise

@@ -1,0 +1,707 @@
+"""The ingest engine: input files -> converted records, ingest log and original text, committed together.
+
+It walks the inputs, reads and hashes each file, skips a file whose content the ingest log already holds at
+that path, names a file whose content was ingested under another path a duplicate, and makes a changed file
+replace the rows of its earlier version. Parsing and conversion run in `parallel` worker processes; one
+writer (this process) commits `batch_size` files per transaction: their rows (`BenchmarkDB.insert_many`,
+Arrow), their `ingested_files` rows and their compressed originals (`benchmark_db.source_store`) commit
+together or not at all. A run killed at any point leaves only whole batches, and the next run, which skips
+what was committed, ends with the same database as an uninterrupted one (ids come from natural keys and the
+shared dictionary is chosen deterministically). Files are archived or removed only after their rows are
+committed.
+
+What a document becomes is `benchmark_db.convert`'s business; this module never looks inside one.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import hashlib
+import logging
+import os
+import shutil
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmark_db import source_store
+from benchmark_db.errors import UsageError
+from benchmark_db.identity import stable_id
+from benchmark_db.schema import RESULT_TABLES, TABLES
+
+log = logging.getLogger("benchmark_db.ingest")
+
+INGESTED, SKIPPED, FAILED = "ingested", "skipped", "failed"
+UNCHANGED = "unchanged"  # summary only: the log already holds this content at this path
+FILTERED = "filtered"  # summary only: not in the categories asked for; no log row, so a later run takes it
+DEFAULT_BATCH_SIZE = 500
+DOCUMENT_SUFFIXES = (".json",)
+# result directories of the legacy system (the guide's `--consolidate` and `--migrate-all`), relative to cwd
+DEFAULT_RESULT_DIRS = (
+    "archived_test_results", "performance_results", "benchmark_results", "hardware_test_results",
+    "hardware_fix_results", "hardware_compatibility_results", "web_platform_results", "collected_results",
+    "critical_model_results", "generation_results", "real_vs_sim_results", "benchmark_comparison",
+    "api_check_results", "integration_test_results", "test_benchmark_database", "apis", "skills", "test_data",
+)
+ACTIONS = ("archive", "remove")
+
+Converter = Callable[[bytes, str, str], object]
+
+
+def run_id_for_source(sha256: str) -> int:
+    """The run id the converter gives the TestRuns record of a document with this content."""
+    return stable_id("source", sha256)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Inputs
+
+
+@dataclass(frozen=True)
+class InputFile:
+    path: str  # absolute; the key of the ingest log
+    rel: str  # relative path kept by --action archive
+
+
+def _relative(path: Path, root: Path) -> str:
+    cwd = Path.cwd()
+    for base in (cwd, root.parent if root.is_dir() else root.parent):
+        try:
+            return path.relative_to(base).as_posix()
+        except ValueError:
+            continue
+    return path.name
+
+
+def discover_files(inputs: Iterable[str | os.PathLike], suffixes: tuple[str, ...] = DOCUMENT_SUFFIXES,
+                   missing_ok: bool = False) -> list[InputFile]:
+    """Every document file under `inputs` (files or directories), once each, in a stable order."""
+    seen: dict[str, InputFile] = {}
+    for raw in inputs:
+        root = Path(os.path.abspath(raw))
+        if root.is_file():
+            found = [root]
+        elif root.is_dir():
+            found = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in suffixes
+                           and not any(part.startswith(".") for part in p.relative_to(root).parts))
+        elif missing_ok:
+            log.info("%s does not exist; nothing to ingest there", raw)
+            continue
+        else:
+            raise UsageError(f"input {raw} does not exist", "check the path (relative to the current directory)")
+        for path in found:
+            key = str(path)
+            if key not in seen:
+                seen[key] = InputFile(key, _relative(path, root))
+    return sorted(seen.values(), key=lambda f: f.path)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass
+class FileOutcome:
+    path: str
+    status: str  # ingested | skipped | failed | unchanged | filtered
+    sha256: str | None = None
+    size_bytes: int | None = None
+    kind: str | None = None
+    reason: str | None = None
+    rows_by_table: dict[str, int] = field(default_factory=dict)
+    conversions: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+    archived_to: str | None = None
+    removed: bool = False
+
+    @property
+    def rows(self) -> int:
+        return sum(self.rows_by_table.values())
+
+    def as_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["rows"] = self.rows
+        return data
+
+
+@dataclass
+class IngestSummary:
+    outcomes: list[FileOutcome] = field(default_factory=list)
+    dry_run: bool = False
+    table_rows: dict[str, int] = field(default_factory=dict)  # rows per table after the run
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    @property
+    def failed(self) -> list[FileOutcome]:
+        return [o for o in self.outcomes if o.status == FAILED]
+
+    def by_kind(self) -> list[dict]:
+        """Files per kind and status: the summary table at the end of a run."""
+        counts: dict[str, Counter] = {}
+        for o in self.outcomes:
+            counts.setdefault(o.kind or "-", Counter())[o.status] += 1
+        rows = []
+        for kind in sorted(counts):
+            c = counts[kind]
+            rows.append({"kind": kind, "files": sum(c.values()), INGESTED: c[INGESTED], SKIPPED: c[SKIPPED],
+                         FAILED: c[FAILED], UNCHANGED: c[UNCHANGED], FILTERED: c[FILTERED]})
+        return rows
+
+    def rows_added(self) -> dict[str, int]:
+        total: Counter = Counter()
+        for o in self.outcomes:
+            if o.status == INGESTED:
+                total.update(o.rows_by_table)
+        return dict(sorted(total.items()))
+
+    def totals(self) -> dict:
+        return {"files": len(self.outcomes), **{s: self.count(s) for s in
+                                                (INGESTED, SKIPPED, FAILED, UNCHANGED, FILTERED)}}
+
+    def as_dict(self, with_files: bool = True) -> dict:
+        data = {"dry_run": self.dry_run, "totals": self.totals(), "by_kind": self.by_kind(),
+                "rows_added": self.rows_added(), "table_rows": self.table_rows}
+        if with_files:
+            data["files"] = [o.as_dict() for o in self.outcomes]
+        return data
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The worker side: read, hash, convert, compress. Runs in worker processes (or inline for parallel=1).
+
+
+@dataclass
+class _Prepared:
+    file: InputFile
+    sha256: str | None = None
+    size: int | None = None
+    unchanged: bool = False
+    conversion: object | None = None
+    compressed: bytes | None = None
+    error: str | None = None
+
+
+class _WorkerState:
+    converter: Converter | None = None
+    known: dict[str, str] = {}
+    compressor: source_store.Compressor | None = None
+    force: bool = False
+
+
+def default_converter() -> Converter:
+    try:
+        from benchmark_db.convert import convert_document
+    except ImportError as exc:  # the converter module is delivered separately
+        raise UsageError(f"the document converter is not available ({exc})",
+                         "install the complete benchmark-db package") from exc
+    return convert_document
+
+
+def _init_worker(converter, known, dictionary, force, compress) -> None:
+    _WorkerState.converter = converter or default_converter()
+    _WorkerState.known = known
+    _WorkerState.compressor = source_store.Compressor(dictionary) if compress else None
+    _WorkerState.force = force
+
+
+def _prepare(file: InputFile) -> _Prepared:
+    try:
+        with open(file.path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        return _Prepared(file, error=f"cannot read the file: {exc.strerror or exc}")
+    sha = hashlib.sha256(data).hexdigest()
+    if not _WorkerState.force and _WorkerState.known.get(file.path) == sha:
+        return _Prepared(file, sha, len(data), unchanged=True)
+    conversion = _WorkerState.converter(data, file.path, sha)
+    compressed = _WorkerState.compressor.compress(data) if _WorkerState.compressor else None
+    return _Prepared(file, sha, len(data), conversion=conversion, compressed=compressed)
+
+
+def _prepared_stream(files: list[InputFile], parallel: int, initargs: tuple,
+                     window: int = 1000) -> Iterator[_Prepared]:
+    if parallel <= 1 or len(files) < 2 * parallel:
+        _init_worker(*initargs)
+        for f in files:
+            yield _prepare(f)
+        return
+    import multiprocessing
+
+    # spawn, not fork: the parent holds DuckDB's threads, and forking a threaded process can deadlock
+    ctx = multiprocessing.get_context("spawn")
+    chunk = max(1, min(64, len(files) // (parallel * 8) or 1))
+    with ctx.Pool(parallel, initializer=_init_worker, initargs=initargs) as pool:
+        # a bounded window in flight: workers faster than the writer must not pile results up in memory
+        for start in range(0, len(files), window):
+            yield from pool.imap(_prepare, files[start:start + window], chunksize=chunk)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The writer side
+
+
+def _fold_dimensions(records: list) -> list:
+    """Merge repeated dimension rows of one batch the way consecutive inserts would (a later non-null
+    attribute wins, a null never blanks a known one), so the result does not depend on batch boundaries."""
+    from benchmark_db_models import HardwarePlatforms, Models
+
+    out, merged, copied = [], {}, set()
+    for record in records:
+        cls = type(record)
+        if cls is not Models and cls is not HardwarePlatforms:
+            out.append(record)
+            continue
+        key = (cls, getattr(record, cls.ID) or record.natural_id())
+        index = merged.get(key)
+        if index is None:
+            merged[key] = len(out)
+            out.append(record)
+            continue
+        if key not in copied:  # never change the converter's own objects: merge into a copy
+            out[index] = dataclasses.replace(out[index])
+            copied.add(key)
+        first = out[index]
+        for name in _field_names(cls):
+            value = getattr(record, name)
+            if value is not None:
+                setattr(first, name, value)
+    return out
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls) -> tuple[str, ...]:
+    if cls not in _FIELD_NAMES:
+        _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return _FIELD_NAMES[cls]
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class _Batch:
+    def __init__(self):
+        self.records: list = []
+        self.log_rows: list[dict] = []
+        self.documents: list[dict] = []
+        self.replaced: list[str] = []  # old sha256 of changed files
+        self.rebuilt: list[str] = []  # sha256 of files converted again with the same content
+        self.archive_updates: list[tuple[str, str]] = []  # (path, archived_to) of files committed earlier
+        self.after_commit: list[tuple[InputFile, FileOutcome]] = []  # files to archive or remove
+
+    def __len__(self) -> int:
+        return len(self.log_rows) + len(self.archive_updates) + len(self.after_commit)
+
+
+_LOG_COLUMNS = ("path", "sha256", "size_bytes", "kind", "status", "reason", "rows", "rows_by_table",
+                "conversions", "ingested_at", "archived_to")
+
+
+class Ingestor:
+    """Ingests files into one database; `ingest(files)` returns an IngestSummary."""
+
+    def __init__(self, db, *, parallel: int = 1, batch_size: int = DEFAULT_BATCH_SIZE, force: bool = False,
+                 categories: Iterable[str] | None = None, action: str | None = None,
+                 archive_dir: str | os.PathLike | None = None, dry_run: bool = False,
+                 converter: Converter | None = None, quiet: bool = True, progress_desc: str = "ingest",
+                 on_batch_committed: Callable[[int], None] | None = None):
+        if action not in (None, *ACTIONS):
+            raise UsageError(f"unknown action {action!r}", "use --action archive or --action remove")
+        if action == "archive" and not archive_dir:
+            raise UsageError("--action archive needs --archive-dir", "name the folder to move files into")
+        self.db = db  # a BenchmarkDB (None for a dry run without a database)
+        self.parallel = max(1, int(parallel or 1))
+        self.batch_size = max(1, int(batch_size))
+        self.force = force
+        self.categories = {c.strip().lower() for c in categories or () if c.strip()} or None
+        self.action = action
+        self.archive_dir = Path(os.path.abspath(archive_dir)) if archive_dir else None
+        self.dry_run = dry_run
+        self.converter = converter
+        self.quiet = quiet
+        self.progress_desc = progress_desc
+        self.on_batch_committed = on_batch_committed
+        self.batches_committed = 0
+
+    # -- state of the log --------------------------------------------------------------------------------
+    def _load_log(self) -> None:
+        self.known: dict[str, tuple[str | None, str]] = {}
+        self.content_at: dict[str, str] = {}  # sha256 -> the path whose rows hold that content
+        if self.db is None:
+            return
+        rows = self.db.conn.execute("SELECT path, sha256, status, reason FROM ingested_files").fetchall()
+        for path, sha, status, reason in rows:
+            self.known[path] = (sha, status)
+            if sha and status != FAILED and not (reason or "").startswith("duplicate of "):
+                self.content_at.setdefault(sha, path)
+
+    def _dictionary(self, files: list[InputFile]) -> tuple[int, bytes] | None:
+        """The stored dictionary, else one built now (and committed first) from this run's files."""
+        if self.db is None:
+            return None
+        stored = source_store.load_dictionary(self.db.conn)
+        if stored:
+            return stored
+        sizes = []
+        for f in files:
+            try:
+                sizes.append(os.path.getsize(f.path))
+            except OSError:
+                sizes.append(0)
+        chosen = source_store.choose_samples(sizes)
+        samples = []
+        for i in chosen:
+            try:
+                samples.append(Path(files[i].path).read_bytes())
+            except OSError:
+                continue
+        built = source_store.build_dictionary(samples)
+        if built and not self.dry_run:
+            with self.db.transaction():
+                source_store.store_dictionary(self.db.conn, *built)
+            # a dictionary already in another run's commit wins; use whatever is stored now
+            return source_store.load_dictionary(self.db.conn)
+        return None
+
+    # -- the run -----------------------------------------------------------------------------------------
+    def ingest(self, files: list[InputFile]) -> IngestSummary:
+        self._load_log()
+        summary = IngestSummary(dry_run=self.dry_run)
+        # a failed file is tried again on every run: the fault may have been the converter's
+        known_sha = {p: s for p, (s, status) in self.known.items() if s and status != FAILED}
+        dictionary = None if self.dry_run else self._dictionary(files)
+        initargs = (self.converter, known_sha, dictionary, self.force, not self.dry_run)
+        self.codec = source_store.CODEC_DICT if dictionary else source_store.CODEC_PLAIN
+        self.dictionary_id = dictionary[0] if dictionary else None
+        with self._one_checkpoint(len(files)):
+            self._run(files, initargs, summary)
+        if self.db is not None:
+            summary.table_rows = {t: self.db.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                                  for t in TABLES}
+        return summary
+
+    @contextlib.contextmanager
+    def _one_checkpoint(self, files: int):
+        """During an ingest of several batches, checkpoint once at the end instead of every 16 MB of WAL.
+
+        Each DuckDB checkpoint rewrites the last row group of every table and every index whole; done after
+        every few batches it leaves half the file as free blocks (86 MB instead of 44 MB for 20,000 files).
+        Commits still go to the WAL, so a killed run loses nothing it committed."""
+        if self.db is None or self.dry_run or files <= self.batch_size:
+            yield
+            return
+        conn = self.db.conn
+        previous = conn.execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0]
+        conn.execute("SET checkpoint_threshold = '64GB'")
+        try:
+            yield
+        finally:
+            conn.execute(f"SET checkpoint_threshold = '{previous}'")
+        conn.execute("CHECKPOINT")
+
+    def _run(self, files: list[InputFile], initargs: tuple, summary: IngestSummary) -> None:
+        from benchmark_db.cli import progress
+
+        batch = _Batch()
+        stream = _prepared_stream(files, self.parallel, initargs, window=max(2 * self.batch_size, 256))
+        for prepared in progress(stream, total=len(files), desc=self.progress_desc, quiet=self.quiet,
+                                 unit="file"):
+            outcome = self._take(prepared, batch)
+            summary.outcomes.append(outcome)
+            if len(batch) >= self.batch_size:
+                self._flush(batch)
+                batch = _Batch()
+        self._flush(batch)
+
+    def _archive_target(self, file: InputFile) -> str | None:
+        if self.action != "archive":
+            return None
+        return str(self.archive_dir / file.rel)
+
+    def _take(self, p: _Prepared, batch: _Batch) -> FileOutcome:
+        """Decide what becomes of one prepared file and add its writes to the batch."""
+        path = p.file.path
+        if p.error is not None:
+            outcome = FileOutcome(path, FAILED, reason=p.error)
+            self._log(batch, outcome, None)
+            return outcome
+        if p.unchanged:
+            outcome = FileOutcome(path, UNCHANGED, p.sha256, p.size, reason="unchanged since the last ingest")
+            previous = self.known.get(path)
+            if self.action and previous and previous[1] != FAILED:
+                outcome.archived_to = self._archive_target(p.file)
+                if outcome.archived_to:
+                    batch.archive_updates.append((path, outcome.archived_to))
+                batch.after_commit.append((p.file, outcome))
+            return outcome
+        conv = p.conversion
+        status = getattr(conv, "status", FAILED)
+        outcome = FileOutcome(path, status, p.sha256, p.size, kind=getattr(conv, "kind", None),
+                              reason=getattr(conv, "reason", None),
+                              conversions=list(getattr(conv, "conversions", None) or []),
+                              categories=sorted(getattr(conv, "categories", None) or []))
+        records = list(getattr(conv, "records", None) or []) if status == INGESTED else []
+        if status == INGESTED and self.categories and not (set(outcome.categories) & self.categories):
+            outcome.status = FILTERED
+            outcome.reason = f"not in the categories asked for ({', '.join(sorted(self.categories))})"
+            return outcome
+        owner = self.content_at.get(p.sha256)
+        duplicate = status != FAILED and owner is not None and owner != path
+        if duplicate:
+            outcome.status = SKIPPED
+            outcome.reason = f"duplicate of {owner}"
+            records = []
+        else:
+            outcome.rows_by_table = dict(Counter(type(r).TABLE for r in records))
+        previous = self.known.get(path)
+        if previous and previous[0] == p.sha256 and not duplicate:
+            # converted again (--force, or a retry): its rows are rebuilt from scratch, not merged
+            batch.rebuilt.append(p.sha256)
+        if previous and previous[0] and previous[0] != p.sha256:
+            batch.replaced.append(previous[0])
+            if self.content_at.get(previous[0]) == path:
+                del self.content_at[previous[0]]
+            if outcome.reason is None:
+                outcome.reason = "changed since the last ingest: its earlier rows were replaced"
+        if status != FAILED and not duplicate:
+            self.content_at[p.sha256] = path
+        self.known[path] = (p.sha256, outcome.status)
+        batch.records.extend(records)
+        if p.compressed is not None and not duplicate:
+            dictionary_id = self.dictionary_id if self.codec == source_store.CODEC_DICT else None
+            batch.documents.append({"sha256": p.sha256, "size_bytes": p.size, "codec": self.codec,
+                                    "dictionary_id": dictionary_id, "content": p.compressed})
+        if self.action and outcome.status != FAILED:
+            outcome.archived_to = self._archive_target(p.file)
+            batch.after_commit.append((p.file, outcome))
+        self._log(batch, outcome, records)
+        return outcome
+
+    def _log(self, batch: _Batch, outcome: FileOutcome, records) -> None:
+        batch.log_rows.append({
+            "path": outcome.path, "sha256": outcome.sha256, "size_bytes": outcome.size_bytes,
+            "kind": outcome.kind, "status": outcome.status, "reason": outcome.reason, "rows": outcome.rows,
+            "rows_by_table": _json(outcome.rows_by_table) if outcome.rows_by_table else None,
+            "conversions": _json(outcome.conversions) if outcome.conversions else None,
+            "archived_to": outcome.archived_to})
+
+    def _flush(self, batch: _Batch) -> None:
+        if self.dry_run or self.db is None or len(batch) == 0:
+            return
+        import pyarrow as pa
+
+        conn = self.db.conn
+        now = _utc_now()
+        with self.db.transaction():
+            if batch.rebuilt:
+                ids = [run_id_for_source(s) for s in batch.rebuilt]
+                placeholders = ", ".join("?" for _ in ids)
+                for table in RESULT_TABLES:
+                    conn.execute(f"DELETE FROM {table} WHERE run_id IN ({placeholders})", ids)
+            if batch.replaced:
+                old = pa.table({"sha256": pa.array(batch.replaced, pa.string()),
+                                "run_id": pa.array([run_id_for_source(s) for s in batch.replaced], pa.int64())})
+                conn.register("_ingest_old", old)
+                try:
+                    for table in RESULT_TABLES:
+                        conn.execute(f"DELETE FROM {table} WHERE run_id IN (SELECT run_id FROM _ingest_old)")
+                    # files skipped as duplicates of the replaced content are taken again by the next run
+                    conn.execute("DELETE FROM ingested_files WHERE sha256 IN (SELECT sha256 FROM _ingest_old) "
+                                 "AND status = 'skipped' AND starts_with(reason, 'duplicate of ')")
+                finally:
+                    conn.unregister("_ingest_old")
+            if batch.records:
+                self.db.insert_many(_fold_dimensions(batch.records))
+            if batch.log_rows:
+                rows = batch.log_rows
+                table = pa.table({
+                    "path": pa.array([r["path"] for r in rows], pa.string()),
+                    "sha256": pa.array([r["sha256"] for r in rows], pa.string()),
+                    "size_bytes": pa.array([r["size_bytes"] for r in rows], pa.int64()),
+                    "kind": pa.array([r["kind"] for r in rows], pa.string()),
+                    "status": pa.array([r["status"] for r in rows], pa.string()),
+                    "reason": pa.array([r["reason"] for r in rows], pa.string()),
+                    "rows": pa.array([r["rows"] for r in rows], pa.int32()),
+                    "rows_by_table": pa.array([r["rows_by_table"] for r in rows], pa.string()),
+                    "conversions": pa.array([r["conversions"] for r in rows], pa.string()),
+                    "ingested_at": pa.array([now] * len(rows), pa.timestamp("us")),
+                    "archived_to": pa.array([r["archived_to"] for r in rows], pa.string()),
+                })
+                conn.register("_ingest_log", table)
+                try:
+                    # DELETE + INSERT rather than INSERT OR REPLACE: DuckLake tables have no primary keys
+                    conn.execute("DELETE FROM ingested_files WHERE path IN (SELECT path FROM _ingest_log)")
+                    conn.execute(f"INSERT INTO ingested_files ({', '.join(_LOG_COLUMNS)}) "
+                                 f"SELECT {', '.join(_LOG_COLUMNS)} FROM _ingest_log")
+                finally:
+                    conn.unregister("_ingest_log")
+            for path, archived_to in batch.archive_updates:
+                conn.execute("UPDATE ingested_files SET archived_to = ? WHERE path = ?", [archived_to, path])
+            if batch.documents:
+                docs = batch.documents
+                table = pa.table({
+                    "sha256": pa.array([d["sha256"] for d in docs], pa.string()),
+                    "size_bytes": pa.array([d["size_bytes"] for d in docs], pa.int64()),
+                    "codec": pa.array([d["codec"] for d in docs], pa.string()),
+                    "dictionary_id": pa.array([d["dictionary_id"] for d in docs], pa.int64()),
+                    "content": pa.array([d["content"] for d in docs], pa.binary()),
+                })
+                conn.register("_ingest_docs", table)
+                try:
+                    conn.execute("INSERT INTO source_documents (sha256, size_bytes, codec, dictionary_id, content) "
+                                 "SELECT DISTINCT ON (sha256) sha256, size_bytes, codec, dictionary_id, content "
+                                 "FROM _ingest_docs WHERE sha256 NOT IN (SELECT sha256 FROM source_documents)")
+                finally:
+                    conn.unregister("_ingest_docs")
+            if batch.replaced:
+                placeholders = ", ".join("?" for _ in batch.replaced)
+                conn.execute(f"DELETE FROM source_documents WHERE sha256 IN ({placeholders}) AND sha256 NOT IN "
+                             "(SELECT sha256 FROM ingested_files WHERE sha256 IS NOT NULL)", batch.replaced)
+        self.batches_committed += 1
+        log.debug("committed batch %d (%d files)", self.batches_committed, len(batch.log_rows))
+        if self.on_batch_committed:
+            self.on_batch_committed(self.batches_committed)
+        # only now, with the rows committed, may the files themselves go
+        for file, outcome in batch.after_commit:
+            _apply_action(self.action, file, outcome)
+
+
+def _apply_action(action: str | None, file: InputFile, outcome: FileOutcome) -> None:
+    source = Path(file.path)
+    if not source.exists():
+        return
+    try:
+        if action == "archive" and outcome.archived_to:
+            target = Path(outcome.archived_to)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.exists():
+                target.unlink()
+            shutil.move(str(source), str(target))
+        elif action == "remove":
+            source.unlink()
+            outcome.removed = True
+    except OSError as exc:
+        log.warning("could not %s %s: %s (its rows are committed; the file stays)", action, source, exc)
+
+
+def _json(value) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Entry points the scripts call
+
+
+def ingest_files(db, inputs: Iterable[str | os.PathLike], *, missing_ok: bool = False, **options) -> IngestSummary:
+    """Ingest every document under `inputs` into `db` (a BenchmarkDB, or None for a dry run)."""
+    files = discover_files(inputs, missing_ok=missing_ok)
+    return Ingestor(db, **options).ingest(files)
+
+
+def parse_categories(values: Iterable[str] | None) -> list[str]:
+    """`--categories performance hardware` and `--categories performance,hardware` alike."""
+    out: list[str] = []
+    for value in values or ():
+        out.extend(v.strip().lower() for v in str(value).split(",") if v.strip())
+    return out
+
+
+def parse_list(values: Iterable[str] | str | None) -> list[str]:
+    """A comma list (or several of them) as a list of non-empty items."""
+    if values is None:
+        return []
+    if isinstance(values, str):
+        values = [values]
+    return [v.strip() for value in values for v in str(value).split(",") if v.strip()]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# What the three ingest tools share on the command line
+
+
+def add_ingest_options(parser, *, actions: bool = True) -> None:
+    """--parallel, --batch-size, --force, --dry-run, --report (and --action/--archive-dir)."""
+    group = parser.add_argument_group("ingest options")
+    group.add_argument("--parallel", type=int, default=1, metavar="N",
+                       help="parse files in N worker processes; one writer commits (default: 1)")
+    group.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="FILES",
+                       help="files committed per transaction (default: %(default)s)")
+    group.add_argument("--force", action="store_true",
+                       help="convert files again even when the ingest log holds their content unchanged")
+    group.add_argument("--dry-run", action="store_true",
+                       help="write nothing; show per file what would be stored")
+    group.add_argument("--strict", action="store_true", help="exit 1 when any file failed to convert")
+    group.add_argument("--report", metavar="FILE", default=None,
+                       help="also write the full per-file report to FILE (.json, or .md for markdown)")
+    if actions:
+        group.add_argument("--action", choices=ACTIONS, default=None,
+                           help="after a file's rows are committed: move it to --archive-dir (keeping its "
+                                "relative path) or delete it; failed files are left in place")
+        group.add_argument("--archive-dir", metavar="DIR", default=None,
+                           help="where --action archive moves files (default: ./archived_json)")
+
+
+def summary_tables(summary: IngestSummary) -> tuple[list[dict], list[dict]]:
+    by_kind = summary.by_kind()
+    added = summary.rows_added()
+    tables = sorted(set(added) | set(summary.table_rows))
+    rows = [{"table": t, "rows_added": added.get(t, 0), "rows_total": summary.table_rows.get(t)}
+            for t in tables]
+    return by_kind, rows
+
+
+def render_summary(summary: IngestSummary, fmt: str) -> str:
+    """The end-of-run summary: files by kind and status, rows per table, failed files (or, for a dry run,
+    what every file would become)."""
+    from benchmark_db.output import render
+
+    if fmt == "json":
+        return _json_pretty(summary.as_dict(with_files=True))
+    by_kind, rows = summary_tables(summary)
+    parts = []
+    if summary.dry_run:
+        files = [{"path": o.path, "status": o.status, "kind": o.kind, "rows": o.rows,
+                  "rows_by_table": ", ".join(f"{t}={n}" for t, n in sorted(o.rows_by_table.items())),
+                  "reason": o.reason} for o in summary.outcomes]
+        parts.append(render(files, fmt) if files else "(no files)")
+    totals = summary.totals()
+    head = ("dry run: nothing written. " if summary.dry_run else "") + ", ".join(
+        f"{totals[k]} {k}" for k in ("files", INGESTED, SKIPPED, FAILED, UNCHANGED, FILTERED) if totals[k]
+        or k == "files")
+    if fmt == "table":
+        parts.append(head)
+    parts.append(render(by_kind, fmt) if by_kind else "(no files found)")
+    if rows:
+        parts.append(render(rows, fmt))
+    failed = [{"path": o.path, "reason": o.reason} for o in summary.failed]
+    if failed and not summary.dry_run:
+        parts.append(render(failed, fmt))
+    return "\n\n".join(p.rstrip("\n") for p in parts) + "\n"
+
+
+def write_report(summary: IngestSummary, path: str, extra: dict | None = None) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.suffix.lower() in (".md", ".markdown"):
+        text = render_summary(summary, "markdown")
+    else:
+        data = summary.as_dict(with_files=True)
+        if extra:
+            data.update(extra)
+        text = _json_pretty(data)
+    target.write_text(text, encoding="utf-8")
+    log.info("wrote the report %s", target)
+
+
+def _json_pretty(value) -> str:
+    import json
+
+    return json.dumps(value, indent=2, sort_keys=False, default=str) + "\n"

@@ -1,0 +1,31 @@
+"""Export the database's tables as Parquet files that pandas, pyarrow and DuckDB read directly.
+
+One file per table, `<dir>/<table>.parquet` (zstd-compressed), written to a temporary name and renamed, so
+a reader never sees half a file. The names follow `benchmark_db.merge.table_for_parquet`, so an export can
+be merged back into another database as a CI artifact. The original documents (`source_documents`) and the
+compression dictionaries stay in the database: they are already compressed and mean nothing outside it.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+EXPORTED_TABLES = ("models", "hardware_platforms", "test_runs", "performance_results", "hardware_compatibility",
+                   "integration_test_results", "web_platform_results", "ingested_files")
+
+
+def export_parquet(conn, out_dir: str | os.PathLike, tables=EXPORTED_TABLES) -> list[dict]:
+    """Write each table to `out_dir/<table>.parquet`; return [{table, path, rows, bytes}]."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for table in tables:
+        target = out / f"{table}.parquet"
+        partial = out / f".{table}.parquet.partial"
+        literal = str(partial).replace("'", "''")
+        conn.execute(f"COPY (SELECT * FROM {table}) TO '{literal}' "
+                     "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 9)")
+        os.replace(partial, target)
+        rows = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        written.append({"table": table, "path": str(target), "rows": rows, "bytes": target.stat().st_size})
+    return written

@@ -1,0 +1,207 @@
+"""Consistency checks over ingested data, and the fixes that are safe to make without a person.
+
+`find_problems(conn)` returns one dict per problem: orphans (a fact row whose model, hardware or run is
+missing; a log row that says `ingested` but whose rows are gone), duplicates (one model under two spellings,
+two result ids for one configuration, one content ingested under two paths), negative or impossible values,
+throughput that disagrees with batch_size * 1000 / latency beyond a tolerance, and unit mistakes (latency
+stored in seconds or microseconds, memory stored in bytes). `fix_problems(conn)` makes only fixes that lose
+nothing and need no judgement, all in one transaction, and returns one dict per fix:
+
+- latency recorded in seconds (or microseconds) where the row's own throughput proves it: scaled to ms;
+- memory recorded in bytes (over a terabyte "MB"): scaled to MB;
+- a latency or throughput of exactly 0, which stands for "not measured": set to NULL;
+- a fact row whose model or hardware row is missing but whose own name says what it is: the row is added;
+- denormalised model_name / hardware_type that disagree with their dimension row: copied from it;
+- an `ingested` log row whose rows are gone: the log row is dropped, so the next run ingests the file again.
+
+Everything else is listed, not touched: the original documents stay in `source_documents` either way.
+"""
+from __future__ import annotations
+
+from benchmark_db.connection import transaction
+
+DEFAULT_TOLERANCE = 0.5  # throughput may differ from batch*1000/latency by up to 50% (overheads, warm-up)
+_FACTS = (("performance_results", "result_id"), ("hardware_compatibility", "compatibility_id"),
+          ("integration_test_results", "test_result_id"), ("web_platform_results", "result_id"))
+_LATENCY_COLUMNS = ("average_latency_ms", "latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms",
+                    "latency_stddev_ms")
+
+
+def _rows(conn, sql: str, params=None) -> list[tuple]:
+    return conn.execute(sql, params or []).fetchall()
+
+
+def _ratio_sql(factor: str) -> str:
+    """SQL: throughput / (batch * factor / latency), the agreement of a row's three numbers."""
+    return (f"throughput_items_per_second / (batch_size * {factor} / average_latency_ms)")
+
+
+def _unit_case(tolerance: float) -> str:
+    hi, lo = 1 + tolerance, 1 / (1 + tolerance)
+    return (f"CASE WHEN {_ratio_sql('1.0')} BETWEEN {lo} AND {hi} THEN 'seconds' "
+            f"WHEN {_ratio_sql('1000000.0')} BETWEEN {lo} AND {hi} THEN 'microseconds' END")
+
+
+_COMPARABLE = ("batch_size > 0 AND average_latency_ms > 0 AND throughput_items_per_second > 0")
+
+
+def find_problems(conn, tolerance: float = DEFAULT_TOLERANCE) -> list[dict]:
+    problems: list[dict] = []
+
+    def add(check, table, row_id, detail, fixable=False):
+        problems.append({"check": check, "table": table, "id": row_id, "detail": detail, "fixable": fixable})
+
+    # orphans
+    for table, key in _FACTS:
+        for row_id, model_id in _rows(conn, f"SELECT {key}, model_id FROM {table} WHERE model_id IS NOT NULL "
+                                            "AND model_id NOT IN (SELECT model_id FROM models)"):
+            add("orphan", table, row_id, f"model_id {model_id} is not in models",
+                table == "performance_results")
+        for row_id, hw in _rows(conn, f"SELECT {key}, hardware_id FROM {table} WHERE hardware_id IS NOT NULL "
+                                      "AND hardware_id NOT IN (SELECT hardware_id FROM hardware_platforms)"):
+            add("orphan", table, row_id, f"hardware_id {hw} is not in hardware_platforms",
+                table == "performance_results")
+        for row_id, run in _rows(conn, f"SELECT {key}, run_id FROM {table} WHERE run_id IS NOT NULL "
+                                       "AND run_id NOT IN (SELECT run_id FROM test_runs)"):
+            add("orphan", table, row_id, f"run_id {run} is not in test_runs")
+    for path, sha in _rows(conn, "SELECT path, sha256 FROM ingested_files WHERE status = 'ingested' AND rows > 0 "
+                                 "AND sha256 NOT IN (SELECT source_sha256 FROM test_runs "
+                                 "WHERE source_sha256 IS NOT NULL)"):
+        add("orphan", "ingested_files", path, f"logged as ingested but no run holds content {sha[:12]}", True)
+    for path, sha in _rows(conn, "SELECT path, sha256 FROM ingested_files WHERE status <> 'failed' "
+                                 "AND sha256 IS NOT NULL AND sha256 NOT IN (SELECT sha256 FROM source_documents)"):
+        add("orphan", "ingested_files", path, f"the original text ({sha[:12]}) is not stored")
+
+    # duplicates
+    for name, ids in _rows(conn, "SELECT lower(trim(model_name)), list(model_id ORDER BY model_id) FROM models "
+                                 "GROUP BY 1 HAVING count(*) > 1"):
+        add("duplicate", "models", ids[0], f"model {name!r} is stored under {len(ids)} ids: {ids}")
+    for ids, in _rows(conn, "SELECT list(result_id ORDER BY result_id) FROM performance_results "
+                            "GROUP BY run_id, model_id, hardware_id, test_case, batch_size, sequence_length, "
+                            "precision HAVING count(*) > 1"):
+        add("duplicate", "performance_results", ids[0], f"one configuration of one run has {len(ids)} results: "
+                                                        f"{ids}")
+    for sha, paths in _rows(conn, "SELECT sha256, list(path ORDER BY path) FROM ingested_files "
+                                  "WHERE status = 'ingested' GROUP BY sha256 HAVING count(*) > 1"):
+        add("duplicate", "ingested_files", paths[0], f"content {sha[:12]} ingested under {len(paths)} paths")
+
+    # negative or impossible values
+    checks = [
+        ("performance_results", "result_id", "average_latency_ms", "< 0"),
+        ("performance_results", "result_id", "throughput_items_per_second", "< 0"),
+        ("performance_results", "result_id", "memory_peak_mb", "< 0"),
+        ("performance_results", "result_id", "total_time_seconds", "< 0"),
+        ("performance_results", "result_id", "batch_size", "<= 0"),
+        ("performance_results", "result_id", "sequence_length", "<= 0"),
+        ("performance_results", "result_id", "iterations", "< 0"),
+        ("performance_results", "result_id", "latency_stddev_ms", "< 0"),
+        ("hardware_compatibility", "compatibility_id", "compatibility_score", "< 0"),
+        ("integration_test_results", "test_result_id", "execution_time_seconds", "< 0"),
+        ("web_platform_results", "result_id", "load_time_ms", "< 0"),
+        ("web_platform_results", "result_id", "inference_time_ms", "< 0"),
+        ("web_platform_results", "result_id", "total_time_ms", "< 0"),
+        ("web_platform_results", "result_id", "memory_usage_mb", "< 0"),
+        ("test_runs", "run_id", "execution_time_seconds", "< 0"),
+    ]
+    for table, key, column, condition in checks:
+        for row_id, value in _rows(conn, f"SELECT {key}, {column} FROM {table} WHERE {column} {condition}"):
+            add("impossible", table, row_id, f"{column} = {value}")
+    for column in ("average_latency_ms", "throughput_items_per_second"):
+        for row_id, in _rows(conn, f"SELECT result_id FROM performance_results WHERE {column} = 0"):
+            add("impossible", "performance_results", row_id, f"{column} = 0 (a missing value stored as 0)", True)
+    for row_id, p50, p99 in _rows(conn, "SELECT result_id, latency_p50_ms, latency_p99_ms FROM performance_results "
+                                        "WHERE latency_p50_ms > latency_p99_ms"):
+        add("impossible", "performance_results", row_id, f"p50 {p50} ms is above p99 {p99} ms")
+    for row_id, started, completed in _rows(conn, "SELECT run_id, started_at, completed_at FROM test_runs "
+                                                  "WHERE completed_at < started_at"):
+        add("impossible", "test_runs", row_id, f"completed {completed} before it started {started}")
+
+    # unit mistakes and throughput that disagrees with batch size and latency
+    hi, lo = 1 + tolerance, 1 / (1 + tolerance)
+    for row_id, unit, latency in _rows(conn, f"SELECT result_id, {_unit_case(tolerance)}, average_latency_ms "
+                                             f"FROM performance_results WHERE {_COMPARABLE} AND "
+                                             f"{_unit_case(tolerance)} IS NOT NULL"):
+        add("unit", "performance_results", row_id, f"average_latency_ms {latency} is in {unit}, "
+                                                   "judging by the row's throughput and batch size", True)
+    for row_id, ratio, batch, latency, tput in _rows(
+            conn, f"SELECT result_id, {_ratio_sql('1000.0')}, batch_size, average_latency_ms, "
+                  f"throughput_items_per_second FROM performance_results WHERE {_COMPARABLE} "
+                  f"AND {_unit_case(tolerance)} IS NULL AND {_ratio_sql('1000.0')} NOT BETWEEN {lo} AND {hi}"):
+        add("throughput", "performance_results", row_id,
+            f"throughput {tput:g}/s disagrees with batch_size {batch} * 1000 / latency {latency:g} ms "
+            f"= {batch * 1000 / latency:g}/s (ratio {ratio:.2f}, tolerance {tolerance:.0%})")
+    for row_id, memory in _rows(conn, "SELECT result_id, memory_peak_mb FROM performance_results "
+                                      "WHERE memory_peak_mb > 1000000"):
+        add("unit", "performance_results", row_id, f"memory_peak_mb {memory:g} is in bytes (over a terabyte)",
+            True)
+
+    # denormalised names that disagree with their dimension rows
+    for row_id, have, want in _rows(conn, "SELECT pr.result_id, pr.model_name, m.model_name FROM "
+                                          "performance_results pr JOIN models m USING (model_id) "
+                                          "WHERE pr.model_name IS DISTINCT FROM m.model_name"):
+        add("inconsistent", "performance_results", row_id, f"model_name {have!r} but its model is {want!r}", True)
+    for row_id, have, want in _rows(conn, "SELECT pr.result_id, pr.hardware_type, h.hardware_type FROM "
+                                          "performance_results pr JOIN hardware_platforms h USING (hardware_id) "
+                                          "WHERE pr.hardware_type IS DISTINCT FROM h.hardware_type"):
+        add("inconsistent", "performance_results", row_id, f"hardware_type {have!r} but its hardware is {want!r}",
+            True)
+    return problems
+
+
+def fix_problems(conn, tolerance: float = DEFAULT_TOLERANCE) -> list[dict]:
+    """Make the safe fixes (module docstring), in one transaction; return one dict per fix."""
+    from benchmark_db.identity import hardware_id_for, model_id_for
+    from benchmark_db.names import normalize_hardware_type
+
+    fixes: list[dict] = []
+
+    def add(fix, table, row_id, detail):
+        fixes.append({"fix": fix, "table": table, "id": row_id, "detail": detail})
+
+    with transaction(conn):
+        for row_id, unit in _rows(conn, f"SELECT result_id, {_unit_case(tolerance)} FROM performance_results "
+                                        f"WHERE {_COMPARABLE} AND {_unit_case(tolerance)} IS NOT NULL"):
+            factor = 1000.0 if unit == "seconds" else 0.001
+            sets = ", ".join(f"{c} = {c} * {factor}" for c in _LATENCY_COLUMNS)
+            conn.execute(f"UPDATE performance_results SET {sets}, latency_samples_ms = "
+                         f"list_transform(latency_samples_ms, x -> x * {factor}) WHERE result_id = ?", [row_id])
+            add("unit", "performance_results", row_id, f"latency columns were in {unit}: converted to ms")
+        for row_id, memory in _rows(conn, "SELECT result_id, memory_peak_mb FROM performance_results "
+                                          "WHERE memory_peak_mb > 1000000"):
+            conn.execute("UPDATE performance_results SET memory_peak_mb = memory_peak_mb / 1048576.0 "
+                         "WHERE result_id = ?", [row_id])
+            add("unit", "performance_results", row_id, f"memory_peak_mb {memory:g} was in bytes: converted to MB")
+        for column in ("average_latency_ms", "throughput_items_per_second"):
+            for row_id, in _rows(conn, f"SELECT result_id FROM performance_results WHERE {column} = 0"):
+                conn.execute(f"UPDATE performance_results SET {column} = NULL WHERE result_id = ?", [row_id])
+                add("missing", "performance_results", row_id, f"{column} 0 (not measured) set to NULL")
+        for model_id, name in _rows(conn, "SELECT DISTINCT model_id, model_name FROM performance_results "
+                                          "WHERE model_name IS NOT NULL AND trim(model_name) <> '' AND model_id "
+                                          "NOT IN (SELECT model_id FROM models)"):
+            if model_id_for(name) == model_id:  # the id is the name's own: the row can be rebuilt exactly
+                conn.execute("INSERT INTO models (model_id, model_name) VALUES (?, ?)", [model_id, name])
+                add("orphan", "models", model_id, f"added the missing model {name!r}")
+        for hw_id, kind in _rows(conn, "SELECT DISTINCT hardware_id, hardware_type FROM performance_results "
+                                       "WHERE hardware_type IS NOT NULL AND hardware_id NOT IN "
+                                       "(SELECT hardware_id FROM hardware_platforms)"):
+            kind = normalize_hardware_type(kind)
+            if kind and hardware_id_for(kind) == hw_id:
+                conn.execute("INSERT INTO hardware_platforms (hardware_id, hardware_type) VALUES (?, ?)",
+                             [hw_id, kind])
+                add("orphan", "hardware_platforms", hw_id, f"added the missing hardware {kind!r}")
+        for row_id, want in _rows(conn, "SELECT pr.result_id, m.model_name FROM performance_results pr "
+                                        "JOIN models m USING (model_id) "
+                                        "WHERE pr.model_name IS DISTINCT FROM m.model_name"):
+            conn.execute("UPDATE performance_results SET model_name = ? WHERE result_id = ?", [want, row_id])
+            add("inconsistent", "performance_results", row_id, f"model_name set to {want!r} from models")
+        for row_id, want in _rows(conn, "SELECT pr.result_id, h.hardware_type FROM performance_results pr "
+                                        "JOIN hardware_platforms h USING (hardware_id) "
+                                        "WHERE pr.hardware_type IS DISTINCT FROM h.hardware_type"):
+            conn.execute("UPDATE performance_results SET hardware_type = ? WHERE result_id = ?", [want, row_id])
+            add("inconsistent", "performance_results", row_id, f"hardware_type set to {want!r} from hardware")
+        for path, in _rows(conn, "SELECT path FROM ingested_files WHERE status = 'ingested' AND rows > 0 AND "
+                                 "sha256 NOT IN (SELECT source_sha256 FROM test_runs "
+                                 "WHERE source_sha256 IS NOT NULL)"):
+            conn.execute("DELETE FROM ingested_files WHERE path = ?", [path])
+            add("orphan", "ingested_files", path, "its rows are gone: log row dropped, the next run ingests it again")
+    return fixes

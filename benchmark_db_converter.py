@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Convert benchmark JSON files into the benchmark database (and optionally to Parquet).
+
+    python benchmark_db_converter.py --input-dir ./archived_test_results --output-db ./benchmark_db.duckdb
+    python benchmark_db_converter.py --consolidate --categories performance hardware compatibility
+    python benchmark_db_converter.py --input-dir ./archived_test_results --parquet-dir ./benchmark_parquet
+
+Every file is detected by its content (performance, hardware detection, compatibility, integration tests,
+web-platform runs, runner output, optimum-benchmark, pytest-benchmark), normalised and stored with its
+original text; files that hold no result are skipped with a named reason. Re-running skips unchanged files.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from benchmark_db.cli import add_common_options, add_db_option, add_output_options, run_cli, write_text
+from benchmark_db.ingest import DEFAULT_RESULT_DIRS, add_ingest_options
+
+_EPILOG = ("--consolidate reads these result directories, relative to the current directory (missing ones "
+           "are passed over): " + ", ".join(DEFAULT_RESULT_DIRS) + ".\n"
+           "Categories: performance, hardware, compatibility, integration, web (a file is taken when one of "
+           "its categories is asked for).")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="benchmark_db_converter.py", description=__doc__.splitlines()[0],
+                                     epilog=_EPILOG)
+    parser.add_argument("--input-dir", nargs="+", action="extend", default=[], metavar="DIR",
+                        help="directory (or file) of JSON results to convert; may be given several times")
+    parser.add_argument("--input-file", nargs="+", action="extend", default=[], metavar="FILE",
+                        help="single JSON files to convert")
+    parser.add_argument("--consolidate", action="store_true",
+                        help="convert every default result directory (listed below) into one database")
+    parser.add_argument("--categories", nargs="+", default=None, metavar="CATEGORY",
+                        help="only store files of these categories (space or comma separated)")
+    parser.add_argument("--parquet-dir", metavar="DIR", default=None,
+                        help="afterwards export every table as DIR/<table>.parquet")
+    add_db_option(parser)
+    add_ingest_options(parser, actions=False)
+    add_output_options(parser, formats=("table", "json", "csv", "markdown"))
+    add_common_options(parser)
+    return parser
+
+
+def convert(db_path, inputs, *, consolidate=False, categories=None, parquet_dir=None, dry_run=False,
+            parallel=1, batch_size=None, force=False, lock_timeout=30.0, quiet=True):
+    """Ingest `inputs` (and, with `consolidate`, the default result directories); export Parquet if asked.
+    Returns (IngestSummary, parquet files written)."""
+    import os
+
+    from benchmark_db.connection import resolve_db_path
+    from benchmark_db.errors import UsageError
+    from benchmark_db.ingest import DEFAULT_BATCH_SIZE, Ingestor, discover_files, parse_categories
+    from benchmark_db_models import BenchmarkDB
+
+    if not inputs and not consolidate and not parquet_dir:
+        raise UsageError("nothing to convert", "pass --input-dir DIR, --input-file FILE or --consolidate")
+    files = discover_files(inputs)
+    if consolidate:
+        files = sorted({f.path: f for f in files + discover_files(DEFAULT_RESULT_DIRS, missing_ok=True)}.values(),
+                       key=lambda f: f.path)
+    options = dict(parallel=parallel, batch_size=batch_size or DEFAULT_BATCH_SIZE, force=force,
+                   categories=parse_categories(categories), dry_run=dry_run, quiet=quiet,
+                   progress_desc="convert")
+    path = resolve_db_path(db_path)
+    if dry_run:
+        db = BenchmarkDB(path, lock_timeout=lock_timeout) if os.path.exists(path) else None
+        try:
+            return Ingestor(db, **options).ingest(files), []
+        finally:
+            if db is not None:
+                db.close()
+    with BenchmarkDB(path, lock_timeout=lock_timeout) as db:
+        summary = Ingestor(db, **options).ingest(files)
+        exported = []
+        if parquet_dir:
+            from benchmark_db.parquet_export import export_parquet
+
+            exported = export_parquet(db.conn, parquet_dir)
+    return summary, exported
+
+
+def run(args) -> int:
+    from benchmark_db.cli import resolve_format
+    from benchmark_db.ingest import render_summary, write_report
+    from benchmark_db.output import render
+
+    summary, exported = convert(args.db, args.input_dir + args.input_file, consolidate=args.consolidate,
+                                categories=args.categories, parquet_dir=args.parquet_dir, dry_run=args.dry_run,
+                                parallel=args.parallel, batch_size=args.batch_size, force=args.force,
+                                lock_timeout=args.lock_timeout, quiet=args.quiet)
+    fmt = resolve_format(args.format, args.output)
+    if fmt == "json":
+        import json
+
+        text = json.dumps({**summary.as_dict(), "parquet": exported}, indent=2, default=str) + "\n"
+    else:
+        text = render_summary(summary, fmt)
+        if exported:
+            text += "\n" + render(exported, fmt)
+    write_text(text, args.output)
+    if args.report:
+        write_report(summary, args.report, {"parquet": exported})
+    for outcome in summary.failed:
+        print(f"failed: {outcome.path}: {outcome.reason}", file=sys.stderr)
+    return 1 if args.strict and summary.failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(build_parser(), run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

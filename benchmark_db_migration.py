@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""Migrate benchmark result files (and CI artifacts) into the database, with tracking and validation.
+
+    python benchmark_db_migration.py --migrate-all --db ./benchmark_db.duckdb --validate
+    python benchmark_db_migration.py --input-dirs performance_results,archived_test_results --categories performance,hardware
+    python benchmark_db_migration.py --input-files ./results1.json,./results2.json
+    python benchmark_db_migration.py --migrate-ci --artifacts-dir ./artifacts
+    python benchmark_db_migration.py --validate --fix-inconsistencies
+    python benchmark_db_migration.py --migrate-all --action archive --archive-dir ./archived_json
+
+Every file gets one row in the ingest log (`ingested_files`): ingested, skipped with a named reason, or failed
+with the error. A re-run skips unchanged files; a changed file replaces its earlier rows. Each batch of files
+commits its rows, log rows and original text together, so a killed run loses nothing and a re-run completes
+it. Files are archived or removed only after their rows are committed.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from benchmark_db.cli import add_common_options, add_db_option, add_output_options, run_cli, write_text
+from benchmark_db.ingest import DEFAULT_RESULT_DIRS, add_ingest_options
+
+ARTIFACT_DB_SUFFIXES = (".duckdb", ".db")
+_EPILOG = ("--migrate-all reads these result directories, relative to the current directory (missing ones "
+           "are passed over): " + ", ".join(DEFAULT_RESULT_DIRS) + ".\n"
+           "--migrate-ci reads JSON result files, .duckdb databases (merged by id) and .parquet table exports "
+           "(named after their table) under --artifacts-dir. Exit codes: 0 done, 1 --validate found problems "
+           "(or, with --strict, a file failed), 2 usage, 3 database unavailable.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="benchmark_db_migration.py", description=__doc__.splitlines()[0],
+                                     epilog=_EPILOG)
+    parser.add_argument("--migrate-all", action="store_true", help="migrate every known result directory")
+    parser.add_argument("--input-dirs", nargs="+", action="extend", default=[], metavar="DIRS",
+                        help="comma-separated directories to migrate")
+    parser.add_argument("--input-files", nargs="+", action="extend", default=[], metavar="FILES",
+                        help="comma-separated files to migrate")
+    parser.add_argument("--categories", nargs="+", default=None, metavar="CATEGORY",
+                        help="only store files of these categories (comma or space separated): performance, "
+                             "hardware, compatibility, integration, web")
+    parser.add_argument("--migrate-ci", action="store_true", help="migrate CI artifacts from --artifacts-dir")
+    parser.add_argument("--artifacts-dir", metavar="DIR", default=None,
+                        help="folder of CI artifacts: JSON results, .duckdb databases, .parquet exports")
+    parser.add_argument("--validate", action="store_true",
+                        help="check the database for orphans, duplicates, impossible values, throughput that "
+                             "disagrees with batch size and latency, and unit mistakes; exit 1 if any")
+    parser.add_argument("--fix-inconsistencies", action="store_true",
+                        help="fix what can be fixed safely (listing each fix), then validate again")
+    parser.add_argument("--tolerance", type=float, default=None, metavar="FRACTION",
+                        help="how far throughput may stray from batch_size*1000/latency (default: 0.5)")
+    add_db_option(parser)
+    add_ingest_options(parser)
+    add_output_options(parser, formats=("table", "json", "csv", "markdown"))
+    add_common_options(parser)
+    return parser
+
+
+def migrate_artifacts(db, artifacts_dir, *, ingest_options: dict) -> tuple[object, list[dict]]:
+    """JSON artifacts through the ingest engine; .duckdb and .parquet artifacts merged by id (nothing clashes,
+    a second merge adds nothing), each logged in `ingested_files`. Returns (IngestSummary, merged artifacts)."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    from benchmark_db.connection import transaction
+    from benchmark_db.errors import UsageError
+    from benchmark_db.ingest import Ingestor, discover_files
+    from benchmark_db.merge import merge_database, merge_parquet
+
+    root = Path(artifacts_dir)
+    if not root.is_dir():
+        raise UsageError(f"artifacts folder {artifacts_dir} does not exist", "pass --artifacts-dir DIR")
+    summary = Ingestor(db, **ingest_options).ingest(discover_files([root]))
+    merged: list[dict] = []
+    if db is None:  # a dry run without a database: nothing to merge into
+        return summary, merged
+    conn = db.conn
+    for path in sorted(p for p in root.rglob("*") if p.is_file()
+                       and p.suffix.lower() in (*ARTIFACT_DB_SUFFIXES, ".parquet")):
+        key = str(path.resolve())
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        sha = digest.hexdigest()
+        known = conn.execute("SELECT sha256 FROM ingested_files WHERE path = ?", [key]).fetchone()
+        if known and known[0] == sha and not ingest_options.get("force"):
+            merged.append({"artifact": key, "status": "unchanged", "rows_added": 0})
+            continue
+        kind = "parquet_artifact" if path.suffix.lower() == ".parquet" else "database_artifact"
+        if ingest_options.get("dry_run"):
+            merged.append({"artifact": key, "status": "would merge", "rows_added": None})
+            continue
+        try:
+            added = merge_parquet(conn, path) if kind == "parquet_artifact" else merge_database(conn, path)
+            status, reason = "ingested", None
+        except Exception as exc:  # a broken artifact is reported, never stops the others
+            added, status, reason = {}, "failed", f"cannot merge: {getattr(exc, 'message', exc)}"
+        # the merge committed; the log row follows (a re-merge after a crash adds nothing)
+        with transaction(conn):
+            conn.execute("DELETE FROM ingested_files WHERE path = ?", [key])
+            conn.execute(
+                "INSERT INTO ingested_files (path, sha256, size_bytes, kind, status, reason, rows, "
+                "rows_by_table, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, now() AT TIME ZONE 'UTC')",
+                [key, sha, path.stat().st_size, kind, status, reason, sum(added.values()),
+                 json.dumps(added, sort_keys=True) if added else None])
+        merged.append({"artifact": key, "status": status, "rows_added": sum(added.values()),
+                       "reason": reason or ", ".join(f"{t}={n}" for t, n in sorted(added.items()) if n)})
+    return summary, merged
+
+
+def migrate(db, args) -> dict:
+    """Run what `args` asks for on `db` (a BenchmarkDB); return everything the summary shows."""
+    from benchmark_db.errors import UsageError
+    from benchmark_db.ingest import Ingestor, discover_files, parse_categories, parse_list
+    from benchmark_db.validation import DEFAULT_TOLERANCE, find_problems, fix_problems
+
+    inputs = parse_list(args.input_dirs) + parse_list(args.input_files)
+    ingest_wanted = bool(inputs or args.migrate_all or args.migrate_ci)
+    if args.migrate_ci and not args.artifacts_dir:
+        raise UsageError("--migrate-ci needs --artifacts-dir", "name the folder that holds the CI artifacts")
+    if not ingest_wanted and not (args.validate or args.fix_inconsistencies):
+        raise UsageError("nothing to do", "pass --migrate-all, --input-dirs, --input-files, --migrate-ci, "
+                                          "--validate or --fix-inconsistencies")
+    archive_dir = args.archive_dir or ("archived_json" if args.action == "archive" else None)
+    options = dict(parallel=args.parallel, batch_size=args.batch_size, force=args.force,
+                   categories=parse_categories(args.categories), action=args.action, archive_dir=archive_dir,
+                   dry_run=args.dry_run, quiet=args.quiet, progress_desc="migrate")
+    result: dict = {"summary": None, "artifacts": [], "fixes": [], "problems": None}
+    if ingest_wanted:
+        files = discover_files(inputs)
+        if args.migrate_all:
+            extra = discover_files(DEFAULT_RESULT_DIRS, missing_ok=True)
+            files = sorted({f.path: f for f in files + extra}.values(), key=lambda f: f.path)
+        summary = Ingestor(db, **options).ingest(files)
+        if args.migrate_ci:
+            ci_summary, result["artifacts"] = migrate_artifacts(db, args.artifacts_dir, ingest_options=options)
+            summary.outcomes.extend(ci_summary.outcomes)
+            summary.table_rows = ci_summary.table_rows or summary.table_rows
+        result["summary"] = summary
+    if args.action == "archive" and archive_dir and not args.dry_run:
+        from pathlib import Path
+
+        Path(archive_dir).mkdir(parents=True, exist_ok=True)  # exists even when nothing was moved
+    tolerance = DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
+    if args.fix_inconsistencies and db is not None and not args.dry_run:
+        result["fixes"] = fix_problems(db.conn, tolerance)
+    if (args.validate or args.fix_inconsistencies) and db is not None:
+        result["problems"] = find_problems(db.conn, tolerance)
+    return result
+
+
+def run(args) -> int:
+    import os
+
+    from benchmark_db.cli import resolve_format
+    from benchmark_db.connection import resolve_db_path
+    from benchmark_db.ingest import render_summary, write_report
+    from benchmark_db.output import render
+    from benchmark_db_models import BenchmarkDB
+
+    path = resolve_db_path(args.db)
+    if args.dry_run and not os.path.exists(path):
+        result = migrate(None, args)
+    else:
+        with BenchmarkDB(path, lock_timeout=args.lock_timeout) as db:
+            result = migrate(db, args)
+    fmt = resolve_format(args.format, args.output)
+    summary, problems, fixes = result["summary"], result["problems"], result["fixes"]
+    if fmt == "json":
+        import json
+
+        data = {"summary": summary.as_dict() if summary else None, "artifacts": result["artifacts"],
+                "fixes": fixes, "problems": problems}
+        text = json.dumps(data, indent=2, default=str) + "\n"
+    else:
+        parts = []
+        if summary is not None:
+            parts.append(render_summary(summary, fmt).rstrip("\n"))
+        if result["artifacts"]:
+            parts.append(render(result["artifacts"], fmt).rstrip("\n"))
+        if fixes:
+            parts.append((f"{len(fixes)} fixes made\n" if fmt == "table" else "") + render(fixes, fmt).rstrip())
+        if problems is not None:
+            parts.append(f"validation: {len(problems)} problems" + (":\n" + render(problems, fmt).rstrip()
+                                                                    if problems else ""))
+        text = "\n\n".join(parts) + "\n"
+    write_text(text, args.output)
+    if args.report:
+        from benchmark_db.ingest import IngestSummary
+
+        write_report(summary or IngestSummary(), args.report, {"artifacts": result["artifacts"], "fixes": fixes,
+                                                               "problems": problems})
+    if summary is not None:
+        for outcome in summary.failed:
+            print(f"failed: {outcome.path}: {outcome.reason}", file=sys.stderr)
+    if problems:
+        print(f"validation found {len(problems)} problems", file=sys.stderr)
+        return 1
+    return 1 if args.strict and summary is not None and summary.failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(build_parser(), run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Update the benchmark database with new result files: one file, a scanned folder, or auto-store output.
+
+    python benchmark_db_updater.py --input-file ./new_results.json
+    python benchmark_db_updater.py --scan-dir ./new_results --incremental
+    python benchmark_db_updater.py --auto-store [--auto-store-dir ./auto_store_results]
+
+Same tracking and atomicity as the migration tool: every file is logged in `ingested_files`, a batch of
+files commits its rows, log rows and original text together, and unchanged files are skipped. `--incremental`
+takes only files that are new or changed since the last scan (without it, every file is converted again and
+its rows replaced). `--auto-store` takes the files runners leave with `--no-db-store` and, once their rows are
+committed, moves them to a `processed/` folder beside them (failed files stay where they are).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from benchmark_db.cli import add_common_options, add_db_option, add_output_options, run_cli, write_text
+from benchmark_db.ingest import add_ingest_options
+
+DEFAULT_AUTO_STORE_DIR = "auto_store_results"
+PROCESSED = "processed"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="benchmark_db_updater.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--input-file", nargs="+", action="extend", default=[], metavar="FILE",
+                        help="result file(s) to add")
+    parser.add_argument("--scan-dir", nargs="+", action="extend", default=[], metavar="DIR",
+                        help="folder(s) to scan for result files")
+    parser.add_argument("--incremental", action="store_true",
+                        help="only files that are new or changed since the last scan")
+    parser.add_argument("--auto-store", action="store_true",
+                        help="process the files runners left for later storage, then move them to processed/")
+    parser.add_argument("--auto-store-dir", metavar="DIR", default=DEFAULT_AUTO_STORE_DIR,
+                        help="where --auto-store looks (default: ./%(default)s)")
+    add_db_option(parser)
+    add_ingest_options(parser, actions=False)
+    add_output_options(parser, formats=("table", "json", "csv", "markdown"))
+    add_common_options(parser)
+    return parser
+
+
+def auto_store_files(auto_dir):
+    """Result files waiting in `auto_dir`, leaving out its processed/ folder. Each keeps its path relative to
+    `auto_dir`, which is where it goes under processed/."""
+    from pathlib import Path
+
+    from benchmark_db.ingest import DOCUMENT_SUFFIXES, InputFile
+
+    root = Path(auto_dir).resolve()
+    if not root.is_dir():
+        return root, []
+    files = []
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if rel.parts[0] == PROCESSED or not path.is_file() or path.suffix.lower() not in DOCUMENT_SUFFIXES:
+            continue
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        files.append(InputFile(str(path), rel.as_posix()))
+    return root, files
+
+
+def update(db, *, input_files=(), scan_dirs=(), incremental=False, auto_store=False,
+           auto_store_dir=DEFAULT_AUTO_STORE_DIR, parallel=1, batch_size=None, force=False, dry_run=False,
+           quiet=True):
+    """Ingest what is asked into `db` (a BenchmarkDB; None for a dry run without a database)."""
+    import logging
+
+    from benchmark_db.errors import UsageError
+    from benchmark_db.ingest import DEFAULT_BATCH_SIZE, Ingestor, IngestSummary, discover_files
+
+    if not (input_files or scan_dirs or auto_store):
+        raise UsageError("nothing to update from", "pass --input-file FILE, --scan-dir DIR or --auto-store")
+    options = dict(parallel=parallel, batch_size=batch_size or DEFAULT_BATCH_SIZE, dry_run=dry_run, quiet=quiet,
+                   progress_desc="update")
+    summary = IngestSummary(dry_run=dry_run)
+    if input_files or scan_dirs:
+        files = discover_files(list(input_files) + list(scan_dirs))
+        # a single named file is always converted again unless unchanged; a scan re-converts everything
+        # unless --incremental
+        rescan = bool(scan_dirs) and not incremental
+        part = Ingestor(db, force=force or rescan, **options).ingest(files)
+        summary.outcomes.extend(part.outcomes)
+        summary.table_rows = part.table_rows
+    if auto_store:
+        root, files = auto_store_files(auto_store_dir)
+        if not files:
+            logging.getLogger("benchmark_db").info("no files waiting in %s", root)
+        part = Ingestor(db, force=force, action=None if dry_run else "archive", archive_dir=root / PROCESSED,
+                        **options).ingest(files)
+        summary.outcomes.extend(part.outcomes)
+        summary.table_rows = part.table_rows or summary.table_rows
+    return summary
+
+
+def run(args) -> int:
+    import os
+
+    from benchmark_db.cli import resolve_format
+    from benchmark_db.connection import resolve_db_path
+    from benchmark_db.ingest import render_summary, write_report
+    from benchmark_db_models import BenchmarkDB
+
+    kwargs = dict(input_files=args.input_file, scan_dirs=args.scan_dir, incremental=args.incremental,
+                  auto_store=args.auto_store, auto_store_dir=args.auto_store_dir, parallel=args.parallel,
+                  batch_size=args.batch_size, force=args.force, dry_run=args.dry_run, quiet=args.quiet)
+    path = resolve_db_path(args.db)
+    if args.dry_run and not os.path.exists(path):
+        summary = update(None, **kwargs)
+    else:
+        with BenchmarkDB(path, lock_timeout=args.lock_timeout) as db:
+            summary = update(db, **kwargs)
+    write_text(render_summary(summary, resolve_format(args.format, args.output)), args.output)
+    if args.report:
+        write_report(summary, args.report)
+    for outcome in summary.failed:
+        print(f"failed: {outcome.path}: {outcome.reason}", file=sys.stderr)
+    return 1 if args.strict and summary.failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(build_parser(), run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
