@@ -1,0 +1,1005 @@
+#!/usr/bin/env python3
+"""Python API (`BenchmarkDBAPI`) and the command that serves it over REST (`--serve`).
+
+    from benchmark_db_api import BenchmarkDBAPI
+    api = BenchmarkDBAPI()                      # $BENCHMARK_DB_PATH, else ./benchmark_db.duckdb
+    api.store_performance_result(model_name="bert-base-uncased", hardware_type="cuda", throughput=123.4,
+                                 latency_avg=10.5)
+    df = api.get_performance_metrics(model_name="bert-base-uncased")
+    df = api.query("SELECT model_name, count(*) FROM performance_results GROUP BY ALL")
+
+    python benchmark_db_api.py --serve [--host 127.0.0.1] [--port 8000] [--db PATH]
+
+Writes go through `benchmark_db_models.BenchmarkDB` (ids from natural keys). The database file is held only
+while busy: a `SharedConnection` opens it on demand and closes it after `idle_release` seconds without use,
+so the CLI tools keep working on the same file while a script or the server runs (DESIGN §4).
+
+Runs: a store that names its run (`run_id`, or `test_name` with `started_at`) is keyed by that run and its
+configuration, so sending it again replaces the row (idempotent retries). A store that names no run belongs
+to this API instance's session run and always adds a new row, so concurrent writers never collide.
+
+`query()` is read-only (see `benchmark_db.readonly_sql`). FastAPI is imported only by `--serve`
+(`benchmark_db_server.py`).
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import functools
+import ipaddress
+import itertools
+import math
+import os
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, "") and str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchmark_db import identity  # noqa: E402
+from benchmark_db.connection import DEFAULT_LOCK_TIMEOUT, MEMORY, connect, resolve_db_path  # noqa: E402
+from benchmark_db.errors import DataConversionError, DBConnectionError, UsageError  # noqa: E402
+from benchmark_db.names import FAMILY_MODALITY, family_of, normalize_hardware_type  # noqa: E402
+from benchmark_db_models import (  # noqa: E402
+    BenchmarkDB,
+    HardwareCompatibility,
+    HardwarePlatforms,
+    IntegrationTestResults,
+    Models,
+    PerformanceResults,
+    TestRuns,
+)
+
+DEFAULT_IDLE_RELEASE_S = 0.5
+# Under sustained load the file is handed over now and then, long enough for a waiting CLI tool, whose lock
+# retry polls at least once a second (benchmark_db.connection), to get in.
+DEFAULT_MAX_HOLD_S = 10.0
+HANDOVER_S = 1.2
+DEFAULT_PAGE = 1_000
+MAX_PAGE = 10_000
+SESSION_TEST_NAME = "benchmark_db_api"
+TOKEN_ENV = "BENCHMARK_DB_API_TOKEN"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+# -- the database file, held only while busy ------------------------------------------------------------
+
+
+class SharedConnection:
+    """One read-write connection opened on demand, shared by the threads of this process, closed when idle.
+
+    Every use holds `lock`, so DuckDB sees one user at a time; after `idle_release` seconds without use a
+    background thread closes the connection and the file is free for other processes again.
+    `idle_release=0` closes it after every operation. Under sustained use, after `max_hold` seconds open it
+    is closed for `HANDOVER_S` seconds so that another process waiting for the file gets its turn.
+    """
+
+    def __init__(self, db_path: str | None = None, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+                 idle_release: float = DEFAULT_IDLE_RELEASE_S, max_hold: float = DEFAULT_MAX_HOLD_S):
+        self.path = resolve_db_path(db_path)
+        self.lock_timeout = lock_timeout
+        self.idle_release = idle_release
+        self.max_hold = max_hold
+        self.lock = threading.RLock()
+        self._conn = None
+        self._opened_at = 0.0
+        self.generation = 0  # counts opens: what a holder cached about the file is valid within one
+        self.handovers = 0
+        self._last_used = 0.0
+        self._reaper: threading.Thread | None = None
+        self._depth = 0
+
+    @property
+    def is_open(self) -> bool:
+        return self._conn is not None
+
+    def exists(self) -> bool:
+        return (self.path == MEMORY or self.path.startswith("ducklake:") or self._conn is not None
+                or Path(self.path).is_file())
+
+    @contextlib.contextmanager
+    def connection(self):
+        """The read-write connection, held (with the lock) for the block."""
+        with self.lock:
+            if (self._conn is not None and self._depth == 0 and self.max_hold > 0 and self.path != MEMORY
+                    and time.monotonic() - self._opened_at > self.max_hold):
+                self._close()
+                self.handovers += 1
+                time.sleep(HANDOVER_S)
+            if self._conn is None:
+                self._conn = connect(self.path, lock_timeout=self.lock_timeout)
+                self._opened_at = time.monotonic()
+                self.generation += 1
+            self._depth += 1
+            try:
+                yield self._conn
+            finally:
+                self._depth -= 1
+                self._last_used = time.monotonic()
+                if self._depth == 0:
+                    self._release_later()
+
+    @contextlib.contextmanager
+    def closed(self):
+        """The lock, with this process's connection closed: for opening the file with another configuration."""
+        with self.lock:
+            if self._depth:
+                raise UsageError("cannot run a read-only query inside a write on the same API object",
+                                 "run the query after the write")
+            self._close()
+            yield
+
+    def _release_later(self) -> None:
+        if self.path == MEMORY:
+            return  # closing would lose an in-memory database
+        if self.idle_release <= 0:
+            self._close()
+            return
+        if self._reaper is None:
+            self._reaper = threading.Thread(target=self._reap, name="benchmark-db-idle-release", daemon=True)
+            self._reaper.start()
+
+    def _reap(self) -> None:
+        while True:
+            time.sleep(max(self.idle_release / 2, 0.01))
+            with self.lock:
+                if self._conn is None:
+                    self._reaper = None
+                    return
+                if self._depth == 0 and time.monotonic() - self._last_used >= self.idle_release:
+                    self._close()
+                    self._reaper = None
+                    return
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.close()
+
+    def close(self) -> None:
+        with self.lock:
+            self._close()
+
+    def discard(self) -> None:
+        """Drop the connection without using it again (after DuckDB invalidated it)."""
+        with self.lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+
+
+# -- turning call arguments into ORM records ------------------------------------------------------------
+
+_PERF_FLOATS = {  # API name -> performance_results column
+    "throughput": "throughput_items_per_second",
+    "latency_avg": "average_latency_ms",
+    "latency_p50": "latency_p50_ms",
+    "latency_p90": "latency_p90_ms",
+    "latency_p95": "latency_p95_ms",
+    "latency_p99": "latency_p99_ms",
+    "latency_stddev": "latency_stddev_ms",
+    "memory_peak": "memory_peak_mb",
+    "total_time_seconds": "total_time_seconds",
+}
+_PERF_INTS = ("batch_size", "sequence_length", "iterations", "warmup_iterations")
+RUN_FIELDS = ("run_id", "test_name", "run_name", "test_type", "started_at", "completed_at", "git_commit",
+              "git_branch", "command_line", "environment", "run_metadata")
+PERFORMANCE_FIELDS = ("model_name", "hardware_type", "device_name", "batch_size", "precision", "throughput",
+                      "latency_avg", "memory_peak", "test_case", "sequence_length", "latency_p50",
+                      "latency_p90", "latency_p95", "latency_p99", "latency_stddev", "total_time_seconds",
+                      "iterations", "warmup_iterations", "latency_samples", "metrics", "is_simulated",
+                      "model_family", "created_at", *RUN_FIELDS)
+COMPATIBILITY_FIELDS = ("hardware_type", "model_name", "device_name", "is_compatible", "detection_success",
+                        "initialization_success", "error_message", "error_type", "suggested_fix",
+                        "workaround_available", "compatibility_score", "is_simulated", "metadata",
+                        "model_family", "created_at", *RUN_FIELDS)
+INTEGRATION_FIELDS = ("test_name", "status", "test_module", "test_class", "execution_time_seconds",
+                      "hardware_type", "device_name", "model_name", "error_message", "error_traceback",
+                      "metadata", "model_family", "created_at", *(f for f in RUN_FIELDS if f != "test_name"))
+RESULT_TYPES = ("performance", "compatibility", "integration")
+# the run fields of each kind of result, by the name its run's name goes by
+_RUN_KEYS = {"test_name": RUN_FIELDS, "run_name": tuple(f for f in RUN_FIELDS if f != "test_name")}
+
+
+def _float(name: str, value) -> float | None:
+    if value is None:
+        return None
+    if type(value) is float and math.isfinite(value):
+        return value
+    if isinstance(value, bool):
+        raise DataConversionError(f"{name} must be a number, not {value!r}", f"pass {name} as a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise DataConversionError(f"{name} must be a number, not {value!r}", f"pass {name} as a number") from exc
+    if not math.isfinite(number):
+        raise DataConversionError(f"{name} must be a finite number, not {value!r}", "leave it out if unknown")
+    return number
+
+
+def _int(name: str, value, low: int = 0, high: int = 2**31 - 1) -> int | None:
+    if value is None:
+        return None
+    if type(value) is int and low <= value <= high:
+        return value
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise DataConversionError(f"{name} must be a whole number, not {value!r}", f"pass {name} as an integer")
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise DataConversionError(f"{name} must be a whole number, not {value!r}",
+                                  f"pass {name} as an integer") from exc
+    if not low <= number <= high:
+        raise DataConversionError(f"{name} must be between {low} and {high}, not {number}", f"check {name}")
+    return number
+
+
+def _text(name: str, value, required: bool = False) -> str | None:
+    if type(value) is str and value.isprintable() and value.isascii() and value.strip() == value and value:
+        return value  # the common case: plain, trimmed ASCII text
+    if value is None or (isinstance(value, str) and not value.strip() and not required):
+        if required:
+            raise DataConversionError(f"{name} is required", f"pass {name}")
+        return None
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise DataConversionError(f"{name} must be a string, not {type(value).__name__}", f"pass {name} as text")
+    text = str(value).strip()
+    if required and not text:
+        raise DataConversionError(f"{name} must not be empty", f"pass {name}")
+    if "\x00" in text:
+        raise DataConversionError(f"{name} contains a NUL character", "remove it")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise DataConversionError(f"{name} is not valid Unicode text", "send UTF-8 text") from exc
+    return text
+
+
+def _bool(name: str, value) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.strip().lower() in ("true", "1", "yes")
+    raise DataConversionError(f"{name} must be true or false, not {value!r}", f"pass {name} as a boolean")
+
+
+def _timestamp(name: str, value) -> dt.datetime | None:
+    """A naive UTC datetime (the database stores UTC) from a datetime, an ISO string or epoch seconds."""
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        stamp = value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            stamp = dt.datetime.fromtimestamp(float(value), dt.UTC)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise DataConversionError(f"{name} {value!r} is not a valid time", "pass an ISO 8601 time") from exc
+    elif isinstance(value, str):
+        try:
+            stamp = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise DataConversionError(f"{name} {value!r} is not an ISO 8601 time",
+                                      "e.g. 2025-03-01T09:00:00Z") from exc
+    else:
+        raise DataConversionError(f"{name} must be a time, not {type(value).__name__}", "pass an ISO 8601 time")
+    if stamp.tzinfo is not None:
+        try:
+            stamp = stamp.astimezone(dt.UTC).replace(tzinfo=None)
+        except (OverflowError, ValueError) as exc:
+            raise DataConversionError(f"{name} {value!r} is out of range in UTC", "pass a time in years 1-9999") from exc
+    return stamp
+
+
+def _json_value(name: str, value, depth: int = 0):
+    """A JSON-compatible copy of `value` (dicts, lists, scalars); refuses NaN and objects JSON cannot hold."""
+    if depth > 32:
+        raise DataConversionError(f"{name} is nested too deeply", "flatten it")
+    if value is None or isinstance(value, bool | int | str):
+        if isinstance(value, str):
+            _text(name, value)
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise DataConversionError(f"{name} holds a non-finite number", "replace NaN/Infinity with null")
+        return value
+    if isinstance(value, dict):
+        return {str(_text(name, k) if isinstance(k, str) else k): _json_value(name, v, depth + 1)
+                for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_value(name, v, depth + 1) for v in value]
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalars
+        return _json_value(name, value.item(), depth + 1)
+    raise DataConversionError(f"{name} holds a {type(value).__name__}, which JSON cannot store",
+                              "pass numbers, strings, lists and dicts")
+
+
+def _json_object(name: str, value) -> dict | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise DataConversionError(f"{name} must be an object (a dict), not {type(value).__name__}",
+                                  f"pass {name} as a dict")
+    return _json_value(name, value)
+
+
+def _samples(value) -> list[float] | None:
+    if value is None:
+        return None
+    if isinstance(value, str | bytes | dict) or not hasattr(value, "__iter__"):
+        raise DataConversionError("latency_samples must be a list of numbers (ms)", "pass a list of floats")
+    samples = [_float("latency_samples", v) for v in value]
+    if any(v is None for v in samples):
+        raise DataConversionError("latency_samples must not contain nulls", "drop missing samples")
+    return samples
+
+
+def _sample_statistics(samples: list[float]) -> dict[str, float]:
+    """Mean, percentiles and standard deviation of raw latency samples (ms), for fields left empty."""
+    import statistics
+
+    ordered = sorted(samples)
+
+    def percentile(q: float) -> float:  # linear interpolation, as numpy's default
+        position = (len(ordered) - 1) * q
+        low = math.floor(position)
+        high = min(low + 1, len(ordered) - 1)
+        return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+    stats = {"latency_avg": statistics.fmean(ordered), "latency_p50": percentile(0.50),
+             "latency_p90": percentile(0.90), "latency_p95": percentile(0.95), "latency_p99": percentile(0.99)}
+    if len(ordered) > 1:
+        stats["latency_stddev"] = statistics.stdev(ordered)
+    return stats
+
+
+_ALLOWED_SETS: dict[tuple, frozenset] = {}
+
+
+def _check_fields(kind: str, values: dict, allowed: tuple[str, ...]) -> None:
+    known = _ALLOWED_SETS.get(allowed)
+    if known is None:
+        known = _ALLOWED_SETS[allowed] = frozenset(allowed) | {"result_type"}
+    if values.keys() <= known:
+        return
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise DataConversionError(f"unknown field(s) for a {kind} result: {', '.join(unknown)}",
+                                  f"known fields: {', '.join(allowed)}")
+
+
+@functools.lru_cache(maxsize=4096)
+def _model_spec(name: str, family: str | None) -> tuple[str | None, str | None, int]:
+    family = family or family_of(name)
+    return family, FAMILY_MODALITY.get(family or ""), identity.model_id_for(name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _hardware_kind(value: str | None) -> str | None:
+    return normalize_hardware_type(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _hardware_id(kind: str, device: str | None) -> int:
+    return identity.hardware_id_for(kind, device)
+
+
+class RecordBuilder:
+    """Builds the ORM records of one store call; knows this API instance's session run."""
+
+    def __init__(self):
+        self.session_id = uuid.uuid4().hex
+        self.session_started = _utc_now()
+        self.session_run_id = identity.stable_id("api-session", self.session_id)
+        self._session_written = False
+        self._session_record = None
+        self._sequence = itertools.count()
+
+    def unique(self) -> str:
+        """A key part no other store shares: this session's uuid and a counter (next() is atomic in CPython)."""
+        return f"{self.session_id}:{next(self._sequence)}"
+
+    def session_run(self):
+        """This API object's run, for stores that name none (written once, with the first such store)."""
+        if self._session_record is None:
+            self._session_record = self._new_session_run()
+        return self._session_record
+
+    def _new_session_run(self):
+        return TestRuns(test_name=SESSION_TEST_NAME, test_type="api", started_at=self.session_started,
+                        command_line=" ".join(sys.argv)[:2000] or None,
+                        metadata={"session": self.session_id, "pid": os.getpid()}, run_id=self.session_run_id)
+
+    def mark_session_written(self) -> None:
+        self._session_written = True
+
+    # -- runs ----------------------------------------------------------------------------------------
+    def run_for(self, values: dict, kind: str, run_name_field: str) -> tuple[int, bool, list]:
+        """(run_id, explicit, records to write) for one store call."""
+        if not any(values.get(name) is not None for name in _RUN_KEYS[run_name_field]):
+            records = [] if self._session_written else [self.session_run()]
+            return self.session_run_id, False, records
+        run_id = _int("run_id", values.get("run_id"), 1, 2**63 - 1)
+        run_name = _text(run_name_field, values.get(run_name_field))
+        started_at = _timestamp("started_at", values.get("started_at"))
+        extra = {
+            "test_type": _text("test_type", values.get("test_type")),
+            "completed_at": _timestamp("completed_at", values.get("completed_at")),
+            "git_commit": _text("git_commit", values.get("git_commit")),
+            "git_branch": _text("git_branch", values.get("git_branch")),
+            "command_line": _text("command_line", values.get("command_line")),
+            "environment": _json_object("environment", values.get("environment")),
+            "metadata": _json_object("run_metadata", values.get("run_metadata")),
+        }
+        described = run_name is not None or started_at is not None or any(v is not None for v in extra.values())
+        if run_id is not None:
+            if not described:
+                return run_id, True, []  # the caller's run; its row was written by whoever made it
+            run = TestRuns(test_name=run_name or SESSION_TEST_NAME, started_at=started_at, run_id=run_id, **extra)
+            run.test_type = run.test_type or kind
+            return run_id, True, [run]
+        if not described:
+            records = [] if self._session_written else [self.session_run()]
+            return self.session_run_id, False, records
+        run = TestRuns(test_name=run_name or SESSION_TEST_NAME, started_at=started_at or _utc_now(), **extra)
+        run.test_type = run.test_type or kind
+        run.run_id = run.natural_id() if started_at is not None else identity.stable_id("api-run", self.unique())
+        return run.run_id, started_at is not None and run_name is not None, [run]
+
+    # -- dimensions ----------------------------------------------------------------------------------
+    @staticmethod
+    def model(values: dict, required: bool = True):
+        name = _text("model_name", values.get("model_name"), required=required)
+        if name is None:
+            return None
+        family = _text("model_family", values.get("model_family"))
+        spec = _model_spec(name, family)
+        return Models(model_name=name, model_family=spec[0], modality=spec[1], model_id=spec[2])
+
+    @staticmethod
+    def hardware(values: dict, required: bool = True):
+        kind = _hardware_kind(_text("hardware_type", values.get("hardware_type"), required=required))
+        if kind is None:
+            return None
+        device = _text("device_name", values.get("device_name"))
+        return HardwarePlatforms(hardware_type=kind, device_name=device, hardware_id=_hardware_id(kind, device))
+
+    # -- facts ---------------------------------------------------------------------------------------
+    def performance(self, values: dict) -> list:
+        _check_fields("performance", values, PERFORMANCE_FIELDS)
+        model = self.model(values)
+        hardware = self.hardware(values)
+        run_id, explicit, records = self.run_for(values, "performance", "test_name")
+        get = values.get
+        columns = {column: _float(name, get(name)) for name, column in _PERF_FLOATS.items()}
+        samples = _samples(get("latency_samples"))
+        if samples:
+            for name, value in _sample_statistics(samples).items():
+                if columns[_PERF_FLOATS[name]] is None:
+                    columns[_PERF_FLOATS[name]] = value
+        for name in _PERF_INTS:
+            columns[name] = _int(name, get(name))
+        if "batch_size" not in values:
+            columns["batch_size"] = 1
+        result = PerformanceResults(
+            model_id=model.model_id, hardware_id=hardware.hardware_id, run_id=run_id,
+            model_name=model.model_name, hardware_type=hardware.hardware_type,
+            test_case=_text("test_case", get("test_case")), precision=_text("precision", get("precision")),
+            latency_samples_ms=samples, is_simulated=bool(_bool("is_simulated", get("is_simulated"))),
+            metrics=_json_object("metrics", get("metrics")), created_at=_timestamp("created_at", get("created_at")),
+            **columns)
+        variant = None if explicit else self.unique()
+        result.result_id = identity.performance_result_id_for(
+            run_id, result.model_id, result.hardware_id, result.test_case, result.batch_size,
+            result.sequence_length, result.precision, variant)
+        return [model, hardware, *records, result]
+
+    def compatibility(self, values: dict) -> list:
+        _check_fields("compatibility", values, COMPATIBILITY_FIELDS)
+        hardware = self.hardware(values)
+        model = self.model(values, required=False)
+        run_id, explicit, records = self.run_for(values, "compatibility", "test_name")
+        score = _float("compatibility_score", values.get("compatibility_score"))
+        result = HardwareCompatibility(
+            hardware_id=hardware.hardware_id, model_id=model.model_id if model else None, run_id=run_id,
+            is_compatible=_bool("is_compatible", values.get("is_compatible")),
+            detection_success=_bool("detection_success", values.get("detection_success")),
+            initialization_success=_bool("initialization_success", values.get("initialization_success")),
+            error_message=_text("error_message", values.get("error_message")),
+            error_type=_text("error_type", values.get("error_type")),
+            suggested_fix=_text("suggested_fix", values.get("suggested_fix")),
+            workaround_available=_bool("workaround_available", values.get("workaround_available")),
+            compatibility_score=score, is_simulated=bool(_bool("is_simulated", values.get("is_simulated"))),
+            metadata=_json_object("metadata", values.get("metadata")),
+            created_at=_timestamp("created_at", values.get("created_at")))
+        result.compatibility_id = identity.stable_id("compatibility", run_id, result.model_id, result.hardware_id,
+                                                     *(() if explicit else (self.unique(),)))
+        return [m for m in (model, hardware) if m is not None] + records + [result]
+
+    def integration(self, values: dict) -> list:
+        _check_fields("integration", values, INTEGRATION_FIELDS)
+        hardware = self.hardware(values, required=False)
+        model = self.model(values, required=False)
+        run_id, explicit, records = self.run_for(values, "integration", "run_name")
+        result = IntegrationTestResults(
+            test_name=_text("test_name", values.get("test_name"), required=True),
+            status=_text("status", values.get("status"), required=True), run_id=run_id,
+            test_module=_text("test_module", values.get("test_module")),
+            test_class=_text("test_class", values.get("test_class")),
+            execution_time_seconds=_float("execution_time_seconds", values.get("execution_time_seconds")),
+            hardware_id=hardware.hardware_id if hardware else None, model_id=model.model_id if model else None,
+            error_message=_text("error_message", values.get("error_message")),
+            error_traceback=_text("error_traceback", values.get("error_traceback")),
+            metadata=_json_object("metadata", values.get("metadata")),
+            created_at=_timestamp("created_at", values.get("created_at")))
+        result.test_result_id = identity.stable_id(
+            "integration", run_id, result.test_module, result.test_class, result.test_name, result.hardware_id,
+            result.model_id, *(() if explicit else (self.unique(),)))
+        return [m for m in (model, hardware) if m is not None] + records + [result]
+
+    def build(self, values: dict) -> list:
+        if not isinstance(values, dict):
+            raise DataConversionError(f"a result must be a dict, not {type(values).__name__}",
+                                      "pass a list of dicts with the store_* field names")
+        kind = values.get("result_type") or "performance"
+        if kind not in RESULT_TYPES:
+            raise DataConversionError(f"result_type {kind!r} is not one of {', '.join(RESULT_TYPES)}",
+                                      "leave it out for performance results")
+        return getattr(self, kind)(values)
+
+
+def _dimension_key(record) -> tuple:
+    """What a models/hardware_platforms record says (not when it was written): equal keys, equal writes."""
+    metadata = repr(record.metadata) if record.metadata is not None else None
+    if record.TABLE == "models":
+        return ("models", record.model_id, record.model_name, record.model_family, record.modality,
+                record.parameters_million, record.source, record.version, metadata)
+    return ("hardware_platforms", record.hardware_id, record.hardware_type, record.device_name, record.platform,
+            record.platform_version, record.driver_version, record.memory_gb, record.compute_units, metadata)
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+# -- reads ----------------------------------------------------------------------------------------------
+
+PERFORMANCE_COLUMNS = (
+    "pr.result_id", "pr.run_id", "pr.model_id", "pr.hardware_id", "COALESCE(pr.model_name, m.model_name) AS model_name",
+    "m.model_family", "COALESCE(pr.hardware_type, hp.hardware_type) AS hardware_type", "hp.device_name",
+    "pr.test_case", "pr.batch_size", "pr.sequence_length", "pr.precision",
+    "pr.throughput_items_per_second AS throughput", "pr.average_latency_ms AS latency_avg",
+    "pr.latency_p50_ms AS latency_p50", "pr.latency_p90_ms AS latency_p90", "pr.latency_p95_ms AS latency_p95",
+    "pr.latency_p99_ms AS latency_p99", "pr.latency_stddev_ms AS latency_stddev",
+    "pr.memory_peak_mb AS memory_peak", "pr.total_time_seconds", "pr.iterations", "pr.warmup_iterations",
+    "pr.is_simulated", "pr.metrics", "pr.created_at", "tr.test_name", "tr.git_commit", "tr.git_branch",
+    # the stored column names too, so the guide's and the schema's spellings both work on the frame
+    "pr.throughput_items_per_second", "pr.average_latency_ms", "pr.memory_peak_mb")
+
+
+def _page(limit, offset) -> tuple[int, int]:
+    limit = DEFAULT_PAGE if limit is None else _int("limit", limit, 0, MAX_PAGE)
+    offset = 0 if offset is None else _int("offset", offset, 0, 2**62)
+    return limit, offset
+
+
+class _Where:
+    def __init__(self):
+        self.clauses: list[str] = []
+        self.params: list = []
+
+    def add(self, clause: str, value) -> None:
+        if value is not None:
+            self.clauses.append(clause)
+            self.params.append(value)
+
+    def sql(self) -> str:
+        return (" WHERE " + " AND ".join(self.clauses)) if self.clauses else ""
+
+
+def performance_query(*, model_name=None, hardware_type=None, device_name=None, batch_size=None,
+                      precision=None, test_case=None, run_id=None, model_family=None, is_simulated=None,
+                      since=None, until=None, include_samples=False, limit=None, offset=None,
+                      stored_names: bool = True):
+    """(sql, params) of the performance results matching the filters, newest first. `stored_names` adds the
+    schema's column names (throughput_items_per_second, ...) beside the API's (throughput, ...)."""
+    limit, offset = _page(limit, offset)
+    where = _Where()
+    where.add("pr.model_name = ?", _text("model_name", model_name))
+    where.add("pr.hardware_type = ?", _hardware_kind(_text("hardware_type", hardware_type)))
+    where.add("hp.device_name = ?", _text("device_name", device_name))
+    where.add("pr.batch_size = ?", _int("batch_size", batch_size))
+    where.add("pr.precision = ?", _text("precision", precision))
+    where.add("pr.test_case = ?", _text("test_case", test_case))
+    where.add("pr.run_id = ?", _int("run_id", run_id, 0, 2**63 - 1))
+    where.add("m.model_family = ?", _text("model_family", model_family))
+    where.add("pr.is_simulated = ?", _bool("is_simulated", is_simulated))
+    where.add("pr.created_at >= ?", _timestamp("since", since))
+    where.add("pr.created_at < ?", _timestamp("until", until))
+    columns = list(PERFORMANCE_COLUMNS if stored_names else PERFORMANCE_COLUMNS[:-3])
+    columns += ["pr.latency_samples_ms AS latency_samples"] if include_samples else []
+    sql = (f"SELECT {', '.join(columns)} FROM performance_results pr "
+           "LEFT JOIN models m ON m.model_id = pr.model_id "
+           "LEFT JOIN hardware_platforms hp ON hp.hardware_id = pr.hardware_id "
+           "LEFT JOIN test_runs tr ON tr.run_id = pr.run_id"
+           f"{where.sql()} ORDER BY pr.created_at DESC NULLS LAST, pr.result_id LIMIT {limit} OFFSET {offset}")
+    return sql, where.params
+
+
+def compatibility_query(*, model_name=None, hardware_type=None, device_name=None, is_compatible=None,
+                        run_id=None, is_simulated=None, since=None, until=None, limit=None, offset=None):
+    limit, offset = _page(limit, offset)
+    where = _Where()
+    where.add("m.model_name = ?", _text("model_name", model_name))
+    where.add("hp.hardware_type = ?", normalize_hardware_type(_text("hardware_type", hardware_type)))
+    where.add("hp.device_name = ?", _text("device_name", device_name))
+    where.add("hc.is_compatible = ?", _bool("is_compatible", is_compatible))
+    where.add("hc.run_id = ?", _int("run_id", run_id, 0, 2**63 - 1))
+    where.add("hc.is_simulated = ?", _bool("is_simulated", is_simulated))
+    where.add("hc.created_at >= ?", _timestamp("since", since))
+    where.add("hc.created_at < ?", _timestamp("until", until))
+    sql = ("SELECT hc.compatibility_id, hc.run_id, hc.model_id, hc.hardware_id, m.model_name, hp.hardware_type, "
+           "hp.device_name, hc.is_compatible, hc.detection_success, hc.initialization_success, hc.error_message, "
+           "hc.error_type, hc.suggested_fix, hc.workaround_available, hc.compatibility_score, hc.is_simulated, "
+           "hc.metadata, hc.created_at FROM hardware_compatibility hc "
+           "LEFT JOIN models m ON m.model_id = hc.model_id "
+           "LEFT JOIN hardware_platforms hp ON hp.hardware_id = hc.hardware_id"
+           f"{where.sql()} ORDER BY hc.created_at DESC NULLS LAST, hc.compatibility_id "
+           f"LIMIT {limit} OFFSET {offset}")
+    return sql, where.params
+
+
+def integration_query(*, test_name=None, test_module=None, status=None, hardware_type=None, model_name=None,
+                      run_id=None, since=None, until=None, limit=None, offset=None):
+    limit, offset = _page(limit, offset)
+    where = _Where()
+    where.add("it.test_name = ?", _text("test_name", test_name))
+    where.add("it.test_module = ?", _text("test_module", test_module))
+    where.add("lower(it.status) = lower(?)", _text("status", status))
+    where.add("hp.hardware_type = ?", normalize_hardware_type(_text("hardware_type", hardware_type)))
+    where.add("m.model_name = ?", _text("model_name", model_name))
+    where.add("it.run_id = ?", _int("run_id", run_id, 0, 2**63 - 1))
+    where.add("it.created_at >= ?", _timestamp("since", since))
+    where.add("it.created_at < ?", _timestamp("until", until))
+    sql = ("SELECT it.test_result_id, it.run_id, it.test_module, it.test_class, it.test_name, it.status, "
+           "it.execution_time_seconds, it.hardware_id, hp.hardware_type, hp.device_name, it.model_id, m.model_name, "
+           "it.error_message, it.error_traceback, it.metadata, it.created_at FROM integration_test_results it "
+           "LEFT JOIN models m ON m.model_id = it.model_id "
+           "LEFT JOIN hardware_platforms hp ON hp.hardware_id = it.hardware_id"
+           f"{where.sql()} ORDER BY it.created_at DESC NULLS LAST, it.test_result_id "
+           f"LIMIT {limit} OFFSET {offset}")
+    return sql, where.params
+
+
+def hardware_query(*, hardware_type=None, device_name=None, limit=None, offset=None):
+    limit, offset = _page(limit, offset)
+    where = _Where()
+    where.add("hp.hardware_type = ?", normalize_hardware_type(_text("hardware_type", hardware_type)))
+    where.add("hp.device_name = ?", _text("device_name", device_name))
+    sql = ("SELECT hp.hardware_id, hp.hardware_type, hp.device_name, hp.platform, hp.platform_version, "
+           "hp.driver_version, hp.memory_gb, hp.compute_units, hp.created_at, "
+           "(SELECT count(*) FROM performance_results pr WHERE pr.hardware_id = hp.hardware_id) AS performance_results "
+           f"FROM hardware_platforms hp{where.sql()} ORDER BY hp.hardware_type, hp.device_name NULLS FIRST, "
+           f"hp.hardware_id LIMIT {limit} OFFSET {offset}")
+    return sql, where.params
+
+
+def model_query(*, model_name=None, model_family=None, modality=None, limit=None, offset=None):
+    limit, offset = _page(limit, offset)
+    where = _Where()
+    where.add("m.model_name = ?", _text("model_name", model_name))
+    where.add("m.model_family = ?", _text("model_family", model_family))
+    where.add("m.modality = ?", _text("modality", modality))
+    sql = ("SELECT m.model_id, m.model_name, m.model_family, m.modality, m.parameters_million, m.source, "
+           "m.version, m.created_at, "
+           "(SELECT count(*) FROM performance_results pr WHERE pr.model_id = m.model_id) AS performance_results "
+           f"FROM models m{where.sql()} ORDER BY m.model_name, m.model_id LIMIT {limit} OFFSET {offset}")
+    return sql, where.params
+
+
+# -- the API --------------------------------------------------------------------------------------------
+
+
+class BenchmarkDBAPI:
+    """Store and read benchmark results in one database file (see the module docstring)."""
+
+    def __init__(self, db_path: str | None = None, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+                 idle_release: float = DEFAULT_IDLE_RELEASE_S, max_hold: float = DEFAULT_MAX_HOLD_S,
+                 query_max_rows: int | None = None, query_timeout_s: float | None = None):
+        from benchmark_db import readonly_sql
+
+        self.db = SharedConnection(db_path, lock_timeout=lock_timeout, idle_release=idle_release, max_hold=max_hold)
+        self.db_path = self.db.path
+        self.lock_timeout = lock_timeout
+        self.query_max_rows = query_max_rows or readonly_sql.DEFAULT_MAX_ROWS
+        self.query_timeout_s = query_timeout_s or readonly_sql.DEFAULT_TIMEOUT_S
+        self.records = RecordBuilder()
+        self._orm = None
+        self._orm_generation = -1
+        self._known_dimensions: set = set()
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> BenchmarkDBAPI:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- writes --------------------------------------------------------------------------------------
+    def write_records(self, records: list) -> list[int]:
+        """Write ORM records in one transaction through BenchmarkDB.insert_many; their ids in order."""
+        with self.db.connection() as conn:
+            if self._orm_generation != self.db.generation or self._orm is None:
+                # a new open: the file may have changed meanwhile, so forget what was known about it
+                self._orm = BenchmarkDB(conn=conn)
+                self._orm_generation = self.db.generation
+                self._known_dimensions.clear()
+            # models and hardware rows this process wrote on this open need no second write
+            todo, new = [], []
+            for record in records:
+                if record.TABLE in ("models", "hardware_platforms"):
+                    key = _dimension_key(record)
+                    if key in self._known_dimensions:
+                        continue
+                    new.append(key)
+                todo.append(record)
+            try:
+                self._orm.insert_many(todo)
+            except Exception as exc:
+                import duckdb
+
+                if isinstance(exc, duckdb.FatalException) or "invalidated" in str(exc):
+                    self._orm = None
+                    self.db.discard()  # a connection DuckDB gave up on is not reused: the next write reopens
+                raise
+            if len(self._known_dimensions) > 100_000:
+                self._known_dimensions.clear()
+            self._known_dimensions.update(new)
+        ids = [getattr(r, r.ID) for r in records]
+        if any(getattr(r, "run_id", None) == self.records.session_run_id and r.TABLE == "test_runs"
+               for r in records):
+            self.records.mark_session_written()
+        return ids
+
+    def store_performance_result(self, model_name: str, hardware_type: str, device_name: str | None = None,
+                                 batch_size: int | None = 1, precision: str | None = None,
+                                 throughput: float | None = None, latency_avg: float | None = None,
+                                 memory_peak: float | None = None, **fields: Any) -> int:
+        """Store one performance result; return its result_id.
+
+        Units: throughput items/s, latencies ms, memory MB. Optional fields: test_case, sequence_length,
+        latency_p50/p90/p95/p99, latency_stddev, total_time_seconds, iterations, warmup_iterations,
+        latency_samples (raw ms; fills the statistics not given), metrics (dict), is_simulated, model_family,
+        created_at, and the run fields run_id, test_name, test_type, started_at, completed_at, git_commit,
+        git_branch, command_line, environment (dict), run_metadata (dict).
+        """
+        values = dict(fields, model_name=model_name, hardware_type=hardware_type, device_name=device_name,
+                      batch_size=batch_size, precision=precision, throughput=throughput, latency_avg=latency_avg,
+                      memory_peak=memory_peak)
+        records = self.records.performance(values)
+        return self.write_records(records)[-1]
+
+    def store_compatibility_result(self, hardware_type: str, model_name: str | None = None,
+                                   is_compatible: bool | None = None, **fields: Any) -> int:
+        """Store whether a model works on a hardware platform (with the reason if not); return its id."""
+        values = dict(fields, hardware_type=hardware_type, model_name=model_name, is_compatible=is_compatible)
+        return self.write_records(self.records.compatibility(values))[-1]
+
+    def store_integration_result(self, test_name: str, status: str, **fields: Any) -> int:
+        """Store one integration test outcome (test_module, test_class, execution_time_seconds, ...)."""
+        values = dict(fields, test_name=test_name, status=status)
+        return self.write_records(self.records.integration(values))[-1]
+
+    def build_records(self, results) -> tuple[list, list[int]]:
+        """ORM records of many results (dicts) and the position of each result's own record in that list."""
+        if isinstance(results, dict) or not hasattr(results, "__iter__"):
+            raise DataConversionError("store_many takes a list of dicts", "wrap a single result in a list")
+        records: list = []
+        positions: list[int] = []
+        session_included = False
+        dimensions: set = set()
+        for index, values in enumerate(results):
+            try:
+                built = self.records.build(values)
+            except DataConversionError as exc:
+                raise DataConversionError(f"result {index}: {exc.message}", exc.hint) from exc
+            for record in built:
+                if record.TABLE == "test_runs" and record.run_id == self.records.session_run_id:
+                    if session_included:
+                        continue
+                    session_included = True
+                elif record.TABLE in ("models", "hardware_platforms"):
+                    key = _dimension_key(record)
+                    if key in dimensions:
+                        continue
+                    dimensions.add(key)
+                records.append(record)
+            positions.append(len(records) - 1)
+        return records, positions
+
+    def store_many(self, results) -> list[int]:
+        """Store a list of results (dicts with the store_* field names; `result_type` picks compatibility or
+        integration, default performance) in one transaction: all or nothing. Returns the result ids."""
+        records, positions = self.build_records(results)
+        if not records:
+            return []
+        ids = self.write_records(records)
+        return [ids[p] for p in positions]
+
+    # -- reads ---------------------------------------------------------------------------------------
+    def _frame(self, sql: str, params: list):
+        if not self.db.exists():
+            raise DBConnectionError(f"database {self.db_path} does not exist",
+                                    "store a result first, or pass db_path of an existing database")
+        with self.db.connection() as conn:
+            return conn.execute(sql, params).df()
+
+    def rows(self, sql: str, params: list) -> tuple[list[str], list[tuple]]:
+        """Column names and rows of one of this module's read queries (the REST server's path)."""
+        if not self.db.exists():
+            raise DBConnectionError(f"database {self.db_path} does not exist",
+                                    "store a result first, or start the server with --db of an existing file")
+        with self.db.connection() as conn:
+            result = conn.execute(sql, params)
+            return [d[0] for d in result.description], result.fetchall()
+
+    def get_performance_metrics(self, model_name: str | None = None, hardware_type: str | None = None,
+                                **filters: Any):
+        """Performance results as a DataFrame, newest first. Filters: device_name, batch_size, precision,
+        test_case, run_id, model_family, is_simulated, since, until, include_samples, limit (default 1000,
+        at most 10000), offset."""
+        return self._frame(*performance_query(model_name=model_name, hardware_type=hardware_type, **filters))
+
+    def get_compatibility_results(self, model_name: str | None = None, hardware_type: str | None = None,
+                                  **filters: Any):
+        return self._frame(*compatibility_query(model_name=model_name, hardware_type=hardware_type, **filters))
+
+    def get_integration_results(self, test_name: str | None = None, status: str | None = None, **filters: Any):
+        return self._frame(*integration_query(test_name=test_name, status=status, **filters))
+
+    def get_hardware_list(self, hardware_type: str | None = None, **filters: Any):
+        return self._frame(*hardware_query(hardware_type=hardware_type, **filters))
+
+    def get_model_list(self, model_family: str | None = None, **filters: Any):
+        return self._frame(*model_query(model_family=model_family, **filters))
+
+    def query(self, sql: str, params=None, *, max_rows: int | None = None, timeout_s: float | None = None):
+        """Run one read-only SELECT (parameters bound) and return a DataFrame. See benchmark_db.readonly_sql."""
+        return self.run_query(sql, params, max_rows=max_rows, timeout_s=timeout_s, as_dataframe=True)
+
+    def run_query(self, sql: str, params=None, *, max_rows: int | None = None, timeout_s: float | None = None,
+                  as_dataframe: bool = False):
+        from benchmark_db import readonly_sql
+
+        max_rows = self.query_max_rows if max_rows is None else max_rows
+        timeout_s = self.query_timeout_s if timeout_s is None else timeout_s
+        readonly_sql.check_readonly_sql(sql)
+        readonly_sql.check_params(params)
+        if self.db_path == MEMORY:  # a private in-memory database: statement checks and bounds only
+            with self.db.connection() as conn:
+                return readonly_sql.execute_readonly(conn, sql, params, max_rows=max_rows, timeout_s=timeout_s,
+                                                     as_dataframe=as_dataframe)
+        if not self.db.exists():
+            raise DBConnectionError(f"database {self.db_path} does not exist",
+                                    "store a result first, or pass db_path of an existing database")
+        # the file is opened read-only with external access off; this process's writer steps aside meanwhile
+        with self.db.closed():
+            return readonly_sql.run_readonly_query(self.db_path, sql, params, max_rows=max_rows,
+                                                   timeout_s=timeout_s, lock_timeout=self.lock_timeout,
+                                                   as_dataframe=as_dataframe)
+
+    def health(self) -> dict:
+        """Whether the database answers, its schema version and row counts of the main tables."""
+        from benchmark_db import schema
+
+        with self.db.connection() as conn:
+            version = schema.current_version(conn)
+            counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                      for t in ("performance_results", "hardware_compatibility", "integration_test_results")}
+        return {"status": "ok", "database": self.db_path, "schema_version": version, "rows": counts}
+
+
+# -- command line ---------------------------------------------------------------------------------------
+
+
+def is_loopback(host: str) -> bool:
+    if host.strip("[]").lower() in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_listen(host: str, token: str | None) -> None:
+    """Refuse to listen beyond loopback unless writes are protected by a token."""
+    if not is_loopback(host) and not token:
+        raise UsageError(f"refusing to listen on {host} without ${TOKEN_ENV}: anyone who can reach it could write",
+                         f"set {TOKEN_ENV} to a secret (clients send 'Authorization: Bearer <token>'), "
+                         "or listen on 127.0.0.1")
+
+
+def build_parser():
+    import argparse
+
+    from benchmark_db.cli import add_common_options, add_db_option
+
+    parser = argparse.ArgumentParser(
+        prog="benchmark_db_api.py",
+        description="Python API of the benchmark database; --serve runs it as a REST server (FastAPI, uvicorn).",
+        epilog=f"Writes need 'Authorization: Bearer $' + '{TOKEN_ENV}' when that variable is set; without it the "
+               "server listens on loopback only. Docs at http://HOST:PORT/docs.")
+    add_db_option(parser)
+    parser.add_argument("--serve", action="store_true", help="run the REST server")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
+    parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                        help="allow browser requests from ORIGIN (repeatable; CORS is off without it)")
+    parser.add_argument("--query-max-rows", type=int, default=None, metavar="N",
+                        help="most rows POST /query returns (default: 10000)")
+    parser.add_argument("--query-timeout", type=float, default=None, metavar="SECONDS",
+                        help="time limit of one POST /query (default: 10)")
+    parser.add_argument("--idle-release", type=float, default=DEFAULT_IDLE_RELEASE_S, metavar="SECONDS",
+                        help="close the database file after this long without requests (default: %(default)s)")
+    parser.add_argument("--max-hold", type=float, default=DEFAULT_MAX_HOLD_S, metavar="SECONDS",
+                        help="under sustained load, hand the file to waiting CLI tools for "
+                             f"{HANDOVER_S:g} s after this long (0: never; default: %(default)s)")
+    parser.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"),
+                        help="uvicorn's log level (default: %(default)s)")
+    add_common_options(parser)
+    return parser
+
+
+def serve(db: str | None, host: str = "127.0.0.1", port: int = 8000, *, cors_origins=(), lock_timeout: float =
+          DEFAULT_LOCK_TIMEOUT, idle_release: float = DEFAULT_IDLE_RELEASE_S, max_hold: float = DEFAULT_MAX_HOLD_S,
+          query_max_rows: int | None = None,
+          query_timeout_s: float | None = None, log_level: str = "warning") -> int:
+    token = os.environ.get(TOKEN_ENV) or None
+    check_listen(host, token)
+    if not 0 < port < 65536:
+        raise UsageError(f"port {port} is not between 1 and 65535", "pass --port N")
+    import uvicorn
+
+    from benchmark_db_server import ServerSettings, create_app
+
+    settings = ServerSettings(db_path=resolve_db_path(db), token=token, cors_origins=list(cors_origins),
+                              lock_timeout=lock_timeout, idle_release=idle_release, max_hold=max_hold,
+                              query_max_rows=query_max_rows, query_timeout_s=query_timeout_s)
+    app = create_app(settings)
+    app.state.api.health()  # creates a missing database and fails fast (DB001/DB002) before listening
+    app.state.api.close()
+    print(f"serving {settings.db_path} on http://{host}:{port} (docs at /docs)", file=sys.stderr)
+    uvicorn.run(app, host=host.strip("[]"), port=port, log_level=log_level, access_log=False)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from benchmark_db.cli import run_cli
+
+    def run(args) -> int:
+        if not args.serve:
+            api = BenchmarkDBAPI(args.db, lock_timeout=args.lock_timeout)
+            import json
+
+            print(json.dumps(api.health(), indent=2))
+            api.close()
+            return 0
+        return serve(args.db, args.host, args.port, cors_origins=args.cors_origin, lock_timeout=args.lock_timeout,
+                     idle_release=args.idle_release, max_hold=args.max_hold, query_max_rows=args.query_max_rows,
+                     query_timeout_s=args.query_timeout, log_level=args.log_level)
+
+    return run_cli(build_parser(), run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

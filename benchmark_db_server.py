@@ -1,0 +1,786 @@
+"""The REST server of the benchmark database: a FastAPI app over `BenchmarkDBAPI`.
+
+    python benchmark_db_api.py --serve [--host 127.0.0.1] [--port 8000] [--db PATH]
+
+Endpoints: GET / and /health; POST|GET /performance, /compatibility, /integration; POST /performance/batch;
+POST /query (one read-only SELECT, see benchmark_db.readonly_sql); GET /hardware and /models. OpenAPI at
+/docs and /openapi.json. Request bodies use the Python API's field names; request and response models are
+separate; every failure (404, 405, 422 included) answers {"error": {"code", "message", "details"}}; bad input
+is always a 4xx.
+
+Writes need `Authorization: Bearer $BENCHMARK_DB_API_TOKEN` when that variable is set. All writes go through
+one writer thread that commits whatever requests are waiting in one transaction (group commit), so many
+clients writing at once lose nothing and share the cost of a commit. The database file is held only while
+busy (benchmark_db_api.SharedConnection), so the CLI tools work on it while the server runs.
+
+This module imports FastAPI at import time; nothing in the core package imports it.
+"""
+import base64
+import concurrent.futures
+import datetime as dt
+import decimal
+import json
+import logging
+import math
+import queue
+import secrets
+import threading
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import duckdb
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+import benchmark_db_api as api_module
+from benchmark_db.errors import (
+    BenchmarkDBError,
+    DataConversionError,
+    DBConnectionError,
+    SchemaError,
+)
+from benchmark_db.readonly_sql import MAX_SQL_CHARS, QueryRefused
+from benchmark_db_api import BenchmarkDBAPI
+
+log = logging.getLogger("benchmark_db.server")
+API_VERSION = "1.0.0"
+MAX_BODY_BYTES = 64 * 1024 * 1024
+MAX_BATCH = 100_000
+INT32 = 2**31 - 1
+INT63 = 2**63 - 1
+
+
+@dataclass
+class ServerSettings:
+    db_path: str | None = None
+    token: str | None = None
+    cors_origins: list[str] = field(default_factory=list)
+    lock_timeout: float = 30.0
+    idle_release: float = api_module.DEFAULT_IDLE_RELEASE_S
+    max_hold: float = api_module.DEFAULT_MAX_HOLD_S
+    query_max_rows: int | None = None
+    query_timeout_s: float | None = None
+
+
+# -- request models (the Python API's field names) ------------------------------------------------------
+
+def _clean_text(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("must be valid Unicode text") from exc
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def _json_object(value: dict | None) -> dict | None:
+    if value is not None:
+        try:
+            json.dumps(value, allow_nan=False)
+        except ValueError as exc:
+            raise ValueError("must not hold NaN or Infinity") from exc
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError("must be valid Unicode text") from exc
+    return value
+
+
+Text = Annotated[str, StringConstraints(max_length=10_000), AfterValidator(_clean_text)]
+LongText = Annotated[str, StringConstraints(max_length=1_000_000), AfterValidator(_clean_text)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=500), AfterValidator(_clean_text),
+                 AfterValidator(_not_blank)]
+Count = Annotated[int, Field(ge=0, le=INT32)]
+RunId = Annotated[int, Field(ge=1, le=INT63)]
+JsonObject = Annotated[dict[str, Any], AfterValidator(_json_object)]
+Number = Annotated[float, Field(allow_inf_nan=False)]
+Samples = Annotated[list[Number], Field(max_length=1_000_000)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class RunFields(_Body):
+    run_id: RunId | None = Field(None, description="an existing run to attach to; results of a named run are "
+                                                   "keyed by run and configuration, so a resend replaces")
+    test_type: Text | None = None
+    started_at: dt.datetime | None = Field(None, description="with test_name, names a run stably (ISO 8601)")
+    completed_at: dt.datetime | None = None
+    git_commit: Text | None = None
+    git_branch: Text | None = None
+    command_line: Text | None = None
+    environment: JsonObject | None = Field(None, description="versions, CPU, OS, accelerator of the run")
+    run_metadata: JsonObject | None = None
+
+
+class PerformanceIn(RunFields):
+    model_name: Name
+    hardware_type: Name = Field(..., description="cpu, cuda, rocm, mps, openvino, webnn, webgpu, ...")
+    device_name: Text | None = None
+    batch_size: Count | None = 1
+    precision: Text | None = None
+    throughput: Number | None = Field(None, description="items per second")
+    latency_avg: Number | None = Field(None, description="mean latency, ms")
+    memory_peak: Number | None = Field(None, description="peak memory, MB")
+    test_case: Text | None = None
+    sequence_length: Count | None = None
+    latency_p50: Number | None = None
+    latency_p90: Number | None = None
+    latency_p95: Number | None = None
+    latency_p99: Number | None = None
+    latency_stddev: Number | None = None
+    total_time_seconds: Number | None = None
+    iterations: Count | None = None
+    warmup_iterations: Count | None = None
+    latency_samples: Samples | None = Field(None, description="raw latency samples, ms")
+    metrics: JsonObject | None = None
+    is_simulated: bool = False
+    model_family: Text | None = None
+    created_at: dt.datetime | None = None
+    test_name: Text | None = Field(None, description="name of the run these results belong to")
+
+
+class CompatibilityIn(RunFields):
+    hardware_type: Name
+    model_name: Name | None = None
+    device_name: Text | None = None
+    is_compatible: bool | None = None
+    detection_success: bool | None = None
+    initialization_success: bool | None = None
+    error_message: LongText | None = None
+    error_type: Text | None = None
+    suggested_fix: LongText | None = None
+    workaround_available: bool | None = None
+    compatibility_score: Number | None = None
+    is_simulated: bool = False
+    metadata: JsonObject | None = None
+    model_family: Text | None = None
+    created_at: dt.datetime | None = None
+    test_name: Text | None = Field(None, description="name of the run these results belong to")
+
+
+class IntegrationIn(RunFields):
+    test_name: Name
+    status: Name = Field(..., description="passed, failed, skipped, error, ...")
+    test_module: Text | None = None
+    test_class: Text | None = None
+    execution_time_seconds: Number | None = None
+    hardware_type: Name | None = None
+    device_name: Text | None = None
+    model_name: Name | None = None
+    error_message: LongText | None = None
+    error_traceback: LongText | None = None
+    metadata: JsonObject | None = None
+    model_family: Text | None = None
+    created_at: dt.datetime | None = None
+    run_name: Text | None = Field(None, description="name of the run this test belongs to")
+
+
+class PerformanceBatchIn(_Body):
+    results: list[PerformanceIn] = Field(..., max_length=MAX_BATCH, description="stored in one transaction")
+
+
+class QueryIn(_Body):
+    sql: Annotated[str, StringConstraints(min_length=1, max_length=MAX_SQL_CHARS)] = Field(
+        ..., description="one read-only SELECT or WITH ... SELECT statement")
+    params: list[Any] | dict[str, Any] | None = Field(
+        None, description="values for ? / $1 placeholders (a list) or $name placeholders (an object)")
+
+
+# -- response models ------------------------------------------------------------------------------------
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
+
+
+class StoredOut(BaseModel):
+    id: int = Field(..., description="the stored row's id (result_id, compatibility_id or test_result_id)")
+    run_id: int | None = None
+
+
+class BatchOut(BaseModel):
+    stored: int
+    result_ids: list[int]
+
+
+class PerformanceOut(BaseModel):
+    result_id: int
+    run_id: int | None = None
+    model_id: int | None = None
+    hardware_id: int | None = None
+    model_name: str | None = None
+    model_family: str | None = None
+    hardware_type: str | None = None
+    device_name: str | None = None
+    test_case: str | None = None
+    batch_size: int | None = None
+    sequence_length: int | None = None
+    precision: str | None = None
+    throughput: float | None = None
+    latency_avg: float | None = None
+    latency_p50: float | None = None
+    latency_p90: float | None = None
+    latency_p95: float | None = None
+    latency_p99: float | None = None
+    latency_stddev: float | None = None
+    memory_peak: float | None = None
+    total_time_seconds: float | None = None
+    iterations: int | None = None
+    warmup_iterations: int | None = None
+    is_simulated: bool | None = None
+    metrics: Any = None
+    created_at: str | None = None
+    test_name: str | None = None
+    git_commit: str | None = None
+    git_branch: str | None = None
+    latency_samples: list[float | None] | None = None
+
+
+class CompatibilityOut(BaseModel):
+    compatibility_id: int
+    run_id: int | None = None
+    model_id: int | None = None
+    hardware_id: int | None = None
+    model_name: str | None = None
+    hardware_type: str | None = None
+    device_name: str | None = None
+    is_compatible: bool | None = None
+    detection_success: bool | None = None
+    initialization_success: bool | None = None
+    error_message: str | None = None
+    error_type: str | None = None
+    suggested_fix: str | None = None
+    workaround_available: bool | None = None
+    compatibility_score: float | None = None
+    is_simulated: bool | None = None
+    metadata: Any = None
+    created_at: str | None = None
+
+
+class IntegrationOut(BaseModel):
+    test_result_id: int
+    run_id: int | None = None
+    test_module: str | None = None
+    test_class: str | None = None
+    test_name: str | None = None
+    status: str | None = None
+    execution_time_seconds: float | None = None
+    hardware_id: int | None = None
+    hardware_type: str | None = None
+    device_name: str | None = None
+    model_id: int | None = None
+    model_name: str | None = None
+    error_message: str | None = None
+    error_traceback: str | None = None
+    metadata: Any = None
+    created_at: str | None = None
+
+
+class HardwareOut(BaseModel):
+    hardware_id: int
+    hardware_type: str | None = None
+    device_name: str | None = None
+    platform: str | None = None
+    platform_version: str | None = None
+    driver_version: str | None = None
+    memory_gb: float | None = None
+    compute_units: int | None = None
+    created_at: str | None = None
+    performance_results: int | None = None
+
+
+class ModelOut(BaseModel):
+    model_id: int
+    model_name: str | None = None
+    model_family: str | None = None
+    modality: str | None = None
+    parameters_million: float | None = None
+    source: str | None = None
+    version: str | None = None
+    created_at: str | None = None
+    performance_results: int | None = None
+
+
+class Page(BaseModel):
+    limit: int
+    offset: int
+    count: int = Field(..., description="items on this page")
+    next_offset: int | None = Field(None, description="offset of the next page, null on the last one")
+
+
+class PerformancePage(Page):
+    items: list[PerformanceOut]
+
+
+class CompatibilityPage(Page):
+    items: list[CompatibilityOut]
+
+
+class IntegrationPage(Page):
+    items: list[IntegrationOut]
+
+
+class HardwarePage(Page):
+    items: list[HardwareOut]
+
+
+class ModelPage(Page):
+    items: list[ModelOut]
+
+
+class QueryOut(BaseModel):
+    columns: list[str]
+    types: list[str]
+    rows: list[list[Any]]
+    row_count: int
+
+
+class HealthOut(BaseModel):
+    status: str
+    database: str
+    schema_version: int
+    rows: dict[str, int]
+
+
+class InfoOut(BaseModel):
+    name: str
+    version: str
+    database: str
+    docs: str
+    endpoints: list[str]
+    writes_need_token: bool
+
+
+def _given(body: BaseModel) -> dict:
+    """The fields a client sent (defaults left to the Python API), as plain values.
+
+    Same as model_dump(exclude_unset=True) for these flat models, at a fraction of the cost per batch row.
+    """
+    values = body.__dict__
+    return {name: values[name] for name in body.model_fields_set}
+
+
+# -- JSON of database values ----------------------------------------------------------------------------
+
+def json_safe(value: Any) -> Any:
+    """A value JSON can carry: NaN/Infinity become null, times ISO 8601, bytes base64, maps objects."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, decimal.Decimal):
+        return json_safe(float(value))
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [json_safe(v) for v in value]
+    return str(value)
+
+
+_JSON_TEXT_COLUMNS = {"metrics", "metadata", "environment"}
+
+
+def _records(columns: list[str], rows: list[tuple]) -> list[dict]:
+    out = []
+    for row in rows:
+        item = {}
+        for name, value in zip(columns, row):
+            if name in _JSON_TEXT_COLUMNS and isinstance(value, str):
+                try:
+                    value = json.loads(value)
+                except ValueError:
+                    pass
+            item[name] = json_safe(value)
+        out.append(item)
+    return out
+
+
+# -- errors ---------------------------------------------------------------------------------------------
+
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 406: "not_acceptable", 408: "timeout", 413: "too_large",
+               415: "unsupported_media_type", 422: "validation_error", 429: "too_many_requests",
+               503: "database_unavailable"}
+_QUERY_STATUS = {"not_read_only": (400, "query_refused"), "bad_params": (400, "query_params"),
+                 "sql_error": (400, "query_error"), "timeout": (408, "query_timeout"),
+                 "too_large": (413, "result_too_large")}
+_ERRORS = {status: {"model": ErrorOut, "description": code.replace("_", " ")} for status, code in
+           {400: "bad_request", 401: "unauthorized", 413: "too_large", 422: "validation_error",
+            503: "database_unavailable"}.items()}
+_QUERY_ERRORS = {**_ERRORS, 408: {"model": ErrorOut, "description": "query ran past its time limit"}}
+
+
+def error_response(status: int, code: str, message: str, details: Any = None, headers=None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, "details": json_safe(details)}},
+                        status_code=status, headers=headers)
+
+
+def _field_name(loc) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def _validation_response(exc: RequestValidationError) -> JSONResponse:
+    details = []
+    for err in exc.errors():
+        loc = err.get("loc", ())
+        details.append({"field": _field_name(loc), "location": str(loc[0]) if loc else "body",
+                        "message": err.get("msg", ""), "type": err.get("type", "")})
+    message = "; ".join(f"{d['field']}: {d['message']}" for d in details[:10]) or "invalid request"
+    return error_response(422, "validation_error", f"invalid request: {message}", details)
+
+
+def _db_error_response(exc: BenchmarkDBError) -> JSONResponse:
+    message = exc.message + (f"; {exc.hint}" if exc.hint else "")
+    if isinstance(exc, QueryRefused):
+        status, code = _QUERY_STATUS.get(exc.reason, (400, "query_refused"))
+        return error_response(status, code, message, {"db_code": exc.code})
+    if isinstance(exc, DataConversionError):
+        return error_response(422, "invalid_value", message, {"db_code": exc.code})
+    if isinstance(exc, DBConnectionError | SchemaError):
+        return error_response(503, "database_unavailable", message, {"db_code": exc.code})
+    return error_response(400, "bad_request", message, {"db_code": exc.code})
+
+
+def _duckdb_error_response(exc: duckdb.Error) -> JSONResponse:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, duckdb.ConstraintException | duckdb.ConversionException | duckdb.InvalidInputException |
+                  duckdb.OutOfRangeException):
+        return error_response(422, "invalid_value", f"the database refused the values: {text}")
+    return error_response(503, "database_unavailable", f"the database failed: {text}",
+                          {"hint": "retry; if it persists, check the server's disk and log"})
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def validation(_request, exc: RequestValidationError):
+        return _validation_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request, exc: StarletteHTTPException):
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(BenchmarkDBError)
+    async def db_error(_request, exc: BenchmarkDBError):
+        return _db_error_response(exc)
+
+    @app.exception_handler(duckdb.Error)
+    async def duck_error(_request, exc: duckdb.Error):
+        return _duckdb_error_response(exc)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request, exc: Exception):
+        log.exception("unexpected error")
+        return error_response(500, "internal_error", f"unexpected {type(exc).__name__}; see the server log")
+
+
+# -- the single writer ----------------------------------------------------------------------------------
+
+@dataclass
+class _WriteJob:
+    records: list
+    future: concurrent.futures.Future
+
+
+class WriteQueue:
+    """One thread writes for the whole server: it takes every job waiting and commits them together.
+
+    If a combined transaction fails, each job is retried alone so one bad request fails only itself.
+    """
+
+    def __init__(self, api: BenchmarkDBAPI, max_records: int = 200_000):
+        self.api = api
+        self.max_records = max_records
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self.commits = 0
+
+    def submit(self, records: list) -> list[int]:
+        """Write `records` (through the writer thread) and return their ids; raises what the write raised."""
+        self._ensure_started()
+        job = _WriteJob(records, concurrent.futures.Future())
+        self._queue.put(job)
+        return job.future.result()
+
+    def _ensure_started(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            with self._start_lock:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(target=self._run, name="benchmark-db-writer", daemon=True)
+                    self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            jobs = [first]
+            size = len(first.records)
+            stop = False
+            while size < self.max_records:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    stop = True
+                    break
+                jobs.append(job)
+                size += len(job.records)
+            self._write(jobs)
+            if stop:
+                return
+
+    def _write(self, jobs: list[_WriteJob]) -> None:
+        records = [r for job in jobs for r in job.records]
+        try:
+            ids = self.api.write_records(records)
+            self.commits += 1
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting request
+            if len(jobs) > 1:
+                for job in jobs:
+                    self._write([job])
+                return
+            jobs[0].future.set_exception(exc)
+            return
+        start = 0
+        for job in jobs:
+            job.future.set_result(ids[start:start + len(job.records)])
+            start += len(job.records)
+
+
+# -- the app --------------------------------------------------------------------------------------------
+
+ENDPOINTS = ["GET /", "GET /health", "POST /performance", "GET /performance", "POST /performance/batch",
+             "POST /compatibility", "GET /compatibility", "POST /integration", "GET /integration", "POST /query",
+             "GET /hardware", "GET /models"]
+
+
+def create_app(settings: ServerSettings | None = None, api: BenchmarkDBAPI | None = None) -> FastAPI:
+    """The FastAPI app over one database. Tests pass their own settings (a tmp database) or override
+    the `get_api` / `get_settings` dependencies."""
+    settings = settings or ServerSettings()
+    api = api or BenchmarkDBAPI(settings.db_path, lock_timeout=settings.lock_timeout,
+                                idle_release=settings.idle_release, max_hold=settings.max_hold,
+                                query_max_rows=settings.query_max_rows,
+                                query_timeout_s=settings.query_timeout_s)
+    writers: dict[int, WriteQueue] = {}  # one writer thread per API object (tests may override the API)
+    writers_lock = threading.Lock()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        for writer in list(writers.values()):
+            writer.stop()
+            writer.api.close()
+        api.close()
+
+    app = FastAPI(title="Benchmark DB API", version=API_VERSION, lifespan=lifespan,
+                  description="Store and query ML benchmark results (performance, hardware compatibility, "
+                              "integration tests) in one DuckDB database. Errors: "
+                              '{"error": {"code", "message", "details"}}.')
+    app.state.settings = settings
+    app.state.api = api
+    install_error_handlers(app)
+
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"])
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None:
+            if not length.isdigit():
+                return error_response(400, "bad_request", "Content-Length is not a number")
+            if int(length) > MAX_BODY_BYTES:
+                return error_response(413, "too_large", f"the body is larger than {MAX_BODY_BYTES // 2**20} MiB",
+                                      {"hint": "split it into several /performance/batch requests"})
+        return await call_next(request)
+
+    bearer = HTTPBearer(auto_error=False, description="needed for writes when the server has a token")
+
+    def get_settings() -> ServerSettings:
+        return app.state.settings
+
+    def get_api() -> BenchmarkDBAPI:
+        return app.state.api
+
+    def get_writer(api: BenchmarkDBAPI = Depends(get_api)) -> WriteQueue:
+        with writers_lock:
+            if id(api) not in writers:
+                writers[id(api)] = WriteQueue(api)
+            return writers[id(api)]
+
+    def require_token(credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+                      current: ServerSettings = Depends(get_settings)) -> None:
+        if not current.token:
+            return
+        given = credentials.credentials if credentials is not None else ""
+        if not secrets.compare_digest(given.encode(), current.token.encode()):
+            raise StarletteHTTPException(401, "writes need 'Authorization: Bearer <token>' with the server's "
+                                              "BENCHMARK_DB_API_TOKEN", headers={"WWW-Authenticate": "Bearer"})
+
+    app.state.get_api = get_api
+    app.state.get_settings = get_settings
+    app.state.get_writer = get_writer
+    API = Annotated[BenchmarkDBAPI, Depends(get_api)]
+    Writer = Annotated[WriteQueue, Depends(get_writer)]
+    Limit = Annotated[int, Query(ge=0, le=api_module.MAX_PAGE, description="page size")]
+    Offset = Annotated[int, Query(ge=0, le=2**62, description="rows to skip")]
+    QText = Annotated[str | None, Query(max_length=500)]
+    Since = Annotated[dt.datetime | None, Query(description="created at or after (ISO 8601)")]
+    Until = Annotated[dt.datetime | None, Query(description="created before (ISO 8601)")]
+    write_deps = [Depends(require_token)]
+
+    def page(api: BenchmarkDBAPI, sql_params, limit: int, offset: int) -> dict:
+        columns, rows = api.rows(*sql_params)
+        items = _records(columns, rows)
+        return {"items": items, "limit": limit, "offset": offset, "count": len(items),
+                "next_offset": offset + len(items) if limit and len(items) == limit else None}
+
+    def store(api: BenchmarkDBAPI, writer: WriteQueue, builder, body: BaseModel) -> JSONResponse:
+        records = builder(_given(body))
+        ids = writer.submit(records)
+        result = records[-1]
+        return JSONResponse({"id": ids[-1], "run_id": getattr(result, "run_id", None)}, status_code=201)
+
+    @app.get("/", response_model=InfoOut, tags=["info"])
+    def info(current: Annotated[ServerSettings, Depends(get_settings)], api: API):
+        from pathlib import Path
+
+        return {"name": "Benchmark DB API", "version": API_VERSION, "database": Path(api.db_path).name,
+                "docs": "/docs", "endpoints": ENDPOINTS, "writes_need_token": bool(current.token)}
+
+    @app.get("/health", response_model=HealthOut, tags=["info"], responses={503: _ERRORS[503]})
+    def health(api: API):
+        from pathlib import Path
+
+        status = api.health()
+        status["database"] = Path(status["database"]).name
+        return status
+
+    @app.post("/performance", status_code=201, response_model=StoredOut, tags=["performance"],
+              dependencies=write_deps, responses=_ERRORS)
+    def post_performance(body: PerformanceIn, api: API, writer: Writer):
+        return store(api, writer, api.records.performance, body)
+
+    @app.post("/performance/batch", status_code=201, response_model=BatchOut, tags=["performance"],
+              dependencies=write_deps, responses=_ERRORS)
+    def post_performance_batch(body: PerformanceBatchIn, api: API, writer: Writer):
+        results = [_given(item) for item in body.results]
+        records, positions = api.build_records(results)
+        ids = writer.submit(records) if records else []
+        return JSONResponse({"stored": len(positions), "result_ids": [ids[p] for p in positions]},
+                            status_code=201)
+
+    @app.get("/performance", response_model=PerformancePage, tags=["performance"], responses=_ERRORS)
+    def get_performance(api: API, model_name: QText = None, hardware_type: QText = None,
+                        device_name: QText = None, batch_size: Annotated[int | None, Query(ge=0, le=INT32)] = None,
+                        precision: QText = None, test_case: QText = None,
+                        run_id: Annotated[int | None, Query(ge=0, le=INT63)] = None, model_family: QText = None,
+                        is_simulated: bool | None = None, since: Since = None, until: Until = None,
+                        include_samples: bool = False, limit: Limit = 100, offset: Offset = 0):
+        sql = api_module.performance_query(
+            model_name=model_name, hardware_type=hardware_type, device_name=device_name, batch_size=batch_size,
+            precision=precision, test_case=test_case, run_id=run_id, model_family=model_family,
+            is_simulated=is_simulated, since=since, until=until, include_samples=include_samples, limit=limit,
+            offset=offset, stored_names=False)
+        return JSONResponse(page(api, sql, limit, offset))
+
+    @app.post("/compatibility", status_code=201, response_model=StoredOut, tags=["compatibility"],
+              dependencies=write_deps, responses=_ERRORS)
+    def post_compatibility(body: CompatibilityIn, api: API, writer: Writer):
+        return store(api, writer, api.records.compatibility, body)
+
+    @app.get("/compatibility", response_model=CompatibilityPage, tags=["compatibility"], responses=_ERRORS)
+    def get_compatibility(api: API, model_name: QText = None, hardware_type: QText = None,
+                          device_name: QText = None, is_compatible: bool | None = None,
+                          run_id: Annotated[int | None, Query(ge=0, le=INT63)] = None,
+                          is_simulated: bool | None = None, since: Since = None, until: Until = None,
+                          limit: Limit = 100, offset: Offset = 0):
+        sql = api_module.compatibility_query(
+            model_name=model_name, hardware_type=hardware_type, device_name=device_name,
+            is_compatible=is_compatible, run_id=run_id, is_simulated=is_simulated, since=since, until=until,
+            limit=limit, offset=offset)
+        return JSONResponse(page(api, sql, limit, offset))
+
+    @app.post("/integration", status_code=201, response_model=StoredOut, tags=["integration"],
+              dependencies=write_deps, responses=_ERRORS)
+    def post_integration(body: IntegrationIn, api: API, writer: Writer):
+        return store(api, writer, api.records.integration, body)
+
+    @app.get("/integration", response_model=IntegrationPage, tags=["integration"], responses=_ERRORS)
+    def get_integration(api: API, test_name: QText = None, test_module: QText = None, status: QText = None,
+                        hardware_type: QText = None, model_name: QText = None,
+                        run_id: Annotated[int | None, Query(ge=0, le=INT63)] = None, since: Since = None,
+                        until: Until = None, limit: Limit = 100, offset: Offset = 0):
+        sql = api_module.integration_query(
+            test_name=test_name, test_module=test_module, status=status, hardware_type=hardware_type,
+            model_name=model_name, run_id=run_id, since=since, until=until, limit=limit, offset=offset)
+        return JSONResponse(page(api, sql, limit, offset))
+
+    @app.get("/hardware", response_model=HardwarePage, tags=["dimensions"], responses=_ERRORS)
+    def get_hardware(api: API, hardware_type: QText = None, device_name: QText = None, limit: Limit = 100,
+                     offset: Offset = 0):
+        sql = api_module.hardware_query(hardware_type=hardware_type, device_name=device_name, limit=limit,
+                                        offset=offset)
+        return JSONResponse(page(api, sql, limit, offset))
+
+    @app.get("/models", response_model=ModelPage, tags=["dimensions"], responses=_ERRORS)
+    def get_models(api: API, model_name: QText = None, model_family: QText = None, modality: QText = None,
+                   limit: Limit = 100, offset: Offset = 0):
+        sql = api_module.model_query(model_name=model_name, model_family=model_family, modality=modality,
+                                     limit=limit, offset=offset)
+        return JSONResponse(page(api, sql, limit, offset))
+
+    @app.post("/query", response_model=QueryOut, tags=["query"], responses=_QUERY_ERRORS)
+    def post_query(body: QueryIn, api: API):
+        """Run one read-only SELECT. No writes, ATTACH, COPY, INSTALL/LOAD, PRAGMA/SET, file or network
+        access; parameters are bound; results are bounded in rows and time."""
+        result = api.run_query(body.sql, body.params)
+        rows = [[json_safe(v) for v in row] for row in result.rows]
+        return JSONResponse({"columns": result.columns, "types": result.types, "rows": rows,
+                             "row_count": len(rows)})
+
+    return app

@@ -1,0 +1,450 @@
+"""BenchmarkDBAPI, the read-only SQL guard and the FastAPI app (through its test client) on tmp databases."""
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+import time
+
+import pytest
+
+from benchmark_db.connection import connect
+from benchmark_db.errors import DataConversionError, DBConnectionError, UsageError
+from benchmark_db.readonly_sql import QueryRefused, check_params, check_readonly_sql
+from benchmark_db_api import BenchmarkDBAPI, check_listen, main
+
+
+def count(path: str, table: str = "performance_results") -> int:
+    with connect(path, read_only=True) as conn:
+        return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+@pytest.fixture
+def api(db_path):
+    with BenchmarkDBAPI(db_path, idle_release=0.1) as handle:
+        yield handle
+
+
+# -- Python API ------------------------------------------------------------------------------------------
+
+def test_guide_python_example_verbatim(db_path):
+    api = BenchmarkDBAPI(db_path=db_path)
+    api.store_performance_result(
+        model_name="bert-base-uncased",
+        hardware_type="cuda",
+        device_name="NVIDIA A100",
+        batch_size=32,
+        precision="fp16",
+        throughput=250.5,
+        latency_avg=4.2,
+        memory_peak=2048.0
+    )
+    df = api.get_performance_metrics(model_name="bert-base-uncased", hardware_type="cuda")
+    assert len(df) == 1
+    row = df.iloc[0]
+    assert (row.device_name, row.batch_size, row.precision) == ("NVIDIA A100", 32, "fp16")
+    assert (row.throughput, row.latency_avg, row.memory_peak) == (250.5, 4.2, 2048.0)
+    assert row.model_family == "bert"
+    df = api.query("SELECT model_name, hardware_type, AVG(throughput_items_per_second) FROM performance_results "
+                   "GROUP BY model_name, hardware_type")
+    assert df.values.tolist() == [["bert-base-uncased", "cuda", 250.5]]
+    api.close()
+
+
+def test_default_database_follows_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCHMARK_DB_PATH", str(tmp_path / "env.duckdb"))
+    api = BenchmarkDBAPI()
+    api.store_performance_result(model_name="bert-base-uncased", hardware_type="cuda", throughput=123.4,
+                                 latency_avg=10.5)
+    api.close()
+    assert count(str(tmp_path / "env.duckdb")) == 1
+    monkeypatch.delenv("BENCHMARK_DB_PATH")
+    monkeypatch.chdir(tmp_path)
+    assert BenchmarkDBAPI().db_path == "benchmark_db.duckdb"
+
+
+def test_stores_without_run_never_collide_and_named_runs_replace(api, db_path):
+    for _ in range(3):
+        api.store_performance_result("t5-small", "cpu", throughput=10.0)
+    other = BenchmarkDBAPI(db_path, idle_release=0)
+    other.store_performance_result("t5-small", "cpu", throughput=10.0)
+    api.close()
+    assert count(db_path) == 4
+    # a named run keys results by run and configuration: a resend replaces
+    first = other.store_performance_result("t5-small", "cpu", throughput=1.0, run_id=42)
+    again = other.store_performance_result("t5-small", "cpu", throughput=2.0, run_id=42)
+    assert first == again
+    started = dt.datetime(2025, 3, 1, 9, 0, tzinfo=dt.UTC)
+    a = other.store_performance_result("t5-small", "cpu", throughput=1.0, test_name="nightly", started_at=started,
+                                       git_commit="abc")
+    b = other.store_performance_result("t5-small", "cpu", throughput=3.0, test_name="nightly", started_at=started,
+                                       git_commit="abc")
+    assert a == b
+    assert count(db_path) == 6
+    df = other.get_performance_metrics(model_name="t5-small", run_id=42)
+    assert df.throughput.tolist() == [2.0]
+    runs = other.query("SELECT test_name, git_commit, started_at FROM test_runs WHERE test_name = 'nightly'")
+    assert runs.values.tolist()[0][:2] == ["nightly", "abc"]
+    assert runs.started_at[0].to_pydatetime() == dt.datetime(2025, 3, 1, 9, 0)  # stored in UTC, naive
+    other.close()
+
+
+def test_samples_fill_statistics_and_everything_is_kept(api):
+    rid = api.store_performance_result(
+        "bert-base-uncased", "CUDA", batch_size=8, sequence_length=128, latency_samples=[1.0, 2.0, 3.0, 4.0],
+        iterations=4, warmup_iterations=2, test_case="embedding", metrics={"cv": 0.5}, is_simulated=True,
+        latency_p99=9.0, environment={"torch": "2.13"}, git_branch="main")
+    df = api.get_performance_metrics(model_name="bert-base-uncased", include_samples=True)
+    row = df.iloc[0]
+    assert row.result_id == rid
+    assert row.hardware_type == "cuda"
+    assert row.latency_avg == 2.5 and row.latency_p50 == 2.5 and row.latency_p99 == 9.0
+    assert list(row.latency_samples) == [1.0, 2.0, 3.0, 4.0]
+    assert (row.iterations, row.warmup_iterations, row.sequence_length) == (4, 2, 128)
+    assert bool(row.is_simulated) and row.git_branch == "main"
+    env = api.query("SELECT environment FROM test_runs WHERE git_branch = 'main'").environment[0]
+    assert "2.13" in env
+
+
+@pytest.mark.parametrize("kwargs, word", [
+    ({"throughput": "fast"}, "throughput"),
+    ({"throughput": float("nan")}, "throughput"),
+    ({"batch_size": -1}, "batch_size"),
+    ({"batch_size": 2.5}, "batch_size"),
+    ({"metrics": [1, 2]}, "metrics"),
+    ({"started_at": "yesterday"}, "started_at"),
+    ({"colour": "red"}, "colour"),
+])
+def test_bad_values_are_refused_with_the_field_named(api, db_path, kwargs, word):
+    with pytest.raises(DataConversionError, match=word):
+        api.store_performance_result("bert-base-uncased", "cpu", **kwargs)
+    api.close()
+    assert count(db_path) == 0
+
+
+def test_store_many_is_one_transaction(api, db_path):
+    ids = api.store_many([
+        {"model_name": "bert-base-uncased", "hardware_type": "cpu", "throughput": 1.0},
+        {"model_name": "bert-base-uncased", "hardware_type": "cpu", "throughput": 1.0},
+        {"result_type": "compatibility", "hardware_type": "webgpu", "model_name": "vit", "is_compatible": False,
+         "error_message": "no adapter"},
+        {"result_type": "integration", "test_name": "test_load", "status": "passed", "test_module": "tests.x"},
+    ])
+    assert len(set(ids)) == 4
+    with pytest.raises(DataConversionError, match="result 1"):
+        api.store_many([{"model_name": "a", "hardware_type": "cpu"}, {"model_name": "b"}])
+    api.close()
+    assert count(db_path) == 2
+    assert count(db_path, "hardware_compatibility") == 1
+    assert count(db_path, "integration_test_results") == 1
+    assert count(db_path, "test_runs") == 1  # the session run, once
+
+
+def test_other_getters(api):
+    api.store_compatibility_result("webgpu", "vit-base", False, error_message="no adapter", error_type="Missing")
+    api.store_compatibility_result(hardware_type="cpu", model_name="vit-base", is_compatible=True)
+    api.store_integration_result("test_load", "failed", test_module="tests.a", hardware_type="cuda",
+                                 error_message="boom", execution_time_seconds=1.5)
+    api.store_integration_result(test_name="test_save", status="passed", run_name="ci")
+    api.store_performance_result("vit-base", "cpu", throughput=3.0)
+    compat = api.get_compatibility_results(hardware_type="WebGPU")
+    assert compat.is_compatible.tolist() == [False] and compat.error_type[0] == "Missing"
+    assert len(api.get_compatibility_results(model_name="vit-base")) == 2
+    failed = api.get_integration_results(status="FAILED")
+    assert failed.test_name.tolist() == ["test_load"] and failed.hardware_type[0] == "cuda"
+    assert len(api.get_integration_results()) == 2
+    hardware = api.get_hardware_list()
+    assert sorted(hardware.hardware_type) == ["cpu", "cuda", "webgpu"]
+    models = api.get_model_list(model_family="vit")
+    assert models.model_name.tolist() == ["vit-base"] and models.performance_results[0] == 1
+    assert len(api.get_performance_metrics(limit=0)) == 0
+    page = api.get_performance_metrics(limit=1, offset=1)
+    assert len(page) == 0
+
+
+def test_query_is_read_only_and_binds_parameters(api, db_path):
+    api.store_performance_result("bert-base-uncased", "cpu", throughput=1.0)
+    hostile = "x'; DROP TABLE models; --"
+    assert len(api.query("SELECT * FROM models WHERE model_name = ?", [hostile])) == 0
+    assert api.query("SELECT $name AS n", {"name": "ok"}).n[0] == "ok"
+    for sql in ("DROP TABLE models", "SELECT 1; DELETE FROM models", "COPY models TO 'x.csv'",
+                "SELECT * FROM read_csv('/etc/passwd')", "ATTACH 'x.duckdb'", "PRAGMA database_list"):
+        with pytest.raises(QueryRefused):
+            api.query(sql)
+    with pytest.raises(QueryRefused, match="rows"):
+        api.query("SELECT * FROM range(100)", max_rows=10)
+    with pytest.raises(QueryRefused, match="time limit"):
+        api.query("SELECT count(*) FROM range(10000000000000) a", timeout_s=0.5)
+    api.close()
+    assert count(db_path, "models") == 1
+
+
+def test_missing_database_is_db001_for_reads(tmp_path):
+    api = BenchmarkDBAPI(str(tmp_path / "none.duckdb"))
+    with pytest.raises(DBConnectionError):
+        api.get_performance_metrics()
+    with pytest.raises(DBConnectionError):
+        api.query("SELECT 1")
+    assert not (tmp_path / "none.duckdb").exists()
+
+
+def test_file_is_released_when_idle(api, db_path):
+    api.store_performance_result("bert-base-uncased", "cpu", throughput=1.0)
+    assert api.db.is_open
+    deadline = time.monotonic() + 5
+    while api.db.is_open and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not api.db.is_open
+    # another configuration of the same file can open now (it could not while the API held it)
+    conn = connect(db_path, read_only=True, config={"enable_external_access": False})
+    assert conn.execute("SELECT count(*) FROM performance_results").fetchone()[0] == 1
+    conn.close()
+
+
+def test_handover_under_sustained_use(db_path):
+    api = BenchmarkDBAPI(db_path, max_hold=0.2)
+    api.store_performance_result("a", "cpu")
+    time.sleep(0.3)
+    api.store_performance_result("a", "cpu")
+    assert api.db.handovers == 1
+    api.close()
+
+
+# -- the guard on its own -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sql", [
+    "SELECT 1", "  -- a comment\n select 1;", "WITH x AS (SELECT 1 AS a) SELECT a FROM x", "FROM models",
+    "(SELECT 1)", "VALUES (1), (2)", "DESCRIBE models", "SELECT ';' AS semicolon",
+])
+def test_guard_allows_single_reads(sql):
+    assert check_readonly_sql(sql)
+
+
+@pytest.mark.parametrize("sql", [
+    "", ";", "DROP TABLE models", "SELECT 1; SELECT 2", "INSERT INTO models VALUES (1)", "UPDATE models SET x=1",
+    "DELETE FROM models", "CREATE TABLE x AS SELECT 1", "ATTACH 'x.db'", "DETACH x", "COPY models TO 'x.csv'",
+    "INSTALL httpfs", "LOAD httpfs", "PRAGMA database_list", "PRAGMA threads=1", "SET threads = 1", "RESET threads",
+    "EXPLAIN SELECT 1", "CALL pragma_version()", "CHECKPOINT", "VACUUM", "EXPORT DATABASE 'x'", "USE memory",
+    "BEGIN TRANSACTION", "CREATE MACRO m(x) AS x", "WITH x AS (SELECT 1) DELETE FROM models", "SELECT 1 /*",
+    "PIVOT models ON model_family", "SELECT * FROM pragma_database_list", "SELECT path FROM duckdb_databases",
+    "SELECT * FROM read_blob('bench.duckdb')", "SELECT * FROM 'bench.duckdb'", "SELECT * FROM query('SELECT 1')",
+    "SELECT (SELECT count(*) FROM glob('*'))", 42, "SELECT 1 FROM x" + " " * 100_001,
+])
+def test_guard_refuses_everything_else(sql):
+    with pytest.raises(QueryRefused):
+        check_readonly_sql(sql)
+
+
+@pytest.mark.parametrize("params", [5, "x", [[1]], [{"a": 1}], {"1bad": 1}, [float("inf")], [2**70]])
+def test_guard_refuses_bad_params(params):
+    with pytest.raises(QueryRefused):
+        check_params(params)
+
+
+# -- the FastAPI app through the test client --------------------------------------------------------------
+
+@pytest.fixture
+def client(db_path):
+    from fastapi.testclient import TestClient
+
+    from benchmark_db_server import ServerSettings, create_app
+
+    app = create_app(ServerSettings(db_path=db_path, idle_release=0.1, query_timeout_s=1.0, query_max_rows=1000))
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def assert_error(response, status: int, code: str | None = None) -> dict:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"code", "message", "details"}
+    if code:
+        assert error["code"] == code
+    return error
+
+
+def test_endpoints_of_the_guide(client):
+    assert client.get("/").json()["endpoints"]
+    assert client.get("/health").json()["status"] == "ok"
+    body = {"model_name": "bert-base-uncased", "hardware_type": "cuda", "device_name": "NVIDIA A100",
+            "batch_size": 32, "precision": "fp16", "test_case": "embedding", "throughput": 250.5,
+            "latency_avg": 4.2, "latency_p90": 5.0, "memory_peak": 2048.0, "iterations": 10,
+            "warmup_iterations": 2, "metrics": {"cv": 0.02}}
+    stored = client.post("/performance", json=body)
+    assert stored.status_code == 201, stored.text
+    rid = stored.json()["id"]
+    items = client.get("/performance", params={"model_name": "bert-base-uncased", "hardware_type": "CUDA"}).json()
+    assert items["count"] == 1
+    item = items["items"][0]
+    assert item["result_id"] == rid and item["metrics"] == {"cv": 0.02} and item["latency_p90"] == 5.0
+    assert client.post("/compatibility", json={"hardware_type": "webgpu", "model_name": "vit",
+                                               "is_compatible": False, "error_message": "x"}).status_code == 201
+    assert client.get("/compatibility", params={"is_compatible": False}).json()["count"] == 1
+    assert client.post("/integration", json={"test_name": "t1", "status": "passed"}).status_code == 201
+    assert client.get("/integration", params={"status": "passed"}).json()["items"][0]["test_name"] == "t1"
+    assert {h["hardware_type"] for h in client.get("/hardware").json()["items"]} == {"cuda", "webgpu"}
+    assert client.get("/models", params={"model_family": "bert"}).json()["count"] == 1
+    result = client.post("/query", json={"sql": "SELECT model_name, count(*) AS n FROM performance_results "
+                                                "WHERE hardware_type = ? GROUP BY ALL", "params": ["cuda"]})
+    assert result.json()["rows"] == [["bert-base-uncased", 1]]
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/", "/health", "/performance", "/performance/batch", "/compatibility", "/integration", "/query",
+                 "/hardware", "/models"):
+        assert path in paths
+
+
+def test_batch_and_paging(client):
+    results = [{"model_name": f"m{i % 3}", "hardware_type": "cpu", "batch_size": i, "throughput": float(i)}
+               for i in range(25)]
+    response = client.post("/performance/batch", json={"results": results})
+    assert response.status_code == 201 and response.json()["stored"] == 25
+    assert len(set(response.json()["result_ids"])) == 25
+    seen = []
+    offset = 0
+    while offset is not None:
+        page = client.get("/performance", params={"limit": 10, "offset": offset}).json()
+        seen += [item["result_id"] for item in page["items"]]
+        offset = page["next_offset"]
+    assert sorted(seen) == sorted(response.json()["result_ids"])
+    assert client.get("/performance", params={"model_name": "m1", "batch_size": 4}).json()["count"] == 1
+    bad = results[:3] + [{"model_name": "x", "hardware_type": "cpu", "batch_size": "many"}]
+    error = assert_error(client.post("/performance/batch", json={"results": bad}), 422, "validation_error")
+    assert error["details"][0]["field"] == "results.3.batch_size"
+    assert client.get("/performance", params={"limit": 0}).json()["count"] == 0
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"hardware_type": "cpu"}, "model_name"),
+    ({"model_name": "bert"}, "hardware_type"),
+    ({"model_name": "bert", "hardware_type": "cpu", "batch_size": "big"}, "batch_size"),
+    ({"model_name": "bert", "hardware_type": "cpu", "throughput": "fast"}, "throughput"),
+    ({"model_name": "bert", "hardware_type": "cpu", "batch_size": 2**40}, "batch_size"),
+    ({"model_name": "bert", "hardware_type": "cpu", "metrics": [1]}, "metrics"),
+    ({"model_name": "bert", "hardware_type": "cpu", "started_at": "noon"}, "started_at"),
+    ({"model_name": "", "hardware_type": "cpu"}, "model_name"),
+    ({"model_name": "bert", "hardware_type": "cpu", "colour": "red"}, "colour"),
+    ({"model_name": "bert", "hardware_type": "cpu", "latency_samples": ["a"]}, "latency_samples.0"),
+])
+def test_wrong_types_and_missing_fields_name_the_field(client, body, field):
+    error = assert_error(client.post("/performance", json=body), 422, "validation_error")
+    assert field in [d["field"] for d in error["details"]]
+    assert field.split(".")[0] in error["message"]
+
+
+def test_malformed_json_and_wrong_bodies(client):
+    for content in (b"{bad json", b"", b"[1, 2]", b"null", b'{"model_name": "a", "hardware_type": "cpu", '
+                                                             b'"throughput": NaN}'):
+        response = client.post("/performance", content=content, headers={"Content-Type": "application/json"})
+        assert_error(response, 422)
+    assert_error(client.post("/query", json={"params": []}), 422)
+    assert "sql" in client.post("/query", json={"params": []}).json()["error"]["message"]
+    lone_surrogate = b'{"model_name": "a", "hardware_type": "cpu", "metrics": {"x": "\\ud800"}}'
+    assert_error(client.post("/performance", content=lone_surrogate,
+                             headers={"Content-Type": "application/json"}), 422)
+    lone_surrogate = b'{"model_name": "\\ud800", "hardware_type": "cpu"}'
+    assert_error(client.post("/performance", content=lone_surrogate,
+                             headers={"Content-Type": "application/json"}), 422)
+
+
+def test_http_errors_share_the_shape(client):
+    assert_error(client.get("/nowhere"), 404, "not_found")
+    assert_error(client.delete("/performance"), 405, "method_not_allowed")
+    assert_error(client.put("/query", json={}), 405)
+    assert_error(client.get("/performance", params={"limit": -1}), 422)
+    assert_error(client.get("/performance", params={"limit": 10**9}), 422)
+    assert_error(client.get("/performance", params={"since": "yesterday"}), 422)
+    assert_error(client.get("/performance", params={"batch_size": "x"}), 422)
+
+
+def test_query_refusals_over_http(client):
+    assert_error(client.post("/query", json={"sql": "DROP TABLE models"}), 400, "query_refused")
+    assert_error(client.post("/query", json={"sql": "SELECT * FROM read_text('/etc/passwd')"}), 400, "query_refused")
+    assert_error(client.post("/query", json={"sql": "SELECT * FROM models WHERE nope = 1"}), 400, "query_error")
+    assert_error(client.post("/query", json={"sql": "SELECT * FROM range(5000)"}), 413, "result_too_large")
+    assert_error(client.post("/query", json={"sql": "SELECT count(*) FROM range(10000000000000) a"}), 408,
+                 "query_timeout")
+    assert_error(client.post("/query", json={"sql": "SELECT ?", "params": [[1]]}), 400)
+    assert_error(client.post("/query", json={"sql": "SELECT ?, ?", "params": [1]}), 400)
+    odd = client.post("/query", json={"sql": "SELECT 'nan'::DOUBLE AS f, now() AS t, [1, 2] AS l, {'a': 1} AS s, "
+                                             "'ab'::BLOB AS b, 1.5::DECIMAL(4,2) AS m, INTERVAL 3 DAY AS i"})
+    assert odd.status_code == 200, odd.text
+    assert odd.json()["rows"][0][0] is None and odd.json()["rows"][0][2:6] == [[1, 2], {"a": 1}, "YWI=", 1.5]
+    # a value Python cannot hold (a date after 9999) comes back as text rather than failing
+    far = client.post("/query", json={"sql": "SELECT '9999-12-31'::DATE + 1 AS d"})
+    assert far.status_code == 200 and far.json()["rows"] == [["10000-01-01"]]
+
+
+def test_writes_need_the_token_when_set(db_path):
+    from fastapi.testclient import TestClient
+
+    from benchmark_db_server import ServerSettings, create_app
+
+    app = create_app(ServerSettings(db_path=db_path, token="s3cret"))
+    body = {"model_name": "bert", "hardware_type": "cpu"}
+    with TestClient(app) as client:
+        error = assert_error(client.post("/performance", json=body), 401, "unauthorized")
+        assert "Bearer" in error["message"]
+        assert_error(client.post("/performance", json=body, headers={"Authorization": "Bearer wrong"}), 401)
+        assert_error(client.post("/performance/batch", json={"results": [body]}), 401)
+        assert client.post("/performance", json=body, headers={"Authorization": "Bearer s3cret"}).status_code == 201
+        assert client.get("/performance").json()["count"] == 1  # reads stay open
+        assert client.get("/").json()["writes_need_token"] is True
+    assert "access-control-allow-origin" not in client.get("/").headers
+
+
+def test_cors_only_when_asked(db_path):
+    from fastapi.testclient import TestClient
+
+    from benchmark_db_server import ServerSettings, create_app
+
+    with TestClient(create_app(ServerSettings(db_path=db_path))) as client:
+        assert "access-control-allow-origin" not in client.get("/", headers={"Origin": "http://x.test"}).headers
+    app = create_app(ServerSettings(db_path=db_path, cors_origins=["http://x.test"]))
+    with TestClient(app) as client:
+        headers = client.get("/", headers={"Origin": "http://x.test"}).headers
+        assert headers["access-control-allow-origin"] == "http://x.test"
+
+
+def test_dependency_override_points_the_app_at_another_database(db_path, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from benchmark_db_server import ServerSettings, create_app
+
+    other = str(tmp_path / "other.duckdb")
+    app = create_app(ServerSettings(db_path=str(tmp_path / "configured.duckdb")))
+    replacement = BenchmarkDBAPI(other)
+    app.dependency_overrides[app.state.get_api] = lambda: replacement
+    with TestClient(app) as client:
+        assert client.post("/performance", json={"model_name": "a", "hardware_type": "cpu"}).status_code == 201
+        assert client.get("/performance").json()["count"] == 1
+    replacement.close()
+    assert count(other) == 1
+    assert not (tmp_path / "configured.duckdb").exists()  # every request, writes included, used the override
+
+
+# -- the command line -------------------------------------------------------------------------------------
+
+def test_refuses_public_listen_without_token(capsys, monkeypatch):
+    monkeypatch.delenv("BENCHMARK_DB_API_TOKEN", raising=False)
+    assert main(["--serve", "--host", "0.0.0.0", "--port", "1"]) == 2
+    assert "error DB000" in capsys.readouterr().err
+    with pytest.raises(UsageError):
+        check_listen("192.168.1.5", None)
+    check_listen("192.168.1.5", "token")
+    for host in ("127.0.0.1", "localhost", "::1", "[::1]", "127.0.0.2"):
+        check_listen(host, None)
+
+
+def test_cli_without_serve_prints_health(db_path, capsys):
+    assert main(["--db", db_path]) == 0
+    assert '"schema_version"' in capsys.readouterr().out
+
+
+def test_core_and_python_api_do_not_import_fastapi(repo_root):
+    code = ("import sys, benchmark_db_api, benchmark_db.readonly_sql, benchmark_db_models; "
+            "sys.exit(1 if 'fastapi' in sys.modules or 'uvicorn' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=repo_root).returncode == 0
+    help_run = subprocess.run([sys.executable, "benchmark_db_api.py", "--help"], cwd=repo_root, capture_output=True,
+                              text=True)
+    assert help_run.returncode == 0 and "--serve" in help_run.stdout
