@@ -1,0 +1,1190 @@
+#!/usr/bin/env python3
+"""Analytics over the benchmark database: trends, hardware and model comparisons, batch scaling, prediction
+of untested configurations with honest error, anomalies, correlations and feature importance.
+
+    python benchmark_db_analytics.py --db ./benchmark_db.duckdb --analysis hardware-comparison \
+        --model-family bert --output-dir ./analytics_output [--interactive] [--format png|svg|pdf]
+
+Each analysis writes its data (CSV and JSON), its charts and a markdown summary into --output-dir and prints
+the summary. An analysis that has too little data says so and produces nothing it cannot back. Simulated
+rows are left out unless --include-simulated. The statistics come from benchmark_db.stats.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmark_db.cli import add_common_options, add_db_option, run_cli, write_text
+from benchmark_db.errors import BenchmarkDBError, UsageError
+
+log = logging.getLogger("benchmark_db.analytics")
+
+ANALYSES = ("performance-trends", "hardware-comparison", "model-comparison", "batch-scaling",
+            "performance-prediction", "anomaly-detection", "correlation-analysis", "feature-importance")
+DEFAULT_FEATURES = "model_family,hardware_type,batch_size,precision"
+FEATURE_COLUMNS = {"model_family": "model_family", "hardware_type": "hardware", "hardware": "hardware",
+                   "batch_size": "batch_size", "precision": "precision", "sequence_length": "sequence_length",
+                   "model": "model", "model_name": "model", "device": "device", "modality": "modality",
+                   "parameters_million": "parameters_million", "test_case": "test_case"}
+NUMERIC_FEATURES = {"batch_size", "sequence_length", "parameters_million"}
+MIN_PREDICTION_CONFIGS = 20
+MAX_SERIES_PLOTTED = 12
+SMALL_SAMPLE = 30
+
+
+class AnalysisUnavailable(Exception):
+    """The analysis cannot give an answer it can back (too little data, nothing matches the filters)."""
+
+
+@dataclass
+class AnalysisResult:
+    name: str
+    summary: str
+    files: list[str] = field(default_factory=list)
+    status: str = "ok"  # ok | unavailable | error
+    reason: str = ""
+    data: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"analysis": self.name, "status": self.status, "reason": self.reason, "files": self.files}
+
+
+@dataclass
+class Options:
+    output_dir: Path
+    fmt: str = "png"
+    interactive: bool = False
+    regression_threshold: float = 0.1
+    prediction_features: tuple[str, ...] = tuple(DEFAULT_FEATURES.split(","))
+    predict: dict | None = None
+    seed: int = 0
+
+
+# ------------------------------------------------------------------------------------------------- data
+
+_SQL = """
+SELECT pr.result_id, pr.run_id,
+       COALESCE(m.model_name, pr.model_name) AS model, m.model_family, m.modality, m.parameters_million,
+       COALESCE(hp.hardware_type, pr.hardware_type) AS hardware, hp.device_name AS device,
+       pr.test_case, pr.batch_size, pr.sequence_length, pr.precision,
+       pr.average_latency_ms AS latency_ms, pr.latency_p50_ms, pr.throughput_items_per_second AS throughput,
+       pr.memory_peak_mb AS memory_mb, pr.latency_samples_ms AS samples, pr.is_simulated,
+       COALESCE(pr.created_at, tr.started_at) AS created_at
+FROM performance_results pr
+LEFT JOIN models m ON m.model_id = pr.model_id
+LEFT JOIN hardware_platforms hp ON hp.hardware_id = pr.hardware_id
+LEFT JOIN test_runs tr ON tr.run_id = pr.run_id
+WHERE ({simulated}) {filters}
+ORDER BY created_at, pr.result_id
+"""
+
+
+def load_performance(conn, *, model_family: str | None = None, hardware_type: str | None = None,
+                     include_simulated: bool = False):
+    """Performance rows with their model and hardware attributes, as a DataFrame (one row per result)."""
+
+    filters, params = [], []
+    if model_family:
+        filters.append("AND lower(m.model_family) = lower(?)")
+        params.append(model_family)
+    if hardware_type:
+        filters.append("AND lower(COALESCE(hp.hardware_type, pr.hardware_type)) = lower(?)")
+        params.append(hardware_type)
+    sql = _SQL.format(simulated="true" if include_simulated else "NOT pr.is_simulated", filters=" ".join(filters))
+    df = conn.execute(sql, params).df()
+    # Fill what can be derived: latency from throughput and batch, and the other way round.
+    lat_missing = df["latency_ms"].isna()
+    df.loc[lat_missing, "latency_ms"] = df.loc[lat_missing, "latency_p50_ms"]
+    lat_missing = df["latency_ms"].isna() & df["throughput"].gt(0) & df["batch_size"].gt(0)
+    df.loc[lat_missing, "latency_ms"] = df.loc[lat_missing, "batch_size"] * 1000.0 / df.loc[lat_missing, "throughput"]
+    thr_missing = df["throughput"].isna() & df["latency_ms"].gt(0) & df["batch_size"].gt(0)
+    df.loc[thr_missing, "throughput"] = df.loc[thr_missing, "batch_size"] * 1000.0 / df.loc[thr_missing, "latency_ms"]
+    for column in ("model_family", "hardware", "precision", "test_case", "device", "modality"):
+        df[column] = df[column].fillna("unknown")
+    df["samples"] = df["samples"].apply(_as_samples)
+    return df
+
+
+def _as_samples(value):
+    import numpy as np
+
+    if value is None or not hasattr(value, "__len__") or isinstance(value, str) or len(value) == 0:
+        return None
+    arr = np.asarray([np.nan if v is None else v for v in value], dtype=float)
+    arr = arr[np.isfinite(arr)]
+    return arr if arr.size else None
+
+
+def _config_keys():
+    return ["model", "model_family", "hardware", "device", "batch_size", "sequence_length", "precision", "test_case"]
+
+
+def _pooled(values_list) -> list[float]:
+    out: list[float] = []
+    for values in values_list:
+        if values is not None:
+            out.extend(float(v) for v in values if v is not None and math.isfinite(v))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ output
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _log_if_wide(ax, values, axis="y") -> None:
+    import numpy as np
+
+    vals = np.asarray([v for v in values if v is not None and np.isfinite(v) and v > 0])
+    if vals.size and vals.max() / vals.min() > 10:
+        (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+
+
+def _save_fig(fig, opts: Options, stem: str, files: list[str]) -> None:
+    path = opts.output_dir / f"{stem}.{opts.fmt}"
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    _plt().close(fig)
+    files.append(str(path))
+
+
+def _write_data(df, opts: Options, stem: str, files: list[str], extra: dict | None = None) -> None:
+    csv_path = opts.output_dir / f"{stem}.csv"
+    json_path = opts.output_dir / f"{stem}.json"
+    df.to_csv(csv_path, index=False)
+    records = json.loads(df.to_json(orient="records", date_format="iso"))
+    payload = {"analysis": stem, "rows": records}
+    if extra:
+        payload.update(extra)
+    json_path.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+    files += [str(csv_path), str(json_path)]
+
+
+def _write_summary(name: str, text: str, opts: Options, files: list[str]) -> str:
+    path = opts.output_dir / f"{name}.md"
+    path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    files.append(str(path))
+    return text
+
+
+def _md_table(df, columns=None, max_rows=25, floatfmt="{:.4g}") -> str:
+    columns = columns or list(df.columns)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for _, row in df.head(max_rows).iterrows():
+        cells = []
+        for c in columns:
+            v = row[c]
+            if isinstance(v, float):
+                cells.append("" if math.isnan(v) else floatfmt.format(v))
+            else:
+                cells.append(str(v).replace("|", "\\|"))
+        lines.append("| " + " | ".join(cells) + " |")
+    if len(df) > max_rows:
+        lines.append(f"\n({len(df) - max_rows} more rows in the CSV)")
+    return "\n".join(lines)
+
+
+_INTERACTIVE_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:1rem;}} label{{margin-right:1rem;}}
+select{{max-width:20rem;}} .note{{color:#555;font-size:0.9rem;}}</style>
+</head><body>
+<h1>{title}</h1>
+<p class="note">{note}</p>
+<div><label>Model <select id="filter-model"><option value="">all</option>{model_options}</select></label>
+<label>Hardware <select id="filter-hardware"><option value="">all</option>{hardware_options}</select></label></div>
+{figures}
+<script>
+(function() {{
+  function apply() {{
+    var m = document.getElementById('filter-model').value;
+    var h = document.getElementById('filter-hardware').value;
+    document.querySelectorAll('.plotly-graph-div').forEach(function(div) {{
+      if (!div.data) return;
+      var vis = div.data.map(function(tr) {{
+        var meta = tr.meta || {{}};
+        var okM = !m || !meta.model || meta.model === m;
+        var okH = !h || !meta.hardware || meta.hardware === h;
+        return okM && okH;
+      }});
+      Plotly.restyle(div, {{visible: vis}});
+    }});
+  }}
+  document.getElementById('filter-model').addEventListener('change', apply);
+  document.getElementById('filter-hardware').addEventListener('change', apply);
+}})();
+</script>
+</body></html>
+"""
+
+
+def _write_interactive(name: str, title: str, figures: list, opts: Options, files: list[str], note: str = "") -> None:
+    """One self-contained page (plotly.js inlined once) with model and hardware filters over every trace."""
+    import html
+
+    import plotly.io as pio
+
+    models, hardware = set(), set()
+    parts = []
+    for i, fig in enumerate(figures):
+        for trace in fig.data:
+            meta = trace.meta or {}
+            if isinstance(meta, dict):
+                if meta.get("model"):
+                    models.add(str(meta["model"]))
+                if meta.get("hardware"):
+                    hardware.add(str(meta["hardware"]))
+        parts.append(pio.to_html(fig, include_plotlyjs=(i == 0), full_html=False, div_id=f"fig-{name}-{i}",
+                                 config={"displaylogo": False, "responsive": True}))
+    page = _INTERACTIVE_PAGE.format(
+        title=html.escape(title), note=html.escape(note or "Zoom by dragging, hover for values, double-click to "
+                                                   "reset; filter traces by model and hardware."),
+        model_options="".join(f'<option value="{html.escape(m)}">{html.escape(m)}</option>' for m in sorted(models)),
+        hardware_options="".join(f'<option value="{html.escape(h)}">{html.escape(h)}</option>'
+                                 for h in sorted(hardware)),
+        figures="\n".join(parts))
+    path = opts.output_dir / f"{name}.html"
+    path.write_text(page, encoding="utf-8")
+    files.append(str(path))
+
+
+# -------------------------------------------------------------------------------------------- analyses
+
+
+def _bootstrap_ratio(ref, cur, rng, draws=1000):
+    """Percentile bootstrap 95% CI of median(ref) / median(cur) (the speed-up of cur over ref in latency)."""
+    import numpy as np
+
+    ref = np.asarray(ref, dtype=float)
+    cur = np.asarray(cur, dtype=float)
+    if ref.size < 3 or cur.size < 3:
+        return None, None
+    rm = np.median(ref[rng.integers(0, ref.size, (draws, ref.size))], axis=1)
+    cm = np.median(cur[rng.integers(0, cur.size, (draws, cur.size))], axis=1)
+    ratios = rm / cm
+    return float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))
+
+
+def _bootstrap_median(values, rng, draws=1000):
+    import numpy as np
+
+    values = np.asarray(values, dtype=float)
+    if values.size < 3:
+        return None, None
+    meds = np.median(values[rng.integers(0, values.size, (draws, values.size))], axis=1)
+    return float(np.percentile(meds, 2.5)), float(np.percentile(meds, 97.5))
+
+
+def _side_values(rows) -> tuple[list[float], str]:
+    """Raw latency samples of a group's rows when present, else one aggregate per row."""
+    samples = _pooled(rows["samples"])
+    if samples:
+        return samples, "samples"
+    return [float(v) for v in rows["latency_ms"].dropna()], "aggregates"
+
+
+def performance_trends(df, opts: Options) -> AnalysisResult:
+    import numpy as np
+    import pandas as pd
+    from scipy import stats as sps
+
+    from benchmark_db.stats import detect_change_points
+
+    files: list[str] = []
+    df = df.dropna(subset=["latency_ms", "created_at"])
+    keys = ["model", "hardware", "batch_size", "precision", "sequence_length", "test_case"]
+    rows, series = [], []
+    for key, group in df.groupby(keys, dropna=False):
+        # one point per run: median latency of the run's rows
+        per_run = group.groupby(["run_id", "created_at"], dropna=False)["latency_ms"].median().reset_index()
+        per_run = per_run.sort_values("created_at")
+        if len(per_run) < 3:
+            continue
+        t = (per_run["created_at"] - per_run["created_at"].iloc[0]).dt.total_seconds().to_numpy() / 86400.0
+        y = per_run["latency_ms"].to_numpy(dtype=float)
+        if np.ptp(t) == 0:
+            continue
+        slope, intercept, lo, hi = sps.theilslopes(y, t)
+        tau, p_value = sps.kendalltau(t, y)
+        med = float(np.median(y))
+        cps = detect_change_points(y)
+        rows.append(dict(zip(keys, key)) | {
+            "runs": len(y), "first": per_run["created_at"].iloc[0], "last": per_run["created_at"].iloc[-1],
+            "median_latency_ms": med, "slope_ms_per_day": slope, "slope_pct_per_day": slope / med * 100 if med else None,
+            "slope_ci_low": lo, "slope_ci_high": hi, "kendall_tau": tau, "p_value": p_value,
+            "significant": bool(p_value < 0.05), "change_points": len(cps),
+            "change_points_detail": "; ".join(f"run {cp.index} ({per_run['created_at'].iloc[cp.index]:%Y-%m-%d}): "
+                                              f"{cp.change_pct:+.1f}%" for cp in cps)})
+        series.append((key, per_run, cps))
+    if not rows:
+        raise AnalysisUnavailable("no model x hardware x batch series has 3 or more runs at different times; "
+                                  "a trend needs a history")
+    table = pd.DataFrame(rows).sort_values(["p_value", "model"])
+    _write_data(table, opts, "performance-trends", files)
+    # Chart: the series with most runs, change points marked.
+    plt = _plt()
+    # Series with change points first, then the longest, spread over models and hardware (round robin).
+    ranked = sorted(range(len(series)), key=lambda i: (-len(series[i][2]), -len(series[i][1]), str(series[i][0])))
+    pairs_total = len({(s[0][0], s[0][1]) for s in series})
+    picked: list[int] = []
+    seen: set = set()
+    for i in ranked + ranked:
+        pair = (series[i][0][0], series[i][0][1])
+        if i in picked or (pair in seen and len(seen) < min(pairs_total, MAX_SERIES_PLOTTED)):
+            continue
+        picked.append(i)
+        seen.add(pair)
+        if len(picked) >= MAX_SERIES_PLOTTED:
+            break
+    chosen = [series[i] for i in picked]
+    fig, ax = plt.subplots(figsize=(13, 6))
+    all_y = []
+    for key, per_run, cps in chosen:
+        label = f"{key[0]} | {key[1]} | bs {key[2]} | {key[3]}"
+        line, = ax.plot(per_run["created_at"], per_run["latency_ms"], marker="o", ms=3, label=label)
+        all_y += list(per_run["latency_ms"])
+        for cp in cps:
+            ax.axvline(per_run["created_at"].iloc[cp.index], color=line.get_color(), ls="--", lw=1)
+            ax.annotate(f"{cp.change_pct:+.0f}%", (per_run["created_at"].iloc[cp.index], cp.median_after),
+                        color=line.get_color(), fontsize=8)
+    _log_if_wide(ax, all_y)
+    ax.set_title("Latency over time per model x hardware x batch (dashed: detected change points)")
+    ax.set_xlabel("run time (UTC)")
+    ax.set_ylabel("median latency per run (ms)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.autofmt_xdate()
+    _save_fig(fig, opts, "performance-trends", files)
+    if opts.interactive:
+        import plotly.graph_objects as go
+
+        fig = go.Figure()
+        for key, per_run, cps in series:
+            fig.add_trace(go.Scatter(x=per_run["created_at"], y=per_run["latency_ms"], mode="lines+markers",
+                                     name=f"{key[0]} | {key[1]} | bs {key[2]} | {key[3]}",
+                                     meta={"model": str(key[0]), "hardware": str(key[1])},
+                                     hovertemplate="%{x}<br>%{y:.3f} ms<extra>%{fullData.name}</extra>"))
+            if cps:
+                fig.add_trace(go.Scatter(x=[per_run["created_at"].iloc[c.index] for c in cps],
+                                         y=[c.median_after for c in cps], mode="markers",
+                                         marker={"symbol": "x", "size": 12}, name=f"change points {key[0]} | {key[1]}",
+                                         meta={"model": str(key[0]), "hardware": str(key[1])},
+                                         text=[f"{c.change_pct:+.1f}% (p={c.p_value:.2g})" for c in cps]))
+        fig.update_layout(title="Latency over time", xaxis_title="run time (UTC)", yaxis_title="latency (ms)")
+        _write_interactive("performance-trends", "Performance trends", [fig], opts, files)
+    sig = table[table["significant"]]
+    text = ["## Performance trends\n", f"{len(table)} series with 3+ runs; {len(sig)} with a significant trend "
+            f"(Kendall tau, p < 0.05); {int(table['change_points'].sum())} change point(s) detected.\n"]
+    if len(table) and table["runs"].max() < 10:
+        text.append(f"Caveat: the longest series has {table['runs'].max()} runs; change points need at least 10 "
+                    "runs and trends on a few runs are weak evidence.\n")
+    text.append(_md_table(table, ["model", "hardware", "batch_size", "precision", "runs", "median_latency_ms",
+                                  "slope_pct_per_day", "p_value", "change_points"], max_rows=15))
+    return AnalysisResult("performance-trends", _write_summary("performance-trends", "\n".join(text), opts, files),
+                          files)
+
+
+def hardware_comparison(df, opts: Options) -> AnalysisResult:
+    import numpy as np
+    import pandas as pd
+
+    files: list[str] = []
+    df = df.dropna(subset=["latency_ms"])
+    rng = np.random.default_rng(opts.seed)
+    rows = []
+    for (model, family, batch, seq), group in df.groupby(["model", "model_family", "batch_size", "sequence_length"],
+                                                         dropna=False):
+        by_hw = {hw: g for hw, g in group.groupby("hardware")}
+        if len(by_hw) < 2:
+            continue
+        medians = {hw: float(np.median(_side_values(g)[0])) for hw, g in by_hw.items()}
+        ref_hw = "cpu" if "cpu" in by_hw else max(medians, key=medians.get)
+        ref_values, ref_ev = _side_values(by_hw[ref_hw])
+        for hw, g in by_hw.items():
+            values, ev = _side_values(g)
+            speedup = medians[ref_hw] / medians[hw] if medians[hw] else None
+            lo, hi = _bootstrap_ratio(ref_values, values, rng) if hw != ref_hw else (1.0, 1.0)
+            rows.append({"model": model, "model_family": family, "batch_size": batch, "sequence_length": seq,
+                         "hardware": hw, "reference_hardware": ref_hw, "median_latency_ms": medians[hw],
+                         "median_throughput": float(g["throughput"].median()), "speedup_vs_reference": speedup,
+                         "ci95_low": lo, "ci95_high": hi,
+                         "evidence": "raw samples (bootstrap)" if ev == ref_ev == "samples" and lo is not None
+                         else ("per-row aggregates (bootstrap)" if lo is not None else "aggregates, no CI"),
+                         "rows": len(g)})
+    if not rows:
+        raise AnalysisUnavailable("no model was measured on two or more hardware types (after filters)")
+    table = pd.DataFrame(rows)
+    best = (table.sort_values("median_throughput", ascending=False)
+            .groupby(["model_family", "batch_size"], dropna=False).head(1)
+            [["model_family", "batch_size", "hardware", "median_throughput", "model"]]
+            .sort_values(["model_family", "batch_size"]))
+    _write_data(table, opts, "hardware-comparison", files,
+                extra={"best_hardware": json.loads(best.to_json(orient="records"))})
+    plt = _plt()
+    # chart: speed-up vs reference per model at the most common batch size, with CI error bars
+    batch = int(table["batch_size"].mode().iloc[0]) if table["batch_size"].notna().any() else None
+    sub = table[table["batch_size"] == batch] if batch is not None else table
+    # one bar per model x hardware: the configuration with most results (sequence lengths may differ)
+    sub = sub.sort_values("rows", ascending=False).drop_duplicates(["model", "hardware"])
+    models = sorted(sub["model"].unique())
+    hws = sorted(sub["hardware"].unique())
+    fig, ax = plt.subplots(figsize=(max(8, 1.4 * len(models) + 3), 6))
+    width = 0.8 / max(1, len(hws))
+    for j, hw in enumerate(hws):
+        part = sub[sub["hardware"] == hw].set_index("model").reindex(models)
+        x = np.arange(len(models)) + j * width
+        y = part["speedup_vs_reference"].to_numpy(dtype=float)
+        lo = (y - part["ci95_low"].to_numpy(dtype=float))
+        hi = (part["ci95_high"].to_numpy(dtype=float) - y)
+        err = np.vstack([np.nan_to_num(lo, nan=0.0), np.nan_to_num(hi, nan=0.0)])
+        ax.bar(x, y, width, label=hw, yerr=np.clip(err, 0, None), capsize=3)
+    ax.set_xticks(np.arange(len(models)) + width * (len(hws) - 1) / 2)
+    ax.set_xticklabels(models, rotation=20, ha="right", fontsize=8)
+    _log_if_wide(ax, sub["speedup_vs_reference"])
+    ref_names = ", ".join(sorted(sub["reference_hardware"].unique()))
+    ax.set_title(f"Speed-up over {ref_names} (median latency ratio, 95% bootstrap CI), batch size {batch}")
+    ax.set_ylabel(f"speed-up vs {ref_names} (x, higher is faster)")
+    ax.set_xlabel("model")
+    ax.axhline(1.0, color="grey", lw=0.8)
+    ax.legend(title="hardware")
+    _save_fig(fig, opts, "hardware-comparison", files)
+    if opts.interactive:
+        import plotly.graph_objects as go
+
+        fig = go.Figure()
+        for (model, hw), g in table.groupby(["model", "hardware"]):
+            g = g.sort_values("batch_size")
+            fig.add_trace(go.Scatter(
+                x=g["batch_size"], y=g["speedup_vs_reference"], mode="lines+markers", name=f"{model} | {hw}",
+                meta={"model": str(model), "hardware": str(hw)},
+                error_y={"type": "data", "symmetric": False,
+                         "array": (g["ci95_high"] - g["speedup_vs_reference"]).fillna(0),
+                         "arrayminus": (g["speedup_vs_reference"] - g["ci95_low"]).fillna(0)},
+                hovertemplate="batch %{x}<br>speed-up %{y:.2f}x<extra>%{fullData.name}</extra>"))
+        fig.update_layout(title="Speed-up over the reference hardware by batch size", xaxis_title="batch size",
+                          yaxis_title="speed-up (x)", xaxis_type="log", yaxis_type="log")
+        _write_interactive("hardware-comparison", "Hardware comparison", [fig], opts, files)
+    text = ["## Hardware comparison\n",
+            f"{table['model'].nunique()} model(s) on {table['hardware'].nunique()} hardware type(s). Speed-up = "
+            "median latency of the reference hardware / median latency of this one, 95% bootstrap CI from raw "
+            "samples where both sides have them.\n", "### Best hardware per model family and batch size (throughput)\n",
+            _md_table(best, max_rows=40), "\n### Speed-ups\n",
+            _md_table(table.sort_values(["model", "batch_size", "hardware"]),
+                      ["model", "batch_size", "hardware", "median_latency_ms", "speedup_vs_reference", "ci95_low",
+                       "ci95_high", "evidence"], max_rows=20)]
+    return AnalysisResult("hardware-comparison", _write_summary("hardware-comparison", "\n".join(text), opts, files),
+                          files)
+
+
+def model_comparison(df, opts: Options) -> AnalysisResult:
+    import numpy as np
+    import pandas as pd
+
+    files: list[str] = []
+    df = df.dropna(subset=["latency_ms"])
+    rng = np.random.default_rng(opts.seed)
+    rows = []
+    for (hw, batch, model), g in df.groupby(["hardware", "batch_size", "model"], dropna=False):
+        values, ev = _side_values(g)
+        lo, hi = _bootstrap_median(values, rng)
+        rows.append({"hardware": hw, "batch_size": batch, "model": model, "model_family": g["model_family"].iloc[0],
+                     "parameters_million": g["parameters_million"].iloc[0], "median_latency_ms": float(np.median(values)),
+                     "latency_ci95_low": lo, "latency_ci95_high": hi,
+                     "median_throughput": float(g["throughput"].median()), "evidence": ev, "rows": len(g)})
+    table = pd.DataFrame(rows)
+    if table.empty or table.groupby(["hardware", "batch_size"])["model"].nunique().max() < 2:
+        raise AnalysisUnavailable("no hardware type has two or more models measured at the same batch size")
+    fastest = table.loc[table.groupby(["hardware", "batch_size"])["median_latency_ms"].idxmin()]
+    table = table.merge(fastest[["hardware", "batch_size", "median_latency_ms"]].rename(
+        columns={"median_latency_ms": "fastest_ms"}), on=["hardware", "batch_size"])
+    table["relative_to_fastest"] = table["median_latency_ms"] / table["fastest_ms"]
+    table = table.drop(columns="fastest_ms")
+    _write_data(table, opts, "model-comparison", files)
+    plt = _plt()
+    batch = int(table["batch_size"].mode().iloc[0])
+    sub = table[table["batch_size"] == batch]
+    hws = sorted(sub["hardware"].unique())
+    models = sorted(sub["model"].unique())
+    fig, ax = plt.subplots(figsize=(max(8, 1.4 * len(models) + 3), 6))
+    width = 0.8 / max(1, len(hws))
+    for j, hw in enumerate(hws):
+        part = sub[sub["hardware"] == hw].set_index("model").reindex(models)
+        y = part["median_latency_ms"].to_numpy(dtype=float)
+        err = np.vstack([np.nan_to_num(y - part["latency_ci95_low"].to_numpy(dtype=float), nan=0.0),
+                         np.nan_to_num(part["latency_ci95_high"].to_numpy(dtype=float) - y, nan=0.0)])
+        ax.bar(np.arange(len(models)) + j * width, y, width, label=hw, yerr=np.clip(err, 0, None), capsize=3)
+    ax.set_xticks(np.arange(len(models)) + width * (len(hws) - 1) / 2)
+    ax.set_xticklabels(models, rotation=20, ha="right", fontsize=8)
+    _log_if_wide(ax, sub["median_latency_ms"])
+    ax.set_title(f"Median latency per model (95% bootstrap CI), batch size {batch}")
+    ax.set_ylabel("median latency (ms, lower is better)")
+    ax.set_xlabel("model")
+    ax.legend(title="hardware")
+    _save_fig(fig, opts, "model-comparison", files)
+    if opts.interactive:
+        import plotly.graph_objects as go
+
+        fig = go.Figure()
+        for (model, hw), g in table.groupby(["model", "hardware"]):
+            g = g.sort_values("batch_size")
+            fig.add_trace(go.Scatter(
+                x=g["batch_size"], y=g["median_latency_ms"], mode="lines+markers", name=f"{model} | {hw}",
+                meta={"model": str(model), "hardware": str(hw)},
+                error_y={"type": "data", "symmetric": False,
+                         "array": (g["latency_ci95_high"] - g["median_latency_ms"]).fillna(0),
+                         "arrayminus": (g["median_latency_ms"] - g["latency_ci95_low"]).fillna(0)},
+                hovertemplate="batch %{x}<br>%{y:.3f} ms<extra>%{fullData.name}</extra>"))
+        fig.update_layout(title="Median latency per model", xaxis_title="batch size", yaxis_title="latency (ms)",
+                          xaxis_type="log", yaxis_type="log")
+        _write_interactive("model-comparison", "Model comparison", [fig], opts, files)
+    text = ["## Model comparison\n", f"{table['model'].nunique()} model(s) on {len(hws)} hardware type(s); "
+            f"medians with 95% bootstrap CIs from raw samples where present. Batch size {batch} shown:\n",
+            _md_table(sub.sort_values(["hardware", "median_latency_ms"]),
+                      ["hardware", "model", "median_latency_ms", "latency_ci95_low", "latency_ci95_high",
+                       "median_throughput", "relative_to_fastest"], max_rows=30)]
+    return AnalysisResult("model-comparison", _write_summary("model-comparison", "\n".join(text), opts, files), files)
+
+
+def batch_scaling(df, opts: Options) -> AnalysisResult:
+    import numpy as np
+    import pandas as pd
+
+    files: list[str] = []
+    df = df.dropna(subset=["throughput", "batch_size"])
+    agg = (df.groupby(["model", "hardware", "precision", "batch_size"], dropna=False)
+           .agg(median_throughput=("throughput", "median"), median_latency_ms=("latency_ms", "median"),
+                rows=("throughput", "size")).reset_index())
+    rows, curves = [], []
+    for (model, hw, prec), g in agg.groupby(["model", "hardware", "precision"], dropna=False):
+        g = g.sort_values("batch_size")
+        if g["batch_size"].nunique() < 3:
+            continue
+        tp = g["median_throughput"].to_numpy(dtype=float)
+        bs = g["batch_size"].to_numpy(dtype=float)
+        peak = float(tp.max())
+        saturation = int(bs[np.argmax(tp >= 0.9 * peak)])
+        saturated = bool(saturation < bs.max())
+        efficiency = tp / (tp[0] * bs / bs[0])  # throughput relative to perfect linear scaling from the smallest batch
+        rows.append({"model": model, "hardware": hw, "precision": prec, "batch_sizes": len(bs),
+                     "max_batch": int(bs.max()), "peak_throughput": peak, "peak_batch": int(bs[np.argmax(tp)]),
+                     "saturation_batch": saturation, "saturates_within_range": saturated,
+                     "scaling_efficiency_at_max_batch": float(efficiency[-1]),
+                     "latency_growth_max_vs_min": float(g["median_latency_ms"].iloc[-1] / g["median_latency_ms"].iloc[0])
+                     if g["median_latency_ms"].iloc[0] else None})
+        curves.append(((model, hw, prec), g))
+    if not rows:
+        raise AnalysisUnavailable("no model x hardware was measured at 3 or more batch sizes")
+    table = pd.DataFrame(rows)
+    _write_data(table, opts, "batch-scaling", files, extra={"curves": json.loads(agg.to_json(orient="records"))})
+    plt = _plt()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(16, 6))
+    for (model, hw, prec), g in sorted(curves, key=lambda c: str(c[0]))[:MAX_SERIES_PLOTTED]:
+        label = f"{model} | {hw} | {prec}"
+        line, = ax1.plot(g["batch_size"], g["median_throughput"], marker="o", label=label)
+        sat = table[(table["model"] == model) & (table["hardware"] == hw) & (table["precision"] == prec)].iloc[0]
+        y_sat = g.loc[g["batch_size"] == sat["saturation_batch"], "median_throughput"].iloc[0]
+        ax1.plot([sat["saturation_batch"]], [y_sat], marker="*", ms=14, color=line.get_color())
+        ax2.plot(g["batch_size"], g["median_latency_ms"], marker="o", label=label, color=line.get_color())
+    for ax in (ax1, ax2):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("batch size (log2)")
+    _log_if_wide(ax1, agg["median_throughput"])
+    _log_if_wide(ax2, agg["median_latency_ms"])
+    ax1.set_title("Throughput vs batch size (star: 90% of peak reached)")
+    ax1.set_ylabel("median throughput (items/s)")
+    ax2.set_title("Latency vs batch size")
+    ax2.set_ylabel("median latency per batch (ms)")
+    ax2.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    _save_fig(fig, opts, "batch-scaling", files)
+    if opts.interactive:
+        import plotly.graph_objects as go
+
+        fig = go.Figure()
+        for (model, hw, prec), g in curves:
+            fig.add_trace(go.Scatter(x=g["batch_size"], y=g["median_throughput"], mode="lines+markers",
+                                     name=f"{model} | {hw} | {prec}", meta={"model": str(model), "hardware": str(hw)},
+                                     hovertemplate="batch %{x}<br>%{y:.1f} items/s<extra>%{fullData.name}</extra>"))
+        fig.update_layout(title="Throughput vs batch size", xaxis_title="batch size", yaxis_title="items/s",
+                          xaxis_type="log", yaxis_type="log")
+        _write_interactive("batch-scaling", "Batch scaling", [fig], opts, files)
+    text = ["## Batch scaling\n", "Saturation batch = smallest batch size reaching 90% of the peak throughput "
+            "measured; `saturates_within_range` is False when throughput was still rising at the largest batch.\n",
+            _md_table(table, ["model", "hardware", "precision", "peak_throughput", "peak_batch", "saturation_batch",
+                              "saturates_within_range", "scaling_efficiency_at_max_batch"], max_rows=30)]
+    return AnalysisResult("batch-scaling", _write_summary("batch-scaling", "\n".join(text), opts, files), files)
+
+
+# ------------------------------------------------------------------------------------------ prediction
+
+
+def _feature_frame(df, features):
+    """One row per configuration (median over runs), so repeated runs cannot leak across CV folds."""
+    import numpy as np
+
+    columns = []
+    for f in features:
+        col = FEATURE_COLUMNS.get(f)
+        if col is None:
+            raise UsageError(f"unknown prediction feature {f!r}",
+                             f"use some of {', '.join(sorted(FEATURE_COLUMNS))}")
+        if col not in columns:
+            columns.append(col)
+    for extra in ("parameters_million", "modality"):  # used when the data has them
+        if extra not in columns and df[extra].notna().any() and df[extra].nunique(dropna=True) > 1:
+            columns.append(extra)
+    data = df.dropna(subset=["throughput"])
+    data = data[data["throughput"] > 0]
+    keys = list(dict.fromkeys(["model", "hardware", "batch_size", "precision", "sequence_length"] + columns))
+    conf = data.groupby(keys, dropna=False).agg(throughput=("throughput", "median")).reset_index()
+    conf = conf.dropna(subset=[c for c in columns if c in NUMERIC_FEATURES])
+    conf["log_throughput"] = np.log(conf["throughput"])
+    return conf, columns
+
+
+def _make_model(columns, seed):
+    import numpy as np
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import GradientBoostingRegressor
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
+
+    numeric = [c for c in columns if c in NUMERIC_FEATURES]
+    categorical = [c for c in columns if c not in NUMERIC_FEATURES]
+    transformers = []
+    if numeric:
+        transformers.append(("num", FunctionTransformer(lambda x: np.log2(np.asarray(x, dtype=float) + 1.0),
+                                                        feature_names_out="one-to-one"), numeric))
+    if categorical:
+        transformers.append(("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), categorical))
+    return Pipeline([("features", ColumnTransformer(transformers)),
+                     ("model", GradientBoostingRegressor(n_estimators=300, max_depth=3, learning_rate=0.05,
+                                                         subsample=0.9, random_state=seed))])
+
+
+def _baseline_predict(train, test):
+    """Median throughput of the same hardware type and batch size in the training data, else of the same
+    hardware type, else of everything: the rule of thumb the model has to beat."""
+    import numpy as np
+
+    by_hw_batch = train.groupby(["hardware", "batch_size"])["log_throughput"].median()
+    by_hw = train.groupby("hardware")["log_throughput"].median()
+    overall = float(train["log_throughput"].median())
+    out = []
+    for hw, bs in zip(test["hardware"], test["batch_size"]):
+        if (hw, bs) in by_hw_batch.index:
+            out.append(by_hw_batch[(hw, bs)])
+        elif hw in by_hw.index:
+            out.append(by_hw[hw])
+        else:
+            out.append(overall)
+    return np.asarray(out, dtype=float)
+
+
+def fit_prediction(df, features, seed=0, folds=5):
+    """Cross-validated MAPE of the model and the baseline, out-of-fold residuals, and the fitted model."""
+    import numpy as np
+    from sklearn.model_selection import KFold
+
+    conf, columns = _feature_frame(df, features)
+    if len(conf) < MIN_PREDICTION_CONFIGS:
+        raise AnalysisUnavailable(f"only {len(conf)} distinct configuration(s) with throughput; prediction needs "
+                                  f"at least {MIN_PREDICTION_CONFIGS} to cross-validate an error it can back")
+    y = conf["log_throughput"].to_numpy()
+    oof = np.zeros(len(conf))
+    base = np.zeros(len(conf))
+    kf = KFold(n_splits=min(folds, len(conf)), shuffle=True, random_state=seed)
+    for train_idx, test_idx in kf.split(conf):
+        model = _make_model(columns, seed)
+        model.fit(conf.iloc[train_idx][columns], y[train_idx])
+        oof[test_idx] = model.predict(conf.iloc[test_idx][columns])
+        base[test_idx] = _baseline_predict(conf.iloc[train_idx], conf.iloc[test_idx])
+    actual = conf["throughput"].to_numpy()
+    mape = float(np.mean(np.abs(np.exp(oof) - actual) / actual) * 100)
+    base_mape = float(np.mean(np.abs(np.exp(base) - actual) / actual) * 100)
+    # the median APE beside the mean: one wild legacy value cannot dominate it
+    mdape = float(np.median(np.abs(np.exp(oof) - actual) / actual) * 100)
+    base_mdape = float(np.median(np.abs(np.exp(base) - actual) / actual) * 100)
+    residuals = y - oof
+    model = _make_model(columns, seed).fit(conf[columns], y)
+    conf = conf.assign(cv_predicted_throughput=np.exp(oof), cv_baseline_throughput=np.exp(base),
+                       cv_abs_pct_error=np.abs(np.exp(oof) - actual) / actual * 100)
+    return {"model": model, "columns": columns, "configs": conf, "mape": mape, "baseline_mape": base_mape,
+            "median_ape": mdape, "baseline_median_ape": base_mdape,
+            "residuals": residuals, "folds": kf.get_n_splits()}
+
+
+def predict_one(fit, query: dict, level=0.9):
+    """Prediction with an interval from the cross-validated residual quantiles (split-conformal style)."""
+    import numpy as np
+    import pandas as pd
+
+    conf, columns = fit["configs"], fit["columns"]
+    row = {}
+    for f, value in query.items():
+        col = FEATURE_COLUMNS.get(f)
+        if col is None:
+            raise UsageError(f"unknown feature {f!r} in --predict", f"use some of {', '.join(fit['columns'])}")
+        row[col] = value
+    missing = [c for c in columns if c not in row]
+    for c in list(missing):  # model attributes follow from the model family when it is unambiguous
+        if c in ("parameters_million", "modality") and "model_family" in row:
+            known = conf.loc[conf["model_family"].astype(str) == str(row["model_family"]), c].dropna()
+            if len(known):
+                row[c] = known.median() if c == "parameters_million" else known.mode().iloc[0]
+                missing.remove(c)
+    if missing:
+        raise UsageError(f"--predict lacks {', '.join(missing)}", f"give every feature: {', '.join(columns)}")
+    for c in columns:
+        if c in NUMERIC_FEATURES:
+            try:
+                row[c] = float(row[c])
+            except (TypeError, ValueError):
+                raise UsageError(f"--predict {c}={row[c]!r} is not a number", "give a number") from None
+        else:
+            row[c] = str(row[c])
+            seen = set(conf[c].astype(str))
+            if row[c] not in seen:
+                raise AnalysisUnavailable(f"{c}={row[c]} never occurs in the data; the model cannot back a "
+                                          f"prediction for it (known: {', '.join(sorted(seen))})")
+    frame = pd.DataFrame([row])[columns]
+    for c in columns:
+        if c not in NUMERIC_FEATURES:
+            frame[c] = frame[c].astype(conf[c].dtype) if conf[c].dtype == object else frame[c]
+    centre = float(fit["model"].predict(frame)[0])
+    q = float(np.quantile(np.abs(fit["residuals"]), level))
+    tested = conf
+    for c in columns:
+        tested = tested[tested[c].astype(str) == str(row[c])] if c not in NUMERIC_FEATURES else \
+            tested[np.isclose(tested[c].astype(float), float(row[c]))]
+    return {"query": {c: row[c] for c in columns}, "predicted_throughput": math.exp(centre),
+            "interval_level": level, "interval_low": math.exp(centre - q), "interval_high": math.exp(centre + q),
+            "already_measured": bool(len(tested)),
+            "measured_throughput": float(tested["throughput"].median()) if len(tested) else None}
+
+
+def performance_prediction(df, opts: Options) -> AnalysisResult:
+    import numpy as np
+
+    files: list[str] = []
+    fit = fit_prediction(df, opts.prediction_features, seed=opts.seed)
+    conf, columns = fit["configs"], fit["columns"]
+    better = fit["mape"] < fit["baseline_mape"]
+    extra = {"features": columns, "cv_folds": fit["folds"], "configurations": len(conf),
+             "cv_mape_pct": fit["mape"], "baseline_cv_mape_pct": fit["baseline_mape"],
+             "cv_median_ape_pct": fit["median_ape"], "baseline_cv_median_ape_pct": fit["baseline_median_ape"],
+             "baseline": "median throughput of the same hardware type and batch size (training folds)",
+             "interval": "90% from the quantile of absolute out-of-fold log errors"}
+    answer = None
+    if opts.predict:
+        try:
+            answer = predict_one(fit, opts.predict)
+        except AnalysisUnavailable as exc:
+            answer = {"query": opts.predict, "declined": str(exc)}
+        extra["prediction"] = answer
+    _write_data(conf.drop(columns=["log_throughput"]), opts, "performance-prediction", files, extra=extra)
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 7))
+    for hw, g in conf.groupby("hardware"):
+        ax.scatter(g["throughput"], g["cv_predicted_throughput"], label=hw, s=18, alpha=0.8)
+    lo = float(min(conf["throughput"].min(), conf["cv_predicted_throughput"].min()))
+    hi = float(max(conf["throughput"].max(), conf["cv_predicted_throughput"].max()))
+    ax.plot([lo, hi], [lo, hi], color="grey", lw=1, ls="--", label="perfect prediction")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_title(f"Cross-validated prediction of throughput\nMAPE {fit['mape']:.1f}% (baseline {fit['baseline_mape']:.1f}%)")
+    ax.set_xlabel("measured throughput (items/s)")
+    ax.set_ylabel("predicted throughput, out of fold (items/s)")
+    ax.legend(title="hardware", fontsize=8)
+    _save_fig(fig, opts, "performance-prediction", files)
+    if opts.interactive:
+        import plotly.graph_objects as go
+
+        fig = go.Figure()
+        for (model, hw), g in conf.groupby(["model", "hardware"]):
+            fig.add_trace(go.Scatter(x=g["throughput"], y=g["cv_predicted_throughput"], mode="markers",
+                                     name=f"{model} | {hw}", meta={"model": str(model), "hardware": str(hw)},
+                                     text=[f"batch {b}" for b in g["batch_size"]],
+                                     hovertemplate="measured %{x:.1f}<br>predicted %{y:.1f}<br>%{text}"
+                                                   "<extra>%{fullData.name}</extra>"))
+        fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="perfect prediction",
+                                 line={"dash": "dash", "color": "grey"}))
+        fig.update_layout(title="Out-of-fold predicted vs measured throughput (items/s)", xaxis_type="log",
+                          yaxis_type="log", xaxis_title="measured (items/s)", yaxis_title="predicted (items/s)")
+        _write_interactive("performance-prediction", "Performance prediction", [fig], opts, files)
+    text = ["## Performance prediction\n",
+            f"Gradient boosting on {', '.join(columns)} (log throughput), {len(conf)} configurations, "
+            f"{fit['folds']}-fold cross-validation.\n",
+            f"- cross-validated MAPE: **{fit['mape']:.1f}%**",
+            f"- baseline (median of the same hardware type and batch size): {fit['baseline_mape']:.1f}%",
+            f"- median absolute percentage error: {fit['median_ape']:.1f}% (baseline {fit['baseline_median_ape']:.1f}%)",
+            f"- the model is {'better' if better else 'NOT better'} than the baseline"
+            + ("" if better else "; do not trust its predictions over the rule of thumb"),
+            f"- 90% prediction interval: x/÷ {math.exp(float(np.quantile(np.abs(fit['residuals']), 0.9))):.2f} "
+            "around the prediction"]
+    if len(conf) < 100:
+        text.append(f"- caveat: {len(conf)} configurations is a small training set; the error above is the "
+                    "honest estimate for configurations like those measured, not for new hardware or families")
+    if answer is not None:
+        if "declined" in answer:
+            text.append(f"\n### Prediction for {answer['query']}\n\nDeclined: {answer['declined']}")
+        else:
+            q = ", ".join(f"{k}={v}" for k, v in answer["query"].items())
+            text.append(f"\n### Prediction for {q}\n\n{answer['predicted_throughput']:.4g} items/s "
+                        f"(90% interval {answer['interval_low']:.4g} to {answer['interval_high']:.4g})"
+                        + (f"; already measured: {answer['measured_throughput']:.4g} items/s"
+                           if answer["already_measured"] else "; not measured yet"))
+    return AnalysisResult("performance-prediction",
+                          _write_summary("performance-prediction", "\n".join(text), opts, files), files,
+                          data={"mape": fit["mape"], "baseline_mape": fit["baseline_mape"], "prediction": answer})
+
+
+# --------------------------------------------------------------------------------------------- anomalies
+
+
+def _threshold_fraction(value: float) -> float:
+    """--regression-threshold 0.1 and 10 both mean 10%."""
+    return value / 100.0 if value > 1 else value
+
+
+def anomaly_detection(df, opts: Options) -> AnalysisResult:
+    import numpy as np
+    import pandas as pd
+
+    from benchmark_db.stats import detect_change_points, robust_outliers
+
+    files: list[str] = []
+    threshold = _threshold_fraction(opts.regression_threshold)
+    df = df.dropna(subset=["latency_ms"])
+    keys = ["model", "hardware", "batch_size", "precision", "sequence_length", "test_case"]
+    found, plotted, series_count = [], [], 0
+    for key, g in df.groupby(keys, dropna=False):
+        g = g.sort_values("created_at")
+        y = g["latency_ms"].to_numpy(dtype=float)
+        if len(y) < 5:
+            continue
+        series_count += 1
+        hits = []
+        cps = detect_change_points(y)
+        # Outliers are judged within each level segment, so the runs after a step are not all "outliers".
+        bounds = [0] + [cp.index for cp in cps] + [len(y)]
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            seg = y[lo:hi]
+            if seg.size < 5:  # the MAD of fewer values says nothing about spread
+                continue
+            med = float(np.median(seg))
+            for j in robust_outliers(seg):
+                i = lo + j
+                rel = (y[i] - med) / med if med else 0.0
+                if abs(rel) >= threshold:
+                    hits.append(i)
+                    found.append(dict(zip(keys, key)) | {
+                        "kind": "outlier", "created_at": g["created_at"].iloc[i], "run_id": g["run_id"].iloc[i],
+                        "value_ms": y[i], "series_median_ms": med, "change_pct": rel * 100, "p_value": None,
+                        "direction": "slower" if rel > 0 else "faster"})
+        for cp in cps:
+            if cp.change_pct is not None and abs(cp.change_pct) >= threshold * 100:
+                hits.append(cp.index)
+                found.append(dict(zip(keys, key)) | {
+                    "kind": "change point", "created_at": g["created_at"].iloc[cp.index],
+                    "run_id": g["run_id"].iloc[cp.index], "value_ms": cp.median_after,
+                    "series_median_ms": cp.median_before, "change_pct": cp.change_pct, "p_value": cp.p_value,
+                    "direction": "slower (regression)" if cp.change_pct > 0 else "faster"})
+        if hits:
+            plotted.append((key, g, hits))
+    if series_count == 0:
+        raise AnalysisUnavailable("no model x hardware x batch series has 5 or more results; outliers and "
+                                  "change points need a history")
+    table = pd.DataFrame(found, columns=keys + ["kind", "created_at", "run_id", "value_ms", "series_median_ms",
+                                                "change_pct", "p_value", "direction"])
+    _write_data(table, opts, "anomaly-detection", files, extra={"threshold_pct": threshold * 100,
+                                                                "series_examined": series_count})
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(11, 6))
+    if plotted:
+        all_y = []
+        for key, g, hits in plotted[:MAX_SERIES_PLOTTED]:
+            order = np.arange(len(g))  # by position in the series: runs months apart stay readable
+            line, = ax.plot(order, g["latency_ms"], marker="o", ms=3,
+                            label=f"{key[0]} | {key[1]} | bs {key[2]} | {key[3]}")
+            ax.scatter(order[hits], g["latency_ms"].iloc[hits], s=80, facecolors="none",
+                       edgecolors="red", linewidths=1.5)
+            all_y += list(g["latency_ms"])
+        _log_if_wide(ax, all_y)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        ax.set_title(f"Series with anomalies (red circles), threshold {threshold * 100:g}%")
+    else:
+        ax.text(0.5, 0.5, f"no anomaly of {threshold * 100:g}% or more in {series_count} series",
+                ha="center", va="center", transform=ax.transAxes)
+        ax.set_title("Anomaly detection: nothing found")
+    ax.set_xlabel("result number in its series (oldest first; times are in the CSV)")
+    ax.set_ylabel("latency (ms)")
+    _save_fig(fig, opts, "anomaly-detection", files)
+    if opts.interactive:
+        import plotly.graph_objects as go
+
+        fig = go.Figure()
+        for key, g, hits in plotted:
+            meta = {"model": str(key[0]), "hardware": str(key[1])}
+            fig.add_trace(go.Scatter(x=g["created_at"], y=g["latency_ms"], mode="lines+markers", meta=meta,
+                                     name=f"{key[0]} | {key[1]} | bs {key[2]}"))
+            fig.add_trace(go.Scatter(x=g["created_at"].iloc[hits], y=g["latency_ms"].iloc[hits], mode="markers",
+                                     marker={"size": 14, "color": "red", "symbol": "circle-open"}, meta=meta,
+                                     name=f"anomalies {key[0]} | {key[1]} | bs {key[2]}"))
+        fig.update_layout(title="Anomalies", xaxis_title="time (UTC)", yaxis_title="latency (ms)")
+        _write_interactive("anomaly-detection", "Anomaly detection", [fig], opts, files,
+                           note="" if plotted else "No anomalies were found.")
+    n_out = int((table["kind"] == "outlier").sum())
+    n_cp = int((table["kind"] == "change point").sum())
+    text = ["## Anomaly detection\n", f"{series_count} series examined; {n_out} robust outlier(s) (modified z-score "
+            f"> 3.5 on median/MAD) and {n_cp} change point(s) with a change of at least {threshold * 100:g}%.\n"]
+    if len(table):
+        text.append(_md_table(table.sort_values("change_pct", key=abs, ascending=False),
+                              ["kind", "model", "hardware", "batch_size", "created_at", "value_ms",
+                               "series_median_ms", "change_pct", "p_value"], max_rows=25))
+    return AnalysisResult("anomaly-detection", _write_summary("anomaly-detection", "\n".join(text), opts, files),
+                          files)
+
+
+# --------------------------------------------------------------------------------- correlation/importance
+
+
+def correlation_analysis(df, opts: Options) -> AnalysisResult:
+    import numpy as np
+    import pandas as pd
+    from scipy import stats as sps
+
+    files: list[str] = []
+    cols = [c for c in ("parameters_million", "batch_size", "sequence_length", "latency_ms", "throughput", "memory_mb")
+            if df[c].notna().sum() >= 3 and df[c].nunique() > 1]
+    if len(cols) < 2:
+        raise AnalysisUnavailable("fewer than two varying numeric columns to correlate")
+    rows = []
+    for i, a in enumerate(cols):
+        for b in cols[i + 1:]:
+            pair = df[[a, b]].dropna()
+            if len(pair) < 3 or pair[a].nunique() < 2 or pair[b].nunique() < 2:
+                continue
+            rho, p = sps.spearmanr(pair[a], pair[b])
+            rows.append({"x": a, "y": b, "spearman_rho": float(rho), "p_value": float(p), "n": len(pair),
+                         "caveat": f"small sample (n={len(pair)} < {SMALL_SAMPLE})" if len(pair) < SMALL_SAMPLE else ""})
+    table = pd.DataFrame(rows).sort_values("spearman_rho", key=abs, ascending=False)
+    _write_data(table, opts, "correlation-analysis", files)
+    matrix = df[cols].corr(method="spearman")
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    im = ax.imshow(matrix.to_numpy(), vmin=-1, vmax=1, cmap="RdBu_r")
+    ax.set_xticks(range(len(cols)))
+    ax.set_xticklabels(cols, rotation=30, ha="right")
+    ax.set_yticks(range(len(cols)))
+    ax.set_yticklabels(cols)
+    for i in range(len(cols)):
+        for j in range(len(cols)):
+            v = matrix.iloc[i, j]
+            ax.text(j, i, "" if np.isnan(v) else f"{v:.2f}", ha="center", va="center", fontsize=9)
+    fig.colorbar(im, ax=ax, label="Spearman rank correlation (unitless)")
+    ax.set_title(f"Rank correlations between parameters\nand performance (n={len(df)} results)")
+    _save_fig(fig, opts, "correlation-analysis", files)
+    if opts.interactive:
+        import plotly.graph_objects as go
+
+        heat = go.Figure(go.Heatmap(z=matrix.to_numpy(), x=cols, y=cols, zmin=-1, zmax=1, colorscale="RdBu",
+                                    reversescale=True, hovertemplate="%{x} vs %{y}: rho %{z:.2f}<extra></extra>"))
+        heat.update_layout(title="Spearman rank correlations")
+        scatter = go.Figure()
+        for (model, hw), g in df.groupby(["model", "hardware"]):
+            scatter.add_trace(go.Scatter(x=g["batch_size"], y=g["throughput"], mode="markers", name=f"{model} | {hw}",
+                                         meta={"model": str(model), "hardware": str(hw)}))
+        scatter.update_layout(title="Throughput vs batch size", xaxis_title="batch size", yaxis_title="items/s",
+                              xaxis_type="log", yaxis_type="log")
+        _write_interactive("correlation-analysis", "Correlation analysis", [heat, scatter], opts, files)
+    text = ["## Correlation analysis\n", f"Spearman rank correlations over {len(df)} results. Rank correlations "
+            "show monotonic association, not cause; results of one model share its size, so they are not "
+            "independent and p-values are optimistic."]
+    if len(df) < SMALL_SAMPLE:
+        text.append(f"\nCaveat: only {len(df)} results; correlations this small a sample are unstable.")
+    text.append("\n" + _md_table(table, ["x", "y", "spearman_rho", "p_value", "n", "caveat"], max_rows=20))
+    return AnalysisResult("correlation-analysis", _write_summary("correlation-analysis", "\n".join(text), opts, files),
+                          files)
+
+
+def feature_importance(df, opts: Options) -> AnalysisResult:
+    import pandas as pd
+    from sklearn.inspection import permutation_importance
+    from sklearn.model_selection import train_test_split
+
+    files: list[str] = []
+    conf, columns = _feature_frame(df, opts.prediction_features)
+    if len(conf) < MIN_PREDICTION_CONFIGS:
+        raise AnalysisUnavailable(f"only {len(conf)} configuration(s); feature importance needs at least "
+                                  f"{MIN_PREDICTION_CONFIGS} to hold some out")
+    train, test = train_test_split(conf, test_size=0.3, random_state=opts.seed)
+    model = _make_model(columns, opts.seed).fit(train[columns], train["log_throughput"])
+    result = permutation_importance(model, test[columns], test["log_throughput"], n_repeats=20,
+                                    random_state=opts.seed, scoring="neg_mean_absolute_error")
+    table = pd.DataFrame({"feature": columns, "importance_mean": result.importances_mean,
+                          "importance_std": result.importances_std}).sort_values("importance_mean", ascending=False)
+    table["held_out_configurations"] = len(test)
+    _write_data(table, opts, "feature-importance", files)
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    ax.barh(table["feature"][::-1], table["importance_mean"][::-1], xerr=table["importance_std"][::-1], capsize=3)
+    ax.set_title("Permutation importance for log throughput (held-out configurations)")
+    ax.set_xlabel("increase in mean absolute error of log(items/s) when the feature is shuffled")
+    ax.set_ylabel("feature")
+    _save_fig(fig, opts, "feature-importance", files)
+    if opts.interactive:
+        import plotly.graph_objects as go
+
+        fig = go.Figure(go.Bar(x=table["importance_mean"], y=table["feature"], orientation="h",
+                               error_x={"type": "data", "array": table["importance_std"]}))
+        fig.update_layout(title="Permutation importance", xaxis_title="MAE increase (log items/s)")
+        _write_interactive("feature-importance", "Feature importance", [fig], opts, files)
+    text = ["## Feature importance\n", f"Permutation importance on {len(test)} held-out configurations "
+            f"(model trained on {len(train)}), 20 repeats.\n", _md_table(table, ["feature", "importance_mean",
+                                                                                 "importance_std"])]
+    text.append("\nCaveat: correlated features share importance (model family, parameters and modality say much "
+                "the same), so read the ranking, not the exact numbers.")
+    if len(test) < SMALL_SAMPLE:
+        text.append(f"Caveat: {len(test)} held-out configurations is a small sample; the ranking may change with "
+                    "more data.")
+    return AnalysisResult("feature-importance", _write_summary("feature-importance", "\n".join(text), opts, files),
+                          files)
+
+
+RUNNERS = {
+    "performance-trends": performance_trends,
+    "hardware-comparison": hardware_comparison,
+    "model-comparison": model_comparison,
+    "batch-scaling": batch_scaling,
+    "performance-prediction": performance_prediction,
+    "anomaly-detection": anomaly_detection,
+    "correlation-analysis": correlation_analysis,
+    "feature-importance": feature_importance,
+}
+
+
+def run_analyses(conn, analysis: str, opts: Options, *, model_family=None, hardware_type=None,
+                 include_simulated=False) -> list[AnalysisResult]:
+    """Run one analysis or all of them; each writes into opts.output_dir. Returns one result per analysis."""
+    opts.output_dir.mkdir(parents=True, exist_ok=True)
+    df = load_performance(conn, model_family=model_family, hardware_type=hardware_type,
+                          include_simulated=include_simulated)
+    names = ANALYSES if analysis == "all" else (analysis,)
+    results = []
+    for name in names:
+        if df.empty:
+            what = " matching the filters" if (model_family or hardware_type) else ""
+            results.append(AnalysisResult(name, f"## {name}\n\nCould not run: no performance results{what}.",
+                                          status="unavailable", reason=f"no performance results{what}"))
+            continue
+        try:
+            result = RUNNERS[name](df.copy(), opts)
+            simulated = int(df["is_simulated"].sum())
+            if simulated:  # --include-simulated: say so where the numbers are read
+                note = (f"\n\n> Includes {simulated} simulated result(s) (--include-simulated); they are not "
+                        "measurements.")
+                result.summary += note
+                Path(opts.output_dir / f"{name}.md").write_text(result.summary + "\n", encoding="utf-8")
+            results.append(result)
+        except AnalysisUnavailable as exc:
+            text = f"## {name}\n\nCould not run: {exc}."
+            results.append(AnalysisResult(name, text, status="unavailable", reason=str(exc)))
+        except BenchmarkDBError:
+            raise
+        except Exception as exc:  # one analysis failing must not stop the others under `all`
+            if analysis != "all":
+                raise
+            log.debug("analysis %s failed", name, exc_info=True)
+            results.append(AnalysisResult(name, f"## {name}\n\nFailed: {type(exc).__name__}: {exc}",
+                                          status="error", reason=f"{type(exc).__name__}: {exc}"))
+    index = {"analyses": [r.to_dict() for r in results]}
+    (opts.output_dir / ("analytics_index.json")).write_text(json.dumps(index, indent=2), encoding="utf-8")
+    return results
+
+
+# ------------------------------------------------------------------------------------------------- CLI
+
+
+def parse_predict(text: str | None) -> dict | None:
+    if not text:
+        return None
+    out = {}
+    for part in text.split(","):
+        if "=" not in part:
+            raise UsageError(f"--predict item {part!r} is not key=value",
+                             "write e.g. --predict model_family=bert,hardware_type=cuda,batch_size=16,precision=fp16")
+        key, value = part.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="benchmark_db_analytics.py", description=__doc__.splitlines()[0])
+    add_db_option(parser)
+    parser.add_argument("--analysis", choices=ANALYSES + ("all",), default=None,
+                        help="which analysis (default: all, or performance-prediction with --predict)")
+    parser.add_argument("--output-dir", default="./analytics_output", metavar="DIR",
+                        help="where data, charts and summaries go (default: %(default)s)")
+    parser.add_argument("--model-family", default=None, help="only this model family")
+    parser.add_argument("--hardware-type", default=None, help="only this hardware type")
+    parser.add_argument("--prediction-features", default=DEFAULT_FEATURES, metavar="F1,F2,...",
+                        help="features of the prediction model (default: %(default)s); parameters and modality "
+                             "are added when the data has them")
+    parser.add_argument("--predict", default=None, metavar="K=V,...",
+                        help="predict one configuration, e.g. model_family=bert,hardware_type=cuda,batch_size=16,"
+                             "precision=fp16 (implies --analysis performance-prediction unless given)")
+    parser.add_argument("--regression-threshold", type=float, default=0.1, metavar="FRACTION",
+                        help="smallest relative change anomaly detection reports (0.1 or 10 = 10%%; default 0.1)")
+    parser.add_argument("--interactive", action="store_true",
+                        help="also write one self-contained offline HTML page per analysis (plotly)")
+    parser.add_argument("--format", choices=("png", "svg", "pdf"), default="png", help="chart format (default png)")
+    parser.add_argument("--include-simulated", action="store_true", help="include results flagged as simulated")
+    parser.add_argument("--seed", type=int, default=0, help="random seed for bootstrap and models (default 0)")
+    add_common_options(parser)
+    return parser
+
+
+def run(args) -> int:
+    from benchmark_db.connection import open_db
+
+    if args.regression_threshold < 0:
+        raise UsageError("--regression-threshold is negative", "give a fraction such as 0.1 (or a percent such as 10)")
+    predict = parse_predict(args.predict)
+    analysis = args.analysis or ("performance-prediction" if predict else "all")
+    features = tuple(f.strip() for f in args.prediction_features.split(",") if f.strip())
+    if not features:
+        raise UsageError("--prediction-features is empty", f"e.g. {DEFAULT_FEATURES}")
+    opts = Options(output_dir=Path(args.output_dir), fmt=args.format, interactive=args.interactive,
+                   regression_threshold=args.regression_threshold, prediction_features=features, predict=predict,
+                   seed=args.seed)
+    with open_db(args.db, read_only=True, lock_timeout=args.lock_timeout) as conn:
+        results = run_analyses(conn, analysis, opts, model_family=args.model_family, hardware_type=args.hardware_type,
+                               include_simulated=args.include_simulated)
+    text = "\n\n".join(r.summary for r in results)
+    if analysis == "all":
+        status = "\n".join(f"- {r.name}: {r.status}" + (f" ({r.reason})" if r.reason else "") for r in results)
+        text += "\n\n## Analyses run\n\n" + status
+    write_text(text, None)
+    log.info("wrote %s", opts.output_dir)
+    return 2 if any(r.status == "error" for r in results) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(build_parser(), run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,282 @@
+"""benchmark_db_analytics: every analysis on the sample database, prediction on a synthetic dataset with a
+known performance law (must beat the baseline clearly) and on a tiny one (must decline), trends and
+anomalies on a history with a known step, and the interactive page in headless Chromium."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import benchmark_db_analytics as analytics
+from benchmark_db_models import BenchmarkDB, PerformanceResults, TestRuns
+
+T0 = dt.datetime(2026, 1, 1, 8, 0)
+
+
+def _write(path, rows):
+    """rows: dicts with model, family, params, hw, batch, precision, latency, samples, when, simulated."""
+    with BenchmarkDB(str(path)) as db, db.transaction():
+        records, runs = [], {}
+        for r in rows:
+            when = r["when"]
+            if when not in runs:
+                runs[when] = db.insert_test_runs(TestRuns(test_name=f"run {when:%Y-%m-%d %H:%M}", started_at=when))
+            mid = db.get_or_add_model(r["model"], model_family=r["family"], parameters_million=r["params"])
+            hid = db.get_or_add_hardware(r["hw"])
+            lat = float(r["latency"])
+            records.append(PerformanceResults(
+                run_id=runs[when], model_id=mid, hardware_id=hid, model_name=r["model"], hardware_type=r["hw"],
+                test_case="inference", batch_size=r["batch"], sequence_length=128, precision=r["precision"],
+                average_latency_ms=lat, throughput_items_per_second=r["batch"] * 1000 / lat,
+                memory_peak_mb=r["params"] * 4 + r["batch"] * 8, latency_samples_ms=r.get("samples"),
+                is_simulated=r.get("simulated", False), created_at=when))
+        db.insert_many(records)
+    return str(path)
+
+
+def law_rows(seed=0, noise=0.05):
+    """Throughput follows a known law: speed(hw) * prec(precision) * batch^0.7 / params^0.9, with noise."""
+    rng = np.random.default_rng(seed)
+    speed = {"cpu": 1.0, "cuda": 20.0, "openvino": 2.0, "mps": 6.0}
+    prec = {"fp32": 1.0, "fp16": 1.8, "int8": 2.5}
+    families = {"bert": 110, "t5": 60, "vit": 86, "whisper": 39, "clip": 150, "llama": 1100, "qwen2": 500}
+    rows = []
+    for fam, params in families.items():
+        for hw, sp in speed.items():
+            for batch in (1, 2, 4, 8, 16, 32):
+                for p, pf in prec.items():
+                    if rng.random() < 0.2:  # leave some configurations untested
+                        continue
+                    thr = 2000 * sp * pf * batch ** 0.7 / params ** 0.9 * rng.lognormal(0, noise)
+                    rows.append(dict(model=f"{fam}-model", family=fam, params=params, hw=hw, batch=batch,
+                                     precision=p, latency=batch * 1000 / thr, when=T0))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def law_db(tmp_path_factory):
+    return _write(tmp_path_factory.mktemp("law") / "law.duckdb", law_rows())
+
+
+def run_main(argv, capsys):
+    code = analytics.main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_help_is_fast_and_lists_the_analyses(capsys):
+    with pytest.raises(SystemExit) as exc:
+        analytics.main(["--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    for name in analytics.ANALYSES:
+        assert name in text
+    for option in ("--prediction-features", "--regression-threshold", "--interactive", "--include-simulated",
+                   "--predict", "--output-dir", "--model-family", "--hardware-type"):
+        assert option in text
+
+
+@pytest.mark.slow
+def test_all_analyses_on_the_sample_database(sample_db_path, tmp_path, capsys):
+    out_dir = tmp_path / "out"
+    code, out, _ = run_main(["--db", sample_db_path, "--analysis", "all", "--output-dir", str(out_dir), "-q"], capsys)
+    assert code == 0
+    index = {a["analysis"]: a for a in json.loads((out_dir / "analytics_index.json").read_text())["analyses"]}
+    # three runs per series are too few for outliers or change points: that analysis declines and says why
+    assert index.pop("anomaly-detection")["status"] == "unavailable"
+    assert "anomaly-detection: unavailable (no model x hardware x batch series has 5 or more results" in out
+    assert {a["status"] for a in index.values()} == {"ok"} and len(index) == len(analytics.ANALYSES) - 1
+    for name in index:
+        assert (out_dir / f"{name}.md").read_text().strip() in out  # the summary printed is the one written
+        for suffix in ("csv", "json", "md", "png"):
+            assert (out_dir / f"{name}.{suffix}").is_file(), (name, suffix)
+        assert (out_dir / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    # the numbers come from the data: hardware comparison says cuda is fastest for bert at batch 1
+    best = json.loads((out_dir / "hardware-comparison.json").read_text())["best_hardware"]
+    assert {(b["model_family"], b["batch_size"]): b["hardware"] for b in best}[("bert", 1)] == "cuda"
+    table = pd.read_csv(out_dir / "hardware-comparison.csv")
+    cuda = table[(table.model == "bert-base-uncased") & (table.hardware == "cuda") & (table.batch_size == 1)].iloc[0]
+    assert cuda.ci95_low < cuda.speedup_vs_reference < cuda.ci95_high and cuda.speedup_vs_reference > 5
+    assert "raw samples" in cuda.evidence
+    # the simulated rocm row is left out, and included on request
+    assert "rocm" not in set(table.hardware)
+
+
+def test_hardware_comparison_filters_and_simulated(sample_db_path, tmp_path, capsys):
+    out_dir = tmp_path / "hw"
+    code, out, _ = run_main(["--db", sample_db_path, "--analysis", "hardware-comparison", "--model-family", "bert",
+                             "--output-dir", str(out_dir), "--include-simulated", "--format", "svg"], capsys)
+    assert code == 0 and "Hardware comparison" in out
+    table = pd.read_csv(out_dir / "hardware-comparison.csv")
+    assert set(table.model_family) == {"bert"} and "rocm" in set(table.hardware)
+    assert (out_dir / "hardware-comparison.svg").read_text().lstrip().startswith("<?xml")
+    assert "1 simulated result(s)" in out and "simulated" in (out_dir / "hardware-comparison.md").read_text()
+
+
+def test_model_comparison_on_one_hardware(sample_db_path, tmp_path, capsys):
+    out_dir = tmp_path / "mc"
+    code, out, _ = run_main(["--db", sample_db_path, "--analysis", "model-comparison", "--hardware-type", "cuda",
+                             "--output-dir", str(out_dir), "--format", "pdf"], capsys)
+    assert code == 0
+    table = pd.read_csv(out_dir / "model-comparison.csv")
+    assert set(table.hardware) == {"cuda"} and table.model.nunique() == 5
+    assert (table.latency_ci95_low <= table.median_latency_ms).all()
+    assert (out_dir / "model-comparison.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_prediction_beats_the_baseline_on_a_known_law(law_db, tmp_path, capsys):
+    out_dir = tmp_path / "pred"
+    code, out, _ = run_main(["--db", law_db, "--analysis", "performance-prediction", "--output-dir", str(out_dir),
+                             "--prediction-features", "model_family,hardware_type,batch_size,precision",
+                             "--predict", "model_family=bert,hardware_type=cuda,batch_size=16,precision=fp16"],
+                            capsys)
+    assert code == 0
+    data = json.loads((out_dir / "performance-prediction.json").read_text())
+    assert data["cv_mape_pct"] < 0.5 * data["baseline_cv_mape_pct"], data
+    assert "cross-validated MAPE" in out and "baseline" in out
+    pred = data["prediction"]
+    truth = 2000 * 20 * 1.8 * 16 ** 0.7 / 110 ** 0.9
+    assert pred["interval_low"] < pred["predicted_throughput"] < pred["interval_high"]
+    assert abs(pred["predicted_throughput"] / truth - 1) < 0.25
+    assert pred["interval_low"] < truth < pred["interval_high"]
+
+
+def test_prediction_declines_on_a_tiny_dataset(tmp_path, capsys):
+    rows = [r for r in law_rows()[:8]]
+    db = _write(tmp_path / "tiny.duckdb", rows)
+    out_dir = tmp_path / "tiny"
+    code, out, _ = run_main(["--db", db, "--analysis", "performance-prediction", "--output-dir", str(out_dir),
+                             "--predict", "model_family=bert,hardware_type=cuda,batch_size=16,precision=fp16"], capsys)
+    assert code == 0
+    assert "Could not run" in out and "at least" in out
+    assert "items/s" not in out and not (out_dir / "performance-prediction.json").exists()
+
+
+def test_prediction_declines_unknown_hardware(law_db, tmp_path, capsys):
+    code, out, _ = run_main(["--db", law_db, "--output-dir", str(tmp_path / "p"),
+                             "--predict", "model_family=bert,hardware_type=rocm,batch_size=16,precision=fp16"], capsys)
+    assert code == 0 and "Declined" in out and "rocm" in out
+
+
+def test_bad_predict_is_a_usage_error(law_db, tmp_path, capsys):
+    code, _, err = run_main(["--db", law_db, "--output-dir", str(tmp_path / "p"), "--predict", "batch_size"], capsys)
+    assert code == 2 and "error DB000" in err
+
+
+def _history_rows(step_at=30, n=50, factor=1.25):
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(n):
+        when = T0 + dt.timedelta(days=i)
+        for hw, base in (("cpu", 20.0), ("cuda", 2.0)):
+            level = base * (factor if hw == "cpu" and i >= step_at else 1.0)
+            samples = list(level * rng.lognormal(0, 0.03, 10))
+            if hw == "cuda" and i == 12:
+                samples = [s * 2.5 for s in samples]  # one bad run
+            rows.append(dict(model="bert-base-uncased", family="bert", params=110, hw=hw, batch=1, precision="fp32",
+                             latency=float(np.mean(samples)), samples=samples, when=when))
+    return rows
+
+
+@pytest.mark.slow
+def test_trends_and_anomalies_find_a_known_step(tmp_path, capsys):
+    db = _write(tmp_path / "hist.duckdb", _history_rows())
+    out_dir = tmp_path / "hist_out"
+    code, out, _ = run_main(["--db", db, "--analysis", "performance-trends", "--output-dir", str(out_dir)], capsys)
+    assert code == 0
+    trends = pd.read_csv(out_dir / "performance-trends.csv").set_index("hardware")
+    assert trends.loc["cpu", "change_points"] == 1 and "run 30" in trends.loc["cpu", "change_points_detail"]
+    assert trends.loc["cpu", "p_value"] < 0.05 and trends.loc["cuda", "change_points"] == 0
+    code, out, _ = run_main(["--db", db, "--analysis", "anomaly-detection", "--regression-threshold", "0.1",
+                             "--output-dir", str(out_dir)], capsys)
+    assert code == 0
+    found = pd.read_csv(out_dir / "anomaly-detection.csv")
+    kinds = {(r.hardware, r.kind) for r in found.itertuples()}
+    assert kinds == {("cpu", "change point"), ("cuda", "outlier")}
+    cp = found[found.kind == "change point"].iloc[0]
+    assert cp.change_pct == pytest.approx(25, abs=4)
+    # a threshold above the step size hides it
+    run_main(["--db", db, "--analysis", "anomaly-detection", "--regression-threshold", "40",
+              "--output-dir", str(out_dir)], capsys)
+    found = pd.read_csv(out_dir / "anomaly-detection.csv")
+    assert set(found.kind) <= {"outlier"}
+
+
+def test_correlation_and_feature_importance(law_db, tmp_path, capsys):
+    out_dir = tmp_path / "corr"
+    code, out, _ = run_main(["--db", law_db, "--analysis", "correlation-analysis", "--output-dir", str(out_dir)], capsys)
+    assert code == 0 and "Spearman" in out
+    corr = pd.read_csv(out_dir / "correlation-analysis.csv")
+    row = corr[(corr.x == "parameters_million") & (corr.y == "throughput")].iloc[0]
+    assert row.spearman_rho < -0.3 and row.n > 100
+    code, out, _ = run_main(["--db", law_db, "--analysis", "feature-importance", "--output-dir", str(out_dir)], capsys)
+    assert code == 0 and "Caveat" in out
+    imp = pd.read_csv(out_dir / "feature-importance.csv")
+    assert imp.iloc[0].feature in {"hardware", "model_family", "parameters_million"}
+    assert imp.set_index("feature").loc["hardware", "importance_mean"] > imp.set_index("feature").loc[
+        "precision", "importance_mean"] > 0
+
+
+def test_all_on_a_tiny_database_reports_what_could_not_run(tmp_path, capsys):
+    db = _write(tmp_path / "tiny.duckdb", law_rows()[:4])
+    code, out, _ = run_main(["--db", db, "--analysis", "all", "--output-dir", str(tmp_path / "o")], capsys)
+    assert code == 0
+    assert "## Analyses run" in out and "performance-prediction: unavailable" in out
+    assert "performance-trends: unavailable" in out
+
+
+def test_empty_database_and_missing_database(db_path, tmp_path, capsys):
+    code, out, _ = run_main(["--db", db_path, "--analysis", "all", "--output-dir", str(tmp_path / "o")], capsys)
+    assert code == 0 and out.count("no performance results") >= 8
+    code, _, err = run_main(["--db", str(tmp_path / "nope.duckdb"), "--output-dir", str(tmp_path / "o")], capsys)
+    assert code == 3 and "error DB001" in err
+
+
+def test_interactive_page_is_self_contained(sample_db_path, tmp_path, capsys):
+    out_dir = tmp_path / "inter"
+    code, _, _ = run_main(["--db", sample_db_path, "--analysis", "batch-scaling", "--interactive",
+                           "--output-dir", str(out_dir)], capsys)
+    assert code == 0
+    page = (out_dir / "batch-scaling.html").read_text()
+    assert "<script src=\"http" not in page and "cdn.plot.ly" not in page.split("</head>")[0]
+    assert 'id="filter-model"' in page and 'id="filter-hardware"' in page and "t5-small" in page
+
+
+BROWSER_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs /usr/bin/chromium (Debian package chromium)")
+def test_interactive_page_opens_in_chromium_without_errors(sample_db_path, tmp_path, capsys):
+    pytest.importorskip("playwright.sync_api")
+    from playwright.sync_api import sync_playwright
+
+    out_dir = tmp_path / "browser"
+    assert analytics.main(["--db", sample_db_path, "--analysis", "hardware-comparison", "--interactive",
+                           "--output-dir", str(out_dir), "-q"]) == 0
+    page_path = out_dir / "hardware-comparison.html"
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
+        try:
+            page = browser.new_page()
+            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.route("**/*", lambda route: route.abort() if not route.request.url.startswith("file:")
+                       else route.continue_())  # offline: nothing outside the file may load
+            page.goto(page_path.as_uri())
+            page.wait_for_selector(".plotly-graph-div .main-svg", timeout=20000)
+            total = page.evaluate("document.querySelector('.plotly-graph-div').data.length")
+            page.select_option("#filter-model", "t5-small")
+            visible = page.evaluate("document.querySelector('.plotly-graph-div').data"
+                                    ".filter(t => t.visible !== false).length")
+            page.screenshot(path=str(tmp_path / "analytics.png"))
+        finally:
+            browser.close()
+    assert errors == []
+    assert 0 < visible < total
