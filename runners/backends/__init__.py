@@ -1,0 +1,1 @@
+"""One module per hardware platform behind the interface of runners.backends.base."""

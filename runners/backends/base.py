@@ -1,0 +1,211 @@
+"""The interface every hardware backend implements, and the torch-based implementation cpu/cuda/rocm/mps share.
+
+A backend answers five questions: is the platform here (`detect` -> `Detection`: available, reason, device
+info); can it run this precision (`precision_support`); get a model ready for one input configuration
+(`prepare` -> `Prepared`, whose `call()` is the one measured call); wait for queued work (`synchronize`); and
+how much device memory the measured phase used (`reset_peak_memory` / `peak_memory_mb`). `measure` runs the
+shared timing loop of `runners.measure` with those pieces. A platform that is absent says why in
+`Detection.reason`; nothing here fakes a number. torch is imported inside methods only.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from runners.measure import Measurement, measure_calls
+
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+
+
+@dataclass
+class Detection:
+    available: bool
+    reason: str | None = None
+    device_name: str | None = None
+    platform: str | None = None
+    platform_version: str | None = None
+    driver_version: str | None = None
+    memory_gb: float | None = None
+    compute_units: int | None = None
+    is_emulated: bool = False
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass
+class Prepared:
+    """A model ready to run one input configuration on one backend."""
+
+    call: Callable[[], object]
+    precision_used: str
+    items: int  # items per call (the batch size), for throughput
+    info: dict = field(default_factory=dict)
+    model: object = None
+    inputs: dict | None = None
+
+
+class UnsupportedConfiguration(Exception):
+    """This backend cannot run this model/precision; the message says why (becomes a compatibility row)."""
+
+
+class Backend:
+    name = "base"
+    platform_name = "unknown"
+
+    def __init__(self):
+        self._detection: Detection | None = None
+
+    # -- what subclasses provide -------------------------------------------------------------------------
+    def _detect(self) -> Detection:
+        raise NotImplementedError
+
+    def precision_support(self, precision: str) -> str | None:
+        """None when `precision` runs here, else the reason it does not."""
+        return None if precision == "fp32" else f"{self.name} runs fp32 only"
+
+    def prepare(self, spec, model, inputs: dict, precision: str) -> Prepared:
+        raise NotImplementedError
+
+    def synchronize(self) -> None:
+        return None
+
+    def reset_peak_memory(self) -> None:
+        return None
+
+    def peak_memory_mb(self) -> float | None:
+        return None
+
+    def memory_available_gb(self) -> float | None:
+        """Memory a model must fit in on this device, or None when the host's memory is what counts."""
+        return None
+
+    def release(self, prepared: Prepared | None) -> None:
+        return None
+
+    def generation_metrics(self, spec, prepared: Prepared, new_tokens: int, repeats: int) -> dict:
+        return {}
+
+    def measurement_context(self):
+        return contextlib.nullcontext()
+
+    # -- shared ------------------------------------------------------------------------------------------
+    def detect(self) -> Detection:
+        if self._detection is None:
+            try:
+                self._detection = self._detect()
+            except Exception as exc:  # a broken driver or package is a reason, not a crash
+                self._detection = Detection(False, f"{self.name} detection failed: {type(exc).__name__}: {exc}")
+        return self._detection
+
+    def measure(self, prepared: Prepared, *, warmup: int, min_iterations: int, min_duration_s: float) -> Measurement:
+        with self.measurement_context():
+            result = measure_calls(prepared.call, self.synchronize, warmup=warmup, min_iterations=min_iterations,
+                                   min_duration_s=min_duration_s, before_measured=self.reset_peak_memory)
+            result.device_peak_mb = self.peak_memory_mb()
+        return result
+
+
+_TORCH_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+class TorchBackend(Backend):
+    """cpu, cuda, rocm and mps: the model runs in eager PyTorch on `torch_device`."""
+
+    torch_device = "cpu"
+
+    def measurement_context(self):
+        import torch
+
+        return torch.inference_mode()
+
+    def _cast(self, model, precision: str):
+        import torch
+
+        if precision == "int8":
+            if self.torch_device != "cpu":
+                raise UnsupportedConfiguration(f"int8 on {self.name} needs a quantisation backend; "
+                                               "eager dynamic int8 quantisation runs on cpu only")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch.ao.quantization is deprecated but still works
+                return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear},
+                                                              dtype=torch.qint8)
+        dtype = getattr(torch, _TORCH_DTYPES[precision])
+        if dtype == torch.float32 and self.torch_device == "cpu":
+            return model  # share the built model: no copy for the common case
+        moved = copy.deepcopy(model) if self.torch_device == "cpu" else model
+        return moved.to(device=self.torch_device, dtype=dtype)
+
+    def _move_inputs(self, inputs: dict, precision: str) -> dict:
+        import torch
+
+        dtype = getattr(torch, _TORCH_DTYPES.get(precision, "float32"))
+        moved = {}
+        for key, value in inputs.items():
+            if isinstance(value, torch.Tensor):
+                value = value.to(self.torch_device)
+                if value.is_floating_point() and precision in _TORCH_DTYPES:
+                    value = value.to(dtype)
+            moved[key] = value
+        return moved
+
+    def prepare(self, spec, model, inputs: dict, precision: str) -> Prepared:
+        reason = self.precision_support(precision)
+        if reason:
+            raise UnsupportedConfiguration(reason)
+        runnable = self._cast(model, precision)
+        feeds = self._move_inputs(inputs, precision)
+        kwargs = dict(feeds)
+        if getattr(runnable.config, "use_cache", None) is not None and spec.generative:
+            kwargs["use_cache"] = False  # one forward pass over the whole input, no cache building
+
+        def call():
+            return runnable(**kwargs)
+
+        items = int(next(iter(inputs.values())).shape[0])
+        info = {"framework": "torch", "device": self.torch_device}
+        if precision == "int8":
+            info["quantization"] = "torch.ao dynamic int8 (Linear layers)"
+        return Prepared(call=call, precision_used=precision, items=items, info=info, model=runnable, inputs=feeds)
+
+    def release(self, prepared: Prepared | None) -> None:
+        if prepared is not None:
+            prepared.model = None
+            prepared.inputs = None
+            prepared.call = None
+
+    def generation_metrics(self, spec, prepared: Prepared, new_tokens: int, repeats: int) -> dict:
+        """Time to first token and tokens/s of greedy generation (generative families only)."""
+        import time
+
+        import torch
+
+        if not spec.generative or new_tokens < 1:
+            return {}
+        feeds = {k: v for k, v in prepared.inputs.items() if k != "decoder_input_ids"}
+        model = prepared.model
+
+        def generate(n: int) -> float:
+            self.synchronize()
+            t0 = time.perf_counter_ns()
+            model.generate(**feeds, max_new_tokens=n, min_new_tokens=n, do_sample=False, num_beams=1)
+            self.synchronize()
+            return (time.perf_counter_ns() - t0) / 1e6
+
+        try:
+            with torch.inference_mode(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                generate(new_tokens)  # warm-up
+                first = sorted(generate(1) for _ in range(repeats))
+                full = sorted(generate(new_tokens) for _ in range(repeats))
+        except Exception as exc:  # generation is an extra: report why it failed, keep the forward numbers
+            return {"generation_error": f"{type(exc).__name__}: {exc}"[:500]}
+        ttft = first[len(first) // 2]
+        total = full[len(full) // 2]
+        items = prepared.items
+        out = {"time_to_first_token_ms": ttft, "generation_time_ms": total, "generated_tokens": new_tokens,
+               "tokens_per_second": items * new_tokens / (total / 1000.0), "generation_repeats": repeats}
+        if new_tokens > 1 and total > ttft:
+            out["decode_tokens_per_second"] = items * (new_tokens - 1) / ((total - ttft) / 1000.0)
+        return out

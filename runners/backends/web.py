@@ -1,0 +1,136 @@
+"""WebGPU and WebNN: the model exported to ONNX and run by onnxruntime-web in headless Chromium.
+
+The browser side (page, server, Playwright) lives in runners.web.browser_harness, written separately and
+imported lazily: `probe(provider)` says whether the browser offers the execution provider (and which adapter),
+`run_onnx(...)` times the ONNX model inside the page. This module exports the torch model (opset 17, into a
+temporary folder), hands the harness the inputs, turns its samples into a Measurement, and adds a
+web_platform_results row. A software adapter (SwiftShader) is emulation: results are real measurements of
+the emulated device and say `is_emulated`; they are not simulated numbers.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+from runners.backends.base import Backend, Detection, Prepared, UnsupportedConfiguration
+from runners.measure import Measurement
+
+_SOFTWARE_ADAPTERS = ("swiftshader", "llvmpipe", "software", "basic render", "warp", "microsoft basic")
+
+
+def is_software_adapter(adapter: str | None) -> bool:
+    text = (adapter or "").lower()
+    return any(marker in text for marker in _SOFTWARE_ADAPTERS)
+
+
+def _harness():
+    try:
+        from runners.web import browser_harness
+    except ImportError:
+        return None
+    return browser_harness
+
+
+class WebBackend(Backend):
+    provider = "webgpu"
+    name = "webgpu"
+    platform_name = "onnxruntime-web"
+
+    def __init__(self):
+        super().__init__()
+        self._tmp = None
+        self._exported: dict[tuple, Path] = {}
+        self._probe: dict = {}
+
+    def _detect(self) -> Detection:
+        harness = _harness()
+        if harness is None:
+            return Detection(False, "browser harness not installed (runners/web/browser_harness.py is missing)")
+        probe = harness.probe(self.provider) or {}
+        self._probe = probe
+        adapter = probe.get("adapter")
+        emulated = bool(probe.get("is_emulated")) or is_software_adapter(adapter)
+        if not probe.get("available"):
+            return Detection(False, probe.get("reason") or f"{self.provider} is not available in the browser",
+                             device_name=adapter, platform="onnxruntime-web",
+                             platform_version=probe.get("browser_version"),
+                             metadata={"browser_version": probe.get("browser_version")})
+        return Detection(True, device_name=adapter or f"{self.provider} adapter", platform="onnxruntime-web",
+                         platform_version=probe.get("browser_version"), is_emulated=emulated,
+                         metadata={"browser": "chromium", "browser_version": probe.get("browser_version"),
+                                   "provider": self.provider, "is_emulated": emulated})
+
+    def precision_support(self, precision: str) -> str | None:
+        return None if precision == "fp32" else f"the {self.name} runner exports fp32 ONNX models only"
+
+    def _export(self, spec, model, inputs: dict) -> Path:
+        import torch
+
+        from runners.backends.openvino import _tensor_outputs
+
+        key = (id(model), tuple((k, tuple(v.shape)) for k, v in inputs.items()))
+        if key in self._exported:
+            return self._exported[key]
+        if self._tmp is None:
+            self._tmp = tempfile.mkdtemp(prefix="bench_onnx_")
+        path = Path(self._tmp) / f"{spec.name}_{len(self._exported)}.onnx"
+        wrapper = _tensor_outputs(model, list(inputs))
+        try:
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(wrapper, tuple(inputs.values()), str(path), input_names=list(inputs),
+                                  opset_version=17, dynamo=False)
+        except Exception as exc:
+            raise UnsupportedConfiguration(f"ONNX export of {spec.name} failed: {type(exc).__name__}: "
+                                           f"{str(exc)[:300]}") from exc
+        self._exported[key] = path
+        return path
+
+    def prepare(self, spec, model, inputs: dict, precision: str) -> Prepared:
+        reason = self.precision_support(precision)
+        if reason:
+            raise UnsupportedConfiguration(reason)
+        path = self._export(spec, model, inputs)
+        feeds = {k: v.numpy() for k, v in inputs.items()}
+        items = int(next(iter(inputs.values())).shape[0])
+        return Prepared(call=None, precision_used=precision, items=items,
+                        info={"framework": "onnxruntime-web", "provider": self.provider, "onnx_path": path.name,
+                              "opset": 17, "onnx_path_full": str(path)},
+                        inputs=feeds)
+
+    def measure(self, prepared: Prepared, *, warmup: int, min_iterations: int, min_duration_s: float) -> Measurement:
+        harness = _harness()
+        if harness is None:
+            raise UnsupportedConfiguration("browser harness not installed")
+        onnx_path = prepared.info.pop("onnx_path_full")
+        result = harness.run_onnx(onnx_path, prepared.inputs, self.provider, warmup, min_iterations, min_duration_s)
+        if result.get("error") or not result.get("samples_ms"):
+            raise UnsupportedConfiguration(f"the browser could not run the model on {self.provider}: "
+                                           f"{result.get('error') or 'no samples came back'}")
+        samples = [float(s) for s in result["samples_ms"]]
+        adapter = result.get("adapter") or self.detect().device_name
+        emulated = bool(result.get("is_emulated")) or is_software_adapter(adapter) or self.detect().is_emulated
+        total_ms = sum(samples)
+        web_row = {"platform": self.provider, "browser": "chromium", "browser_version": result.get("browser_version"),
+                   "adapter": adapter, "is_emulated": emulated, "test_file": prepared.info.get("onnx_path"),
+                   "success": True, "load_time_ms": result.get("load_time_ms"),
+                   "inference_time_ms": sorted(samples)[len(samples) // 2],
+                   "total_time_ms": (result.get("load_time_ms") or 0.0) + total_ms, "is_simulated": False,
+                   "metrics": {"samples": len(samples), "warmup": warmup, "is_emulated": emulated}}
+        return Measurement(samples_ms=samples, warmup_iterations=warmup, total_time_s=total_ms / 1000.0,
+                           extra={"is_emulated": emulated, "adapter": adapter,
+                                  "browser_version": result.get("browser_version"),
+                                  "load_time_ms": result.get("load_time_ms"), "web_result": web_row})
+
+    def release(self, prepared) -> None:
+        return None
+
+    def forget(self, model) -> None:
+        for key in [k for k in self._exported if k[0] == id(model)]:
+            self._exported.pop(key).unlink(missing_ok=True)
+
+    def __del__(self):
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)

@@ -1,0 +1,595 @@
+"""The one engine behind run_model_benchmarks.py, run_benchmark_with_db.py and run_db_integrated_benchmarks.py.
+
+`add_runner_options` puts the guide's flags on a parser; `settings_from_args` turns them into `RunSettings`;
+`run_matrix` measures every model x hardware x batch size x sequence length x precision cell and returns a
+runner document (benchmark_db.runner_format) plus summary rows; `store_document` writes the document through
+the ORM in one transaction, `write_document` writes it as versioned JSON for `--no-db-store`. A platform that
+is absent, a model too big for this machine, a precision a backend cannot run, a conversion that fails: each
+becomes a `hardware_compatibility` row with the reason, never a crash and never a made-up number.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import hashlib
+import json
+import logging
+import os
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from benchmark_db.errors import UsageError
+from benchmark_db.names import normalize_hardware_type
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+log = logging.getLogger("benchmark_db.runners")
+
+PLATFORMS = ("cpu", "cuda", "rocm", "mps", "openvino", "webgpu", "webnn")
+_BACKEND_CLASSES = {
+    "cpu": ("runners.backends.cpu", "CPUBackend"), "cuda": ("runners.backends.cuda", "CUDABackend"),
+    "rocm": ("runners.backends.rocm", "ROCmBackend"), "mps": ("runners.backends.mps", "MPSBackend"),
+    "openvino": ("runners.backends.openvino", "OpenVINOBackend"),
+    "webgpu": ("runners.backends.webgpu", "WebGPUBackend"), "webnn": ("runners.backends.webnn", "WebNNBackend"),
+}
+# defaults per set: the small set sweeps batch sizes in seconds, the key set measures documented sizes
+SET_DEFAULTS = {
+    "small": {"batch_sizes": [1, 2, 4, 8], "sequence_lengths": [32], "warmup": 2, "min_iterations": 5,
+              "min_duration": 0.1, "generate_tokens": 8, "generate_repeats": 2},
+    "key": {"batch_sizes": [1], "sequence_lengths": [128], "warmup": 1, "min_iterations": 3,
+            "min_duration": 0.5, "generate_tokens": 8, "generate_repeats": 1},
+}
+DEFAULT_OUTPUT_DIR = "./auto_store_results"
+BYTES_PER_PARAM = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
+
+
+@dataclass
+class RunSettings:
+    models_set: str = "small"
+    models: list[str] = field(default_factory=list)
+    model_path: str | None = None
+    hardware: list[str] = field(default_factory=lambda: ["cpu"])
+    batch_sizes: list[int] = field(default_factory=lambda: [1])
+    sequence_lengths: list[int] = field(default_factory=lambda: [32])
+    precisions: list[str] = field(default_factory=lambda: ["fp32"])
+    warmup: int = 2
+    min_iterations: int = 5
+    min_duration: float = 0.1
+    generate_tokens: int = 8
+    generate_repeats: int = 3
+    memory_budget_gb: float | None = None
+    threads: int | None = None
+
+
+# -- options -------------------------------------------------------------------------------------------------
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in str(text).replace(" ", "").split(",") if part]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma list of integers, e.g. 1,2,4,8") from exc
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: give positive integers, e.g. 1,2,4,8")
+    return values
+
+
+def add_runner_options(parser: argparse.ArgumentParser) -> None:
+    from benchmark_db.cli import add_common_options, add_db_option
+
+    add_db_option(parser)
+    group = parser.add_argument_group("what to run")
+    group.add_argument("--models-set", choices=("small", "key"), default="small",
+                       help="small: tiny configs of the 13 families plus the real all-MiniLM-L6-v2 (seconds); "
+                            "key: the families at their documented sizes (default: %(default)s)")
+    group.add_argument("--model", "--models", action="append", default=[], metavar="NAME",
+                       help="a model or family (repeatable or a comma list): bert, bert-base-uncased, t5-small, ...")
+    group.add_argument("--model-path", metavar="DIR", help="a local checkpoint directory to benchmark")
+    group.add_argument("--hardware", nargs="+", default=["cpu"], metavar="HW",
+                       help="platforms: cpu cuda rocm mps openvino webgpu webnn, 'all' (absent ones get a "
+                            "compatibility row) or 'auto' (only what is present) (default: cpu)")
+    group.add_argument("--batch-sizes", type=_int_list, default=None, metavar="LIST",
+                       help="comma list (default: 1,2,4,8 for small, 1 for key)")
+    group.add_argument("--sequence-lengths", type=_int_list, default=None, metavar="LIST",
+                       help="token sequence lengths for text inputs (default: 32 for small, 128 for key)")
+    group.add_argument("--precision", action="append", default=[], metavar="P",
+                       help="fp32, fp16, bf16 or int8 (repeatable or comma list; default fp32); a backend that "
+                            "cannot run one records why")
+    measure = parser.add_argument_group("measurement")
+    measure.add_argument("--warmup", type=int, default=None, metavar="N", help="warm-up calls (default: 2 small, 1 key)")
+    measure.add_argument("--min-iterations", type=int, default=None, metavar="N",
+                         help="at least N measured calls (default: 5 small, 3 key)")
+    measure.add_argument("--min-duration", type=float, default=None, metavar="SECONDS",
+                         help="and at least this long measuring (default: 0.1 small, 0.5 key)")
+    measure.add_argument("--generate-tokens", type=int, default=None, metavar="N",
+                         help="tokens generated for time-to-first-token and tokens/s of generative models "
+                              "(default 8; 0 turns it off)")
+    measure.add_argument("--threads", type=int, default=None, metavar="N", help="torch CPU threads (default: torch's)")
+    measure.add_argument("--memory-budget-gb", type=float, default=None, metavar="GB",
+                         help="host memory a model may use (default: what is available now); bigger models are "
+                              "skipped with a compatibility row")
+    store = parser.add_argument_group("storing")
+    store.add_argument("--no-db-store", action="store_true",
+                       help="write versioned JSON into --output-dir instead of the database "
+                            "(ingest later with benchmark_db_updater.py --auto-store)")
+    store.add_argument("--output-dir", default=None, metavar="DIR",
+                       help=f"folder for --no-db-store files and reports (default: {DEFAULT_OUTPUT_DIR})")
+    store.add_argument("--visualize-from-db", action="store_true",
+                       help="after storing, write the performance report from the database")
+    add_common_options(parser)
+
+
+def _split(values: list[str]) -> list[str]:
+    out: list[str] = []
+    for value in values or []:
+        out.extend(part.strip() for part in str(value).split(",") if part.strip())
+    return out
+
+
+def settings_from_args(args: argparse.Namespace) -> RunSettings:
+    defaults = SET_DEFAULTS[args.models_set]
+    precisions = [p.lower() for p in _split(args.precision)] or ["fp32"]
+    for precision in precisions:
+        if precision not in BYTES_PER_PARAM:
+            raise UsageError(f"unknown precision {precision!r}", "use fp32, fp16, bf16 or int8")
+    for name, value in (("--warmup", args.warmup), ("--min-iterations", args.min_iterations),
+                        ("--generate-tokens", args.generate_tokens)):
+        if value is not None and value < 0:
+            raise UsageError(f"{name} must not be negative", f"pass {name} 0 or more")
+    if args.min_iterations is not None and args.min_iterations < 1:
+        raise UsageError("--min-iterations must be at least 1", "pass --min-iterations 1 or more")
+    if args.min_duration is not None and args.min_duration < 0:
+        raise UsageError("--min-duration must not be negative", "pass seconds, e.g. --min-duration 0.5")
+    pick = lambda value, key: defaults[key] if value is None else value  # noqa: E731
+    return RunSettings(
+        models_set=args.models_set, models=_split(args.model), model_path=args.model_path,
+        hardware=_split(args.hardware) or ["cpu"], batch_sizes=pick(args.batch_sizes, "batch_sizes"),
+        sequence_lengths=pick(args.sequence_lengths, "sequence_lengths"), precisions=list(dict.fromkeys(precisions)),
+        warmup=pick(args.warmup, "warmup"), min_iterations=pick(args.min_iterations, "min_iterations"),
+        min_duration=pick(args.min_duration, "min_duration"), generate_tokens=pick(args.generate_tokens,
+                                                                                   "generate_tokens"),
+        generate_repeats=defaults["generate_repeats"], memory_budget_gb=args.memory_budget_gb, threads=args.threads)
+
+
+# -- hardware ------------------------------------------------------------------------------------------------
+def make_backend(name: str):
+    import importlib
+
+    module, cls = _BACKEND_CLASSES[name]
+    return getattr(importlib.import_module(module), cls)()
+
+
+def resolve_hardware(requested: list[str]) -> tuple[list[str], bool]:
+    """The platform names to try and whether absent ones are dropped silently ('auto')."""
+    names: list[str] = []
+    auto = False
+    for raw in requested:
+        key = raw.strip().lower()
+        if key == "all":
+            names.extend(PLATFORMS)
+        elif key == "auto":
+            names.extend(PLATFORMS)
+            auto = True
+        else:
+            kind = normalize_hardware_type(key)
+            if kind not in PLATFORMS and kind != "qualcomm":
+                raise UsageError(f"unknown hardware {raw!r}", f"use {', '.join(PLATFORMS)}, all or auto")
+            names.append(kind)
+    return list(dict.fromkeys(names)), auto
+
+
+def _quiet_transformers() -> None:
+    """transformers' weight-loading bars and generation notices would drown the runner's own output."""
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
+# -- the matrix ----------------------------------------------------------------------------------------------
+def _host_available_gb(settings: RunSettings) -> float:
+    import psutil
+
+    if settings.memory_budget_gb is not None:
+        return settings.memory_budget_gb
+    return psutil.virtual_memory().available / 1024 ** 3
+
+
+def estimate_model_gb(parameters: int, precision: str = "fp32") -> float:
+    """Weights plus a 25 % margin for activations and allocator slack, plus a fixed 0.25 GB."""
+    return parameters * BYTES_PER_PARAM.get(precision, 4) * 1.25 / 1024 ** 3 + 0.25
+
+
+def count_parameters(model) -> int:
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+class _Collector:
+    """Rows of one run, in the shapes of benchmark_db.runner_format."""
+
+    def __init__(self):
+        self.models: dict[str, dict] = {}
+        self.hardware: dict[tuple, dict] = {}
+        self.results: list[dict] = []
+        self.compatibility: dict[tuple, dict] = {}
+        self.web_results: list[dict] = []
+        self.summary: list[dict] = []
+
+    def hardware_row(self, name: str, detection) -> dict:
+        key = (name, detection.device_name)
+        if key not in self.hardware:
+            meta = dict(detection.metadata or {})
+            if not detection.available:
+                meta["unavailable_reason"] = detection.reason
+            if detection.is_emulated:
+                meta["is_emulated"] = True
+            self.hardware[key] = {"hardware_type": name, "device_name": detection.device_name,
+                                  "platform": detection.platform, "platform_version": detection.platform_version,
+                                  "driver_version": detection.driver_version, "memory_gb": detection.memory_gb,
+                                  "compute_units": detection.compute_units, "metadata": meta or None}
+        return self.hardware[key]
+
+    def compat(self, spec, hw: str, device: str | None, *, ok: bool, message: str | None, error_type: str | None,
+               detection_ok: bool = True, init_ok: bool | None = None, fix: str | None = None,
+               metadata: dict | None = None) -> None:
+        key = (spec.name if spec else None, hw, device)
+        self.compatibility[key] = {
+            "model_name": spec.name if spec else None, "hardware_type": hw, "device_name": device,
+            "is_compatible": ok, "detection_success": detection_ok,
+            "initialization_success": ok if init_ok is None else init_ok, "error_message": message,
+            "error_type": error_type, "suggested_fix": fix, "compatibility_score": 1.0 if ok else 0.0,
+            "metadata": metadata}
+
+    def skip(self, spec, hw: str, reason: str, batch=None, seq=None, precision=None) -> None:
+        self.summary.append({"model": spec.name if spec else "-", "hardware": hw, "batch": batch, "seq": seq,
+                             "precision": precision, "p50_ms": None, "mean_ms": None, "items_per_s": None,
+                             "memory_mb": None, "cv": None, "status": f"skipped: {reason}"[:120]})
+
+
+def _model_row(spec, parameters: int | None, extra: dict | None = None) -> dict:
+    meta = {"models_set": spec.size, "description": spec.description, "transformers_class": spec.model_class}
+    meta.update(extra or {})
+    return {"model_name": spec.name, "model_family": spec.family, "modality": spec.modality,
+            "parameters_million": round(parameters / 1e6, 3) if parameters else None, "source": spec.source,
+            "metadata": meta}
+
+
+def run_matrix(specs, settings: RunSettings, *, quiet: bool = False) -> tuple[_Collector, dict]:
+    """Measure every cell; return the collected rows and the detections by platform."""
+    import torch
+
+    from benchmark_db.cli import progress
+    from runners.measure import latency_stats
+
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    _quiet_transformers()
+    names, auto = resolve_hardware(settings.hardware)
+    out = _Collector()
+    backends = {}
+    detections = {}
+    for name in names:
+        if name not in _BACKEND_CLASSES:
+            from runners.backends.base import Detection
+
+            detections[name] = Detection(False, f"this toolkit has no {name} backend (supported: "
+                                                f"{', '.join(PLATFORMS)})")
+            continue
+        backend = make_backend(name)
+        detections[name] = backend.detect()
+        if detections[name].available:
+            backends[name] = backend
+        log.info("%s: %s", name, "available, " + str(detections[name].device_name) if detections[name].available
+                 else "not available: " + str(detections[name].reason))
+    if auto:
+        names = [n for n in names if detections[n].available] or ["cpu"]
+    for name in names:
+        out.hardware_row(name, detections[name])
+
+    seq_for = {spec.name: (settings.sequence_lengths if spec.uses_sequence_length else [None]) for spec in specs}
+    per_model = {s.name: len(settings.batch_sizes) * len(seq_for[s.name]) * len(settings.precisions) for s in specs}
+    total = sum(per_model.values()) * len(names)
+    bar = progress(None, total=total, desc="benchmarks", quiet=quiet, unit="cell")
+    try:
+        for spec in specs:
+            started = time.perf_counter()
+            before = len(out.results)
+            _run_model(spec, names, backends, detections, settings, seq_for[spec.name], out, bar, latency_stats)
+            log.info("%s: %d results in %.1f s", spec.name, len(out.results) - before, time.perf_counter() - started)
+    finally:
+        bar.close()
+    return out, detections
+
+
+def _run_model(spec, names, backends, detections, settings, seq_lengths, out: _Collector, bar, latency_stats):
+    cells = len(settings.batch_sizes) * len(seq_lengths) * len(settings.precisions)
+    # parameters from the model itself, built on the meta device first (no memory) to decide whether it fits
+    try:
+        parameters = count_parameters(spec.build(meta=True))
+    except Exception as exc:  # some models cannot build on meta: fall back to building for real
+        log.debug("meta build of %s failed: %s", spec.name, exc)
+        parameters = None
+    need_gb = estimate_model_gb(parameters) if parameters else None
+    have_gb = _host_available_gb(settings)
+    if need_gb is not None and need_gb > have_gb:
+        reason = (f"{spec.name} has {parameters / 1e9:.2f}B parameters: about {need_gb:.1f} GB to build in fp32, "
+                  f"this machine has {have_gb:.1f} GB available")
+        out.models[spec.name] = _model_row(spec, parameters, {"estimated_memory_gb": round(need_gb, 2)})
+        for hw in names:
+            device = detections[hw].device_name
+            out.compat(spec, hw, device, ok=False, message=reason, error_type="insufficient_memory",
+                       detection_ok=detections[hw].available, init_ok=False,
+                       fix="run on a machine with more memory or pick a smaller model")
+            out.skip(spec, hw, reason)
+            bar.update(cells)
+        log.warning("skipping %s: %s", spec.name, reason)
+        return
+    absent = [hw for hw in names if hw not in backends]
+    for hw in absent:
+        det = detections[hw]
+        out.compat(spec, hw, det.device_name, ok=False, message=det.reason, error_type="platform_unavailable",
+                   detection_ok=False, init_ok=False, fix=f"run on a machine with {hw}")
+        out.skip(spec, hw, det.reason or "not available")
+        bar.update(cells)
+    present = [hw for hw in names if hw in backends]
+    if not present:
+        out.models[spec.name] = _model_row(spec, parameters)
+        return
+    started = time.perf_counter()
+    try:
+        model = spec.build()
+    except Exception as exc:
+        reason = f"building {spec.name} failed: {type(exc).__name__}: {str(exc)[:300]}"
+        out.models[spec.name] = _model_row(spec, parameters)
+        for hw in present:
+            out.compat(spec, hw, detections[hw].device_name, ok=False, message=reason, error_type="build_failed",
+                       init_ok=False)
+            out.skip(spec, hw, reason)
+            bar.update(cells)
+        return
+    build_s = time.perf_counter() - started
+    parameters = count_parameters(model)
+    out.models[spec.name] = _model_row(spec, parameters, {"build_seconds": round(build_s, 3),
+                                                          "config": spec.model_class})
+    try:
+        for hw in present:
+            _run_on_backend(spec, model, parameters, hw, backends[hw], detections[hw], settings, seq_lengths, out,
+                            bar, latency_stats)
+    finally:
+        for backend in backends.values():
+            if hasattr(backend, "forget"):
+                backend.forget(model)
+        del model
+        gc.collect()
+
+
+def _run_on_backend(spec, model, parameters, hw, backend, detection, settings, seq_lengths, out, bar,
+                    latency_stats):
+    from runners.backends.base import UnsupportedConfiguration
+    from runners.models import items_in
+
+    device = detection.device_name
+    ok_cells = 0
+    failures: list[dict] = []
+    device_gb = backend.memory_available_gb()
+    for precision in settings.precisions:
+        reason = backend.precision_support(precision)
+        if reason is None and device_gb is not None and estimate_model_gb(parameters, precision) > device_gb:
+            reason = (f"about {estimate_model_gb(parameters, precision):.1f} GB needed in {precision}, "
+                      f"{device_gb:.1f} GB free on {device}")
+        for batch in settings.batch_sizes:
+            for seq in seq_lengths:
+                bar.set_postfix_str(f"{spec.name} {hw} b{batch} {precision}", refresh=False)
+                if reason:
+                    failures.append({"precision": precision, "batch_size": batch, "sequence_length": seq,
+                                     "error_type": "unsupported_precision", "error": reason})
+                    out.skip(spec, hw, reason, batch, seq, precision)
+                    bar.update(1)
+                    continue
+                prepared = None
+                try:
+                    inputs = spec.inputs(model, batch, seq or 0)
+                    prepared = backend.prepare(spec, model, inputs, precision)
+                    measurement = backend.measure(prepared, warmup=settings.warmup,
+                                                  min_iterations=settings.min_iterations,
+                                                  min_duration_s=settings.min_duration)
+                    generation = {}
+                    if spec.generative and settings.generate_tokens > 0:
+                        generation = backend.generation_metrics(spec, prepared, settings.generate_tokens,
+                                                                settings.generate_repeats)
+                except UnsupportedConfiguration as exc:
+                    failures.append({"precision": precision, "batch_size": batch, "sequence_length": seq,
+                                     "error_type": "unsupported", "error": str(exc)})
+                    out.skip(spec, hw, str(exc), batch, seq, precision)
+                    bar.update(1)
+                    continue
+                except Exception as exc:  # a failing cell is recorded and the matrix goes on
+                    message = f"{type(exc).__name__}: {str(exc)[:400]}"
+                    log.warning("%s on %s (batch %s, %s) failed: %s", spec.name, hw, batch, precision, message)
+                    failures.append({"precision": precision, "batch_size": batch, "sequence_length": seq,
+                                     "error_type": "runtime_error", "error": message})
+                    out.skip(spec, hw, message, batch, seq, precision)
+                    bar.update(1)
+                    continue
+                finally:
+                    if prepared is not None:
+                        backend.release(prepared)
+                items = prepared.items or items_in(inputs)
+                _add_result(spec, hw, device, batch, seq, precision, prepared, measurement, generation, items,
+                            parameters, detection, settings, out, latency_stats)
+                ok_cells += 1
+                bar.update(1)
+    if ok_cells:
+        out.compat(spec, hw, device, ok=True, message=None, error_type=None,
+                   metadata={"measured_configurations": ok_cells, "failed_configurations": failures} if failures
+                   else {"measured_configurations": ok_cells})
+    elif failures:
+        first = failures[0]
+        out.compat(spec, hw, device, ok=False, message=first["error"], error_type=first["error_type"],
+                   init_ok=False, metadata={"failed_configurations": failures})
+
+
+def _add_result(spec, hw, device, batch, seq, precision, prepared, measurement, generation, items, parameters,
+                detection, settings, out: _Collector, latency_stats):
+    stats = latency_stats(measurement.samples_ms)
+    extra = dict(measurement.extra or {})
+    web = extra.pop("web_result", None)
+    emulated = bool(extra.get("is_emulated", detection.is_emulated))
+    memory = measurement.device_peak_mb if measurement.device_peak_mb is not None else measurement.peak_rss_mb
+    metrics = {
+        "cv": stats["cv"], "high_cv": stats["high_cv"], "latency_min_ms": stats["min_ms"],
+        "latency_max_ms": stats["max_ms"], "requested_precision": precision,
+        "host_peak_rss_mb": measurement.peak_rss_mb, "device_peak_memory_mb": measurement.device_peak_mb,
+        "parameters_million": round(parameters / 1e6, 3), "items_per_call": items,
+        "min_iterations": settings.min_iterations, "min_duration_s": settings.min_duration,
+        "is_emulated": emulated, "backend": prepared.info, "modality": spec.modality,
+    }
+    metrics.update(extra)
+    metrics.update(generation)
+    if stats["high_cv"]:
+        metrics["warning"] = f"CV {stats['cv']:.1%} is above 10 %: the machine was noisy; re-run before trusting"
+    out.results.append({
+        "model_name": spec.name, "hardware_type": hw, "device_name": device, "test_case": "inference",
+        "batch_size": batch, "sequence_length": seq, "precision": prepared.precision_used,
+        "total_time_seconds": measurement.total_time_s, "average_latency_ms": stats["mean_ms"],
+        "latency_p50_ms": stats["p50_ms"], "latency_p90_ms": stats["p90_ms"], "latency_p95_ms": stats["p95_ms"],
+        "latency_p99_ms": stats["p99_ms"], "latency_stddev_ms": stats["stddev_ms"],
+        "throughput_items_per_second": items / (stats["mean_ms"] / 1000.0) if stats["mean_ms"] > 0 else None,
+        "memory_peak_mb": memory, "iterations": measurement.iterations,
+        "warmup_iterations": measurement.warmup_iterations, "latency_samples_ms": measurement.samples_ms,
+        "is_simulated": False, "metrics": metrics})
+    if web is not None:
+        web.update({"model_name": spec.name, "hardware_type": hw, "device_name": device})
+        out.web_results.append(web)
+    status = "ok" + (", high CV" if stats["high_cv"] else "") + (", emulated" if emulated else "")
+    if prepared.precision_used != precision:
+        status += f", ran {prepared.precision_used}"
+    if "tokens_per_second" in generation:
+        status += f", {generation['tokens_per_second']:.3g} tok/s, TTFT {generation['time_to_first_token_ms']:.1f} ms"
+    out.summary.append({"model": spec.name, "hardware": hw, "batch": batch, "seq": seq,
+                        "precision": prepared.precision_used, "p50_ms": round(stats["p50_ms"], 3),
+                        "mean_ms": round(stats["mean_ms"], 3),
+                        "items_per_s": float(f"{items / (stats['mean_ms'] / 1000.0):.4g}") if stats["mean_ms"] else None,
+                        "memory_mb": round(memory, 1) if memory is not None else None,
+                        "cv": round(stats["cv"], 3), "status": status})
+
+
+# -- documents, storing --------------------------------------------------------------------------------------
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def benchmark_run(settings: RunSettings, *, test_name: str, command_line: str, quiet: bool = False):
+    """Run the matrix; return (runner document, summary rows)."""
+    from benchmark_db.runner_format import document_from_run
+    from runners.measure import capture_environment
+    from runners.models import checkpoint_spec, select_models
+
+    specs = []
+    if settings.model_path:
+        specs.append(checkpoint_spec(settings.model_path))
+    if settings.models or not settings.model_path:
+        specs.extend(select_models(settings.models_set, settings.models))
+    started = _utc_now()
+    t0 = time.perf_counter()
+    collected, detections = run_matrix(specs, settings, quiet=quiet)
+    elapsed = time.perf_counter() - t0
+    accelerators = {name: {"available": d.available, "reason": d.reason, "device": d.device_name,
+                           "driver": d.driver_version, "platform_version": d.platform_version,
+                           "is_emulated": d.is_emulated} for name, d in detections.items()}
+    env = capture_environment(accelerators)
+    run = {"test_name": test_name, "test_type": "performance", "started_at": started, "completed_at": _utc_now(),
+           "execution_time_seconds": elapsed, "success": True, "git_commit": env.get("git_commit"),
+           "git_branch": env.get("git_branch"), "command_line": command_line, "environment": env,
+           "metadata": {"settings": asdict(settings), "models": [s.name for s in specs],
+                        "results": len(collected.results),
+                        "skipped": sum(1 for r in collected.summary if r["status"].startswith("skipped"))}}
+    doc = document_from_run(run, list(collected.models.values()), list(collected.hardware.values()),
+                            collected.results, list(collected.compatibility.values()), collected.web_results)
+    return doc, collected.summary
+
+
+def store_document(doc: dict, db_path: str | None, lock_timeout: float) -> dict:
+    """Write a runner document through the ORM in one transaction; return row counts by table."""
+    from benchmark_db.runner_format import records_from_document
+    from benchmark_db_models import BenchmarkDB
+
+    records = records_from_document(doc)
+    with BenchmarkDB(db_path, lock_timeout=lock_timeout) as db:
+        db.insert_many(records)
+    counts: dict[str, int] = {}
+    for record in records:
+        counts[record.TABLE] = counts.get(record.TABLE, 0) + 1
+    return counts
+
+
+def write_document(doc: dict, output_dir: str) -> Path:
+    """Versioned JSON for --no-db-store, named after the run so repeated runs never overwrite each other."""
+    folder = Path(output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(doc, indent=1, sort_keys=True, default=str)
+    stamp = str(doc["run"].get("started_at", "")).replace(":", "").replace("-", "").replace(".", "_")
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
+    path = folder / f"benchmark_{doc['run']['test_name']}_{stamp}_{digest}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)  # readers (the updater) never see a half-written file
+    return path
+
+
+def command_line_for(prog: str, argv: list[str] | None) -> str:
+    words = sys.argv[1:] if argv is None else list(argv)
+    return shlex.join([prog, *words])
+
+
+def visualize(db_path: str | None, output_dir: str, lock_timeout: float) -> str | None:
+    """The performance report from the database, by the visualizer when it is installed."""
+    from benchmark_db.connection import resolve_db_path
+
+    report = Path(output_dir) / "benchmark_report.html"
+    try:
+        import benchmark_db_visualizer
+    except ImportError:
+        log.warning("benchmark_db_visualizer.py is not available; the summary table above is the report")
+        return None
+    report.parent.mkdir(parents=True, exist_ok=True)
+    code = benchmark_db_visualizer.main(["--db", resolve_db_path(db_path), "--report", "performance",
+                                         "--format", "html", "--output", str(report), "--quiet"])
+    if code != 0:
+        log.warning("the visualizer exited with %s; the summary table above stands", code)
+        return None
+    return str(report)
+
+
+def run_from_args(args: argparse.Namespace, *, test_name: str, prog: str, argv: list[str] | None) -> int:
+    """What each runner script does: run the matrix, store or write it, print the summary."""
+    from benchmark_db.cli import write_text
+    from benchmark_db.output import to_table
+
+    settings = settings_from_args(args)
+    if args.no_db_store and args.visualize_from_db:
+        log.warning("--visualize-from-db needs the database; with --no-db-store only the summary is printed")
+    doc, summary = benchmark_run(settings, test_name=test_name, command_line=command_line_for(prog, argv),
+                                 quiet=args.quiet)
+    output_dir = args.output_dir or DEFAULT_OUTPUT_DIR
+    if args.no_db_store:
+        path = write_document(doc, output_dir)
+        log.info("wrote %s (ingest with benchmark_db_updater.py --auto-store --auto-store-dir %s)", path, output_dir)
+    else:
+        counts = store_document(doc, args.db, args.lock_timeout)
+        from benchmark_db.connection import resolve_db_path
+
+        log.info("stored in %s: %s", resolve_db_path(args.db), ", ".join(f"{v} {k}" for k, v in counts.items()))
+    write_text(to_table(summary) if summary else "no benchmark cells", None)
+    measured = sum(1 for row in summary if not row["status"].startswith("skipped"))
+    log.info("%d measured, %d skipped in %.1f s", measured, len(summary) - measured,
+             doc["run"].get("execution_time_seconds") or 0.0)
+    if args.visualize_from_db and not args.no_db_store:
+        report = visualize(args.db, output_dir, args.lock_timeout)
+        if report:
+            log.info("report: %s", report)
+    return 0

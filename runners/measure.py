@@ -1,0 +1,211 @@
+"""Timing, statistics and environment capture for the runners (DESIGN §5).
+
+`measure_calls` runs warm-up calls, then measured calls until both a minimum count and a minimum duration are
+met, timing each with `time.perf_counter_ns` around the call and the backend's synchronise, and keeps every
+raw sample. `latency_stats` turns samples into mean/p50/p90/p95/p99/stddev/CV; `HIGH_CV` is the coefficient
+of variation above which a result is flagged as not trustworthy. `PeakRSS` samples the process's resident
+memory on a thread during the measured phase. `capture_environment` records versions, CPU, OS, accelerator
+and git state. Nothing here imports torch at module level.
+"""
+from __future__ import annotations
+
+import math
+import os
+import platform
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+HIGH_CV = 0.10  # a CV above 10 % means the samples spread too much to trust the mean
+
+
+@dataclass
+class Measurement:
+    samples_ms: list[float]
+    warmup_iterations: int
+    total_time_s: float  # wall time of the measured phase
+    peak_rss_mb: float | None = None
+    device_peak_mb: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def iterations(self) -> int:
+        return len(self.samples_ms)
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default), on an already sorted list."""
+    if not sorted_values:
+        raise ValueError("no samples")
+    if len(sorted_values) == 1:
+        return sorted_values[0]
+    pos = (len(sorted_values) - 1) * q / 100.0
+    low = math.floor(pos)
+    high = min(low + 1, len(sorted_values) - 1)
+    frac = pos - low
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * frac
+
+
+def latency_stats(samples_ms: list[float]) -> dict:
+    """mean, p50, p90, p95, p99, sample stddev, CV and the high-CV flag of latency samples in ms."""
+    if not samples_ms:
+        raise ValueError("no samples")
+    values = sorted(float(v) for v in samples_ms)
+    n = len(values)
+    mean = math.fsum(values) / n
+    stddev = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    cv = stddev / mean if mean > 0 else 0.0
+    return {"mean_ms": mean, "p50_ms": percentile(values, 50), "p90_ms": percentile(values, 90),
+            "p95_ms": percentile(values, 95), "p99_ms": percentile(values, 99), "stddev_ms": stddev,
+            "cv": cv, "min_ms": values[0], "max_ms": values[-1], "count": n, "high_cv": cv > HIGH_CV}
+
+
+class PeakRSS:
+    """Peak resident set size of this process while the block runs, sampled on a thread."""
+
+    def __init__(self, interval_s: float = 0.005):
+        self.interval_s = interval_s
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _sample(self, proc) -> None:
+        while not self._stop.is_set():
+            self.peak_bytes = max(self.peak_bytes, proc.memory_info().rss)
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> PeakRSS:
+        import psutil
+
+        proc = psutil.Process()
+        self.peak_bytes = proc.memory_info().rss
+        self._thread = threading.Thread(target=self._sample, args=(proc,), daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import psutil
+
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.peak_bytes = max(self.peak_bytes, psutil.Process().memory_info().rss)
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak_bytes / (1024 * 1024)
+
+
+def measure_calls(call: Callable[[], object], synchronize: Callable[[], None] | None = None, *, warmup: int = 3,
+                  min_iterations: int = 10, min_duration_s: float = 0.2, max_iterations: int = 100_000,
+                  track_rss: bool = True, before_measured: Callable[[], None] | None = None) -> Measurement:
+    """Warm up, then time calls until both `min_iterations` and `min_duration_s` are reached."""
+    sync = synchronize or (lambda: None)
+    for _ in range(max(0, warmup)):
+        call()
+    sync()
+    if before_measured is not None:
+        before_measured()
+    clock = time.perf_counter_ns
+    min_duration_ns = int(min_duration_s * 1e9)
+    samples: list[int] = []
+    append = samples.append
+    rss = PeakRSS() if track_rss else None
+    if rss is not None:
+        rss.__enter__()
+    try:
+        start = clock()
+        while True:
+            t0 = clock()
+            call()
+            sync()
+            t1 = clock()
+            append(t1 - t0)
+            if len(samples) >= min_iterations and t1 - start >= min_duration_ns:
+                break
+            if len(samples) >= max_iterations:
+                break
+        total_ns = clock() - start
+    finally:
+        if rss is not None:
+            rss.__exit__(None, None, None)
+    return Measurement(samples_ms=[s / 1e6 for s in samples], warmup_iterations=max(0, warmup),
+                       total_time_s=total_ns / 1e9, peak_rss_mb=rss.peak_mb if rss else None)
+
+
+# -- environment -----------------------------------------------------------------------------------------
+def _version(module: str) -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version(module)
+    except Exception:
+        return None
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    if platform.system() == "Darwin":
+        try:
+            return subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True,
+                                  timeout=5).stdout.strip() or platform.processor()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return platform.processor() or platform.machine()
+
+
+def git_state(cwd: str | None = None) -> tuple[str | None, str | None]:
+    """(commit, branch) of the repository the runner lives in, or (None, None) outside git."""
+    folder = cwd or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def ask(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, timeout=5)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() or None if out.returncode == 0 else None
+
+    return ask("rev-parse", "HEAD"), ask("rev-parse", "--abbrev-ref", "HEAD")
+
+
+def capture_environment(accelerators: dict | None = None) -> dict:
+    """Versions, CPU model, cores and threads, OS, accelerators and git state of this run."""
+    import psutil
+
+    env: dict = {
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "os": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_model": cpu_model(),
+        "cpu_physical_cores": psutil.cpu_count(logical=False),
+        "cpu_logical_cores": psutil.cpu_count(logical=True),
+        "memory_total_gb": round(psutil.virtual_memory().total / 1024 ** 3, 2),
+        "versions": {name: _version(name) for name in ("torch", "transformers", "openvino", "onnxruntime", "onnx",
+                                                       "numpy", "duckdb", "playwright")},
+        "hf_hub_offline": os.environ.get("HF_HUB_OFFLINE"),
+    }
+    if hasattr(os, "getloadavg"):
+        # other work on the machine is the usual reason for a high CV: keep the evidence with the run
+        env["load_average_1_5_15"] = [round(v, 2) for v in os.getloadavg()]
+    try:
+        import torch
+
+        env["torch_threads"] = torch.get_num_threads()
+        env["torch_interop_threads"] = torch.get_num_interop_threads()
+        env["torch_cuda_version"] = torch.version.cuda
+        env["torch_hip_version"] = getattr(torch.version, "hip", None)
+    except ImportError:
+        pass
+    commit, branch = git_state()
+    env["git_commit"], env["git_branch"] = commit, branch
+    env["accelerators"] = accelerators or {}
+    return env

@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""Benchmark models with direct database storage (same engine and flags as run_model_benchmarks.py).
+
+    python runners/run_benchmark_with_db.py --db ./benchmark_db.duckdb --models-set small --hardware cuda cpu
+    python runners/run_benchmark_with_db.py --db ./benchmark_db.duckdb --model bert-base-uncased --hardware cpu --batch-sizes 1,2,4,8
+    python runners/run_benchmark_with_db.py --no-db-store --output-dir ./auto_store_results
+
+Models are built from their configurations with random weights (nothing is downloaded; HF_HUB_OFFLINE=1),
+measured after warm-up until a minimum count and duration are met, and stored with their raw samples in one
+transaction. Absent platforms and models too big for the machine become hardware_compatibility rows.
+The work is in runners.engine, shared by the three runner scripts.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmark_db.cli import run_cli
+from runners.engine import add_runner_options, run_from_args
+
+PROG = "run_benchmark_with_db.py"
+TEST_NAME = "benchmark_with_db"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n".join(__doc__.splitlines()[2:5]))
+    add_runner_options(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(build_parser(), lambda args: run_from_args(args, test_name=TEST_NAME, prog=PROG, argv=argv),
+                   argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
