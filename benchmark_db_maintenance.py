@@ -108,6 +108,11 @@ def _describe(step: str, result) -> str:
     prefix = "dry run: " if r.get("dry_run") else ""
     if step == "optimize-db":
         return prefix + ", ".join(r.get("actions", []))
+    if step == "vacuum" and ("snapshots_expired" in r or "snapshots_to_expire" in r):
+        if r.get("dry_run"):
+            return f"dry run: {r['snapshots_to_expire']} lake snapshot(s) older than 7 days to expire"
+        return (f"lake compacted: adjacent files merged, {r['snapshots_expired']} snapshot(s) expired, "
+                f"{r['files_removed']} unreferenced file(s) removed")
     if step == "vacuum":
         if r.get("dry_run"):
             return f"dry run: {r['bytes_before']} bytes now"
@@ -134,23 +139,30 @@ def _describe(step: str, result) -> str:
 
 def run_steps(args, steps: list[str]) -> tuple[list[dict], list[dict]]:
     """Run the selected steps on one connection; return (summary rows, integrity problems)."""
-    from benchmark_db.connection import connect, resolve_db_path
+    from benchmark_db.connection import connect, is_lake, resolve_db_path
     from benchmark_db.maintenance import archive, backup, clean_json, integrity, optimize, stats
+    from benchmark_db.maintenance import lake as lake_maintenance
 
     path = resolve_db_path(args.db)
-    if path != ":memory:" and not Path(path).exists():
+    on_lake = is_lake(path)
+    if not on_lake and path != ":memory:" and not Path(path).exists():
         log.warning("database %s does not exist; creating it with the current schema", path)
     conn = connect(path, lock_timeout=args.lock_timeout)  # DB001/DB002 end the run: nothing can be done
     summary: list[dict] = []
     problems: list[dict] = []
     try:
-        if not args.dry_run:
+        if not args.dry_run and not on_lake:
             try:
                 archive.ensure_archive_views(conn)
             except Exception as exc:  # archive files moved or deleted: the integrity check names them
                 log.error("cannot re-create the views over archived data: %s", str(exc).splitlines()[0])
         for step in steps:
             log.info("%s: starting", step)
+            if on_lake and step in lake_maintenance.NOT_APPLICABLE:
+                why = lake_maintenance.NOT_APPLICABLE[step]
+                log.info("%s: does not apply to a DuckLake: %s", step, why)
+                summary.append({"step": step, "status": "n/a", "result": f"does not apply to a DuckLake: {why}"})
+                continue
             try:
                 if step == "check-integrity":
                     result = problems = integrity.check_integrity(conn)
@@ -159,9 +171,11 @@ def run_steps(args, steps: list[str]) -> tuple[list[dict], list[dict]]:
                                   p["rows"], f"; e.g. {p['examples']}" if p["examples"] else "")
                 elif step == "optimize-db":
                     result = optimize.optimize_database(conn, dry_run=args.dry_run)
+                elif step == "vacuum" and on_lake:
+                    result = lake_maintenance.compact_lake(conn, dry_run=args.dry_run)
                 elif step == "vacuum":
                     result = optimize.vacuum_database(conn, path, dry_run=args.dry_run)
-                    if not args.dry_run:
+                    if not args.dry_run and not on_lake:
                         conn = connect(path, lock_timeout=args.lock_timeout)
                 elif step == "backup":
                     result = backup.create_backup(conn, path, args.backup_dir, compress=args.backup_compress,

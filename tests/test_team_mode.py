@@ -100,3 +100,82 @@ def test_create_schema_script_with_sample_data_on_a_lake(lake_target, capsys):
     assert main(["--output", lake_target, "--sample-data", "--format", "json"]) == 0  # idempotent
     conn = connect(lake_target, read_only=True)
     assert conn.execute("SELECT count(*) FROM performance_results").fetchone()[0] == 361
+
+
+@pytest.mark.slow
+def test_the_tools_work_on_a_lake_as_on_a_file(lake_target, corpus_dir, tmp_path, capsys):
+    """Converter, runner, query report and the Python API, each given --db ducklake:postgres:..."""
+    import shutil
+
+    import benchmark_db_converter
+    import benchmark_db_query
+    from benchmark_db_api import BenchmarkDBAPI
+    from runners import run_model_benchmarks
+
+    inputs = tmp_path / "performance_results"
+    shutil.copytree(corpus_dir / "performance_results", inputs)
+    assert benchmark_db_converter.main(["--input-dir", str(inputs), "--output-db", lake_target, "--quiet"]) == 0
+    assert benchmark_db_converter.main(["--input-dir", str(inputs), "--output-db", lake_target, "--quiet"]) == 0
+    conn = connect(lake_target, read_only=True)
+    files = conn.execute("SELECT count(*) FROM ingested_files WHERE status = 'ingested'").fetchone()[0]
+    converted = conn.execute("SELECT count(*) FROM performance_results").fetchone()[0]
+    conn.close()
+    assert files > 0 and converted > 0
+
+    assert run_model_benchmarks.main(["--db", lake_target, "--models-set", "small", "--model", "bert-tiny-random",
+                                      "--hardware", "cpu", "--batch-sizes", "1", "--min-duration", "0.05",
+                                      "--quiet"]) == 0
+    api = BenchmarkDBAPI(db_path=lake_target)
+    api.store_performance_result(model_name="bert-base-uncased", hardware_type="cuda", throughput=250.5,
+                                 latency_avg=4.2, batch_size=32, precision="fp16")
+    frame = api.get_performance_metrics(model_name="bert-base-uncased", hardware_type="cuda")
+    assert len(frame) == 1
+    capsys.readouterr()
+    assert benchmark_db_query.main(["--db", lake_target, "--report", "performance", "--format", "json"]) == 0
+    report = capsys.readouterr().out
+    assert "bert-tiny-random" in report and "bert-base-uncased" in report
+    conn = connect(lake_target, read_only=True)
+    measured = conn.execute("SELECT count(*) FROM performance_results WHERE model_name = 'bert-tiny-random' "
+                            "AND hardware_type = 'cpu' AND len(latency_samples_ms) > 0").fetchone()[0]
+    assert measured == 1
+    assert conn.execute("SELECT count(*) FROM performance_results").fetchone()[0] == converted + 2
+
+
+def test_api_server_on_a_lake(lake_target):
+    from fastapi.testclient import TestClient
+
+    from benchmark_db_server import ServerSettings, create_app
+
+    app = create_app(ServerSettings(db_path=lake_target, idle_release=0.1, query_timeout_s=5.0,
+                                    query_max_rows=1000))
+    with TestClient(app) as client:
+        assert client.get("/health").status_code == 200
+        body = {"model_name": "t5-small", "hardware_type": "cpu", "throughput": 80.0, "latency_avg": 12.5}
+        assert client.post("/performance", json=body).status_code in (200, 201)
+        rows = [dict(body, batch_size=b) for b in (2, 4, 8)]
+        assert client.post("/performance/batch", json={"results": rows}).status_code in (200, 201)
+        got = client.get("/performance", params={"model_name": "t5-small"}).json()
+        items = got["items"] if isinstance(got, dict) and "items" in got else got
+        assert len(items) == 4
+        answer = client.post("/query", json={"sql": "SELECT count(*) AS n FROM performance_results"})
+        assert answer.status_code == 200, answer.text
+        assert client.post("/query", json={"sql": "DROP TABLE models"}).status_code == 400
+
+
+def test_maintenance_on_a_lake_compacts_and_says_what_does_not_apply(lake_target, tmp_path, capsys):
+    import benchmark_db_maintenance
+    from scripts.create_benchmark_schema import main as create
+
+    assert create(["--output", lake_target, "--sample-data"]) == 0
+    capsys.readouterr()
+    code = benchmark_db_maintenance.main(["--db", lake_target, "--optimize-db", "--vacuum", "--check-integrity",
+                                          "--backup", "--backup-dir", str(tmp_path / "b"), "--format", "json"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    steps = {row["step"]: row for row in __import__("json").loads(out)}
+    assert steps["check-integrity"]["status"] == "ok"
+    assert steps["vacuum"]["status"] == "ok" and "lake compacted" in steps["vacuum"]["result"]
+    assert steps["backup"]["status"] == "n/a" and "pg_dump" in steps["backup"]["result"]
+    assert not (tmp_path / "b").exists()
+    conn = connect(lake_target, read_only=True)
+    assert conn.execute("SELECT count(*) FROM performance_results").fetchone()[0] == 361
