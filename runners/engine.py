@@ -593,3 +593,20 @@ def run_from_args(args: argparse.Namespace, *, test_name: str, prog: str, argv: 
         if report:
             log.info("report: %s", report)
     return 0
+
+
+def build_runner_parser(prog: str, doc: str) -> argparse.ArgumentParser:
+    """The parser every runner script shares: its docstring's first line and examples, the runner options."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n".join(doc.splitlines()[2:5]))
+    add_runner_options(parser)
+    return parser
+
+
+def runner_main(prog: str, doc: str, test_name: str, argv: list[str] | None = None) -> int:
+    """`main()` of a runner script: parse, run the matrix, store; errors as one line."""
+    from benchmark_db.cli import run_cli
+
+    return run_cli(build_runner_parser(prog, doc),
+                   lambda args: run_from_args(args, test_name=test_name, prog=prog, argv=argv), argv)

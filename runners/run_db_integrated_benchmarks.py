@@ -19,24 +19,18 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmark_db.cli import run_cli
-from runners.engine import add_runner_options, run_from_args
+from runners.engine import build_runner_parser, runner_main
 
 PROG = "run_db_integrated_benchmarks.py"
 TEST_NAME = "db_integrated_benchmarks"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.splitlines()[2:5]))
-    add_runner_options(parser)
-    return parser
+    return build_runner_parser(PROG, __doc__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli(build_parser(), lambda args: run_from_args(args, test_name=TEST_NAME, prog=PROG, argv=argv),
-                   argv)
+    return runner_main(PROG, __doc__, TEST_NAME, argv)
 
 
 if __name__ == "__main__":
