@@ -116,12 +116,7 @@ def comparison(conn, filters, metric: str | None, by: str):
 def regression_check(conn, *, reference_conn=None, last_days=None, threshold_pct=None, alpha=None,
                      include_simulated=False, model=None, hardware=None):
     """Run `benchmark_db.regression.regression_check` (imported here: scipy is heavy) and return its report."""
-    try:
-        from benchmark_db import regression
-    except ImportError as exc:
-        from benchmark_db.errors import NotImplementedYet
-
-        raise NotImplementedYet(f"--regression-check (benchmark_db.regression: {exc})") from exc
+    from benchmark_db import regression
     kwargs = {"reference_conn": reference_conn, "last_days": last_days, "include_simulated": include_simulated,
               "model": model, "hardware": hardware}
     if threshold_pct is not None:

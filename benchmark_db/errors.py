@@ -71,9 +71,3 @@ class UsageError(BenchmarkDBError):
     code = "DB000"
     exit_code = EXIT_USAGE
 
-
-class NotImplementedYet(UsageError):
-    """A documented capability that a later issue delivers; said plainly, never faked."""
-
-    def __init__(self, what: str):
-        super().__init__(f"{what} is not implemented yet", "see README.md for what works today")

@@ -193,11 +193,8 @@ class _WorkerState:
 
 
 def default_converter() -> Converter:
-    try:
-        from benchmark_db.convert import convert_document
-    except ImportError as exc:  # the converter module is delivered separately
-        raise UsageError(f"the document converter is not available ({exc})",
-                         "install the complete benchmark-db package") from exc
+    from benchmark_db.convert import convert_document
+
     return convert_document
 
 

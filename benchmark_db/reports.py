@@ -613,10 +613,7 @@ def trend_change_points(trend, metric: str | None = "throughput"):
 
     m = get_metric(metric)
     columns = SERIES_KEYS + ["at", "index", "before", "after", "change_pct", "p_value"]
-    try:
-        from benchmark_db.stats import detect_change_points
-    except ImportError as exc:
-        return pd.DataFrame(columns=columns), f"change points not marked: benchmark_db.stats is unavailable ({exc})"
+    from benchmark_db.stats import detect_change_points
     rows = []
     for key, series in trend.groupby(SERIES_KEYS, dropna=False, sort=False):
         values = [float(v) for v in series[f"{m.prefix}_p50"]]

@@ -547,15 +547,11 @@ def command_line_for(prog: str, argv: list[str] | None) -> str:
 
 
 def visualize(db_path: str | None, output_dir: str, lock_timeout: float) -> str | None:
-    """The performance report from the database, by the visualizer when it is installed."""
+    """The performance report from the database, written by the visualizer."""
+    import benchmark_db_visualizer
     from benchmark_db.connection import resolve_db_path
 
     report = Path(output_dir) / "benchmark_report.html"
-    try:
-        import benchmark_db_visualizer
-    except ImportError:
-        log.warning("benchmark_db_visualizer.py is not available; the summary table above is the report")
-        return None
     report.parent.mkdir(parents=True, exist_ok=True)
     code = benchmark_db_visualizer.main(["--db", resolve_db_path(db_path), "--report", "performance",
                                          "--format", "html", "--output", str(report), "--quiet"])

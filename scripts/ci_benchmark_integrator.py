@@ -170,11 +170,9 @@ def _report_row(path: Path, root: Path, kind: str, status: str, added: dict[str,
 
 def _ingest_json(conn, paths: list[Path], quiet: bool) -> dict[Path, tuple[str, dict, str | None, str | None]]:
     """Ingest JSON artifacts through the ingest engine: {path: (status, rows added per table, reason, sha256)}."""
-    try:
-        from benchmark_db.ingest import ingest_files
-        from benchmark_db_models import BenchmarkDB
-    except ImportError as exc:  # the ingest engine is a separate part of the toolkit
-        return {p: ("failed", {}, f"the JSON ingest engine is not available ({exc})", None) for p in paths}
+    from benchmark_db.ingest import ingest_files
+    from benchmark_db_models import BenchmarkDB
+
     try:
         summary = ingest_files(BenchmarkDB(conn=conn), [str(p) for p in paths], quiet=quiet)
     except BenchmarkDBError as exc:

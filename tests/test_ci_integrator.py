@@ -177,7 +177,6 @@ def test_archive_artifacts_moves_what_was_merged(artifacts, tmp_path):
 
 
 def test_json_artifacts_go_through_the_ingest_engine(corpus_dir, tmp_path, capsys):
-    pytest.importorskip("benchmark_db.convert")
     sources = sorted((corpus_dir / "benchmark_results").rglob("*.json"))[:2]
     if not sources:
         pytest.skip("no legacy benchmark files in the corpus")

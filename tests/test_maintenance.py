@@ -343,7 +343,6 @@ def test_clean_json_remove_needs_the_original_stored(db_path, json_files, tmp_pa
 
 
 def test_clean_json_after_a_real_ingest(db_path, corpus_dir, tmp_path):
-    pytest.importorskip("benchmark_db.convert")
     from benchmark_db.ingest import ingest_files
     from benchmark_db_models import BenchmarkDB
 

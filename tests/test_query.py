@@ -162,7 +162,6 @@ def reference_db(tmp_path_factory) -> str:
 
 
 def test_regression_check_finds_the_slower_model(reference_db, tmp_path, capsys):
-    pytest.importorskip("benchmark_db.regression", reason="benchmark_db.regression is another engineer's module")
     current = build_history(str(tmp_path / "current.duckdb"), runs=12, step_at=None, seed=12, simulated_run=False)
     _slow_copy(current, str(tmp_path / "slower.duckdb"), "t5-small", "cpu", 1, 1.10)
     code, out, _ = run(capsys, "--db", str(tmp_path / "slower.duckdb"), "--regression-check", "--reference-db",
@@ -182,7 +181,6 @@ def test_regression_check_finds_the_slower_model(reference_db, tmp_path, capsys)
 
 
 def test_regression_check_on_identical_copies_exits_0(reference_db, tmp_path, capsys):
-    pytest.importorskip("benchmark_db.regression", reason="benchmark_db.regression is another engineer's module")
     import shutil
 
     copy = str(tmp_path / "copy.duckdb")

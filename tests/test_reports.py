@@ -227,7 +227,6 @@ def test_no_data_error_names_filters_and_what_exists(conn):
 
 
 def test_trend_one_point_per_run_and_change_point(history_db):
-    pytest.importorskip("benchmark_db.stats")
     with connect(history_db, read_only=True) as c:
         trend = reports.trend_table(c, ReportFilters.make(model="bert-base-uncased", hardware="cuda"), "throughput")
         assert len(trend) == 24 and trend["at"].is_monotonic_increasing
@@ -241,7 +240,6 @@ def test_trend_one_point_per_run_and_change_point(history_db):
 
 
 def test_no_change_point_on_a_flat_history(tmp_path):
-    pytest.importorskip("benchmark_db.stats")
     path = build_history(str(tmp_path / "flat.duckdb"), step_at=None)
     with connect(path, read_only=True) as c:
         trend = reports.trend_table(c, ReportFilters.make(model="bert-base-uncased"), "latency")

@@ -122,7 +122,6 @@ def test_linear_scale_when_values_are_close(sample_db):
 
 
 def test_trend_marks_the_change_point(history_db, tmp_path):
-    pytest.importorskip("benchmark_db.stats")
     with connect(history_db, read_only=True) as c:
         target = viz.trend_chart(c, tmp_path / "trend.png", ReportFilters.make(model="bert-base-uncased",
                                                                                hardware="cuda"))
