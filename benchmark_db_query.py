@@ -167,7 +167,7 @@ def run(args) -> int:
         if args.sql is not None:
             text = _render_frame(run_sql(conn, args.sql), fmt, "Query result")
         elif args.report:
-            report = reports.build_report(conn, args.report, filters, args.metric)
+            report = reports.build_report(conn, args.report, filters, args.metric, use_summary_cache=True)
             text = reports.render_report(report, fmt, conn)
         elif args.compare_hardware or args.compare_models:
             by = "hardware" if args.compare_hardware else "model"

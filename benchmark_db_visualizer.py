@@ -141,7 +141,7 @@ def html_report(conn, path, kind: str, filters, *, metric: str | None = None) ->
     """Write the self-contained HTML report of `kind` to `path`."""
     from benchmark_db import reports
 
-    report = reports.build_report(conn, kind, filters, metric)
+    report = reports.build_report(conn, kind, filters, metric, use_summary_cache=True)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(reports.render_html(report, conn), encoding="utf-8")

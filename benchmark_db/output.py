@@ -46,9 +46,35 @@ def _plain(value):
             return str(value)
     if isinstance(value, bytes):
         return f"<{len(value)} bytes>"
-    if type(value).__name__ == "NaTType":
+    if type(value).__name__ in ("NaTType", "NAType"):  # pandas' missing timestamp and missing value
         return None
     return value
+
+
+def plain_records(frame) -> list[dict]:
+    """`frame`'s rows as JSON-safe dicts (what `_plain` makes of each cell), converted a column at a time:
+    on report-sized frames that is several times faster than converting cell by cell."""
+    names = [str(c) for c in frame.columns]
+    columns = []
+    for position in range(len(names)):
+        series = frame.iloc[:, position]
+        kind = series.dtype.kind
+        values = series.tolist()
+        if kind == "f":
+            values = [None if v != v else v for v in values]  # NaN is the only value unequal to itself
+        elif kind == "M":
+            values = [v.isoformat() if v == v else None for v in values]  # NaT is unequal to itself too
+        elif kind not in "iub":
+            values = [v if type(v) is str else _plain(v) for v in values]
+        columns.append(values)
+    return [dict(zip(names, row)) for row in zip(*columns)]
+
+
+def dumps(value) -> str:
+    """JSON text, indented by two spaces (orjson: the report renderers' hot path)."""
+    import orjson
+
+    return orjson.dumps(value, default=str, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _cell(value) -> str:

@@ -255,33 +255,52 @@ _METRIC_SOURCE = {"throughput": "pr.throughput_items_per_second", "latency": "pr
                   "memory": "pr.memory_peak_mb"}
 
 
-def performance_table(conn, filters: ReportFilters, metric: str | None = None, *, with_sums: bool = False):
+def performance_table(conn, filters: ReportFilters, metric: str | None = None, *, with_sums: bool = False,
+                      summary=None):
     """One row per model, hardware, device, batch size and precision: counts and plain aggregates.
 
     Aggregates on the integer ids of `performance_results` first and names the (few) groups afterwards:
     on a million rows that is several times faster than grouping the joined names. Ids come from the
     natural keys, so one model id is one model name and one hardware id one (type, device) pair.
     `with_sums` adds `_sum_<metric>` and `_n_<metric>` columns from which coarser means are derived exactly.
+    `summary` (from `report_summary`) holds those aggregates already and replaces the scan of the table.
     """
-    # means are sum / count (what avg() computes), so the sums serve the coarser pivot too
-    inner = {
-        "throughput": ["max(pr.throughput_items_per_second) AS throughput_items_per_s_max"],
-        "latency": ["min(pr.average_latency_ms) AS latency_ms_min", "max(pr.average_latency_ms) AS latency_ms_max"],
-        "memory": ["max(pr.memory_peak_mb) AS memory_mb_max"],
-    }
     outer = {
         "throughput": ["_sum_throughput / _n_throughput AS throughput_items_per_s_mean",
                        "throughput_items_per_s_max"],
         "latency": ["_sum_latency / _n_latency AS latency_ms_mean", "latency_ms_min", "latency_ms_max"],
         "memory": ["memory_mb_max"],
     }
-    names = [get_metric(metric).name] if metric else list(inner)
+    names = [get_metric(metric).name] if metric else list(outer)
+    shown = [c for name in names for c in outer[name]]
+    hidden = [f"_sum_{n}, _n_{n}" for n in METRICS] if with_sums else []
+    sim = _sim_key(filters)
+    order = f"ORDER BY model, hardware, device NULLS FIRST, batch_size NULLS FIRST, precision NULLS FIRST{sim}"
+    if summary is not None:
+        cond, params = filters.where(
+            model="COALESCE(model_name, fallback_model)", family="model_family",
+            hardware="COALESCE(hardware_type, fallback_hardware)", batch="batch_size", precision="precision",
+            created=None, simulated="is_simulated")
+        conn.register("_report_summary", summary)
+        try:
+            return _df(conn, f"""
+                SELECT COALESCE(model_name, fallback_model) AS model, model_family,
+                       COALESCE(hardware_type, fallback_hardware) AS hardware, device_name AS device,
+                       batch_size, precision{sim}, results, {", ".join(shown + hidden)}, last_result_at
+                FROM _report_summary WHERE {cond} {order}""", params)
+        finally:
+            conn.unregister("_report_summary")
+
+    inner = {
+        "throughput": ["max(pr.throughput_items_per_second) AS throughput_items_per_s_max"],
+        "latency": ["min(pr.average_latency_ms) AS latency_ms_min", "max(pr.average_latency_ms) AS latency_ms_max"],
+        "memory": ["max(pr.memory_peak_mb) AS memory_mb_max"],
+    }
+    # means are sum / count (what avg() computes), so the sums serve the coarser pivot too
     sums = list(METRICS) if with_sums else names
     chosen = [c for name in names for c in inner[name]] + [
         f"sum({_METRIC_SOURCE[n]}) AS _sum_{n}, count({_METRIC_SOURCE[n]}) AS _n_{n}" for n in sums if n != "memory"
         or with_sums]
-    shown = [c for name in names for c in outer[name]]
-    hidden = [f"_sum_{n}, _n_{n}" for n in METRICS] if with_sums else []
     needs_names = bool(filters.model or filters.model_family or filters.hardware)
     joins = ("LEFT JOIN models m ON m.model_id = pr.model_id "
              "LEFT JOIN hardware_platforms hp ON hp.hardware_id = pr.hardware_id") if needs_names else ""
@@ -289,7 +308,6 @@ def performance_table(conn, filters: ReportFilters, metric: str | None = None, *
                                  hardware="COALESCE(hp.hardware_type, pr.hardware_type)", batch="pr.batch_size",
                                  precision="pr.precision", created="pr.created_at", simulated="pr.is_simulated")
     sim_inner = ", COALESCE(pr.is_simulated, false) AS is_simulated" if filters.include_simulated else ""
-    sim = _sim_key(filters)
     sql = f"""
         WITH agg AS (
             SELECT pr.model_id, pr.hardware_id, pr.batch_size, pr.precision{sim_inner},
@@ -305,24 +323,63 @@ def performance_table(conn, filters: ReportFilters, metric: str | None = None, *
         FROM agg
         LEFT JOIN models m ON m.model_id = agg.model_id
         LEFT JOIN hardware_platforms hp ON hp.hardware_id = agg.hardware_id
-        ORDER BY model, hardware, device NULLS FIRST, batch_size NULLS FIRST, precision NULLS FIRST{sim}"""
+        {order}"""
     return _df(conn, sql, params)
+
+
+def report_summary(conn, filters: ReportFilters):
+    """The cached per-configuration summary (benchmark_db.summary_cache) when it can answer `filters`, else None.
+
+    It cannot when a time filter needs the individual rows, or when a group's model or hardware id has no
+    dimension row: then a name filter must see each row's own name, as the direct query does.
+    """
+    import pyarrow.compute as pc
+
+    from benchmark_db import summary_cache
+
+    if filters.since or filters.until:
+        return None
+    summary = summary_cache.performance_summary(conn)
+    return summary if summary.num_rows == 0 or pc.all(summary["named"]).as_py() else None
 
 
 def pivot_by_hardware(table, metric: str | None = "throughput"):
     """Pivot of a `performance_table(..., with_sums=True)`: one row per model and batch size, one column per
-    hardware type, cells = mean of the metric over all its results (sum / count, the SQL avg)."""
+    hardware type, cells = mean of the metric over all its results (sum / count, the SQL avg).
+
+    Plain Python over the few hundred configuration rows: pandas' groupby + unstack costs more than the
+    whole cached report."""
+    import numpy as np
+    import pandas as pd
+
     m = get_metric(metric)
     if table.empty:
         return table.iloc[:, :0]
-    sums = table.groupby(["model", "batch_size", "hardware"], dropna=False)[[f"_sum_{m.name}", f"_n_{m.name}"]].sum()
-    sums = sums[sums[f"_n_{m.name}"] > 0]
-    value = sums[f"_sum_{m.name}"] / sums[f"_n_{m.name}"]
-    if value.empty:
+
+    def key(value):  # pandas gives NaN for a missing key; NaN never equals itself, None does
+        return None if value is None or value != value else value
+
+    totals: dict = {}
+    for model, batch, hardware, total, count in zip(*(table[c].tolist() for c in (
+            "model", "batch_size", "hardware", f"_sum_{m.name}", f"_n_{m.name}"))):
+        if not count or count != count:
+            continue
+        cell = totals.setdefault((key(model), key(batch)), {}).setdefault(key(hardware), [0.0, 0])
+        cell[0] += total
+        cell[1] += count
+    if not totals:
         return table.iloc[:0, :0]
-    wide = value.unstack("hardware").dropna(how="all").reset_index()
-    wide.columns.name = None
-    return wide.sort_values(["model", "batch_size"]).reset_index(drop=True)
+
+    def last_if_none(value):
+        return (value is None, value if value is not None else 0)
+
+    hardware_columns = sorted({h for cells in totals.values() for h in cells}, key=last_if_none)
+    ordered = sorted(totals.items(), key=lambda item: (last_if_none(item[0][0]), last_if_none(item[0][1])))
+    columns = {"model": [model for (model, _), _ in ordered], "batch_size": [batch for (_, batch), _ in ordered]}
+    for h in hardware_columns:
+        columns[h] = np.array([cells[h][0] / cells[h][1] if h in cells else np.nan for _, cells in ordered],
+                              dtype="float64")
+    return pd.DataFrame(columns)
 
 
 def hardware_table(conn, filters: ReportFilters):
@@ -714,13 +771,11 @@ class Report:
         return self.sections[0].frame
 
     def to_dict(self) -> dict:
-        from benchmark_db.output import _plain
+        from benchmark_db.output import plain_records
 
         return {"report": self.kind, "title": self.title, "generated_at": self.generated_at.isoformat(),
                 "filters": self.filters.to_dict(), "notes": self.notes,
-                "sections": {s.key: {"title": s.title, "note": s.note,
-                                     "rows": [{c: _plain(v) for c, v in r.items()}
-                                              for r in s.frame.to_dict(orient="records")]}
+                "sections": {s.key: {"title": s.title, "note": s.note, "rows": plain_records(s.frame)}
                              for s in self.sections}}
 
 
@@ -737,8 +792,8 @@ def _count_simulated(conn, filters: ReportFilters) -> int:
                         params).fetchone()[0]
 
 
-def _simulated_note(conn, filters: ReportFilters) -> str | None:
-    n = _count_simulated(conn, filters)
+def _simulated_note(conn, filters: ReportFilters, count: int | None = None) -> str | None:
+    n = _count_simulated(conn, filters) if count is None else count
     if filters.include_simulated:
         return f"{n} simulated result{'s' if n != 1 else ''} included and shown separately (is_simulated)" \
             if n else None
@@ -746,9 +801,14 @@ def _simulated_note(conn, filters: ReportFilters) -> str | None:
             if n else None)
 
 
-def build_report(conn, kind: str, filters: ReportFilters | None = None, metric: str | None = None) -> Report:
+def build_report(conn, kind: str, filters: ReportFilters | None = None, metric: str | None = None, *,
+                 use_summary_cache: bool = False) -> Report:
     """Every section of one report kind (`performance`, `hardware`, `compatibility`, `integration`,
-    `summary`, or `all`), computed from the database."""
+    `summary`, or `all`), computed from the database.
+
+    `use_summary_cache` lets the performance sections read the per-configuration summary cached beside the
+    database file (benchmark_db.summary_cache); pass it only on a connection with no open transaction.
+    """
     filters = filters or ReportFilters()
     if kind not in REPORT_KINDS + ("all",):
         raise UsageError(f"unknown report {kind!r}", f"choose one of {', '.join(REPORT_KINDS)}")
@@ -758,9 +818,21 @@ def build_report(conn, kind: str, filters: ReportFilters | None = None, metric: 
     kinds = REPORT_KINDS if kind == "all" else (kind,)
     if "summary" in kinds and kind == "all":
         kinds = ("summary",) + tuple(k for k in kinds if k != "summary")
+    summary = (report_summary(conn, filters) if use_summary_cache and kind in ("performance", "all")
+               else None)
+    simulated_count = None
     for k in kinds:
         if k == "performance":
-            full = performance_table(conn, filters, metric, with_sums=True)
+            if summary is not None:
+                # one pass over the summary answers both the table and the count of simulated results
+                full = performance_table(conn, filters.with_simulated(), metric, with_sums=True, summary=summary)
+                simulated = full["is_simulated"].to_numpy(dtype=bool)
+                simulated_count = int(full["results"].to_numpy()[simulated].sum())
+                if not filters.include_simulated:
+                    full = full[~simulated].reset_index(drop=True)
+                    del full["is_simulated"]
+            else:
+                full = performance_table(conn, filters, metric, with_sums=True)
             if full.empty and filters.has_any() and kind != "all":
                 raise no_data_error(conn, filters)
             table = full[[c for c in full.columns if not c.startswith("_")]]
@@ -796,7 +868,7 @@ def build_report(conn, kind: str, filters: ReportFilters | None = None, metric: 
                                               best_hardware_table(conn, filters),
                                               "highest mean throughput (items/s) among the hardware measured"))
     notes = [f"filters: {filters.describe()}"]
-    sim_note = _simulated_note(conn, filters) if kind in ("performance", "hardware", "summary", "all") else None
+    sim_note = _simulated_note(conn, filters, simulated_count) if kind in ("performance", "hardware", "summary", "all") else None
     if sim_note:
         notes.append(sim_note)
     title = {"performance": "Performance report", "hardware": "Hardware report",
@@ -811,7 +883,7 @@ def render_report(report: Report, fmt: str, conn=None) -> str:
     from benchmark_db import output
 
     if fmt == "json":
-        return json.dumps(report.to_dict(), indent=2, default=str)
+        return output.dumps(report.to_dict())
     if fmt == "csv":
         return output.to_csv(report.main)
     if fmt in ("markdown", "table"):

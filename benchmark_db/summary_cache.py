@@ -1,0 +1,157 @@
+"""The per-configuration summary of `performance_results` that reports read, cached beside the database file.
+
+A performance report groups every result by model, hardware, batch size and precision. On a million rows
+that GROUP BY costs tens of milliseconds however it is written (the hash aggregate itself, not reading the
+columns, is most of it), and people ask for the same report again and again while the data does not change.
+So the fine-grained aggregate (one row per model id, hardware id, batch size, precision and simulated flag,
+with counts, sums, minima and maxima from which every coarser figure is exact, and the names of its model and
+hardware) is saved as an Arrow IPC file next to the database (`<db>.summary.arrow`, memory-mapped when read)
+together with a fingerprint of the database's committed state, and reused while the fingerprint matches.
+
+The fingerprint is taken from the files, not from our own bookkeeping, so a write by any program, including
+plain SQL in the DuckDB shell, invalidates the cache:
+- DuckDB commits a checkpoint by writing a new database header (the two header blocks after the first 4 KiB
+  of the file hold an iteration counter that grows with every checkpoint), so the header bytes change;
+- between checkpoints every commit appends to `<db>.wal`, so its size grows; the hash of its last 64 KiB
+  also covers a WAL cut back and grown again to the same size.
+While a connection is open, DuckDB's file lock keeps other processes from writing, so the state the
+fingerprint names is the state the queries read. Use the cache only on a connection with no open
+transaction of its own (the report tools open a fresh read-only connection); in-memory databases and
+DuckLake catalogs get no fingerprint and are always aggregated directly.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+# Bumped whenever the summary's columns or meaning change, so an old cache file is never read as a new one.
+SUMMARY_FORMAT = "2"
+_FINGERPRINT_KEY = b"benchmark_db.summary_fingerprint"
+_HEADER_OFFSET, _HEADER_BYTES = 4096, 8192  # DuckDB's two database headers follow the 4 KiB main header
+_WAL_TAIL = 65536
+
+# One row per (model id, hardware id, batch size, precision, simulated). Means are sum / count (what SQL's
+# avg computes) so any coarser grouping of these rows gives exactly the figures of a direct aggregate. The
+# names come from the dimension tables; the fingerprint covers them too. `named` is false for a group whose
+# model or hardware row is missing (the report then falls back to the rows' own names, row by row).
+SUMMARY_SQL = """
+WITH agg AS (
+    SELECT pr.model_id, pr.hardware_id, pr.batch_size, pr.precision,
+           COALESCE(pr.is_simulated, false) AS is_simulated,
+           any_value(pr.model_name) AS fallback_model, any_value(pr.hardware_type) AS fallback_hardware,
+           count(*) AS results,
+           max(pr.throughput_items_per_second) AS throughput_items_per_s_max,
+           min(pr.average_latency_ms) AS latency_ms_min, max(pr.average_latency_ms) AS latency_ms_max,
+           max(pr.memory_peak_mb) AS memory_mb_max,
+           sum(pr.throughput_items_per_second) AS _sum_throughput,
+           count(pr.throughput_items_per_second) AS _n_throughput,
+           sum(pr.average_latency_ms) AS _sum_latency, count(pr.average_latency_ms) AS _n_latency,
+           sum(pr.memory_peak_mb) AS _sum_memory, count(pr.memory_peak_mb) AS _n_memory,
+           max(pr.created_at) AS last_result_at
+    FROM performance_results pr
+    GROUP BY ALL)
+SELECT agg.*, m.model_name, m.model_family, hp.hardware_type, hp.device_name,
+       m.model_id IS NOT NULL AND hp.hardware_id IS NOT NULL AS named
+FROM agg
+LEFT JOIN models m ON m.model_id = agg.model_id
+LEFT JOIN hardware_platforms hp ON hp.hardware_id = agg.hardware_id
+"""
+
+
+def database_file(conn) -> str | None:
+    """The path of the DuckDB file `conn` works on, or None (in-memory database, DuckLake catalog)."""
+    try:
+        row = conn.execute("SELECT path, type FROM duckdb_databases() "
+                           "WHERE database_name = current_database()").fetchone()
+    except Exception:  # noqa: BLE001 - an older or unusual connection: no cache, never an error
+        return None
+    if not row or row[1] != "duckdb" or not row[0] or row[0] == ":memory:":
+        return None
+    return row[0] if os.path.isfile(row[0]) else None
+
+
+def fingerprint(path: str) -> str | None:
+    """A digest that changes whenever a transaction that wrote something commits to the database at `path`."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(SUMMARY_FORMAT.encode())
+    try:
+        stat = os.stat(path)
+        with open(path, "rb") as fh:
+            fh.seek(_HEADER_OFFSET)
+            header = fh.read(_HEADER_BYTES)
+    except OSError:
+        return None
+    if len(header) < _HEADER_BYTES:
+        return None
+    digest.update(f"{stat.st_dev}:{stat.st_ino}:{stat.st_size}".encode())
+    digest.update(header)
+    wal = path + ".wal"
+    try:
+        with open(wal, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            fh.seek(max(0, size - _WAL_TAIL))
+            digest.update(f"wal:{size}:".encode())
+            digest.update(fh.read())
+    except FileNotFoundError:
+        digest.update(b"no wal")
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def cache_path(path: str) -> Path:
+    return Path(path + ".summary.arrow")
+
+
+def _read(cache: Path, expected: str):
+    import pyarrow as pa
+
+    try:
+        with pa.memory_map(str(cache)) as source:
+            table = pa.ipc.open_file(source).read_all()
+    except Exception:  # noqa: BLE001 - missing, half-written by a crashed older version, or not ours
+        return None
+    meta = table.schema.metadata or {}
+    return table if meta.get(_FINGERPRINT_KEY) == expected.encode() else None
+
+
+def _write(cache: Path, table, stamp: str, mode: int) -> None:
+    """Write atomically (temporary file + rename) so a concurrent reader sees the old file or the new one."""
+    import pyarrow as pa
+
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), _FINGERPRINT_KEY: stamp.encode()})
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=cache.name + ".", suffix=".tmp", dir=cache.parent)
+        os.close(fd)
+        with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        os.chmod(tmp, mode)  # mkstemp makes it private; the cache is as readable as the database
+        os.replace(tmp, cache)
+    except OSError:
+        # a read-only folder or a full disk only costs the next report its speed
+        if tmp:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def performance_summary(conn, *, use_cache: bool = True):
+    """The summary as an Arrow table: from the cache when it matches the database, else computed (and cached
+    when the database is a file whose folder we may write)."""
+    path = database_file(conn) if use_cache else None
+    stamp = fingerprint(path) if path else None
+    if stamp:
+        cached = _read(cache_path(path), stamp)
+        if cached is not None:
+            return cached
+    table = conn.execute(SUMMARY_SQL).arrow()
+    if hasattr(table, "read_all"):  # DuckDB returns a RecordBatchReader from .arrow() in newer releases
+        table = table.read_all()
+    if stamp and fingerprint(path) == stamp:  # nothing committed meanwhile (same process, other connection)
+        _write(cache_path(path), table, stamp, stat.S_IMODE(os.stat(path).st_mode))
+    return table
