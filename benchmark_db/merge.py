@@ -1,8 +1,9 @@
-"""Merging one benchmark database (or a Parquet export of one table) into another, by primary key.
+"""Merging one benchmark database (or a Parquet export of one table) into another, by row key.
 
 Ids are hashes of natural keys (`benchmark_db.identity`), so the same model, run or result has the same id in
 every database that holds it; databases written by parallel CI jobs therefore merge without id clashes.
-Fact rows already present are kept as they are (`ON CONFLICT DO NOTHING`), and dimension rows
+Fact rows already present are kept as they are (only keys the target lacks are inserted, by an anti-join:
+most tables have no primary key since schema version 4, see `schema.ROW_KEYS`), and dimension rows
 (models, hardware platforms) only gain attributes the target lacks, so merging the same source twice adds
 nothing. Each merge runs in one transaction. This module never opens a database file for writing itself:
 it works on the caller's connection (from `benchmark_db.connection`) and ATTACHes the source read-only.
@@ -25,14 +26,9 @@ DIMENSION_TABLES = ("models", "hardware_platforms")
 _SOURCE_ALIAS = "merge_source"
 
 
-def primary_key(conn, table: str, catalog: str | None = None) -> list[str]:
-    """The primary-key columns of `table` (in the given attached catalog, else the current one)."""
-    catalog_sql = "database_name = ?" if catalog else "database_name = current_database()"
-    params = [catalog, table] if catalog else [table]
-    row = conn.execute(
-        f"SELECT constraint_column_names FROM duckdb_constraints() WHERE {catalog_sql} "
-        "AND schema_name = 'main' AND table_name = ? AND constraint_type = 'PRIMARY KEY'", params).fetchone()
-    return list(row[0]) if row else []
+def row_key(table: str) -> list[str]:
+    """The columns that identify a row of `table` (its primary key where it still has one)."""
+    return list(schema.ROW_KEYS.get(table, ()))
 
 
 def table_columns(conn, table: str, catalog: str | None = None) -> list[str]:
@@ -68,7 +64,7 @@ def merge_rows(conn, table: str, source_sql: str, source_columns: list[str],
     """
     target_columns = target_columns if target_columns is not None else table_columns(conn, table)
     columns = [c for c in target_columns if c in set(source_columns)]
-    key = primary_key(conn, table)
+    key = row_key(table)
     if not key or not set(key) <= set(columns):
         raise DataConversionError(f"cannot merge into {table}: the source lacks its key {key}",
                                   "merge databases written by this toolkit")
@@ -77,15 +73,20 @@ def merge_rows(conn, table: str, source_sql: str, source_columns: list[str],
     # a source that holds the same key twice (a hand-made Parquet file) contributes its first row only
     dedup = (f"SELECT {names} FROM ({source_sql}) QUALIFY row_number() OVER "
              f"(PARTITION BY {', '.join(_quote(k) for k in key)}) = 1")
-    conflict = ", ".join(_quote(k) for k in key)
+    on = " AND ".join(f"t.{_quote(k)} = s.{_quote(k)}" for k in key)
+    target = _quote(table)
     if table in DIMENSION_TABLES:
         updates = [c for c in columns if c not in key and c != "created_at"]
-        action = "DO UPDATE SET " + ", ".join(
-            f"{_quote(c)} = COALESCE({_quote(table)}.{_quote(c)}, EXCLUDED.{_quote(c)})" for c in updates) \
-            if updates else "DO NOTHING"
+        # rewrite a known row only when the source fills an attribute it lacks
+        gaps = " OR ".join(f"(t.{_quote(c)} IS NULL AND s.{_quote(c)} IS NOT NULL)" for c in updates)
+        matched = (f"WHEN MATCHED AND ({gaps}) THEN UPDATE SET "
+                   + ", ".join(f"{_quote(c)} = COALESCE(t.{_quote(c)}, s.{_quote(c)})" for c in updates)
+                   + " ") if updates else ""
+        conn.execute(f"MERGE INTO {target} AS t USING ({dedup}) AS s ON {on} {matched}"
+                     f"WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({', '.join(f's.{_quote(c)}' for c in columns)})")
     else:
-        action = "DO NOTHING"
-    conn.execute(f"INSERT INTO {_quote(table)} ({names}) {dedup} ON CONFLICT ({conflict}) {action}")
+        conn.execute(f"INSERT INTO {target} ({names}) SELECT {', '.join(f's.{_quote(c)}' for c in columns)} "
+                     f"FROM ({dedup}) AS s WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {on})")
     return conn.execute(f"SELECT count(*) FROM {_quote(table)}").fetchone()[0] - before
 
 

@@ -5,9 +5,10 @@ Each migration is a numbered list of statements applied in one transaction and r
 version is newer than `SCHEMA_VERSION` is refused (DB002) rather than written with a schema we do not know.
 
 Conventions (DESIGN §3): ids are BIGINTs derived from natural keys (`benchmark_db.identity`); latency in
-ms, throughput in items/s, memory in MB; timestamps are TIMESTAMP holding UTC. Tables carry primary keys
-but no foreign keys: DuckDB cannot replace a referenced row, DuckLake has no constraints at all, and
-orphans are found by the integrity check instead.
+ms, throughput in items/s, memory in MB; timestamps are TIMESTAMP holding UTC. No foreign keys: DuckDB
+cannot replace a referenced row, DuckLake has no constraints at all, and orphans are found by the integrity
+check instead. Since version 4 only the small tables keep primary keys (see `_V4_STATEMENTS`); `ROW_KEYS`
+names the identifying columns of every table.
 """
 from __future__ import annotations
 
@@ -316,17 +317,60 @@ _V3_INDEXES = [
 ]
 
 
+# Version 4: no primary keys (nor the two secondary indexes) on the fact and bookkeeping tables. Their ART
+# indexes were half of a database file (a random 64-bit id or a sha256 costs about 47 bytes a row in an
+# ART, more than the row itself), while nothing relies on them: ids are hashes of natural keys, every writer
+# replaces rows by DELETE + INSERT in one transaction (the ORM, the ingest engine) or inserts what is
+# missing by an anti-join (`benchmark_db.merge`), and a DuckDB file has one writer at a time. Lookups by id
+# scan one BIGINT column, which takes about a millisecond at a hundred thousand rows. The small dimension
+# tables keep their keys. DuckDB cannot drop a constraint in place, so each table is rebuilt under a
+# temporary name, its rows copied by column name, the original dropped and the copy renamed; the views
+# that read the tables are dropped first and created again last. DuckLake tables never had keys or
+# indexes: there the migration is recorded and skips its statements (`file_only`).
+UNKEYED_TABLES = ("test_runs", "performance_results", "hardware_compatibility", "integration_test_results",
+                  "web_platform_results", "ingested_files", "source_documents")
+# the columns that identify a row of each table, now that most tables carry no primary key
+ROW_KEYS = {"models": ("model_id",), "hardware_platforms": ("hardware_id",), "test_runs": ("run_id",),
+            "performance_results": ("result_id",), "hardware_compatibility": ("compatibility_id",),
+            "integration_test_results": ("test_result_id",), "web_platform_results": ("result_id",),
+            "ingested_files": ("path",), "source_documents": ("sha256",),
+            "compression_dictionaries": ("dictionary_id",), "schema_migrations": ("version",)}
+_ADDED_COLUMNS = {"test_runs": ("source_path VARCHAR", "source_sha256 VARCHAR")}  # by version 2's ALTERs
+
+
+def _rebuild_without_key(table: str) -> list[str]:
+    create = next(s for s in _V1_TABLES + _V2_TABLES if f"CREATE TABLE IF NOT EXISTS {table} (" in s)
+    create = create.replace(f"CREATE TABLE IF NOT EXISTS {table} (", f"CREATE TABLE {table}__v4 (")
+    create = create.replace(" PRIMARY KEY", " NOT NULL")  # what the key implied
+    for column in _ADDED_COLUMNS.get(table, ()):
+        create = create.rstrip()[:-1].rstrip() + f",\n        {column}\n    )"
+    return [create, f"INSERT INTO {table}__v4 BY NAME SELECT * FROM {table}", f"DROP TABLE {table}",
+            f"ALTER TABLE {table}__v4 RENAME TO {table}"]
+
+
+_V4_STATEMENTS = (
+    [f"DROP VIEW IF EXISTS {v}" for v in ("cross_platform_performance", "latest_performance_metrics",
+                                          "integration_test_status", "model_hardware_compatibility",
+                                          "benchmark_performance")]
+    + [s for t in UNKEYED_TABLES for s in _rebuild_without_key(t)]
+    + _V3_VIEWS
+)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
     name: str
     statements: tuple[str, ...]
+    file_only: bool = False  # only about keys and indexes, which a DuckLake catalog does not have
 
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables of the guide", tuple(_V1_TABLES)),
     Migration(2, "web platform results, run provenance, ingest log and source documents", tuple(_V2_TABLES)),
     Migration(3, "analytical views and indexes", tuple(_V3_VIEWS + _V3_INDEXES)),
+    Migration(4, "no primary keys on fact and bookkeeping tables (smaller files)", tuple(_V4_STATEMENTS),
+              file_only=True),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -373,7 +417,8 @@ def check_not_newer(version: int) -> None:
 def migrate(conn, target: int = SCHEMA_VERSION, statement_filter=None) -> list[Migration]:
     """Apply every pending migration up to `target`, each in its own transaction; return those applied.
 
-    `statement_filter` lets a backend without indexes or constraints (DuckLake) adapt each statement.
+    `statement_filter` lets a backend without indexes or constraints (DuckLake) adapt each statement; the
+    statements of a `file_only` migration are skipped there (the version is still recorded).
     """
     conn.execute(_MIGRATIONS_TABLE if statement_filter is None else statement_filter(_MIGRATIONS_TABLE))
     applied = []
@@ -382,7 +427,8 @@ def migrate(conn, target: int = SCHEMA_VERSION, statement_filter=None) -> list[M
             break
         conn.execute("BEGIN TRANSACTION")
         try:
-            for statement in migration.statements:
+            statements = () if migration.file_only and statement_filter is not None else migration.statements
+            for statement in statements:
                 sql = statement if statement_filter is None else statement_filter(statement)
                 if sql:
                     conn.execute(sql)

@@ -27,6 +27,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmark_db.cli import add_common_options, add_db_option, add_output_options, run_cli, write_text
+from benchmark_db.connection import transaction
 from benchmark_db.errors import EXIT_FINDING, BenchmarkDBError, UsageError
 
 log = logging.getLogger("benchmark_db.ci")
@@ -124,11 +125,14 @@ def _already_merged(conn, path: Path, sha: str) -> bool:
 
 def _log_artifact(conn, path: Path, sha: str, kind: str, status: str, reason: str | None,
                   added: dict[str, int]) -> None:
-    conn.execute(
-        "INSERT OR REPLACE INTO ingested_files (path, sha256, size_bytes, kind, status, reason, rows, rows_by_table, "
-        "ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, now() AT TIME ZONE 'UTC')",
-        [str(path.resolve()), sha, path.stat().st_size, ARTIFACT_KIND[kind], status, reason, sum(added.values()),
-         json.dumps(added, sort_keys=True)])
+    # DELETE + INSERT in one transaction, not INSERT OR REPLACE: the ingest log has no primary key (schema v4)
+    with transaction(conn):
+        conn.execute("DELETE FROM ingested_files WHERE path = ?", [str(path.resolve())])
+        conn.execute(
+            "INSERT INTO ingested_files (path, sha256, size_bytes, kind, status, reason, rows, rows_by_table, "
+            "ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, now() AT TIME ZONE 'UTC')",
+            [str(path.resolve()), sha, path.stat().st_size, ARTIFACT_KIND[kind], status, reason,
+             sum(added.values()), json.dumps(added, sort_keys=True)])
 
 
 def _tag_new_runs(conn, meta: dict, artifact: str | None, source_sha256: str | None = None) -> int:

@@ -43,15 +43,15 @@ def make_job_db(path: Path, job: str, models: list[str], batches: list[int], *, 
 
 
 def distinct_ids(paths: list[Path]) -> dict[str, int]:
-    """Distinct primary keys per table over all the job databases: what a correct merge must hold."""
+    """Distinct row keys per table over all the job databases: what a correct merge must hold."""
     ids: dict[str, set] = {}
     for path in paths:
         conn = duckdb.connect(str(path), read_only=True)
         try:
             for table in MERGED_TABLES:
-                from benchmark_db.merge import primary_key
+                from benchmark_db.merge import row_key
 
-                key = ", ".join(primary_key(conn, table))
+                key = ", ".join(row_key(table))
                 ids.setdefault(table, set()).update(conn.execute(f"SELECT ({key}) FROM {table}").fetchall())
         finally:
             conn.close()

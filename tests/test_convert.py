@@ -197,9 +197,35 @@ def test_web_platform_result():
     assert conv.kind == "web_platform" and conv.categories == {"web", "performance"}
     (web,) = rows(conv, "web_platform_results")
     assert web.inference_time_ms == 80 and web.load_time_ms == 480 and web.is_simulated
+    # metrics keep what no column holds; the document's own fields are kept once, in the run's metadata
+    assert web.metrics == {"throughput_items_per_second": 100.0}
+    (run,) = rows(conv, "test_runs")
+    assert run.metadata["platform_support"] == {"simulated": True}
+    assert run.metadata["implementation_type"] == "REAL_WEBGPU"
     (perf,) = rows(conv, "performance_results")
     assert perf.hardware_type == "webgpu" and perf.is_simulated and perf.created_at == dt.datetime(
         2025, 3, 6, 18, 41, 31)
+    assert perf.metrics == {"load_time_ms": 480}
+
+
+def test_web_metrics_keep_values_their_columns_refuse():
+    doc = {"model_name": "bert-base-uncased", "platform": "webnn", "test_file": "t.html",
+           "metrics": {"inference_time_ms": 0, "load_time_ms": 12.5, "memory_mb": 40, "fps": 30}}
+    (web,) = rows(convert(doc), "web_platform_results")
+    assert web.inference_time_ms is None and web.load_time_ms == 12.5 and web.memory_usage_mb == 40
+    assert web.metrics == {"inference_time_ms": 0, "fps": 30}  # a refused 0 stays, as does the unmapped fps
+
+
+def test_web_comparison_metrics_hold_only_unmapped_fields():
+    doc = {"timestamp": "2025-03-05T19:50:52", "results_by_modality": {"text": [
+        {"model": "bert-base-uncased", "webgpu": {"success": True, "time_ms": 18.2, "memory_mb": 63.3,
+                                                  "implementation": "REAL_WEBGPU_TRANSFORMERS_JS"},
+         "webnn": {"success": "yes", "time_ms": 20.0, "error": "  slow  "}}]}}
+    web = {w.platform: w for w in rows(convert(doc), "web_platform_results")}
+    assert web["webgpu"].inference_time_ms == 18.2 and web["webgpu"].memory_usage_mb == 63.3
+    assert web["webgpu"].metrics == {"implementation": "REAL_WEBGPU_TRANSFORMERS_JS", "modality": "text"}
+    # spelled differently from its column ("yes" for true, an error with spaces): kept as written
+    assert web["webnn"].metrics == {"success": "yes", "error": "  slow  ", "modality": "text"}
 
 
 def test_skill_platform_statuses_become_compatibility_rows():

@@ -281,8 +281,9 @@ def _log_file(conn, path: Path, *, status="ingested", ingested_at=NOW - dt.timed
     conn.execute("INSERT INTO ingested_files (path, sha256, size_bytes, kind, status, rows, ingested_at) "
                  "VALUES (?, ?, ?, 'performance', ?, 3, ?)", [str(path), sha, path.stat().st_size, status, ingested_at])
     if stored:
-        conn.execute("INSERT OR IGNORE INTO source_documents (sha256, size_bytes, codec, content) "
-                     "VALUES (?, ?, 'none', ?)", [sha, path.stat().st_size, path.read_bytes()])
+        conn.execute("INSERT INTO source_documents (sha256, size_bytes, codec, content) SELECT ?, ?, 'none', ? "
+                     "WHERE NOT EXISTS (SELECT 1 FROM source_documents WHERE sha256 = ?)",
+                     [sha, path.stat().st_size, path.read_bytes(), sha])
 
 
 @pytest.fixture

@@ -537,7 +537,8 @@ def _numbers(values: list) -> list[float] | None:
             out = list(map(float, values))
         except OverflowError:
             return None
-        if math.isfinite(math.fsum(out)) or all(math.isfinite(x) for x in out):
+        # a plain sum is finite for finite samples (overflow to inf falls through to the exact check)
+        if math.isfinite(sum(out)) or all(math.isfinite(x) for x in out):
             return out
         return None
     out = [to_float(x) for x in values]

@@ -34,28 +34,41 @@ def read_web_result(b: Builder, doc: dict) -> str:
     b.run_metadata = {k: v for k, v in doc.items() if k not in mapped}
     b.model_id(model, family=doc.get("model_key") if isinstance(doc.get("model_key"), str) else None,
                modality=doc.get("modality") if isinstance(doc.get("modality"), str) else None)
-    inference = positive(metrics.get("inference_time_ms"))
-    load = positive(metrics.get("load_time_ms"))
-    memory = positive(metrics.get("memory_mb") or metrics.get("memory_usage_mb"))
+    memory_key = "memory_mb" if metrics.get("memory_mb") else "memory_usage_mb"
+    times = {key: positive(metrics.get(key)) for key in _TIME_COLUMNS}
+    memory = positive(metrics.get(memory_key))
+    # the row's metrics keep what its columns do not hold; implementation_type and platform_support are the
+    # document's own fields, kept once in the run's metadata (and in the stored original)
+    unmapped = _unmapped(metrics, {**times, memory_key: memory})
     b.add_web("", model=model, hardware=platform, platform=platform,
               browser=text_or_none(doc.get("browser") or doc.get("browser_name"), 100),
               browser_version=text_or_none(doc.get("browser_version"), 100),
               adapter=text_or_none(doc.get("adapter"), 300),
               is_emulated=True if simulated else None, test_file=text_or_none(doc.get("test_file"), 500),
-              success=b.success, load_time_ms=load, initialization_time_ms=positive(metrics.get("initialization_time_ms")),
-              inference_time_ms=inference, total_time_ms=positive(metrics.get("total_time_ms")),
-              shader_compilation_time_ms=positive(metrics.get("shader_compilation_time_ms")),
-              memory_usage_mb=memory, error_message=text_or_none(doc.get("error"), 2000), is_simulated=simulated,
-              metrics={**metrics, "implementation_type": doc.get("implementation_type"),
-                       "platform_support": support or None}, created_at=b.started_at)
+              success=b.success, memory_usage_mb=memory, error_message=text_or_none(doc.get("error"), 2000),
+              is_simulated=simulated, metrics=unmapped or None, created_at=b.started_at, **times)
     if b.success is not False:
         b.add_performance("/metrics", model=model, hardware=platform, test_case="web_platform",
-                          average_latency_ms=inference,
+                          average_latency_ms=times["inference_time_ms"],
                           throughput_items_per_second=positive(metrics.get("throughput_items_per_second")),
                           memory_peak_mb=memory, is_simulated=simulated, created_at=b.started_at,
-                          metrics={"load_time_ms": metrics.get("load_time_ms"),
-                                   "implementation_type": doc.get("implementation_type")})
+                          metrics={"load_time_ms": metrics.get("load_time_ms")}
+                          if metrics.get("load_time_ms") is not None else None)
     return "web_platform"
+
+
+_TIME_COLUMNS = ("load_time_ms", "initialization_time_ms", "inference_time_ms", "total_time_ms",
+                 "shader_compilation_time_ms")
+
+
+def _unmapped(fields: dict, columns: dict) -> dict:
+    """`fields` without those whose very value a column holds: a refused value (a latency of 0) or one the
+    column spells differently ("yes" for true, a cut error text) stays in metrics."""
+    def held(key, value) -> bool:
+        column = columns.get(key)
+        return column is not None and column == value and isinstance(column, bool) == isinstance(value, bool)
+
+    return {k: v for k, v in fields.items() if not held(k, v)}
 
 
 def is_web_comparison(doc) -> bool:
@@ -80,13 +93,15 @@ def read_web_comparison(b: Builder, doc: dict) -> str:
                     continue
                 pointer = pointer_join(pointer_join(pointer_join("/results_by_modality", modality), index), platform)
                 simulated = record_is_simulated(result)
-                success = to_bool(result.get("success"))
-                found += b.add_web(pointer, model=model, hardware=kind, platform=kind, success=success,
-                                   inference_time_ms=positive(result.get("time_ms")),
-                                   memory_usage_mb=positive(result.get("memory_mb")),
+                columns = {"success": to_bool(result.get("success")), "time_ms": positive(result.get("time_ms")),
+                           "memory_mb": positive(result.get("memory_mb")),
+                           "error": text_or_none(result.get("error"), 2000)}
+                found += b.add_web(pointer, model=model, hardware=kind, platform=kind, success=columns["success"],
+                                   inference_time_ms=columns["time_ms"], memory_usage_mb=columns["memory_mb"],
                                    error_message=text_or_none(result.get("error"), 2000), is_simulated=simulated,
                                    is_emulated=True if simulated else None,
-                                   metrics={**result, "modality": modality}, created_at=b.started_at)
+                                   metrics={**_unmapped(result, columns), "modality": modality},
+                                   created_at=b.started_at)
                 b.model_id(model, modality=modality)
     if not found:
         raise ShapeSkip("web platform comparison without per-model results")
