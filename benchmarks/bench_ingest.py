@@ -92,9 +92,6 @@ def main(argv=None) -> int:
     parser.add_argument("--keep", type=Path, default=None, help="keep the database in this folder")
     parser.add_argument("--checkpoint-threshold", default=None,
                         help="DuckDB checkpoint_threshold during the ingest (experiment)")
-    parser.add_argument("--storage-version", default=None, metavar="VERSION",
-                        help="create the file with this DuckDB storage version, e.g. v1.5.0 (experiment: the "
-                             "default, v1.0.0, lacks the DICT_FSST and ZSTD string compression of newer ones)")
     args = parser.parse_args(argv)
 
     from benchmark_db.ingest import Ingestor, discover_files
@@ -114,11 +111,6 @@ def main(argv=None) -> int:
     for stale in (db_path, Path(str(db_path) + ".wal")):
         if stale.exists():
             stale.unlink()
-    if args.storage_version:
-        import duckdb
-
-        with duckdb.connect() as scratch:
-            scratch.execute(f"ATTACH '{db_path}' AS fresh (STORAGE_VERSION '{args.storage_version}')")
     with PeakRSS() as rss:
         start = time.perf_counter()
         with BenchmarkDB(str(db_path)) as db:
@@ -136,7 +128,7 @@ def main(argv=None) -> int:
     totals = summary.totals()
     figures = {
         "files": len(paths), "input_bytes": input_bytes, "parallel": args.parallel, "batch_size": args.batch_size,
-        "cpu_count": os.cpu_count(), "storage_version": args.storage_version, "ingested": totals["ingested"], "skipped": totals["skipped"],
+        "cpu_count": os.cpu_count(), "ingested": totals["ingested"], "skipped": totals["skipped"],
         "failed": totals["failed"], "rows": table_rows,
         "ingest_seconds": round(elapsed, 3), "files_per_second": round(len(paths) / elapsed, 1),
         "json_load_seconds": round(baseline, 3), "json_load_files_per_second": round(len(paths) / baseline, 1),
