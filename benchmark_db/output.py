@@ -60,11 +60,12 @@ def plain_records(frame) -> list[dict]:
         series = frame.iloc[:, position]
         kind = series.dtype.kind
         values = series.tolist()
-        if kind == "f":
-            values = [None if v != v else v for v in values]  # NaN is the only value unequal to itself
+        if kind in "iufb":
+            if series.hasnans:  # NaN, or pandas' NA in a nullable integer, float or boolean column
+                values = [None if v is None or type(v).__name__ == "NAType" or v != v else v for v in values]
         elif kind == "M":
-            values = [v.isoformat() if v == v else None for v in values]  # NaT is unequal to itself too
-        elif kind not in "iub":
+            values = [v.isoformat() if v == v else None for v in values]  # NaT is unequal to itself
+        else:
             values = [v if type(v) is str else _plain(v) for v in values]
         columns.append(values)
     return [dict(zip(names, row)) for row in zip(*columns)]

@@ -356,13 +356,13 @@ def pivot_by_hardware(table, metric: str | None = "throughput"):
     if table.empty:
         return table.iloc[:, :0]
 
-    def key(value):  # pandas gives NaN for a missing key; NaN never equals itself, None does
-        return None if value is None or value != value else value
+    def key(value):  # pandas gives NaN or NA for a missing key; None compares equal to itself
+        return None if pd.isna(value) else value
 
     totals: dict = {}
     for model, batch, hardware, total, count in zip(*(table[c].tolist() for c in (
             "model", "batch_size", "hardware", f"_sum_{m.name}", f"_n_{m.name}"))):
-        if not count or count != count:
+        if pd.isna(count) or not count:
             continue
         cell = totals.setdefault((key(model), key(batch)), {}).setdefault(key(hardware), [0.0, 0])
         cell[0] += total

@@ -157,3 +157,20 @@ def test_in_memory_and_transactions_are_not_cached(tmp_path):
     conn = duckdb.connect()
     assert summary_cache.database_file(conn) is None
     conn.close()
+
+
+def test_results_without_a_batch_size_are_reported(db):
+    # converter rows may lack a batch size: the pivot must group them under an empty batch, not fail
+    with duckdb.connect(db) as c:
+        c.execute("UPDATE performance_results SET batch_size = NULL WHERE batch_size = 4")
+    for cached in (True, False):
+        doc = _report(db, cached=cached)
+        assert any(r["batch_size"] is None for r in doc["sections"]["by_hardware"]["rows"])
+        assert any(r["batch_size"] is None for r in doc["sections"]["performance"]["rows"])
+    _same(_report(db), _report(db, cached=False))
+    conn = connect(db, read_only=True)
+    try:
+        html = reports.render_report(reports.build_report(conn, "performance", use_summary_cache=True), "html", conn)
+    finally:
+        conn.close()
+    assert "<table" in html
