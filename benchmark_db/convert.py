@@ -95,9 +95,22 @@ def convert_document(text: str | bytes, path: str, sha256: str) -> Conversion:
                           reason=f"converter error: {type(exc).__name__}: {str(exc)[:300]}")
 
 
+_readers: tuple | None = None
+
+
+def _reader_modules() -> tuple:
+    """The shape reader modules, imported on first use (they pull in the ORM) and then kept."""
+    global _readers
+    if _readers is None:
+        from benchmark_db.shapes import base, foreign, legacy, no_result, runner, web
+
+        _readers = (base, foreign, legacy, no_result, runner, web)
+    return _readers
+
+
 def _convert(doc, path: str, sha256: str, strict: bool = False) -> Conversion:
-    from benchmark_db.shapes import foreign, legacy, no_result, runner, web
-    from benchmark_db.shapes.base import Builder, ShapeSkip
+    base, foreign, legacy, no_result, runner, web = _readers or _reader_modules()
+    Builder, ShapeSkip = base.Builder, base.ShapeSkip  # noqa: N806 - the classes, looked up per call
 
     if not isinstance(doc, (dict, list)):
         return Conversion(kind="unknown", status="skipped",

@@ -38,6 +38,12 @@ def stable_id(kind: str, *parts: object) -> int:
     return int.from_bytes(digest, "big") & _MASK or 1
 
 
+def id_of_text(text: str) -> int:
+    """The id of a key already joined as stable_id joins it (kind, then each part, separated by \\x1f)."""
+    digest = _blake2b(text.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") & _MASK or 1
+
+
 def model_id_for(model_name: str) -> int:
     return stable_id("model", model_name)
 

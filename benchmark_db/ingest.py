@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -229,10 +230,29 @@ def _json_columns_as_text(records) -> None:
     """Serialise the records' JSON columns here, with orjson, rather than in the writer with json: in a
     worker the cost is spread over processes, and orjson is several times faster (and writes no spaces)."""
     for record in records:
-        for name in _JSON_FIELDS:
+        cls = type(record)
+        names = _JSON_FIELDS_OF.get(cls)
+        if names is None:
+            names = _json_fields_of(cls)
+        for name in names:
             value = getattr(record, name, None)
             if value is not None and not isinstance(value, str):
                 setattr(record, name, json_text(value))
+
+
+_JSON_FIELDS_OF: dict[type, tuple[str, ...]] = {}
+
+
+def _json_fields_of(cls) -> tuple[str, ...]:
+    """The JSON columns a record class has (a dataclass: its fields; anything else: all of them, looked up
+    on each record)."""
+    if dataclasses.is_dataclass(cls):
+        fields = {f.name for f in dataclasses.fields(cls)}
+        names = tuple(n for n in _JSON_FIELDS if n in fields)
+    else:
+        names = _JSON_FIELDS
+    _JSON_FIELDS_OF[cls] = names
+    return names
 
 
 def json_text(value) -> str:
@@ -613,10 +633,12 @@ def _apply_action(action: str | None, file: InputFile, outcome: FileOutcome) -> 
         log.warning("could not %s %s: %s (its rows are committed; the file stays)", action, source, exc)
 
 
-def _json(value) -> str:
-    import json
+# json.dumps(value, sort_keys=True, default=str) builds this very encoder on every call: build it once
+_LOG_JSON = json.JSONEncoder(sort_keys=True, default=str)
 
-    return json.dumps(value, sort_keys=True, default=str)
+
+def _json(value) -> str:
+    return _LOG_JSON.encode(value)
 
 
 # ---------------------------------------------------------------------------------------------------------

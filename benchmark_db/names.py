@@ -5,6 +5,7 @@ The legacy files and the users of the guide spell the same hardware many ways (`
 """
 from __future__ import annotations
 
+import functools
 import re
 
 HARDWARE_TYPES = ("cpu", "cuda", "rocm", "mps", "openvino", "webnn", "webgpu", "qualcomm")
@@ -24,6 +25,9 @@ FAMILY_MODALITY = {
 }
 
 
+_DEVICE_INDEX_RE = re.compile(r"[:/]\d+$")
+
+
 def normalize_hardware_type(value: str | None) -> str | None:
     """`CUDA`, `cuda:0`, `gpu` -> `cuda`; unknown names are kept, lower-cased, rather than guessed."""
     if value is None:
@@ -31,22 +35,33 @@ def normalize_hardware_type(value: str | None) -> str | None:
     text = str(value).strip().lower()
     if not text:
         return None
-    text = re.sub(r"[:/]\d+$", "", text)  # cuda:0, cuda/1
+    text = _DEVICE_INDEX_RE.sub("", text)  # cuda:0, cuda/1
     text = text.replace(" ", "_")
     return _HARDWARE_ALIASES.get(text, text)
+
+
+_FAMILY_CHECKS = (("llava_next", ("llava-next", "llava_next", "llava-v1.6")), ("llava", ("llava",)),
+                  ("xclip", ("xclip", "x-clip")), ("clap", ("clap",)), ("clip", ("clip",)),
+                  ("wav2vec2", ("wav2vec",)), ("whisper", ("whisper",)), ("detr", ("detr",)),
+                  ("qwen2", ("qwen",)), ("llama", ("llama",)), ("t5", ("t5",)), ("vit", ("vit",)),
+                  ("bert", ("bert", "minilm")))
 
 
 def family_of(model_name: str | None) -> str | None:
     """The guide's family a model name belongs to (`bert-base-uncased` -> `bert`), or None if unclear."""
     if not model_name:
         return None
+    if type(model_name) is str and len(model_name) <= 300:
+        return _family_of_name(model_name)  # a pure function of the name: cached
+    return _family_of(model_name)
+
+
+def _family_of(model_name: str) -> str | None:
     name = model_name.lower().split("/")[-1]
-    checks = (("llava_next", ("llava-next", "llava_next", "llava-v1.6")), ("llava", ("llava",)),
-              ("xclip", ("xclip", "x-clip")), ("clap", ("clap",)), ("clip", ("clip",)),
-              ("wav2vec2", ("wav2vec",)), ("whisper", ("whisper",)), ("detr", ("detr",)),
-              ("qwen2", ("qwen",)), ("llama", ("llama",)), ("t5", ("t5",)), ("vit", ("vit",)),
-              ("bert", ("bert", "minilm")))
-    for family, needles in checks:
+    for family, needles in _FAMILY_CHECKS:
         if any(n in name for n in needles):
             return family
     return None
+
+
+_family_of_name = functools.lru_cache(maxsize=8192)(_family_of)

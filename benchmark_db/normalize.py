@@ -13,6 +13,7 @@ import re
 
 from benchmark_db.names import HARDWARE_TYPES, normalize_hardware_type
 
+_isfinite = math.isfinite
 _EPOCH = dt.datetime(1970, 1, 1)
 _MIN_EPOCH_S = 946684800      # 2000-01-01: a smaller number is not a timestamp of a benchmark
 _MAX_EPOCH_S = 4102444800     # 2100-01-01
@@ -26,6 +27,14 @@ _PLACEHOLDER_MODELS = {"", "unknown", "test", "none", "null", "n/a", "na", "mode
 
 def to_float(value) -> float | None:
     """A finite float from a number or a numeric string; None for bools, NaN, inf and anything else."""
+    kind = type(value)
+    if kind is float:  # the common cases first: plain floats and ints (bool is its own type)
+        return value if _isfinite(value) else None
+    if kind is int:
+        try:
+            return float(value)  # finite, or OverflowError
+        except OverflowError:
+            return None
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
@@ -95,6 +104,13 @@ def parse_timestamp(value) -> dt.datetime | None:
         return _from_epoch(float(value))
     if not isinstance(value, str):
         return None
+    if type(value) is str and len(value) <= 80:
+        return _parse_timestamp_text(value)  # a pure function of the text, which recurs within a file
+    return _parse_timestamp_text.__wrapped__(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_timestamp_text(value: str) -> dt.datetime | None:
     text = value.strip()
     if not text or len(text) > 64:
         return None
@@ -147,12 +163,25 @@ def timestamp_from_path(path: str | None) -> dt.datetime | None:
     """The last YYYYMMDD_HHMMSS stamp in a path (file names first win over folder names)."""
     if not path:
         return None
+    if type(path) is str:
+        # a stamp never spans a '/', so the file name's last stamp wins, else the folder's (cached: the
+        # files of one folder share it)
+        cut = path.rfind("/")
+        if cut >= 0:
+            return _last_stamp(path[cut + 1:]) or _folder_stamp(path[:cut])
+    return _last_stamp(path)
+
+
+def _last_stamp(path: str) -> dt.datetime | None:
     found = _STAMP_RE.findall(path)
     for groups in reversed(found):
         stamp = _from_parts(groups)
         if stamp is not None:
             return stamp
     return None
+
+
+_folder_stamp = functools.lru_cache(maxsize=4096)(_last_stamp)
 
 
 # ---------------------------------------------------------------------------------------------- units

@@ -14,6 +14,7 @@ import math
 import re
 
 from benchmark_db.identity import hardware_id_for as _hardware_id_for
+from benchmark_db.identity import id_of_text as _id_of_text
 from benchmark_db.identity import model_id_for as _model_id_for
 from benchmark_db.identity import stable_id
 from benchmark_db.names import FAMILY_MODALITY, family_of
@@ -54,6 +55,8 @@ class ShapeSkip(Exception):
 
 def pointer_join(base: str, key) -> str:
     """RFC 6901 JSON pointer of `key` below `base`."""
+    if type(key) is str and "~" not in key and "/" not in key:
+        return f"{base}/{key}"  # nothing to escape (most keys)
     text = str(key).replace("~", "~0").replace("/", "~1")
     return f"{base}/{text}"
 
@@ -138,7 +141,12 @@ _MEASURE_KEYS = frozenset(LATENCY_MEAN_KEYS) | frozenset(THROUGHPUT_KEYS)
 _SAMPLE_KEYSET = frozenset(SAMPLE_KEYS)
 
 
+_SIM_KEYS = _SIM_FLAGS | _SIM_TEXTS
+
+
 def record_is_simulated(rec: dict) -> bool:
+    if _SIM_KEYS.isdisjoint(rec):
+        return False
     for key in _SIM_FLAGS.intersection(rec):
         value = rec[key]
         if value is True or (isinstance(value, str) and to_bool(value)):
@@ -174,6 +182,8 @@ _STAT_NAMES = {"p50": "p50", "median": "p50", "p90": "p90", "p95": "p95", "p99":
 def expand_stat_blocks(rec: dict) -> dict:
     """The record with latency/throughput/memory statistic blocks spelled as flat fields in ms, items/s and
     MB (the block itself stays, for metrics); the record itself when it has no such block."""
+    if _BLOCK_KEYSET.isdisjoint(rec):
+        return rec
     blocks = [k for k in _BLOCK_KEYSET.intersection(rec) if isinstance(rec[k], dict)]
     if not blocks:
         return rec
@@ -277,6 +287,7 @@ class Builder:
         self.environment: dict | None = None
         self._notes_seen: set[str] = set()
         self._fact_ids: set[tuple[str, int]] = set()
+        self._id_prefix: dict[str, str] = {}
 
     # -- bookkeeping ---------------------------------------------------------------------------------
     def safe(self, value):
@@ -303,10 +314,13 @@ class Builder:
     def model_id(self, name, *, family: str | None = None, modality: str | None = None,
                  parameters_million: float | None = None, source: str | None = None,
                  metadata: dict | None = None) -> int | None:
-        name = clean_model_name(name)
-        if name is None:
-            return None
-        record = self.models.get(name)
+        # a name already known is a clean name, which clean_model_name returns unchanged
+        record = self.models.get(name) if type(name) is str else None
+        if record is None:
+            name = clean_model_name(name)
+            if name is None:
+                return None
+            record = self.models.get(name)
         if record is None:
             fam = family_of(name) or (family if family in FAMILY_MODALITY else None)
             record = Models(model_name=name, model_family=fam,
@@ -334,10 +348,12 @@ class Builder:
             record = HardwarePlatforms(hardware_type=kind, device_name=device,
                                        hardware_id=hardware_id_for(kind, device))
             self.hardware[key] = record
-        for attr, value in (("platform", platform), ("driver_version", driver_version),
-                            ("memory_gb", memory_gb), ("compute_units", compute_units)):
-            if value is not None and getattr(record, attr) is None:
-                setattr(record, attr, value)
+        if platform is not None or driver_version is not None or memory_gb is not None \
+                or compute_units is not None:  # the usual call gives none: only the id is wanted
+            for attr, value in (("platform", platform), ("driver_version", driver_version),
+                                ("memory_gb", memory_gb), ("compute_units", compute_units)):
+                if value is not None and getattr(record, attr) is None:
+                    setattr(record, attr, value)
         if metadata:
             record.metadata = {**(record.metadata or {}), **self.safe(metadata)}
         return record.hardware_id
@@ -345,7 +361,13 @@ class Builder:
     # -- facts ---------------------------------------------------------------------------------------
     def _claim(self, table: str, pointer: str) -> int | None:
         """The id of the row of `table` for the record at `pointer`, or None if that record has its row."""
-        row_id = stable_id(table, self.run_id, pointer)
+        if type(pointer) is str:  # stable_id(table, run_id, pointer), its text built from a per-table prefix
+            prefix = self._id_prefix.get(table)
+            if prefix is None:
+                prefix = self._id_prefix[table] = f"{table}\x1f{self.run_id}\x1f"
+            row_id = _id_of_text(prefix + pointer)
+        else:
+            row_id = stable_id(table, self.run_id, pointer)
         if (table, row_id) in self._fact_ids:
             return None
         self._fact_ids.add((table, row_id))
@@ -364,16 +386,18 @@ class Builder:
         for key in ("average_latency_ms", "throughput_items_per_second", "latency_p50_ms", "latency_p90_ms",
                     "latency_p95_ms", "latency_p99_ms", "memory_peak_mb", "total_time_seconds"):
             if key in values:
-                values[key] = positive(values[key])
+                value = values[key]
+                # positive(): a finite float above 0 is kept as it is, anything else goes through it
+                values[key] = value if type(value) is float and 0.0 < value < _INF else positive(value)
         if values.get("latency_stddev_ms") is not None:
             std = to_float(values["latency_stddev_ms"])
             values["latency_stddev_ms"] = std if std is not None and std >= 0 else None
         samples = values.get("latency_samples_ms")
         if samples is not None:
             values["latency_samples_ms"] = [s for s in samples if s is not None] or None
-        measured = any(values.get(k) is not None for k in ("average_latency_ms", "throughput_items_per_second",
-                                                             "latency_p50_ms", "latency_samples_ms"))
-        if not measured:
+        get = values.get
+        if get("average_latency_ms") is None and get("throughput_items_per_second") is None \
+                and get("latency_p50_ms") is None and get("latency_samples_ms") is None:
             self.drop(pointer, "no latency or throughput measurement")
             return False
         row_id = self._claim("performance_results", pointer)
@@ -484,6 +508,7 @@ def _decide_unit(b: Builder, pointer: str, key: str, stated: str | None, value: 
     return "s"
 
 
+_INF = math.inf
 _FACTOR = {"ms": 1.0, "s": 1000.0, "us": 0.001, "ns": 1e-6}
 
 
@@ -517,6 +542,15 @@ def _roles() -> dict[str, tuple[str, int, object]]:
 
 _ROLES = _roles()
 _NUMERIC_ROLES = {"latency", "throughput", "memory", "total_time", "iterations", "warmup", "batch", "seq"}
+_NO_HIT = (None, None, None, None)
+_INT_LIMIT = 2**31 - 1
+
+
+def _whole(f: float | None) -> int | None:
+    """to_int of a value whose to_float is `f`."""
+    if f is None or f != int(f) or abs(f) > _INT_LIMIT:
+        return None
+    return int(f)
 
 
 def measurement_view(b: Builder, node: dict) -> dict:
@@ -550,10 +584,12 @@ def read_measurement(b: Builder, rec: dict, pointer: str, ctx: dict) -> dict:
 
     `ctx` carries what the record's ancestors said (model, hardware, batch_size, ...); the record's own
     fields win. Returns the keyword values for `Builder.add_performance` (model, hardware, ...)."""
-    found: dict[str, tuple[int, str, object]] = {}  # role -> (rank, key, value) of the best key present
+    # role -> (rank, key, value, value as a float for the numeric roles) of the best key present
+    found: dict[str, tuple[int, str, object, float | None]] = {}
     stats: list[tuple[str, object]] = []
     metrics: dict = {}
     placeholder = None
+    sample_numbers: dict = {}  # samples key -> its values as floats, read once
     for key, value in rec.items():
         role = _ROLES.get(key)
         if role is None or value is None:
@@ -577,38 +613,49 @@ def read_measurement(b: Builder, rec: dict, pointer: str, ctx: dict) -> dict:
                 metrics[key] = value
                 continue
         elif name == "samples":
-            if not isinstance(value, list) or not value or _numbers(value) is None:
+            numbers = _numbers(value) if isinstance(value, list) and value else None
+            if numbers is None:
                 metrics[key] = value
                 continue
-        elif name in _NUMERIC_ROLES and to_float(value) is None:
-            metrics[key] = value
+            sample_numbers[key] = numbers
+        elif name in _NUMERIC_ROLES:
+            number = to_float(value)
+            if number is None:
+                metrics[key] = value
+                continue
+            best = found.get(name)
+            if best is None or rank < best[0]:
+                if best is not None:
+                    metrics[best[1]] = best[2]
+                found[name] = (rank, key, value, number)
+            else:
+                metrics[key] = value
             continue
         best = found.get(name)
         if best is None or rank < best[0]:
             if best is not None:
                 metrics[best[1]] = best[2]
-            found[name] = (rank, key, value)
+            found[name] = (rank, key, value, None)
         else:
             metrics[key] = value
 
-    def get(name):
-        hit = found.get(name)
-        return (hit[1], hit[2]) if hit else (None, None)
-
-    _, batch_v = get("batch")
-    batch = to_int(batch_v) if batch_v is not None else ctx.get("batch_size")
+    # the numeric roles' values were read as floats above: to_int(v) is _whole(that float), positive(v)
+    # is that float when > 0
+    get = found.get  # _NO_HIT when absent
+    batch_hit = get("batch", _NO_HIT)
+    batch = _whole(batch_hit[3]) if batch_hit[2] is not None else ctx.get("batch_size")
     if batch is not None and batch <= 0:
         batch = None
-    _, seq_v = get("seq")
-    seq = to_int(seq_v) if seq_v is not None else ctx.get("sequence_length")
-    _, thr_v = get("throughput")
-    throughput = positive(thr_v)
-    if thr_v is not None and throughput is None and to_float(thr_v) == 0:
+    seq_hit = get("seq", _NO_HIT)
+    seq = _whole(seq_hit[3]) if seq_hit[2] is not None else ctx.get("sequence_length")
+    thr_hit = get("throughput", _NO_HIT)
+    thr_f = thr_hit[3]
+    throughput = thr_f if thr_f is not None and thr_f > 0 else None
+    if thr_hit[2] is not None and throughput is None and thr_f == 0:
         b.note(f"throughput 0 treated as missing ({pointer})")
 
     out: dict = {}
-    lat_key, lat_v = get("latency")
-    lat = to_float(lat_v)
+    _, lat_key, lat_v, lat = get("latency", _NO_HIT)
     unit = None
     if lat_key is not None and lat is not None and lat > 0:
         unit = _decide_unit(b, pointer, lat_key, LATENCY_MEAN_KEYS[lat_key], lat, throughput, batch)
@@ -629,9 +676,9 @@ def read_measurement(b: Builder, rec: dict, pointer: str, ctx: dict) -> dict:
         if u != "ms":
             b.note(f"latency {u} -> ms ({key})")
 
-    samples_key, samples_v = get("samples")
+    samples_key = get("samples", _NO_HIT)[1]
     if samples_key is not None:
-        numbers = _numbers(samples_v)
+        numbers = sample_numbers[samples_key]
         u = SAMPLE_KEYS[samples_key] or unit
         if u is None:
             mean = sum(numbers) / len(numbers)
@@ -641,31 +688,30 @@ def read_measurement(b: Builder, rec: dict, pointer: str, ctx: dict) -> dict:
         if u != "ms":
             b.note(f"latency samples {u} -> ms ({samples_key})")
 
-    mem_key, mem_v = get("memory")
+    _, mem_key, mem_v, _ = get("memory", _NO_HIT)
     if mem_key is not None:
         mb = memory_to_mb(mem_v, MEMORY_KEYS[mem_key])
         out["memory_peak_mb"] = positive(mb)
         if MEMORY_KEYS[mem_key] != "mb" and mb is not None:
             b.note(f"memory {MEMORY_KEYS[mem_key]} -> MB ({mem_key})")
-    tt_key, tt_v = get("total_time")
+    _, tt_key, _, seconds = get("total_time", _NO_HIT)
     if tt_key is not None:
-        seconds = to_float(tt_v)
         if seconds is not None and TOTAL_TIME_KEYS[tt_key] == "ms":
             seconds /= 1000
             b.note(f"total time ms -> s ({tt_key})")
         out["total_time_seconds"] = seconds
-    _, it_v = get("iterations")
-    iterations = to_int(it_v) if it_v is not None else ctx.get("iterations")
-    _, wu_v = get("warmup")
-    warmup = to_int(wu_v) if wu_v is not None else ctx.get("warmup_iterations")
-    _, prec_v = get("precision")
+    it_hit = get("iterations", _NO_HIT)
+    iterations = _whole(it_hit[3]) if it_hit[2] is not None else ctx.get("iterations")
+    wu_hit = get("warmup", _NO_HIT)
+    warmup = _whole(wu_hit[3]) if wu_hit[2] is not None else ctx.get("warmup_iterations")
+    prec_v = get("precision", _NO_HIT)[2]
     precision = normalize_precision(prec_v) if prec_v is not None else ctx.get("precision")
 
-    _, model = get("model")
+    model = get("model", _NO_HIT)[2]
     model = ctx.get("registry", {}).get(model, model) if model else ctx.get("model")
     if model is None and placeholder is not None:
         model = placeholder  # kept so that the row is refused with the placeholder named
-    hw_key, hw_v = get("hardware")
+    _, hw_key, hw_v, _ = get("hardware", _NO_HIT)
     hardware = known_hardware(hw_v) if hw_v is not None else None
     device_name = None
     if hw_key == "device" and hw_v.strip().lower() != hardware:
@@ -673,13 +719,13 @@ def read_measurement(b: Builder, rec: dict, pointer: str, ctx: dict) -> dict:
     if hardware is None and ctx.get("hardware_source"):
         b.note(f"hardware {ctx.get('hardware')} from {ctx['hardware_source']} ({pointer or '/'})")
     hardware = hardware or ctx.get("hardware")
-    _, dn_v = get("device_name")
+    dn_v = get("device_name", _NO_HIT)[2]
     device_name = text_or_none(dn_v, 200) or device_name or ctx.get("device_name")
-    _, time_v = get("time")
+    time_v = get("time", _NO_HIT)[2]
     created = parse_timestamp(time_v) or ctx.get("created_at")
-    _, case_v = get("test_case")
+    case_v = get("test_case", _NO_HIT)[2]
     test_case = text_or_none(case_v, 200) or ctx.get("test_case")
-    simulated = record_is_simulated(rec) or bool(ctx.get("is_simulated"))
+    simulated = (not _SIM_KEYS.isdisjoint(rec) and record_is_simulated(rec)) or bool(ctx.get("is_simulated"))
 
     if ctx.get("extra_metrics"):
         metrics = {**ctx["extra_metrics"], **metrics}
@@ -712,6 +758,12 @@ def skill_of_test_file(test_file) -> str | None:
     return match.group(1) if match else None
 
 
+_MODEL_KEYSET = frozenset(MODEL_KEYS)
+_HARDWARE_KEYSET = frozenset(HARDWARE_KEYS)
+_BATCH_KEYSET = frozenset(BATCH_KEYS)
+_SEQ_KEYSET = frozenset(SEQ_KEYS)
+_PRECISION_KEYSET = frozenset(PRECISION_KEYS)
+_TIME_KEYSET = frozenset(TIME_KEYS)
 _CTX_KEYS = frozenset(("test_file",) + MODEL_KEYS + HARDWARE_KEYS + BATCH_KEYS + SEQ_KEYS + PRECISION_KEYS
                       + TIME_KEYS + SIM_FLAG_KEYS + SIM_TEXT_KEYS)
 
@@ -725,43 +777,50 @@ def context_from_record(b: Builder, rec: dict, ctx: dict) -> dict:
     skill = skill_of_test_file(rec.get("test_file")) if "test_file" in hits else None
     if skill:
         new["model"] = skill
-    for key in MODEL_KEYS:
-        if key in hits:
-            value = rec[key]
-            if isinstance(value, str) and clean_model_name(value):
-                name = value.strip()
-                new["model"] = ctx.get("registry", {}).get(name, name)
+    # each group's keys in priority order; a group none of whose keys is present is passed over
+    if not _MODEL_KEYSET.isdisjoint(hits):
+        for key in MODEL_KEYS:
+            if key in hits:
+                value = rec[key]
+                if isinstance(value, str) and clean_model_name(value):
+                    name = value.strip()
+                    new["model"] = ctx.get("registry", {}).get(name, name)
+                    break
+    if not _HARDWARE_KEYSET.isdisjoint(hits):
+        for key in HARDWARE_KEYS:
+            if key in hits:
+                kind = known_hardware(rec[key])
+                if kind:
+                    new["hardware"] = kind
+                    new.pop("hardware_source", None)  # stated by the content
+                    break
+    if not _BATCH_KEYSET.isdisjoint(hits):
+        for key in BATCH_KEYS:
+            if key in hits:
+                value = to_int(rec[key])
+                if value:
+                    new["batch_size"] = value
+                    break
+    if not _SEQ_KEYSET.isdisjoint(hits):
+        for key in SEQ_KEYS:
+            if key in hits:
+                value = to_int(rec[key])
+                if value:
+                    new["sequence_length"] = value
+                    break
+    if not _PRECISION_KEYSET.isdisjoint(hits):
+        for key in PRECISION_KEYS:
+            if key in hits and isinstance(rec[key], str):
+                new["precision"] = normalize_precision(rec[key])
                 break
-    for key in HARDWARE_KEYS:
-        if key in hits:
-            kind = known_hardware(rec[key])
-            if kind:
-                new["hardware"] = kind
-                new.pop("hardware_source", None)  # stated by the content
-                break
-    for key in BATCH_KEYS:
-        if key in hits:
-            value = to_int(rec[key])
-            if value:
-                new["batch_size"] = value
-                break
-    for key in SEQ_KEYS:
-        if key in hits:
-            value = to_int(rec[key])
-            if value:
-                new["sequence_length"] = value
-                break
-    for key in PRECISION_KEYS:
-        if key in hits and isinstance(rec[key], str):
-            new["precision"] = normalize_precision(rec[key])
-            break
-    for key in TIME_KEYS:
-        if key in hits:
-            stamp = parse_timestamp(rec[key])
-            if stamp is not None:
-                new["created_at"] = stamp
-                break
-    if record_is_simulated(rec):
+    if not _TIME_KEYSET.isdisjoint(hits):
+        for key in TIME_KEYS:
+            if key in hits:
+                stamp = parse_timestamp(rec[key])
+                if stamp is not None:
+                    new["created_at"] = stamp
+                    break
+    if not _SIM_KEYS.isdisjoint(hits) and record_is_simulated(rec):
         new["is_simulated"] = True
     return new
 

@@ -29,8 +29,9 @@ def is_optimum(doc) -> bool:
     if _OPTIMUM_CONFIG_KEYS <= set(doc) and isinstance(doc.get("backend"), dict):
         return True
     report = doc.get("report") if isinstance(doc.get("report"), dict) else doc
-    return any(_is_report_section(v) for v in report.values()) and all(
-        isinstance(v, dict) or v is None for v in report.values())
+    # the cheap test first: a report holds only sections (dicts) and nulls
+    return all(isinstance(v, dict) or v is None for v in report.values()) and any(
+        _is_report_section(v) for v in report.values())
 
 
 def _sibling_config(path: str) -> dict | None:

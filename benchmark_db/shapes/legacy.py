@@ -25,6 +25,10 @@ from benchmark_db.normalize import (
     to_int,
 )
 from benchmark_db.shapes.base import (
+    _BLOCK_KEYSET,
+    _CTX_KEYS,
+    _MEASURE_KEYS,
+    _SAMPLE_KEYSET,
     SKIP_SUBTREES,
     Builder,
     ShapeSkip,
@@ -101,10 +105,10 @@ def _prefixed_keys(keys: tuple) -> tuple:
     return tuple(out)
 
 
-def _platform_groups(node: dict) -> dict[str, dict]:
+def _platform_groups(node: dict, prefixed: tuple | None = None) -> dict[str, dict]:
     """{'cpu': {'cpu_init': 'Success', 'cpu_handler': ...}, 'cuda': {...}} from prefixed status keys."""
     groups: dict[str, dict] = {}
-    for key, kind in _prefixed_keys(tuple(node)):
+    for key, kind in _prefixed_keys(tuple(node)) if prefixed is None else prefixed:
         value = node[key]
         if isinstance(value, (str, bool)) and status_of(value) is not None:
             groups.setdefault(kind, {})[key] = value
@@ -139,14 +143,29 @@ def _compat_row(b: Builder, pointer: str, hardware: str, model, statuses: dict, 
     return 1 if ok else 0
 
 
+_COMPAT_FLAG_ORDER = ("compatible", "is_compatible", "supported", "is_supported")
+_COMPAT_FLAGS = frozenset(_COMPAT_FLAG_ORDER)
+
+
+@functools.lru_cache(maxsize=4096)
+def _compat_shape(keys: tuple) -> tuple[bool, tuple, tuple]:
+    """What _compat_at looks for in a dict with these keys, in key order: (a compatibility flag is present,
+    the keys that name a hardware type, the keys prefixed by one (see _prefixed_keys))."""
+    hw_keys = tuple(k for k in keys if known_hardware(k)) if not _HW_WORDS.isdisjoint(keys) else ()
+    return not _COMPAT_FLAGS.isdisjoint(keys), hw_keys, _prefixed_keys(keys)
+
+
 def _compat_at(b: Builder, node: dict, pointer: str, ctx: dict) -> int:
     """Per-platform outcomes a dict states itself -> hardware_compatibility rows."""
+    has_flag, hw_keys, prefixed = _compat_shape(tuple(node))
+    if not (has_flag or hw_keys or prefixed):
+        return 0  # most dicts: nothing here says anything about a platform
     added = 0
     model = ctx.get("model")
     family = {"model_family": ctx["family"]} if ctx.get("family") else {}
     # a record that says whether it is compatible (matrix entries, per-model benchmark files)
-    if ctx.get("hardware"):
-        for flag in ("compatible", "is_compatible", "supported", "is_supported"):
+    if has_flag and ctx.get("hardware"):
+        for flag in _COMPAT_FLAG_ORDER:
             if isinstance(node.get(flag), bool):
                 if ctx.get("hardware_source"):
                     b.note(f"hardware {ctx['hardware']} from {ctx['hardware_source']} ({pointer or '/'})")
@@ -161,7 +180,6 @@ def _compat_at(b: Builder, node: dict, pointer: str, ctx: dict) -> int:
                     added += 1
                 break
     # {'cpu': 'REAL', 'cuda': 'MOCK'} or {'cuda': False}: outcome per platform
-    hw_keys = [k for k in node if known_hardware(k)] if _HW_WORDS.intersection(node) else ()
     if hw_keys and len(hw_keys) * 2 >= len(node):
         for key in hw_keys:
             value = node[key]
@@ -174,7 +192,7 @@ def _compat_at(b: Builder, node: dict, pointer: str, ctx: dict) -> int:
                 added += _compat_row(b, pointer_join(pointer, key), known_hardware(key),
                                      context_from_record(b, value, ctx).get("model"), statuses, family)
     # {'cpu_init': 'Success (REAL)', 'cuda_tests': 'CUDA not available', ...}
-    groups = _platform_groups(node)
+    groups = _platform_groups(node, prefixed) if prefixed else None
     if groups and sum(len(g) for g in groups.values()) >= 2:
         for kind, statuses in groups.items():
             added += _compat_row(b, pointer_join(pointer, min(statuses)), kind, model, statuses, family)
@@ -193,6 +211,8 @@ def _status_word(value) -> str | None:
 
 def _execution_with_code(b: Builder, node: dict, pointer: str, ctx: dict) -> int:
     """A test execution (a return code plus a model or test file) -> an integration_test_results row."""
+    if "return_code" not in node and "exit_code" not in node:
+        return 0
     code = node.get("return_code", node.get("exit_code"))
     if to_int(code) is None or not ("test_file" in node or ctx.get("model") or "model" in node):
         return 0
@@ -235,6 +255,8 @@ def _execution_by_success(b: Builder, node: dict, pointer: str, ctx: dict) -> in
 
 
 # ------------------------------------------------------------------------------------------ one walk
+_MEASURE_OR_SAMPLE_KEYS = _MEASURE_KEYS | _SAMPLE_KEYSET  # has_measurement looks at these keys only
+_SCALAR_TYPES = frozenset((str, float, int, bool, type(None)))
 _PERF, _COMPAT, _EXEC = 1, 2, 4
 _ALL = _PERF | _COMPAT | _EXEC
 # per subtree key, the extractors that do not look inside it
@@ -269,10 +291,12 @@ def _walk(b: Builder, node, pointer: str, ctx: dict, node_key: str | None, depth
         return found
     if not isinstance(node, dict):
         return False
-    ctx = context_from_record(b, node, ctx)
+    # the cheap key tests inline decide which helpers have anything to look at in this dict
+    if not _CTX_KEYS.isdisjoint(node):
+        ctx = context_from_record(b, node, ctx)
     child_mask = mask
-    view = measurement_view(b, node)
-    measured = has_measurement(view)
+    view = node if _BLOCK_KEYSET.isdisjoint(node) else measurement_view(b, node)
+    measured = not _MEASURE_OR_SAMPLE_KEYS.isdisjoint(view) and has_measurement(view)
     if mask & _PERF:
         if node_key == "examples" and not measured and ("elapsed_time" in node or "execution_time" in node):
             measured = True
@@ -284,19 +308,25 @@ def _walk(b: Builder, node, pointer: str, ctx: dict, node_key: str | None, depth
             else:
                 counts.perf += b.add_performance(pointer, **read_measurement(b, view, pointer, ctx))
             child_mask &= ~_PERF
-        elif depth > 0:
+        elif depth > 0 and ("success" in node or "status" in node):
             error = record_failed(node)
             if error:
                 b.drop(pointer, f"failed: {error}")
     if mask & _COMPAT:
         counts.compat += _compat_at(b, node, pointer, ctx)
     executed = 0
-    if mask & _EXEC:
+    if mask & _EXEC and ("return_code" in node or "exit_code" in node):
         executed = _execution_with_code(b, node, pointer, ctx)
         counts.integration += executed
     below = False
     for key, value in node.items():
-        if not isinstance(value, (dict, list)):
+        kind = type(value)
+        if kind in _SCALAR_TYPES:
+            continue
+        if kind is list:
+            if not value or not isinstance(value[0], (dict, list)):
+                continue  # a list of numbers or text: nothing below it for any extractor
+        elif kind is not dict and not isinstance(value, (dict, list)):
             continue
         sub_mask = child_mask & ~_SKIP.get(key.lower() if isinstance(key, str) else key, 0)
         if not sub_mask:
@@ -305,7 +335,7 @@ def _walk(b: Builder, node, pointer: str, ctx: dict, node_key: str | None, depth
         if node_key == "model_families":
             child_ctx = {**child_ctx, "family": key}
         below |= _walk(b, value, pointer_join(pointer, key), child_ctx, key, depth + 1, sub_mask, counts)
-    if mask & _EXEC and not executed and not measured and not below:
+    if mask & _EXEC and not executed and not measured and not below and "success" in node:
         counts.integration += _execution_by_success(b, node, pointer, ctx)
     return measured or below
 
@@ -472,10 +502,13 @@ def _run_fields(b: Builder, doc) -> None:
     b.test_name = test_file if isinstance(test_file, str) else script  # else the kind, when the reader is done
 
 
+_NAME_PARTS_RE = re.compile(r"[_\-.]+")
+
+
 def _hardware_of_file_name(path: str) -> str | None:
     """The one hardware type a file name names ('clip_cpu_test.json' -> 'cpu'), else None."""
     stem = os.path.splitext(os.path.basename(path))[0].lower()
-    kinds = {known_hardware(t) for t in re.split(r"[_\-.]+", stem) if known_hardware(t)}
+    kinds = {known_hardware(t) for t in _NAME_PARTS_RE.split(stem) if known_hardware(t)}
     return kinds.pop() if len(kinds) == 1 else None
 
 

@@ -11,12 +11,13 @@ from benchmark_db.normalize import known_hardware, names_simulation, positive, t
 from benchmark_db.shapes.base import Builder, ShapeSkip, pointer_join, record_is_simulated, walk_measurements
 
 _WEB = ("webgpu", "webnn")
-_RUN_KEYS = {"test_file", "browser", "browser_name", "headless", "browser_opened", "platform_support", "adapter"}
+_RUN_KEYS = frozenset(("test_file", "browser", "browser_name", "headless", "browser_opened", "platform_support",
+                       "adapter"))
 
 
 def is_web_result(doc) -> bool:
     return (isinstance(doc, dict) and known_hardware(doc.get("platform") or doc.get("hardware")) in _WEB
-            and bool(set(doc) & _RUN_KEYS))
+            and not _RUN_KEYS.isdisjoint(doc))
 
 
 def read_web_result(b: Builder, doc: dict) -> str:
