@@ -24,11 +24,13 @@ to this API instance's session run and always adds a new row, so concurrent writ
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import ipaddress
 import itertools
 import math
+import operator
 import os
 import sys
 import threading
@@ -51,6 +53,7 @@ from benchmark_db_models import (  # noqa: E402
     IntegrationTestResults,
     Models,
     PerformanceResults,
+    RecordColumns,
     TestRuns,
 )
 
@@ -203,6 +206,11 @@ INTEGRATION_FIELDS = ("test_name", "status", "test_module", "test_class", "execu
 RESULT_TYPES = ("performance", "compatibility", "integration")
 # the run fields of each kind of result, by the name its run's name goes by
 _RUN_KEYS = {"test_name": RUN_FIELDS, "run_name": tuple(f for f in RUN_FIELDS if f != "test_name")}
+# A performance result with only these fields (no run, no raw samples, the usual case of a batch) is built
+# straight into a row of columns by RecordBuilder.performance_row; any other goes through performance().
+_ROW_FIELDS = frozenset(PERFORMANCE_FIELDS) - frozenset(RUN_FIELDS) - {"latency_samples"} | {"result_type"}
+PERFORMANCE_COLUMNS_ORDER = tuple(f.name for f in dataclasses.fields(PerformanceResults))
+_performance_row_of = operator.attrgetter(*PERFORMANCE_COLUMNS_ORDER)
 
 
 def _float(name: str, value) -> float | None:
@@ -473,6 +481,11 @@ class RecordBuilder:
 
     # -- facts ---------------------------------------------------------------------------------------
     def performance(self, values: dict) -> list:
+        return self.performance_records(values)[0]
+
+    def performance_records(self, values: dict) -> tuple[list, bool]:
+        """The records of one performance result, and whether its id is new by construction (a result that
+        names no run gets a unique id, so no stored row can have it)."""
         _check_fields("performance", values, PERFORMANCE_FIELDS)
         model = self.model(values)
         hardware = self.hardware(values)
@@ -499,7 +512,50 @@ class RecordBuilder:
         result.result_id = identity.performance_result_id_for(
             run_id, result.model_id, result.hardware_id, result.test_case, result.batch_size,
             result.sequence_length, result.precision, variant)
-        return [model, hardware, *records, result]
+        return [model, hardware, *records, result], not explicit
+
+    def performance_row(self, values: dict, dimensions: dict) -> tuple[tuple, list]:
+        """performance(values) for a result whose fields are all in _ROW_FIELDS (no run named, no samples),
+        as a row of PerformanceResults values (PERFORMANCE_COLUMNS_ORDER) plus the other records it needs.
+
+        `dimensions` caches the model and hardware records by what the result says of them, so a batch
+        builds each once; the records list holds them only when first built, and the session run until it
+        is written. Same values and checks as performance() (tests/test_api.py compares them field by field).
+        """
+        get = values.get
+        key = (get("model_name"), get("model_family"), get("hardware_type"), get("device_name"))
+        try:
+            dimension = dimensions.get(key)
+        except TypeError:  # an unhashable value: let the checks below say what is wrong with it
+            dimension = None
+        records: list = []
+        if dimension is None:
+            model, hardware = self.model(values), self.hardware(values)
+            records = [model, hardware]
+            with contextlib.suppress(TypeError):
+                dimensions[key] = (model, hardware)
+        else:
+            model, hardware = dimension
+        if not self._session_written:
+            records.append(self.session_run())
+        run_id = self.session_run_id
+        batch_size = _int("batch_size", get("batch_size")) if "batch_size" in values else 1
+        sequence_length = _int("sequence_length", get("sequence_length"))
+        test_case = _text("test_case", get("test_case"))
+        precision = _text("precision", get("precision"))
+        result_id = identity.performance_result_id_for(run_id, model.model_id, hardware.hardware_id, test_case,
+                                                       batch_size, sequence_length, precision, self.unique())
+        row = (model.model_id, hardware.hardware_id, run_id, model.model_name, hardware.hardware_type, test_case,
+               batch_size, sequence_length, precision,
+               _float("total_time_seconds", get("total_time_seconds")), _float("latency_avg", get("latency_avg")),
+               _float("latency_p50", get("latency_p50")), _float("latency_p90", get("latency_p90")),
+               _float("latency_p95", get("latency_p95")), _float("latency_p99", get("latency_p99")),
+               _float("latency_stddev", get("latency_stddev")), _float("throughput", get("throughput")),
+               _float("memory_peak", get("memory_peak")), _int("iterations", get("iterations")),
+               _int("warmup_iterations", get("warmup_iterations")), None,
+               bool(_bool("is_simulated", get("is_simulated"))), _json_object("metrics", get("metrics")),
+               _timestamp("created_at", get("created_at")), result_id)
+        return row, records
 
     def compatibility(self, values: dict) -> list:
         _check_fields("compatibility", values, COMPATIBILITY_FIELDS)
@@ -737,7 +793,8 @@ class BenchmarkDBAPI:
 
     # -- writes --------------------------------------------------------------------------------------
     def write_records(self, records: list) -> list[int]:
-        """Write ORM records in one transaction through BenchmarkDB.insert_many; their ids in order."""
+        """Write ORM records (and RecordColumns batches) in one transaction through BenchmarkDB.insert_many;
+        their ids in order, one per row of a batch."""
         with self.db.connection() as conn:
             if self._orm_generation != self.db.generation or self._orm is None:
                 # a new open: the file may have changed meanwhile, so forget what was known about it
@@ -747,7 +804,7 @@ class BenchmarkDBAPI:
             # models and hardware rows this process wrote on this open need no second write
             todo, new = [], []
             for record in records:
-                if record.TABLE in ("models", "hardware_platforms"):
+                if record.TABLE in ("models", "hardware_platforms") and type(record) is not RecordColumns:
                     key = _dimension_key(record)
                     if key in self._known_dimensions:
                         continue
@@ -765,10 +822,14 @@ class BenchmarkDBAPI:
             if len(self._known_dimensions) > 100_000:
                 self._known_dimensions.clear()
             self._known_dimensions.update(new)
-        ids = [getattr(r, r.ID) for r in records]
-        if any(getattr(r, "run_id", None) == self.records.session_run_id and r.TABLE == "test_runs"
-               for r in records):
-            self.records.mark_session_written()
+        ids: list[int] = []
+        for record in records:
+            if type(record) is RecordColumns:
+                ids.extend(record.ids)
+            else:
+                ids.append(getattr(record, record.ID))
+                if record.TABLE == "test_runs" and record.run_id == self.records.session_run_id:
+                    self.records.mark_session_written()
         return ids
 
     def store_performance_result(self, model_name: str, hardware_type: str, device_name: str | None = None,
@@ -801,20 +862,47 @@ class BenchmarkDBAPI:
         return self.write_records(self.records.integration(values))[-1]
 
     def build_records(self, results) -> tuple[list, list[int]]:
-        """ORM records of many results (dicts) and the position of each result's own record in that list."""
+        """ORM records of many results (dicts) and the position of each result's own id among the ids that
+        `write_records` returns for them. Performance results go into one RecordColumns batch (at the end)."""
         if isinstance(results, dict) or not hasattr(results, "__iter__"):
             raise DataConversionError("store_many takes a list of dicts", "wrap a single result in a list")
+        return self._build(results, number=True)
+
+    def build_performance(self, values: dict) -> tuple[list, int]:
+        """build_records of one performance result (errors not numbered): its records and its id's position."""
+        records, positions = self._build([values], number=False)
+        return records, positions[0]
+
+    def _build(self, results, number: bool) -> tuple[list, list[int]]:
         records: list = []
         positions: list[int] = []
+        rows: list[tuple] = []  # performance results, as rows of PERFORMANCE_COLUMNS_ORDER
+        new: list[bool] = []  # whether each row's id is new by construction
         session_included = False
         dimensions: set = set()
+        cache: dict = {}
+        builder = self.records
         for index, values in enumerate(results):
+            own = None
             try:
-                built = self.records.build(values)
+                if type(values) is dict and values.get("result_type") in (None, "performance"):
+                    if values.keys() <= _ROW_FIELDS:
+                        row, built = builder.performance_row(values, cache)
+                        new.append(True)
+                    else:
+                        built, fresh = builder.performance_records(values)
+                        row = _performance_row_of(built.pop())
+                        new.append(fresh)
+                    rows.append(row)
+                else:
+                    built = builder.build(values)
+                    own = built.pop()
             except DataConversionError as exc:
+                if not number:
+                    raise
                 raise DataConversionError(f"result {index}: {exc.message}", exc.hint) from exc
             for record in built:
-                if record.TABLE == "test_runs" and record.run_id == self.records.session_run_id:
+                if record.TABLE == "test_runs" and record.run_id == builder.session_run_id:
                     if session_included:
                         continue
                     session_included = True
@@ -824,7 +912,16 @@ class BenchmarkDBAPI:
                         continue
                     dimensions.add(key)
                 records.append(record)
-            positions.append(len(records) - 1)
+            if own is None:
+                positions.append(-len(rows))  # the len(rows)-th row of the batch, placed below
+            else:
+                records.append(own)
+                positions.append(len(records) - 1)
+        if rows:
+            base = len(records)
+            columns = dict(zip(PERFORMANCE_COLUMNS_ORDER, map(list, zip(*rows))))
+            records.append(RecordColumns(PerformanceResults, columns, new=new))
+            positions = [p if p >= 0 else base - p - 1 for p in positions]
         return records, positions
 
     def store_many(self, results) -> list[int]:

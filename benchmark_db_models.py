@@ -6,7 +6,9 @@
 
 Ids come from natural keys (`benchmark_db.identity`), so inserting the same thing twice replaces it rather
 than duplicating it, and databases written apart merge cleanly. `insert_many` writes a list in one
-transaction through Arrow. The connection opens on first use and stays open until `close()` (or the end of a
+transaction (a few rows as bound parameters, more through Arrow); for many rows of one table it also takes a
+`RecordColumns` (one list per field instead of one object per row), which skips building and reading back
+an object per row. The connection opens on first use and stays open until `close()` (or the end of a
 `with` block), so short-lived writers do not hold the file longer than they live.
 """
 from __future__ import annotations
@@ -15,7 +17,8 @@ import argparse
 import contextlib
 import datetime as dt
 import json
-from dataclasses import dataclass, field, fields
+import types
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar
 
 from benchmark_db import identity
@@ -212,6 +215,50 @@ class WebPlatformResults:
                                   self.browser, self.test_file)
 
 
+@dataclass
+class RecordColumns:
+    """Many rows of one record type as columns: `columns` maps field names of `cls` to equal-length lists.
+
+    A field left out takes the field's default (None for most). Ids left out or None are derived from the
+    natural key as for single records. `insert_many` fills `created_at`, the ids and `hardware_type` in place.
+    `new` marks the rows whose id is new by construction (it includes a part unique to this write, as the
+    Python API's results that name no run): no stored row can have it, so there is nothing to look up and
+    replace. Other rows replace a stored row with the same id, as single records do.
+    """
+    cls: type
+    columns: dict[str, list]
+    new: list[bool] | None = None
+
+    def __post_init__(self) -> None:
+        lengths = {len(values) for values in self.columns.values()}
+        if self.new is not None:
+            lengths.add(len(self.new))
+        if len(lengths) > 1:
+            raise DataConversionError(f"the columns of a {self.cls.__name__} batch differ in length",
+                                      "pass one value per row in every column")
+        self._rows = lengths.pop() if lengths else 0
+
+    def __len__(self) -> int:
+        return self._rows
+
+    @property
+    def TABLE(self) -> str:  # noqa: N802 - mirrors the record classes' class attribute
+        return self.cls.TABLE
+
+    @property
+    def ID(self) -> str:  # noqa: N802
+        return self.cls.ID
+
+    @property
+    def ids(self) -> list:
+        return self.columns.get(self.cls.ID) or [None] * self._rows
+
+
+def record_count(records) -> int:
+    """How many ids `insert_many(records)` returns: one per record, one per row of a RecordColumns."""
+    return sum(len(r) if type(r) is RecordColumns else 1 for r in records)
+
+
 RECORD_TYPES = (Models, HardwarePlatforms, TestRuns, PerformanceResults, HardwareCompatibility,
                 IntegrationTestResults, WebPlatformResults)
 RECORD_TYPE_BY_TABLE = {cls.TABLE: cls for cls in RECORD_TYPES}
@@ -219,6 +266,8 @@ RECORD_TYPE_BY_TABLE = {cls.TABLE: cls for cls in RECORD_TYPES}
 # fact rows are replaced whole (a re-measured or re-ingested row supersedes the earlier one).
 _DIMENSIONS = (Models, HardwarePlatforms)
 _JSON_COLUMNS = {"metadata", "metrics", "environment"}
+# Fact rows up to this many per table and transaction are bound as parameters rather than scanned from Arrow.
+_SMALL_BATCH = 64
 
 
 def _arrow_type(duckdb_type: str):
@@ -227,8 +276,26 @@ def _arrow_type(duckdb_type: str):
     t = duckdb_type.upper()
     if t.endswith("[]"):
         return pa.list_(_arrow_type(t[:-2]))
-    return {"BIGINT": pa.int64(), "INTEGER": pa.int32(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(),
-            "TIMESTAMP": pa.timestamp("us"), "BLOB": pa.binary()}.get(t, pa.string())
+    return {"BIGINT": pa.int64(), "INTEGER": pa.int32(), "DOUBLE": pa.float64(), "FLOAT": pa.float32(),
+            "REAL": pa.float32(), "BOOLEAN": pa.bool_(), "TIMESTAMP": pa.timestamp("us"),
+            "BLOB": pa.binary()}.get(t, pa.string())
+
+
+_PLAIN_TYPES = frozenset({type(None), bool, float, str})
+
+
+def _plain(value: Any) -> bool:
+    kind = type(value)
+    if kind is int:
+        return -2**63 <= value < 2**63
+    return kind in _PLAIN_TYPES or (kind is dt.datetime and value.tzinfo is None)
+
+
+def _bindable(values: dict[str, list]) -> bool:
+    """Whether DuckDB binds every value as a parameter exactly as Arrow converts it: plain Python scalars,
+    naive datetimes and lists of these (numpy values, aware datetimes, ... go through Arrow)."""
+    return all(_plain(value) or (type(value) is list and all(map(_plain, value)))
+               for column in values.values() for value in column)
 
 
 def _json_text(value: Any) -> str | None:
@@ -330,22 +397,50 @@ class BenchmarkDB:
         return self.insert(record)
 
     def insert_many(self, records) -> list[int]:
-        """Write records of any of the table types in one transaction; return their ids in order."""
+        """Write records of any of the table types (and `RecordColumns` batches) in one transaction; return
+        their ids in order, a batch contributing one id per row."""
         records = list(records)
-        by_type: dict[type, list] = {}
+        by_type: dict[type, list] = {}  # type -> parts in order: lists of records and RecordColumns
         for record in records:
-            if type(record) not in RECORD_TYPE_BY_TABLE.values():
-                raise DataConversionError(f"cannot store a {type(record).__name__}",
+            if type(record) is RecordColumns:
+                cls = record.cls
+                if cls not in RECORD_TYPES:
+                    raise DataConversionError(f"cannot store a {cls.__name__} batch",
+                                              "pass Models, TestRuns, PerformanceResults, ... columns")
+                by_type.setdefault(cls, []).append(record)
+                continue
+            cls = type(record)
+            if cls not in RECORD_TYPES:
+                raise DataConversionError(f"cannot store a {cls.__name__}",
                                           "pass Models, TestRuns, PerformanceResults, ... objects")
-            by_type.setdefault(type(record), []).append(record)
+            parts = by_type.setdefault(cls, [])
+            if parts and type(parts[-1]) is list:
+                parts[-1].append(record)
+            else:
+                parts.append([record])
         now = utc_now()
-        for cls, group in by_type.items():
-            self._prepare(cls, group, now)
-        with self.transaction():
+        for cls, parts in by_type.items():
+            for part in parts:
+                if type(part) is RecordColumns:
+                    self._prepare_columns(part, now)
+                else:
+                    self._prepare(cls, part, now)
+        # Rows of one fact table that are all new make one INSERT, atomic on its own: BEGIN and COMMIT
+        # around it would only add two statements to every group commit of the REST server.
+        [(first_type, first_parts), *others] = by_type.items() or [(None, [])]
+        single_insert = (not others and first_type not in _DIMENSIONS
+                         and not self._stored_candidates(first_type, first_parts))
+        with contextlib.nullcontext() if single_insert else self.transaction():
             # dimensions first, so the denormalised names of fact rows can be filled from them
             for cls in sorted(by_type, key=lambda c: c not in _DIMENSIONS):
                 self._write(cls, by_type[cls])
-        return [getattr(r, r.ID) for r in records]
+        ids: list = []
+        for record in records:
+            if type(record) is RecordColumns:
+                ids.extend(record.ids)
+            else:
+                ids.append(getattr(record, record.ID))
+        return ids
 
     def _prepare(self, cls, group, now) -> None:
         for record in group:
@@ -358,6 +453,40 @@ class BenchmarkDB:
             if getattr(record, cls.ID) is None:
                 setattr(record, cls.ID, record.natural_id())
 
+    def _prepare_columns(self, batch: RecordColumns, now) -> None:
+        """`_prepare` for a batch: the same normalisation, per distinct value rather than per row."""
+        cls, columns, rows = batch.cls, batch.columns, len(batch)
+        known = {f.name for f in fields(cls)}
+        unknown = set(columns) - known
+        if unknown:
+            raise DataConversionError(f"{cls.__name__} has no field(s) {', '.join(sorted(unknown))}",
+                                      f"fields: {', '.join(sorted(known))}")
+        if cls in (HardwarePlatforms, PerformanceResults) and "hardware_type" in columns:
+            always = cls is HardwarePlatforms
+            kinds = {value: normalize_hardware_type(value) if always or value else value
+                     for value in set(columns["hardware_type"])}
+            if any(kind != value for value, kind in kinds.items()):
+                columns["hardware_type"] = [kinds[v] for v in columns["hardware_type"]]
+        stamps = columns.get("created_at")
+        if stamps is None:
+            columns["created_at"] = [now] * rows
+        elif None in stamps:
+            columns["created_at"] = [now if v is None else v for v in stamps]
+        ids = columns.get(cls.ID)
+        if ids is None or None in ids:
+            # natural_id reads only attributes: one namespace, refilled per row, stands in for the record
+            names = [name for name in columns if name != cls.ID]
+            row = types.SimpleNamespace(**{f.name: None if f.default is MISSING else f.default
+                                           for f in fields(cls)})
+            attributes = vars(row)
+            natural_id = cls.natural_id
+            ids = list(ids) if ids is not None else [None] * rows
+            for i, values in enumerate(zip(*(columns[name] for name in names)) if names else [()] * rows):
+                if ids[i] is None:
+                    attributes.update(zip(names, values))
+                    ids[i] = natural_id(row)
+            columns[cls.ID] = ids
+
     def _columns(self, table: str) -> list[tuple[str, str]]:
         if table not in self._column_types:
             rows = self.conn.execute(
@@ -368,24 +497,70 @@ class BenchmarkDB:
             self._column_types[table] = rows
         return self._column_types[table]
 
-    def _write(self, cls, group) -> None:
-        import pyarrow as pa
+    @staticmethod
+    def _stored_candidates(cls, parts) -> list:
+        """The ids of the rows that may replace a stored row (all but those RecordColumns marks new)."""
+        ids: list = []
+        for part in parts:
+            if type(part) is not RecordColumns:
+                ids += [getattr(r, cls.ID) for r in part]
+            elif part.new is None:
+                ids += part.ids
+            else:
+                ids += [key for key, new in zip(part.ids, part.new) if not new]
+        return ids
 
+    @staticmethod
+    def _column_values(cls, parts, columns: list[tuple[str, str]]) -> dict[str, list]:
+        """The rows of all parts (records and RecordColumns) as one list per column, the last row of each key
+        kept, JSON columns as text."""
+        defaults = {f.name: f.default for f in fields(cls)}
+        values: dict[str, list] = {}
+        for column, _ in columns:
+            merged: list = []
+            for part in parts:
+                if type(part) is RecordColumns:
+                    given = part.columns.get(column)
+                    if given is None:
+                        default = defaults[column]
+                        given = [None if default is MISSING else default] * len(part)
+                    merged += given
+                else:
+                    merged += [getattr(r, column) for r in part]
+            values[column] = [_json_text(v) for v in merged] if column in _JSON_COLUMNS else merged
+        keys = values[cls.ID]
+        last = {key: i for i, key in enumerate(keys)}  # the last record of a key wins, as it would row by row
+        if len(last) < len(keys):
+            keep = sorted(last.values())
+            values = {column: [column_values[i] for i in keep] for column, column_values in values.items()}
+        return values
+
+    def _write(self, cls, parts) -> None:
         table = cls.TABLE
         names = {f.name for f in fields(cls)}
         columns = [(c, t) for c, t in self._columns(table) if c in names]
-        # the last record of a key wins, as it would row by row
-        unique = list({getattr(r, cls.ID): r for r in group}.values())
-        arrays = {}
-        for column, duck_type in columns:
-            values = [getattr(r, column) for r in unique]
-            if column in _JSON_COLUMNS:
-                values = [_json_text(v) for v in values]
-            arrays[column] = pa.array(values, type=_arrow_type(duck_type))
-        batch = pa.table(arrays)
+        values = self._column_values(cls, parts, columns)
+        rows = len(values[cls.ID])
         names_sql = ", ".join(c for c, _ in columns)
         key = cls.ID
-        self.conn.register("_orm_batch", batch)
+        small = rows <= _SMALL_BATCH and cls not in _DIMENSIONS and _bindable(values)
+        candidates = None if cls in _DIMENSIONS else self._stored_candidates(cls, parts)
+        if small:
+            # A few rows (a group commit of single requests) go in as bound parameters: registering and
+            # scanning an Arrow table costs DuckDB a few milliseconds whatever its size.
+            row_sql = "(" + ", ".join(f"?::{t}" for _, t in columns) + ")"
+            source_sql = f"(VALUES {', '.join([row_sql] * rows)}) b({names_sql})"
+            params = [v for row in zip(*(values[c] for c, _ in columns)) for v in row]
+        else:
+            import pyarrow as pa
+
+            batch = pa.table({c: pa.array(values[c], type=_arrow_type(t)) for c, t in columns})
+            self.conn.register("_orm_batch", batch)
+            source_sql, params = "_orm_batch b", None
+        if candidates is not None and len(candidates) == rows and not small:
+            keys_sql, key_params = f"SELECT {key} FROM _orm_batch", None
+        else:
+            keys_sql, key_params = f"SELECT unnest(?::BIGINT[]) AS {key}", [candidates]
         try:
             if cls in _DIMENSIONS:
                 # MERGE rather than ON CONFLICT: it needs no primary key, so it works on DuckLake too, and
@@ -394,7 +569,7 @@ class BenchmarkDB:
                 attrs = [c for c, _ in columns if c not in (key, "created_at")]
                 changed = " OR ".join(f"(s.{c} IS NOT NULL AND s.{c} IS DISTINCT FROM t.{c})" for c in attrs)
                 updates = ", ".join(f"{c} = COALESCE(s.{c}, t.{c})" for c in attrs)
-                values = ", ".join(f"s.{c}" for c, _ in columns)
+                merge_values = ", ".join(f"s.{c}" for c, _ in columns)
                 news = self.conn.execute(
                     f"SELECT count(*) FROM _orm_batch s LEFT JOIN {table} t ON t.{key} = s.{key} "
                     f"WHERE t.{key} IS NULL OR {changed}").fetchone()[0]
@@ -402,19 +577,25 @@ class BenchmarkDB:
                     return
                 self.conn.execute(f"MERGE INTO {table} AS t USING _orm_batch AS s ON t.{key} = s.{key} "
                                   f"WHEN MATCHED AND ({changed}) THEN UPDATE SET {updates} "
-                                  f"WHEN NOT MATCHED THEN INSERT ({names_sql}) VALUES ({values})")
+                                  f"WHEN NOT MATCHED THEN INSERT ({names_sql}) VALUES ({merge_values})")
             else:
                 # Replace semantics as DELETE + INSERT in the caller's transaction: much faster in DuckDB
                 # than INSERT OR REPLACE when, as usual, few or none of the keys exist yet.
                 # Only delete when something is there to replace: on DuckLake a DELETE that races other
                 # writers' commits is a conflict, while plain appends from many writers are not.
-                if self.conn.execute(f"SELECT count(*) FROM {table} WHERE {key} IN (SELECT {key} FROM _orm_batch)"
-                                     ).fetchone()[0]:
-                    self.conn.execute(f"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM _orm_batch)")
+                if candidates and self.conn.execute(f"SELECT count(*) FROM {table} WHERE {key} IN ({keys_sql})",
+                                                    key_params).fetchone()[0]:
+                    self.conn.execute(f"DELETE FROM {table} WHERE {key} IN ({keys_sql})", key_params)
                 select = ", ".join(f"b.{c}" for c, _ in columns)
-                source = "_orm_batch b"
-                if cls is PerformanceResults and any(r.model_name is None or r.hardware_type is None
-                                                     for r in unique):
+                source = source_sql
+                fill_names = cls is PerformanceResults and (None in values["model_name"]
+                                                             or None in values["hardware_type"])
+                if small and not fill_names:  # plain VALUES, typed by the target columns: the cheapest to bind
+                    row_sql = "(" + ", ".join("?" * len(columns)) + ")"
+                    self.conn.execute(f"INSERT INTO {table} ({names_sql}) VALUES {', '.join([row_sql] * rows)}",
+                                      params)
+                    return
+                if fill_names:
                     select = ", ".join(
                         "COALESCE(b.model_name, m.model_name)" if c == "model_name" else
                         "COALESCE(b.hardware_type, h.hardware_type)" if c == "hardware_type" else f"b.{c}"
@@ -424,9 +605,10 @@ class BenchmarkDB:
                                "GROUP BY model_id) m ON m.model_id = b.model_id "
                                "LEFT JOIN (SELECT hardware_id, any_value(hardware_type) AS hardware_type "
                                "FROM hardware_platforms GROUP BY hardware_id) h ON h.hardware_id = b.hardware_id")
-                self.conn.execute(f"INSERT INTO {table} ({names_sql}) SELECT {select} FROM {source}")
+                self.conn.execute(f"INSERT INTO {table} ({names_sql}) SELECT {select} FROM {source}", params)
         finally:
-            self.conn.unregister("_orm_batch")
+            if not small:
+                self.conn.unregister("_orm_batch")
 
     # -- reads -------------------------------------------------------------------------------------------
     def get(self, cls, record_id: int):
@@ -447,7 +629,7 @@ class BenchmarkDB:
 
 
 # `field` is re-exported for users who build records dynamically.
-__all__ = ["BenchmarkDB", "Models", "HardwarePlatforms", "TestRuns", "PerformanceResults",
+__all__ = ["BenchmarkDB", "RecordColumns", "record_count", "Models", "HardwarePlatforms", "TestRuns", "PerformanceResults",
            "HardwareCompatibility", "IntegrationTestResults", "WebPlatformResults", "RECORD_TYPES", "field"]
 
 

@@ -3,9 +3,11 @@
 
     python benchmarks/bench_orm.py [--rows 100000] [--repeat 3]
 
-Both write the same rows into fresh database files in this process: the ORM from 100,000 PerformanceResults
-objects (ids derived, dimensions joined, one transaction), the baseline from a ready Arrow table of the same
-rows with `INSERT INTO performance_results SELECT * FROM arrow_table`. Prints rows/s of each and the ratio.
+All write the same rows into fresh database files in this process: the ORM from 100,000 PerformanceResults
+objects (ids derived, dimensions joined, one transaction), the ORM from the same rows as one RecordColumns
+(one list per field, as the REST server's batch endpoint hands them over), and the baseline from a ready
+Arrow table of the same rows with `INSERT INTO performance_results SELECT * FROM arrow_table`. Prints rows/s
+of each and the ratios.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmark_db.connection import connect  # noqa: E402
-from benchmark_db_models import BenchmarkDB, PerformanceResults  # noqa: E402
+from benchmark_db_models import BenchmarkDB, PerformanceResults, RecordColumns  # noqa: E402
 
 
 def make_records(n: int, db: BenchmarkDB) -> list[PerformanceResults]:
@@ -49,6 +51,21 @@ def bench_orm(rows: int, folder: Path, k: int) -> float:
         records = make_records(rows, db)
         t0 = time.perf_counter()
         db.insert_many(records)
+        elapsed = time.perf_counter() - t0
+        assert db.count(PerformanceResults) == rows
+    return elapsed
+
+
+def bench_columns(rows: int, folder: Path, k: int) -> float:
+    from dataclasses import fields
+
+    path = folder / f"columns{k}.duckdb"
+    with BenchmarkDB(str(path)) as db:
+        records = make_records(rows, db)
+        names = [f.name for f in fields(PerformanceResults) if f.name != "result_id"]
+        batch = RecordColumns(PerformanceResults, {n: [getattr(r, n) for r in records] for n in names})
+        t0 = time.perf_counter()
+        db.insert_many([batch])
         elapsed = time.perf_counter() - t0
         assert db.count(PerformanceResults) == rows
     return elapsed
@@ -88,11 +105,13 @@ def main(argv=None) -> int:
         folder = Path(tmp)
         connect(str(folder / "warm.duckdb")).close()
         orm = statistics.median(bench_orm(args.rows, folder, k) for k in range(args.repeat))
+        columns = statistics.median(bench_columns(args.rows, folder, k) for k in range(args.repeat))
         plain = statistics.median(bench_plain(args.rows, folder, k) for k in range(args.repeat))
     print(f"rows: {args.rows:,}")
     print(f"BenchmarkDB.insert_many: {orm:.3f} s  -> {args.rows / orm:,.0f} rows/s (target >= 50,000)")
+    print(f"BenchmarkDB.insert_many of one RecordColumns: {columns:.3f} s  -> {args.rows / columns:,.0f} rows/s")
     print(f"plain INSERT ... SELECT from Arrow: {plain:.3f} s  -> {args.rows / plain:,.0f} rows/s")
-    print(f"ratio ORM time / plain time: {orm / plain:.2f}x")
+    print(f"ratio ORM time / plain time: {orm / plain:.2f}x objects, {columns / plain:.2f}x columns")
     return 0
 
 

@@ -140,6 +140,58 @@ def test_store_many_is_one_transaction(api, db_path):
     assert count(db_path, "test_runs") == 1  # the session run, once
 
 
+ROW_VARIANTS = [
+    {"model_name": " bert-base-uncased ", "hardware_type": "CUDA", "device_name": "A100", "batch_size": 8,
+     "precision": " fp16", "test_case": "", "throughput": 3, "latency_avg": 1.5, "memory_peak": 2.0,
+     "sequence_length": 128, "latency_p90": 2.0, "iterations": 10, "warmup_iterations": 2, "is_simulated": True,
+     "metrics": {"cv": 0.1, "tags": ["a"]}, "created_at": "2025-03-01T09:00:00+02:00", "model_family": "BERT"},
+    {"model_name": "t5-small", "hardware_type": "cpu", "batch_size": None},
+    {"model_name": "t5-small", "hardware_type": "cpu", "result_type": "performance", "total_time_seconds": 4},
+    {"model_name": "vit", "hardware_type": "gpu", "latency_samples": [1.0, 2.0, 3.0]},  # not the row path
+    {"model_name": "vit", "hardware_type": "cpu", "run_id": 42, "throughput": 1.0},  # nor this: a named run
+]
+
+
+def test_batch_rows_are_built_as_single_stores_build_them(api):
+    """build_records puts performance results in one RecordColumns; every value matches performance()."""
+    from dataclasses import fields
+
+    from benchmark_db_models import PerformanceResults, RecordColumns
+
+    records, positions = api.build_records(ROW_VARIANTS)
+    batch = records[-1]
+    assert type(batch) is RecordColumns and len(batch) == len(ROW_VARIANTS)
+    assert positions == [len(records) - 1 + i for i in range(len(ROW_VARIANTS))]
+    assert batch.new == [True, True, True, True, False]
+    for i, values in enumerate(ROW_VARIANTS):
+        single = api.records.performance(values)[-1]
+        for f in fields(PerformanceResults):
+            if f.name != "result_id":  # a result that names no run gets a unique id each time
+                assert batch.columns[f.name][i] == getattr(single, f.name), (i, f.name)
+    assert batch.columns["result_id"][4] == single.result_id  # a named run's id is its natural key
+    assert sum(r.TABLE == "test_runs" for r in records) == 1  # the session run, once
+    models = sorted(r.model_name for r in records if r.TABLE == "models")
+    assert models == ["bert-base-uncased", "t5-small", "vit"]
+
+
+def test_store_many_keeps_positions_across_result_types(api, db_path):
+    results = [{"model_name": "a", "hardware_type": "cpu", "throughput": 1.0},
+               {"result_type": "integration", "test_name": "t", "status": "passed"},
+               {"model_name": "b", "hardware_type": "cpu", "throughput": 2.0, "run_id": 9},
+               {"result_type": "compatibility", "hardware_type": "webgpu", "is_compatible": True},
+               {"model_name": "c", "hardware_type": "cpu", "throughput": 3.0}]
+    ids = api.store_many(results)
+    again = api.store_many(results[2:3])  # a named run: the resend replaces
+    api.close()
+    assert again == ids[2:3]
+    with connect(db_path, read_only=True) as conn:
+        throughput = dict(conn.execute("SELECT result_id, throughput_items_per_second FROM performance_results"
+                                       ).fetchall())
+        assert [throughput[ids[i]] for i in (0, 2, 4)] == [1.0, 2.0, 3.0] and len(throughput) == 3
+        assert conn.execute("SELECT test_result_id FROM integration_test_results").fetchall() == [(ids[1],)]
+        assert conn.execute("SELECT compatibility_id FROM hardware_compatibility").fetchall() == [(ids[3],)]
+
+
 def test_other_getters(api):
     api.store_compatibility_result("webgpu", "vit-base", False, error_message="no adapter", error_type="Missing")
     api.store_compatibility_result(hardware_type="cpu", model_name="vit-base", is_compatible=True)
@@ -312,6 +364,82 @@ def test_batch_and_paging(client):
     error = assert_error(client.post("/performance/batch", json={"results": bad}), 422, "validation_error")
     assert error["details"][0]["field"] == "results.3.batch_size"
     assert client.get("/performance", params={"limit": 0}).json()["count"] == 0
+
+
+def test_writer_commits_waiting_requests_together_and_drops_cancelled_ones(db_path):
+    import asyncio
+
+    from benchmark_db_server import WriteQueue
+
+    api = BenchmarkDBAPI(db_path)
+    writer = WriteQueue(api)
+
+    def store(i: int):
+        return asyncio.ensure_future(writer.write(api.build_performance({"model_name": f"m{i}",
+                                                                         "hardware_type": "cpu"})[0]))
+
+    async def requests():
+        with api.db.lock:  # holds the writer inside the first job while the others queue up
+            first = store(0)
+            await asyncio.sleep(0)
+            while not writer._queue.empty():
+                await asyncio.sleep(0.01)
+            waiting = [store(i) for i in range(1, 6)]
+            await asyncio.sleep(0)
+            waiting[2].cancel()  # its client went away before the writer took it
+        return await asyncio.gather(first, *waiting[:2], *waiting[3:])
+
+    try:
+        ids = asyncio.run(requests())
+        assert len({i[-1] for i in ids}) == 5 and writer.commits == 2  # the first job, then the rest at once
+        assert writer.submit(api.build_performance({"model_name": "m9", "hardware_type": "cpu"})[0])
+    finally:
+        writer.stop()
+        api.close()
+    assert count(db_path) == 6
+    with connect(db_path, read_only=True) as conn:
+        assert "m3" not in {r[0] for r in conn.execute("SELECT model_name FROM performance_results").fetchall()}
+
+
+def test_batch_body_is_checked_like_single_bodies(client):
+    """The batch body is validated from its raw bytes; errors name the field as for PerformanceBatchIn."""
+    good = {"model_name": "bert", "hardware_type": "cpu"}
+    cases = [({"results": [good, {"model_name": "bert", "hardware_type": "cpu", "colour": 1}]}, "results.1.colour"),
+             ({"results": [good, {"hardware_type": "cpu"}]}, "results.1.model_name"),
+             ({"results": [{**good, "model_name": " "}]}, "results.0.model_name"),
+             ({"results": [{**good, "iterations": -1}]}, "results.0.iterations"),
+             ({"results": good}, "results"), ({"rows": [good]}, "results"), ({"results": [good], "x": 1}, "x")]
+    for body, field in cases:
+        error = assert_error(client.post("/performance/batch", json=body), 422, "validation_error")
+        assert field in [d["field"] for d in error["details"]], (body, error)
+    for content in (b"{bad json", b"", b"[]", b"null", b'{"results": [{"model_name": "a", "hardware_type": "cpu", '
+                                                       b'"throughput": NaN}]}', b'{"results": [{"model_name": '
+                                                       b'"\\ud800", "hardware_type": "cpu"}]}'):
+        response = client.post("/performance/batch", content=content, headers={"Content-Type": "application/json"})
+        assert_error(response, 422)
+    nul = client.post("/performance/batch", json={"results": [{**good, "metrics": {"x": "a\x00"}}]})
+    assert "result 0: metrics" in assert_error(nul, 422, "invalid_value")["message"]  # as for single stores
+    assert client.get("/performance").json()["count"] == 0
+    schema = client.get("/openapi.json").json()
+    body = schema["paths"]["/performance/batch"]["post"]["requestBody"]
+    assert body["required"] and body["content"]["application/json"]["schema"]["$ref"].endswith("/PerformanceBatchIn")
+    batch = schema["components"]["schemas"]["PerformanceBatchIn"]
+    assert batch["properties"]["results"]["items"]["$ref"].endswith("/PerformanceIn")
+    assert batch["required"] == ["results"] and batch["additionalProperties"] is False
+
+
+def test_batch_of_named_runs_replaces_on_resend(client):
+    results = [{"model_name": "bert", "hardware_type": "cpu", "batch_size": b, "throughput": 1.0,
+                "test_name": "nightly", "started_at": "2025-03-01T09:00:00Z"} for b in (1, 2)]
+    first = client.post("/performance/batch", json={"results": results}).json()
+    results[1]["throughput"] = 5.0
+    second = client.post("/performance/batch", json={"results": results})
+    assert second.status_code == 201 and second.json()["result_ids"] == first["result_ids"]
+    items = client.get("/performance", params={"model_name": "bert"}).json()["items"]
+    assert sorted((i["batch_size"], i["throughput"]) for i in items) == [(1, 1.0), (2, 5.0)]
+    single = client.post("/performance", json={**results[0], "throughput": 7.0}).json()
+    assert single["id"] == first["result_ids"][0] and single["run_id"] == items[0]["run_id"]
+    assert client.get("/performance").json()["count"] == 2
 
 
 @pytest.mark.parametrize("body, field", [

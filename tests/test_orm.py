@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import sys
+from dataclasses import fields
 
 import duckdb
 import pytest
@@ -17,6 +18,7 @@ from benchmark_db_models import (
     IntegrationTestResults,
     Models,
     PerformanceResults,
+    RecordColumns,
     TestRuns,
     WebPlatformResults,
 )
@@ -154,3 +156,96 @@ def test_bad_names_are_db003(fresh_db):
 @pytest.mark.parametrize("alias", ["cuda", "CUDA", "cuda:0", "gpu", "GPU"])
 def test_hardware_aliases_are_one_platform(fresh_db, alias):
     assert fresh_db.get_or_add_hardware(alias) == identity.hardware_id_for("cuda")
+
+
+def _rows(db, cls=PerformanceResults):
+    names = ", ".join(f.name for f in fields(cls))
+    return db.conn.execute(f"SELECT {names} FROM {cls.TABLE} ORDER BY {cls.ID}").fetchall()
+
+
+@pytest.mark.parametrize("rows", [3, 200])  # bound parameters for a few rows, an Arrow table for many
+def test_columns_store_what_the_same_records_store(tmp_path, rows):
+    stamp = dt.datetime(2025, 5, 1, 12, 0)
+
+    def records(db):
+        m, h = db.get_or_add_model("bert"), db.get_or_add_hardware("cpu")
+        return [PerformanceResults(model_id=m, hardware_id=h, run_id=7, model_name="bert", hardware_type="CPU",
+                                   batch_size=i, average_latency_ms=i / 3, latency_samples_ms=[1.0, float(i)],
+                                   metrics={"i": i} if i % 2 else None, created_at=stamp if i % 3 else None)
+                for i in range(rows)]
+
+    with BenchmarkDB(str(tmp_path / "records.duckdb")) as db:
+        expected_ids = db.insert_many(records(db))
+        expected = _rows(db)
+    with BenchmarkDB(str(tmp_path / "columns.duckdb")) as db:
+        given = records(db)
+        names = [f.name for f in fields(PerformanceResults) if f.name not in ("result_id", "is_simulated")]
+        batch = RecordColumns(PerformanceResults, {n: [getattr(r, n) for r in given] for n in names})
+        assert len(batch) == rows
+        ids = db.insert_many([batch])
+        stored = _rows(db)
+    assert ids == expected_ids  # ids derived from the natural key when left out
+    created = [f.name for f in fields(PerformanceResults)].index("created_at")
+    assert [r[:created] + r[created + 1:] for r in stored] == [r[:created] + r[created + 1:] for r in expected]
+    assert all(r[created] is not None for r in stored)  # filled with the time of the write
+    assert {r[4] for r in stored} == {"cpu"}  # hardware types normalised, is_simulated defaulted to False
+
+
+def test_columns_and_records_share_one_transaction_and_the_last_row_wins(fresh_db):
+    db = fresh_db
+    m, h = db.get_or_add_model("bert"), db.get_or_add_hardware("cpu")
+    single = PerformanceResults(model_id=m, hardware_id=h, run_id=1, batch_size=1, average_latency_ms=1.0)
+    batch = RecordColumns(PerformanceResults, {"model_id": [m, m], "hardware_id": [h, h], "run_id": [1, 1],
+                                               "batch_size": [1, 2], "average_latency_ms": [2.0, 3.0]})
+    ids = db.insert_many([single, batch])
+    assert len(ids) == 3 and ids[0] == ids[1] != ids[2]  # same natural key: the batch's row replaced the first
+    assert db.conn.execute("SELECT batch_size, average_latency_ms, model_name FROM performance_results "
+                           "ORDER BY batch_size").fetchall() == [(1, 2.0, "bert"), (2, 3.0, "bert")]
+    broken = RecordColumns(PerformanceResults, {"model_id": [m, None], "hardware_id": [h, h], "batch_size": [5, 6]})
+    with pytest.raises(duckdb.ConstraintException):
+        db.insert_many([PerformanceResults(model_id=m, hardware_id=h, batch_size=4), broken])
+    assert db.count(PerformanceResults) == 2
+
+
+def test_rows_marked_new_skip_the_lookup_and_the_others_replace(fresh_db):
+    db = fresh_db
+    m, h = db.get_or_add_model("bert"), db.get_or_add_hardware("cpu")
+    first = db.insert_performance_results(PerformanceResults(model_id=m, hardware_id=h, run_id=3, batch_size=1,
+                                                             average_latency_ms=1.0))
+    columns = {"model_id": [m, m], "hardware_id": [h, h], "run_id": [3, 3], "batch_size": [1, 2],
+               "average_latency_ms": [5.0, 6.0], "result_id": [first, identity.stable_id("fresh", 1)]}
+    ids = db.insert_many([RecordColumns(PerformanceResults, columns, new=[False, True])])
+    assert ids == [first, identity.stable_id("fresh", 1)]
+    assert db.conn.execute("SELECT result_id, average_latency_ms FROM performance_results ORDER BY batch_size"
+                           ).fetchall() == [(first, 5.0), (ids[1], 6.0)]
+
+
+def test_bad_columns_are_db003(fresh_db):
+    with pytest.raises(DataConversionError):
+        RecordColumns(PerformanceResults, {"model_id": [1, 2], "hardware_id": [1]})
+    with pytest.raises(DataConversionError):
+        fresh_db.insert_many([RecordColumns(PerformanceResults, {"model_id": [1], "hardware_id": [1], "colour": [1]})])
+    with pytest.raises(DataConversionError):
+        fresh_db.insert_many([RecordColumns(dict, {"a": [1]})])
+
+
+def test_few_rows_of_any_python_or_numpy_values_store_as_many_do(tmp_path):
+    """A few rows are bound as parameters, more go through Arrow; numpy values and aware times store alike."""
+    import numpy as np
+
+    def rows(db, n):
+        m, h = db.get_or_add_model("bert"), db.get_or_add_hardware("cpu")
+        return [PerformanceResults(model_id=m, hardware_id=h, run_id=1, batch_size=np.int64(i) if i % 2 else i,
+                                   average_latency_ms=np.float32(1.5) if i % 3 else 1.5,
+                                   latency_samples_ms=np.array([1.0, 2.0]) if i % 2 else [1.0, 2],
+                                   iterations=7, is_simulated=np.bool_(i % 2 == 0),
+                                   created_at=dt.datetime(2025, 1, 1, 12, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+                                   if i % 2 else dt.datetime(2025, 1, 1, 10)) for i in range(n)]
+
+    stored = []
+    for n in (4, 100):
+        with BenchmarkDB(str(tmp_path / f"{n}.duckdb")) as db:
+            db.insert_many(rows(db, n))
+            stored.append([r for r in _rows(db) if r[6] < 4])  # batch_size is the row's number
+    assert sorted(stored[0]) == sorted(stored[1])
+    assert {(r[6], r[10], tuple(r[20]), r[23].hour) for r in stored[0]} == {(i, 1.5, (1.0, 2.0), 10) for i in range(4)}
