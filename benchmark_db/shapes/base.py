@@ -794,20 +794,12 @@ def context_from_record(b: Builder, rec: dict, ctx: dict) -> dict:
                     new["hardware"] = kind
                     new.pop("hardware_source", None)  # stated by the content
                     break
-    if not _BATCH_KEYSET.isdisjoint(hits):
-        for key in BATCH_KEYS:
-            if key in hits:
-                value = to_int(rec[key])
-                if value:
-                    new["batch_size"] = value
-                    break
-    if not _SEQ_KEYSET.isdisjoint(hits):
-        for key in SEQ_KEYS:
-            if key in hits:
-                value = to_int(rec[key])
-                if value:
-                    new["sequence_length"] = value
-                    break
+    for field, keys, keyset in (("batch_size", BATCH_KEYS, _BATCH_KEYSET),
+                                ("sequence_length", SEQ_KEYS, _SEQ_KEYSET)):
+        if not keyset.isdisjoint(hits):
+            value = next((v for v in (to_int(rec[k]) for k in keys if k in hits) if v), None)
+            if value:
+                new[field] = value
     if not _PRECISION_KEYSET.isdisjoint(hits):
         for key in PRECISION_KEYS:
             if key in hits and isinstance(rec[key], str):
