@@ -21,6 +21,8 @@ import types
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar
 
+import orjson
+
 from benchmark_db import identity
 from benchmark_db.connection import DEFAULT_LOCK_TIMEOUT, connect
 from benchmark_db.errors import DataConversionError
@@ -299,9 +301,14 @@ def _bindable(values: dict[str, list]) -> bool:
 
 
 def _json_text(value: Any) -> str | None:
+    """A JSON column's value as compact text: orjson, several times faster than json (which takes only what
+    orjson refuses, an integer beyond 64 bits)."""
     if value is None or isinstance(value, str):
         return value
-    return json.dumps(value, default=str)
+    try:
+        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(value, default=str, separators=(",", ":"))
 
 
 class BenchmarkDB:

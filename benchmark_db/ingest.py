@@ -27,8 +27,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import orjson
-
 from benchmark_db import source_store
 from benchmark_db.errors import UsageError
 from benchmark_db.identity import stable_id
@@ -218,51 +216,8 @@ def _prepare(file: InputFile) -> _Prepared:
     if not _WorkerState.force and _WorkerState.known.get(file.path) == sha:
         return _Prepared(file, sha, len(data), unchanged=True)
     conversion = _WorkerState.converter(data, file.path, sha)
-    _json_columns_as_text(getattr(conversion, "records", None) or ())
     compressed = _WorkerState.compressor.compress(data) if _WorkerState.compressor else None
     return _Prepared(file, sha, len(data), conversion=conversion, compressed=compressed)
-
-
-_JSON_FIELDS = ("metrics", "metadata", "environment")
-
-
-def _json_columns_as_text(records) -> None:
-    """Serialise the records' JSON columns here, with orjson, rather than in the writer with json: in a
-    worker the cost is spread over processes, and orjson is several times faster (and writes no spaces)."""
-    for record in records:
-        cls = type(record)
-        names = _JSON_FIELDS_OF.get(cls)
-        if names is None:
-            names = _json_fields_of(cls)
-        for name in names:
-            value = getattr(record, name, None)
-            if value is not None and not isinstance(value, str):
-                setattr(record, name, json_text(value))
-
-
-_JSON_FIELDS_OF: dict[type, tuple[str, ...]] = {}
-
-
-def _json_fields_of(cls) -> tuple[str, ...]:
-    """The JSON columns a record class has (a dataclass: its fields; anything else: all of them, looked up
-    on each record)."""
-    if dataclasses.is_dataclass(cls):
-        fields = {f.name for f in dataclasses.fields(cls)}
-        names = tuple(n for n in _JSON_FIELDS if n in fields)
-    else:
-        names = _JSON_FIELDS
-    _JSON_FIELDS_OF[cls] = names
-    return names
-
-
-def json_text(value) -> str:
-    """`value` as compact JSON text; a value orjson refuses (an integer beyond 64 bits) goes through json."""
-    try:
-        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
-    except TypeError:
-        import json
-
-        return json.dumps(value, default=str, separators=(",", ":"))
 
 
 def _prepared_stream(files: list[InputFile], parallel: int, initargs: tuple,
