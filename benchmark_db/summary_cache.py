@@ -140,18 +140,16 @@ def _write(cache: Path, table, stamp: str, mode: int) -> None:
                 pass
 
 
-def performance_summary(conn, *, use_cache: bool = True):
+def performance_summary(conn):
     """The summary as an Arrow table: from the cache when it matches the database, else computed (and cached
     when the database is a file whose folder we may write)."""
-    path = database_file(conn) if use_cache else None
+    path = database_file(conn)
     stamp = fingerprint(path) if path else None
     if stamp:
         cached = _read(cache_path(path), stamp)
         if cached is not None:
             return cached
-    table = conn.execute(SUMMARY_SQL).arrow()
-    if hasattr(table, "read_all"):  # DuckDB returns a RecordBatchReader from .arrow() in newer releases
-        table = table.read_all()
+    table = conn.execute(SUMMARY_SQL).fetch_arrow_table()
     if stamp and fingerprint(path) == stamp:  # nothing committed meanwhile (same process, other connection)
         _write(cache_path(path), table, stamp, stat.S_IMODE(os.stat(path).st_mode))
     return table
