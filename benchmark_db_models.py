@@ -8,15 +8,19 @@ Ids come from natural keys (`benchmark_db.identity`), so inserting the same thin
 than duplicating it, and databases written apart merge cleanly. `insert_many` writes a list in one
 transaction (a few rows as bound parameters, more through Arrow); for many rows of one table it also takes a
 `RecordColumns` (one list per field instead of one object per row), which skips building and reading back
-an object per row. The connection opens on first use and stays open until `close()` (or the end of a
-`with` block), so short-lived writers do not hold the file longer than they live.
+an object per row. Bulk writers that build rows elsewhere (the ingest workers) turn fact records into an
+Arrow table with `fact_table`, which needs no connection, and write it with `insert_table`, with the same
+replace semantics. The connection opens on first use and stays open until `close()` (or the end of a `with`
+block), so short-lived writers do not hold the file longer than they live.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import datetime as dt
+import itertools
 import json
+import operator
 import types
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar
@@ -283,6 +287,18 @@ def _arrow_type(duckdb_type: str):
             "BLOB": pa.binary()}.get(t, pa.string())
 
 
+def _arrow_array(values: list, duckdb_type: str):
+    """A column as an Arrow array of its DuckDB type. A TIMESTAMP column with one time in every row (the
+    `created_at` insert_many fills in) is converted once: a datetime costs several times a number to convert."""
+    import pyarrow as pa
+
+    arrow_type = _arrow_type(duckdb_type)
+    if (arrow_type == pa.timestamp("us") and len(values) > 1 and values[-1] is values[0]
+            and values.count(values[0]) == len(values)):
+        return pa.repeat(pa.scalar(values[0], type=arrow_type), len(values))
+    return pa.array(values, type=arrow_type)
+
+
 _PLAIN_TYPES = frozenset({type(None), bool, float, str})
 
 
@@ -309,6 +325,40 @@ def _json_text(value: Any) -> str | None:
         return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
     except TypeError:
         return json.dumps(value, default=str, separators=(",", ":"))
+
+
+def fact_table(cls, records: list, columns: list[tuple[str, str]], now: dt.datetime, extra: dict | None = None):
+    """Fact records of one type as the Arrow table `BenchmarkDB.insert_table` writes: prepared as
+    `insert_many` prepares them (hardware type normalised, `created_at` defaulting to `now`, ids from natural
+    keys), one column per (name, DuckDB type) of `columns`, JSON columns as text, plus the `extra` columns
+    (name -> Arrow array). Building it needs no connection, so ingest workers build it where they convert."""
+    import pyarrow as pa
+
+    if cls in _DIMENSIONS:
+        raise DataConversionError("dimension rows are merged, not written as a table", "use insert_many")
+    BenchmarkDB._prepare(cls, records, now)
+    arrays = {}
+    for name, duckdb_type in columns:
+        values = [getattr(r, name) for r in records]
+        if name in _JSON_COLUMNS:
+            values = [_json_text(v) for v in values]
+        arrays[name] = _arrow_array(values, duckdb_type)
+    return pa.table({**arrays, **(extra or {})})
+
+
+def _names_filled(columns: list[tuple[str, str]], source: str) -> tuple[str, str]:
+    """The SELECT list and FROM clause that insert performance rows (`source` aliased `b`) with a missing
+    model_name or hardware_type taken from their dimension rows."""
+    select = ", ".join(
+        "COALESCE(b.model_name, m.model_name)" if c == "model_name" else
+        "COALESCE(b.hardware_type, h.hardware_type)" if c == "hardware_type" else f"b.{c}"
+        for c, _ in columns)
+    # one name per id: on DuckLake two writers may both have added the same new model
+    source += (" LEFT JOIN (SELECT model_id, any_value(model_name) AS model_name FROM models "
+               "GROUP BY model_id) m ON m.model_id = b.model_id "
+               "LEFT JOIN (SELECT hardware_id, any_value(hardware_type) AS hardware_type "
+               "FROM hardware_platforms GROUP BY hardware_id) h ON h.hardware_id = b.hardware_id")
+    return select, source
 
 
 class BenchmarkDB:
@@ -449,7 +499,8 @@ class BenchmarkDB:
                 ids.append(getattr(record, record.ID))
         return ids
 
-    def _prepare(self, cls, group, now) -> None:
+    @staticmethod
+    def _prepare(cls, group, now) -> None:
         for record in group:
             if cls is HardwarePlatforms:
                 record.hardware_type = normalize_hardware_type(record.hardware_type)
@@ -513,7 +564,7 @@ class BenchmarkDB:
                 ids += [getattr(r, cls.ID) for r in part]
             elif part.new is None:
                 ids += part.ids
-            else:
+            elif not all(part.new):
                 ids += [key for key, new in zip(part.ids, part.new) if not new]
         return ids
 
@@ -534,10 +585,12 @@ class BenchmarkDB:
                     merged += given
                 else:
                     merged += [getattr(r, column) for r in part]
-            values[column] = [_json_text(v) for v in merged] if column in _JSON_COLUMNS else merged
+            if column in _JSON_COLUMNS and not all(map(operator.is_, merged, itertools.repeat(None))):
+                merged = [_json_text(v) for v in merged]
+            values[column] = merged
         keys = values[cls.ID]
-        last = {key: i for i, key in enumerate(keys)}  # the last record of a key wins, as it would row by row
-        if len(last) < len(keys):
+        if len(set(keys)) < len(keys):  # the last record of a key wins, as it would row by row
+            last = {key: i for i, key in enumerate(keys)}
             keep = sorted(last.values())
             values = {column: [column_values[i] for i in keep] for column, column_values in values.items()}
         return values
@@ -561,7 +614,7 @@ class BenchmarkDB:
         else:
             import pyarrow as pa
 
-            batch = pa.table({c: pa.array(values[c], type=_arrow_type(t)) for c, t in columns})
+            batch = pa.table({c: _arrow_array(values[c], t) for c, t in columns})
             self.conn.register("_orm_batch", batch)
             source_sql, params = "_orm_batch b", None
         if candidates is not None and len(candidates) == rows and not small:
@@ -595,23 +648,16 @@ class BenchmarkDB:
                     self.conn.execute(f"DELETE FROM {table} WHERE {key} IN ({keys_sql})", key_params)
                 select = ", ".join(f"b.{c}" for c, _ in columns)
                 source = source_sql
-                fill_names = cls is PerformanceResults and (None in values["model_name"]
-                                                             or None in values["hardware_type"])
+                fill_names = cls is PerformanceResults and (
+                    (None in values["model_name"] or None in values["hardware_type"]) if small
+                    else (batch.column("model_name").null_count or batch.column("hardware_type").null_count))
                 if small and not fill_names:  # plain VALUES, typed by the target columns: the cheapest to bind
                     row_sql = "(" + ", ".join("?" * len(columns)) + ")"
                     self.conn.execute(f"INSERT INTO {table} ({names_sql}) VALUES {', '.join([row_sql] * rows)}",
                                       params)
                     return
                 if fill_names:
-                    select = ", ".join(
-                        "COALESCE(b.model_name, m.model_name)" if c == "model_name" else
-                        "COALESCE(b.hardware_type, h.hardware_type)" if c == "hardware_type" else f"b.{c}"
-                        for c, _ in columns)
-                    # one name per id: on DuckLake two writers may both have added the same new model
-                    source += (" LEFT JOIN (SELECT model_id, any_value(model_name) AS model_name FROM models "
-                               "GROUP BY model_id) m ON m.model_id = b.model_id "
-                               "LEFT JOIN (SELECT hardware_id, any_value(hardware_type) AS hardware_type "
-                               "FROM hardware_platforms GROUP BY hardware_id) h ON h.hardware_id = b.hardware_id")
+                    select, source = _names_filled(columns, source)
                 self.conn.execute(f"INSERT INTO {table} ({names_sql}) SELECT {select} FROM {source}", params)
         finally:
             if not small:
@@ -634,10 +680,47 @@ class BenchmarkDB:
     def count(self, cls) -> int:
         return self.conn.execute(f"SELECT count(*) FROM {cls.TABLE}").fetchone()[0]
 
+    def fact_columns(self, cls) -> list[tuple[str, str]]:
+        """(column, DuckDB type) of the fields of `cls` that its table has, in table order: what
+        `fact_table` needs to build a table for `insert_table`."""
+        names = {f.name for f in fields(cls)}
+        return [(c, t) for c, t in self._columns(cls.TABLE) if c in names]
+
+    def insert_table(self, cls, table) -> int:
+        """Write an Arrow table built by `fact_table` (its columns `fact_columns(cls)`; others are ignored)
+        with the replace semantics of `insert_many`: the last row of each id wins and replaces a stored row
+        with that id. The caller holds the transaction. Returns the rows written."""
+        import pyarrow as pa
+
+        columns = self.fact_columns(cls)
+        key = cls.ID
+        table = table.select([c for c, _ in columns])
+        ids = table.column(key).to_pylist()
+        last = {k: i for i, k in enumerate(ids)}
+        if len(last) < len(ids):  # the last record of a key wins, as it would row by row
+            table = table.take(pa.array(sorted(last.values()), pa.int64()))
+        if not table.num_rows:
+            return 0
+        names_sql = ", ".join(c for c, _ in columns)
+        self.conn.register("_orm_table", table)
+        try:
+            if self.conn.execute(f"SELECT count(*) FROM {cls.TABLE} WHERE {key} IN (SELECT {key} FROM _orm_table)"
+                                 ).fetchone()[0]:
+                self.conn.execute(f"DELETE FROM {cls.TABLE} WHERE {key} IN (SELECT {key} FROM _orm_table)")
+            select, source = ", ".join(f"b.{c}" for c, _ in columns), "_orm_table b"
+            if cls is PerformanceResults and (table.column("model_name").null_count
+                                              or table.column("hardware_type").null_count):
+                select, source = _names_filled(columns, source)
+            self.conn.execute(f"INSERT INTO {cls.TABLE} ({names_sql}) SELECT {select} FROM {source}")
+        finally:
+            self.conn.unregister("_orm_table")
+        return table.num_rows
+
 
 # `field` is re-exported for users who build records dynamically.
-__all__ = ["BenchmarkDB", "RecordColumns", "record_count", "Models", "HardwarePlatforms", "TestRuns", "PerformanceResults",
-           "HardwareCompatibility", "IntegrationTestResults", "WebPlatformResults", "RECORD_TYPES", "field"]
+__all__ = ["BenchmarkDB", "RecordColumns", "record_count", "fact_table", "Models", "HardwarePlatforms", "TestRuns",
+           "PerformanceResults", "HardwareCompatibility", "IntegrationTestResults", "WebPlatformResults",
+           "RECORD_TYPES", "field"]
 
 
 def build_parser() -> argparse.ArgumentParser:

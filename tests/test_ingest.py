@@ -270,3 +270,35 @@ def test_dimension_rows_of_a_batch_fold_like_consecutive_inserts():
     assert len(folded) == 1
     assert (folded[0].model_family, folded[0].parameters_million) == ("bert", 110.0)
     assert first.parameters_million is None  # the converter's objects are left as they were
+
+
+def _converter_with_an_unstorable_row(data, path, sha256):
+    from benchmark_db.convert import convert_document
+
+    conversion = convert_document(data, path, sha256)
+    if path.endswith("bad.json"):
+        for record in conversion.records:
+            if record.TABLE == "performance_results":
+                record.batch_size = 2**40  # beyond the INTEGER column
+    return conversion
+
+
+def test_a_file_whose_rows_cannot_be_stored_fails_alone(tmp_path, db_path):
+    src = tmp_path / "results"
+    write_doc(src / "good.json", perf_doc(model="bert-base-uncased"))
+    write_doc(src / "bad.json", perf_doc(model="t5-small"))
+    with BenchmarkDB(db_path) as db:
+        summary = Ingestor(db, converter=_converter_with_an_unstorable_row).ingest(discover_files([src]))
+    outcomes = {Path(o.path).name: o for o in summary.outcomes}
+    assert outcomes["good.json"].status == "ingested"
+    assert outcomes["bad.json"].status == "failed"
+    assert "performance_results cannot be stored" in outcomes["bad.json"].reason
+    conn = duckdb.connect(db_path, read_only=True)
+    try:
+        assert conn.execute("SELECT model_name FROM performance_results").fetchall() == [("bert-base-uncased",)]
+        assert conn.execute("SELECT count(*) FROM test_runs").fetchone()[0] == 1
+        assert conn.execute("SELECT count(*) FROM models WHERE model_name = 't5-small'").fetchone()[0] == 0
+        assert conn.execute("SELECT status, rows FROM ingested_files WHERE path LIKE '%bad.json'").fetchall() == [
+            ("failed", 0)]
+    finally:
+        conn.close()

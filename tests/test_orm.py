@@ -191,6 +191,26 @@ def test_columns_store_what_the_same_records_store(tmp_path, rows):
     assert {r[4] for r in stored} == {"cpu"}  # hardware types normalised, is_simulated defaulted to False
 
 
+def test_one_time_in_every_row_stores_as_many_equal_times_do(fresh_db):
+    """A TIMESTAMP column with one time object in every row is converted once; it stores as the same times
+    given as separate objects do (an aware time in UTC, naive)."""
+    db = fresh_db
+    m, h = db.get_or_add_model("bert"), db.get_or_add_hardware("cpu")
+    aware = dt.datetime(2025, 1, 1, 12, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    n = 100
+    separate = [aware + dt.timedelta(0) for _ in range(n)]
+    assert separate[0] is not separate[-1]
+    for run, stamps in ((1, [aware] * n), (2, separate), (3, None)):
+        columns = {"model_id": [m] * n, "hardware_id": [h] * n, "run_id": [run] * n, "batch_size": list(range(n))}
+        db.insert_many([RecordColumns(PerformanceResults, columns if stamps is None else
+                                      {**columns, "created_at": stamps})])
+    ten = dt.datetime(2025, 1, 1, 10)
+    stored = db.conn.execute("SELECT run_id, count(*), count(DISTINCT created_at), min(created_at) "
+                             "FROM performance_results GROUP BY run_id ORDER BY run_id").fetchall()
+    assert stored[:2] == [(1, n, 1, ten), (2, n, 1, ten)]
+    assert stored[2][:3] == (3, n, 1)  # filled with the time of the write
+
+
 def test_columns_and_records_share_one_transaction_and_the_last_row_wins(fresh_db):
     db = fresh_db
     m, h = db.get_or_add_model("bert"), db.get_or_add_hardware("cpu")
