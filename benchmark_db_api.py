@@ -36,6 +36,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,7 @@ from benchmark_db_models import (  # noqa: E402
     PerformanceResults,
     RecordColumns,
     TestRuns,
+    record_count,
 )
 
 DEFAULT_IDLE_RELEASE_S = 0.5
@@ -62,6 +64,10 @@ DEFAULT_IDLE_RELEASE_S = 0.5
 # retry polls at least once a second (benchmark_db.connection), to get in.
 DEFAULT_MAX_HOLD_S = 10.0
 HANDOVER_S = 1.2
+# A write of at least this many rows runs on one DuckDB thread: inserting an Arrow batch of 10,000 rows took
+# about a quarter more CPU on two threads than on one (2 cores), and no less time; the two SET statements
+# around it cost a small write more than it could gain.
+ONE_THREAD_ROWS = 1_000
 DEFAULT_PAGE = 1_000
 MAX_PAGE = 10_000
 SESSION_TEST_NAME = "benchmark_db_api"
@@ -206,11 +212,12 @@ INTEGRATION_FIELDS = ("test_name", "status", "test_module", "test_class", "execu
 RESULT_TYPES = ("performance", "compatibility", "integration")
 # the run fields of each kind of result, by the name its run's name goes by
 _RUN_KEYS = {"test_name": RUN_FIELDS, "run_name": tuple(f for f in RUN_FIELDS if f != "test_name")}
-# A performance result with only these fields (no run, no raw samples, the usual case of a batch) is built
-# straight into a row of columns by RecordBuilder.performance_row; any other goes through performance().
+# Performance results with only these fields (no run, no raw samples, the usual case of a batch) are built
+# together, column by column, by RecordBuilder.performance_columns; any other goes through performance().
 _ROW_FIELDS = frozenset(PERFORMANCE_FIELDS) - frozenset(RUN_FIELDS) - {"latency_samples"} | {"result_type"}
 PERFORMANCE_COLUMNS_ORDER = tuple(f.name for f in dataclasses.fields(PerformanceResults))
 _performance_row_of = operator.attrgetter(*PERFORMANCE_COLUMNS_ORDER)
+_DIMENSION_FIELDS = ("model_name", "model_family", "hardware_type", "device_name")
 
 
 def _float(name: str, value) -> float | None:
@@ -399,6 +406,106 @@ def _hardware_id(kind: str, device: str | None) -> int:
     return identity.hardware_id_for(kind, device)
 
 
+# -- converting a column of many results at once --------------------------------------------------------
+# Each returns (values converted as the single-result path converts each one, None), or (None, (row,
+# error)) for the first bad value. A column of values that are already what the database takes (what
+# pydantic hands the REST server) is checked in a few passes at C speed and returned as it is.
+
+_NONE = type(None)
+_FLOAT_KINDS = frozenset({float, _NONE})
+_INT_KINDS = frozenset({int, _NONE})
+_TEXT_KINDS = frozenset({str, _NONE})
+_FLAG_KINDS = frozenset({bool, _NONE})
+# equal values of these types convert alike (unlike 1, 1.0 and True), so each distinct value is converted once
+_TIME_KINDS = frozenset({str, dt.datetime, _NONE})
+
+
+def _by_value(name: str, values: list, convert) -> tuple[list | None, tuple | None]:
+    converted = []
+    for row, value in enumerate(values):
+        try:
+            converted.append(convert(name, value))
+        except DataConversionError as exc:
+            return None, (row, exc)
+    return converted, None
+
+
+def _by_distinct(name: str, values: list, convert) -> tuple[list | None, tuple | None]:
+    """_by_value for values of one of the kinds whose equal values convert alike: each distinct value once."""
+    converted, bad = {}, []
+    for value in set(values):
+        try:
+            converted[value] = convert(name, value)
+        except DataConversionError as exc:
+            bad.append((values.index(value), exc))
+    if bad:
+        return None, min(bad, key=operator.itemgetter(0))
+    if all(kept is value for value, kept in converted.items()):
+        return values, None
+    return list(map(converted.__getitem__, values)), None
+
+
+def _float_column(name: str, values: list):
+    if set(map(type, values)) <= _FLOAT_KINDS and all(map(math.isfinite, filter(None, values))):
+        return values, None
+    return _by_value(name, values, _float)
+
+
+def _int_column(name: str, values: list):
+    if set(map(type, values)) <= _INT_KINDS:
+        given = list(filter(None, values))  # leaves out None (and 0, which is in range)
+        if not given or (min(given) >= 0 and max(given) <= 2**31 - 1):
+            return values, None
+    return _by_value(name, values, _int)
+
+
+def _flag(name: str, value) -> bool:
+    return bool(_bool(name, value))
+
+
+def _converted_per_distinct(kinds: set, convert):
+    """A column converter: values all of `kinds` (hashable) are converted once per distinct value, others
+    one by one."""
+    def column(name: str, values: list):
+        if set(map(type, values)) <= kinds:
+            return _by_distinct(name, values, convert)
+        return _by_value(name, values, convert)
+    return column
+
+
+_text_column = _converted_per_distinct(_TEXT_KINDS, _text)
+_flag_column = _converted_per_distinct(_FLAG_KINDS, _flag)
+_timestamp_column = _converted_per_distinct(_TIME_KINDS, _timestamp)
+
+
+def _json_column(name: str, values: list):
+    if all(value is None for value in values):
+        return values, None
+    return _by_value(name, values, _json_object)
+
+
+def _values_of(results: list[dict], name: str, default=None) -> list:
+    """The `name` value of each result, `default` where it has none."""
+    try:
+        return list(map(operator.itemgetter(name), results))  # at C speed when every result has it, as usual
+    except KeyError:
+        return [r.get(name, default) for r in results]
+
+
+def _all_plain(results: list) -> bool:
+    """Whether every result is a performance result with only _ROW_FIELDS (RecordBuilder.performance_columns)."""
+    if not set(map(type, results)) <= {dict}:
+        return False
+    given = set().union(*results)
+    return given <= _ROW_FIELDS and ("result_type" not in given or
+                                     all(r.get("result_type") in (None, "performance") for r in results))
+
+
+def _numbered(index: int, exc: DataConversionError) -> DataConversionError:
+    """The error of the index-th result of a list, saying which one it was."""
+    return DataConversionError(f"result {index}: {exc.message}", exc.hint)
+
+
 class RecordBuilder:
     """Builds the ORM records of one store call; knows this API instance's session run."""
 
@@ -413,6 +520,11 @@ class RecordBuilder:
     def unique(self) -> str:
         """A key part no other store shares: this session's uuid and a counter (next() is atomic in CPython)."""
         return f"{self.session_id}:{next(self._sequence)}"
+
+    def new_ids(self, count: int) -> list[int]:
+        """Result ids for `count` results that name no run: new by construction, never shared with another
+        store (see identity.id_block; one hash for the whole block)."""
+        return identity.id_block("api-results", self.unique(), count)
 
     def session_run(self):
         """This API object's run, for stores that name none (written once, with the first such store)."""
@@ -508,54 +620,87 @@ class RecordBuilder:
             latency_samples_ms=samples, is_simulated=bool(_bool("is_simulated", get("is_simulated"))),
             metrics=_json_object("metrics", get("metrics")), created_at=_timestamp("created_at", get("created_at")),
             **columns)
-        variant = None if explicit else self.unique()
-        result.result_id = identity.performance_result_id_for(
-            run_id, result.model_id, result.hardware_id, result.test_case, result.batch_size,
-            result.sequence_length, result.precision, variant)
+        if explicit:
+            result.result_id = identity.performance_result_id_for(
+                run_id, result.model_id, result.hardware_id, result.test_case, result.batch_size,
+                result.sequence_length, result.precision)
+        else:
+            result.result_id = self.new_ids(1)[0]
         return [model, hardware, *records, result], not explicit
 
-    def performance_row(self, values: dict, dimensions: dict) -> tuple[tuple, list]:
-        """performance(values) for a result whose fields are all in _ROW_FIELDS (no run named, no samples),
-        as a row of PerformanceResults values (PERFORMANCE_COLUMNS_ORDER) plus the other records it needs.
+    def performance_columns(self, results: list[dict], numbers: Sequence[int] | None = None) -> tuple[dict, list]:
+        """performance() of many results whose fields are all in _ROW_FIELDS (no run named, no samples), as
+        the columns of one PerformanceResults batch (PERFORMANCE_COLUMNS_ORDER) plus the other records they
+        need: the models and hardware they name, and the session run until it is written.
 
-        `dimensions` caches the model and hardware records by what the result says of them, so a batch
-        builds each once; the records list holds them only when first built, and the session run until it
-        is written. Same values and checks as performance() (tests/test_api.py compares them field by field).
+        Same values and checks as performance() (tests/test_api.py compares them field by field), done a
+        column at a time; a bad value raises the error performance() would raise for the first bad result,
+        as "result N: ..." with N from `numbers` (the index of each result in the caller's list) when given.
         """
-        get = values.get
-        key = (get("model_name"), get("model_family"), get("hardware_type"), get("device_name"))
-        try:
-            dimension = dimensions.get(key)
-        except TypeError:  # an unhashable value: let the checks below say what is wrong with it
-            dimension = None
-        records: list = []
-        if dimension is None:
-            model, hardware = self.model(values), self.hardware(values)
-            records = [model, hardware]
-            with contextlib.suppress(TypeError):
-                dimensions[key] = (model, hardware)
-        else:
-            model, hardware = dimension
+        count = len(results)
+        given = set().union(*results)
+        failures: list[tuple] = []  # (row, the order performance() checks the field in, error)
+        order = itertools.count(1)  # 0: the model and hardware fields
+
+        def column(name: str, convert, default=None) -> list:
+            """The converted values of a field; `default` (what a result without it stores) converts to itself."""
+            position = next(order)
+            if name not in given:
+                return [default] * count
+            values, failure = convert(name, _values_of(results, name, default))
+            if failure is not None:
+                failures.append((failure[0], position, failure[1]))
+            return values
+
+        described = [_values_of(results, name) if name in given else [None] * count for name in _DIMENSION_FIELDS]
+        model_ids, hardware_ids, model_names, hardware_types, records = self._dimension_columns(
+            results, described, failures)
+        # in the order performance() checks them, so that the same error comes first
+        floats = {_PERF_FLOATS[name]: column(name, _float_column) for name in _PERF_FLOATS}
+        ints = {name: column(name, _int_column, 1 if name == "batch_size" else None) for name in _PERF_INTS}
+        test_cases = column("test_case", _text_column)
+        precisions = column("precision", _text_column)
+        simulated = column("is_simulated", _flag_column, False)
+        metrics = column("metrics", _json_column)
+        created_at = column("created_at", _timestamp_column)
+        if failures:
+            row, _, exc = min(failures, key=operator.itemgetter(0, 1))
+            if numbers is None:
+                raise exc
+            raise _numbered(numbers[row], exc) from exc
         if not self._session_written:
             records.append(self.session_run())
-        run_id = self.session_run_id
-        batch_size = _int("batch_size", get("batch_size")) if "batch_size" in values else 1
-        sequence_length = _int("sequence_length", get("sequence_length"))
-        test_case = _text("test_case", get("test_case"))
-        precision = _text("precision", get("precision"))
-        result_id = identity.performance_result_id_for(run_id, model.model_id, hardware.hardware_id, test_case,
-                                                       batch_size, sequence_length, precision, self.unique())
-        row = (model.model_id, hardware.hardware_id, run_id, model.model_name, hardware.hardware_type, test_case,
-               batch_size, sequence_length, precision,
-               _float("total_time_seconds", get("total_time_seconds")), _float("latency_avg", get("latency_avg")),
-               _float("latency_p50", get("latency_p50")), _float("latency_p90", get("latency_p90")),
-               _float("latency_p95", get("latency_p95")), _float("latency_p99", get("latency_p99")),
-               _float("latency_stddev", get("latency_stddev")), _float("throughput", get("throughput")),
-               _float("memory_peak", get("memory_peak")), _int("iterations", get("iterations")),
-               _int("warmup_iterations", get("warmup_iterations")), None,
-               bool(_bool("is_simulated", get("is_simulated"))), _json_object("metrics", get("metrics")),
-               _timestamp("created_at", get("created_at")), result_id)
-        return row, records
+        columns = {"model_id": model_ids, "hardware_id": hardware_ids, "run_id": [self.session_run_id] * count,
+                   "model_name": model_names, "hardware_type": hardware_types, "test_case": test_cases,
+                   "precision": precisions, **floats, **ints, "latency_samples_ms": [None] * count,
+                   "is_simulated": simulated, "metrics": metrics, "created_at": created_at,
+                   "result_id": self.new_ids(count)}
+        return {name: columns[name] for name in PERFORMANCE_COLUMNS_ORDER}, records
+
+    def _dimension_columns(self, results: list[dict], parts: list[list], failures: list) -> tuple:
+        """The model_id, hardware_id, model_name and hardware_type columns of performance_columns, and the
+        model and hardware records, from the _DIMENSION_FIELDS columns (`parts`) of the results."""
+        keys = list(zip(*parts))
+        if all(set(map(type, part)) <= _TEXT_KINDS for part in parts):
+            # each description once, in order of first use: the first bad one is that of the first bad result
+            lookup = keys
+            todo = [(key, dict(zip(_DIMENSION_FIELDS, key))) for key in dict.fromkeys(keys)]
+        else:  # 1, 1.0 and True are equal keys, yet make different names (or an error): each result alone
+            lookup = range(len(results))
+            todo = list(enumerate(results))
+        records: dict = {}  # by what they say: two spellings of a hardware type make one record
+        built = {}  # (model_id, hardware_id, model_name, hardware_type) by key or row
+        for where, values in todo:
+            try:
+                model, hardware = self.model(values), self.hardware(values)
+            except DataConversionError as exc:
+                failures.append((lookup.index(where), 0, exc))
+                return [], [], [], [], []
+            records.setdefault(_dimension_key(model), model)
+            records.setdefault(_dimension_key(hardware), hardware)
+            built[where] = (model.model_id, hardware.hardware_id, model.model_name, hardware.hardware_type)
+        columns = [list(column) for column in zip(*map(built.__getitem__, lookup))] or [[], [], [], []]
+        return (*columns, list(records.values()))
 
     def compatibility(self, values: dict) -> list:
         _check_fields("compatibility", values, COMPATIBILITY_FIELDS)
@@ -780,6 +925,7 @@ class BenchmarkDBAPI:
         self._orm = None
         self._orm_generation = -1
         self._known_dimensions: set = set()
+        self._threads = 1
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def close(self) -> None:
@@ -801,6 +947,7 @@ class BenchmarkDBAPI:
                 self._orm = BenchmarkDB(conn=conn)
                 self._orm_generation = self.db.generation
                 self._known_dimensions.clear()
+                self._threads = conn.execute("SELECT current_setting('threads')").fetchone()[0]
             # models and hardware rows this process wrote on this open need no second write
             todo, new = [], []
             for record in records:
@@ -810,8 +957,16 @@ class BenchmarkDBAPI:
                         continue
                     new.append(key)
                 todo.append(record)
+            one_thread = self._threads > 1 and record_count(todo) >= ONE_THREAD_ROWS
             try:
-                self._orm.insert_many(todo)
+                if one_thread:
+                    conn.execute("SET threads = 1")
+                try:
+                    self._orm.insert_many(todo)
+                finally:
+                    if one_thread:
+                        with contextlib.suppress(Exception):  # the write's own error, if any, is what matters
+                            conn.execute(f"SET threads = {int(self._threads)}")
             except Exception as exc:
                 import duckdb
 
@@ -876,31 +1031,16 @@ class BenchmarkDBAPI:
     def _build(self, results, number: bool) -> tuple[list, list[int]]:
         records: list = []
         positions: list[int] = []
-        rows: list[tuple] = []  # performance results, as rows of PERFORMANCE_COLUMNS_ORDER
+        rows: list = []  # performance results in order: a row of PERFORMANCE_COLUMNS_ORDER, or None if plain
         new: list[bool] = []  # whether each row's id is new by construction
+        plain: list[dict] = []  # the results with only _ROW_FIELDS, built together by performance_columns
+        plain_numbers: list[int] = []
         session_included = False
         dimensions: set = set()
-        cache: dict = {}
         builder = self.records
-        for index, values in enumerate(results):
-            own = None
-            try:
-                if type(values) is dict and values.get("result_type") in (None, "performance"):
-                    if values.keys() <= _ROW_FIELDS:
-                        row, built = builder.performance_row(values, cache)
-                        new.append(True)
-                    else:
-                        built, fresh = builder.performance_records(values)
-                        row = _performance_row_of(built.pop())
-                        new.append(fresh)
-                    rows.append(row)
-                else:
-                    built = builder.build(values)
-                    own = built.pop()
-            except DataConversionError as exc:
-                if not number:
-                    raise
-                raise DataConversionError(f"result {index}: {exc.message}", exc.hint) from exc
+
+        def add(built) -> None:
+            nonlocal session_included
             for record in built:
                 if record.TABLE == "test_runs" and record.run_id == builder.session_run_id:
                     if session_included:
@@ -912,14 +1052,52 @@ class BenchmarkDBAPI:
                         continue
                     dimensions.add(key)
                 records.append(record)
+
+        results = list(results)
+        if results and _all_plain(results):  # the usual batch: no result needs looking at on its own
+            columns, built = builder.performance_columns(results, range(len(results)) if number else None)
+            add(built)
+            records.append(RecordColumns(PerformanceResults, columns, new=[True] * len(results)))
+            return records, list(range(len(records) - 1, len(records) - 1 + len(results)))
+        for index, values in enumerate(results):
+            own = None
+            built = ()
+            try:
+                if type(values) is dict and values.get("result_type") in (None, "performance"):
+                    if values.keys() <= _ROW_FIELDS:
+                        plain.append(values)
+                        plain_numbers.append(index)
+                        rows.append(None)
+                        new.append(True)
+                    else:
+                        built, fresh = builder.performance_records(values)
+                        rows.append(_performance_row_of(built.pop()))
+                        new.append(fresh)
+                else:
+                    built = builder.build(values)
+                    own = built.pop()
+            except DataConversionError as exc:
+                if plain:  # an error of an earlier result comes first
+                    builder.performance_columns(plain, plain_numbers if number else None)
+                if not number:
+                    raise
+                raise _numbered(index, exc) from exc
+            add(built)
             if own is None:
                 positions.append(-len(rows))  # the len(rows)-th row of the batch, placed below
             else:
                 records.append(own)
                 positions.append(len(records) - 1)
         if rows:
+            columns = {}
+            if plain:
+                columns, built = builder.performance_columns(plain, plain_numbers if number else None)
+                add(built)
+            if len(plain) < len(rows):  # results of other shapes among them: their rows go in their places
+                plain_rows = zip(*columns.values())
+                merged = [next(plain_rows) if row is None else row for row in rows]
+                columns = dict(zip(PERFORMANCE_COLUMNS_ORDER, map(list, zip(*merged))))
             base = len(records)
-            columns = dict(zip(PERFORMANCE_COLUMNS_ORDER, map(list, zip(*rows))))
             records.append(RecordColumns(PerformanceResults, columns, new=new))
             positions = [p if p >= 0 else base - p - 1 for p in positions]
         return records, positions

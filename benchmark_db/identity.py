@@ -3,7 +3,8 @@
 A row's id is a hash of what makes it that row (a model's name, a hardware type and device, a result's
 run/model/hardware/configuration), never MAX(id)+1 or a sequence. Re-ingesting a file therefore writes
 the same ids, and databases filled by parallel CI jobs merge without clashes. DuckLake (team mode) has no
-sequences either, so the same ids work there unchanged.
+sequences either, so the same ids work there unchanged. Rows that have no natural key (a result stored
+without a run) get a block of ids from a hash of something unique to their write (`id_block`).
 """
 from __future__ import annotations
 
@@ -53,6 +54,14 @@ def hardware_id_for(hardware_type: str, device_name: str | None = None) -> int:
 
 
 def performance_result_id_for(run_id, model_id, hardware_id, test_case, batch_size, sequence_length,
-                              precision, variant=None) -> int:
+                              precision) -> int:
     return stable_id("performance", run_id, model_id, hardware_id, test_case, batch_size,
-                     sequence_length, precision, variant)
+                     sequence_length, precision, None)
+
+
+def id_block(kind: str, key: str, count: int) -> list[int]:
+    """`count` consecutive ids from a start hashed from `kind` and `key`, for rows that have no natural key
+    and only must never collide (results stored without a run): `key` is unique to the block, so one hash
+    serves the whole block. Two blocks overlap about as rarely as two hashed ids collide (count / 2^63)."""
+    start = 1 + stable_id(kind, key) % (_MASK - count)  # the block ends below 2^63
+    return list(range(start, start + count))

@@ -28,7 +28,6 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import fields
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -168,15 +167,8 @@ def orm_batches(db_path: str, rows: int, batches: int, columns: bool) -> float:
             start = time.perf_counter()
             records = []
             if columns:
-                rows_built, others, cache = [], {}, {}
-                for i in range(rows):
-                    row, extra = builder.performance_row(payload(b * rows + i), cache)
-                    rows_built.append(row)
-                    others.update(((r.TABLE, getattr(r, r.ID)), r) for r in extra)
-                names = [f.name for f in fields(PerformanceResults)]
-                records = [*others.values(),
-                           RecordColumns(PerformanceResults, dict(zip(names, map(list, zip(*rows_built)))),
-                                         new=[True] * rows)]
+                built, records = builder.performance_columns([payload(b * rows + i) for i in range(rows)])
+                records.append(RecordColumns(PerformanceResults, built, new=[True] * rows))
             else:
                 for i in range(rows):
                     records.extend(builder.performance(payload(b * rows + i)))

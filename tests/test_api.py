@@ -174,6 +174,67 @@ def test_batch_rows_are_built_as_single_stores_build_them(api):
     assert models == ["bert-base-uncased", "t5-small", "vit"]
 
 
+PLAIN_BATCH = [  # results of the common shape only: build_records builds them together, column by column
+    {"model_name": "bert-base-uncased", "hardware_type": "cpu", "device_name": "x", "batch_size": 4,
+     "precision": "fp32", "test_case": "bench", "throughput": 1.5, "latency_avg": 2.0, "memory_peak": 0.0,
+     "is_simulated": False, "created_at": dt.datetime(2025, 3, 1, 9, tzinfo=dt.UTC)},  # as pydantic hands it
+    {"model_name": "bert-base-uncased", "hardware_type": "cpu", "device_name": "x", "batch_size": 0,
+     "precision": "fp32", "test_case": "bench", "throughput": 2.5, "iterations": 3},
+    {"model_name": " t5-small", "hardware_type": "CUDA", "batch_size": 2.0, "throughput": 3, "precision": " fp16",
+     "test_case": "", "is_simulated": 1, "metrics": {"cv": 0.1}, "created_at": "2025-03-01T09:00:00+02:00"},
+    {"model_name": 5, "hardware_type": "gpu", "model_family": "BERT", "sequence_length": None, "batch_size": None},
+    {"model_name": 5.0, "hardware_type": "cpu", "latency_p99": 7, "is_simulated": None},  # 5 == 5.0, yet "5.0"
+]
+
+
+@pytest.mark.parametrize("results", [PLAIN_BATCH, PLAIN_BATCH[:2], PLAIN_BATCH[3:]])
+def test_plain_batches_are_built_as_single_stores_build_them(api, results):
+    from dataclasses import fields
+
+    from benchmark_db_models import PerformanceResults
+
+    records, positions = api.build_records(results)
+    batch = records[-1]
+    assert positions == [len(records) - 1 + i for i in range(len(results))] and batch.new == [True] * len(results)
+    for i, values in enumerate(results):
+        single = api.records.performance(values)[-1]
+        for f in fields(PerformanceResults):
+            if f.name != "result_id":
+                assert batch.columns[f.name][i] == getattr(single, f.name), (i, f.name)
+                assert type(batch.columns[f.name][i]) is type(getattr(single, f.name)), (i, f.name)
+    assert sorted(r.model_name for r in records if r.TABLE == "models") == sorted(
+        {api.records.performance(v)[0].model_name for v in results})
+    ids = batch.columns["result_id"]
+    assert len(set(ids)) == len(ids) and not set(ids) & set(api.build_records(results)[0][-1].columns["result_id"])
+    assert all(0 < i < 2**63 for i in ids)
+
+
+BAD_VALUES = [{"throughput": "fast"}, {"latency_p50": float("inf")}, {"batch_size": -1}, {"iterations": 2**31},
+              {"precision": 3j}, {"test_case": "a\x00b"}, {"is_simulated": "maybe"}, {"metrics": [1]},
+              {"created_at": "noon"}, {"model_name": " "}, {"hardware_type": None}, {"device_name": ["x"]},
+              {"batch_size": -1, "throughput": "fast", "precision": 3j}]
+
+
+@pytest.mark.parametrize("bad", BAD_VALUES)
+def test_a_bad_batch_names_the_result_and_the_error_a_single_store_would(api, bad):
+    good = {"model_name": "bert", "hardware_type": "cpu", "throughput": 1.0}
+    with pytest.raises(DataConversionError) as single:
+        api.records.performance({**good, **bad})
+    for results, index in (([good, {**good, **bad}, {**good, **bad}], 1),  # the first bad result
+                           ([good, good, {**good, **bad}, {**good, "model_name": None}], 2),
+                           ([good, {**good, **bad}, {**good, "run_id": "x"}], 1),  # beside the general path
+                           ([{**good, "run_id": 9}, good, {**good, **bad}], 2)):
+        with pytest.raises(DataConversionError) as batch:
+            api.build_records(results)
+        assert batch.value.message == f"result {index}: {single.value.message}", (results, bad)
+
+
+def test_results_that_name_no_run_get_ids_of_their_own(api):
+    first, second = api.records.new_ids(1000), api.records.new_ids(1000)
+    assert len(set(first) | set(second)) == 2000 and all(0 < i < 2**63 for i in first + second)
+    assert api.records.new_ids(0) == []
+
+
 def test_store_many_keeps_positions_across_result_types(api, db_path):
     results = [{"model_name": "a", "hardware_type": "cpu", "throughput": 1.0},
                {"result_type": "integration", "test_name": "t", "status": "passed"},
