@@ -128,6 +128,7 @@ def test_model_comparison_on_one_hardware(sample_db_path, tmp_path, capsys):
     assert (out_dir / "model-comparison.pdf").read_bytes()[:4] == b"%PDF"
 
 
+@pytest.mark.slow  # 2-7 s: fits models on a generated database
 def test_prediction_beats_the_baseline_on_a_known_law(law_db, tmp_path, capsys):
     out_dir = tmp_path / "pred"
     code, out, _ = run_main(["--db", law_db, "--analysis", "performance-prediction", "--output-dir", str(out_dir),
@@ -156,6 +157,7 @@ def test_prediction_declines_on_a_tiny_dataset(tmp_path, capsys):
     assert "items/s" not in out and not (out_dir / "performance-prediction.json").exists()
 
 
+@pytest.mark.slow  # 2-7 s: fits models on a generated database
 def test_prediction_declines_unknown_hardware(law_db, tmp_path, capsys):
     code, out, _ = run_main(["--db", law_db, "--output-dir", str(tmp_path / "p"),
                              "--predict", "model_family=bert,hardware_type=rocm,batch_size=16,precision=fp16"], capsys)
@@ -206,6 +208,7 @@ def test_trends_and_anomalies_find_a_known_step(tmp_path, capsys):
     assert set(found.kind) <= {"outlier"}
 
 
+@pytest.mark.slow  # 2-7 s: fits models on a generated database
 def test_correlation_and_feature_importance(law_db, tmp_path, capsys):
     out_dir = tmp_path / "corr"
     code, out, _ = run_main(["--db", law_db, "--analysis", "correlation-analysis", "--output-dir", str(out_dir)], capsys)

@@ -121,6 +121,7 @@ def test_single_noisy_point_is_not_a_change():
     assert detect_change_points(values) == []
 
 
+@pytest.mark.slow  # 3 s: many long series through the detector
 def test_several_steps_are_all_found():
     levels = np.r_[np.ones(30), 1.1 * np.ones(30), 0.95 * np.ones(30), 1.15 * np.ones(30)]
     found, alarms = _rate(lambda rng: 100 * levels * _noise(rng, 120), [30, 60, 90])

@@ -159,6 +159,7 @@ def test_in_memory_and_transactions_are_not_cached(tmp_path):
     conn.close()
 
 
+@pytest.mark.slow  # 4 s: renders the HTML report with its charts
 def test_results_without_a_batch_size_are_reported(db):
     # converter rows may lack a batch size: the pivot must group them under an empty batch, not fail
     with duckdb.connect(db) as c:
