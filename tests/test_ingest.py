@@ -302,3 +302,27 @@ def test_a_file_whose_rows_cannot_be_stored_fails_alone(tmp_path, db_path):
             ("failed", 0)]
     finally:
         conn.close()
+
+
+def test_an_error_in_the_writer_stops_the_run_and_a_rerun_completes_it(tmp_path, db_path):
+    src = tmp_path / "results"
+    for i in range(4):
+        write_doc(src / f"r{i}.json", perf_doc(batch=i + 1))
+    reference = str(tmp_path / "reference.duckdb")
+    ingest(reference, [src])
+
+    def stop_after_first_commit(batches: int) -> None:
+        raise RuntimeError("stopped after the first commit")
+
+    with BenchmarkDB(db_path) as db:
+        with pytest.raises(RuntimeError, match="stopped after the first commit"):
+            Ingestor(db, batch_size=1, on_batch_committed=stop_after_first_commit).ingest(discover_files([src]))
+    conn = duckdb.connect(db_path, read_only=True)
+    try:  # the first batch is committed whole; nothing of the later ones is
+        assert conn.execute("SELECT count(*) FROM ingested_files").fetchone()[0] == 1
+        assert conn.execute("SELECT count(*) FROM performance_results").fetchone()[0] == 1
+    finally:
+        conn.close()
+    summary = ingest(db_path, [src])
+    assert summary.totals()["unchanged"] == 1 and summary.totals()["ingested"] == 3
+    assert snapshot(db_path) == snapshot(reference)
