@@ -618,24 +618,18 @@ def read_measurement(b: Builder, rec: dict, pointer: str, ctx: dict) -> dict:
                 metrics[key] = value
                 continue
             sample_numbers[key] = numbers
-        elif name in _NUMERIC_ROLES:
+        number = None
+        if name in _NUMERIC_ROLES:
             number = to_float(value)
             if number is None:
                 metrics[key] = value
                 continue
-            best = found.get(name)
-            if best is None or rank < best[0]:
-                if best is not None:
-                    metrics[best[1]] = best[2]
-                found[name] = (rank, key, value, number)
-            else:
-                metrics[key] = value
-            continue
+        # the best-ranked key of a role wins; the others go to metrics
         best = found.get(name)
         if best is None or rank < best[0]:
             if best is not None:
                 metrics[best[1]] = best[2]
-            found[name] = (rank, key, value, None)
+            found[name] = (rank, key, value, number)
         else:
             metrics[key] = value
 
