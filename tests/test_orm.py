@@ -269,3 +269,32 @@ def test_few_rows_of_any_python_or_numpy_values_store_as_many_do(tmp_path):
             stored.append([r for r in _rows(db) if r[6] < 4])  # batch_size is the row's number
     assert sorted(stored[0]) == sorted(stored[1])
     assert {(r[6], r[10], tuple(r[20]), r[23].hour) for r in stored[0]} == {(i, 1.5, (1.0, 2.0), 10) for i in range(4)}
+
+
+def test_fact_table_stores_what_insert_many_stores_and_replaces_alike(tmp_path):
+    from benchmark_db_models import fact_table
+
+    stamp = dt.datetime(2025, 5, 1, 12, 0)
+
+    def records(db, latency):
+        m, h = db.get_or_add_model("bert"), db.get_or_add_hardware("cpu")
+        return [PerformanceResults(model_id=m, hardware_id=h, run_id=7, model_name=None if i == 1 else "bert",
+                                   hardware_type="CPU", batch_size=i % 3, average_latency_ms=latency + i,
+                                   latency_samples_ms=[1.0, float(i)], metrics={"i": i} if i % 2 else None,
+                                   created_at=stamp)
+                for i in range(5)]  # batch sizes 0, 1, 2, 0, 1: rows 3 and 4 repeat the ids of rows 0 and 1
+
+    with BenchmarkDB(str(tmp_path / "records.duckdb")) as db:
+        db.insert_many(records(db, 10.0))
+        db.insert_many(records(db, 20.0))  # the same ids again: replaced
+        expected = _rows(db)
+    with BenchmarkDB(str(tmp_path / "table.duckdb")) as db:
+        columns = db.fact_columns(PerformanceResults)
+        for latency in (10.0, 20.0):
+            with db.transaction():
+                assert db.insert_table(PerformanceResults, fact_table(PerformanceResults, records(db, latency),
+                                                                      columns, stamp)) == 3
+        assert _rows(db) == expected
+    assert len(expected) == 3 and {r[3] for r in expected} == {"bert"}  # the missing name filled in
+    with pytest.raises(DataConversionError):
+        fact_table(Models, [Models(model_name="bert")], [], stamp)
