@@ -5,12 +5,12 @@ that path, names a file whose content was ingested under another path a duplicat
 replace the rows of its earlier version. Reading, conversion, compression and the building of the fact rows
 as Arrow tables (`benchmark_db_models.fact_table`) run on chunks of a few dozen files, in `parallel` worker
 processes or inline; one writer (this process) decides per file what goes in and commits `batch_size` files
-per transaction: their dimension rows (`BenchmarkDB.insert_many`), their fact rows (one
-`BenchmarkDB.insert_table` per table), their `ingested_files` rows and their compressed originals
-(`benchmark_db.source_store`) commit together or not at all. A run killed at any point leaves only whole
-batches, and the next run, which skips what was committed, ends with the same database as an uninterrupted
-one (ids come from natural keys and the shared dictionary is chosen deterministically). Files are archived
-or removed only after their rows are committed.
+per transaction, on a thread of its own while the next batch is converted: their dimension rows
+(`BenchmarkDB.insert_many`), their fact rows (one `BenchmarkDB.insert_table` per table), their
+`ingested_files` rows and their compressed originals (`benchmark_db.source_store`) commit together or not at
+all. A run killed at any point leaves only whole batches, and the next run, which skips what was committed,
+ends with the same database as an uninterrupted one (ids come from natural keys and the shared dictionary is
+chosen deterministically). Files are archived or removed only after their rows are committed.
 
 What a document becomes is `benchmark_db.convert`'s business; this module never looks inside one.
 """
@@ -215,7 +215,7 @@ def default_converter() -> Converter:
 
 # Conversion allocates millions of short-lived objects that hold no reference cycles; CPython's default
 # (a young-generation collection every 700 allocations) spent 8% of an ingest collecting them. The ingest
-# collects 70 times less often (1.1 s -> 0.15 s of 14 s for 20,000 files).
+# collects 70 times less often (1.1 s -> 0.25 s of 14 s for 20,000 files).
 _BULK_GC_THRESHOLD = 50_000
 
 
@@ -255,7 +255,7 @@ def _prepare(file: InputFile) -> _Prepared:
     compressed = _WorkerState.compressor.compress(data) if _WorkerState.compressor else None
     prepared = _Prepared(file, sha, len(data), conversion=conversion, compressed=compressed)
     if getattr(conversion, "status", None) == INGESTED:
-        prepared.rows_by_table = dict(Counter(type(r).TABLE for r in getattr(conversion, "records", None) or ()))
+        prepared.rows_by_table = conversion.rows_by_table()
     return prepared
 
 
@@ -296,7 +296,8 @@ def _prepare_chunk(files: list[InputFile]) -> _Chunk:
             prepared = chunk.files[index]
             prepared.conversion.status, prepared.conversion.reason = FAILED, reason
             prepared.conversion.records, prepared.rows_by_table = [], {}
-        chunk.facts = {t: _without_files(v, set(unstorable)) for t, v in chunk.facts.items()}
+        kept = [i for i in range(len(chunk.files)) if i not in unstorable]
+        chunk.facts = {t: _only_files(v, kept) for t, v in chunk.facts.items()}
     return chunk
 
 
@@ -316,14 +317,8 @@ def _concat(tables: list):
     return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
 
 
-def _without_files(table, indexes: set[int]):
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    return table.filter(pc.invert(pc.is_in(table.column("_file"), value_set=pa.array(sorted(indexes), pa.int32()))))
-
-
 def _only_files(table, indexes: list[int]):
+    """The rows of a chunk's table that belong to these files."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -588,7 +583,7 @@ class Ingestor:
         path = p.file.path
         if p.error is not None:
             outcome = FileOutcome(path, FAILED, reason=p.error)
-            self._log(batch, outcome, None)
+            self._log(batch, outcome)
             return outcome, False
         if p.unchanged:
             outcome = FileOutcome(path, UNCHANGED, p.sha256, p.size, reason="unchanged since the last ingest")
@@ -639,7 +634,7 @@ class Ingestor:
         if self.action and outcome.status != FAILED:
             outcome.archived_to = self._archive_target(p.file)
             batch.after_commit.append((p.file, outcome))
-        self._log(batch, outcome, records)
+        self._log(batch, outcome)
         return outcome, status == INGESTED and not duplicate
 
     def _write_facts(self, batch: _Batch) -> None:
@@ -658,7 +653,7 @@ class Ingestor:
             if parts:
                 self.db.insert_table(RECORD_TYPE_BY_TABLE[table], _concat(parts))
 
-    def _log(self, batch: _Batch, outcome: FileOutcome, records) -> None:
+    def _log(self, batch: _Batch, outcome: FileOutcome) -> None:
         batch.log_rows.append({
             "path": outcome.path, "sha256": outcome.sha256, "size_bytes": outcome.size_bytes,
             "kind": outcome.kind, "status": outcome.status, "reason": outcome.reason, "rows": outcome.rows,
