@@ -40,6 +40,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi_offline import FastAPIOffline
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -696,7 +697,9 @@ def create_app(settings: ServerSettings | None = None, api: BenchmarkDBAPI | Non
             writer.api.close()
         api.close()
 
-    app = FastAPI(title="Benchmark DB API", version=API_VERSION, lifespan=lifespan,
+    # FastAPIOffline serves the /docs and /redoc pages' JavaScript and CSS from the package itself: FastAPI's
+    # own pages load them from a CDN, which left /docs blank on a machine without internet access
+    app = FastAPIOffline(title="Benchmark DB API", version=API_VERSION, lifespan=lifespan,
                   description="Store and query ML benchmark results (performance, hardware compatibility, "
                               "integration tests) in one DuckDB database. Errors: "
                               '{"error": {"code", "message", "details"}}.')
