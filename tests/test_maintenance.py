@@ -219,6 +219,23 @@ def test_vacuum_gives_space_back_and_keeps_every_row(sample_db_path, capsys):
     assert not list(Path(sample_db_path).parent.glob(".*vacuum*"))
 
 
+def test_vacuum_keeps_the_new_file_layout(sample_db_path):
+    """The copy must be written like any new database file (v1.5.0 storage, 64 KiB blocks): attached without
+    those options DuckDB wrote the v1.0.0 format with 256 KiB blocks, and a compact file grew by 40%."""
+    def layout():
+        with duckdb.connect(sample_db_path, read_only=True) as conn:
+            block_size = conn.execute("SELECT block_size FROM pragma_database_size()").fetchone()[0]
+            tags = conn.execute("SELECT tags FROM duckdb_databases() WHERE database_name = current_database()"
+                                ).fetchone()[0]
+            return block_size, tags["storage_version"]
+
+    assert layout() == (65536, "v1.5.0+")
+    size_before = optimize.file_bytes(sample_db_path)
+    assert maintenance_cli.main(["--vacuum", "--db", sample_db_path]) == 0
+    assert layout() == (65536, "v1.5.0+")
+    assert optimize.file_bytes(sample_db_path) <= size_before
+
+
 def test_vacuum_dry_run_changes_nothing(sample_db_path):
     digest = sha256(sample_db_path)
     conn = connect(sample_db_path)

@@ -4,6 +4,8 @@ DuckDB does not shrink a file on VACUUM or DELETE: freed blocks are reused, neve
 get the space back is to copy the database into a fresh file and swap it in. `vacuum_database` does that
 while holding the database (so no writer can slip in between), checks that the copy has the same row counts
 and table checksums, and replaces the file with one atomic rename; on any failure the original is untouched.
+The fresh file takes the layout of every new database file (`NEW_FILE_OPTIONS`): attached without it, DuckDB
+would write the old v1.0.0 storage format with 256 KiB blocks, and the "vacuumed" file came out 40% larger.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import os
 import time
 from pathlib import Path
 
+from benchmark_db.connection import NEW_FILE_OPTIONS
 from benchmark_db.errors import MaintenanceError
 from benchmark_db.maintenance.checksums import compare_checksums, table_checksums
 
@@ -70,7 +73,7 @@ def vacuum_database(conn, db_path: str | os.PathLike, *, dry_run: bool = False) 
     literal = str(fresh.resolve()).replace("'", "''")
     started = time.perf_counter()
     try:
-        conn.execute(f"ATTACH '{literal}' AS vacuum_target")
+        conn.execute(f"ATTACH '{literal}' AS vacuum_target ({NEW_FILE_OPTIONS})")
         try:
             conn.execute(f'COPY FROM DATABASE "{original}" TO vacuum_target')
             conn.execute("USE vacuum_target")
