@@ -53,10 +53,10 @@ def _load_extensions(conn, names) -> None:
 
 
 def lake_statement(statement: str) -> str | None:
-    """A schema statement as DuckLake accepts it: no primary keys, no indexes."""
+    """A schema statement as DuckLake accepts it: no primary keys, no indexes, no column compression."""
     if re.match(r"\s*CREATE\s+INDEX", statement, re.I):
         return None
-    return re.sub(r"\s+PRIMARY KEY", "", statement)
+    return re.sub(r"\s+PRIMARY KEY", "", schema.without_zstd(statement))
 
 
 def connect_lake(target: str, *, read_only: bool, create: bool, migrate: bool, data_path: str | None):

@@ -142,3 +142,35 @@ def test_create_schema_force_starts_over(tmp_path):
     create_database(path, sample_data=True)
     counts = {r["table"]: r["rows"] for r in create_database(path, force=True)}
     assert counts["performance_results"] == 0
+
+
+def _string_codecs(conn, table: str, column: str) -> set[str]:
+    return {r[0] for r in conn.execute(
+        f"SELECT compression FROM pragma_storage_info('{table}') WHERE column_name = ? "
+        "AND segment_type <> 'VALIDITY' AND compression <> 'Constant'", [column]).fetchall()}
+
+
+def test_bookkeeping_text_is_stored_with_zstd_in_new_files(tmp_path):
+    """Paths and run metadata repeat across rows; zstd stores them in a third of DuckDB's default."""
+    conn = connect(str(tmp_path / "new.duckdb"))
+    conn.execute("INSERT INTO ingested_files (path, status, reason) SELECT 'results/cpu/run_' || i || '.json', "
+                 "'skipped', 'no measurement: a run configuration' FROM range(20000) t(i)")
+    conn.execute("INSERT INTO test_runs (run_id, test_name, source_path, metadata) SELECT i, 'bench', "
+                 "'results/cpu/run_' || i || '.json', '{\"runner\": \"legacy\", \"n\": ' || i % 7 || '}' "
+                 "FROM range(20000) t(i)")
+    conn.execute("CHECKPOINT")
+    for table, column in (("ingested_files", "path"), ("ingested_files", "reason"), ("test_runs", "source_path"),
+                          ("test_runs", "metadata")):
+        assert _string_codecs(conn, table, column) == {"ZSTD"}, (table, column)
+    assert "ZSTD" not in _string_codecs(conn, "test_runs", "test_name")  # everything else keeps the default
+
+
+def test_old_format_file_gets_no_zstd_clause(tmp_path):
+    """A file in storage v1.0.0 has no zstd for strings: asked for it, DuckDB would store them uncompressed."""
+    path = str(tmp_path / "plain.duckdb")
+    duckdb.connect(path).close()  # made by plain DuckDB: the old default format
+    conn = connect(path)
+    conn.execute("INSERT INTO ingested_files (path, status) SELECT 'results/run_' || i || '.json', 'ingested' "
+                 "FROM range(20000) t(i)")
+    conn.execute("CHECKPOINT")
+    assert _string_codecs(conn, "ingested_files", "path") - {"Uncompressed"}
