@@ -20,7 +20,8 @@ from benchmark_db.errors import SchemaError
 # Bookkeeping text that is written once and seldom read (paths, JSON of run metadata and of the ingest log)
 # is stored with zstd instead of DuckDB's default dictionary/FSST: the paths of one folder and the metadata
 # of one system repeat across rows, which zstd sees and FSST does not (a third of their size on the 20,000-file
-# ingest benchmark, 6% of the file). Fact-table JSON such as `performance_results.metrics` keeps the default:
+# ingest benchmark, 7% of the file). Columns that are mostly NULL (reason, archived_to, command_line) keep the
+# default: a zstd segment takes at least two 64 KiB blocks even when it holds nothing. Fact-table JSON such as `performance_results.metrics` keeps the default:
 # it is scanned by queries, where zstd would cost 40-70% more time for little gain. The clause only applies
 # to files in storage v1.5 or later (`NEW_FILE_OPTIONS`); elsewhere `migrate` leaves it out (an older format
 # would store the column uncompressed), as does DuckLake. Only tables created from here on get it.
@@ -65,7 +66,7 @@ _V1_TABLES = [
         success BOOLEAN,
         git_commit VARCHAR,
         git_branch VARCHAR,
-        command_line VARCHAR{ZSTD},
+        command_line VARCHAR,
         environment JSON{ZSTD},
         metadata JSON{ZSTD},
         created_at TIMESTAMP DEFAULT (now() AT TIME ZONE 'UTC')
@@ -170,12 +171,12 @@ _V2_TABLES = [
         size_bytes BIGINT,
         kind VARCHAR,
         status VARCHAR NOT NULL,
-        reason VARCHAR{ZSTD},
+        reason VARCHAR,
         rows INTEGER,
         rows_by_table JSON{ZSTD},
         conversions JSON{ZSTD},
         ingested_at TIMESTAMP DEFAULT (now() AT TIME ZONE 'UTC'),
-        archived_to VARCHAR{ZSTD}
+        archived_to VARCHAR
     )""",
     """
     CREATE TABLE IF NOT EXISTS source_documents (

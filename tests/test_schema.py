@@ -153,13 +153,13 @@ def _string_codecs(conn, table: str, column: str) -> set[str]:
 def test_bookkeeping_text_is_stored_with_zstd_in_new_files(tmp_path):
     """Paths and run metadata repeat across rows; zstd stores them in a third of DuckDB's default."""
     conn = connect(str(tmp_path / "new.duckdb"))
-    conn.execute("INSERT INTO ingested_files (path, status, reason) SELECT 'results/cpu/run_' || i || '.json', "
-                 "'skipped', 'no measurement: a run configuration' FROM range(20000) t(i)")
+    conn.execute("INSERT INTO ingested_files (path, status, rows_by_table) SELECT 'results/cpu/run_' || i || "
+                 "'.json', 'ingested', '{\"performance_results\": ' || i % 5 || '}' FROM range(20000) t(i)")
     conn.execute("INSERT INTO test_runs (run_id, test_name, source_path, metadata) SELECT i, 'bench', "
                  "'results/cpu/run_' || i || '.json', '{\"runner\": \"legacy\", \"n\": ' || i % 7 || '}' "
                  "FROM range(20000) t(i)")
     conn.execute("CHECKPOINT")
-    for table, column in (("ingested_files", "path"), ("ingested_files", "reason"), ("test_runs", "source_path"),
+    for table, column in (("ingested_files", "path"), ("ingested_files", "rows_by_table"), ("test_runs", "source_path"),
                           ("test_runs", "metadata")):
         assert _string_codecs(conn, table, column) == {"ZSTD"}, (table, column)
     assert "ZSTD" not in _string_codecs(conn, "test_runs", "test_name")  # everything else keeps the default
