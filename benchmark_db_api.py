@@ -564,6 +564,10 @@ class RecordBuilder:
                 return run_id, True, []  # the caller's run; its row was written by whoever made it
             run = TestRuns(test_name=run_name or SESSION_TEST_NAME, started_at=started_at, run_id=run_id, **extra)
             run.test_type = run.test_type or kind
+            # the run may exist (ingested, or made by an earlier store): write_records keeps what this store
+            # does not say about it instead of replacing its row with these few fields
+            run._given = frozenset(name for name, value in (("test_name", run_name), ("started_at", started_at),
+                                                            *extra.items()) if value is not None)
             return run_id, True, [run]
         if not described:
             records = [] if self._session_written else [self.session_run()]
@@ -766,6 +770,24 @@ def _dimension_key(record) -> tuple:
             record.platform_version, record.driver_version, record.memory_gb, record.compute_units, metadata)
 
 
+_RUN_COLUMNS = tuple(f.name for f in dataclasses.fields(TestRuns) if f.name != "run_id")
+
+
+def _keep_stored_run(conn, run: TestRuns) -> None:
+    """Fill the fields a store left out of an existing run (`run._given` names those it set) from its row."""
+    row = conn.execute(f"SELECT {', '.join(_RUN_COLUMNS)} FROM test_runs WHERE run_id = ?", [run.run_id]).fetchone()
+    if row is None:
+        return
+    import json
+
+    for name, value in zip(_RUN_COLUMNS, row):
+        if name not in run._given:
+            if name in ("environment", "metadata") and isinstance(value, str):
+                with contextlib.suppress(ValueError):
+                    value = json.loads(value)
+            setattr(run, name, value)
+
+
 def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
@@ -948,6 +970,9 @@ class BenchmarkDBAPI:
                 self._orm_generation = self.db.generation
                 self._known_dimensions.clear()
                 self._threads = conn.execute("SELECT current_setting('threads')").fetchone()[0]
+            for record in records:
+                if type(record) is TestRuns and getattr(record, "_given", None) is not None:
+                    _keep_stored_run(conn, record)
             # models and hardware rows this process wrote on this open need no second write
             todo, new = [], []
             for record in records:

@@ -41,7 +41,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi_offline import FastAPIOffline
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
@@ -110,14 +120,24 @@ def _json_object(value: dict | None) -> dict | None:
     return value
 
 
+def _not_bool(value: Any) -> Any:
+    # pydantic's lax mode reads true/false as 1/0 for numbers; the Python API refuses them, and so does this
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
+NotBool = BeforeValidator(_not_bool)
 Text = Annotated[str, StringConstraints(max_length=10_000), AfterValidator(_clean_text)]
 LongText = Annotated[str, StringConstraints(max_length=1_000_000), AfterValidator(_clean_text)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=500), AfterValidator(_clean_name)]
-Count = Annotated[int, Field(ge=0, le=INT32)]
-RunId = Annotated[int, Field(ge=1, le=INT63)]
+Count = Annotated[int, NotBool, Field(ge=0, le=INT32)]
+RunId = Annotated[int, NotBool, Field(ge=1, le=INT63)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(_json_object)]
-Number = Annotated[float, Field(allow_inf_nan=False)]
-Samples = Annotated[list[Number], Field(max_length=1_000_000)]
+Number = Annotated[float, NotBool, Field(allow_inf_nan=False)]
+# strict: a sample must be a JSON number (true/false and "8" are refused) and is checked without a Python call
+# per value, which NotBool would cost on batches of a million samples
+Samples = Annotated[list[Annotated[float, Strict(), Field(allow_inf_nan=False)]], Field(max_length=1_000_000)]
 
 
 class _Body(BaseModel):
@@ -489,8 +509,13 @@ def _validation_response(exc: RequestValidationError) -> JSONResponse:
     details = []
     for err in exc.errors():
         loc = err.get("loc", ())
+        message = err.get("msg", "")
+        if err.get("type") == "json_invalid":  # FastAPI puts the character position where the field goes
+            loc = ("body",)
+            problem = (err.get("ctx") or {}).get("error")
+            message = f"{message}: {problem}" if problem and str(problem) not in message else message
         details.append({"field": _field_name(loc), "location": str(loc[0]) if loc else "body",
-                        "message": err.get("msg", ""), "type": err.get("type", "")})
+                        "message": message, "type": err.get("type", "")})
     message = "; ".join(f"{d['field']}: {d['message']}" for d in details[:10]) or "invalid request"
     return error_response(422, "validation_error", f"invalid request: {message}", details)
 

@@ -89,6 +89,27 @@ def test_stores_without_run_never_collide_and_named_runs_replace(api, db_path):
     other.close()
 
 
+def test_attaching_to_an_existing_run_keeps_what_the_store_does_not_say(api, db_path):
+    from benchmark_db_models import BenchmarkDB, TestRuns
+
+    with BenchmarkDB(db_path=db_path) as db:
+        run_id = db.insert_test_runs(TestRuns(
+            test_name="pytorch_tiny_bert_cpu", test_type="optimum_benchmark", started_at=dt.datetime(2025, 1, 2),
+            command_line="run.py --x", environment={"torch": "2.5"}, metadata={"source": "legacy"},
+            source_path="/data/run.json"))
+    api.store_performance_result("t5-small", "cpu", throughput=1.0, run_id=run_id, git_commit="abc123")
+    row = api.query("SELECT test_name, test_type, started_at, command_line, environment, metadata, source_path, "
+                    "git_commit FROM test_runs WHERE run_id = ?", [run_id]).iloc[0]
+    assert (row.test_name, row.test_type, row.command_line, row.source_path, row.git_commit) == (
+        "pytorch_tiny_bert_cpu", "optimum_benchmark", "run.py --x", "/data/run.json", "abc123")
+    assert row.started_at.to_pydatetime() == dt.datetime(2025, 1, 2)
+    assert "2.5" in row.environment and "legacy" in row.metadata
+    # a run that does not exist yet is still made from what the store says
+    api.store_performance_result("t5-small", "cpu", throughput=1.0, run_id=77, git_branch="dev")
+    made = api.query("SELECT test_name, test_type, git_branch FROM test_runs WHERE run_id = 77")
+    assert made.values.tolist() == [["benchmark_db_api", "performance", "dev"]]
+
+
 def test_samples_fill_statistics_and_everything_is_kept(api):
     rid = api.store_performance_result(
         "bert-base-uncased", "CUDA", batch_size=8, sequence_length=128, latency_samples=[1.0, 2.0, 3.0, 4.0],
@@ -513,6 +534,11 @@ def test_batch_of_named_runs_replaces_on_resend(client):
     ({"model_name": "", "hardware_type": "cpu"}, "model_name"),
     ({"model_name": "bert", "hardware_type": "cpu", "colour": "red"}, "colour"),
     ({"model_name": "bert", "hardware_type": "cpu", "latency_samples": ["a"]}, "latency_samples.0"),
+    # true/false are not numbers (pydantic's lax mode would store them as 1/0; the Python API refuses them)
+    ({"model_name": "bert", "hardware_type": "cpu", "batch_size": True}, "batch_size"),
+    ({"model_name": "bert", "hardware_type": "cpu", "throughput": True}, "throughput"),
+    ({"model_name": "bert", "hardware_type": "cpu", "run_id": True}, "run_id"),
+    ({"model_name": "bert", "hardware_type": "cpu", "latency_samples": [1.0, False]}, "latency_samples.1"),
 ])
 def test_wrong_types_and_missing_fields_name_the_field(client, body, field):
     error = assert_error(client.post("/performance", json=body), 422, "validation_error")
@@ -525,6 +551,14 @@ def test_malformed_json_and_wrong_bodies(client):
                                                              b'"throughput": NaN}'):
         response = client.post("/performance", content=content, headers={"Content-Type": "application/json"})
         assert_error(response, 422)
+    for path in ("/performance", "/performance/batch", "/compatibility", "/integration", "/query"):
+        error = assert_error(client.post(path, content=b"{bad json", headers={"Content-Type": "application/json"}),
+                             422, "validation_error")
+        assert [d["field"] for d in error["details"]] == ["body"]  # not the character position FastAPI gives
+    batch = {"results": [{"model_name": "bert", "hardware_type": "cpu", "batch_size": 2},
+                         {"model_name": "bert", "hardware_type": "cpu", "batch_size": True}]}
+    error = assert_error(client.post("/performance/batch", json=batch), 422, "validation_error")
+    assert [d["field"] for d in error["details"]] == ["results.1.batch_size"]
     assert_error(client.post("/query", json={"params": []}), 422)
     assert "sql" in client.post("/query", json={"params": []}).json()["error"]["message"]
     lone_surrogate = b'{"model_name": "a", "hardware_type": "cpu", "metrics": {"x": "\\ud800"}}'
