@@ -105,6 +105,29 @@ def test_restore_never_overwrites_without_force(sample_db_path, tmp_path, capsys
     assert checksums_of(sample_db_path)["performance_results"]["rows"] > 300
 
 
+def test_restore_to_a_new_path_ignores_a_stale_wal_left_there(sample_db_path, tmp_path):
+    conn = connect(sample_db_path)
+    try:
+        result = backup.create_backup(conn, sample_db_path, tmp_path / "bk")
+    finally:
+        conn.close()
+    before = checksums_of(sample_db_path)
+    # a crashed writer left a WAL (deleting every result); the user deleted the broken file, kept the WAL
+    crashed = tmp_path / "crashed.duckdb"
+    crashed.write_bytes(Path(sample_db_path).read_bytes())
+    code = ("import duckdb, os, sys; c = duckdb.connect(sys.argv[1]); "
+            "c.execute(\"SET checkpoint_threshold = '1TB'\"); c.execute('DELETE FROM performance_results'); "
+            "os._exit(0)")
+    subprocess.run([sys.executable, "-c", code, str(crashed)], check=True)
+    wal = Path(str(crashed) + ".wal")
+    assert wal.stat().st_size > 0
+    target = tmp_path / "restored.duckdb"
+    wal.rename(str(target) + ".wal")
+    backup.restore_backup(result["backup"], target)
+    assert not Path(str(target) + ".wal").exists()
+    assert checksums_of(target) == before
+
+
 def test_cli_backup_then_restore(sample_db_path, tmp_path, capsys):
     assert maintenance_cli.main(["--backup", "--backup-dir", str(tmp_path / "bk"), "--backup-compress",
                                  "--db", sample_db_path]) == 0
@@ -467,6 +490,28 @@ def test_dry_run_of_every_destructive_step_changes_nothing(sample_db_path, tmp_p
     assert code == 0
     assert sha256(sample_db_path) == digest
     assert not (tmp_path / "db_backups").exists() and not (tmp_path / "arch").exists()
+
+
+def test_dry_run_neither_creates_nor_migrates_and_purge_alone_opens_no_database(tmp_path, monkeypatch, capsys):
+    from benchmark_db import schema
+    from benchmark_db.connection import _create_file
+
+    monkeypatch.chdir(tmp_path)
+    # the documented purge line names no --db: it must not leave an empty ./benchmark_db.duckdb behind
+    assert maintenance_cli.main(["--purge-backups", "--backup-retention", "30", "--backup-dir", "bk"]) == 0
+    assert maintenance_cli.main(["--vacuum", "--backup", "--dry-run", "--db", "missing.duckdb"]) == 3
+    assert "error DB001" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.duckdb"))
+    old = tmp_path / "old.duckdb"
+    _create_file(str(old))
+    conn = duckdb.connect(str(old))
+    schema.migrate(conn, target=2)
+    conn.execute("CHECKPOINT")
+    conn.close()
+    digest = sha256(old)
+    maintenance_cli.main(["--vacuum", "--backup", "--clean-json", "--older-than", "0", "--archive-data",
+                          "--optimize-db", "--dry-run", "--db", str(old)])
+    assert sha256(old) == digest  # still schema version 2: a dry run does not migrate
 
 
 def test_restore_dry_run_verifies_without_writing(sample_db_path, tmp_path, capsys):

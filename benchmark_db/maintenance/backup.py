@@ -220,6 +220,13 @@ def restore_backup(backup: str | os.PathLike, target_db: str | os.PathLike, *, f
             finally:
                 holder.close()
         else:
+            # a write-ahead log left beside a database that is gone (a crash, then the file deleted) would be
+            # replayed into the restored file on its first open, silently undoing the verified restore
+            stale_wal = Path(str(target) + ".wal")
+            if stale_wal.exists():
+                log.warning("restore: removing %s, a write-ahead log of an earlier database at this path",
+                            stale_wal)
+                stale_wal.unlink()
             os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
