@@ -145,11 +145,18 @@ def run_steps(args, steps: list[str]) -> tuple[list[dict], list[dict]]:
 
     path = resolve_db_path(args.db)
     on_lake = is_lake(path)
-    if not on_lake and path != ":memory:" and not Path(path).exists():
-        log.warning("database %s does not exist; creating it with the current schema", path)
-    conn = connect(path, lock_timeout=args.lock_timeout)  # DB001/DB002 end the run: nothing can be done
     summary: list[dict] = []
     problems: list[dict] = []
+    if steps == ["purge-backups"]:  # works on the backup folder alone: the database is neither opened nor created
+        result = backup.purge_backups(args.backup_dir, args.backup_retention, dry_run=args.dry_run)
+        summary.append({"step": "purge-backups", "status": "ok", "result": _describe("purge-backups", result)})
+        log.info("purge-backups: %s", summary[-1]["result"])
+        return summary, problems
+    if not on_lake and path != ":memory:" and not Path(path).exists() and not args.dry_run:
+        log.warning("database %s does not exist; creating it with the current schema", path)
+    # a dry run changes nothing: it neither creates a missing database (DB001) nor migrates an older schema
+    conn = connect(path, lock_timeout=args.lock_timeout, create=False if args.dry_run else None,
+                   migrate=not args.dry_run)  # DB001/DB002 end the run: nothing can be done
     try:
         if not args.dry_run and not on_lake:
             try:
