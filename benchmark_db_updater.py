@@ -63,6 +63,31 @@ def auto_store_files(auto_dir):
     return root, files
 
 
+def _new_results_under_processed_names(conn, root, files):
+    """Runners may write each new result under a name used before (`results.json`); once the earlier file
+    went to processed/, a file at that path again is a new result, not a changed one. So the earlier file's
+    log entry follows it to processed/ (its rows stay instead of being replaced), and the new file gets a
+    free name under processed/ (the earlier file is not overwritten)."""
+    from pathlib import Path
+
+    from benchmark_db.ingest import InputFile
+
+    out, taken = [], set()
+    for file in files:
+        row = conn.execute("SELECT archived_to FROM ingested_files WHERE path = ?", [file.path]).fetchone()
+        earlier = row[0] if row and row[0] and row[0] != "removed" else None
+        if earlier and earlier != file.path and Path(earlier).is_file():
+            conn.execute("UPDATE ingested_files SET path = ? WHERE path = ? AND NOT EXISTS "
+                         "(SELECT 1 FROM ingested_files WHERE path = ?)", [earlier, file.path, earlier])
+        rel, n = Path(file.rel), 0
+        while (root / PROCESSED / rel).exists() or rel in taken:
+            n += 1
+            rel = Path(file.rel).with_name(f"{Path(file.rel).stem}-{n}{Path(file.rel).suffix}")
+        taken.add(rel)
+        out.append(file if n == 0 else InputFile(file.path, rel.as_posix()))
+    return out
+
+
 def update(db, *, input_files=(), scan_dirs=(), incremental=False, auto_store=False,
            auto_store_dir=DEFAULT_AUTO_STORE_DIR, parallel=1, batch_size=None, force=False, dry_run=False,
            quiet=True):
@@ -87,6 +112,8 @@ def update(db, *, input_files=(), scan_dirs=(), incremental=False, auto_store=Fa
         summary.table_rows = part.table_rows
     if auto_store:
         root, files = auto_store_files(auto_store_dir)
+        if db is not None and not dry_run and files:
+            files = _new_results_under_processed_names(db.conn, root, files)
         if not files:
             logging.getLogger("benchmark_db").info("no files waiting in %s", root)
         part = Ingestor(db, force=force, action=None if dry_run else "archive", archive_dir=root / PROCESSED,

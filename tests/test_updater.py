@@ -83,6 +83,23 @@ def test_auto_store_moves_processed_files_beside_them(tmp_path, capsys, monkeypa
     assert archived == str(auto / "processed" / "run1" / "bert.json")
 
 
+def test_auto_store_keeps_an_earlier_result_that_had_the_same_file_name(tmp_path, capsys):
+    db = str(tmp_path / "u.duckdb")
+    auto = tmp_path / "auto_store_results"
+    first = perf_doc(throughput=45.8)
+    write(auto / "results.json", first)
+    run_json(capsys, ["--auto-store", "--auto-store-dir", str(auto), "--db", db])
+    second = dict(perf_doc(throughput=99.0), timestamp="2025-03-07T09:00:00")  # the next run, same file name
+    write(auto / "results.json", second)
+    again = run_json(capsys, ["--auto-store", "--auto-store-dir", str(auto), "--db", db])
+    assert again["totals"]["ingested"] == 1
+    assert count(db, "performance_results") == 2  # the first run's result was not "replaced"
+    processed = sorted((auto / "processed").iterdir())
+    assert sorted(json.loads(p.read_text())["batch_results"]["1"]["throughput_items_per_second"]
+                  for p in processed) == [45.8, 99.0]  # and its file was not overwritten
+    assert not (auto / "results.json").exists()
+
+
 def test_nothing_to_do_is_a_usage_error(tmp_path, capsys):
     assert benchmark_db_updater.main(["--db", str(tmp_path / "x.duckdb")]) == 2
     assert "error DB000: nothing to update from" in capsys.readouterr().err
