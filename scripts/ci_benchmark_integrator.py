@@ -232,6 +232,12 @@ def integrate_artifacts(conn, artifacts_dir: str | os.PathLike, *, meta: dict | 
                 log.error("%s: %s", path, exc)
                 report.append(_report_row(path, root, kind, "failed", {}, reason=str(exc)))
                 continue
+            except Exception as exc:  # duckdb.Error while reading rows (wrong column types, a damaged block):
+                # the merge's transaction was rolled back; this artifact fails alone, the others still merge
+                reason = f"cannot merge it: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+                log.error("%s: %s", path, reason)
+                report.append(_report_row(path, root, kind, "failed", {}, reason=reason))
+                continue
             _log_artifact(conn, path, sha, kind, "ingested", None, added)
             tagged = _tag_new_runs(conn, meta, path.name)
             report.append(_report_row(path, root, kind, "merged", added, tagged))

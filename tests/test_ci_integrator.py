@@ -163,6 +163,21 @@ def test_a_broken_artifact_fails_alone_and_the_exit_code_says_so(artifacts, tmp_
     assert "error DB003" in captured.err
 
 
+def test_a_parquet_artifact_with_wrong_column_types_fails_alone(artifacts, tmp_path, capsys):
+    (artifacts / "job_odd").mkdir()
+    odd = artifacts / "job_odd" / "performance_results.parquet"
+    with duckdb.connect() as c:  # named after a table, but its key is text: the merge itself fails
+        c.execute(f"COPY (SELECT 'abc' AS result_id, 'x' AS batch_size) TO '{odd}' (FORMAT PARQUET)")
+    target = tmp_path / "consolidated.duckdb"
+    assert integrator.main(["--artifacts-dir", str(artifacts), "--db", str(target), "--format", "json"]) == 1
+    captured = capsys.readouterr()
+    report = {r["artifact"]: r for r in json.loads(captured.out)}
+    assert report["job_odd/performance_results.parquet"]["status"] == "failed"
+    assert "Conversion" in report["job_odd/performance_results.parquet"]["reason"]
+    assert sum(r["status"] == "merged" for r in report.values()) == 3
+    assert "error DB003" in captured.err and "Traceback" not in captured.err
+
+
 def test_archive_artifacts_moves_what_was_merged(artifacts, tmp_path):
     archive = tmp_path / "archived_artifacts"
     target = tmp_path / "consolidated.duckdb"
