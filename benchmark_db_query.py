@@ -109,7 +109,7 @@ def comparison(conn, filters, metric: str | None, by: str):
 
     df = reports.compare_table(conn, filters, metric or "throughput", by=by)
     if df.empty:
-        raise reports.no_data_error(conn, filters)
+        raise reports.no_data_error(conn, filters, metric=metric or "throughput")
     return df
 
 

@@ -80,7 +80,7 @@ def comparison_chart(conn, path, filters, *, metric: str | None = "throughput", 
     m = reports.get_metric(metric)
     df = reports.compare_table(conn, filters, m.name, by=by)
     if df.empty:
-        raise reports.no_data_error(conn, filters)
+        raise reports.no_data_error(conn, filters, metric=m.name)
     scope = _filters_title(filters)
     default = f"{m.label} by {by}" + (f": {scope}" if scope else "")
     return charts.save_figure(charts.comparison_figure(df, m, by, title or default), path)
@@ -95,7 +95,7 @@ def trend_chart(conn, path, filters, *, metric: str | None = "throughput", title
     m = reports.get_metric(metric)
     trend = reports.trend_table(conn, filters, m.name)
     if trend.empty:
-        raise reports.no_data_error(conn, filters)
+        raise reports.no_data_error(conn, filters, metric=m.name)
     series = trend.groupby(reports.SERIES_KEYS, dropna=False).ngroups
     if series > max_series:
         raise UsageError(f"{series} configurations match {filters.describe()}; a trend chart shows at most "
@@ -130,7 +130,7 @@ def report_chart(conn, path, kind: str, filters, *, metric: str | None = None, t
         charts.image_format(path)
         df = reports.compare_table(conn, filters, "throughput", by="hardware")
         if df.empty:
-            raise reports.no_data_error(conn, filters)
+            raise reports.no_data_error(conn, filters, metric="throughput")
         if "relative_to_cpu" not in df or not df["relative_to_cpu"].notna().any():
             raise reports.no_data_error(conn, filters, "results with a CPU baseline")
         return charts.save_figure(charts.relative_speed_figure(df, title), path)

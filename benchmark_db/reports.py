@@ -345,7 +345,8 @@ def report_summary(conn, filters: ReportFilters):
 
 def pivot_by_hardware(table, metric: str | None = "throughput"):
     """Pivot of a `performance_table(..., with_sums=True)`: one row per model and batch size, one column per
-    hardware type, cells = mean of the metric over all its results (sum / count, the SQL avg).
+    hardware type, cells = mean of the metric over all its results (sum / count, the SQL avg). Simulated
+    results (when the table has `is_simulated`) get columns of their own, `<hardware> (simulated)`.
 
     Plain Python over the few hundred configuration rows: pandas' groupby + unstack costs more than the
     whole cached report."""
@@ -360,10 +361,14 @@ def pivot_by_hardware(table, metric: str | None = "throughput"):
         return None if pd.isna(value) else value
 
     totals: dict = {}
-    for model, batch, hardware, total, count in zip(*(table[c].tolist() for c in (
-            "model", "batch_size", "hardware", f"_sum_{m.name}", f"_n_{m.name}"))):
+    simulated = (table["is_simulated"].fillna(False).astype(bool).tolist() if "is_simulated" in table
+                 else [False] * len(table))
+    for model, batch, hardware, total, count, sim in zip(*(table[c].tolist() for c in (
+            "model", "batch_size", "hardware", f"_sum_{m.name}", f"_n_{m.name}")), simulated):
         if pd.isna(count) or not count:
             continue
+        if sim:  # a column of its own: a simulated number is never averaged into a measured one
+            hardware = f"{'unknown' if key(hardware) is None else hardware} (simulated)"
         cell = totals.setdefault((key(model), key(batch)), {}).setdefault(key(hardware), [0.0, 0])
         cell[0] += total
         cell[1] += count
@@ -558,8 +563,11 @@ def best_hardware_table(conn, filters: ReportFilters):
     base, params = _filtered_base(filters)
     sql = f"""
         WITH per_hw AS (
-            SELECT model, batch_size, hardware, avg(throughput) AS throughput_items_per_s_mean, count(*) AS results
-            FROM ({base}) b WHERE throughput IS NOT NULL GROUP BY model, batch_size, hardware)
+            SELECT model, batch_size,
+                   -- simulated results compete under their own name, never averaged into measured ones
+                   hardware || CASE WHEN is_simulated THEN ' (simulated)' ELSE '' END AS hardware,
+                   avg(throughput) AS throughput_items_per_s_mean, count(*) AS results
+            FROM ({base}) b WHERE throughput IS NOT NULL GROUP BY ALL)
         SELECT model, batch_size, arg_max(hardware, throughput_items_per_s_mean) AS fastest_hardware,
                max(throughput_items_per_s_mean) AS throughput_items_per_s_mean,
                count(*) AS hardware_compared
@@ -620,8 +628,8 @@ def _distribution_sql(filters: ReportFilters, metric: Metric, keys: list[str], e
 def compare_table(conn, filters: ReportFilters, metric: str | None = "throughput", by: str = "hardware"):
     """The metric per model, hardware, batch size and precision with p10/p50/p90 (for comparisons).
 
-    `by="hardware"` adds `relative_to_cpu` (the p50 as a multiple of the CPU's p50 for the same model and
-    batch size, oriented so that > 1 means better than CPU).
+    `by="hardware"` adds `relative_to_cpu` (the p50 as a multiple of the CPU's p50 for the same model, batch
+    size and precision, else the CPU's only precision, oriented so that > 1 means better than CPU).
     """
     m = get_metric(metric)
     keys = ["model", "hardware", "batch_size", "precision", "is_simulated"]
@@ -634,9 +642,23 @@ def compare_table(conn, filters: ReportFilters, metric: str | None = "throughput
         cpu = df[df["hardware"] == "cpu"]
         if "is_simulated" in cpu:
             cpu = cpu[~cpu["is_simulated"].astype(bool)]
-        cpu = cpu.groupby(["model", "batch_size"], dropna=False)[p50].first()
-        if not cpu.empty:
-            ref = [cpu.get((mo, bs)) for mo, bs in zip(df["model"], df["batch_size"])]
+        # the CPU row of the same precision (so CPU itself is 1x at every precision); else, when the CPU
+        # was measured at one precision only for that model and batch size, that one
+        exact: dict = {}
+        by_batch: dict = {}
+        for mo, bs, pr, value in zip(cpu["model"], cpu["batch_size"], cpu["precision"], cpu[p50]):
+            mo, bs, pr = (None if is_missing(v) else v for v in (mo, bs, pr))
+            exact.setdefault((mo, bs, pr), value)
+            by_batch.setdefault((mo, bs), {}).setdefault(pr, value)
+        if exact:
+            ref = []
+            for mo, bs, pr in zip(df["model"], df["batch_size"], df["precision"]):
+                mo, bs, pr = (None if is_missing(v) else v for v in (mo, bs, pr))
+                if (mo, bs, pr) in exact:
+                    ref.append(exact[(mo, bs, pr)])
+                else:
+                    only = by_batch.get((mo, bs), {})
+                    ref.append(next(iter(only.values())) if len(only) == 1 else None)
             ratio = []
             for value, base in zip(df[p50], ref):
                 if is_missing(base) or is_missing(value) or not base or not value:
@@ -690,8 +712,23 @@ def trend_change_points(trend, metric: str | None = "throughput"):
 
 
 # --------------------------------------------------------------------------------------- no data (DB004)
-def no_data_error(conn, filters: ReportFilters, what: str = "performance results") -> QueryError:
-    """DB004 naming the filters that matched nothing and what the database does hold."""
+def no_data_error(conn, filters: ReportFilters, what: str = "performance results",
+                  metric: str | None = None) -> QueryError:
+    """DB004 naming the filters that matched nothing and what the database does hold.
+
+    With `metric`, results that match the filters but have no value of that metric are named as such
+    (with the metrics they do have), rather than reported as no results at all."""
+    if metric is not None:
+        m = get_metric(metric)
+        base, params = _filtered_base(filters)
+        row = conn.execute(f"SELECT count(*), count(throughput), count(latency_ms), count(memory_mb) "
+                           f"FROM ({base}) b", params).fetchone()
+        if row[0]:
+            have = [name for name, n in zip(("throughput", "latency", "memory"), row[1:]) if n]
+            hint = (f"try --metric {' or --metric '.join(have)}" if have
+                    else "these results carry no throughput, latency or memory figure")
+            return QueryError(f"no {m.label.lower()} values among the {row[0]} performance "
+                              f"result{'s' if row[0] != 1 else ''} matching {filters.describe()}", hint)
     def values(column: str, flt: ReportFilters, limit: int = 12) -> list[str]:
         base, params = _filtered_base(flt)
         rows = conn.execute(f"SELECT DISTINCT {column} FROM ({base}) b WHERE {column} IS NOT NULL "
@@ -907,6 +944,8 @@ def _format_cell(value) -> tuple[str, str | None]:
     """(display text, sort key or None) of one table cell."""
     from benchmark_db.output import _plain
 
+    if not isinstance(value, (str, list, tuple, dict)) and is_missing(value):  # NaT would read "NaT"
+        return "", None
     value = _plain(value)
     if value is None:
         return "", None

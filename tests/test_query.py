@@ -193,3 +193,32 @@ def test_regression_check_on_identical_copies_exits_0(reference_db, tmp_path, ca
 def test_regression_check_refuses_other_formats(sample_db, capsys):
     code, _, err = run(capsys, "--db", sample_db, "--regression-check", "--format", "csv")
     assert code == 2 and "markdown or json" in err
+
+
+def _latency_only_db(path: str) -> str:
+    """One model whose results carry a latency but no throughput or memory (as many legacy files do)."""
+    import datetime as dt
+
+    from benchmark_db_models import BenchmarkDB, PerformanceResults
+
+    with BenchmarkDB(path) as db, db.transaction():
+        model = db.get_or_add_model("canine")
+        records = []
+        for hw in ("cpu", "cuda"):
+            hw_id = db.get_or_add_hardware(hw)
+            records.append(PerformanceResults(model_id=model, hardware_id=hw_id, model_name="canine",
+                                              hardware_type=hw, test_case="inference", average_latency_ms=1.5,
+                                              created_at=dt.datetime(2025, 3, 1)))
+        db.insert_many(records)
+    return path
+
+
+def test_comparison_without_the_metric_says_which_metrics_exist(tmp_path, capsys):
+    db = _latency_only_db(str(tmp_path / "latency_only.duckdb"))
+    code, out, err = run(capsys, "--db", db, "--model", "canine", "--compare-hardware")
+    assert code == 2 and out == ""
+    assert err.startswith("error DB004: no throughput values among the 2 performance results matching --model canine")
+    assert "--metric latency" in err and "models matching" not in err
+    code, out, _ = run(capsys, "--db", db, "--model", "canine", "--compare-hardware", "--metric", "latency",
+                       "--format", "json")
+    assert code == 0 and len(json.loads(out)) == 2

@@ -246,3 +246,91 @@ def test_no_change_point_on_a_flat_history(tmp_path):
         cps, _ = reports.trend_change_points(trend, "latency")
     assert trend.groupby(reports.SERIES_KEYS).ngroups == 3  # cpu batch 1 and 8, cuda batch 1
     assert cps.empty
+
+
+def test_relative_to_cpu_compares_the_same_precision(tmp_path):
+    """CPU measured at two precisions: each CPU row is 1x, and other hardware is compared with the CPU row of
+    its own precision (or the CPU's only precision), never with whichever CPU row came first."""
+    from benchmark_db_models import BenchmarkDB, PerformanceResults
+
+    path = str(tmp_path / "precisions.duckdb")
+    with BenchmarkDB(path) as db, db.transaction():
+        bert = db.get_or_add_model("bert-base-uncased", model_family="bert")
+        t5 = db.get_or_add_model("t5-small", model_family="t5")
+        cpu = db.get_or_add_hardware("cpu", "Test CPU")
+        cuda = db.get_or_add_hardware("cuda", "Test GPU")
+        records = []
+        for model_id, name, hw_id, hw, precision, throughput in (
+                (bert, "bert-base-uncased", cpu, "cpu", "fp32", 100.0),
+                (bert, "bert-base-uncased", cpu, "cpu", "int8", 300.0),
+                (bert, "bert-base-uncased", cuda, "cuda", "fp32", 1000.0),
+                (bert, "bert-base-uncased", cuda, "cuda", "int8", 600.0),
+                (bert, "bert-base-uncased", cuda, "cuda", "fp16", 2000.0),  # no CPU fp16, two CPU precisions
+                (t5, "t5-small", cpu, "cpu", "fp32", 50.0),
+                (t5, "t5-small", cuda, "cuda", "fp16", 500.0)):  # the CPU's only precision is the reference
+            records.append(PerformanceResults(
+                model_id=model_id, hardware_id=hw_id, model_name=name, hardware_type=hw,
+                test_case="inference", batch_size=1, precision=precision, average_latency_ms=1000.0 / throughput,
+                throughput_items_per_second=throughput, created_at=dt.datetime(2025, 3, 1)))
+        db.insert_many(records)
+    c = connect(path, read_only=True)
+    try:
+        df = reports.compare_table(c, ReportFilters(), "throughput", by="hardware")
+    finally:
+        c.close()
+    rel = {(r["model"], r["hardware"], r["precision"]): r["relative_to_cpu"] for r in df.to_dict(orient="records")}
+    assert rel[("bert-base-uncased", "cpu", "fp32")] == pytest.approx(1.0)
+    assert rel[("bert-base-uncased", "cpu", "int8")] == pytest.approx(1.0)
+    assert rel[("bert-base-uncased", "cuda", "fp32")] == pytest.approx(10.0)
+    assert rel[("bert-base-uncased", "cuda", "int8")] == pytest.approx(2.0)
+    assert reports.is_missing(rel[("bert-base-uncased", "cuda", "fp16")])
+    assert rel[("t5-small", "cuda", "fp16")] == pytest.approx(10.0)
+
+
+def test_html_table_leaves_missing_timestamps_empty():
+    """A platform nothing was measured on has no first/last result time: an empty cell, not 'NaT'."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"hardware": ["cpu", "mps"], "results": [3, 0],
+                          "last_result_at": pd.to_datetime(["2025-03-01 09:00", None])})
+    html = reports.html_table(frame)
+    assert "NaT" not in html and "2025-03-01" in html
+
+
+def test_hardware_pivot_keeps_simulated_results_in_their_own_column(conn):
+    """--include-simulated: the sample's simulated rocm result is a `rocm (simulated)` column of the pivot,
+    with the measured columns unchanged (the report's note promises they are shown separately)."""
+    measured = reports.build_report(conn, "performance", ReportFilters())
+    both = reports.build_report(conn, "performance", ReportFilters(include_simulated=True))
+    pivot = both.sections[1].frame
+    assert "rocm" not in pivot.columns and "rocm (simulated)" in pivot.columns
+    row = pivot[(pivot["model"] == "bert-base-uncased") & (pivot["batch_size"] == 1)].iloc[0]
+    assert row["rocm (simulated)"] == pytest.approx(conn.execute(
+        "SELECT throughput_items_per_second FROM performance_results WHERE is_simulated").fetchone()[0])
+    plain = measured.sections[1].frame
+    assert plain.columns.tolist() == [c for c in pivot.columns if not c.endswith("(simulated)")]
+
+
+def test_fastest_hardware_names_a_simulated_winner_as_simulated(tmp_path):
+    from benchmark_db_models import BenchmarkDB, PerformanceResults
+
+    path = str(tmp_path / "sim.duckdb")
+    with BenchmarkDB(path) as db, db.transaction():
+        bert = db.get_or_add_model("bert-base-uncased", model_family="bert")
+        records = []
+        for hw, throughput, simulated in (("cpu", 100.0, False), ("cuda", 500.0, False), ("cuda", 5000.0, True)):
+            records.append(PerformanceResults(
+                model_id=bert, hardware_id=db.get_or_add_hardware(hw), model_name="bert-base-uncased",
+                hardware_type=hw, test_case="sim" if simulated else "inference", batch_size=1, precision="fp32",
+                throughput_items_per_second=throughput, is_simulated=simulated,
+                created_at=dt.datetime(2025, 3, 1)))
+        db.insert_many(records)
+    c = connect(path, read_only=True)
+    try:
+        measured = reports.best_hardware_table(c, ReportFilters()).iloc[0]
+        both = reports.best_hardware_table(c, ReportFilters(include_simulated=True)).iloc[0]
+    finally:
+        c.close()
+    assert measured["fastest_hardware"] == "cuda" and measured["throughput_items_per_s_mean"] == 500.0
+    assert both["fastest_hardware"] == "cuda (simulated)" and both["throughput_items_per_s_mean"] == 5000.0
+    assert both["hardware_compared"] == 3  # not cuda at (500 + 5000) / 2
