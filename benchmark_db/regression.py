@@ -203,17 +203,51 @@ def _pct(value) -> str:
 
 def _fetch(conn, *, include_simulated: bool, model: str | None, hardware: str | None) -> list[dict]:
     filters, params = [], []
-    if model:
-        filters.append("AND (COALESCE(m.model_name, pr.model_name) = ? OR m.model_family = ?)")
-        params += [model, model]
+    if model:  # as the reports' --model: a comma list; * matches anything; the name without its organisation
+        name_sql = "lower(COALESCE(m.model_name, pr.model_name))"
+        ors = []
+        for name in _split(model):
+            if "*" in name or "%" in name:
+                ors.append(f"({name_sql} LIKE lower(?) OR lower(m.model_family) LIKE lower(?))")
+                params += [name.replace("*", "%")] * 2
+            else:
+                ors.append(f"({name_sql} = lower(?) OR {name_sql} LIKE '%/' || lower(?) "
+                           "OR lower(m.model_family) = lower(?))")
+                params += [name] * 3
+        filters.append("AND (" + " OR ".join(ors) + ")")
     if hardware:
-        filters.append("AND lower(COALESCE(hp.hardware_type, pr.hardware_type)) = lower(?)")
-        params.append(hardware)
+        from benchmark_db.names import normalize_hardware_type
+
+        kinds = [normalize_hardware_type(h) for h in _split(hardware)]
+        filters.append(f"AND lower(COALESCE(hp.hardware_type, pr.hardware_type)) IN "
+                       f"({', '.join('lower(?)' for _ in kinds)})")
+        params += kinds
     sql = _ROWS_SQL.format(simulated="true" if include_simulated else "NOT pr.is_simulated",
                            filters=" ".join(filters))
     cur = conn.execute(sql, params)
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
+def _split(value) -> list[str]:
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return [part.strip() for item in items for part in str(item).split(",") if part.strip()]
+
+
+def _no_match_error(conn, *, include_simulated: bool, model, hardware):
+    """DB004 for --model/--hardware that match nothing: a misspelt name must not pass a CI gate silently."""
+    from benchmark_db.errors import QueryError
+
+    rows = _fetch(conn, include_simulated=include_simulated, model=None, hardware=None)
+    asked = " ".join(f"{flag} {','.join(_split(v))}" for flag, v in (("--model", model), ("--hardware", hardware)) if v)
+    if not rows:
+        return QueryError(f"no performance results match {asked}", "the database holds no "
+                          + ("" if include_simulated else "measured ") + "performance results")
+    models = sorted({str(r["model"]) for r in rows if r.get("model") is not None})
+    kinds = sorted({str(r["hardware"]) for r in rows if r.get("hardware") is not None})
+    shown = ", ".join(models[:12]) + (", ..." if len(models) > 12 else "")
+    return QueryError(f"no performance results match {asked}",
+                      f"models: {shown}; hardware: {', '.join(kinds)}")
 
 
 def _group(rows: list[dict]) -> dict[tuple, list[dict]]:
@@ -297,12 +331,15 @@ def regression_check(conn, *, reference_conn=None, last_days: float | None = Non
         raise UsageError("--reference-db and --last-days both given", "compare against one of them")
     opts = dict(include_simulated=include_simulated, model=model, hardware=hardware)
     current_rows = _fetch(conn, **opts)
+    reference_rows = _fetch(reference_conn, **opts) if reference_conn is not None else None
+    if (model or hardware) and not current_rows and not reference_rows:
+        raise _no_match_error(conn, **opts)
     pairs: dict[tuple, tuple[list[dict], list[dict]]] = {}
     skipped: list[dict] = []
     if reference_conn is not None:
         mode = "reference-db"
         description = "Current database: latest run per configuration; reference database: its latest run."
-        reference_groups = _group(_fetch(reference_conn, **opts))
+        reference_groups = _group(reference_rows)
         current_groups = _group(current_rows)
         for key in sorted(set(reference_groups) | set(current_groups), key=_sort_key):
             if key not in current_groups:

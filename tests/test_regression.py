@@ -173,3 +173,20 @@ def test_bad_arguments_are_usage_errors(pair):
         check(cur, ref, last_days=3)
     with pytest.raises(UsageError):
         check(cur, alpha=2)
+
+
+def test_model_and_hardware_filters_read_like_the_reports_and_a_miss_is_db004(pair):
+    """--model takes the reports' spellings (comma list, the name without its organisation, *), --hardware a
+    comma list; a filter that matches nothing is DB004 naming what exists, not a silent 'nothing to compare'
+    that would let a misspelt model pass a CI gate."""
+    from benchmark_db.errors import QueryError
+
+    ref, cur = pair
+    both = check(cur, ref, model="t5-small,vit-base-patch16-224", hardware="cuda")
+    assert both.compared == 4 and [r.key["model"] for r in both.regressions] == ["t5-small"]
+    assert {g.key["model"] for g in both.unchanged} == {"google/vit-base-patch16-224", "t5-small"}
+    assert check(cur, ref, model="google/*", hardware="cpu,cuda").compared == 4
+    assert check(cur, ref, model="T5-Small", hardware="CUDA").compared == 2
+    with pytest.raises(QueryError) as err:
+        check(cur, ref, model="t5-smal")
+    assert err.value.code == "DB004" and "t5-small" in err.value.hint
