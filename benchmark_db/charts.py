@@ -61,6 +61,26 @@ def figure_data_uri(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+MAX_LABEL = 40  # characters of a model name shown in a panel title or a tick label
+
+
+def short_label(text, limit: int = MAX_LABEL) -> str:
+    """`text` cut in the middle with an ellipsis when longer than `limit` (long names overlap neighbours)."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 2
+    return text[:head] + "\u2026" + text[-(limit - 1 - head):]
+
+
+def _footer(fig, text: str, fontsize: float) -> None:
+    """The figure's footnote, wrapped to the figure's width so that no part of it is cut off."""
+    import textwrap
+
+    width = max(40, int(fig.get_figwidth() * 72 / (fontsize * 0.6)))
+    fig.supxlabel(textwrap.fill(text, width=width, break_long_words=False), fontsize=fontsize, color="#444")
+
+
 def _finite_positive(values) -> list[float]:
     out = []
     for v in values:
@@ -211,16 +231,16 @@ def comparison_figure(df, metric: str | Metric = "throughput", by: str = "hardwa
                 ax.set_yscale("log")
             ax.set_ylabel(m.axis_label + (" (log scale)" if log_y else ""))
             if len(facets) > 1 or str(name) not in fig_title:
-                ax.set_title(str(name), fontsize=11)
+                ax.set_title(short_label(name, 60 if cols == 1 else MAX_LABEL), fontsize=11)
             for h, label in zip(*ax.get_legend_handles_labels()):
                 handles.setdefault(label, h)
         for k in range(len(facets), rows * cols):
             axes[k // cols][k % cols].set_visible(False)
         fig.suptitle(fig_title, fontsize=14, fontweight="bold")
         better = "higher is better" if m.higher_is_better else "lower is better"
-        fig.supxlabel("; ".join([_basis_text(df), better] + notes), fontsize=9, color="#444")
+        _footer(fig, "; ".join([_basis_text(df), better] + notes), 9)
         if handles:
-            fig.legend(list(handles.values()), list(handles.keys()), loc="outside right upper",
+            fig.legend(list(handles.values()), [short_label(k) for k in handles], loc="outside right center",
                        title=by.capitalize(), fontsize=9, title_fontsize=10)
     return fig
 
@@ -284,7 +304,7 @@ def trend_figure(trend, change_points=None, metric: str | Metric = "throughput",
                           f"too few runs ({longest}) to detect change points (needs {MIN_RUNS_FOR_CHANGE_POINTS})")
         if note:
             footer.append(note)
-        fig.supxlabel("; ".join(footer), fontsize=8.5, color="#444")
+        _footer(fig, "; ".join(footer), 8.5)
         ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9, title="Configuration")
     return fig
 
@@ -300,13 +320,19 @@ def compatibility_figure(table, title: str | None = None):
     df = table.copy()
     df["model"] = df["model"].fillna("(any model)")
     df["code"] = [np.nan if is_missing(v) else (1.0 if v else 0.0) for v in df["is_compatible"]]
-    df["label"] = [("yes" + (f"\n{int(n)}" if not is_missing(n) and n else "")) if c == 1.0
-                   else ("no" if c == 0.0 else "?")
-                   for c, n in zip(df["code"], df["performance_results"])]
-    codes = df.pivot_table(index="model", columns="hardware", values="code", aggfunc="min")
-    labels = df.groupby(["model", "hardware"])["label"].first().unstack().reindex_like(codes).fillna("")
+    df["results"] = [0 if is_missing(n) else int(n) for n in df["performance_results"]]
+    # several devices of one hardware type: the cell is the worst of them and counts all their results
+    cells = df.groupby(["model", "hardware"]).agg(code=("code", "min"), results=("results", "sum")).reset_index()
+    cells["label"] = [("yes" + (f"\n{n}" if n else "")) if c == 1.0 else ("no" if c == 0.0 else "?")
+                      for c, n in zip(cells["code"], cells["results"])]
+    codes = cells.pivot(index="model", columns="hardware", values="code")
+    labels = cells.pivot(index="model", columns="hardware", values="label").reindex_like(codes).fillna("")
     with _style():
-        fig, ax = plt.subplots(figsize=(max(6.0, 1.25 * codes.shape[1] + 4.0), max(3.0, 0.55 * codes.shape[0] + 1.8)),
+        names = [short_label(n) for n in codes.index]
+        codes.index = labels.index = names
+        label_width = 0.09 * max((len(n) for n in names), default=0)
+        fig, ax = plt.subplots(figsize=(max(6.0, 1.25 * codes.shape[1] + 2.0 + label_width),
+                                        max(3.0, 0.55 * codes.shape[0] + 1.8)),
                                layout="constrained")
         sns.heatmap(codes, ax=ax, cmap=ListedColormap(["#e74c3c", "#2ecc71"]), vmin=0, vmax=1, cbar=False,
                     annot=labels.values, fmt="", linewidths=1, linecolor="white",
@@ -331,10 +357,16 @@ def relative_speed_figure(compare, title: str | None = None):
 
     df = compare.dropna(subset=["relative_to_cpu"]).copy()
     df = df[df["relative_to_cpu"] > 0]
+    if "is_simulated" in df:  # simulated results get columns of their own, never averaged into measured ones
+        simulated = df["is_simulated"].fillna(False).astype(bool)
+        df["hardware"] = df["hardware"].astype(str).where(~simulated, df["hardware"].astype(str) + " (simulated)")
     df["log_rel"] = np.log(df["relative_to_cpu"].astype(float))
     grid = np.exp(df.pivot_table(index="model", columns="hardware", values="log_rel", aggfunc="mean"))
     with _style():
-        fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * grid.shape[1] + 4), max(3.0, 0.55 * grid.shape[0] + 1.8)),
+        grid.index = [short_label(n) for n in grid.index]
+        label_width = 0.09 * max((len(n) for n in grid.index), default=0)
+        fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * grid.shape[1] + 3 + label_width),
+                                        max(3.0, 0.55 * grid.shape[0] + 1.8)),
                                layout="constrained")
         ax.grid(False)
         wide = wants_log(grid.values.ravel())
@@ -344,8 +376,7 @@ def relative_speed_figure(compare, title: str | None = None):
         ax.set_title(title or "Throughput relative to CPU", fontsize=13, fontweight="bold")
         ax.set_xlabel("Hardware type")
         ax.set_ylabel("Model")
-        fig.supxlabel("geometric mean over batch sizes of p50 throughput / CPU p50 throughput",
-                      fontsize=8.5, color="#444")
+        _footer(fig, "geometric mean over batch sizes of p50 throughput / CPU p50 throughput", 8.5)
     return fig
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 
+import pandas as pd
 import pytest
 
 import benchmark_db_visualizer as viz
@@ -221,3 +222,107 @@ def test_html_report_in_headless_chromium(sample_db, tmp_path, capsys):
     assert errors == []
     assert all(u.startswith(("file:", "data:")) for u in requests), requests
     assert (tmp_path / "report_phone.png").stat().st_size > 10_000
+
+
+def test_chart_of_a_metric_the_results_lack_names_the_metrics_they_have(tmp_path, capsys):
+    from tests.test_query import _latency_only_db
+
+    db = _latency_only_db(str(tmp_path / "latency_only.duckdb"))
+    for argv in (["--compare-hardware"], ["--plot-trend"], ["--compare-models", "--metric", "memory"]):
+        target = tmp_path / "chart.png"
+        code, _, err = run(capsys, "--db", db, "--model", "canine", *argv, "--output", str(target))
+        assert code == 2 and not target.exists()
+        assert "error DB004: no " in err and "values among the 2 performance results" in err
+        assert "try --metric latency" in err
+
+
+def _compare_frame(models, hardware=("cpu", "cuda"), batches=(1, 4)):
+    import pandas as pd
+
+    rows = []
+    for i, model in enumerate(models):
+        for j, hw in enumerate(hardware):
+            for b in batches:
+                v = 10.0 * (i + 1) * (j + 1) * b
+                rows.append({"model": model, "hardware": hw, "batch_size": b, "precision": "fp32", "results": 3,
+                             "runs": 3, "samples": 0, "throughput_items_per_s_mean": v,
+                             "throughput_items_per_s_p10": v * 0.9, "throughput_items_per_s_p50": v,
+                             "throughput_items_per_s_p90": v * 1.1, "basis": "per-result values"})
+    return pd.DataFrame(rows)
+
+
+def _inside(fig, artist) -> bool:
+    renderer = fig.canvas.get_renderer()
+    box, whole = artist.get_window_extent(renderer), fig.bbox
+    return box.x0 >= whole.x0 - 1 and box.x1 <= whole.x1 + 1 and box.y0 >= whole.y0 - 1 and box.y1 <= whole.y1 + 1
+
+
+def test_chart_text_stays_inside_the_figure_and_apart(tmp_path):
+    """A long footnote is wrapped, not cut off at both edges; long model names do not run into the
+    neighbouring panel's title or off the heat map; the title does not run under the legend."""
+    import matplotlib.pyplot as plt
+
+    one = charts.comparison_figure(_compare_frame(["bert-base-uncased"]), "throughput", "hardware",
+                                   "Throughput by hardware: bert-base-uncased and a rather long title")
+    one.canvas.draw()
+    footer = one._supxlabel
+    assert _inside(one, footer)
+    footer.set_text(footer.get_text() + "; " + "x " * 120)  # far longer than the figure is wide
+    charts._footer(one, footer.get_text().replace("\n", " "), 9)
+    one.canvas.draw()
+    assert _inside(one, one._supxlabel)
+    title, legend = one._suptitle.get_window_extent(), one.legends[0].get_window_extent()
+    assert not title.overlaps(legend)
+    plt.close(one)
+
+    names = ["a" * 120, "café<script>alert(1)</script>", "модель-ünïcødé/β-bert"]
+    many = charts.comparison_figure(_compare_frame(names), "throughput", "hardware", "Throughput")
+    many.canvas.draw()
+    titles = [ax.title for ax in many.axes if ax.get_visible() and ax.get_title()]
+    assert len(titles) == 3 and "\u2026" in titles[0].get_text()
+    boxes = [t.get_window_extent() for t in titles]
+    assert not any(boxes[i].overlaps(boxes[j]) for i in range(3) for j in range(i + 1, 3))
+    plt.close(many)
+
+    compare = _compare_frame(names)
+    compare["relative_to_cpu"] = [1.0 if hw == "cpu" else 2.0 for hw in compare["hardware"]]
+    heat = charts.relative_speed_figure(compare)
+    heat.canvas.draw()
+    assert all(_inside(heat, label) for label in heat.axes[0].get_yticklabels())
+    plt.close(heat)
+
+
+def test_compatibility_map_counts_every_device_and_keeps_unknown_columns():
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    table = pd.DataFrame([
+        {"model": "bert", "hardware": "cpu", "device": None, "is_compatible": True, "performance_results": 24},
+        {"model": "bert", "hardware": "cpu", "device": "Intel", "is_compatible": True, "performance_results": 3},
+        {"model": "bert", "hardware": "cuda", "device": "A100", "is_compatible": True, "performance_results": 5},
+        {"model": "bert", "hardware": "cuda", "device": "P4000", "is_compatible": False, "performance_results": 0},
+        {"model": "bert", "hardware": "mps", "device": None, "is_compatible": None, "performance_results": 0},
+    ])
+    fig = charts.compatibility_figure(table)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["cpu", "cuda", "mps"]
+    texts = sorted(t.get_text() for t in ax.texts)
+    assert "yes\n27" in texts  # both cpu devices' results
+    assert "no" in texts and not any(t.startswith("yes\n5") for t in texts)  # a red cell never reads "yes"
+    plt.close(fig)
+
+
+def test_relative_speed_map_keeps_simulated_results_apart():
+    import matplotlib.pyplot as plt
+
+    compare = _compare_frame(["bert-base-uncased"], hardware=("cpu", "webgpu"))
+    compare["is_simulated"] = False
+    simulated = compare[compare["hardware"] == "webgpu"].copy()
+    simulated["is_simulated"] = True
+    compare["relative_to_cpu"] = [1.0 if hw == "cpu" else 2.0 for hw in compare["hardware"]]
+    simulated["relative_to_cpu"] = 50.0
+    fig = charts.relative_speed_figure(pd.concat([compare, simulated], ignore_index=True))
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["cpu", "webgpu", "webgpu (simulated)"]
+    assert sorted(t.get_text() for t in ax.texts) == ["1x", "2x", "50x"]  # measured 2x, not mixed with 50x
+    plt.close(fig)
