@@ -140,7 +140,12 @@ def _plt():
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from cycler import cycler
 
+    # up to MAX_SERIES_PLOTTED lines share a chart: tab10's ten colours, then their light variants (tab20),
+    # so no two series in one legend get the same colour
+    tab20 = matplotlib.colormaps["tab20"].colors
+    plt.rcParams["axes.prop_cycle"] = cycler(color=list(tab20[0::2]) + list(tab20[1::2]))
     return plt
 
 
@@ -180,13 +185,17 @@ def _write_summary(name: str, text: str, opts: Options, files: list[str]) -> str
 
 
 def _md_table(df, columns=None, max_rows=25, floatfmt="{:.4g}") -> str:
+    import pandas as pd
+
     columns = columns or list(df.columns)
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for _, row in df.head(max_rows).iterrows():
         cells = []
         for c in columns:
             v = row[c]
-            if isinstance(v, float):
+            if v is None or v is pd.NA or v is pd.NaT:  # a missing batch size read "<NA>"
+                cells.append("")
+            elif isinstance(v, float):
                 cells.append("" if math.isnan(v) else floatfmt.format(v))
             else:
                 cells.append(str(v).replace("|", "\\|"))
@@ -482,8 +491,8 @@ def hardware_comparison(df, opts: Options) -> AnalysisResult:
             "median latency of the reference hardware / median latency of this one, 95% bootstrap CI from raw "
             "samples where both sides have them.\n", "### Best hardware per model family and batch size (throughput)\n",
             _md_table(best, max_rows=40), "\n### Speed-ups\n",
-            _md_table(table.sort_values(["model", "batch_size", "hardware"]),
-                      ["model", "batch_size", "hardware", "median_latency_ms", "speedup_vs_reference", "ci95_low",
+            _md_table(table.sort_values(["model", "batch_size", "sequence_length", "hardware"]),
+                      ["model", "batch_size", "sequence_length", "hardware", "median_latency_ms", "speedup_vs_reference", "ci95_low",
                        "ci95_high", "evidence"], max_rows=20)]
     return AnalysisResult("hardware-comparison", _write_summary("hardware-comparison", "\n".join(text), opts, files),
                           files)

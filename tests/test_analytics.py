@@ -283,3 +283,33 @@ def test_interactive_page_opens_in_chromium_without_errors(sample_db_path, tmp_p
             browser.close()
     assert errors == []
     assert 0 < visible < total
+
+
+def test_charts_give_every_series_its_own_colour_and_tables_no_na(tmp_path, monkeypatch):
+    """Twelve series in one chart (the most it draws): twelve colours, not tab10's ten repeated; a missing
+    batch size is an empty markdown cell, not '<NA>'."""
+    rows = []
+    for i in range(12):
+        for batch in (1, 2, 4):
+            rows.append({"model": f"m{i:02d}", "family": "bert", "params": 100.0 + i, "hw": "cpu", "batch": batch,
+                         "precision": "fp32", "latency": (10.0 + i) * batch ** 0.8, "when": T0})
+    db = _write(tmp_path / "twelve.duckdb", rows)
+    figures = []
+    monkeypatch.setattr(analytics, "_save_fig", lambda fig, opts, stem, files: figures.append(fig))
+    from benchmark_db.connection import connect
+
+    conn = connect(db, read_only=True)
+    try:
+        df = analytics.load_performance(conn)
+    finally:
+        conn.close()
+    (tmp_path / "out").mkdir()
+    analytics.batch_scaling(df, analytics.Options(output_dir=tmp_path / "out"))
+    ax = figures[0].axes[1]
+    colours = {tuple(line.get_color()) if not isinstance(line.get_color(), str) else line.get_color()
+               for line in ax.get_lines()}
+    assert len(ax.get_lines()) == 12 and len(colours) == 12
+
+    table = pd.DataFrame({"model": ["a", "b"], "batch_size": pd.array([1, None], dtype="Int64")})
+    md = analytics._md_table(table)
+    assert "<NA>" not in md and md.splitlines()[-1] == "| b |  |"
