@@ -788,6 +788,13 @@ def _keep_stored_run(conn, run: TestRuns) -> None:
             setattr(run, name, value)
 
 
+def _with_archive(conn, sql: str) -> str:
+    """A read query of this module, made to include rows that --archive-data moved to Parquet."""
+    from benchmark_db.maintenance import archive
+
+    return archive.read_with_archive(conn, sql)
+
+
 def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
@@ -1142,7 +1149,7 @@ class BenchmarkDBAPI:
             raise DBConnectionError(f"database {self.db_path} does not exist",
                                     "store a result first, or pass db_path of an existing database")
         with self.db.connection() as conn:
-            return conn.execute(sql, params).df()
+            return conn.execute(_with_archive(conn, sql), params).df()
 
     def rows(self, sql: str, params: list) -> tuple[list[str], list[tuple]]:
         """Column names and rows of one of this module's read queries (the REST server's path)."""
@@ -1150,7 +1157,7 @@ class BenchmarkDBAPI:
             raise DBConnectionError(f"database {self.db_path} does not exist",
                                     "store a result first, or start the server with --db of an existing file")
         with self.db.connection() as conn:
-            result = conn.execute(sql, params)
+            result = conn.execute(_with_archive(conn, sql), params)
             return [d[0] for d in result.description], result.fetchall()
 
     def get_performance_metrics(self, model_name: str | None = None, hardware_type: str | None = None,

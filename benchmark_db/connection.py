@@ -10,6 +10,7 @@ writes. It imports only duckdb.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from pathlib import Path
@@ -150,7 +151,21 @@ def connect(db: str | os.PathLike | None = None, *, read_only: bool = False, cre
         conn.close()
         raise DBConnectionError(f"cannot read the schema of {path}: {exc}",
                                 "check that the file is a benchmark database") from exc
+    if read_only and (config or {}).get("enable_external_access", True):  # the archive is files outside
+        _show_archive(conn, path)
     return conn
+
+
+def _show_archive(conn, path: str) -> None:
+    """Let a reader see rows moved to Parquet by `--archive-data` under the tables' own names."""
+    from benchmark_db.maintenance import archive
+
+    try:
+        archive.show_archive(conn)
+    except duckdb.Error as exc:  # the archive's files were moved or deleted: the integrity check names them
+        logging.getLogger("benchmark_db").warning(
+            "%s: archived rows are not shown (%s); run benchmark_db_maintenance.py --check-integrity",
+            path, str(exc).splitlines()[0])
 
 
 @contextlib.contextmanager

@@ -301,6 +301,51 @@ def test_archived_rows_stay_visible_to_views_and_reports(sample_db_path, tmp_pat
     assert ("missing archive file", "performance_results") in checks
 
 
+def test_reports_and_queries_keep_seeing_archived_rows(sample_db_path, tmp_path, capsys):
+    """The readers (reports, --sql, regression, analytics) name the tables, not the `_all` views: a read-only
+    connection shows the archive under the tables' own names, counted once, and writers still write."""
+    import benchmark_db_query as query_cli
+
+    def report_summary() -> dict:
+        assert query_cli.main(["--db", sample_db_path, "--report", "summary", "--format", "json"]) == 0
+        return {k: v for k, v in json.loads(capsys.readouterr().out).items() if k != "generated_at"}
+
+    def sql(statement: str):
+        assert query_cli.main(["--db", sample_db_path, "--sql", statement, "--format", "json"]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    counts = ("SELECT (SELECT count(*) FROM performance_results) AS live, "
+              "(SELECT count(*) FROM benchmark_performance) AS flat")
+    summary_before, counts_before = report_summary(), sql(counts)
+    conn = connect(sample_db_path)
+    try:
+        moved = archive.archive_old_rows(conn, 90, tmp_path / "archived_data", now=NOW)["rows"]
+    finally:
+        conn.close()
+    assert moved["performance_results"] > 0
+    assert report_summary() == summary_before
+    assert sql(counts) == counts_before  # the flat view reads `_all`: no row counted twice
+    reader = connect(sample_db_path, read_only=True)
+    try:
+        assert archive.archive_shown(reader)
+        assert reader.execute("SELECT count(*) FROM performance_results_all").fetchone()[0] == counts_before[0]["live"]
+    finally:
+        reader.close()
+    writer = connect(sample_db_path)  # a writer sees and writes the live table only
+    try:
+        assert not archive.archive_shown(writer)
+        assert writer.execute("SELECT count(*) FROM performance_results").fetchone()[0] == 0
+    finally:
+        writer.close()
+    from benchmark_db_api import BenchmarkDBAPI  # the API reads through its writer: the `_all` views
+
+    api = BenchmarkDBAPI(db_path=sample_db_path)
+    try:
+        assert len(api.get_performance_metrics(limit=10_000)) == counts_before[0]["live"]
+    finally:
+        api.close()
+
+
 def test_archive_data_dry_run_and_nothing_old(sample_db_path, tmp_path):
     conn = connect(sample_db_path)
     try:

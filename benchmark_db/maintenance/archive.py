@@ -7,8 +7,10 @@ from the table, all in one transaction (a failure deletes the new file and leave
 They stay visible: `<table>_all` views (e.g. `performance_results_all`) are the live table UNION ALL the
 archived files (read_parquet with absolute paths), and the schema's views (`benchmark_performance`,
 `latest_performance_metrics`, `cross_platform_performance`, `model_hardware_compatibility`,
-`integration_test_status`) are re-created over the `_all` views, so reports and regression checks keep
-seeing archived rows. No migration is needed: `archived_partitions` and the views are created here, and
+`integration_test_status`) are re-created over the `_all` views. The tools that read name the tables
+themselves: every read-only connection (`benchmark_db.connection.connect`) gets temp views under the tables'
+names that include the archive (`show_archive`), and the API, which reads through its writer, reads the
+`_all` views (`read_with_archive`). No migration is needed: `archived_partitions` and the views are created here, and
 `ensure_archive_views` re-creates them on every maintenance run (a later migration that redefines a view
 would otherwise hide the archive; the integrity check reports that case too). Moving the archive folder
 breaks the views, which the integrity check reports as views that no longer compile.
@@ -77,16 +79,21 @@ def _table_types(conn, table: str) -> list[tuple[str, str]]:
         "AND table_schema = 'main' AND table_name = ? ORDER BY ordinal_position", [table]).fetchall()
 
 
-def _all_view_sql(conn, table: str, paths: list[str]) -> str:
+def _union_sql(conn, table: str, paths: list[str], live_table: str | None = None) -> str:
+    """SELECT of the live rows of `table` (read from `live_table` if given) and of its archived files."""
     columns = _table_types(conn, table)
-    live = f"SELECT {', '.join(c for c, _ in columns)} FROM {table}"
+    live = f"SELECT {', '.join(c for c, _ in columns)} FROM {live_table or table}"
     if not paths:
-        return f"CREATE OR REPLACE VIEW {table}_all AS {live}"
+        return live
     source = f"read_parquet([{', '.join(_literal(p) for p in paths)}], union_by_name = true)"
     archived_columns = {r[0] for r in conn.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
     select = ", ".join(f"CAST({c} AS {t}) AS {c}" if c in archived_columns else f"CAST(NULL AS {t}) AS {c}"
                        for c, t in columns)
-    return f"CREATE OR REPLACE VIEW {table}_all AS {live} UNION ALL SELECT {select} FROM {source}"
+    return f"{live} UNION ALL SELECT {select} FROM {source}"
+
+
+def _all_view_sql(conn, table: str, paths: list[str]) -> str:
+    return f"CREATE OR REPLACE VIEW {table}_all AS {_union_sql(conn, table, paths)}"
 
 
 def ensure_archive_views(conn) -> list[str]:
@@ -108,6 +115,44 @@ def ensure_archive_views(conn) -> list[str]:
             conn.execute(redirected)
             created.append(view)
     return created
+
+
+def show_archive(conn) -> list[str]:
+    """Make a read-only connection see archived rows under the fact tables' own names.
+
+    Reports, analyses, the regression check and `--sql` name `performance_results` and its siblings, not the
+    `_all` views. On a connection that only reads, a TEMP view named after each archived table (and one named
+    after its `_all` view, so the schema's views, which read `_all`, do not count archived rows twice) reads
+    the file's live rows (by their catalog-qualified name) together with the Parquet files. Temp objects
+    shadow the file's tables for the connection that made them, and for nothing else. Never on a writer:
+    its INSERTs must reach the tables. Returns the tables shown with their archive.
+    """
+    if not has_archive(conn):
+        return []
+    catalog = conn.execute("SELECT current_database()").fetchone()[0].replace('"', '""')
+    shown = []
+    for table in ARCHIVED_TABLES:
+        paths = [r[0] for r in conn.execute(
+            "SELECT path FROM archived_partitions WHERE table_name = ? ORDER BY partition_id", [table]).fetchall()]
+        if not paths:
+            continue
+        body = _union_sql(conn, table, paths, live_table=f'"{catalog}".main.{table}')
+        conn.execute(f"CREATE OR REPLACE TEMP VIEW {table}_all AS {body}")
+        conn.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS {body}")
+        shown.append(table)
+    return shown
+
+
+def read_with_archive(conn, sql: str) -> str:
+    """`sql` reading the fact tables through their `_all` views when the database has an archive: for a
+    writer's connection, where `show_archive` cannot be used (the API reads through its writer)."""
+    return _FROM_FACT.sub(lambda m: f"FROM {m.group(1)}_all", sql) if has_archive(conn) else sql
+
+
+def archive_shown(conn) -> bool:
+    """Whether `show_archive` made this connection's fact tables include the archive."""
+    return bool(conn.execute("SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = ?",
+                             ["performance_results"]).fetchone()[0])
 
 
 def views_missing_archive(conn) -> list[str]:
