@@ -26,8 +26,8 @@ def _records(data) -> tuple[list[str], list[dict]]:
 
 def _plain(value):
     """A JSON-safe version of a cell: NaN -> None, timestamps -> ISO text, numpy scalars -> Python."""
-    if value is None:
-        return None
+    if value is None or type(value).__name__ in ("NaTType", "NAType"):  # pandas' missing timestamp / value
+        return None  # (before the isoformat test below: NaT.isoformat() is the text "NaT")
     if hasattr(value, "item") and not isinstance(value, (list, dict, str, bytes)):
         try:
             value = value.item()
@@ -46,8 +46,6 @@ def _plain(value):
             return str(value)
     if isinstance(value, bytes):
         return f"<{len(value)} bytes>"
-    if type(value).__name__ in ("NaTType", "NAType"):  # pandas' missing timestamp and missing value
-        return None
     return value
 
 

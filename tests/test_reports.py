@@ -297,6 +297,18 @@ def test_html_table_leaves_missing_timestamps_empty():
     assert "NaT" not in html and "2025-03-01" in html
 
 
+@pytest.mark.parametrize("fmt", ["table", "csv", "markdown", "json"])
+def test_every_format_leaves_missing_timestamps_empty(fmt):
+    import pandas as pd
+
+    from benchmark_db import output
+
+    frame = pd.DataFrame({"hardware": ["cpu", "mps"], "results": pd.array([3, None], dtype="Int64"),
+                          "last_result_at": pd.to_datetime(["2025-03-01 09:00", None])})
+    text = output.render(frame, fmt)
+    assert "NaT" not in text and "<NA>" not in text and "2025-03-01" in text
+
+
 def test_hardware_pivot_keeps_simulated_results_in_their_own_column(conn):
     """--include-simulated: the sample's simulated rocm result is a `rocm (simulated)` column of the pivot,
     with the measured columns unchanged (the report's note promises they are shown separately)."""
