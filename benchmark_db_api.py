@@ -1267,6 +1267,21 @@ def build_parser():
     return parser
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """DB000 for a port another program listens on, before the database is touched (uvicorn would log its
+    own message and exit 3, the code of an unavailable database). Bound as uvicorn binds, SO_REUSEADDR set."""
+    import socket
+
+    address = host.strip("[]")
+    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((address, port))
+        except OSError as exc:
+            raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                             "pass another --port, or stop the program that holds it") from exc
+
+
 def serve(db: str | None, host: str = "127.0.0.1", port: int = 8000, *, cors_origins=(), lock_timeout: float =
           DEFAULT_LOCK_TIMEOUT, idle_release: float = DEFAULT_IDLE_RELEASE_S, max_hold: float = DEFAULT_MAX_HOLD_S,
           query_max_rows: int | None = None,
@@ -1275,6 +1290,7 @@ def serve(db: str | None, host: str = "127.0.0.1", port: int = 8000, *, cors_ori
     check_listen(host, token)
     if not 0 < port < 65536:
         raise UsageError(f"port {port} is not between 1 and 65535", "pass --port N")
+    _check_port_free(host, port)
     import uvicorn
 
     from benchmark_db_server import ServerSettings, create_app

@@ -658,6 +658,20 @@ def test_refuses_public_listen_without_token(capsys, monkeypatch):
         check_listen(host, None)
 
 
+def test_busy_port_is_a_usage_error_before_the_database_is_touched(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        db = tmp_path / "never.duckdb"
+        assert main(["--serve", "--port", str(port), "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert f"error DB000: cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err
+    assert not db.exists()
+
+
 def test_cli_without_serve_prints_health(db_path, capsys):
     assert main(["--db", db_path]) == 0
     assert '"schema_version"' in capsys.readouterr().out
