@@ -669,6 +669,10 @@ class Ingestor:
         conn = self.db.conn
         now = _utc_now()
         with self.db.transaction():
+            if batch.rebuilt or batch.replaced:  # rows moved to the archive are replaced too (hidden there)
+                from benchmark_db.maintenance import archive
+
+                archive.supersede_runs(conn, [run_id_for_source(s) for s in batch.rebuilt + batch.replaced])
             if batch.rebuilt:
                 ids = [run_id_for_source(s) for s in batch.rebuilt]
                 placeholders = ", ".join("?" for _ in ids)

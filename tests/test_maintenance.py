@@ -346,6 +346,52 @@ def test_reports_and_queries_keep_seeing_archived_rows(sample_db_path, tmp_path,
         api.close()
 
 
+def test_rows_that_replace_archived_ones_are_not_counted_twice(tmp_path):
+    """A changed file ingested again (or converted again with --force) replaces its run's rows; the archived
+    ones are replaced too (left out of the `_all` views), while rows archived later stay visible."""
+    from benchmark_db.ingest import Ingestor, discover_files
+    from benchmark_db_models import BenchmarkDB
+
+    db_path, results = str(tmp_path / "r.duckdb"), tmp_path / "results"
+    results.mkdir()
+
+    def ingest(throughput, force=False):
+        (results / "bert.json").write_text(json.dumps(
+            {"model": "prajjwal1/bert-tiny", "hardware": "cpu", "timestamp": "2025-03-06T17:48:24",
+             "batch_results": {"1": {"batch_size": 1, "throughput_items_per_second": throughput}}}))
+        with BenchmarkDB(db_path) as db:
+            Ingestor(db, force=force, quiet=True).ingest(discover_files([results]))
+
+    def archive_all():
+        conn = connect(db_path)
+        try:
+            archive.archive_old_rows(conn, 90, tmp_path / "archived_data", now=NOW)
+            assert conn.execute("SELECT count(*) FROM performance_results").fetchone()[0] == 0
+        finally:
+            conn.close()
+
+    def visible():
+        reader = connect(db_path, read_only=True)
+        try:
+            flat = reader.execute("SELECT count(*) FROM benchmark_performance").fetchone()[0]
+            values = sorted(r[0] for r in reader.execute(
+                "SELECT throughput_items_per_second FROM performance_results").fetchall())
+            assert flat == len(values)
+            return values
+        finally:
+            reader.close()
+
+    ingest(45.8)
+    archive_all()
+    assert visible() == [45.8]
+    ingest(99.0)  # the file changed
+    assert visible() == [99.0]
+    ingest(99.0, force=True)  # converted again: same ids back in the live table
+    assert visible() == [99.0]
+    archive_all()  # the new rows, archived in their turn, stay visible
+    assert visible() == [99.0]
+
+
 def test_archive_data_dry_run_and_nothing_old(sample_db_path, tmp_path):
     conn = connect(sample_db_path)
     try:

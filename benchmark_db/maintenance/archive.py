@@ -48,6 +48,14 @@ CREATE TABLE IF NOT EXISTS archived_partitions (
     archived_at TIMESTAMP DEFAULT (now() AT TIME ZONE 'UTC')
 )"""
 
+# Runs whose rows were replaced after some of them went to the archive (a changed file ingested again): their
+# rows archived before that moment are left out of every `_all` view, as the live table's replaced rows are.
+CREATE_SUPERSEDED_RUNS = """
+CREATE TABLE IF NOT EXISTS archive_superseded_runs (
+    run_id BIGINT NOT NULL,
+    superseded_at TIMESTAMP DEFAULT (now() AT TIME ZONE 'UTC')
+)"""
+
 _FROM_FACT = re.compile(r"\bFROM\s+(" + "|".join(ARCHIVED_TABLES) + r")\b(?!_all)")
 
 
@@ -80,16 +88,46 @@ def _table_types(conn, table: str) -> list[tuple[str, str]]:
 
 
 def _union_sql(conn, table: str, paths: list[str], live_table: str | None = None) -> str:
-    """SELECT of the live rows of `table` (read from `live_table` if given) and of its archived files."""
+    """SELECT of the live rows of `table` (read from `live_table` if given) and of its archived files.
+
+    The live row wins: an archived row whose id is back in the live table (a named run sent again) or whose
+    run was replaced after its file was archived (`archive_superseded_runs`) is left out, so nothing is
+    counted twice; rows the same run gets later, and archives of them, stay visible."""
     columns = _table_types(conn, table)
-    live = f"SELECT {', '.join(c for c, _ in columns)} FROM {live_table or table}"
+    live_table = live_table or table
+    live = f"SELECT {', '.join(c for c, _ in columns)} FROM {live_table}"
     if not paths:
         return live
-    source = f"read_parquet([{', '.join(_literal(p) for p in paths)}], union_by_name = true)"
-    archived_columns = {r[0] for r in conn.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
-    select = ", ".join(f"CAST({c} AS {t}) AS {c}" if c in archived_columns else f"CAST(NULL AS {t}) AS {c}"
+    files = f"[{', '.join(_literal(p) for p in paths)}]"
+    archived_columns = {r[0] for r in conn.execute(
+        f"DESCRIBE SELECT * FROM read_parquet({files}, union_by_name = true)").fetchall()}
+    source = f"read_parquet({files}, union_by_name = true, filename = true)"
+    select = ", ".join(f"CAST(a.{c} AS {t}) AS {c}" if c in archived_columns else f"CAST(NULL AS {t}) AS {c}"
                        for c, t in columns)
-    return f"{live} UNION ALL SELECT {select} FROM {source}"
+    id_col = ID_COLUMNS[table]
+    replaced = f"EXISTS (SELECT 1 FROM {live_table} l WHERE l.{id_col} = a.{id_col})"
+    if _has_table(conn, "archive_superseded_runs"):  # replaced after this file was archived, not before
+        replaced += (" OR EXISTS (SELECT 1 FROM archive_superseded_runs s, archived_partitions p WHERE "
+                     "p.path = a.filename AND s.run_id = a.run_id AND s.superseded_at >= p.archived_at)")
+    return f"{live} UNION ALL SELECT {select} FROM {source} AS a WHERE NOT ({replaced})"
+
+
+def _has_table(conn, table: str) -> bool:
+    return bool(conn.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() "
+        "AND table_schema = 'main' AND table_name = ?", [table]).fetchone()[0])
+
+
+def supersede_runs(conn, run_ids) -> None:
+    """Leave the archived rows of these runs out of the `_all` views: the ingest replaced the runs' rows.
+    Call inside the writer's transaction; does nothing for a database without an archive."""
+    run_ids = [r for r in run_ids if r is not None]
+    if not run_ids or not has_archive(conn):
+        return
+    if not _has_table(conn, "archive_superseded_runs"):  # an archive made before this table existed
+        ensure_archive_views(conn)  # makes it, and views that name it
+    conn.executemany("INSERT INTO archive_superseded_runs (run_id) SELECT ? WHERE NOT EXISTS "
+                     "(SELECT 1 FROM archive_superseded_runs WHERE run_id = ?)", [[r, r] for r in run_ids])
 
 
 def _all_view_sql(conn, table: str, paths: list[str]) -> str:
@@ -103,6 +141,7 @@ def ensure_archive_views(conn) -> list[str]:
     """
     if not has_archive(conn):
         return []
+    conn.execute(CREATE_SUPERSEDED_RUNS)  # before the views, which name it
     created = []
     for table in ARCHIVED_TABLES:
         paths = [r[0] for r in conn.execute(
