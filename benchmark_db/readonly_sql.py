@@ -4,7 +4,8 @@ It owns three layers, each enough on its own for most attacks and together for a
 
 1. DuckDB's own parser (`duckdb.extract_statements`, `duckdb.tokenize`, `json_serialize_sql`): exactly one
    statement, of type SELECT, whose first keyword is SELECT/WITH/FROM/VALUES/TABLE/DESCRIBE/SHOW/SUMMARIZE
-   or `(`, whose table functions are on an allow list and whose table names are not file paths. PRAGMA
+   or `(`, whose table functions are on an allow list, which calls no function that shows the server's
+   configuration (`current_setting`, ...) and whose table names are not file paths. PRAGMA
    (which DuckDB rewrites into SELECTs), SET, ATTACH, COPY, INSTALL/LOAD, CALL, EXPLAIN and every write are
    refused before anything runs.
 2. The connection: the file is opened read-only with `enable_external_access = false` (no file, network or
@@ -118,6 +119,11 @@ ALLOWED_TABLE_FUNCTIONS = frozenset({
     "duckdb_indexes", "duckdb_functions", "duckdb_keywords", "duckdb_sequences", "pragma_table_info",
     "pragma_show", "pragma_version", "pragma_storage_info", "pragma_metadata_info", "pragma_platform",
 })
+# Scalar functions and system views a query may not use: they show the server's configuration, which holds
+# file paths (current_setting('temp_directory') is the database path plus ".tmp"), as duckdb_databases and
+# duckdb_settings() do.
+REFUSED_FUNCTIONS = frozenset({"current_setting", "getvariable"})
+REFUSED_VIEWS = frozenset({"pg_settings"})
 _parser_lock = threading.Lock()
 _parser_conn = None
 
@@ -127,6 +133,8 @@ def _table_sources(node, found: list) -> None:
         kind = node.get("type")
         if kind == "TABLE_FUNCTION":
             found.append(("function", str((node.get("function") or {}).get("function_name", "")).lower()))
+        elif node.get("class") == "FUNCTION":  # a scalar or aggregate call (a table function's own too)
+            found.append(("scalar", str(node.get("function_name", "")).lower()))
         elif kind == "BASE_TABLE":
             found.append(("table", str(node.get("table_name", ""))))
         for value in node.values():
@@ -151,6 +159,12 @@ def _check_sources(statement: str) -> None:
     found: list = []
     _table_sources(tree, found)
     for kind, name in found:
+        if kind == "scalar" and name in REFUSED_FUNCTIONS:
+            raise QueryRefused(f"the function {name}() is not allowed here: it shows the server's configuration",
+                               "query the database's tables and views")
+        if kind == "table" and name.lower() in REFUSED_VIEWS:
+            raise QueryRefused(f"the system view {name} is not available here: it shows the server's "
+                               "configuration", "query the database's tables and views")
         if kind == "function" and name not in ALLOWED_TABLE_FUNCTIONS:
             raise QueryRefused(f"the table function {name}() is not allowed here",
                                "query the database's tables and views; files cannot be read through /query")
@@ -235,8 +249,7 @@ def execute_readonly(conn, sql: str, params=None, *, max_rows: int = DEFAULT_MAX
         except duckdb.Error:
             raise
         except Exception:  # noqa: BLE001 - a value Python cannot hold (a date past year 9999): as text instead
-            as_text = f"SELECT COLUMNS(*)::VARCHAR FROM (\n{wrapped}\n) AS readonly_text"
-            fetched = _fetch(conn, as_text, params, as_dataframe)
+            fetched = _fetch_with_text_columns(conn, wrapped, params, as_dataframe)
         if as_dataframe:
             frame = fetched
             rows_count = len(frame)
@@ -276,6 +289,45 @@ def _fetch(conn, sql: str, params, as_dataframe: bool):
     table = result.to_arrow_table()  # Arrow converts every type (time zones included) without pytz
     data = [column.to_pylist() for column in table.columns]
     return columns, types, list(zip(*data)) if data else []
+
+
+def _unconvertible_columns(conn, sql: str, params) -> tuple[list[str], set[int]]:
+    """The column names of `sql` and the positions of the columns whose values Python cannot hold."""
+    result = conn.execute(sql, params) if params is not None else conn.execute(sql)
+    names = [d[0] for d in result.description]
+    try:
+        table = result.to_arrow_table()
+    except duckdb.Error:
+        raise
+    except Exception:  # noqa: BLE001 - not even Arrow holds it: every column as text
+        return names, set(range(len(names)))
+    bad = set()
+    for position, column in enumerate(table.columns):
+        try:
+            column.to_pylist()
+        except Exception:  # noqa: BLE001 - this column's values go as text
+            bad.add(position)
+    return names, bad
+
+
+def _fetch_with_text_columns(conn, sql: str, params, as_dataframe: bool):
+    """_fetch of `sql` with only the columns Python cannot hold cast to VARCHAR (their type then reads
+    VARCHAR); every column as text if that is still not enough."""
+    names, bad = _unconvertible_columns(conn, sql, params)
+    if bad and len(bad) < len(names):
+        select = ", ".join(f"CAST(#{i + 1} AS VARCHAR) AS {_quoted(name)}" if i in bad else
+                           f"#{i + 1} AS {_quoted(name)}" for i, name in enumerate(names))
+        try:
+            return _fetch(conn, f"SELECT {select} FROM (\n{sql}\n) AS readonly_text", params, as_dataframe)
+        except duckdb.Error:
+            raise
+        except Exception:  # noqa: BLE001 - another conversion fails (a DataFrame's): every column as text
+            pass
+    return _fetch(conn, f"SELECT COLUMNS(*)::VARCHAR FROM (\n{sql}\n) AS readonly_text", params, as_dataframe)
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 @contextlib.contextmanager
