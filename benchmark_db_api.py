@@ -236,6 +236,16 @@ def _float(name: str, value) -> float | None:
     return number
 
 
+def _measurement(name: str, value) -> float | None:
+    """_float of a duration or measured amount (latency, throughput, memory, time, score), which cannot be
+    negative: benchmark_db.validation and the integrity check report a stored negative one as impossible."""
+    number = _float(name, value)
+    if number is not None and number < 0:
+        raise DataConversionError(f"{name} must not be negative, not {value!r}",
+                                  f"{name} is a duration or measured amount; leave it out if unknown")
+    return number
+
+
 def _int(name: str, value, low: int = 0, high: int = 2**31 - 1) -> int | None:
     if value is None:
         return None
@@ -350,7 +360,7 @@ def _samples(value) -> list[float] | None:
         return None
     if isinstance(value, str | bytes | dict) or not hasattr(value, "__iter__"):
         raise DataConversionError("latency_samples must be a list of numbers (ms)", "pass a list of floats")
-    samples = [_float("latency_samples", v) for v in value]
+    samples = [_measurement("latency_samples", v) for v in value]
     if any(v is None for v in samples):
         raise DataConversionError("latency_samples must not contain nulls", "drop missing samples")
     return samples
@@ -445,10 +455,12 @@ def _by_distinct(name: str, values: list, convert) -> tuple[list | None, tuple |
     return list(map(converted.__getitem__, values)), None
 
 
-def _float_column(name: str, values: list):
-    if set(map(type, values)) <= _FLOAT_KINDS and all(map(math.isfinite, filter(None, values))):
-        return values, None
-    return _by_value(name, values, _float)
+def _measurement_column(name: str, values: list):
+    if set(map(type, values)) <= _FLOAT_KINDS:
+        given = list(filter(None, values))  # leaves out None (and 0.0, which is allowed)
+        if all(map(math.isfinite, given)) and (not given or min(given) >= 0):
+            return values, None
+    return _by_value(name, values, _measurement)
 
 
 def _int_column(name: str, values: list):
@@ -558,6 +570,10 @@ class RecordBuilder:
             "environment": _json_object("environment", values.get("environment")),
             "metadata": _json_object("run_metadata", values.get("run_metadata")),
         }
+        if started_at is not None and extra["completed_at"] is not None and extra["completed_at"] < started_at:
+            # a negative run time, which the integrity check reports as impossible
+            raise DataConversionError(f"completed_at {extra['completed_at'].isoformat()} is before started_at "
+                                      f"{started_at.isoformat()}", "check the run's times (UTC)")
         described = run_name is not None or started_at is not None or any(v is not None for v in extra.values())
         if run_id is not None:
             if not described:
@@ -607,7 +623,7 @@ class RecordBuilder:
         hardware = self.hardware(values)
         run_id, explicit, records = self.run_for(values, "performance", "test_name")
         get = values.get
-        columns = {column: _float(name, get(name)) for name, column in _PERF_FLOATS.items()}
+        columns = {column: _measurement(name, get(name)) for name, column in _PERF_FLOATS.items()}
         samples = _samples(get("latency_samples"))
         if samples:
             for name, value in _sample_statistics(samples).items():
@@ -660,7 +676,7 @@ class RecordBuilder:
         model_ids, hardware_ids, model_names, hardware_types, records = self._dimension_columns(
             results, described, failures)
         # in the order performance() checks them, so that the same error comes first
-        floats = {_PERF_FLOATS[name]: column(name, _float_column) for name in _PERF_FLOATS}
+        floats = {_PERF_FLOATS[name]: column(name, _measurement_column) for name in _PERF_FLOATS}
         ints = {name: column(name, _int_column, 1 if name == "batch_size" else None) for name in _PERF_INTS}
         test_cases = column("test_case", _text_column)
         precisions = column("precision", _text_column)
@@ -711,7 +727,7 @@ class RecordBuilder:
         hardware = self.hardware(values)
         model = self.model(values, required=False)
         run_id, explicit, records = self.run_for(values, "compatibility", "test_name")
-        score = _float("compatibility_score", values.get("compatibility_score"))
+        score = _measurement("compatibility_score", values.get("compatibility_score"))
         result = HardwareCompatibility(
             hardware_id=hardware.hardware_id, model_id=model.model_id if model else None, run_id=run_id,
             is_compatible=_bool("is_compatible", values.get("is_compatible")),
@@ -738,7 +754,7 @@ class RecordBuilder:
             status=_text("status", values.get("status"), required=True), run_id=run_id,
             test_module=_text("test_module", values.get("test_module")),
             test_class=_text("test_class", values.get("test_class")),
-            execution_time_seconds=_float("execution_time_seconds", values.get("execution_time_seconds")),
+            execution_time_seconds=_measurement("execution_time_seconds", values.get("execution_time_seconds")),
             hardware_id=hardware.hardware_id if hardware else None, model_id=model.model_id if model else None,
             error_message=_text("error_message", values.get("error_message")),
             error_traceback=_text("error_traceback", values.get("error_traceback")),
@@ -820,6 +836,12 @@ def _page(limit, offset) -> tuple[int, int]:
     return limit, offset
 
 
+def _limit_sql(limit: int, offset: int, peek: bool) -> str:
+    """The LIMIT/OFFSET of a page. `peek` fetches one row more than `limit` (when it is not 0): the REST
+    server tells from it whether another page follows, without a second (count) query."""
+    return f"LIMIT {limit + 1 if peek and limit else limit} OFFSET {offset}"
+
+
 class _Where:
     def __init__(self):
         self.clauses: list[str] = []
@@ -837,9 +859,10 @@ class _Where:
 def performance_query(*, model_name=None, hardware_type=None, device_name=None, batch_size=None,
                       precision=None, test_case=None, run_id=None, model_family=None, is_simulated=None,
                       since=None, until=None, include_samples=False, limit=None, offset=None,
-                      stored_names: bool = True):
+                      stored_names: bool = True, peek: bool = False):
     """(sql, params) of the performance results matching the filters, newest first. `stored_names` adds the
-    schema's column names (throughput_items_per_second, ...) beside the API's (throughput, ...)."""
+    schema's column names (throughput_items_per_second, ...) beside the API's (throughput, ...); `peek`: see
+    _limit_sql."""
     limit, offset = _page(limit, offset)
     where = _Where()
     where.add("pr.model_name = ?", _text("model_name", model_name))
@@ -859,12 +882,13 @@ def performance_query(*, model_name=None, hardware_type=None, device_name=None, 
            "LEFT JOIN models m ON m.model_id = pr.model_id "
            "LEFT JOIN hardware_platforms hp ON hp.hardware_id = pr.hardware_id "
            "LEFT JOIN test_runs tr ON tr.run_id = pr.run_id"
-           f"{where.sql()} ORDER BY pr.created_at DESC NULLS LAST, pr.result_id LIMIT {limit} OFFSET {offset}")
+           f"{where.sql()} ORDER BY pr.created_at DESC NULLS LAST, pr.result_id {_limit_sql(limit, offset, peek)}")
     return sql, where.params
 
 
 def compatibility_query(*, model_name=None, hardware_type=None, device_name=None, is_compatible=None,
-                        run_id=None, is_simulated=None, since=None, until=None, limit=None, offset=None):
+                        run_id=None, is_simulated=None, since=None, until=None, limit=None, offset=None,
+                        peek: bool = False):
     limit, offset = _page(limit, offset)
     where = _Where()
     where.add("m.model_name = ?", _text("model_name", model_name))
@@ -882,12 +906,12 @@ def compatibility_query(*, model_name=None, hardware_type=None, device_name=None
            "LEFT JOIN models m ON m.model_id = hc.model_id "
            "LEFT JOIN hardware_platforms hp ON hp.hardware_id = hc.hardware_id"
            f"{where.sql()} ORDER BY hc.created_at DESC NULLS LAST, hc.compatibility_id "
-           f"LIMIT {limit} OFFSET {offset}")
+           f"{_limit_sql(limit, offset, peek)}")
     return sql, where.params
 
 
 def integration_query(*, test_name=None, test_module=None, status=None, hardware_type=None, model_name=None,
-                      run_id=None, since=None, until=None, limit=None, offset=None):
+                      run_id=None, since=None, until=None, limit=None, offset=None, peek: bool = False):
     limit, offset = _page(limit, offset)
     where = _Where()
     where.add("it.test_name = ?", _text("test_name", test_name))
@@ -904,11 +928,11 @@ def integration_query(*, test_name=None, test_module=None, status=None, hardware
            "LEFT JOIN models m ON m.model_id = it.model_id "
            "LEFT JOIN hardware_platforms hp ON hp.hardware_id = it.hardware_id"
            f"{where.sql()} ORDER BY it.created_at DESC NULLS LAST, it.test_result_id "
-           f"LIMIT {limit} OFFSET {offset}")
+           f"{_limit_sql(limit, offset, peek)}")
     return sql, where.params
 
 
-def hardware_query(*, hardware_type=None, device_name=None, limit=None, offset=None):
+def hardware_query(*, hardware_type=None, device_name=None, limit=None, offset=None, peek: bool = False):
     limit, offset = _page(limit, offset)
     where = _Where()
     where.add("hp.hardware_type = ?", normalize_hardware_type(_text("hardware_type", hardware_type)))
@@ -917,11 +941,12 @@ def hardware_query(*, hardware_type=None, device_name=None, limit=None, offset=N
            "hp.driver_version, hp.memory_gb, hp.compute_units, hp.created_at, "
            "(SELECT count(*) FROM performance_results pr WHERE pr.hardware_id = hp.hardware_id) AS performance_results "
            f"FROM hardware_platforms hp{where.sql()} ORDER BY hp.hardware_type, hp.device_name NULLS FIRST, "
-           f"hp.hardware_id LIMIT {limit} OFFSET {offset}")
+           f"hp.hardware_id {_limit_sql(limit, offset, peek)}")
     return sql, where.params
 
 
-def model_query(*, model_name=None, model_family=None, modality=None, limit=None, offset=None):
+def model_query(*, model_name=None, model_family=None, modality=None, limit=None, offset=None,
+                peek: bool = False):
     limit, offset = _page(limit, offset)
     where = _Where()
     where.add("m.model_name = ?", _text("model_name", model_name))
@@ -930,8 +955,30 @@ def model_query(*, model_name=None, model_family=None, modality=None, limit=None
     sql = ("SELECT m.model_id, m.model_name, m.model_family, m.modality, m.parameters_million, m.source, "
            "m.version, m.created_at, "
            "(SELECT count(*) FROM performance_results pr WHERE pr.model_id = m.model_id) AS performance_results "
-           f"FROM models m{where.sql()} ORDER BY m.model_name, m.model_id LIMIT {limit} OFFSET {offset}")
+           f"FROM models m{where.sql()} ORDER BY m.model_name, m.model_id "
+           f"{_limit_sql(limit, offset, peek)}")
     return sql, where.params
+
+
+# keyword arguments of the query functions that are not filters (the REST server's)
+_NOT_FILTERS = frozenset({"stored_names", "peek"})
+
+
+@functools.cache
+def _filter_names(query) -> tuple[str, ...]:
+    import inspect
+
+    return tuple(name for name in inspect.signature(query).parameters if name not in _NOT_FILTERS)
+
+
+def _filtered(method: str, query, filters: dict) -> tuple[str, list]:
+    """query(**filters), or DB000 naming the filters `method` does not know and the ones it does."""
+    known = _filter_names(query)
+    unknown = [name for name in filters if name not in known]
+    if unknown:
+        raise UsageError(f"{method}() has no filter {', '.join(map(repr, unknown))}",
+                         f"valid filters: {', '.join(known)}")
+    return query(**filters)
 
 
 # -- the API --------------------------------------------------------------------------------------------
@@ -1165,20 +1212,24 @@ class BenchmarkDBAPI:
         """Performance results as a DataFrame, newest first. Filters: device_name, batch_size, precision,
         test_case, run_id, model_family, is_simulated, since, until, include_samples, limit (default 1000,
         at most 10000), offset."""
-        return self._frame(*performance_query(model_name=model_name, hardware_type=hardware_type, **filters))
+        return self._frame(*_filtered("get_performance_metrics", performance_query,
+                                      dict(filters, model_name=model_name, hardware_type=hardware_type)))
 
     def get_compatibility_results(self, model_name: str | None = None, hardware_type: str | None = None,
                                   **filters: Any):
-        return self._frame(*compatibility_query(model_name=model_name, hardware_type=hardware_type, **filters))
+        return self._frame(*_filtered("get_compatibility_results", compatibility_query,
+                                      dict(filters, model_name=model_name, hardware_type=hardware_type)))
 
     def get_integration_results(self, test_name: str | None = None, status: str | None = None, **filters: Any):
-        return self._frame(*integration_query(test_name=test_name, status=status, **filters))
+        return self._frame(*_filtered("get_integration_results", integration_query,
+                                      dict(filters, test_name=test_name, status=status)))
 
     def get_hardware_list(self, hardware_type: str | None = None, **filters: Any):
-        return self._frame(*hardware_query(hardware_type=hardware_type, **filters))
+        return self._frame(*_filtered("get_hardware_list", hardware_query,
+                                      dict(filters, hardware_type=hardware_type)))
 
     def get_model_list(self, model_family: str | None = None, **filters: Any):
-        return self._frame(*model_query(model_family=model_family, **filters))
+        return self._frame(*_filtered("get_model_list", model_query, dict(filters, model_family=model_family)))
 
     def query(self, sql: str, params=None, *, max_rows: int | None = None, timeout_s: float | None = None):
         """Run one read-only SELECT (parameters bound) and return a DataFrame. See benchmark_db.readonly_sql."""
@@ -1310,8 +1361,12 @@ def main(argv: list[str] | None = None) -> int:
     from benchmark_db.cli import run_cli
 
     def run(args) -> int:
-        if not args.serve:
+        if not args.serve:  # a reader: a missing database is DB001, as for the other readers
             api = BenchmarkDBAPI(args.db, lock_timeout=args.lock_timeout)
+            if not api.db.exists():
+                raise DBConnectionError(f"database {api.db_path} does not exist",
+                                        f"create it with: python scripts/create_benchmark_schema.py --output "
+                                        f"{api.db_path} (or start the server with --serve, which creates it)")
             import json
 
             print(json.dumps(api.health(), indent=2))

@@ -134,10 +134,13 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=500), AfterVali
 Count = Annotated[int, NotBool, Field(ge=0, le=INT32)]
 RunId = Annotated[int, NotBool, Field(ge=1, le=INT63)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(_json_object)]
-Number = Annotated[float, NotBool, Field(allow_inf_nan=False)]
+# a duration or measured amount (latency, throughput, memory, time, score): never negative, as the Python
+# API (benchmark_db_api._measurement), benchmark_db.validation and the integrity check have it
+Measure = Annotated[float, NotBool, Field(ge=0, allow_inf_nan=False)]
 # strict: a sample must be a JSON number (true/false and "8" are refused) and is checked without a Python call
 # per value, which NotBool would cost on batches of a million samples
-Samples = Annotated[list[Annotated[float, Strict(), Field(allow_inf_nan=False)]], Field(max_length=1_000_000)]
+Samples = Annotated[list[Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]],
+                    Field(max_length=1_000_000)]
 
 
 class _Body(BaseModel):
@@ -163,17 +166,17 @@ class PerformanceIn(RunFields):
     device_name: Text | None = None
     batch_size: Count | None = 1
     precision: Text | None = None
-    throughput: Number | None = Field(None, description="items per second")
-    latency_avg: Number | None = Field(None, description="mean latency, ms")
-    memory_peak: Number | None = Field(None, description="peak memory, MB")
+    throughput: Measure | None = Field(None, description="items per second")
+    latency_avg: Measure | None = Field(None, description="mean latency, ms")
+    memory_peak: Measure | None = Field(None, description="peak memory, MB")
     test_case: Text | None = None
     sequence_length: Count | None = None
-    latency_p50: Number | None = None
-    latency_p90: Number | None = None
-    latency_p95: Number | None = None
-    latency_p99: Number | None = None
-    latency_stddev: Number | None = None
-    total_time_seconds: Number | None = None
+    latency_p50: Measure | None = None
+    latency_p90: Measure | None = None
+    latency_p95: Measure | None = None
+    latency_p99: Measure | None = None
+    latency_stddev: Measure | None = None
+    total_time_seconds: Measure | None = None
     iterations: Count | None = None
     warmup_iterations: Count | None = None
     latency_samples: Samples | None = Field(None, description="raw latency samples, ms")
@@ -195,7 +198,7 @@ class CompatibilityIn(RunFields):
     error_type: Text | None = None
     suggested_fix: LongText | None = None
     workaround_available: bool | None = None
-    compatibility_score: Number | None = None
+    compatibility_score: Measure | None = None
     is_simulated: bool = False
     metadata: JsonObject | None = None
     model_family: Text | None = None
@@ -208,7 +211,7 @@ class IntegrationIn(RunFields):
     status: Name = Field(..., description="passed, failed, skipped, error, ...")
     test_module: Text | None = None
     test_class: Text | None = None
-    execution_time_seconds: Number | None = None
+    execution_time_seconds: Measure | None = None
     hardware_type: Name | None = None
     device_name: Text | None = None
     model_name: Name | None = None
@@ -444,6 +447,8 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, decimal.Decimal):
+        if value.is_finite() and value.as_tuple().exponent >= 0:  # HUGEINT, DECIMAL(p, 0): exact, any size
+            return int(value)
         return json_safe(float(value))
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
@@ -790,10 +795,13 @@ def create_app(settings: ServerSettings | None = None, api: BenchmarkDBAPI | Non
     write_deps = [Depends(require_token)]
 
     def page(api: BenchmarkDBAPI, sql_params, limit: int, offset: int) -> Response:
+        """One page of a list endpoint. Its query was built with peek=True: a row beyond `limit` says that
+        another page follows, so a last page that is exactly full has next_offset null."""
         columns, rows = api.rows(*sql_params)
-        items = _records(columns, rows)
+        more = len(rows) > limit
+        items = _records(columns, rows[:limit] if more else rows)
         return _json_response({"items": items, "limit": limit, "offset": offset, "count": len(items),
-                               "next_offset": offset + len(items) if limit and len(items) == limit else None})
+                               "next_offset": offset + limit if more else None})
 
     async def store(writer: WriteQueue, builder, body: BaseModel) -> Response:
         records = builder(_given(body))  # plain Python of a few fields: cheaper here than a thread hop
@@ -854,7 +862,7 @@ def create_app(settings: ServerSettings | None = None, api: BenchmarkDBAPI | Non
             model_name=model_name, hardware_type=hardware_type, device_name=device_name, batch_size=batch_size,
             precision=precision, test_case=test_case, run_id=run_id, model_family=model_family,
             is_simulated=is_simulated, since=since, until=until, include_samples=include_samples, limit=limit,
-            offset=offset, stored_names=False)
+            offset=offset, stored_names=False, peek=True)
         return page(api, sql, limit, offset)
 
     @app.post("/compatibility", status_code=201, response_model=StoredOut, tags=["compatibility"],
@@ -871,7 +879,7 @@ def create_app(settings: ServerSettings | None = None, api: BenchmarkDBAPI | Non
         sql = api_module.compatibility_query(
             model_name=model_name, hardware_type=hardware_type, device_name=device_name,
             is_compatible=is_compatible, run_id=run_id, is_simulated=is_simulated, since=since, until=until,
-            limit=limit, offset=offset)
+            limit=limit, offset=offset, peek=True)
         return page(api, sql, limit, offset)
 
     @app.post("/integration", status_code=201, response_model=StoredOut, tags=["integration"],
@@ -886,21 +894,22 @@ def create_app(settings: ServerSettings | None = None, api: BenchmarkDBAPI | Non
                         until: Until = None, limit: Limit = 100, offset: Offset = 0):
         sql = api_module.integration_query(
             test_name=test_name, test_module=test_module, status=status, hardware_type=hardware_type,
-            model_name=model_name, run_id=run_id, since=since, until=until, limit=limit, offset=offset)
+            model_name=model_name, run_id=run_id, since=since, until=until, limit=limit, offset=offset,
+            peek=True)
         return page(api, sql, limit, offset)
 
     @app.get("/hardware", response_model=HardwarePage, tags=["dimensions"], responses=_ERRORS)
     def get_hardware(api: API, hardware_type: QText = None, device_name: QText = None, limit: Limit = 100,
                      offset: Offset = 0):
         sql = api_module.hardware_query(hardware_type=hardware_type, device_name=device_name, limit=limit,
-                                        offset=offset)
+                                        offset=offset, peek=True)
         return page(api, sql, limit, offset)
 
     @app.get("/models", response_model=ModelPage, tags=["dimensions"], responses=_ERRORS)
     def get_models(api: API, model_name: QText = None, model_family: QText = None, modality: QText = None,
                    limit: Limit = 100, offset: Offset = 0):
         sql = api_module.model_query(model_name=model_name, model_family=model_family, modality=modality,
-                                     limit=limit, offset=offset)
+                                     limit=limit, offset=offset, peek=True)
         return page(api, sql, limit, offset)
 
     @app.post("/query", response_model=QueryOut, tags=["query"], responses=_QUERY_ERRORS)

@@ -135,12 +135,41 @@ def test_samples_fill_statistics_and_everything_is_kept(api):
     ({"metrics": [1, 2]}, "metrics"),
     ({"started_at": "yesterday"}, "started_at"),
     ({"colour": "red"}, "colour"),
+    # durations and measured amounts cannot be negative (benchmark_db.validation reports them as impossible)
+    ({"throughput": -1.0}, "throughput"),
+    ({"latency_avg": -0.5}, "latency_avg"),
+    ({"latency_p99": -2}, "latency_p99"),
+    ({"latency_stddev": -0.1}, "latency_stddev"),
+    ({"memory_peak": -1}, "memory_peak"),
+    ({"total_time_seconds": -3.0}, "total_time_seconds"),
+    ({"latency_samples": [1.0, -2.0]}, "latency_samples"),
+    ({"test_name": "nightly", "started_at": "2025-03-01T10:00:00Z", "completed_at": "2025-03-01T09:00:00Z"},
+     "completed_at"),
 ])
 def test_bad_values_are_refused_with_the_field_named(api, db_path, kwargs, word):
     with pytest.raises(DataConversionError, match=word):
         api.store_performance_result("bert-base-uncased", "cpu", **kwargs)
     api.close()
     assert count(db_path) == 0
+
+
+def test_negative_durations_and_measurements_are_refused_for_every_kind_of_result(api, db_path):
+    with pytest.raises(DataConversionError, match="execution_time_seconds must not be negative"):
+        api.store_integration_result("test_load", "passed", execution_time_seconds=-1.5)
+    with pytest.raises(DataConversionError, match="compatibility_score must not be negative"):
+        api.store_compatibility_result("cpu", "bert", True, compatibility_score=-0.1)
+    with pytest.raises(DataConversionError, match="completed_at .* is before started_at"):
+        api.store_integration_result("test_load", "passed", run_name="ci", started_at="2025-03-01T10:00:00Z",
+                                     completed_at="2025-03-01T09:59:00Z")
+    with pytest.raises(DataConversionError, match="result 1: latency_avg must not be negative"):
+        api.store_many([{"model_name": "a", "hardware_type": "cpu", "latency_avg": 1.0},
+                        {"model_name": "a", "hardware_type": "cpu", "latency_avg": -1.0}])
+    # zero is a measurement (a tiny model's memory), not a missing one
+    api.store_integration_result("test_load", "passed", execution_time_seconds=0.0)
+    api.store_performance_result("a", "cpu", memory_peak=0.0, latency_samples=[0.0, 1.0])
+    api.close()
+    assert count(db_path) == 1 and count(db_path, "integration_test_results") == 1
+    assert count(db_path, "hardware_compatibility") == 0
 
 
 def test_store_many_is_one_transaction(api, db_path):
@@ -233,7 +262,8 @@ def test_plain_batches_are_built_as_single_stores_build_them(api, results):
 BAD_VALUES = [{"throughput": "fast"}, {"latency_p50": float("inf")}, {"batch_size": -1}, {"iterations": 2**31},
               {"precision": 3j}, {"test_case": "a\x00b"}, {"is_simulated": "maybe"}, {"metrics": [1]},
               {"created_at": "noon"}, {"model_name": " "}, {"hardware_type": None}, {"device_name": ["x"]},
-              {"batch_size": -1, "throughput": "fast", "precision": 3j}]
+              {"batch_size": -1, "throughput": "fast", "precision": 3j}, {"throughput": -1.0},
+              {"memory_peak": -0.5, "latency_avg": 2.0}, {"latency_p90": -1}]
 
 
 @pytest.mark.parametrize("bad", BAD_VALUES)
@@ -294,6 +324,23 @@ def test_other_getters(api):
     assert len(api.get_performance_metrics(limit=0)) == 0
     page = api.get_performance_metrics(limit=1, offset=1)
     assert len(page) == 0
+
+
+@pytest.mark.parametrize("method", ["get_performance_metrics", "get_compatibility_results",
+                                    "get_integration_results", "get_hardware_list", "get_model_list"])
+def test_unknown_filters_are_usage_errors_naming_the_valid_ones(api, method):
+    api.store_performance_result("bert-base-uncased", "cpu", throughput=1.0)
+    api.store_compatibility_result("cpu", "bert-base-uncased", True)
+    api.store_integration_result("test_load", "passed")
+    with pytest.raises(UsageError) as error:
+        getattr(api, method)(bogus=1)
+    message = str(error.value)
+    assert message.startswith(f"error DB000: {method}() has no filter 'bogus'")
+    assert "valid filters:" in message and "limit" in message and "offset" in message
+    for internal in ("peek", "stored_names"):  # the REST server's arguments are not filters
+        with pytest.raises(UsageError, match=internal):
+            getattr(api, method)(**{internal: True})
+    assert len(getattr(api, method)(limit=1)) == 1  # the known ones still work
 
 
 def test_query_is_read_only_and_binds_parameters(api, db_path):
@@ -363,6 +410,11 @@ def test_guard_allows_single_reads(sql):
     "PIVOT models ON model_family", "SELECT * FROM pragma_database_list", "SELECT path FROM duckdb_databases",
     "SELECT * FROM read_blob('bench.duckdb')", "SELECT * FROM 'bench.duckdb'", "SELECT * FROM query('SELECT 1')",
     "SELECT (SELECT count(*) FROM glob('*'))", 42, "SELECT 1 FROM x" + " " * 100_001,
+    # the configuration holds the database path (temp_directory is "<db>.tmp")
+    "SELECT current_setting('temp_directory')", "SELECT upper(pg_catalog.CURRENT_SETTING('temp_directory'))",
+    "SELECT * FROM range(3) WHERE current_setting('threads') > 1", "SELECT * FROM duckdb_settings()",
+    "SELECT * FROM duckdb_settings", "SELECT setting FROM pg_catalog.pg_settings", "SELECT * FROM pg_settings",
+    "SELECT getvariable('x')", "SELECT * FROM duckdb_temporary_files()",
 ])
 def test_guard_refuses_everything_else(sql):
     with pytest.raises(QueryRefused):
@@ -445,6 +497,56 @@ def test_batch_and_paging(client):
     error = assert_error(client.post("/performance/batch", json={"results": bad}), 422, "validation_error")
     assert error["details"][0]["field"] == "results.3.batch_size"
     assert client.get("/performance", params={"limit": 0}).json()["count"] == 0
+
+
+@pytest.mark.parametrize("path", ["/performance", "/compatibility", "/integration", "/hardware", "/models"])
+def test_next_offset_is_null_on_a_last_page_that_is_exactly_full(client, path):
+    hardware = ["cpu", "cuda", "rocm", "mps"]
+    for i, kind in enumerate(hardware):  # four rows in every list
+        for post, body in (("/performance", {"throughput": 1.0}), ("/compatibility", {"is_compatible": True}),
+                           ("/integration", {"test_name": f"t{i}", "status": "passed"})):
+            stored = client.post(post, json={"model_name": f"m{i}", "hardware_type": kind, **body})
+            assert stored.status_code == 201, stored.text
+    pages = {}
+    for limit, offset in ((4, 0), (2, 0), (2, 2), (3, 0), (3, 3), (5, 0), (4, 4), (0, 0)):
+        page = client.get(path, params={"limit": limit, "offset": offset}).json()
+        pages[limit, offset] = (page["count"], page["next_offset"])
+    assert pages == {(4, 0): (4, None), (2, 0): (2, 2), (2, 2): (2, None), (3, 0): (3, 3), (3, 3): (1, None),
+                     (5, 0): (4, None), (4, 4): (0, None), (0, 0): (0, None)}
+
+
+def test_python_api_pages_hold_at_most_limit_rows(api):
+    api.store_many([{"model_name": f"m{i}", "hardware_type": kind, "throughput": 1.0}
+                    for i, kind in enumerate(["cpu", "cuda", "rocm", "mps"])])
+    assert len(api.get_performance_metrics(limit=3)) == 3 and len(api.get_performance_metrics(limit=4)) == 4
+    assert len(api.get_hardware_list(limit=2)) == 2 and len(api.get_model_list(limit=2, offset=3)) == 1
+    assert len(api.get_compatibility_results(limit=0)) == 0
+
+
+def test_negative_measurements_are_refused_over_http_naming_the_field(client):
+    performance = {"model_name": "bert", "hardware_type": "cpu"}
+    for path, body, field in (
+            ("/performance", {**performance, "latency_avg": -1.0}, "latency_avg"),
+            ("/performance", {**performance, "throughput": -0.1}, "throughput"),
+            ("/performance", {**performance, "memory_peak": -1}, "memory_peak"),
+            ("/performance", {**performance, "total_time_seconds": -1}, "total_time_seconds"),
+            ("/performance", {**performance, "latency_samples": [1.0, -1.0]}, "latency_samples.1"),
+            ("/compatibility", {"hardware_type": "cpu", "compatibility_score": -1}, "compatibility_score"),
+            ("/integration", {"test_name": "t", "status": "passed", "execution_time_seconds": -2.5},
+             "execution_time_seconds"),
+            ("/performance/batch", {"results": [performance, {**performance, "latency_p95": -3}]},
+             "results.1.latency_p95")):
+        error = assert_error(client.post(path, json=body), 422, "validation_error")
+        assert field in [d["field"] for d in error["details"]], (path, error)
+        assert field in error["message"]
+    # a run that completes before it starts has a negative run time
+    run = {"run_name": "ci", "started_at": "2025-03-01T10:00:00Z", "completed_at": "2025-03-01T09:00:00Z"}
+    error = assert_error(client.post("/integration", json={"test_name": "t", "status": "passed", **run}), 422)
+    assert "completed_at" in error["message"]
+    for path in ("/performance", "/compatibility", "/integration"):
+        assert client.get(path).json()["count"] == 0
+    zero = client.post("/integration", json={"test_name": "t", "status": "passed", "execution_time_seconds": 0})
+    assert zero.status_code == 201, zero.text
 
 
 def test_writer_commits_waiting_requests_together_and_drops_cancelled_ones(db_path):
@@ -597,6 +699,27 @@ def test_query_refusals_over_http(client):
     assert far.status_code == 200 and far.json()["rows"] == [["10000-01-01"]]
 
 
+def test_query_never_shows_the_server_configuration(client, db_path):
+    for sql in ("SELECT current_setting('temp_directory') AS t", "SELECT * FROM pg_settings"):
+        response = client.post("/query", json={"sql": sql})
+        error = assert_error(response, 400, "query_refused")
+        assert "configuration" in error["message"] and db_path not in response.text
+
+
+def test_only_the_column_json_cannot_carry_changes_type(client):
+    far = client.post("/query", json={"sql": "SELECT '9999-12-31'::DATE + 1 AS d, 1 AS n, 'x' AS t, "
+                                             "DATE '2025-03-01' AS day, 2 AS n"})
+    assert far.status_code == 200, far.text
+    assert far.json()["columns"] == ["d", "n", "t", "day", "n_1"]
+    assert far.json()["types"] == ["VARCHAR", "INTEGER", "VARCHAR", "DATE", "INTEGER"]
+    assert far.json()["rows"] == [["10000-01-01", 1, "x", "2025-03-01", 2]]
+    big = client.post("/query", json={"sql": "SELECT 170141183460469231731687303715884105727::HUGEINT AS big, "
+                                             "'x' AS t, 3::UHUGEINT AS u"})
+    assert big.status_code == 200, big.text
+    assert big.json()["types"] == ["HUGEINT", "VARCHAR", "UHUGEINT"]
+    assert big.json()["rows"] == [[2**127 - 1, "x", 3]]  # exact, not a float
+
+
 def test_writes_need_the_token_when_set(db_path):
     from fastapi.testclient import TestClient
 
@@ -675,6 +798,15 @@ def test_busy_port_is_a_usage_error_before_the_database_is_touched(tmp_path, cap
 def test_cli_without_serve_prints_health(db_path, capsys):
     assert main(["--db", db_path]) == 0
     assert '"schema_version"' in capsys.readouterr().out
+
+
+def test_cli_without_serve_is_a_reader_and_refuses_a_missing_database(tmp_path, capsys):
+    missing = tmp_path / "missing.duckdb"
+    assert main(["--db", str(missing)]) == 3
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"error DB001: database {missing} does not exist; create it with" in captured.err
+    assert "Traceback" not in captured.err and not missing.exists()
 
 
 def test_core_and_python_api_do_not_import_fastapi(repo_root):

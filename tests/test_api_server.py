@@ -104,6 +104,31 @@ def test_real_server_answers_the_guide_endpoints(server):
     assert status == 422 and error["error"]["code"] == "validation_error"
 
 
+def test_serve_creates_a_missing_database_where_the_reader_command_refuses_it(tmp_path):
+    """README: writers create a missing database, readers fail with DB001; --serve is a writer."""
+    missing = tmp_path / "new" / "bench.duckdb"
+    reader = subprocess.run([sys.executable, str(REPO / "benchmark_db_api.py"), "--db", str(missing)], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert reader.returncode == 3 and "error DB001: database" in reader.stderr and not missing.exists()
+    srv = Server(str(missing))
+    try:
+        assert missing.exists()
+        status, page = srv.request("GET", "/performance?limit=1")
+        assert status == 200 and page["count"] == 0 and page["next_offset"] is None
+        status, stored = srv.request("POST", "/performance/batch", {"results": [
+            {"model_name": "bert", "hardware_type": "cpu", "throughput": 1.0} for _ in range(2)]})
+        assert status == 201, stored
+        status, page = srv.request("GET", "/performance?limit=2")
+        assert page["count"] == 2 and page["next_offset"] is None  # a full last page ends the paging
+        status, error = srv.request("POST", "/query", {"sql": "SELECT current_setting('temp_directory')"})
+        assert status == 400 and str(missing) not in json.dumps(error)
+        status, error = srv.request("POST", "/integration", {"test_name": "t", "status": "passed",
+                                                             "execution_time_seconds": -1})
+        assert status == 422 and error["error"]["details"][0]["field"] == "execution_time_seconds"
+    finally:
+        srv.stop()
+
+
 @pytest.mark.slow
 def test_sixteen_clients_writing_at_once_lose_nothing(server):
     errors: list = []
