@@ -177,7 +177,7 @@ def run(args) -> int:
         else:
             df = reports.compatibility_matrix(conn, filters)
             if df.empty and filters.has_any():
-                raise reports.no_data_error(conn, filters, "compatibility results")
+                raise reports.no_data_error(conn, filters, "compatibility results", source="compatibility")
             text = _render_frame(df, fmt, "Model / hardware compatibility")
     finally:
         conn.close()

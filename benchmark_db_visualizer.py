@@ -114,7 +114,7 @@ def compatibility_chart(conn, path, filters, *, title: str | None = None) -> Pat
     charts.image_format(path)
     table = reports.compatibility_table(conn, filters)
     if table.empty:
-        raise reports.no_data_error(conn, filters, "compatibility results")
+        raise reports.no_data_error(conn, filters, "compatibility results", source="compatibility")
     return charts.save_figure(charts.compatibility_figure(table, title), path)
 
 

@@ -712,12 +712,51 @@ def trend_change_points(trend, metric: str | None = "throughput"):
 
 
 # --------------------------------------------------------------------------------------- no data (DB004)
+NO_DATA_SOURCES = ("performance", "compatibility", "integration", "any")
+
+# what the database holds when a source has nothing at all, and how to add some
+_EMPTY_SOURCE = {
+    "performance": "performance results: add some with benchmark_db_converter.py, benchmark_db_updater.py "
+                   "or the runners",
+    "compatibility": "compatibility checks or performance results: add some with benchmark_db_updater.py "
+                     "or the runners",
+    "integration": "integration test results: add some with benchmark_db_updater.py or the API "
+                   "(POST /integration)",
+    "any": "performance, compatibility or integration results: add some with benchmark_db_converter.py, "
+           "benchmark_db_updater.py or the runners",
+}
+
+
+def _source_frames(conn, source: str, flt: ReportFilters) -> list:
+    """The rows of the non-performance tables a report of `source` shows (performance is read by SQL)."""
+    frames = []
+    if source in ("compatibility", "any"):
+        frames.append(compatibility_table(conn, flt).rename(columns={"checked_at": "at"}))
+    if source in ("integration", "any"):
+        frames.append(integration_table(conn, flt).rename(columns={"last_run_at": "at"}))
+    return frames
+
+
+def _sort_key(text: str):
+    try:
+        return (0, float(text), text)
+    except ValueError:
+        return (1, 0.0, text)
+
+
 def no_data_error(conn, filters: ReportFilters, what: str = "performance results",
-                  metric: str | None = None) -> QueryError:
+                  metric: str | None = None, source: str = "performance") -> QueryError:
     """DB004 naming the filters that matched nothing and what the database does hold.
+
+    `source` says which tables the report reads, so that "what exists" is listed from them: `performance`
+    (performance results), `compatibility` (compatibility checks and measured pairs), `integration`
+    (integration test results) or `any` (all three, for the summary). A filter a source has no column for
+    (the batch size of a compatibility check) lists the values of the performance results.
 
     With `metric`, results that match the filters but have no value of that metric are named as such
     (with the metrics they do have), rather than reported as no results at all."""
+    if source not in NO_DATA_SOURCES:
+        raise ValueError(f"unknown source {source!r}")
     if metric is not None:
         m = get_metric(metric)
         base, params = _filtered_base(filters)
@@ -729,50 +768,71 @@ def no_data_error(conn, filters: ReportFilters, what: str = "performance results
                     else "these results carry no throughput, latency or memory figure")
             return QueryError(f"no {m.label.lower()} values among the {row[0]} performance "
                               f"result{'s' if row[0] != 1 else ''} matching {filters.describe()}", hint)
-    def values(column: str, flt: ReportFilters, limit: int = 12) -> list[str]:
+    reads_performance = source in ("performance", "any")
+
+    def performance_values(column: str, flt: ReportFilters) -> set[str]:
         base, params = _filtered_base(flt)
-        rows = conn.execute(f"SELECT DISTINCT {column} FROM ({base}) b WHERE {column} IS NOT NULL "
-                            f"ORDER BY 1 LIMIT {limit + 1}", params).fetchall()
-        out = [str(r[0]) for r in rows]
+        rows = conn.execute(f"SELECT DISTINCT {column} FROM ({base}) b WHERE {column} IS NOT NULL", params).fetchall()
+        return {str(r[0]) for r in rows}
+
+    def values(column: str, flt: ReportFilters, limit: int = 12) -> list[str]:
+        found = performance_values(column, flt) if reads_performance else set()
+        for frame in _source_frames(conn, source, flt):
+            if column in frame.columns:
+                found |= {str(v) for v in frame[column].tolist() if not is_missing(v)}
+            elif not reads_performance:
+                found |= performance_values(column, flt)
+        out = sorted(found, key=_sort_key)
         return out[:limit] + (["..."] if len(out) > limit else [])
+
+    def count(flt: ReportFilters) -> int:
+        n = 0
+        if reads_performance:
+            base, params = _filtered_base(flt)
+            n += conn.execute(f"SELECT count(*) FROM ({base}) b", params).fetchone()[0]
+        return n + sum(len(frame) for frame in _source_frames(conn, source, flt))
+
+    def span(flt: ReportFilters) -> tuple:
+        times = []
+        if reads_performance or source == "compatibility":  # measured pairs have no check time
+            base, params = _filtered_base(flt)
+            times.extend(t for t in conn.execute(f"SELECT min(created_at), max(created_at) FROM ({base}) b",
+                                                 params).fetchone() if t is not None)
+        for frame in _source_frames(conn, source, flt):
+            if "at" in frame.columns:
+                times.extend(t for t in frame["at"].tolist() if not is_missing(t))
+        return (min(times), max(times)) if times else (None, None)
 
     parts = []
     everything = ReportFilters(include_simulated=filters.include_simulated)
-    total = conn.execute(f"SELECT count(*) FROM ({_filtered_base(everything)[0]}) b").fetchone()[0]
-    if total == 0:
-        parts.append("the database holds no " + ("" if filters.include_simulated else "measured ")
-                     + "performance results: add some with benchmark_db_converter.py, benchmark_db_updater.py "
-                       "or the runners")
+    if count(everything) == 0:
+        measured = "" if filters.include_simulated or source == "integration" else "measured "
+        parts.append(f"the database holds no {measured}{_EMPTY_SOURCE[source]}")
     else:
-        if filters.model:
-            known = values("model", filters.without("model"))
-            parts.append(f"models matching the other filters: {', '.join(known) or 'none'}")
-        if filters.hardware:
-            known = values("hardware", filters.without("hardware"))
-            parts.append(f"hardware matching the other filters: {', '.join(known) or 'none'}")
-        if filters.batch_size:
-            known = values("batch_size", filters.without("batch_size"))
-            parts.append(f"batch sizes: {', '.join(known) or 'none'}")
-        if filters.precision:
-            known = values("precision", filters.without("precision"))
-            parts.append(f"precisions: {', '.join(known) or 'none'}")
-        if filters.model_family:
-            known = values("model_family", filters.without("model_family"))
-            parts.append(f"model families: {', '.join(known) or 'none'}")
+        for name, label in (("model", "models matching the other filters"),
+                            ("hardware", "hardware matching the other filters"),
+                            ("batch_size", "batch sizes"), ("precision", "precisions"),
+                            ("model_family", "model families")):
+            if getattr(filters, name):
+                parts.append(f"{label}: {', '.join(values(name, filters.without(name))) or 'none'}")
         if filters.since or filters.until:
-            span = conn.execute(f"SELECT min(created_at), max(created_at) FROM "
-                                f"({_filtered_base(filters.without('since', 'until'))[0]}) b",
-                                _filtered_base(filters.without('since', 'until'))[1]).fetchone()
-            parts.append(f"results of the other filters span {span[0]} to {span[1]}" if span[0] else
+            first, last = span(filters.without("since", "until"))
+            parts.append(f"results of the other filters span {first} to {last}" if first is not None else
                          "no results match the other filters at any time")
         if not parts:
             parts.append(f"models: {', '.join(values('model', everything))}")
     if not filters.include_simulated:
-        base, params = _filtered_base(filters.with_simulated())
-        simulated = conn.execute(f"SELECT count(*) FROM ({base}) b WHERE is_simulated", params).fetchone()[0]
-        if simulated:
-            parts.append(f"{simulated} simulated result{'s' if simulated != 1 else ''} match: "
-                         "pass --include-simulated to see them")
+        if reads_performance:
+            base, params = _filtered_base(filters.with_simulated())
+            simulated = conn.execute(f"SELECT count(*) FROM ({base}) b WHERE is_simulated", params).fetchone()[0]
+            if simulated:
+                parts.append(f"{simulated} simulated result{'s' if simulated != 1 else ''} match: "
+                             "pass --include-simulated to see them")
+        else:
+            simulated = count(filters.with_simulated()) - count(filters)
+            if simulated > 0:
+                parts.append(f"{simulated} row{'s' if simulated != 1 else ''} with simulated results match: "
+                             "pass --include-simulated to see them")
     if filters.has_any():
         return QueryError(f"no {what} match {filters.describe()}", "; ".join(parts))
     return QueryError(f"no {what} to show ({filters.describe()})", "; ".join(parts))
@@ -871,7 +931,7 @@ def build_report(conn, kind: str, filters: ReportFilters | None = None, metric: 
             else:
                 full = performance_table(conn, filters, metric, with_sums=True)
             if full.empty and filters.has_any() and kind != "all":
-                raise no_data_error(conn, filters)
+                raise no_data_error(conn, filters)  # before the pivot: nothing to pivot
             table = full[[c for c in full.columns if not c.startswith("_")]]
             sections.append(ReportSection(
                 "performance", "Performance by configuration", table,
@@ -904,6 +964,8 @@ def build_report(conn, kind: str, filters: ReportFilters | None = None, metric: 
                 sections.append(ReportSection("fastest", "Fastest hardware per model and batch size",
                                               best_hardware_table(conn, filters),
                                               "highest mean throughput (items/s) among the hardware measured"))
+    if filters.has_any():
+        _fail_if_nothing_matches(conn, kind, filters, sections)
     notes = [f"filters: {filters.describe()}"]
     sim_note = _simulated_note(conn, filters, simulated_count) if kind in ("performance", "hardware", "summary", "all") else None
     if sim_note:
@@ -912,6 +974,36 @@ def build_report(conn, kind: str, filters: ReportFilters | None = None, metric: 
              "compatibility": "Compatibility report", "integration": "Integration test report",
              "summary": "Benchmark summary", "all": "Benchmark report"}[kind]
     return Report(kind, title, filters, sections, notes, metric=metric)
+
+
+def _fail_if_nothing_matches(conn, kind: str, filters: ReportFilters, sections: list[ReportSection]) -> None:
+    """DB004 when the filters match nothing the report of `kind` shows, as the performance report does.
+
+    Only for filtered reports: a report without filters on an empty database stays an (empty) report.
+    """
+    frames = {s.key: s.frame for s in sections}
+
+    def empty(key: str) -> bool:
+        return key in frames and frames[key].empty
+
+    if kind == "performance":
+        if empty("performance"):
+            raise no_data_error(conn, filters)
+    elif kind == "hardware":
+        if empty("hardware"):
+            raise no_data_error(conn, filters, "hardware platforms with performance results")
+    elif kind == "compatibility":
+        if empty("compatibility"):
+            raise no_data_error(conn, filters, "compatibility results", source="compatibility")
+    elif kind == "integration":
+        if empty("integration"):
+            raise no_data_error(conn, filters, "integration test results", source="integration")
+    else:  # summary and all: nothing of performance, compatibility or integration
+        nothing = (empty("performance") and empty("compatibility") and empty("integration")) if kind == "all" \
+            else (count_matching(conn, filters) == 0 and compatibility_table(conn, filters).empty
+                  and integration_table(conn, filters).empty)
+        if nothing:
+            raise no_data_error(conn, filters, "performance, compatibility or integration results", source="any")
 
 
 # ---------------------------------------------------------------------------------------------- renderers

@@ -222,3 +222,22 @@ def test_comparison_without_the_metric_says_which_metrics_exist(tmp_path, capsys
     code, out, _ = run(capsys, "--db", db, "--model", "canine", "--compare-hardware", "--metric", "latency",
                        "--format", "json")
     assert code == 0 and len(json.loads(out)) == 2
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["--report", "hardware", "--hardware", "tpu"], "hardware matching the other filters: cpu, cuda, mps, openvino"),
+    (["--report", "compatibility", "--model", "nonexistent"], "openai/whisper-tiny"),
+    (["--report", "integration", "--model", "nonexistent"], "models matching the other filters: none"),
+    (["--report", "summary", "--model", "nonexistent"], "bert-base-uncased"),
+    (["--report", "performance", "--model", "nonexistent"], "bert-base-uncased"),
+])
+def test_filtered_report_matching_nothing_is_db004_like_performance(sample_db, capsys, argv, named):
+    code, out, err = run(capsys, "--db", sample_db, *argv, "--format", "json")
+    assert code == 2 and out == ""
+    assert err.startswith("error DB004: no ") and named in err
+
+
+def test_unfiltered_reports_on_an_empty_database_exit_0(db_path, capsys):
+    for kind in ("performance", "hardware", "compatibility", "integration", "summary"):
+        code, out, _ = run(capsys, "--db", db_path, "--report", kind, "--format", "json")
+        assert code == 0 and json.loads(out)["report"] == kind

@@ -346,3 +346,51 @@ def test_fastest_hardware_names_a_simulated_winner_as_simulated(tmp_path):
     assert measured["fastest_hardware"] == "cuda" and measured["throughput_items_per_s_mean"] == 500.0
     assert both["fastest_hardware"] == "cuda (simulated)" and both["throughput_items_per_s_mean"] == 5000.0
     assert both["hardware_compared"] == 3  # not cuda at (500 + 5000) / 2
+
+
+@pytest.mark.parametrize("kind, filters, named", [
+    ("hardware", ReportFilters.make(hardware="tpu"), "hardware matching the other filters: cpu, cuda, mps, openvino"),
+    ("hardware", ReportFilters.make(model="nonexistent"), "bert-base-uncased"),
+    ("compatibility", ReportFilters.make(model="nonexistent"), "openai/whisper-tiny"),
+    ("compatibility", ReportFilters.make(model_family="nonexistent"), "model families: bert, clip, t5"),
+    ("integration", ReportFilters.make(model="nonexistent"), "models matching the other filters: none"),
+    ("integration", ReportFilters.make(hardware="tpu"), "hardware matching the other filters: cpu, cuda, webgpu"),
+    ("summary", ReportFilters.make(model="nonexistent"), "bert-base-uncased"),
+    ("summary", ReportFilters.make(since="2030-01-01"), "span 2025-03-01 09:00:00 to 2025-03-03"),
+    ("all", ReportFilters.make(model="nonexistent"), "bert-base-uncased"),
+])
+def test_every_filtered_report_that_matches_nothing_is_db004(conn, kind, filters, named):
+    """Like the performance report: a filter that matches nothing is DB004 naming what exists, not an empty or
+    all-zero report."""
+    with pytest.raises(QueryError) as info:
+        reports.build_report(conn, kind, filters)
+    text = str(info.value)
+    assert text.startswith("error DB004: no ") and filters.describe() in text and named in text
+
+
+def test_integration_no_data_lists_what_the_tests_ran_on(conn):
+    """What exists is read from the integration tests, not from the performance results (whose hardware
+    includes mps and openvino, where the sample ran no integration test; its tests name no model)."""
+    text = str(reports.no_data_error(conn, ReportFilters.make(hardware="tpu"), "integration test results",
+                                     source="integration"))
+    assert text.endswith("hardware matching the other filters: cpu, cuda, webgpu")
+    text = str(reports.no_data_error(conn, ReportFilters.make(model="bert-base-uncased"), "integration test results",
+                                     source="integration"))
+    assert "models matching the other filters: none" in text
+
+
+@pytest.mark.parametrize("kind", ["performance", "hardware", "compatibility", "integration", "summary", "all"])
+def test_empty_database_reports_without_filters_stay_reports(db_path, kind):
+    """Without filters an empty database gives an empty report (exit 0); with one it is DB004 saying the
+    database holds nothing."""
+    with connect(db_path, read_only=True) as c:
+        report = reports.build_report(c, kind, ReportFilters())
+        assert report.sections
+        with pytest.raises(QueryError, match="the database holds no"):
+            reports.build_report(c, kind, ReportFilters.make(model="bert-base-uncased"))
+
+
+def test_filtered_reports_that_match_something_still_build(conn):
+    for kind in ("hardware", "compatibility", "integration", "summary", "all"):
+        report = reports.build_report(conn, kind, ReportFilters.make(hardware="cpu"))
+        assert not report.main.empty
