@@ -61,6 +61,9 @@ class Options:
     interactive: bool = False
     regression_threshold: float = 0.1
     prediction_features: tuple[str, ...] = tuple(DEFAULT_FEATURES.split(","))
+    # add parameters_million and modality when the data has them (the default features); an explicit
+    # --prediction-features is used exactly as given
+    add_model_attributes: bool = True
     predict: dict | None = None
     seed: int = 0
 
@@ -93,8 +96,11 @@ def load_performance(conn, *, model_family: str | None = None, hardware_type: st
         filters.append("AND lower(m.model_family) = lower(?)")
         params.append(model_family)
     if hardware_type:
+        from benchmark_db.names import normalize_hardware_type
+
+        # the name as the reports read it (gpu -> cuda), so the DB004 of no match names the same filter
         filters.append("AND lower(COALESCE(hp.hardware_type, pr.hardware_type)) = lower(?)")
-        params.append(hardware_type)
+        params.append(normalize_hardware_type(hardware_type))
     sql = _SQL.format(simulated="true" if include_simulated else "NOT pr.is_simulated", filters=" ".join(filters))
     df = conn.execute(sql, params).df()
     # Fill what can be derived: latency from throughput and batch, and the other way round.
@@ -150,11 +156,63 @@ def _plt():
 
 
 def _log_if_wide(ax, values, axis="y") -> None:
+    """A log axis when the values span orders of magnitude (the rule of benchmark_db.charts)."""
+    from benchmark_db.charts import wants_log
+
+    if wants_log(values):
+        (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+
+
+def _plotly_axis_type(values) -> str:
+    """`log` or `linear` for a plotly axis, by the same rule as the PNG charts."""
+    from benchmark_db.charts import wants_log
+
+    return "log" if wants_log(values) else "linear"
+
+
+def _present(value) -> bool:
+    from benchmark_db.reports import is_missing
+
+    return not is_missing(value) and str(value) not in ("", "unknown")
+
+
+def _series_label(model, hardware=None, batch=None, precision=None) -> str:
+    """`model | hardware | bs 8 | fp16`, leaving out the parts that are missing (no `bs <NA>`, no `unknown`)."""
+    parts = [str(model) if _present(model) else "unknown model"]
+    if _present(hardware):
+        parts.append(str(hardware))
+    if _present(batch):
+        parts.append(f"bs {int(batch)}" if float(batch).is_integer() else f"bs {batch}")
+    if _present(precision):
+        parts.append(str(precision))
+    return " | ".join(parts)
+
+
+def _grouped_bars(ax, table, models, hws, value: str, low: str, high: str) -> None:
+    """One bar per model x hardware with its CI as error bars, the bars of each model centred on its tick.
+
+    A model measured on fewer hardware types than the chart shows gets only its own bars, still centred:
+    a lone bar sits on its tick, not at the left edge of an empty group."""
     import numpy as np
 
-    vals = np.asarray([v for v in values if v is not None and np.isfinite(v) and v > 0])
-    if vals.size and vals.max() / vals.min() > 10:
-        (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+    width = 0.8 / max(1, len(hws))
+    present = {model: [hw for hw in hws if ((table["model"] == model) & (table["hardware"] == hw)).any()]
+               for model in models}
+    for hw in hws:
+        part = table[table["hardware"] == hw].set_index("model").reindex(models)
+        y = part[value].to_numpy(dtype=float)
+        err = np.vstack([np.nan_to_num(y - part[low].to_numpy(dtype=float), nan=0.0),
+                         np.nan_to_num(part[high].to_numpy(dtype=float) - y, nan=0.0)])
+        x = np.array([i + (present[m].index(hw) - (len(present[m]) - 1) / 2) * width if hw in present[m] else i
+                      for i, m in enumerate(models)], dtype=float)
+        ax.bar(x, y, width, label=hw, yerr=np.clip(err, 0, None), capsize=3)
+    ax.set_xticks(np.arange(len(models)))
+    ax.set_xticklabels(models, rotation=20, ha="right", fontsize=8)
+
+
+def _legend_beside(ax, **kwargs) -> None:
+    """The legend right of the axes, where it cannot cover bars or points."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, **kwargs)
 
 
 def _save_fig(fig, opts: Options, stem: str, files: list[str]) -> None:
@@ -210,12 +268,12 @@ _INTERACTIVE_PAGE = """<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:1rem;}} label{{margin-right:1rem;}}
-select{{max-width:20rem;}} .note{{color:#555;font-size:0.9rem;}}</style>
+select{{max-width:20rem;}} .note{{color:#555;font-size:0.9rem;}}
+.nothing{{font-size:1.2rem;padding:2rem;border:1px dashed #bbb;border-radius:6px;text-align:center;}}</style>
 </head><body>
 <h1>{title}</h1>
 <p class="note">{note}</p>
-<div><label>Model <select id="filter-model"><option value="">all</option>{model_options}</select></label>
-<label>Hardware <select id="filter-hardware"><option value="">all</option>{hardware_options}</select></label></div>
+{filters}
 {figures}
 <script>
 (function() {{
@@ -233,6 +291,7 @@ select{{max-width:20rem;}} .note{{color:#555;font-size:0.9rem;}}</style>
       Plotly.restyle(div, {{visible: vis}});
     }});
   }}
+  if (!document.getElementById('filter-model')) return;  // a page without charts has no filters
   document.getElementById('filter-model').addEventListener('change', apply);
   document.getElementById('filter-hardware').addEventListener('change', apply);
 }})();
@@ -259,13 +318,22 @@ def _write_interactive(name: str, title: str, figures: list, opts: Options, file
                     hardware.add(str(meta["hardware"]))
         parts.append(pio.to_html(fig, include_plotlyjs=(i == 0), full_html=False, div_id=f"fig-{name}-{i}",
                                  config={"displaylogo": False, "responsive": True}))
+    if figures:
+        model_options = "".join(f'<option value="{html.escape(m)}">{html.escape(m)}</option>' for m in sorted(models))
+        hardware_options = "".join(f'<option value="{html.escape(h)}">{html.escape(h)}</option>'
+                                   for h in sorted(hardware))
+        filters = (f'<div><label>Model <select id="filter-model"><option value="">all</option>{model_options}'
+                   f'</select></label>\n<label>Hardware <select id="filter-hardware"><option value="">all</option>'
+                   f'{hardware_options}</select></label></div>')
+        body = "\n".join(parts)
+    else:  # nothing to draw: say so instead of drawing empty axes
+        filters = ""
+        body = f'<p class="nothing">{html.escape(note or "Nothing to plot.")}</p>'
     page = _INTERACTIVE_PAGE.format(
-        title=html.escape(title), note=html.escape(note or "Zoom by dragging, hover for values, double-click to "
-                                                   "reset; filter traces by model and hardware."),
-        model_options="".join(f'<option value="{html.escape(m)}">{html.escape(m)}</option>' for m in sorted(models)),
-        hardware_options="".join(f'<option value="{html.escape(h)}">{html.escape(h)}</option>'
-                                 for h in sorted(hardware)),
-        figures="\n".join(parts))
+        title=html.escape(title),
+        note=html.escape((note or "Zoom by dragging, hover for values, double-click to reset; filter traces by "
+                                  "model and hardware.") if figures else ""),
+        filters=filters, figures=body)
     path = opts.output_dir / f"{name}.html"
     path.write_text(page, encoding="utf-8")
     files.append(str(path))
@@ -363,7 +431,7 @@ def performance_trends(df, opts: Options) -> AnalysisResult:
     fig, ax = plt.subplots(figsize=(13, 6))
     all_y = []
     for key, per_run, cps in chosen:
-        label = f"{key[0]} | {key[1]} | bs {key[2]} | {key[3]}"
+        label = _series_label(*key[:4])
         line, = ax.plot(per_run["created_at"], per_run["latency_ms"], marker="o", ms=3, label=label)
         all_y += list(per_run["latency_ms"])
         for cp in cps:
@@ -383,16 +451,18 @@ def performance_trends(df, opts: Options) -> AnalysisResult:
         fig = go.Figure()
         for key, per_run, cps in series:
             fig.add_trace(go.Scatter(x=per_run["created_at"], y=per_run["latency_ms"], mode="lines+markers",
-                                     name=f"{key[0]} | {key[1]} | bs {key[2]} | {key[3]}",
+                                     name=_series_label(*key[:4]),
                                      meta={"model": str(key[0]), "hardware": str(key[1])},
                                      hovertemplate="%{x}<br>%{y:.3f} ms<extra>%{fullData.name}</extra>"))
             if cps:
                 fig.add_trace(go.Scatter(x=[per_run["created_at"].iloc[c.index] for c in cps],
                                          y=[c.median_after for c in cps], mode="markers",
-                                         marker={"symbol": "x", "size": 12}, name=f"change points {key[0]} | {key[1]}",
+                                         marker={"symbol": "x", "size": 12}, name=f"change points {_series_label(*key[:4])}",
                                          meta={"model": str(key[0]), "hardware": str(key[1])},
                                          text=[f"{c.change_pct:+.1f}% (p={c.p_value:.2g})" for c in cps]))
-        fig.update_layout(title="Latency over time", xaxis_title="run time (UTC)", yaxis_title="latency (ms)")
+        axis = _plotly_axis_type([v for _, per_run, _ in series for v in per_run["latency_ms"]])
+        fig.update_layout(title="Latency over time", xaxis_title="run time (UTC)",
+                          yaxis_title="latency (ms" + (", log scale)" if axis == "log" else ")"), yaxis_type=axis)
         _write_interactive("performance-trends", "Performance trends", [fig], opts, files)
     sig = table[table["significant"]]
     text = ["## Performance trends\n", f"{len(table)} series with 3+ runs; {len(sig)} with a significant trend "
@@ -450,25 +520,15 @@ def hardware_comparison(df, opts: Options) -> AnalysisResult:
     sub = sub.sort_values("rows", ascending=False).drop_duplicates(["model", "hardware"])
     models = sorted(sub["model"].unique())
     hws = sorted(sub["hardware"].unique())
-    fig, ax = plt.subplots(figsize=(max(8, 1.4 * len(models) + 3), 6))
-    width = 0.8 / max(1, len(hws))
-    for j, hw in enumerate(hws):
-        part = sub[sub["hardware"] == hw].set_index("model").reindex(models)
-        x = np.arange(len(models)) + j * width
-        y = part["speedup_vs_reference"].to_numpy(dtype=float)
-        lo = (y - part["ci95_low"].to_numpy(dtype=float))
-        hi = (part["ci95_high"].to_numpy(dtype=float) - y)
-        err = np.vstack([np.nan_to_num(lo, nan=0.0), np.nan_to_num(hi, nan=0.0)])
-        ax.bar(x, y, width, label=hw, yerr=np.clip(err, 0, None), capsize=3)
-    ax.set_xticks(np.arange(len(models)) + width * (len(hws) - 1) / 2)
-    ax.set_xticklabels(models, rotation=20, ha="right", fontsize=8)
+    fig, ax = plt.subplots(figsize=(max(8, 1.4 * len(models) + 4.5), 6))
+    _grouped_bars(ax, sub, models, hws, "speedup_vs_reference", "ci95_low", "ci95_high")
     _log_if_wide(ax, sub["speedup_vs_reference"])
     ref_names = ", ".join(sorted(sub["reference_hardware"].unique()))
     ax.set_title(f"Speed-up over {ref_names} (median latency ratio, 95% bootstrap CI), batch size {batch}")
     ax.set_ylabel(f"speed-up vs {ref_names} (x, higher is faster)")
     ax.set_xlabel("model")
     ax.axhline(1.0, color="grey", lw=0.8)
-    ax.legend(title="hardware")
+    _legend_beside(ax, title="hardware")
     _save_fig(fig, opts, "hardware-comparison", files)
     if opts.interactive:
         import plotly.graph_objects as go
@@ -477,7 +537,7 @@ def hardware_comparison(df, opts: Options) -> AnalysisResult:
         for (model, hw), g in table.groupby(["model", "hardware"]):
             g = g.sort_values("batch_size")
             fig.add_trace(go.Scatter(
-                x=g["batch_size"], y=g["speedup_vs_reference"], mode="lines+markers", name=f"{model} | {hw}",
+                x=g["batch_size"], y=g["speedup_vs_reference"], mode="lines+markers", name=_series_label(model, hw),
                 meta={"model": str(model), "hardware": str(hw)},
                 error_y={"type": "data", "symmetric": False,
                          "array": (g["ci95_high"] - g["speedup_vs_reference"]).fillna(0),
@@ -527,21 +587,13 @@ def model_comparison(df, opts: Options) -> AnalysisResult:
     sub = table[table["batch_size"] == batch]
     hws = sorted(sub["hardware"].unique())
     models = sorted(sub["model"].unique())
-    fig, ax = plt.subplots(figsize=(max(8, 1.4 * len(models) + 3), 6))
-    width = 0.8 / max(1, len(hws))
-    for j, hw in enumerate(hws):
-        part = sub[sub["hardware"] == hw].set_index("model").reindex(models)
-        y = part["median_latency_ms"].to_numpy(dtype=float)
-        err = np.vstack([np.nan_to_num(y - part["latency_ci95_low"].to_numpy(dtype=float), nan=0.0),
-                         np.nan_to_num(part["latency_ci95_high"].to_numpy(dtype=float) - y, nan=0.0)])
-        ax.bar(np.arange(len(models)) + j * width, y, width, label=hw, yerr=np.clip(err, 0, None), capsize=3)
-    ax.set_xticks(np.arange(len(models)) + width * (len(hws) - 1) / 2)
-    ax.set_xticklabels(models, rotation=20, ha="right", fontsize=8)
+    fig, ax = plt.subplots(figsize=(max(8, 1.4 * len(models) + 4.5), 6))
+    _grouped_bars(ax, sub, models, hws, "median_latency_ms", "latency_ci95_low", "latency_ci95_high")
     _log_if_wide(ax, sub["median_latency_ms"])
     ax.set_title(f"Median latency per model (95% bootstrap CI), batch size {batch}")
     ax.set_ylabel("median latency (ms, lower is better)")
     ax.set_xlabel("model")
-    ax.legend(title="hardware")
+    _legend_beside(ax, title="hardware")
     _save_fig(fig, opts, "model-comparison", files)
     if opts.interactive:
         import plotly.graph_objects as go
@@ -550,7 +602,7 @@ def model_comparison(df, opts: Options) -> AnalysisResult:
         for (model, hw), g in table.groupby(["model", "hardware"]):
             g = g.sort_values("batch_size")
             fig.add_trace(go.Scatter(
-                x=g["batch_size"], y=g["median_latency_ms"], mode="lines+markers", name=f"{model} | {hw}",
+                x=g["batch_size"], y=g["median_latency_ms"], mode="lines+markers", name=_series_label(model, hw),
                 meta={"model": str(model), "hardware": str(hw)},
                 error_y={"type": "data", "symmetric": False,
                          "array": (g["latency_ci95_high"] - g["median_latency_ms"]).fillna(0),
@@ -601,7 +653,7 @@ def batch_scaling(df, opts: Options) -> AnalysisResult:
     plt = _plt()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(16, 6))
     for (model, hw, prec), g in sorted(curves, key=lambda c: str(c[0]))[:MAX_SERIES_PLOTTED]:
-        label = f"{model} | {hw} | {prec}"
+        label = _series_label(model, hw, precision=prec)
         line, = ax1.plot(g["batch_size"], g["median_throughput"], marker="o", label=label)
         sat = table[(table["model"] == model) & (table["hardware"] == hw) & (table["precision"] == prec)].iloc[0]
         y_sat = g.loc[g["batch_size"] == sat["saturation_batch"], "median_throughput"].iloc[0]
@@ -624,7 +676,7 @@ def batch_scaling(df, opts: Options) -> AnalysisResult:
         fig = go.Figure()
         for (model, hw, prec), g in curves:
             fig.add_trace(go.Scatter(x=g["batch_size"], y=g["median_throughput"], mode="lines+markers",
-                                     name=f"{model} | {hw} | {prec}", meta={"model": str(model), "hardware": str(hw)},
+                                     name=_series_label(model, hw, precision=prec), meta={"model": str(model), "hardware": str(hw)},
                                      hovertemplate="batch %{x}<br>%{y:.1f} items/s<extra>%{fullData.name}</extra>"))
         fig.update_layout(title="Throughput vs batch size", xaxis_title="batch size", yaxis_title="items/s",
                           xaxis_type="log", yaxis_type="log")
@@ -639,8 +691,14 @@ def batch_scaling(df, opts: Options) -> AnalysisResult:
 # ------------------------------------------------------------------------------------------ prediction
 
 
-def _feature_frame(df, features):
-    """One row per configuration (median over runs), so repeated runs cannot leak across CV folds."""
+MODEL_ATTRIBUTES = ("parameters_million", "modality")
+
+
+def _feature_frame(df, features, add_model_attributes: bool = True):
+    """One row per configuration (median over runs), so repeated runs cannot leak across CV folds.
+
+    Returns (frame, columns, added): `added` maps each model attribute added to `features` (only with
+    `add_model_attributes`) to why it was added."""
     import numpy as np
 
     columns = []
@@ -651,16 +709,18 @@ def _feature_frame(df, features):
                              f"use some of {', '.join(sorted(FEATURE_COLUMNS))}")
         if col not in columns:
             columns.append(col)
-    for extra in ("parameters_million", "modality"):  # used when the data has them
+    added = {}
+    for extra in MODEL_ATTRIBUTES if add_model_attributes else ():  # used when the data has them
         if extra not in columns and df[extra].notna().any() and df[extra].nunique(dropna=True) > 1:
             columns.append(extra)
+            added[extra] = f"{df[extra].nunique(dropna=True)} different values"
     data = df.dropna(subset=["throughput"])
     data = data[data["throughput"] > 0]
     keys = list(dict.fromkeys(["model", "hardware", "batch_size", "precision", "sequence_length"] + columns))
     conf = data.groupby(keys, dropna=False).agg(throughput=("throughput", "median")).reset_index()
     conf = conf.dropna(subset=[c for c in columns if c in NUMERIC_FEATURES])
     conf["log_throughput"] = np.log(conf["throughput"])
-    return conf, columns
+    return conf, columns, added
 
 
 def _make_model(columns, seed):
@@ -702,12 +762,12 @@ def _baseline_predict(train, test):
     return np.asarray(out, dtype=float)
 
 
-def fit_prediction(df, features, seed=0, folds=5):
+def fit_prediction(df, features, seed=0, folds=5, add_model_attributes: bool = True):
     """Cross-validated MAPE of the model and the baseline, out-of-fold residuals, and the fitted model."""
     import numpy as np
     from sklearn.model_selection import KFold
 
-    conf, columns = _feature_frame(df, features)
+    conf, columns, added = _feature_frame(df, features, add_model_attributes)
     if len(conf) < MIN_PREDICTION_CONFIGS:
         raise AnalysisUnavailable(f"only {len(conf)} distinct configuration(s) with throughput; prediction needs "
                                   f"at least {MIN_PREDICTION_CONFIGS} to cross-validate an error it can back")
@@ -730,7 +790,8 @@ def fit_prediction(df, features, seed=0, folds=5):
     model = _make_model(columns, seed).fit(conf[columns], y)
     conf = conf.assign(cv_predicted_throughput=np.exp(oof), cv_baseline_throughput=np.exp(base),
                        cv_abs_pct_error=np.abs(np.exp(oof) - actual) / actual * 100)
-    return {"model": model, "columns": columns, "configs": conf, "mape": mape, "baseline_mape": base_mape,
+    return {"model": model, "columns": columns, "added": added, "configs": conf, "mape": mape,
+            "baseline_mape": base_mape,
             "median_ape": mdape, "baseline_median_ape": base_mdape,
             "residuals": residuals, "folds": kf.get_n_splits()}
 
@@ -784,14 +845,61 @@ def predict_one(fit, query: dict, level=0.9):
             "measured_throughput": float(tested["throughput"].median()) if len(tested) else None}
 
 
+def _features_note(added: dict) -> str:
+    """Which features were added to those asked for, and why (empty when none were)."""
+    if not added:
+        return ""
+    reasons = "; ".join(f"{name}: {why}" for name, why in added.items())
+    return (f"Added to the default features: {', '.join(added)}, because the data records them ({reasons}) and "
+            "they describe a model beyond its family. Pass --prediction-features to use exactly the features you "
+            "name.\n")
+
+
+def describe_configuration(query: dict) -> str:
+    """A configuration as words, e.g. `bert-base-uncased on cuda, batch 16, fp16`, from --predict's keys or
+    the model's columns (numbers without a spurious `.0`)."""
+    values = {FEATURE_COLUMNS.get(k, k): v for k, v in query.items()}
+
+    def plain(value) -> str:
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        if isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                return value
+            return str(int(number)) if number.is_integer() and "." in value else value
+        return str(value)
+
+    head = (plain(values.pop("model")) if "model" in values else
+            f"{plain(values.pop('model_family'))} family" if "model_family" in values else "any model")
+    values.pop("model_family", None)
+    if "hardware" in values:
+        head += f" on {plain(values.pop('hardware'))}"
+    if "device" in values:
+        head += f" ({plain(values.pop('device'))})"
+    parts = [head]
+    if "batch_size" in values:
+        parts.append(f"batch {plain(values.pop('batch_size'))}")
+    if "sequence_length" in values:
+        parts.append(f"sequence length {plain(values.pop('sequence_length'))}")
+    if "precision" in values:
+        parts.append(plain(values.pop("precision")))
+    if "parameters_million" in values:
+        parts.append(f"{plain(values.pop('parameters_million'))}M parameters")
+    parts += [f"{k.replace('_', ' ')} {plain(v)}" for k, v in values.items()]
+    return ", ".join(parts)
+
+
 def performance_prediction(df, opts: Options) -> AnalysisResult:
     import numpy as np
 
     files: list[str] = []
-    fit = fit_prediction(df, opts.prediction_features, seed=opts.seed)
+    fit = fit_prediction(df, opts.prediction_features, seed=opts.seed, add_model_attributes=opts.add_model_attributes)
     conf, columns = fit["configs"], fit["columns"]
     better = fit["mape"] < fit["baseline_mape"]
-    extra = {"features": columns, "cv_folds": fit["folds"], "configurations": len(conf),
+    extra = {"features": columns, "features_requested": list(opts.prediction_features),
+             "features_added": fit["added"], "cv_folds": fit["folds"], "configurations": len(conf),
              "cv_mape_pct": fit["mape"], "baseline_cv_mape_pct": fit["baseline_mape"],
              "cv_median_ape_pct": fit["median_ape"], "baseline_cv_median_ape_pct": fit["baseline_median_ape"],
              "baseline": "median throughput of the same hardware type and batch size (training folds)",
@@ -824,7 +932,7 @@ def performance_prediction(df, opts: Options) -> AnalysisResult:
         fig = go.Figure()
         for (model, hw), g in conf.groupby(["model", "hardware"]):
             fig.add_trace(go.Scatter(x=g["throughput"], y=g["cv_predicted_throughput"], mode="markers",
-                                     name=f"{model} | {hw}", meta={"model": str(model), "hardware": str(hw)},
+                                     name=_series_label(model, hw), meta={"model": str(model), "hardware": str(hw)},
                                      text=[f"batch {b}" for b in g["batch_size"]],
                                      hovertemplate="measured %{x:.1f}<br>predicted %{y:.1f}<br>%{text}"
                                                    "<extra>%{fullData.name}</extra>"))
@@ -835,22 +943,26 @@ def performance_prediction(df, opts: Options) -> AnalysisResult:
         _write_interactive("performance-prediction", "Performance prediction", [fig], opts, files)
     text = ["## Performance prediction\n",
             f"Gradient boosting on {', '.join(columns)} (log throughput), {len(conf)} configurations, "
-            f"{fit['folds']}-fold cross-validation.\n",
-            f"- cross-validated MAPE: **{fit['mape']:.1f}%**",
-            f"- baseline (median of the same hardware type and batch size): {fit['baseline_mape']:.1f}%",
-            f"- median absolute percentage error: {fit['median_ape']:.1f}% (baseline {fit['baseline_median_ape']:.1f}%)",
-            f"- the model is {'better' if better else 'NOT better'} than the baseline"
-            + ("" if better else "; do not trust its predictions over the rule of thumb"),
-            f"- 90% prediction interval: x/÷ {math.exp(float(np.quantile(np.abs(fit['residuals']), 0.9))):.2f} "
-            "around the prediction"]
+            f"{fit['folds']}-fold cross-validation.\n"]
+    if fit["added"]:
+        text.append(_features_note(fit["added"]))
+    text += [f"- cross-validated MAPE: **{fit['mape']:.1f}%**",
+             f"- baseline (median of the same hardware type and batch size): {fit['baseline_mape']:.1f}%",
+             f"- median absolute percentage error: {fit['median_ape']:.1f}% "
+             f"(baseline {fit['baseline_median_ape']:.1f}%)",
+             f"- the model is {'better' if better else 'NOT better'} than the baseline"
+             + ("" if better else "; do not trust its predictions over the rule of thumb"),
+             f"- 90% prediction interval: x/÷ {math.exp(float(np.quantile(np.abs(fit['residuals']), 0.9))):.2f} "
+             "around the prediction"]
     if len(conf) < 100:
         text.append(f"- caveat: {len(conf)} configurations is a small training set; the error above is the "
                     "honest estimate for configurations like those measured, not for new hardware or families")
     if answer is not None:
         if "declined" in answer:
-            text.append(f"\n### Prediction for {answer['query']}\n\nDeclined: {answer['declined']}")
+            text.append(f"\n### Prediction for {describe_configuration(answer['query'])}\n\n"
+                        f"Declined: {answer['declined']}")
         else:
-            q = ", ".join(f"{k}={v}" for k, v in answer["query"].items())
+            q = describe_configuration(answer["query"])
             text.append(f"\n### Prediction for {q}\n\n{answer['predicted_throughput']:.4g} items/s "
                         f"(90% interval {answer['interval_low']:.4g} to {answer['interval_high']:.4g})"
                         + (f"; already measured: {answer['measured_throughput']:.4g} items/s"
@@ -927,7 +1039,7 @@ def anomaly_detection(df, opts: Options) -> AnalysisResult:
         for key, g, hits in plotted[:MAX_SERIES_PLOTTED]:
             order = np.arange(len(g))  # by position in the series: runs months apart stay readable
             line, = ax.plot(order, g["latency_ms"], marker="o", ms=3,
-                            label=f"{key[0]} | {key[1]} | bs {key[2]} | {key[3]}")
+                            label=_series_label(*key[:4]))
             ax.scatter(order[hits], g["latency_ms"].iloc[hits], s=80, facecolors="none",
                        edgecolors="red", linewidths=1.5)
             all_y += list(g["latency_ms"])
@@ -948,13 +1060,17 @@ def anomaly_detection(df, opts: Options) -> AnalysisResult:
         for key, g, hits in plotted:
             meta = {"model": str(key[0]), "hardware": str(key[1])}
             fig.add_trace(go.Scatter(x=g["created_at"], y=g["latency_ms"], mode="lines+markers", meta=meta,
-                                     name=f"{key[0]} | {key[1]} | bs {key[2]}"))
+                                     name=_series_label(*key[:4])))
             fig.add_trace(go.Scatter(x=g["created_at"].iloc[hits], y=g["latency_ms"].iloc[hits], mode="markers",
                                      marker={"size": 14, "color": "red", "symbol": "circle-open"}, meta=meta,
-                                     name=f"anomalies {key[0]} | {key[1]} | bs {key[2]}"))
-        fig.update_layout(title="Anomalies", xaxis_title="time (UTC)", yaxis_title="latency (ms)")
-        _write_interactive("anomaly-detection", "Anomaly detection", [fig], opts, files,
-                           note="" if plotted else "No anomalies were found.")
+                                     name=f"anomalies {_series_label(*key[:4])}"))
+        axis = _plotly_axis_type([v for _, g, _ in plotted for v in g["latency_ms"]])
+        fig.update_layout(title="Anomalies", xaxis_title="time (UTC)",
+                          yaxis_title="latency (ms" + (", log scale)" if axis == "log" else ")"), yaxis_type=axis)
+        # with nothing found the page says so rather than drawing empty axes
+        _write_interactive("anomaly-detection", "Anomaly detection", [fig] if plotted else [], opts, files,
+                           note="" if plotted else f"No anomalies: no outlier or change of {threshold * 100:g}% "
+                                                   f"or more in the {series_count} series examined.")
     n_out = int((table["kind"] == "outlier").sum())
     n_cp = int((table["kind"] == "change point").sum())
     text = ["## Anomaly detection\n", f"{series_count} series examined; {n_out} robust outlier(s) (modified z-score "
@@ -1014,7 +1130,7 @@ def correlation_analysis(df, opts: Options) -> AnalysisResult:
         heat.update_layout(title="Spearman rank correlations")
         scatter = go.Figure()
         for (model, hw), g in df.groupby(["model", "hardware"]):
-            scatter.add_trace(go.Scatter(x=g["batch_size"], y=g["throughput"], mode="markers", name=f"{model} | {hw}",
+            scatter.add_trace(go.Scatter(x=g["batch_size"], y=g["throughput"], mode="markers", name=_series_label(model, hw),
                                          meta={"model": str(model), "hardware": str(hw)}))
         scatter.update_layout(title="Throughput vs batch size", xaxis_title="batch size", yaxis_title="items/s",
                               xaxis_type="log", yaxis_type="log")
@@ -1035,7 +1151,7 @@ def feature_importance(df, opts: Options) -> AnalysisResult:
     from sklearn.model_selection import train_test_split
 
     files: list[str] = []
-    conf, columns = _feature_frame(df, opts.prediction_features)
+    conf, columns, added = _feature_frame(df, opts.prediction_features, opts.add_model_attributes)
     if len(conf) < MIN_PREDICTION_CONFIGS:
         raise AnalysisUnavailable(f"only {len(conf)} configuration(s); feature importance needs at least "
                                   f"{MIN_PREDICTION_CONFIGS} to hold some out")
@@ -1062,8 +1178,8 @@ def feature_importance(df, opts: Options) -> AnalysisResult:
         fig.update_layout(title="Permutation importance", xaxis_title="MAE increase (log items/s)")
         _write_interactive("feature-importance", "Feature importance", [fig], opts, files)
     text = ["## Feature importance\n", f"Permutation importance on {len(test)} held-out configurations "
-            f"(model trained on {len(train)}), 20 repeats.\n", _md_table(table, ["feature", "importance_mean",
-                                                                                 "importance_std"])]
+            f"(model trained on {len(train)}), 20 repeats.\n" + (f"\n{_features_note(added)}" if added else ""),
+            _md_table(table, ["feature", "importance_mean", "importance_std"])]
     text.append("\nCaveat: correlated features share importance (model family, parameters and modality say much "
                 "the same), so read the ranking, not the exact numbers.")
     if len(test) < SMALL_SAMPLE:
@@ -1091,6 +1207,13 @@ def run_analyses(conn, analysis: str, opts: Options, *, model_family=None, hardw
     opts.output_dir.mkdir(parents=True, exist_ok=True)
     df = load_performance(conn, model_family=model_family, hardware_type=hardware_type,
                           include_simulated=include_simulated)
+    if df.empty and (model_family or hardware_type):
+        # a filter that matches nothing is a mistake to name (DB004, like the reports), not "could not run"
+        from benchmark_db import reports
+
+        filters = reports.ReportFilters.make(model_family=model_family, hardware=hardware_type,
+                                             include_simulated=include_simulated)
+        raise reports.no_data_error(conn, filters)
     names = ANALYSES if analysis == "all" else (analysis,)
     results = []
     for name in names:
@@ -1149,9 +1272,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where data, charts and summaries go (default: %(default)s)")
     parser.add_argument("--model-family", default=None, help="only this model family")
     parser.add_argument("--hardware-type", default=None, help="only this hardware type")
-    parser.add_argument("--prediction-features", default=DEFAULT_FEATURES, metavar="F1,F2,...",
-                        help="features of the prediction model (default: %(default)s); parameters and modality "
-                             "are added when the data has them")
+    parser.add_argument("--prediction-features", default=None, metavar="F1,F2,...",
+                        help=f"features of the prediction model, used exactly as given (default: {DEFAULT_FEATURES}, "
+                             "plus parameters_million and modality when the data has them; the output says "
+                             "which were added)")
     parser.add_argument("--predict", default=None, metavar="K=V,...",
                         help="predict one configuration, e.g. model_family=bert,hardware_type=cuda,batch_size=16,"
                              "precision=fp16 (implies --analysis performance-prediction unless given)")
@@ -1173,11 +1297,13 @@ def run(args) -> int:
         raise UsageError("--regression-threshold is negative", "give a fraction such as 0.1 (or a percent such as 10)")
     predict = parse_predict(args.predict)
     analysis = args.analysis or ("performance-prediction" if predict else "all")
-    features = tuple(f.strip() for f in args.prediction_features.split(",") if f.strip())
+    asked = args.prediction_features
+    features = tuple(f.strip() for f in (DEFAULT_FEATURES if asked is None else asked).split(",") if f.strip())
     if not features:
         raise UsageError("--prediction-features is empty", f"e.g. {DEFAULT_FEATURES}")
     opts = Options(output_dir=Path(args.output_dir), fmt=args.format, interactive=args.interactive,
-                   regression_threshold=args.regression_threshold, prediction_features=features, predict=predict,
+                   regression_threshold=args.regression_threshold, prediction_features=features,
+                   add_model_attributes=asked is None, predict=predict,
                    seed=args.seed)
     with open_db(args.db, read_only=True, lock_timeout=args.lock_timeout) as conn:
         results = run_analyses(conn, analysis, opts, model_family=args.model_family, hardware_type=args.hardware_type,

@@ -313,3 +313,128 @@ def test_charts_give_every_series_its_own_colour_and_tables_no_na(tmp_path, monk
     table = pd.DataFrame({"model": ["a", "b"], "batch_size": pd.array([1, None], dtype="Int64")})
     md = analytics._md_table(table)
     assert "<NA>" not in md and md.splitlines()[-1] == "| b |  |"
+
+
+def test_filter_matching_nothing_is_db004_naming_what_exists(law_db, tmp_path, capsys):
+    """Like the reports: a filter that matches nothing is DB004 with what exists, not 'Could not run' and 0."""
+    code, out, err = run_main(["--db", law_db, "--model-family", "nonexistent", "--output-dir", str(tmp_path / "o")],
+                              capsys)
+    assert code == 2 and out == ""
+    assert err.startswith("error DB004: no performance results match --model-family nonexistent")
+    assert "model families: bert, clip, llama" in err
+    code, _, err = run_main(["--db", law_db, "--hardware-type", "tpu", "--analysis", "batch-scaling",
+                             "--output-dir", str(tmp_path / "o")], capsys)
+    assert code == 2 and "hardware matching the other filters: cpu, cuda, mps, openvino" in err
+    code, _, _ = run_main(["--db", law_db, "--hardware-type", "gpu", "--analysis", "batch-scaling",
+                           "--output-dir", str(tmp_path / "o")], capsys)
+    assert code == 0  # gpu is cuda, as in the reports
+
+
+def test_series_labels_leave_missing_parts_out():
+    assert analytics._series_label("bert", "cpu", pd.NA, "unknown") == "bert | cpu"
+    assert analytics._series_label("bert", "cuda", 8.0, "fp16") == "bert | cuda | bs 8 | fp16"
+    assert analytics._series_label("bert", "unknown", None, None) == "bert"
+
+
+def _wide_history(tmp_path):
+    """Latencies from 0.01 ms to 10,000 ms over 6 runs: two models far apart."""
+    rows = []
+    for i in range(6):
+        for model, latency in (("tiny-model", 0.01), ("huge-model", 10_000.0)):
+            rows.append(dict(model=model, family="bert", params=1.0 if model == "tiny-model" else 1000.0, hw="cpu",
+                             batch=1, precision="fp32", latency=latency * (1 + 0.01 * i),
+                             when=T0 + dt.timedelta(days=i)))
+    path = _write(tmp_path / "wide.duckdb", rows)
+    import duckdb
+
+    with duckdb.connect(path) as conn:  # legacy results often carry neither batch size nor precision
+        conn.execute("UPDATE performance_results SET batch_size = NULL, precision = NULL")
+    return path
+
+
+def _captured_pages(monkeypatch):
+    pages = []
+    monkeypatch.setattr(analytics, "_write_interactive",
+                        lambda name, title, figures, opts, files, note="": pages.append((name, figures, note)))
+    return pages
+
+
+def test_interactive_trends_use_a_log_axis_for_values_over_decades(tmp_path, monkeypatch):
+    from benchmark_db.connection import connect
+
+    db = _wide_history(tmp_path)
+    with connect(db, read_only=True) as conn:
+        df = analytics.load_performance(conn)
+    pages = _captured_pages(monkeypatch)
+    (tmp_path / "out").mkdir()
+    analytics.performance_trends(df, analytics.Options(output_dir=tmp_path / "out", interactive=True))
+    (_, figures, _), = pages
+    assert figures[0].layout.yaxis.type == "log"
+    names = {trace.name for trace in figures[0].data}
+    assert names == {"tiny-model | cpu", "huge-model | cpu"}  # no 'bs <NA> | unknown'
+
+
+def test_interactive_anomaly_page_without_anomalies_says_so(tmp_path, capsys):
+    db = _wide_history(tmp_path)
+    out_dir = tmp_path / "anom"
+    code, _, _ = run_main(["--db", db, "--analysis", "anomaly-detection", "--regression-threshold", "1000",
+                           "--interactive", "--output-dir", str(out_dir)], capsys)
+    assert code == 0
+    page = (out_dir / "anomaly-detection.html").read_text()
+    assert "No anomalies" in page and 'class="plotly-graph-div' not in page and 'id="filter-model"' not in page
+    assert "Plotly.newPlot" not in page  # no empty axes drawn
+
+
+def test_model_comparison_bars_sit_on_their_ticks_and_the_legend_beside_them(tmp_path, monkeypatch):
+    rows = [dict(model=m, family="bert", params=100.0, hw=hw, batch=1, precision="fp32", latency=lat, when=T0)
+            for m, hw, lat in (("a-model", "cpu", 10.0), ("a-model", "cuda", 2.0), ("b-model", "cpu", 12.0),
+                               ("c-model", "cuda", 3.0))]
+    db = _write(tmp_path / "bars.duckdb", rows)
+    figures = []
+    monkeypatch.setattr(analytics, "_save_fig", lambda fig, opts, stem, files: figures.append(fig))
+    from benchmark_db.connection import connect
+
+    with connect(db, read_only=True) as conn:
+        df = analytics.load_performance(conn)
+    (tmp_path / "out").mkdir()
+    analytics.model_comparison(df, analytics.Options(output_dir=tmp_path / "out"))
+    fig = figures[0]
+    ax = fig.axes[0]
+    ticks = {label.get_text(): x for label, x in zip(ax.get_xticklabels(), ax.get_xticks())}
+    centres = sorted(round(p.get_x() + p.get_width() / 2, 6) for p in ax.patches if p.get_height() > 0)
+    width = ax.patches[0].get_width()
+    assert round(ticks["b-model"], 6) in centres and round(ticks["c-model"], 6) in centres  # lone bars on the tick
+    assert round(ticks["a-model"] - width / 2, 6) in centres and round(ticks["a-model"] + width / 2, 6) in centres
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legend = ax.get_legend().get_window_extent(renderer)
+    assert legend.x0 >= ax.get_window_extent(renderer).x1  # beside the axes: it cannot cover a bar
+
+
+def test_prediction_headings_are_readable(law_db, tmp_path, capsys):
+    assert analytics.describe_configuration({"model_family": "bert", "hardware": "cuda", "batch_size": 16.0,
+                                             "precision": "fp16"}) == "bert family on cuda, batch 16, fp16"
+    assert analytics.describe_configuration({"model": "bert-base-uncased", "hardware_type": "cuda",
+                                             "batch_size": "16"}) == "bert-base-uncased on cuda, batch 16"
+    code, out, _ = run_main(["--db", law_db, "--output-dir", str(tmp_path / "p"),
+                             "--predict", "model_family=bert,hardware_type=rocm,batch_size=16,precision=fp16"], capsys)
+    assert code == 0 and "### Prediction for bert family on rocm, batch 16, fp16\n" in out and "{" not in out
+
+
+@pytest.mark.slow  # 2-7 s: fits models on a generated database
+def test_prediction_features_are_honoured_or_the_additions_named(law_db, tmp_path, capsys):
+    asked = "model_family,hardware_type,batch_size,precision"
+    out_dir = tmp_path / "exact"
+    code, out, _ = run_main(["--db", law_db, "--analysis", "performance-prediction", "--output-dir", str(out_dir),
+                             "--prediction-features", asked,
+                             "--predict", "model_family=bert,hardware_type=cuda,batch_size=16,precision=fp16"], capsys)
+    data = json.loads((out_dir / "performance-prediction.json").read_text())
+    assert code == 0 and data["features"] == ["model_family", "hardware", "batch_size", "precision"]
+    assert data["features_added"] == {} and "Added to the default features" not in out
+    assert "### Prediction for bert family on cuda, batch 16, fp16\n" in out
+    out_dir = tmp_path / "default"
+    code, out, _ = run_main(["--db", law_db, "--analysis", "performance-prediction", "--output-dir", str(out_dir)],
+                            capsys)
+    data = json.loads((out_dir / "performance-prediction.json").read_text())
+    assert code == 0 and "parameters_million" in data["features"] and "parameters_million" in data["features_added"]
+    assert "Added to the default features: parameters_million" in out and "--prediction-features" in out
