@@ -106,6 +106,7 @@ def test_all_analyses_on_the_sample_database(sample_db_path, tmp_path, capsys):
     assert "rocm" not in set(table.hardware)
 
 
+@pytest.mark.slow  # over 1.5 s: outside make test-fast
 def test_hardware_comparison_filters_and_simulated(sample_db_path, tmp_path, capsys):
     out_dir = tmp_path / "hw"
     code, out, _ = run_main(["--db", sample_db_path, "--analysis", "hardware-comparison", "--model-family", "bert",
@@ -146,6 +147,7 @@ def test_prediction_beats_the_baseline_on_a_known_law(law_db, tmp_path, capsys):
     assert pred["interval_low"] < truth < pred["interval_high"]
 
 
+@pytest.mark.slow  # over 1.5 s: outside make test-fast
 def test_prediction_declines_on_a_tiny_dataset(tmp_path, capsys):
     rows = [r for r in law_rows()[:8]]
     db = _write(tmp_path / "tiny.duckdb", rows)
@@ -164,6 +166,7 @@ def test_prediction_declines_unknown_hardware(law_db, tmp_path, capsys):
     assert code == 0 and "Declined" in out and "rocm" in out
 
 
+@pytest.mark.slow  # over 1.5 s: outside make test-fast
 def test_bad_predict_is_a_usage_error(law_db, tmp_path, capsys):
     code, _, err = run_main(["--db", law_db, "--output-dir", str(tmp_path / "p"), "--predict", "batch_size"], capsys)
     assert code == 2 and "error DB000" in err
@@ -239,6 +242,7 @@ def test_empty_database_and_missing_database(db_path, tmp_path, capsys):
     assert code == 3 and "error DB001" in err
 
 
+@pytest.mark.slow  # over 1.5 s: outside make test-fast
 def test_interactive_page_is_self_contained(sample_db_path, tmp_path, capsys):
     out_dir = tmp_path / "inter"
     code, _, _ = run_main(["--db", sample_db_path, "--analysis", "batch-scaling", "--interactive",
@@ -411,6 +415,7 @@ def test_model_comparison_bars_sit_on_their_ticks_and_the_legend_beside_them(tmp
     assert legend.x0 >= ax.get_window_extent(renderer).x1  # beside the axes: it cannot cover a bar
 
 
+@pytest.mark.slow  # over 1.5 s: outside make test-fast
 def test_prediction_headings_are_readable(law_db, tmp_path, capsys):
     assert analytics.describe_configuration({"model_family": "bert", "hardware": "cuda", "batch_size": 16.0,
                                              "precision": "fp16"}) == "bert family on cuda, batch 16, fp16"

@@ -382,6 +382,7 @@ def test_file_is_released_when_idle(api, db_path):
     conn.close()
 
 
+@pytest.mark.slow  # over 1.5 s: outside make test-fast
 def test_handover_under_sustained_use(db_path):
     api = BenchmarkDBAPI(db_path, max_hold=0.2)
     api.store_performance_result("a", "cpu")
@@ -499,6 +500,7 @@ def test_batch_and_paging(client):
     assert client.get("/performance", params={"limit": 0}).json()["count"] == 0
 
 
+@pytest.mark.slow  # over 1.5 s: outside make test-fast
 @pytest.mark.parametrize("path", ["/performance", "/compatibility", "/integration", "/hardware", "/models"])
 def test_next_offset_is_null_on_a_last_page_that_is_exactly_full(client, path):
     hardware = ["cpu", "cuda", "rocm", "mps"]

@@ -92,6 +92,7 @@ def database_checksum(path: str) -> str:
     return digest.hexdigest()
 
 
+@pytest.mark.slow  # over 1.5 s: outside make test-fast
 def test_real_server_answers_the_guide_endpoints(server):
     assert server.request("GET", "/")[0] == 200
     status, body = server.request("POST", "/performance", {"model_name": "bert-base-uncased", "hardware_type": "cuda",
@@ -104,6 +105,7 @@ def test_real_server_answers_the_guide_endpoints(server):
     assert status == 422 and error["error"]["code"] == "validation_error"
 
 
+@pytest.mark.slow  # over 1.5 s: outside make test-fast
 def test_serve_creates_a_missing_database_where_the_reader_command_refuses_it(tmp_path):
     """README: writers create a missing database, readers fail with DB001; --serve is a writer."""
     missing = tmp_path / "new" / "bench.duckdb"

@@ -72,6 +72,7 @@ def _hold(db_path, seconds):
     return proc
 
 
+@pytest.mark.slow  # over 1.5 s: outside make test-fast
 def test_second_process_waits_for_the_lock_then_writes(db_path):
     holder = _hold(db_path, 1.5)
     t0 = time.monotonic()

@@ -72,6 +72,7 @@ def check(cur, ref=None, **kwargs):
             return regression_check(conn, reference_conn=rconn, **kwargs)
 
 
+@pytest.mark.slow  # over 1.5 s: outside make test-fast
 def test_ten_percent_slower_model_is_named_exactly(pair):
     ref, cur = pair
     report = check(cur, ref)

@@ -165,6 +165,7 @@ def test_parsers_accept_the_guides_flags():
     assert key.batch_sizes == [1] and key.sequence_lengths == [128]
 
 
+@pytest.mark.slow  # over 1.5 s: outside make test-fast
 def test_bad_options_exit_2_with_one_line(capsys):
     from runners.run_model_benchmarks import main
 

@@ -31,6 +31,7 @@ sys.exit(code or 0)
 """
 
 
+@pytest.mark.slow  # over 1.5 s: outside make test-fast
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_help_is_fast_and_imports_nothing_heavy(script):
     path = REPO / script

@@ -103,6 +103,7 @@ def test_result_fields_and_dict_access():
     assert json.loads(json.dumps(cp.to_dict()))["index"] == 20
 
 
+@pytest.mark.slow  # over 1.5 s: outside make test-fast
 @pytest.mark.parametrize("kind", ["gauss", "lognorm", "t3"])
 def test_flat_series_raise_no_alarm(kind):
     for n in (8, 20, 60, 200):
@@ -136,6 +137,7 @@ def test_short_excursion_that_cancels_out_is_found():
     assert found >= 0.85 and alarms <= 0.05
 
 
+@pytest.mark.slow  # over 1.5 s: outside make test-fast
 @pytest.mark.parametrize("kind", ["lognorm", "t3"])
 def test_heavy_tailed_noise_with_outliers(kind):
     def make(rng):

@@ -58,6 +58,7 @@ FILTERS = [
 ]
 
 
+@pytest.mark.slow  # over 1.5 s: outside make test-fast
 @pytest.mark.parametrize("filters", FILTERS, ids=lambda f: f.describe())
 def test_cached_report_equals_direct_report(db, filters):
     first = _report(db, filters)  # computes and writes the summary
@@ -83,6 +84,7 @@ def _first_bert_cpu_throughput(doc: dict) -> float:
                 and r["precision"] == "fp32")["throughput_items_per_s_mean"]
 
 
+@pytest.mark.slow  # over 1.5 s: outside make test-fast
 @pytest.mark.parametrize("checkpoint", [True, False], ids=["checkpointed", "left-in-wal"])
 def test_a_write_by_another_program_invalidates_the_cache(db, checkpoint):
     before = _report(db)

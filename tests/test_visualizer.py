@@ -45,6 +45,7 @@ def run(capsys, *argv):
     (["--report", "compatibility"], "compatibility.png"),
     (["--report", "hardware"], "hardware.png"),
 ])
+@pytest.mark.slow  # over 1.5 s: outside make test-fast
 def test_guide_modes_write_images(sample_db, tmp_path, capsys, argv, name):
     target = tmp_path / name
     code, out, err = run(capsys, "--db", sample_db, *argv, "--output", str(target))
@@ -257,6 +258,7 @@ def _inside(fig, artist) -> bool:
     return box.x0 >= whole.x0 - 1 and box.x1 <= whole.x1 + 1 and box.y0 >= whole.y0 - 1 and box.y1 <= whole.y1 + 1
 
 
+@pytest.mark.slow  # over 1.5 s: outside make test-fast
 def test_chart_text_stays_inside_the_figure_and_apart(tmp_path):
     """A long footnote is wrapped, not cut off at both edges; long model names do not run into the
     neighbouring panel's title or off the heat map; the title does not run under the legend."""
