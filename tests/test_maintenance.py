@@ -37,15 +37,20 @@ def sha256(path) -> str:
 
 # -- backup and restore ---------------------------------------------------------------------------------
 
+
+def backed_up(db_path: str, folder: Path, **options) -> dict:
+    """`backup.create_backup` of `db_path` into `folder` on a connection of its own."""
+    conn = connect(db_path)
+    try:
+        return backup.create_backup(conn, db_path, folder, **options)
+    finally:
+        conn.close()
+
 @pytest.mark.parametrize("compress", [False, True])
 def test_backup_then_restore_gives_identical_counts_and_checksums(sample_db_path, tmp_path, compress):
     before = checksums_of(sample_db_path)
     assert before["performance_results"]["rows"] > 300
-    conn = connect(sample_db_path)
-    try:
-        result = backup.create_backup(conn, sample_db_path, tmp_path / "bk", compress=compress)
-    finally:
-        conn.close()
+    result = backed_up(sample_db_path, tmp_path / "bk", compress=compress)
     stored = Path(result["backup"])
     assert stored.name.endswith(".duckdb.gz" if compress else ".duckdb")
     manifest = json.loads(Path(result["manifest"]).read_text())
@@ -59,11 +64,7 @@ def test_backup_then_restore_gives_identical_counts_and_checksums(sample_db_path
 
 @pytest.mark.parametrize("compress", [False, True])
 def test_a_backup_with_one_flipped_byte_is_refused(sample_db_path, tmp_path, compress):
-    conn = connect(sample_db_path)
-    try:
-        result = backup.create_backup(conn, sample_db_path, tmp_path / "bk", compress=compress)
-    finally:
-        conn.close()
+    result = backed_up(sample_db_path, tmp_path / "bk", compress=compress)
     stored = Path(result["backup"])
     data = bytearray(stored.read_bytes())
     data[len(data) // 2] ^= 0x01
@@ -78,11 +79,7 @@ def test_a_backup_with_one_flipped_byte_is_refused(sample_db_path, tmp_path, com
 
 
 def test_restore_refuses_a_manifest_whose_tables_do_not_match(sample_db_path, tmp_path):
-    conn = connect(sample_db_path)
-    try:
-        result = backup.create_backup(conn, sample_db_path, tmp_path / "bk")
-    finally:
-        conn.close()
+    result = backed_up(sample_db_path, tmp_path / "bk")
     manifest_path = Path(result["manifest"])
     manifest = json.loads(manifest_path.read_text())
     manifest["tables"]["performance_results"]["rows"] += 1
@@ -106,11 +103,7 @@ def test_restore_never_overwrites_without_force(sample_db_path, tmp_path, capsys
 
 
 def test_restore_to_a_new_path_ignores_a_stale_wal_left_there(sample_db_path, tmp_path):
-    conn = connect(sample_db_path)
-    try:
-        result = backup.create_backup(conn, sample_db_path, tmp_path / "bk")
-    finally:
-        conn.close()
+    result = backed_up(sample_db_path, tmp_path / "bk")
     before = checksums_of(sample_db_path)
     # a crashed writer left a WAL (deleting every result); the user deleted the broken file, kept the WAL
     crashed = tmp_path / "crashed.duckdb"
@@ -606,11 +599,7 @@ def test_dry_run_neither_creates_nor_migrates_and_purge_alone_opens_no_database(
 
 
 def test_restore_dry_run_verifies_without_writing(sample_db_path, tmp_path, capsys):
-    conn = connect(sample_db_path)
-    try:
-        result = backup.create_backup(conn, sample_db_path, tmp_path / "bk", compress=True)
-    finally:
-        conn.close()
+    result = backed_up(sample_db_path, tmp_path / "bk", compress=True)
     target = tmp_path / "new.duckdb"
     assert maintenance_cli.main(["--restore", result["backup"], "--db", str(target), "--dry-run"]) == 0
     assert "verified, would restore" in capsys.readouterr().out and not target.exists()
