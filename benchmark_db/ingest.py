@@ -669,18 +669,19 @@ class Ingestor:
         conn = self.db.conn
         now = _utc_now()
         with self.db.transaction():
-            if batch.rebuilt or batch.replaced:  # rows moved to the archive are replaced too (hidden there)
+            rebuilt_ids = [run_id_for_source(s) for s in batch.rebuilt]
+            replaced_ids = [run_id_for_source(s) for s in batch.replaced]
+            if rebuilt_ids or replaced_ids:  # rows moved to the archive are replaced too (hidden there)
                 from benchmark_db.maintenance import archive
 
-                archive.supersede_runs(conn, [run_id_for_source(s) for s in batch.rebuilt + batch.replaced])
-            if batch.rebuilt:
-                ids = [run_id_for_source(s) for s in batch.rebuilt]
-                placeholders = ", ".join("?" for _ in ids)
+                archive.supersede_runs(conn, rebuilt_ids + replaced_ids)
+            if rebuilt_ids:
+                placeholders = ", ".join("?" for _ in rebuilt_ids)
                 for table in RESULT_TABLES:
-                    conn.execute(f"DELETE FROM {table} WHERE run_id IN ({placeholders})", ids)
-            if batch.replaced:
+                    conn.execute(f"DELETE FROM {table} WHERE run_id IN ({placeholders})", rebuilt_ids)
+            if replaced_ids:
                 old = pa.table({"sha256": pa.array(batch.replaced, pa.string()),
-                                "run_id": pa.array([run_id_for_source(s) for s in batch.replaced], pa.int64())})
+                                "run_id": pa.array(replaced_ids, pa.int64())})
                 conn.register("_ingest_old", old)
                 try:
                     for table in RESULT_TABLES:

@@ -140,19 +140,16 @@ def _write(cache: Path, table, stamp: str, mode: int) -> None:
                 pass
 
 
-def _shows_archive(conn) -> bool:
-    from benchmark_db.maintenance.archive import archive_shown
-
-    return archive_shown(conn)
-
-
 def performance_summary(conn):
     """The summary as an Arrow table: from the cache when it matches the database, else computed (and cached
     when the database is a file whose folder we may write)."""
     path = database_file(conn)
     stamp = fingerprint(path) if path else None
-    if stamp and _shows_archive(conn):  # a summary with archived rows is not one without them
-        stamp += "+archive"
+    if stamp:
+        from benchmark_db.maintenance.archive import archive_shown
+
+        if archive_shown(conn):  # a summary with archived rows is not one without them
+            stamp += "+archive"
     if stamp:
         cached = _read(cache_path(path), stamp)
         if cached is not None:
