@@ -54,9 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="find orphans, dangling references, duplicates, impossible values and broken views; "
                             "exit 1 listing each problem")
     steps.add_argument("--backup", action="store_true",
-                       help="verified backup with a manifest (row counts, table checksums, sha256)")
+                       help="verified backup with a manifest (row counts, table checksums, sha256); it carries "
+                            "the Parquet files of --archive-data too")
     steps.add_argument("--restore", metavar="BACKUP",
-                       help="verify BACKUP (file or .manifest.json) and restore it to --db (a new path, or --force)")
+                       help="verify BACKUP (file or .manifest.json) and restore it to --db (a new path, or --force), "
+                            "with its archived Parquet files (into --archive-dir when given)")
     steps.add_argument("--purge-backups", action="store_true",
                        help="delete this tool's backups older than --backup-retention days (compressed too)")
     steps.add_argument("--migration-stats", action="store_true",
@@ -79,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="what --clean-json does with a file (default: %(default)s)")
     values.add_argument("--archive-dir", default=None, metavar="DIR",
                         help=f"archive folder (default: {DEFAULT_JSON_ARCHIVE_DIR} for --clean-json, "
-                             f"{DEFAULT_DATA_ARCHIVE_DIR} for --archive-data)")
+                             f"{DEFAULT_DATA_ARCHIVE_DIR} for --archive-data); with --restore, where the backup's "
+                             "archived Parquet files go (default: back where they were when restoring to the "
+                             "backed-up path, else <db stem>_archived_data beside --db)")
     values.add_argument("--output", "-o", metavar="FILE", default=None,
                         help="write the --migration-stats report to FILE (format from its extension)")
     values.add_argument("--format", choices=("table", "json", "csv", "markdown", "html"), default=None,
@@ -118,12 +122,21 @@ def _describe(step: str, result) -> str:
             return f"dry run: {r['bytes_before']} bytes now"
         return f"{r['bytes_before']} -> {r['bytes_after']} bytes ({r['bytes_reclaimed']} reclaimed)"
     if step == "backup":
+        files = r.get("archive_files") or []
         if r.get("dry_run"):
-            return f"dry run: would back up {r['rows']} rows to {r['backup_dir']}"
-        return f"{r['backup']} ({r['size_bytes']} bytes, {r['tables']} tables, {r['rows']} rows verified)"
+            extra = (f" and {len(files)} archived Parquet file(s), {r['archive_bytes']} bytes: {', '.join(files)}"
+                     if files else "")
+            return f"dry run: would back up {r['rows']} rows{extra} to {r['backup_dir']}"
+        extra = f", {files} archived file(s) in {r['archive_dir']}" if files else ""
+        return f"{r['backup']} ({r['size_bytes']} bytes, {r['tables']} tables, {r['rows']} rows verified{extra})"
     if step == "restore":
         where = f"verified, would restore to {r['target']}" if r.get("dry_run") else f"restored to {r['target']}"
-        return f"{where} ({r['tables']} tables, {r['rows']} rows match the manifest)"
+        extra = ""
+        if r.get("archive_files"):
+            extra = f"; {r['archive_files']} archived file(s) verified, " + (
+                f"{len(r['archive_to_copy'])} to copy to {r['archive_dir']}" if r.get("dry_run")
+                else f"in {r['archive_dir']}")
+        return f"{where} ({r['tables']} tables, {r['rows']} rows match the manifest{extra})"
     if step == "purge-backups":
         return f"{prefix}{len(r['deleted_files'])} file(s) deleted, {r['kept_backups']} backup(s) kept"
     if step == "archive-data":
@@ -241,7 +254,7 @@ def run(args) -> int:
         if not args.db:
             raise UsageError("--restore needs --db NEW, the file to restore into", "e.g. --db ./restored.duckdb")
         result = restore_backup(args.restore, resolve_db_path(args.db), force=args.force, dry_run=args.dry_run,
-                                lock_timeout=args.lock_timeout)
+                                lock_timeout=args.lock_timeout, archive_dir=args.archive_dir)
         write_text(render([{"step": "restore", "status": "ok", "result": _describe("restore", result)}],
                           summary_format), None)
         return 0

@@ -13,7 +13,8 @@ names that include the archive (`show_archive`), and the API, which reads throug
 `_all` views (`read_with_archive`). No migration is needed: `archived_partitions` and the views are created here, and
 `ensure_archive_views` re-creates them on every maintenance run (a later migration that redefines a view
 would otherwise hide the archive; the integrity check reports that case too). Moving the archive folder
-breaks the views, which the integrity check reports as views that no longer compile.
+breaks the views, which the integrity check reports as views that no longer compile. Backups carry the files
+`archived_partitions` names, and a restore elsewhere points the views at its copies (`relocate_archive`).
 """
 from __future__ import annotations
 
@@ -153,6 +154,39 @@ def ensure_archive_views(conn) -> list[str]:
         if redirected != statement:
             conn.execute(redirected)
             created.append(view)
+    return created
+
+
+def archive_partitions(conn) -> list[dict]:
+    """Every archived Parquet file the database names: partition_id, table, path, rows, sha256 (empty when
+    nothing was ever archived). Backups copy exactly these files."""
+    if not _has_table(conn, "archived_partitions"):
+        return []
+    return [{"partition_id": pid, "table": table, "path": path, "rows": int(rows), "sha256": sha}
+            for pid, table, path, rows, sha in conn.execute(
+                "SELECT partition_id, table_name, path, rows, sha256 FROM archived_partitions "
+                "ORDER BY partition_id").fetchall()]
+
+
+def relocate_archive(conn, new_paths: dict[str, str]) -> list[str]:
+    """Point archived partitions at new files (`{partition_id: absolute path}`, the same content moved, e.g. by a
+    restore into another folder) and re-create the `_all` views over them, in one transaction.
+
+    Only the `_all` views name files; the schema's views name the `_all` views, so they follow. Returns the
+    views re-created."""
+    created = []
+    with transaction(conn):
+        conn.executemany("UPDATE archived_partitions SET path = ? WHERE partition_id = ?",
+                         [[str(path), pid] for pid, path in new_paths.items()])
+        conn.execute(CREATE_SUPERSEDED_RUNS)
+        for table in ARCHIVED_TABLES:
+            if not _has_table(conn, table):
+                continue
+            paths = [r[0] for r in conn.execute(
+                "SELECT path FROM archived_partitions WHERE table_name = ? ORDER BY partition_id",
+                [table]).fetchall()]
+            conn.execute(_all_view_sql(conn, table, paths))
+            created.append(f"{table}_all")
     return created
 
 

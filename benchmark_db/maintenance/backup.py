@@ -6,6 +6,13 @@ table, optionally gzip-compressed, and described by a manifest written last (its
 backup): row counts and checksums per table, the stored file's sha256 and the database's own sha256.
 Restore verifies all of it again (one flipped byte anywhere is refused) before it atomically puts the file
 in place. Purge deletes only files this tool wrote, recognised by manifest or by name, compressed ones too.
+
+A database with an archive (`--archive-data`) names Parquet files outside itself by absolute path. Its backup
+carries them: every file `archived_partitions` names is copied into `<backup>.archive/<table>/`, its sha256
+checked against the one recorded when it was archived, and listed in the manifest; a missing or changed file
+fails the backup. Restore verifies them too, puts them back (where they were when restoring over the original
+path, else into `<db stem>_archived_data` beside the restored file or `--archive-dir`) and points the restored
+database's views at them, so it shows the rows the backed-up database showed, wherever it lands.
 """
 from __future__ import annotations
 
@@ -24,18 +31,22 @@ import duckdb
 from benchmark_db import schema
 from benchmark_db.connection import connect
 from benchmark_db.errors import MaintenanceError, UsageError
+from benchmark_db.maintenance import archive
 from benchmark_db.maintenance.checksums import compare_checksums, table_checksums
 
 log = logging.getLogger("benchmark_db.maintenance")
 
 TOOL = "benchmark_db_maintenance"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: the archived Parquet files travel with the database ("archive")
 DEFAULT_BACKUP_DIR = "./db_backups"
 PREFIX = "benchmark_db_backup"
 MANIFEST_SUFFIX = ".manifest.json"
-# benchmark_db_backup-<db stem>-<YYYYmmddTHHMMSSZ>[-N].duckdb[.gz][.manifest.json|.partial]
+ARCHIVE_SUFFIX = ".archive"  # the folder of a backup's archived Parquet files
+# benchmark_db_backup-<db stem>-<YYYYmmddTHHMMSSZ>[-N].duckdb[.gz][.manifest.json|.partial], and the folder
+# benchmark_db_backup-<db stem>-<YYYYmmddTHHMMSSZ>[-N].archive[.partial]
 NAME_RE = re.compile(rf"^{PREFIX}-(?P<stem>.+)-(?P<stamp>\d{{8}}T\d{{6}}Z)(?:-\d+)?"
-                     r"(?:\.duckdb(?:\.gz)?(?:\.partial)?|\.manifest\.json)$")
+                     r"(?:\.duckdb(?:\.gz)?(?:\.partial)?|\.manifest\.json|\.archive(?:\.partial)?)$")
+_BASE_SUFFIX_RE = re.compile(r"(?:\.duckdb(?:\.gz)?|\.archive)(?:\.partial)?$")
 _CHUNK = 1 << 20
 
 
@@ -96,16 +107,21 @@ def create_backup(conn, db_path: str | os.PathLike, backup_dir: str | os.PathLik
     now = now or utc_now()
     conn.execute("FORCE CHECKPOINT")
     tables = table_checksums(conn)
+    partitions = _archive_sources(archive.archive_partitions(conn))
+    archive_bytes = sum(p["size_bytes"] for p in partitions)
     if dry_run:
         return {"step": "backup", "dry_run": True, "backup_dir": str(folder), "compressed": compress,
                 "database_size_bytes": source.stat().st_size,
-                "rows": sum(t["rows"] for t in tables.values())}
+                "rows": sum(t["rows"] for t in tables.values()),
+                "archive_files": [p["path"] for p in partitions], "archive_bytes": archive_bytes}
     fast = table_checksums(conn, method="hash")  # to verify the copy in this process, quickly
     folder.mkdir(parents=True, exist_ok=True)
     base = _base_name(folder, source, now)
     stored = folder / (base + (".duckdb.gz" if compress else ".duckdb"))
     raw_partial = folder / (base + ".duckdb.partial")
     gz_partial = folder / (base + ".duckdb.gz.partial")
+    archive_folder = folder / (base + ARCHIVE_SUFFIX)
+    archive_partial = folder / (base + ARCHIVE_SUFFIX + ".partial")
     try:
         with open(source, "rb") as src, open(raw_partial, "wb") as dst:
             database_sha = _copy_hashing(src, dst)
@@ -118,6 +134,9 @@ def create_backup(conn, db_path: str | os.PathLike, backup_dir: str | os.PathLik
             os.replace(gz_partial, stored)
         else:
             os.replace(raw_partial, stored)
+        archived = _copy_archive(partitions, archive_partial, archive_folder.name) if partitions else []
+        if partitions:
+            os.replace(archive_partial, archive_folder)
         manifest = {
             "tool": TOOL, "manifest_version": MANIFEST_VERSION, "created_at": now.isoformat() + "Z",
             "source_db": str(source), "backup_file": stored.name, "compression": "gzip" if compress else None,
@@ -126,6 +145,9 @@ def create_backup(conn, db_path: str | os.PathLike, backup_dir: str | os.PathLik
             "schema_version": schema.current_version(conn), "duckdb_version": duckdb.__version__,
             "tables": tables,
         }
+        if archived:
+            manifest["archive_dir"] = archive_folder.name
+            manifest["archive"] = archived
         manifest_path = folder / (base + MANIFEST_SUFFIX)
         partial = manifest_path.with_name(manifest_path.name + ".partial")
         partial.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -133,13 +155,55 @@ def create_backup(conn, db_path: str | os.PathLike, backup_dir: str | os.PathLik
     except BaseException:
         for leftover in (raw_partial, gz_partial, stored, folder / (base + MANIFEST_SUFFIX + ".partial")):
             leftover.unlink(missing_ok=True)
+        for leftover in (archive_partial, archive_folder):
+            shutil.rmtree(leftover, ignore_errors=True)
         raise
-    log.info("backup: %s -> %s (%d bytes, %d tables verified)", source, stored, manifest["size_bytes"],
-             len(tables))
+    log.info("backup: %s -> %s (%d bytes, %d tables verified, %d archive file(s))", source, stored,
+             manifest["size_bytes"], len(tables), len(archived))
     return {"step": "backup", "backup": str(stored), "manifest": str(manifest_path),
             "compressed": compress, "size_bytes": manifest["size_bytes"],
             "database_size_bytes": database_size, "tables": len(tables),
-            "rows": sum(t["rows"] for t in tables.values())}
+            "rows": sum(t["rows"] for t in tables.values()),
+            "archive_dir": str(archive_folder) if archived else None, "archive_files": len(archived),
+            "archive_bytes": archive_bytes}
+
+
+def _archive_sources(partitions: list[dict]) -> list[dict]:
+    """The archived partitions with their file sizes; a file that is not where the database says fails the
+    backup, which would otherwise lose those rows without a word."""
+    missing = [p for p in partitions if not Path(p["path"]).is_file()]
+    if missing:
+        names = ", ".join(p["path"] for p in missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise MaintenanceError(
+            f"{len(missing)} archived Parquet file(s) the database names are missing: {names}",
+            "put the archive folder back where the database expects it (--check-integrity lists every missing "
+            "file); no backup was made")
+    return [{**p, "size_bytes": Path(p["path"]).stat().st_size} for p in partitions]
+
+
+def _copy_archive(partitions: list[dict], into: Path, final_name: str) -> list[dict]:
+    """Copy the archived files into `into/<table>/`, each checked against the sha256 recorded when it was
+    archived; return their manifest entries (paths relative to the backup folder, under `final_name`)."""
+    shutil.rmtree(into, ignore_errors=True)
+    entries, used = [], set()
+    for p in partitions:
+        source = Path(p["path"])
+        name, n = source.name, 0
+        while (p["table"], name) in used:  # two archive folders may hold files of one name
+            n += 1
+            name = f"{source.stem}-{n}{source.suffix}"
+        used.add((p["table"], name))
+        (into / p["table"]).mkdir(parents=True, exist_ok=True)
+        with open(source, "rb") as src, open(into / p["table"] / name, "wb") as dst:
+            digest = _copy_hashing(src, dst)
+        if digest != p["sha256"]:
+            raise MaintenanceError(
+                f"archived file {source} changed after it was archived (sha256 {digest}, archived_partitions "
+                f"says {p['sha256']})", "its rows can no longer be trusted; no backup was made")
+        entries.append({"partition_id": p["partition_id"], "table": p["table"], "source_path": str(source),
+                        "file": f"{final_name}/{p['table']}/{name}", "rows": p["rows"], "sha256": digest,
+                        "size_bytes": p["size_bytes"]})
+    return entries
 
 
 def find_manifest(backup: str | os.PathLike) -> Path:
@@ -172,12 +236,18 @@ def load_manifest(manifest_path: Path) -> dict:
 
 
 def restore_backup(backup: str | os.PathLike, target_db: str | os.PathLike, *, force: bool = False,
-                   dry_run: bool = False, lock_timeout: float = 30.0) -> dict:
+                   dry_run: bool = False, lock_timeout: float = 30.0,
+                   archive_dir: str | os.PathLike | None = None) -> dict:
     """Verify a backup against its manifest and put it at `target_db`; nothing is written unless all agrees.
 
-    Checks, in order: the stored file's sha256, the decompressed database's sha256, then every table's row
-    count and checksum. An existing `target_db` is replaced only with `force`, atomically and while holding
-    its lock.
+    Checks, in order: the stored file's sha256, every archived file's sha256, the decompressed database's
+    sha256, then every table's row count and checksum. An existing `target_db` is replaced only with `force`,
+    atomically and while holding its lock.
+
+    Archived files go back where they were when `target_db` is the backed-up database's own path (and no
+    `archive_dir` is given), else under `archive_dir` (default: `<target stem>_archived_data` beside it), and
+    the restored database names them there. A file already in place with the same content is kept; one with
+    other content is never overwritten.
     """
     manifest_path = find_manifest(backup)
     manifest = load_manifest(manifest_path)
@@ -194,8 +264,10 @@ def restore_backup(backup: str | os.PathLike, target_db: str | os.PathLike, *, f
     if actual_sha != manifest["sha256"]:
         raise MaintenanceError(f"backup {stored.name} is damaged: its sha256 is {actual_sha}, the manifest "
                                f"says {manifest['sha256']}", "refusing to restore it; restore another backup")
+    placed = _plan_archive(manifest_path, manifest, target, archive_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.restore-{os.getpid()}.partial")
+    written: list[Path] = []
     try:
         opener = gzip.open if manifest.get("compression") == "gzip" else open
         try:
@@ -209,9 +281,21 @@ def restore_backup(backup: str | os.PathLike, target_db: str | os.PathLike, *, f
                                    "refusing to restore it; restore another backup")
         _verify_copy(partial, manifest["tables"])
         rows = sum(t["rows"] for t in manifest["tables"].values())
+        archive_summary = {"archive_files": len(placed),
+                           "archive_dir": str(_common_folder([d for _, d, _ in placed])) if placed else None}
         if dry_run:
             return {"step": "restore", "dry_run": True, "backup": str(stored), "verified": True,
-                    "tables": len(manifest["tables"]), "rows": rows, "target": str(target)}
+                    "tables": len(manifest["tables"]), "rows": rows, "target": str(target), **archive_summary,
+                    "archive_to_copy": [str(d) for _, d, present in placed if not present]}
+        if "archive" not in manifest:
+            _warn_if_archive_left_behind(partial, stored)
+        for entry, dest, present in placed:
+            if not present:
+                _place_archive_file(manifest_path.parent / entry["file"], dest, entry["sha256"])
+                written.append(dest)
+        moved = {entry["partition_id"]: str(dest) for entry, dest, _ in placed if str(dest) != entry["source_path"]}
+        if moved:
+            _point_archive_at(partial, moved)
         if target.exists():
             holder = connect(str(target), lock_timeout=lock_timeout, migrate=False)  # wait for its lock
             try:
@@ -228,11 +312,97 @@ def restore_backup(backup: str | os.PathLike, target_db: str | os.PathLike, *, f
                             stale_wal)
                 stale_wal.unlink()
             os.replace(partial, target)
+        written.clear()  # the restored database names them now
     finally:
         partial.unlink(missing_ok=True)
-    log.info("restore: %s -> %s (%d tables verified)", stored, target, len(manifest["tables"]))
+        Path(str(partial) + ".wal").unlink(missing_ok=True)
+        for path in written:  # a restore that did not finish leaves no archive files of its own behind
+            path.unlink(missing_ok=True)
+    log.info("restore: %s -> %s (%d tables verified, %d archive file(s) in %s)", stored, target,
+             len(manifest["tables"]), len(placed), archive_summary["archive_dir"])
     return {"step": "restore", "backup": str(stored), "target": str(target), "verified": True,
-            "tables": len(manifest["tables"]), "rows": rows, "created_at": manifest.get("created_at")}
+            "tables": len(manifest["tables"]), "rows": rows, "created_at": manifest.get("created_at"),
+            **archive_summary}
+
+
+def _common_folder(paths: list[Path]) -> Path:
+    return Path(os.path.commonpath([str(p.parent) for p in paths]))
+
+
+def _plan_archive(manifest_path: Path, manifest: dict, target: Path,
+                  archive_dir: str | os.PathLike | None) -> list[tuple[dict, Path, bool]]:
+    """Verify the backup's archived files and decide where each goes: (entry, destination, already there).
+
+    Writes nothing. Back to their own paths when restoring over the backed-up database's path, else into one
+    folder that belongs to the restored database."""
+    entries = manifest.get("archive") or []
+    if not entries:
+        return []
+    folder = manifest_path.parent.resolve()
+    same_place = archive_dir is None and str(target.resolve()) == manifest.get("source_db")
+    base = None if same_place else Path(archive_dir or target.parent / f"{target.stem}_archived_data").resolve()
+    plan = []
+    for entry in entries:
+        source = (folder / entry["file"]).resolve()
+        if not source.is_relative_to(folder):
+            raise MaintenanceError(f"{manifest_path.name} names an archive file outside the backup folder: "
+                                   f"{entry['file']}", "refusing to restore it; restore another backup")
+        if not source.is_file():
+            raise MaintenanceError(f"the archived file {entry['file']} of backup {manifest_path.name} is missing",
+                                   "its archived rows cannot be restored; restore another backup")
+        actual = sha256_file(source)
+        if actual != entry["sha256"]:
+            raise MaintenanceError(f"backup {manifest_path.name} is damaged: archived file {entry['file']} has "
+                                   f"sha256 {actual}, the manifest says {entry['sha256']}",
+                                   "refusing to restore it; restore another backup")
+        dest = Path(entry["source_path"]) if same_place else base / entry["table"] / source.name
+        present = dest.is_file()
+        if present and sha256_file(dest) != entry["sha256"]:
+            raise UsageError(f"{dest} already exists with other content than the backup's archived file",
+                             "pass --archive-dir DIR to restore the archive elsewhere")
+        plan.append((entry, dest, present))
+    return plan
+
+
+def _place_archive_file(source: Path, dest: Path, sha: str) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(f".{dest.name}.restore-{os.getpid()}.partial")
+    try:
+        with open(source, "rb") as src, open(partial, "wb") as dst:
+            digest = _copy_hashing(src, dst)
+        if digest != sha:
+            raise MaintenanceError(f"the copy of {source.name} at {dest} differs from the backup (sha256 {digest})",
+                                   "nothing was restored; try again")
+        os.replace(partial, dest)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _point_archive_at(db_file: Path, moved: dict[str, str]) -> None:
+    """Make the not yet placed restored database name its archive files where the restore put them."""
+    try:
+        conn = duckdb.connect(str(db_file))
+        try:
+            archive.relocate_archive(conn, moved)
+            conn.execute("CHECKPOINT")
+        finally:
+            conn.close()
+    except duckdb.Error as exc:
+        raise MaintenanceError(f"cannot point the restored database at its archive files: {exc}",
+                               "nothing was restored") from exc
+
+
+def _warn_if_archive_left_behind(db_file: Path, stored: Path) -> None:
+    """A backup made before backups carried the archive: its database may name files that are not in it."""
+    conn = duckdb.connect(str(db_file), read_only=True)
+    try:
+        partitions = archive.archive_partitions(conn)
+    finally:
+        conn.close()
+    missing = [p["path"] for p in partitions if not Path(p["path"]).is_file()]
+    if missing:
+        log.warning("restore: %s holds no archived files and %d the database names are not here (e.g. %s): "
+                    "those rows will not show; --check-integrity lists them", stored.name, len(missing), missing[0])
 
 
 def _manifest_age_key(path: Path) -> dt.datetime | None:
@@ -243,13 +413,17 @@ def _manifest_age_key(path: Path) -> dt.datetime | None:
 
 
 def list_backups(backup_dir: str | os.PathLike) -> list[dict]:
-    """This tool's backups in `backup_dir`: one entry per backup with its files and creation time."""
+    """This tool's backups in `backup_dir`: one entry per backup with its files (its archive folder too) and
+    creation time. The manifest comes first in `files`, so deleting them in order never leaves a manifest
+    whose files are gone."""
     folder = Path(backup_dir)
     if not folder.is_dir():
         return []
     backups: dict[str, dict] = {}
     for path in sorted(folder.iterdir()):
-        if not path.is_file():
+        is_archive = (path.is_dir() and not path.is_symlink()
+                      and path.name.endswith((ARCHIVE_SUFFIX, ARCHIVE_SUFFIX + ".partial")))
+        if not path.is_file() and not is_archive:
             continue
         created = None
         if path.name.endswith(MANIFEST_SUFFIX):
@@ -263,15 +437,18 @@ def list_backups(backup_dir: str | os.PathLike) -> list[dict]:
             base = path.name.removesuffix(MANIFEST_SUFFIX)
             entry = backups.setdefault(base, {"base": base, "files": [], "created_at": None})
             entry["created_at"] = created
-            entry["files"].append(path)
+            entry["files"].insert(0, path)
             stored = folder / manifest["backup_file"]
             if stored.is_file() and stored not in entry["files"]:
                 entry["files"].append(stored)
+            archive_folder = folder / (base + ARCHIVE_SUFFIX)
+            if archive_folder.is_dir() and not archive_folder.is_symlink() and archive_folder not in entry["files"]:
+                entry["files"].append(archive_folder)
             continue
         stamp = _manifest_age_key(path)
         if stamp is None:
             continue
-        base = re.sub(r"\.duckdb(\.gz)?(\.partial)?$", "", path.name)
+        base = _BASE_SUFFIX_RE.sub("", path.name)
         entry = backups.setdefault(base, {"base": base, "files": [], "created_at": None})
         if path not in entry["files"]:
             entry["files"].append(path)
@@ -282,7 +459,8 @@ def list_backups(backup_dir: str | os.PathLike) -> list[dict]:
 
 def purge_backups(backup_dir: str | os.PathLike, retention_days: float, *, dry_run: bool = False,
                   now: dt.datetime | None = None) -> dict:
-    """Delete this tool's backups older than `retention_days` (compressed or not); keep everything else."""
+    """Delete this tool's backups older than `retention_days` (compressed or not, with their archive folders);
+    keep everything else."""
     if retention_days is None or retention_days < 0:
         raise UsageError("--backup-retention must be a number of days >= 0", "e.g. --backup-retention 30")
     now = now or utc_now()
@@ -292,7 +470,10 @@ def purge_backups(backup_dir: str | os.PathLike, retention_days: float, *, dry_r
         if entry["created_at"] < cutoff:
             for path in entry["files"]:
                 if not dry_run:
-                    path.unlink(missing_ok=True)
+                    if path.is_dir() and not path.is_symlink():  # the backup's archive folder
+                        shutil.rmtree(path)
+                    else:
+                        path.unlink(missing_ok=True)
                 deleted.append(str(path))
         else:
             kept.append(entry["base"])

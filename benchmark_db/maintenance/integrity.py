@@ -4,8 +4,9 @@ Tables have primary keys but no foreign keys (see `benchmark_db.schema`), so thi
 are found. Checks: orphaned fact rows (a model, hardware platform or run they name does not exist), dangling
 provenance (an ingested file or run whose original document is not stored), duplicates by natural key,
 impossible values (negative times, NaN, percentiles out of order, runs ending before they start), views that
-no longer compile (a view over archived Parquet whose files were moved), missing schema views and missing
-archive files. A clean database gives an empty list; `--check-integrity` exits 1 when it is not empty.
+no longer compile (a view over archived Parquet whose files were moved), missing schema views, and archive
+files that are missing or no longer hold what was archived (sha256; a backup refuses them too). A clean
+database gives an empty list; `--check-integrity` exits 1 when it is not empty.
 """
 from __future__ import annotations
 
@@ -200,9 +201,17 @@ def check_integrity(conn, *, now: dt.datetime | None = None) -> list[dict]:
         problems.append(_problem("view misses archive", view, "the view no longer includes archived rows; "
                                  "any maintenance run re-creates it", 1, []))
     if "archived_partitions" in tables:
-        for partition_id, table, path in conn.execute(
-                "SELECT partition_id, table_name, path FROM archived_partitions ORDER BY partition_id").fetchall():
+        from benchmark_db.maintenance.backup import sha256_file
+
+        for partition_id, table, path, sha in conn.execute(
+                "SELECT partition_id, table_name, path, sha256 FROM archived_partitions "
+                "ORDER BY partition_id").fetchall():
             if not Path(path).is_file():
                 problems.append(_problem("missing archive file", table,
-                                         f"archived partition {partition_id} is not at {path}", 1, [path]))
+                                         f"archived partition {partition_id} is not at {path}; put it back, or "
+                                         "restore a backup (backups carry the archive)", 1, [path]))
+            elif sha256_file(path) != sha:
+                problems.append(_problem("changed archive file", table,
+                                         f"archived partition {partition_id} at {path} no longer has the sha256 "
+                                         "recorded when it was archived; restore it from a backup", 1, [path]))
     return problems
