@@ -48,6 +48,7 @@ from benchmark_db.connection import DEFAULT_LOCK_TIMEOUT, MEMORY, connect, resol
 from benchmark_db.errors import DataConversionError, DBConnectionError, UsageError  # noqa: E402
 from benchmark_db.names import FAMILY_MODALITY, family_of, normalize_hardware_type  # noqa: E402
 from benchmark_db_models import (  # noqa: E402
+    PERFORMANCE_INT_MINIMUM,
     BenchmarkDB,
     HardwareCompatibility,
     HardwarePlatforms,
@@ -195,6 +196,16 @@ _PERF_FLOATS = {  # API name -> performance_results column
     "total_time_seconds": "total_time_seconds",
 }
 _PERF_INTS = ("batch_size", "sequence_length", "iterations", "warmup_iterations")
+# The range each whole-number field of a performance result may take, shared with the REST server's request
+# models. A batch or a sequence has at least one item (benchmark_db.validation reports a stored 0 as
+# impossible, and the throughput check divides by batch_size); the upper bounds refuse values that are
+# typos or overflowed counters rather than measurements (a million items in one batch, 16M tokens).
+INT_FIELD_RANGES = {
+    "batch_size": (PERFORMANCE_INT_MINIMUM["batch_size"], 1_048_576),
+    "sequence_length": (PERFORMANCE_INT_MINIMUM["sequence_length"], 16_777_216),
+    "iterations": (PERFORMANCE_INT_MINIMUM["iterations"], 2**31 - 1),
+    "warmup_iterations": (PERFORMANCE_INT_MINIMUM["warmup_iterations"], 2**31 - 1),
+}
 RUN_FIELDS = ("run_id", "test_name", "run_name", "test_type", "started_at", "completed_at", "git_commit",
               "git_branch", "command_line", "environment", "run_metadata")
 PERFORMANCE_FIELDS = ("model_name", "hardware_type", "device_name", "batch_size", "precision", "throughput",
@@ -464,11 +475,12 @@ def _measurement_column(name: str, values: list):
 
 
 def _int_column(name: str, values: list):
+    low, high = INT_FIELD_RANGES[name]
     if set(map(type, values)) <= _INT_KINDS:
-        given = list(filter(None, values))  # leaves out None (and 0, which is in range)
-        if not given or (min(given) >= 0 and max(given) <= 2**31 - 1):
+        given = [value for value in values if value is not None]
+        if not given or (min(given) >= low and max(given) <= high):
             return values, None
-    return _by_value(name, values, _int)
+    return _by_value(name, values, functools.partial(_int, low=low, high=high))
 
 
 def _flag(name: str, value) -> bool:
@@ -630,7 +642,7 @@ class RecordBuilder:
                 if columns[_PERF_FLOATS[name]] is None:
                     columns[_PERF_FLOATS[name]] = value
         for name in _PERF_INTS:
-            columns[name] = _int(name, get(name))
+            columns[name] = _int(name, get(name), *INT_FIELD_RANGES[name])
         if "batch_size" not in values:
             columns["batch_size"] = 1
         result = PerformanceResults(
@@ -1136,7 +1148,7 @@ class BenchmarkDBAPI:
         if results and _all_plain(results):  # the usual batch: no result needs looking at on its own
             columns, built = builder.performance_columns(results, range(len(results)) if number else None)
             add(built)
-            records.append(RecordColumns(PerformanceResults, columns, new=[True] * len(results)))
+            records.append(RecordColumns(PerformanceResults, columns, new=[True] * len(results), checked=True))
             return records, list(range(len(records) - 1, len(records) - 1 + len(results)))
         for index, values in enumerate(results):
             own = None
@@ -1177,7 +1189,7 @@ class BenchmarkDBAPI:
                 merged = [next(plain_rows) if row is None else row for row in rows]
                 columns = dict(zip(PERFORMANCE_COLUMNS_ORDER, map(list, zip(*merged))))
             base = len(records)
-            records.append(RecordColumns(PerformanceResults, columns, new=new))
+            records.append(RecordColumns(PerformanceResults, columns, new=new, checked=True))
             positions = [p if p >= 0 else base - p - 1 for p in positions]
         return records, positions
 
@@ -1256,10 +1268,24 @@ class BenchmarkDBAPI:
                                                    timeout_s=timeout_s, lock_timeout=self.lock_timeout,
                                                    as_dataframe=as_dataframe)
 
+    def ensure_database(self) -> None:
+        """Create a missing database file with the current schema (and migrate an older one), as the first
+        write would: what starting the server does before it listens, so that it fails fast (DB001/DB002)."""
+        with self.db.connection():
+            pass
+
     def health(self) -> dict:
-        """Whether the database answers, its schema version and row counts of the main tables."""
+        """Whether the database answers, its schema version and row counts of the main tables.
+
+        A check, never a write: a missing database is DB001 (DBConnectionError), not a new empty file that
+        would then answer "ok" for a path the caller mistyped. `ensure_database()` creates one on purpose."""
         from benchmark_db import schema
 
+        if not self.db.exists():
+            raise DBConnectionError(f"database {self.db_path} does not exist",
+                                    "check the path, or create it: store a result, run "
+                                    f"scripts/create_benchmark_schema.py --output {self.db_path}, or call "
+                                    "ensure_database()")
         with self.db.connection() as conn:
             version = schema.current_version(conn)
             counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
@@ -1350,7 +1376,8 @@ def serve(db: str | None, host: str = "127.0.0.1", port: int = 8000, *, cors_ori
                               lock_timeout=lock_timeout, idle_release=idle_release, max_hold=max_hold,
                               query_max_rows=query_max_rows, query_timeout_s=query_timeout_s)
     app = create_app(settings)
-    app.state.api.health()  # creates a missing database and fails fast (DB001/DB002) before listening
+    app.state.api.ensure_database()  # creates a missing database and fails fast (DB001/DB002) before listening
+    app.state.api.health()
     app.state.api.close()
     print(f"serving {settings.db_path} on http://{host}:{port} (docs at /docs)", file=sys.stderr)
     uvicorn.run(app, host=host.strip("[]"), port=port, log_level=log_level, access_log=False)

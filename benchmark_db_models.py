@@ -20,6 +20,8 @@ import contextlib
 import datetime as dt
 import itertools
 import json
+import math
+import numbers
 import operator
 import types
 from dataclasses import MISSING, dataclass, field, fields
@@ -101,6 +103,44 @@ class TestRuns:
     def natural_id(self) -> int:
         return identity.stable_id("run", self.test_name, self.test_type, self.started_at, self.command_line,
                                   self.git_commit, self.source_path, self.source_sha256)
+
+
+# What a performance result's whole numbers may be (the Python API's checks add upper bounds for values that
+# are typos rather than measurements): a batch or a sequence has at least one item.
+PERFORMANCE_INT_MINIMUM = {"batch_size": 1, "sequence_length": 1, "iterations": 0, "warmup_iterations": 0}
+PERFORMANCE_MEASUREMENTS = ("total_time_seconds", "average_latency_ms", "latency_p50_ms", "latency_p90_ms",
+                            "latency_p95_ms", "latency_p99_ms", "latency_stddev_ms", "throughput_items_per_second",
+                            "memory_peak_mb")
+
+
+def _bad_performance_value(name: str, value) -> DataConversionError | None:
+    if name in PERFORMANCE_INT_MINIMUM:
+        low = PERFORMANCE_INT_MINIMUM[name]
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= 2**31 - 1:
+            return DataConversionError(f"{name} must be a whole number between {low} and {2**31 - 1}, not {value!r}",
+                                       f"fix {name} of the PerformanceResults, or leave it None if unknown")
+    elif isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+        return DataConversionError(f"{name} must be a finite number >= 0, not {value!r}",
+                                   f"fix {name} of the PerformanceResults, or leave it None if not measured")
+    return None
+
+
+def check_performance_values(record) -> None:
+    """DB003 for a PerformanceResults that no benchmark can produce: a batch of 0, a negative count, a
+    negative, NaN or infinite latency/throughput/memory. The converter leaves such legacy values out and the
+    API refuses them; the ORM refuses them too, so the same fact is never stored differently by each."""
+    for name in (*PERFORMANCE_INT_MINIMUM, *PERFORMANCE_MEASUREMENTS):
+        value = getattr(record, name)
+        if value is not None and (error := _bad_performance_value(name, value)) is not None:
+            raise error
+
+
+def check_performance_columns(columns: dict[str, list]) -> None:
+    """check_performance_values of every row of a PerformanceResults batch (the first bad value)."""
+    for name in (*PERFORMANCE_INT_MINIMUM, *PERFORMANCE_MEASUREMENTS):
+        for row, value in enumerate(columns.get(name) or ()):
+            if value is not None and (error := _bad_performance_value(name, value)) is not None:
+                raise DataConversionError(f"row {row}: {error.message}", error.hint)
 
 
 @dataclass
@@ -234,6 +274,9 @@ class RecordColumns:
     cls: type
     columns: dict[str, list]
     new: list[bool] | None = None
+    # the values were checked already (the Python API checks every field it converts): skip
+    # check_performance_columns, a Python call per value
+    checked: bool = False
 
     def __post_init__(self) -> None:
         lengths = {len(values) for values in self.columns.values()}
@@ -504,8 +547,10 @@ class BenchmarkDB:
         for record in group:
             if cls is HardwarePlatforms:
                 record.hardware_type = normalize_hardware_type(record.hardware_type)
-            elif cls is PerformanceResults and record.hardware_type:
-                record.hardware_type = normalize_hardware_type(record.hardware_type)
+            elif cls is PerformanceResults:
+                check_performance_values(record)
+                if record.hardware_type:
+                    record.hardware_type = normalize_hardware_type(record.hardware_type)
             if record.created_at is None:
                 record.created_at = now
             if getattr(record, cls.ID) is None:
@@ -519,6 +564,8 @@ class BenchmarkDB:
         if unknown:
             raise DataConversionError(f"{cls.__name__} has no field(s) {', '.join(sorted(unknown))}",
                                       f"fields: {', '.join(sorted(known))}")
+        if cls is PerformanceResults and not batch.checked:
+            check_performance_columns(columns)
         if cls in (HardwarePlatforms, PerformanceResults) and "hardware_type" in columns:
             always = cls is HardwarePlatforms
             kinds = {value: normalize_hardware_type(value) if always or value else value

@@ -80,14 +80,19 @@ def run_sql(conn, sql: str):
     """Run one query on a (read-only) connection and return its rows as a DataFrame."""
     import duckdb
 
+    from benchmark_db import readonly_sql
     from benchmark_db.errors import QueryError
 
     if not sql or not sql.strip():
         raise UsageError("--sql needs a query", 'pass e.g. --sql "SELECT * FROM benchmark_performance LIMIT 5"')
+    # One SELECT-type statement only: the read-only connection refuses writes to the database, but not
+    # COPY ... TO or EXPORT DATABASE (which write files), SET, INSTALL or a second statement.
+    sql = readonly_sql.check_statement(sql, "--sql runs one read-only SELECT; write with benchmark_db_updater.py "
+                                            "or the API, export with --format/--output")
     try:
         relation = conn.sql(sql)
     except duckdb.Error as exc:
-        text = str(exc)
+        text = readonly_sql.one_line(exc)
         hint = ("--sql opens the database read-only; write with benchmark_db_updater.py or the API"
                 if "read-only" in text.lower() or "read only" in text.lower()
                 else "check the SQL; the views are benchmark_performance, latest_performance_metrics, "
@@ -100,7 +105,7 @@ def run_sql(conn, sql: str):
     try:
         return relation.df()
     except duckdb.Error as exc:
-        raise QueryError(f"query failed: {exc}", "check the SQL") from exc
+        raise QueryError(f"query failed: {readonly_sql.one_line(exc)}", "check the SQL") from exc
 
 
 def comparison(conn, filters, metric: str | None, by: str):

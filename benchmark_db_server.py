@@ -133,6 +133,14 @@ LongText = Annotated[str, StringConstraints(max_length=1_000_000), AfterValidato
 Name = Annotated[str, StringConstraints(min_length=1, max_length=500), AfterValidator(_clean_name)]
 Count = Annotated[int, NotBool, Field(ge=0, le=INT32)]
 RunId = Annotated[int, NotBool, Field(ge=1, le=INT63)]
+
+
+def _whole(name: str) -> Any:
+    """A performance result's whole-number field, in the range the Python API allows it (INT_FIELD_RANGES)."""
+    low, high = api_module.INT_FIELD_RANGES[name]
+    return Annotated[int, NotBool, Field(ge=low, le=high)]
+
+
 JsonObject = Annotated[dict[str, Any], AfterValidator(_json_object)]
 # a duration or measured amount (latency, throughput, memory, time, score): never negative, as the Python
 # API (benchmark_db_api._measurement), benchmark_db.validation and the integrity check have it
@@ -164,21 +172,21 @@ class PerformanceIn(RunFields):
     model_name: Name
     hardware_type: Name = Field(..., description="cpu, cuda, rocm, mps, openvino, webnn, webgpu, ...")
     device_name: Text | None = None
-    batch_size: Count | None = 1
+    batch_size: _whole("batch_size") | None = 1  # type: ignore[valid-type]
     precision: Text | None = None
     throughput: Measure | None = Field(None, description="items per second")
     latency_avg: Measure | None = Field(None, description="mean latency, ms")
     memory_peak: Measure | None = Field(None, description="peak memory, MB")
     test_case: Text | None = None
-    sequence_length: Count | None = None
+    sequence_length: _whole("sequence_length") | None = None  # type: ignore[valid-type]
     latency_p50: Measure | None = None
     latency_p90: Measure | None = None
     latency_p95: Measure | None = None
     latency_p99: Measure | None = None
     latency_stddev: Measure | None = None
     total_time_seconds: Measure | None = None
-    iterations: Count | None = None
-    warmup_iterations: Count | None = None
+    iterations: _whole("iterations") | None = None  # type: ignore[valid-type]
+    warmup_iterations: _whole("warmup_iterations") | None = None  # type: ignore[valid-type]
     latency_samples: Samples | None = Field(None, description="raw latency samples, ms")
     metrics: JsonObject | None = None
     is_simulated: bool = False

@@ -126,7 +126,7 @@ def run_cli(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace],
     except BenchmarkDBError as exc:
         if verbose:
             traceback.print_exc()
-        print(str(exc), file=sys.stderr)
+        print(" ".join(line.strip() for line in str(exc).splitlines() if line.strip()), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("error: interrupted; committed work is kept and a re-run continues from there", file=sys.stderr)
@@ -136,6 +136,6 @@ def run_cli(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace],
     except Exception as exc:  # a bug, not a user mistake: one line unless --verbose
         if verbose:
             traceback.print_exc()
-        print(f"error: unexpected {type(exc).__name__}: {exc}; re-run with --verbose for the traceback "
+        print(f"error: unexpected {type(exc).__name__}: {' '.join(str(exc).split())}; re-run with --verbose for the traceback "
               "and report it", file=sys.stderr)
         return EXIT_USAGE

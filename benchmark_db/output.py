@@ -28,7 +28,8 @@ def _plain(value):
     """A JSON-safe version of a cell: NaN -> None, timestamps -> ISO text, numpy scalars -> Python."""
     if value is None or type(value).__name__ in ("NaTType", "NAType"):  # pandas' missing timestamp / value
         return None  # (before the isoformat test below: NaT.isoformat() is the text "NaT")
-    if hasattr(value, "item") and not isinstance(value, (list, dict, str, bytes)):
+    # numpy scalars only: an array's item() would turn a one-element list into its element
+    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0 and not isinstance(value, (list, dict, str, bytes)):
         try:
             value = value.item()
         except (ValueError, AttributeError):
@@ -102,7 +103,9 @@ def to_csv(data) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow([_cell(row.get(c)) if isinstance(_plain(row.get(c)), (list, dict, float))
+        # floats at full precision (repr: the shortest text that reads back the same): csv is for data
+        writer.writerow([repr(v) if isinstance(v := _plain(row.get(c)), float)
+                         else _cell(row.get(c)) if isinstance(v, (list, dict))
                          else ("" if _plain(row.get(c)) is None else _plain(row.get(c))) for c in columns])
     return buffer.getvalue()
 
@@ -111,9 +114,13 @@ def to_markdown(data) -> str:
     columns, rows = _records(data)
     if not columns:
         return "_no rows_\n"
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+
+    def md(text: str) -> str:  # one table cell: a | or a line break in the text would end it
+        return text.replace("|", "\\|").replace("\r\n", "<br>").replace("\n", "<br>").replace("\r", "<br>")
+
+    lines = ["| " + " | ".join(map(md, columns)) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     for row in rows:
-        lines.append("| " + " | ".join(_cell(row.get(c)).replace("|", "\\|") for c in columns) + " |")
+        lines.append("| " + " | ".join(md(_cell(row.get(c))) for c in columns) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -78,6 +78,16 @@ def _first_word(sql: str, position: int) -> str:
 
 def check_readonly_sql(sql: Any) -> str:
     """The one read-only statement in `sql`, without its trailing `;`; QueryRefused for anything else."""
+    text = check_statement(sql)
+    _check_sources(text)
+    return text
+
+
+def check_statement(sql: Any, write_hint: str = "use SELECT or WITH ... SELECT; writes go through the store_* "
+                                                 "calls and POST endpoints") -> str:
+    """The first layer without the source checks: `sql` is exactly one SELECT-type statement (no write,
+    COPY, EXPORT, ATTACH, INSTALL/LOAD, SET, PRAGMA or CALL); returned without its trailing `;`. What
+    `benchmark_db_query.py --sql` enforces: a local user may read files, but --sql never writes anything."""
     if not isinstance(sql, str):
         raise QueryRefused("the SQL must be a string", "send {\"sql\": \"SELECT ...\"}")
     if len(sql) > MAX_SQL_CHARS:
@@ -100,12 +110,10 @@ def check_readonly_sql(sql: Any) -> str:
     first = _first_word(sql, tokens[0][0])
     if statement.type != duckdb.StatementType.SELECT or first not in ALLOWED_FIRST_WORDS:
         kind = first or statement.type.name
-        raise QueryRefused(f"only read-only SELECT queries are allowed, not {kind}",
-                           "use SELECT or WITH ... SELECT; writes go through the store_* calls and POST endpoints")
+        raise QueryRefused(f"only read-only SELECT queries are allowed, not {kind}", write_hint)
     text = statement.query.strip()
     while text.endswith(";"):
         text = text[:-1].rstrip()
-    _check_sources(text)
     return text
 
 
@@ -213,6 +221,14 @@ def check_params(params: Any) -> list | dict | None:
 
 def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def one_line(exc: Exception) -> str:
+    """DuckDB's message of `exc` on one line: its lines joined, without the `LINE 1: ...` and caret lines
+    that point into the statement (useless once joined), keeping hints such as `Did you mean "x"?`."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    kept = [line for line in lines if line and not line.startswith("LINE ") and set(line) != {"^"}]
+    return " ".join(kept) or type(exc).__name__
 
 
 def _text_size(value: Any) -> int:

@@ -38,7 +38,7 @@ WRITER = textwrap.dedent("""
             model, hardware = db.get_or_add_model("bert-base-uncased"), db.get_or_add_hardware("cpu")
             if first == 0:  # the run is stored once, with its first results
                 db.insert_test_runs(run)
-            db.insert_many([PerformanceResults(run_id=run.run_id, model_id=model, hardware_id=hardware, batch_size=i,
+            db.insert_many([PerformanceResults(run_id=run.run_id, model_id=model, hardware_id=hardware, batch_size=i + 1,
                                                average_latency_ms=1.0 + i)
                             for i in range(first, min(first + size, count))])
 """)

@@ -228,7 +228,7 @@ PLAIN_BATCH = [  # results of the common shape only: build_records builds them t
     {"model_name": "bert-base-uncased", "hardware_type": "cpu", "device_name": "x", "batch_size": 4,
      "precision": "fp32", "test_case": "bench", "throughput": 1.5, "latency_avg": 2.0, "memory_peak": 0.0,
      "is_simulated": False, "created_at": dt.datetime(2025, 3, 1, 9, tzinfo=dt.UTC)},  # as pydantic hands it
-    {"model_name": "bert-base-uncased", "hardware_type": "cpu", "device_name": "x", "batch_size": 0,
+    {"model_name": "bert-base-uncased", "hardware_type": "cpu", "device_name": "x", "batch_size": 1,
      "precision": "fp32", "test_case": "bench", "throughput": 2.5, "iterations": 3},
     {"model_name": " t5-small", "hardware_type": "CUDA", "batch_size": 2.0, "throughput": 3, "precision": " fp16",
      "test_case": "", "is_simulated": 1, "metrics": {"cv": 0.1}, "created_at": "2025-03-01T09:00:00+02:00"},
@@ -481,7 +481,7 @@ def test_endpoints_of_the_guide(client):
 
 
 def test_batch_and_paging(client):
-    results = [{"model_name": f"m{i % 3}", "hardware_type": "cpu", "batch_size": i, "throughput": float(i)}
+    results = [{"model_name": f"m{i % 3}", "hardware_type": "cpu", "batch_size": i + 1, "throughput": float(i)}
                for i in range(25)]
     response = client.post("/performance/batch", json={"results": results})
     assert response.status_code == 201 and response.json()["stored"] == 25
@@ -493,7 +493,7 @@ def test_batch_and_paging(client):
         seen += [item["result_id"] for item in page["items"]]
         offset = page["next_offset"]
     assert sorted(seen) == sorted(response.json()["result_ids"])
-    assert client.get("/performance", params={"model_name": "m1", "batch_size": 4}).json()["count"] == 1
+    assert client.get("/performance", params={"model_name": "m1", "batch_size": 5}).json()["count"] == 1
     bad = results[:3] + [{"model_name": "x", "hardware_type": "cpu", "batch_size": "many"}]
     error = assert_error(client.post("/performance/batch", json={"results": bad}), 422, "validation_error")
     assert error["details"][0]["field"] == "results.3.batch_size"

@@ -170,7 +170,7 @@ def test_columns_store_what_the_same_records_store(tmp_path, rows):
     def records(db):
         m, h = db.get_or_add_model("bert"), db.get_or_add_hardware("cpu")
         return [PerformanceResults(model_id=m, hardware_id=h, run_id=7, model_name="bert", hardware_type="CPU",
-                                   batch_size=i, average_latency_ms=i / 3, latency_samples_ms=[1.0, float(i)],
+                                   batch_size=i + 1, average_latency_ms=i / 3, latency_samples_ms=[1.0, float(i)],
                                    metrics={"i": i} if i % 2 else None, created_at=stamp if i % 3 else None)
                 for i in range(rows)]
 
@@ -201,7 +201,7 @@ def test_one_time_in_every_row_stores_as_many_equal_times_do(fresh_db):
     separate = [aware + dt.timedelta(0) for _ in range(n)]
     assert separate[0] is not separate[-1]
     for run, stamps in ((1, [aware] * n), (2, separate), (3, None)):
-        columns = {"model_id": [m] * n, "hardware_id": [h] * n, "run_id": [run] * n, "batch_size": list(range(n))}
+        columns = {"model_id": [m] * n, "hardware_id": [h] * n, "run_id": [run] * n, "batch_size": list(range(1, n + 1))}
         db.insert_many([RecordColumns(PerformanceResults, columns if stamps is None else
                                       {**columns, "created_at": stamps})])
     ten = dt.datetime(2025, 1, 1, 10)
@@ -255,7 +255,7 @@ def test_few_rows_of_any_python_or_numpy_values_store_as_many_do(tmp_path):
 
     def rows(db, n):
         m, h = db.get_or_add_model("bert"), db.get_or_add_hardware("cpu")
-        return [PerformanceResults(model_id=m, hardware_id=h, run_id=1, batch_size=np.int64(i) if i % 2 else i,
+        return [PerformanceResults(model_id=m, hardware_id=h, run_id=1, batch_size=np.int64(i + 1) if i % 2 else i + 1,
                                    average_latency_ms=np.float32(1.5) if i % 3 else 1.5,
                                    latency_samples_ms=np.array([1.0, 2.0]) if i % 2 else [1.0, 2],
                                    iterations=7, is_simulated=np.bool_(i % 2 == 0),
@@ -266,9 +266,9 @@ def test_few_rows_of_any_python_or_numpy_values_store_as_many_do(tmp_path):
     for n in (4, 100):
         with BenchmarkDB(str(tmp_path / f"{n}.duckdb")) as db:
             db.insert_many(rows(db, n))
-            stored.append([r for r in _rows(db) if r[6] < 4])  # batch_size is the row's number
+            stored.append([r for r in _rows(db) if r[6] <= 4])  # batch_size is the row's number + 1
     assert sorted(stored[0]) == sorted(stored[1])
-    assert {(r[6], r[10], tuple(r[20]), r[23].hour) for r in stored[0]} == {(i, 1.5, (1.0, 2.0), 10) for i in range(4)}
+    assert {(r[6], r[10], tuple(r[20]), r[23].hour) for r in stored[0]} == {(i, 1.5, (1.0, 2.0), 10) for i in range(1, 5)}
 
 
 def test_fact_table_stores_what_insert_many_stores_and_replaces_alike(tmp_path):
@@ -279,10 +279,10 @@ def test_fact_table_stores_what_insert_many_stores_and_replaces_alike(tmp_path):
     def records(db, latency):
         m, h = db.get_or_add_model("bert"), db.get_or_add_hardware("cpu")
         return [PerformanceResults(model_id=m, hardware_id=h, run_id=7, model_name=None if i == 1 else "bert",
-                                   hardware_type="CPU", batch_size=i % 3, average_latency_ms=latency + i,
+                                   hardware_type="CPU", batch_size=i % 3 + 1, average_latency_ms=latency + i,
                                    latency_samples_ms=[1.0, float(i)], metrics={"i": i} if i % 2 else None,
                                    created_at=stamp)
-                for i in range(5)]  # batch sizes 0, 1, 2, 0, 1: rows 3 and 4 repeat the ids of rows 0 and 1
+                for i in range(5)]  # batch sizes 1, 2, 3, 1, 2: rows 3 and 4 repeat the ids of rows 0 and 1
 
     with BenchmarkDB(str(tmp_path / "records.duckdb")) as db:
         db.insert_many(records(db, 10.0))

@@ -27,7 +27,7 @@ WRITER = textwrap.dedent("""
         time.sleep(0.005)
     # each worker stores its results in commits of 25, as a CI job storing its run would
     for first in range(0, count, 25):
-        db.insert_many([PerformanceResults(run_id=run, model_id=model, hardware_id=hardware, batch_size=i,
+        db.insert_many([PerformanceResults(run_id=run, model_id=model, hardware_id=hardware, batch_size=i + 1,
                                            average_latency_ms=1.0 + i) for i in range(first, first + 25)])
     db.close()
     print("done", worker)
