@@ -253,6 +253,9 @@ def run(args) -> int:
 
         if not args.db:
             raise UsageError("--restore needs --db NEW, the file to restore into", "e.g. --db ./restored.duckdb")
+        from benchmark_db.maintenance.lake import refuse_restore
+
+        refuse_restore(resolve_db_path(args.db))
         result = restore_backup(args.restore, resolve_db_path(args.db), force=args.force, dry_run=args.dry_run,
                                 lock_timeout=args.lock_timeout, archive_dir=args.archive_dir)
         write_text(render([{"step": "restore", "status": "ok", "result": _describe("restore", result)}],

@@ -110,7 +110,8 @@ def connect(db: str | os.PathLike | None = None, *, read_only: bool = False, cre
         from benchmark_db.lake import connect_lake
 
         return connect_lake(path, read_only=read_only, create=create, migrate=migrate,
-                            data_path=_default_data_path or os.environ.get("BENCHMARK_DB_DATA_PATH"))
+                            data_path=_default_data_path or os.environ.get("BENCHMARK_DB_DATA_PATH"),
+                            lock_timeout=lock_timeout)
     if path != MEMORY:
         file = Path(path)
         if not file.exists():

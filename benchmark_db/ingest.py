@@ -513,6 +513,12 @@ class Ingestor:
 
     # -- the run -----------------------------------------------------------------------------------------
     def ingest(self, files: list[InputFile]) -> IngestSummary:
+        from benchmark_db.lake import write_lock  # one ingest at a time per lake: it checks, then inserts
+
+        with write_lock(self.db.conn) if self.db is not None and not self.dry_run else contextlib.nullcontext():
+            return self._ingest(files)
+
+    def _ingest(self, files: list[InputFile]) -> IngestSummary:
         self._load_log()
         summary = IngestSummary(dry_run=self.dry_run)
         # a failed file is tried again on every run: the fault may have been the converter's

@@ -8,9 +8,11 @@ same tables work once those clauses are left out.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import re
+import time
 from pathlib import Path
 
 import duckdb
@@ -19,6 +21,11 @@ from benchmark_db import schema
 from benchmark_db.errors import DBConnectionError, SchemaError
 
 LAKE_ALIAS = "lake"
+# libpq waits for an unresponsive host for as long as the TCP stack lets it (minutes, or for ever on a port
+# that accepts and never answers); every catalog connection gets this bound unless the string sets its own
+CONNECT_TIMEOUT_S = 10
+_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.I)
+_URI_PASSWORD = re.compile(r"(postgres(?:ql)?://[^:/@\s]*:)([^@\s]*)(@)", re.I)
 _EXTENSIONS = {"ducklake": "duckdb_extension_ducklake", "postgres": "duckdb_extension_postgres"}
 
 
@@ -52,6 +59,118 @@ def _load_extensions(conn, names) -> None:
         conn.execute(f"LOAD {name}")
 
 
+def redact(text: str) -> str:
+    """`text` with every PostgreSQL password (`password=...`, `postgresql://user:...@`) replaced by ***."""
+    return _URI_PASSWORD.sub(r"\1***\3", _PASSWORD.sub(r"\1***", text))
+
+
+def with_connect_timeout(spec: str) -> str:
+    """The `postgres:...` catalog string with connect_timeout added when it names none."""
+    dsn = spec[len("postgres:"):]
+    if "connect_timeout" in dsn:
+        return spec
+    seconds = os.environ.get("BENCHMARK_DB_CONNECT_TIMEOUT") or str(CONNECT_TIMEOUT_S)
+    if re.match(r"postgres(ql)?://", dsn):
+        return f"{spec}{'&' if '?' in dsn else '?'}connect_timeout={seconds}"
+    return f"{spec} connect_timeout={seconds}"
+
+
+# libpq's reason -> what to do about it
+_CONNECT_HINTS = (
+    ("password authentication failed", "check the user and password (password=... in the string or ~/.pgpass)"),
+    ("no password supplied", "give the password (password=... in the string, $PGPASSWORD or ~/.pgpass)"),
+    ("does not exist", "check dbname= and user=, or create the database first (createdb NAME)"),
+    ("timeout expired", "check host= and port=: the server did not answer within the connect_timeout"),
+    ("could not translate host name", "check host=: the name does not resolve"),
+    ("connection refused", "check host= and port= and that the PostgreSQL server is running"),
+    ("missing \"=\"", "write the catalog as ducklake:postgres:dbname=NAME host=HOST user=USER"),
+)
+
+
+def _attach_error(target: str, exc: Exception) -> DBConnectionError:
+    """One line naming what went wrong with the lake, without the password, and what to do."""
+    text = " ".join(str(exc).split())
+    if "DATA_PATH" in text:
+        return DBConnectionError(f"cannot attach DuckLake {redact(target)}: {redact(text)}",
+                                 "give the data location with --data-path or $BENCHMARK_DB_DATA_PATH")
+    reason = re.search(r'Unable to connect to Postgres at ".*?": (.*)', text)
+    if reason:
+        why = re.sub(r"^connection to server at .*? failed: (FATAL: )?", "", reason.group(1)).strip()
+        hint = next((h for key, h in _CONNECT_HINTS if key in why.lower()),
+                    "check the catalog connection string and that the PostgreSQL server is reachable")
+        return DBConnectionError(f"cannot connect to the DuckLake catalog {redact(target)}: {redact(why)}", hint)
+    return DBConnectionError(f"cannot attach DuckLake {redact(target)}: {redact(text)}",
+                             "check the catalog connection string and that the PostgreSQL server is reachable")
+
+
+# Every writer of one PostgreSQL-catalogued lake takes this advisory lock around check-then-insert work
+WRITE_LOCK_KEY = 0x62656E6368  # "bench"
+WRITE_LOCK_TIMEOUT_S = 600.0
+_held_write_locks: set[int] = set()  # ids of connections whose process holds the lock now
+
+
+def _catalog_dsn(conn) -> str | None:
+    """The PostgreSQL connection string of the lake `conn` has attached, or None (a file, a local catalog)."""
+    try:
+        row = conn.execute("SELECT path FROM duckdb_databases() WHERE database_name = ? AND type = 'ducklake'",
+                           [LAKE_ALIAS]).fetchone()
+    except duckdb.Error:
+        return None
+    if not row or not row[0] or not row[0].startswith("postgres:"):
+        return None
+    return row[0][len("postgres:"):]
+
+
+@contextlib.contextmanager
+def write_lock(conn, timeout: float | None = None):
+    """Hold the lake's writer lock for the block; a no-op unless `conn` is on a PostgreSQL-catalogued lake.
+
+    DuckLake has no primary keys: two processes that each check "is this file, run, row already stored?" and
+    then insert it both see "no" and both insert, and a lake that took the same file twice at the same moment
+    holds every row twice. Work that checks before it writes (an ingest run, a merge) therefore takes a
+    PostgreSQL advisory lock first, on a connection of its own; the server drops it if the process dies.
+    Plain appends (runners, the API) never take it and still commit concurrently.
+    """
+    dsn = _catalog_dsn(conn)
+    if dsn is None or id(conn) in _held_write_locks:  # a merge inside an ingest already holds it
+        yield
+        return
+    seconds = float(os.environ.get("BENCHMARK_DB_LAKE_LOCK_TIMEOUT") or WRITE_LOCK_TIMEOUT_S) \
+        if timeout is None else timeout
+    holder = duckdb.connect(":memory:", config={"extension_directory": str(extension_directory()),
+                                                "autoinstall_known_extensions": False,
+                                                "autoload_known_extensions": False})
+    try:
+        _load_extensions(holder, ["postgres"])
+        holder.execute(f"ATTACH '{dsn.replace(chr(39), chr(39) * 2)}' AS lake_lock (TYPE postgres)")
+        holder.execute("BEGIN")  # one PostgreSQL session for the lock and its release
+        deadline = time.monotonic() + seconds
+        while not holder.execute(f"SELECT * FROM postgres_query('lake_lock', "
+                                 f"'SELECT pg_try_advisory_lock({WRITE_LOCK_KEY})')").fetchone()[0]:
+            if time.monotonic() >= deadline:
+                raise DBConnectionError(f"another writer has held the lake's write lock for over {seconds:g} s",
+                                        "retry when that ingest or merge ends, or raise "
+                                        "$BENCHMARK_DB_LAKE_LOCK_TIMEOUT")
+            time.sleep(0.2)
+    except duckdb.Error as exc:
+        holder.close()
+        raise _attach_error(f"ducklake:postgres:{dsn}", exc) from exc
+    except BaseException:
+        holder.close()
+        raise
+    _held_write_locks.add(id(conn))
+    try:
+        yield
+    finally:
+        _held_write_locks.discard(id(conn))
+        try:
+            holder.execute(f"CALL postgres_execute('lake_lock', 'SELECT pg_advisory_unlock({WRITE_LOCK_KEY})')")
+            holder.execute("COMMIT")
+        except duckdb.Error:
+            pass  # closing the connection below ends the session, and the lock with it
+        holder.close()
+
+
 def lake_statement(statement: str) -> str | None:
     """A schema statement as DuckLake accepts it: no primary keys, no indexes, no column compression."""
     if re.match(r"\s*CREATE\s+INDEX", statement, re.I):
@@ -59,7 +178,37 @@ def lake_statement(statement: str) -> str | None:
     return re.sub(r"\s+PRIMARY KEY", "", schema.without_zstd(statement))
 
 
-def connect_lake(target: str, *, read_only: bool, create: bool, migrate: bool, data_path: str | None):
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "could not set lock" in text or ("lock" in text and "conflicting" in text)
+
+
+def _attach(conn, sql: str, target: str, lock_timeout: float) -> None:
+    """ATTACH the lake; a local catalog file another process holds is waited for up to `lock_timeout`."""
+    deadline = time.monotonic() + max(lock_timeout, 0.0)
+    delay = 0.05
+    while True:
+        try:
+            conn.execute(sql)
+            return
+        except duckdb.Error as exc:
+            if not _is_lock_error(exc):
+                raise
+            if time.monotonic() >= deadline:
+                text = " ".join(str(exc).split())
+                holder = re.search(r"Conflicting lock is held in .*?\)", text)
+                raise DBConnectionError(
+                    f"the DuckLake catalog {target} is locked by another process"
+                    + (f" ({holder.group(0)})" if holder else ""),
+                    f"waited {lock_timeout:g} s; a local catalog file has one process at a time: retry when that "
+                    "process ends, raise --lock-timeout, or keep the catalog in PostgreSQL for many writers",
+                ) from exc
+            time.sleep(min(delay, max(deadline - time.monotonic(), 0.01)))
+            delay = min(delay * 2, 1.0)
+
+
+def connect_lake(target: str, *, read_only: bool, create: bool, migrate: bool, data_path: str | None,
+                 lock_timeout: float = 0.0):
     """Open the lake named by `target` (`ducklake:postgres:...` or `ducklake:PATH`) as the default catalog."""
     spec = target[len("ducklake:"):]
     uses_postgres = spec.startswith("postgres:")
@@ -81,26 +230,25 @@ def connect_lake(target: str, *, read_only: bool, create: bool, migrate: bool, d
         if read_only:
             options.append("READ_ONLY")
         clause = f" ({', '.join(options)})" if options else ""
-        escaped = target.replace("'", "''")
-        conn.execute(f"ATTACH '{escaped}' AS {LAKE_ALIAS}{clause}")
+        attach = f"ducklake:{with_connect_timeout(spec)}" if uses_postgres else target
+        escaped = attach.replace("'", "''")
+        _attach(conn, f"ATTACH '{escaped}' AS {LAKE_ALIAS}{clause}", target, lock_timeout)
         conn.execute(f"USE {LAKE_ALIAS}")
     except DBConnectionError:
         conn.close()
         raise
     except duckdb.Error as exc:
         conn.close()
-        hint = ("give the data location with --data-path or $BENCHMARK_DB_DATA_PATH" if "DATA_PATH" in str(exc)
-                else "check the catalog connection string and that the PostgreSQL server is reachable")
-        raise DBConnectionError(f"cannot attach DuckLake {target}: {exc}", hint) from exc
+        raise _attach_error(target, exc) from exc
     if migrate:
         try:
             version = schema.current_version(conn)
             schema.check_not_newer(version)
             if version < schema.SCHEMA_VERSION:
                 if read_only:
-                    raise SchemaError(f"the lake {target} is at schema version {version}",
+                    raise SchemaError(f"the lake {redact(target)} is at schema version {version}",
                                       f"migrate it once with: python scripts/create_benchmark_schema.py "
-                                      f"--output {target}")
+                                      f"--output {redact(target)}")
                 schema.migrate(conn, statement_filter=lake_statement)
         except (SchemaError, DBConnectionError):
             conn.close()

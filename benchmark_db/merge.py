@@ -15,7 +15,8 @@ from pathlib import Path
 
 from benchmark_db import schema
 from benchmark_db.connection import transaction
-from benchmark_db.errors import DataConversionError, SchemaError
+from benchmark_db.errors import DataConversionError, DBConnectionError, SchemaError
+from benchmark_db.lake import write_lock
 
 # Tables merged, dimensions first. schema_migrations is the target's own; archived_partitions names files
 # that live beside the source database, not beside the target.
@@ -114,8 +115,12 @@ def merge_database(conn, other_db_path: str | os.PathLike) -> dict[str, int]:
     literal = str(path.resolve()).replace("'", "''")
     try:
         conn.execute(f"ATTACH '{literal}' AS {alias} (READ_ONLY)")
-    except Exception as exc:  # duckdb.Error: not a DuckDB file, or a newer storage version
-        raise DataConversionError(f"cannot open {path} as a DuckDB database: {exc}",
+    except Exception as exc:  # duckdb.Error: not a DuckDB file, a newer storage version, or still being written
+        text = " ".join(str(exc).split())
+        if "lock" in text.lower() and "conflicting" in text.lower():
+            raise DBConnectionError(f"{path} is still open for writing by another process ({text})",
+                                    "merge it once the job writing it has finished") from exc
+        raise DataConversionError(f"cannot open {path} as a DuckDB database: {text}",
                                   "check that the artifact is a complete .duckdb file") from exc
     try:
         version = _attached_version(conn, alias)
@@ -131,7 +136,8 @@ def merge_database(conn, other_db_path: str | os.PathLike) -> dict[str, int]:
         added: dict[str, int] = {}
         source_columns = _all_columns(conn, alias)
         target_columns = _all_columns(conn)
-        with transaction(conn):
+        # on a lake, two merges of the same artifact at once would both find its rows missing
+        with write_lock(conn), transaction(conn):
             for table in MERGED_TABLES:
                 if table not in present:
                     continue
@@ -167,5 +173,5 @@ def merge_parquet(conn, parquet_path: str | os.PathLike, table: str | None = Non
     except Exception as exc:
         raise DataConversionError(f"cannot read {parquet_path} as Parquet: {exc}",
                                   "check that the artifact is a complete Parquet file") from exc
-    with transaction(conn):
+    with write_lock(conn), transaction(conn):
         return {table: merge_rows(conn, table, source_sql, source_columns)}

@@ -568,7 +568,9 @@ def best_hardware_table(conn, filters: ReportFilters):
                    hardware || CASE WHEN is_simulated THEN ' (simulated)' ELSE '' END AS hardware,
                    avg(throughput) AS throughput_items_per_s_mean, count(*) AS results
             FROM ({base}) b WHERE throughput IS NOT NULL GROUP BY ALL)
-        SELECT model, batch_size, arg_max(hardware, throughput_items_per_s_mean) AS fastest_hardware,
+        -- a tie goes to the first name: arg_max would take whichever row it met first (file and lake differ)
+        SELECT model, batch_size,
+               first(hardware ORDER BY throughput_items_per_s_mean DESC, hardware) AS fastest_hardware,
                max(throughput_items_per_s_mean) AS throughput_items_per_s_mean,
                count(*) AS hardware_compared
         FROM per_hw GROUP BY model, batch_size ORDER BY model, batch_size NULLS FIRST"""

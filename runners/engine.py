@@ -542,8 +542,10 @@ def write_document(doc: dict, output_dir: str) -> Path:
 
 
 def command_line_for(prog: str, argv: list[str] | None) -> str:
+    from benchmark_db.lake import redact  # a --db ducklake:postgres:... password must not land in test_runs
+
     words = sys.argv[1:] if argv is None else list(argv)
-    return shlex.join([prog, *words])
+    return redact(shlex.join([prog, *words]))
 
 
 def visualize(db_path: str | None, output_dir: str, lock_timeout: float) -> str | None:

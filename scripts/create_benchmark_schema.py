@@ -60,7 +60,9 @@ def run(args) -> int:
         return 0
     counts = create_database(args.db, sample_data=args.sample_data, force=args.force,
                              lock_timeout=args.lock_timeout)
-    print(f"database {resolve_db_path(args.db)} at schema version {SCHEMA_VERSION}", file=sys.stderr)
+    from benchmark_db.lake import redact
+
+    print(f"database {redact(resolve_db_path(args.db))} at schema version {SCHEMA_VERSION}", file=sys.stderr)
     write_text(render(counts, resolve_format(args.format)), None)
     return 0
 

@@ -78,6 +78,23 @@ class PostgresServer:
             raise RuntimeError(f"createdb failed: {done.stderr}")
         return self.dsn(name)
 
+    def add_password_user(self, name: str, password: str) -> None:
+        """A login role that must give `password` (scram) over TCP; every other role stays trusted."""
+        psql = pg_tool("psql")
+        done = self._run([psql, "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, "-d", "postgres", "-c",
+                          f"CREATE ROLE {name} LOGIN SUPERUSER PASSWORD '{password}'"])
+        if done.returncode and "already exists" not in done.stderr:
+            raise RuntimeError(f"CREATE ROLE failed: {done.stderr}")
+        hba = self.folder / "data" / "pg_hba.conf"
+        rule = f"host all {name} 127.0.0.1/32 scram-sha-256\n"
+        text = hba.read_text()
+        if rule not in text:
+            hba.write_text(rule + text)  # first matching line wins
+            done = self._run([self.pg_ctl, "-D", str(self.folder / "data"), "reload"])
+            if done.returncode:
+                raise RuntimeError(f"pg_ctl reload failed: {done.stderr}")
+            time.sleep(0.5)
+
     def dsn(self, dbname: str) -> str:
         return f"dbname={dbname} host=127.0.0.1 port={self.port} user={self.user}"
 

@@ -7,13 +7,22 @@ files on shared storage (snapshot that storage); the Parquet files already are t
 """
 from __future__ import annotations
 
-from benchmark_db.lake import LAKE_ALIAS
+from benchmark_db.errors import UsageError
+from benchmark_db.lake import LAKE_ALIAS, redact
 
 NOT_APPLICABLE = {
     "backup": "a lake is backed up as its PostgreSQL catalog (pg_dump) plus a snapshot of its data path",
     "restore": "a lake is restored from its PostgreSQL catalog dump and its data path",
     "archive-data": "a lake's rows already live in Parquet files on its data path",
 }
+
+
+def refuse_restore(target: str) -> None:
+    """A file backup is not restored into a lake (it would land in a file named after the lake's string)."""
+    if target.startswith("ducklake:"):
+        raise UsageError(f"--restore does not apply to the DuckLake {redact(target)}: {NOT_APPLICABLE['restore']}",
+                         "restore into a file (--db ./restored.duckdb), or add a backup's rows to the lake with "
+                         "scripts/ci_benchmark_integrator.py --artifacts-dir DIR_WITH_THE_BACKUP --db LAKE")
 
 
 def compact_lake(conn, *, keep_days: int = 7, dry_run: bool = False) -> dict:
