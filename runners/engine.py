@@ -3,7 +3,9 @@
 `add_runner_options` puts the guide's flags on a parser; `settings_from_args` turns them into `RunSettings`;
 `run_matrix` measures every model x hardware x batch size x sequence length x precision cell and returns a
 runner document (benchmark_db.runner_format) plus summary rows; `store_document` writes the document through
-the ORM in one transaction, `write_document` writes it as versioned JSON for `--no-db-store`. A platform that
+the ORM in one transaction, `write_document` writes it as versioned JSON for `--no-db-store`. The database
+(or the output folder) is checked before anything is measured; a store that still fails leaves the document
+in the output folder for the updater, and Ctrl-C stores nothing (a run is stored whole). A platform that
 is absent, a model too big for this machine, a precision a backend cannot run, a conversion that fails: each
 becomes a `hardware_compatibility` row with the reason, never a crash and never a made-up number.
 """
@@ -72,7 +74,8 @@ def _int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma list of integers, e.g. 1,2,4,8") from exc
     if not values or any(v < 1 for v in values):
         raise argparse.ArgumentTypeError(f"{text!r}: give positive integers, e.g. 1,2,4,8")
-    return values
+    # a repeated size would be measured again and then collapse onto one stored row (same natural key)
+    return list(dict.fromkeys(values))
 
 
 def add_runner_options(parser: argparse.ArgumentParser) -> None:
@@ -133,14 +136,16 @@ def settings_from_args(args: argparse.Namespace) -> RunSettings:
     for precision in precisions:
         if precision not in BYTES_PER_PARAM:
             raise UsageError(f"unknown precision {precision!r}", "use fp32, fp16, bf16 or int8")
-    for name, value in (("--warmup", args.warmup), ("--min-iterations", args.min_iterations),
-                        ("--generate-tokens", args.generate_tokens)):
+    for name, value in (("--warmup", args.warmup), ("--generate-tokens", args.generate_tokens)):
         if value is not None and value < 0:
             raise UsageError(f"{name} must not be negative", f"pass {name} 0 or more")
-    if args.min_iterations is not None and args.min_iterations < 1:
-        raise UsageError("--min-iterations must be at least 1", "pass --min-iterations 1 or more")
+    for name, value in (("--min-iterations", args.min_iterations), ("--threads", args.threads)):
+        if value is not None and value < 1:
+            raise UsageError(f"{name} must be at least 1", f"pass {name} 1 or more")
     if args.min_duration is not None and args.min_duration < 0:
         raise UsageError("--min-duration must not be negative", "pass seconds, e.g. --min-duration 0.5")
+    if args.memory_budget_gb is not None and args.memory_budget_gb <= 0:
+        raise UsageError("--memory-budget-gb must be more than 0", "pass gigabytes, e.g. --memory-budget-gb 8")
     pick = lambda value, key: defaults[key] if value is None else value  # noqa: E731
     return RunSettings(
         models_set=args.models_set, models=_split(args.model), model_path=args.model_path,
@@ -316,8 +321,8 @@ def _run_model(spec, names, backends, detections, settings, seq_lengths, out: _C
     need_gb = estimate_model_gb(parameters) if parameters else None
     have_gb = _host_available_gb(settings)
     if need_gb is not None and need_gb > have_gb:
-        reason = (f"{spec.name} has {parameters / 1e9:.2f}B parameters: about {need_gb:.1f} GB to build in fp32, "
-                  f"this machine has {have_gb:.1f} GB available")
+        reason = (f"{spec.name} has {parameters / 1e6:,.1f}M parameters: about {need_gb:.2f} GB to build in fp32, "
+                  f"{have_gb:.2f} GB available" + (" (--memory-budget-gb)" if settings.memory_budget_gb else ""))
         out.models[spec.name] = _model_row(spec, parameters, {"estimated_memory_gb": round(need_gb, 2)})
         for hw in names:
             device = detections[hw].device_name
@@ -375,6 +380,7 @@ def _run_on_backend(spec, model, parameters, hw, backend, detection, settings, s
     device = detection.device_name
     ok_cells = 0
     failures: list[dict] = []
+    measured: set[tuple] = set()  # (batch, seq, precision run): the natural key of a stored row on this hw
     device_gb = backend.memory_available_gb()
     for precision in settings.precisions:
         reason = backend.precision_support(precision)
@@ -394,6 +400,13 @@ def _run_on_backend(spec, model, parameters, hw, backend, detection, settings, s
                 try:
                     inputs = spec.inputs(model, batch, seq or 0)
                     prepared = backend.prepare(spec, model, inputs, precision)
+                    used = prepared.precision_used
+                    # a backend that runs another precision than asked (OpenVINO without f16 on this CPU runs
+                    # bf16) would otherwise store a second row under that precision, and one of the two would
+                    # silently replace the other in the database
+                    if used != precision and (used in settings.precisions or (batch, seq, used) in measured):
+                        raise UnsupportedConfiguration(
+                            f"{precision} requested: {hw} runs it as {used} here, and this run measures {used} already")
                     measurement = backend.measure(prepared, warmup=settings.warmup,
                                                   min_iterations=settings.min_iterations,
                                                   min_duration_s=settings.min_duration)
@@ -419,6 +432,7 @@ def _run_on_backend(spec, model, parameters, hw, backend, detection, settings, s
                     if prepared is not None:
                         backend.release(prepared)
                 items = prepared.items or items_in(inputs)
+                measured.add((batch, seq, prepared.precision_used))
                 _add_result(spec, hw, device, batch, seq, precision, prepared, measurement, generation, items,
                             parameters, detection, settings, out, latency_stats)
                 ok_cells += 1
@@ -440,10 +454,16 @@ def _add_result(spec, hw, device, batch, seq, precision, prepared, measurement, 
     web = extra.pop("web_result", None)
     emulated = bool(extra.get("is_emulated", detection.is_emulated))
     memory = measurement.device_peak_mb if measurement.device_peak_mb is not None else measurement.peak_rss_mb
+    # memory_peak_mb holds one of two different things: say which, so no reader compares them unknowingly
+    memory_measures = (f"{hw} device memory: peak allocated by the framework in the measured phase"
+                       if measurement.device_peak_mb is not None else
+                       "host: peak resident set size (RSS) of the whole runner process in the measured phase, "
+                       "including the Python runtime and the model weights")
     metrics = {
         "cv": stats["cv"], "high_cv": stats["high_cv"], "latency_min_ms": stats["min_ms"],
         "latency_max_ms": stats["max_ms"], "requested_precision": precision,
         "host_peak_rss_mb": measurement.peak_rss_mb, "device_peak_memory_mb": measurement.device_peak_mb,
+        "memory_peak_measures": memory_measures if memory is not None else None,
         "parameters_million": round(parameters / 1e6, 3), "items_per_call": items,
         "min_iterations": settings.min_iterations, "min_duration_s": settings.min_duration,
         "is_emulated": emulated, "backend": prepared.info, "modality": spec.modality,
@@ -527,6 +547,27 @@ def store_document(doc: dict, db_path: str | None, lock_timeout: float) -> dict:
     return counts
 
 
+def check_database(db_path: str | None, lock_timeout: float) -> None:
+    """Open (creating or migrating) the database before measuring, so that a corrupt, unwritable or
+    locked file is reported in seconds instead of after the whole matrix has run; then let it go."""
+    from benchmark_db.connection import connect
+
+    connect(db_path, lock_timeout=lock_timeout).close()
+
+
+def check_output_dir(output_dir: str) -> None:
+    """Make sure --no-db-store can write its file before measuring: a file in the way or a folder without
+    write access would otherwise lose the whole run at the very end."""
+    folder = Path(output_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot use --output-dir {output_dir}: {exc.strerror or exc}",
+                         "pass a folder you can write to") from exc
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write to --output-dir {output_dir}", "pass a folder you can write to")
+
+
 def write_document(doc: dict, output_dir: str) -> Path:
     """Versioned JSON for --no-db-store, named after the run so repeated runs never overwrite each other."""
     folder = Path(output_dir)
@@ -571,16 +612,40 @@ def run_from_args(args: argparse.Namespace, *, test_name: str, prog: str, argv: 
     settings = settings_from_args(args)
     if args.no_db_store and args.visualize_from_db:
         log.warning("--visualize-from-db needs the database; with --no-db-store only the summary is printed")
-    doc, summary = benchmark_run(settings, test_name=test_name, command_line=command_line_for(prog, argv),
-                                 quiet=args.quiet)
     output_dir = args.output_dir or DEFAULT_OUTPUT_DIR
+    if args.no_db_store:
+        check_output_dir(output_dir)
+    else:
+        check_database(args.db, args.lock_timeout)
+    try:
+        doc, summary = benchmark_run(settings, test_name=test_name, command_line=command_line_for(prog, argv),
+                                     quiet=args.quiet)
+    except KeyboardInterrupt:
+        # the run is stored whole or not at all: say so, rather than the generic "committed work is kept"
+        print("error: interrupted; nothing of this run was stored (a run is stored whole, so no partial run "
+              "can look complete); re-run the command to measure it", file=sys.stderr)
+        return 130
     if args.no_db_store:
         path = write_document(doc, output_dir)
         log.info("wrote %s (ingest with benchmark_db_updater.py --auto-store --auto-store-dir %s)", path, output_dir)
     else:
-        counts = store_document(doc, args.db, args.lock_timeout)
         from benchmark_db.connection import resolve_db_path
+        from benchmark_db.errors import DBConnectionError, SchemaError
+        from benchmark_db.lake import redact  # a ducklake:postgres:... password must not reach stderr
 
+        try:
+            counts = store_document(doc, args.db, args.lock_timeout)
+        except (DBConnectionError, SchemaError) as exc:
+            # the measurements took long: keep them as a file the updater can ingest once the database works
+            try:
+                path = write_document(doc, output_dir)
+            except OSError as write_exc:
+                log.warning("could not save the results to %s either: %s", output_dir, write_exc)
+                raise exc from None
+            exc.hint = (f"{exc.hint + '; ' if exc.hint else ''}the measurements were saved to {path}: once the "
+                        f"database works, run benchmark_db_updater.py --input-file {shlex.quote(str(path))} "
+                        f"--db {shlex.quote(redact(resolve_db_path(args.db)))}")
+            raise
         log.info("stored in %s: %s", resolve_db_path(args.db), ", ".join(f"{v} {k}" for k, v in counts.items()))
     write_text(to_table(summary) if summary else "no benchmark cells", None)
     measured = sum(1 for row in summary if not row["status"].startswith("skipped"))

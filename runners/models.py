@@ -95,10 +95,13 @@ def _bert(size):
 
 def _t5(size):
     t = _t()
+    # t5-small's config.json sets decoder_start_token_id 0 (the pad token); T5Config's defaults do not, and
+    # without it generate() refuses to start, which cost T5 its tokens/s and time to first token
     if size == "key":  # t5-small
-        return t.T5Config(d_model=512, d_ff=2048, num_layers=6, num_heads=8, d_kv=64, vocab_size=32128)
+        return t.T5Config(d_model=512, d_ff=2048, num_layers=6, num_heads=8, d_kv=64, vocab_size=32128,
+                          decoder_start_token_id=0)
     return t.T5Config(vocab_size=1024, d_model=64, d_ff=128, d_kv=16, num_layers=2, num_decoder_layers=2,
-                      num_heads=2)
+                      num_heads=2, decoder_start_token_id=0)
 
 
 def _llama(size):
@@ -291,11 +294,25 @@ def model_set(name: str) -> list[ModelSpec]:
     return specs
 
 
+# folder names that say nothing about the model: two checkpoints saved as .../model would be one model row
+_GENERIC_FOLDERS = frozenset({"model", "models", "checkpoint", "checkpoints", "weights", "final", "best", "output",
+                              "outputs", "pretrained", "snapshot", "snapshots", "hf", "huggingface"})
+
+
+def checkpoint_name(folder) -> str:
+    """The model name of a checkpoint folder: its name, with the parent's in front when the name is generic."""
+    name = folder.name
+    generic = name.lower() in _GENERIC_FOLDERS or name.lower().startswith("checkpoint-")
+    if generic and folder.parent.name:
+        return f"{folder.parent.name}/{name}"
+    return name
+
+
 def checkpoint_spec(path: str) -> ModelSpec:
     """A spec for a local checkpoint directory (config.json plus weights)."""
     from pathlib import Path
 
-    folder = Path(path)
+    folder = Path(path).resolve()  # "." or "ckpt/" must still name the model after its folder
     if not (folder / "config.json").is_file():
         raise UsageError(f"{path} is not a model checkpoint directory (no config.json)",
                          "pass --model-path a folder saved with save_pretrained()")
@@ -308,7 +325,7 @@ def checkpoint_spec(path: str) -> ModelSpec:
         raise UsageError(f"{path}: model_type {model_type!r} is not one of the 13 families",
                          f"use a checkpoint of {', '.join(FAMILIES)}")
     architectures = config.get("architectures") or [_FAMILY_TABLE[family][0]]
-    return ModelSpec(name=folder.name, family=family, size="checkpoint", model_class=architectures[0],
+    return ModelSpec(name=checkpoint_name(folder), family=family, size="checkpoint", model_class=architectures[0],
                      checkpoint=str(folder), description=f"local checkpoint {folder}",
                      uses_sequence_length=family not in _NO_SEQUENCE)
 
