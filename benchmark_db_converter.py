@@ -47,11 +47,9 @@ def convert(db_path, inputs, *, consolidate=False, categories=None, parquet_dir=
             parallel=1, batch_size=None, force=False, lock_timeout=30.0, quiet=True):
     """Ingest `inputs` (and, with `consolidate`, the default result directories); export Parquet if asked.
     Returns (IngestSummary, parquet files written)."""
-    import os
-
     from benchmark_db.connection import resolve_db_path
     from benchmark_db.errors import UsageError
-    from benchmark_db.ingest import DEFAULT_BATCH_SIZE, Ingestor, discover_files, parse_categories
+    from benchmark_db.ingest import DEFAULT_BATCH_SIZE, Ingestor, discover_files, dry_run_database, parse_categories
     from benchmark_db_models import BenchmarkDB
 
     if not inputs and not consolidate and not parquet_dir:
@@ -65,12 +63,8 @@ def convert(db_path, inputs, *, consolidate=False, categories=None, parquet_dir=
                    progress_desc="convert")
     path = resolve_db_path(db_path)
     if dry_run:
-        db = BenchmarkDB(path, lock_timeout=lock_timeout) if os.path.exists(path) else None
-        try:
+        with dry_run_database(path, lock_timeout) as db:
             return Ingestor(db, **options).ingest(files), []
-        finally:
-            if db is not None:
-                db.close()
     with BenchmarkDB(path, lock_timeout=lock_timeout) as db:
         summary = Ingestor(db, **options).ingest(files)
         exported = []
@@ -108,7 +102,10 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli(build_parser(), run, argv)
+    from benchmark_db.ingest import deferred_interrupts
+
+    with deferred_interrupts():  # Ctrl-C stops the ingest between chunks (a hang or a DuckDB error otherwise)
+        return run_cli(build_parser(), run, argv)
 
 
 if __name__ == "__main__":

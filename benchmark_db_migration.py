@@ -85,8 +85,9 @@ def migrate_artifacts(db, artifacts_dir, *, ingest_options: dict) -> tuple[objec
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(chunk)
         sha = digest.hexdigest()
-        known = conn.execute("SELECT sha256 FROM ingested_files WHERE path = ?", [key]).fetchone()
-        if known and known[0] == sha and not ingest_options.get("force"):
+        known = conn.execute("SELECT sha256, status FROM ingested_files WHERE path = ?", [key]).fetchone()
+        # a failed merge (a database still locked by its writer, say) is tried again, like a failed file
+        if known and known[0] == sha and known[1] != "failed" and not ingest_options.get("force"):
             merged.append({"artifact": key, "status": "unchanged", "rows_added": 0})
             continue
         kind = "parquet_artifact" if path.suffix.lower() == ".parquet" else "database_artifact"
@@ -139,6 +140,9 @@ def migrate(db, args) -> dict:
             ci_summary, result["artifacts"] = migrate_artifacts(db, args.artifacts_dir, ingest_options=options)
             summary.outcomes.extend(ci_summary.outcomes)
             summary.table_rows = ci_summary.table_rows or summary.table_rows
+            if db is not None and result["artifacts"]:  # the totals after the merges, not before them
+                summary.table_rows = {t: n for t, n in ((t, db.conn.execute(f"SELECT count(*) FROM {t}")
+                                                         .fetchone()[0]) for t in summary.table_rows)}
         result["summary"] = summary
     if args.action == "archive" and archive_dir and not args.dry_run:
         from pathlib import Path
@@ -156,14 +160,21 @@ def run(args) -> int:
     import os
 
     from benchmark_db.cli import resolve_format
-    from benchmark_db.connection import resolve_db_path
-    from benchmark_db.ingest import render_summary, write_report
+    from benchmark_db.connection import MEMORY, is_lake, resolve_db_path
+    from benchmark_db.errors import DBConnectionError
+    from benchmark_db.ingest import dry_run_database, render_summary, write_report
     from benchmark_db.output import render
     from benchmark_db_models import BenchmarkDB
 
     path = resolve_db_path(args.db)
-    if args.dry_run and not os.path.exists(path):
-        result = migrate(None, args)
+    ingest_wanted = bool(args.input_dirs or args.input_files or args.migrate_all or args.migrate_ci)
+    if (args.validate or args.fix_inconsistencies) and not ingest_wanted and not is_lake(path) \
+            and path != MEMORY and not os.path.exists(path):
+        raise DBConnectionError(f"database {path} does not exist: nothing to validate",
+                                "pass --db PATH of an existing database, or migrate files into it first")
+    if args.dry_run:
+        with dry_run_database(path, args.lock_timeout) as db:
+            result = migrate(db, args)
     else:
         with BenchmarkDB(path, lock_timeout=args.lock_timeout) as db:
             result = migrate(db, args)
@@ -196,14 +207,20 @@ def run(args) -> int:
     if summary is not None:
         for outcome in summary.failed:
             print(f"failed: {outcome.path}: {outcome.reason}", file=sys.stderr)
+    failed_artifacts = [a for a in result["artifacts"] if a["status"] == "failed"]
+    for artifact in failed_artifacts:
+        print(f"failed: {artifact['artifact']}: {artifact['reason']}", file=sys.stderr)
     if problems:
         print(f"validation found {len(problems)} problems", file=sys.stderr)
         return 1
-    return 1 if args.strict and summary is not None and summary.failed else 0
+    return 1 if args.strict and ((summary is not None and summary.failed) or failed_artifacts) else 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli(build_parser(), run, argv)
+    from benchmark_db.ingest import deferred_interrupts
+
+    with deferred_interrupts():  # Ctrl-C stops the ingest between chunks (a hang or a DuckDB error otherwise)
+        return run_cli(build_parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ def auto_store_files(auto_dir):
     `auto_dir`, which is where it goes under processed/."""
     from pathlib import Path
 
-    from benchmark_db.ingest import DOCUMENT_SUFFIXES, InputFile
+    from benchmark_db.ingest import DOCUMENT_SUFFIXES, input_file
 
     root = Path(auto_dir).resolve()
     if not root.is_dir():
@@ -59,7 +59,7 @@ def auto_store_files(auto_dir):
             continue
         if any(part.startswith(".") for part in rel.parts):
             continue
-        files.append(InputFile(str(path), rel.as_posix()))
+        files.append(input_file(str(path), rel.as_posix()))
     return root, files
 
 
@@ -68,9 +68,8 @@ def _new_results_under_processed_names(conn, root, files):
     went to processed/, a file at that path again is a new result, not a changed one. So the earlier file's
     log entry follows it to processed/ (its rows stay instead of being replaced), and the new file gets a
     free name under processed/ (the earlier file is not overwritten)."""
+    import dataclasses
     from pathlib import Path
-
-    from benchmark_db.ingest import InputFile
 
     out, taken = [], set()
     for file in files:
@@ -84,7 +83,7 @@ def _new_results_under_processed_names(conn, root, files):
             n += 1
             rel = Path(file.rel).with_name(f"{Path(file.rel).stem}-{n}{Path(file.rel).suffix}")
         taken.add(rel)
-        out.append(file if n == 0 else InputFile(file.path, rel.as_posix()))
+        out.append(file if n == 0 else dataclasses.replace(file, rel=rel.as_posix()))
     return out
 
 
@@ -124,19 +123,18 @@ def update(db, *, input_files=(), scan_dirs=(), incremental=False, auto_store=Fa
 
 
 def run(args) -> int:
-    import os
-
     from benchmark_db.cli import resolve_format
     from benchmark_db.connection import resolve_db_path
-    from benchmark_db.ingest import render_summary, write_report
+    from benchmark_db.ingest import dry_run_database, render_summary, write_report
     from benchmark_db_models import BenchmarkDB
 
     kwargs = dict(input_files=args.input_file, scan_dirs=args.scan_dir, incremental=args.incremental,
                   auto_store=args.auto_store, auto_store_dir=args.auto_store_dir, parallel=args.parallel,
                   batch_size=args.batch_size, force=args.force, dry_run=args.dry_run, quiet=args.quiet)
     path = resolve_db_path(args.db)
-    if args.dry_run and not os.path.exists(path):
-        summary = update(None, **kwargs)
+    if args.dry_run:
+        with dry_run_database(path, args.lock_timeout) as db:
+            summary = update(db, **kwargs)
     else:
         with BenchmarkDB(path, lock_timeout=args.lock_timeout) as db:
             summary = update(db, **kwargs)
@@ -149,7 +147,10 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli(build_parser(), run, argv)
+    from benchmark_db.ingest import deferred_interrupts
+
+    with deferred_interrupts():  # Ctrl-C stops the ingest between chunks (a hang or a DuckDB error otherwise)
+        return run_cli(build_parser(), run, argv)
 
 
 if __name__ == "__main__":

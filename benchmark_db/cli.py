@@ -105,9 +105,15 @@ def write_text(text: str, output: str | None) -> None:
     if output:
         from pathlib import Path
 
+        from benchmark_db.errors import UsageError
+
         path = Path(output)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write {output}: {exc.strerror or exc}",
+                             "pass --output a path in a writable folder") from exc
         log.info("wrote %s", path)
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")

@@ -65,8 +65,30 @@ def run_id_for_source(sha256: str) -> int:
 
 @dataclass(frozen=True)
 class InputFile:
-    path: str  # absolute; the key of the ingest log
+    path: str  # absolute; the key of the ingest log (always valid UTF-8, see `log_key`)
     rel: str  # relative path kept by --action archive
+    source: str | None = None  # the real path when `path` had to escape bytes that are not UTF-8
+
+    @property
+    def real_path(self) -> str:
+        return self.source or self.path
+
+
+def log_key(path: str) -> str:
+    """`path` as text the database can store: a file name that is not valid UTF-8 (which Python keeps as
+    lone surrogates) gets its stray bytes written as `\\xNN`, so it is logged instead of crashing the run."""
+    if path.isascii():
+        return path
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def input_file(path: str, rel: str) -> InputFile:
+    key = log_key(path)
+    return InputFile(key, log_key(rel), None if key == path else path)
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -98,7 +120,7 @@ def discover_files(inputs: Iterable[str | os.PathLike], suffixes: tuple[str, ...
         for path in found:
             key = str(path)
             if key not in seen:
-                seen[key] = InputFile(key, _relative(path, root))
+                seen[key] = input_file(key, _relative(path, root))
     return sorted(seen.values(), key=lambda f: f.path)
 
 
@@ -238,13 +260,16 @@ def _init_worker(converter, known, dictionary, force, compress, fact_columns) ->
 
 
 def _init_worker_process(*initargs) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (see deferred_interrupts)
     gc.set_threshold(_BULK_GC_THRESHOLD, *gc.get_threshold()[1:])  # the process does nothing but bulk work
     _init_worker(*initargs)
 
 
 def _prepare(file: InputFile) -> _Prepared:
     try:
-        with open(file.path, "rb") as fh:
+        with open(file.real_path, "rb") as fh:
             data = fh.read()
     except OSError as exc:
         return _Prepared(file, error=f"cannot read the file: {exc.strerror or exc}")
@@ -388,6 +413,50 @@ def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+class _Interrupt:
+    def __init__(self):
+        self.requested = False
+
+
+_active_interrupt: _Interrupt | None = None
+
+
+@contextlib.contextmanager
+def deferred_interrupts():
+    """Ctrl-C (SIGINT) inside this block asks the ingest to stop between chunks, where nothing is half done.
+
+    A KeyboardInterrupt raised at an arbitrary point is unsafe here: inside an import it can leave that
+    module's import lock held (CPython) while the writer thread imports the same module, and the run then
+    hangs for ever; inside a DuckDB call it surfaces as DuckDB's own error. So the first Ctrl-C only sets a
+    flag, which the ingest loop turns into KeyboardInterrupt (the batch in flight commits or rolls back
+    whole); a second Ctrl-C stops the process at once, which is as safe as kill -9. The ingest tools wrap
+    their whole `main` in it; `Ingestor` uses it on its own when called from a library."""
+    import signal
+    import sys
+    import threading
+
+    global _active_interrupt
+    if _active_interrupt is not None or threading.current_thread() is not threading.main_thread():
+        yield _active_interrupt or _Interrupt()
+        return
+    state = _Interrupt()
+
+    def handler(signum, frame):
+        if state.requested:
+            sys.stderr.write("error: interrupted again: stopped at once; committed work is kept and a re-run "
+                             "continues from there\n")
+            os._exit(130)
+        state.requested = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    _active_interrupt = state
+    try:
+        yield state  # a run that finished before anything checked the flag simply finished
+    finally:
+        _active_interrupt = None
+        signal.signal(signal.SIGINT, previous)
+
+
 class _Batch:
     def __init__(self):
         self.records: list = []  # dimension records (models, hardware platforms)
@@ -520,6 +589,12 @@ class Ingestor:
 
     def _ingest(self, files: list[InputFile]) -> IngestSummary:
         self._load_log()
+        self._claimed_targets: set[str] = set()
+        if self.action == "archive" and self.archive_dir is not None:
+            # an archive folder inside an input folder: what was archived is not input again (else each run
+            # would log the archived copies as duplicates and move them one level deeper)
+            inside = str(self.archive_dir) + os.sep
+            files = [f for f in files if not f.path.startswith(inside)]
         summary = IngestSummary(dry_run=self.dry_run)
         # a failed file is tried again on every run: the fault may have been the converter's
         known_sha = {p: s for p, (s, status) in self.known.items() if s and status != FAILED}
@@ -562,9 +637,12 @@ class Ingestor:
         from benchmark_db.cli import progress
 
         batch = _Batch()
-        with progress(None, total=len(files), desc=self.progress_desc, quiet=self.quiet, unit="file") as bar, \
+        with deferred_interrupts() as interrupt, \
+                progress(None, total=len(files), desc=self.progress_desc, quiet=self.quiet, unit="file") as bar, \
                 _BatchWriter(self._flush) as writer:
             for chunk in _chunk_stream(files, self.parallel, initargs):
+                if interrupt.requested:
+                    raise KeyboardInterrupt
                 for index, prepared in enumerate(chunk.files):
                     outcome, keep_rows = self._take(prepared, batch)
                     summary.outcomes.append(outcome)
@@ -576,12 +654,23 @@ class Ingestor:
                         writer.write(batch)
                         batch = _Batch()
                 bar.update(len(chunk.files))
+            if interrupt.requested:
+                raise KeyboardInterrupt
             writer.write(batch)
 
-    def _archive_target(self, file: InputFile) -> str | None:
+    def _archive_target(self, file: InputFile, sha256: str | None) -> str | None:
+        """Where --action archive moves the file: its relative path under the archive folder, or, when that
+        name is taken by another file (two inputs with the same relative path, an earlier archived version),
+        a free name beside it (`name-1.json`). An archived file is never overwritten by different content."""
         if self.action != "archive":
             return None
-        return str(self.archive_dir / file.rel)
+        rel = Path(file.rel)
+        target, n = self.archive_dir / rel, 0
+        while str(target) in self._claimed_targets or (target.exists() and not _same_content(target, sha256)):
+            n += 1
+            target = self.archive_dir / rel.with_name(f"{rel.stem}-{n}{rel.suffix}")
+        self._claimed_targets.add(str(target))
+        return str(target)
 
     def _take(self, p: _Prepared, batch: _Batch) -> tuple[FileOutcome, bool]:
         """Decide what becomes of one prepared file and add its writes to the batch; also whether its fact
@@ -595,7 +684,7 @@ class Ingestor:
             outcome = FileOutcome(path, UNCHANGED, p.sha256, p.size, reason="unchanged since the last ingest")
             previous = self.known.get(path)
             if self.action and previous and previous[1] != FAILED:
-                outcome.archived_to = self._archive_target(p.file)
+                outcome.archived_to = self._archive_target(p.file, p.sha256)
                 if outcome.archived_to:
                     batch.archive_updates.append((path, outcome.archived_to))
                 batch.after_commit.append((p.file, outcome))
@@ -638,7 +727,7 @@ class Ingestor:
             batch.documents.append({"sha256": p.sha256, "size_bytes": p.size, "codec": self.codec,
                                     "dictionary_id": dictionary_id, "content": p.compressed})
         if self.action and outcome.status != FAILED:
-            outcome.archived_to = self._archive_target(p.file)
+            outcome.archived_to = self._archive_target(p.file, p.sha256)
             batch.after_commit.append((p.file, outcome))
         self._log(batch, outcome)
         return outcome, status == INGESTED and not duplicate
@@ -754,8 +843,20 @@ class Ingestor:
             _apply_action(self.action, file, outcome)
 
 
+def _same_content(path: Path, sha256: str | None) -> bool:
+    """Whether the file at `path` holds exactly this content (a re-run after a crash between the commit and
+    the move finds its own earlier copy there)."""
+    if not sha256:
+        return False
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest() == sha256
+    except OSError:
+        return False
+
+
 def _apply_action(action: str | None, file: InputFile, outcome: FileOutcome) -> None:
-    source = Path(file.path)
+    source = Path(file.real_path)
     if not source.exists():
         return
     try:
@@ -790,11 +891,52 @@ def ingest_files(db, inputs: Iterable[str | os.PathLike], *, missing_ok: bool = 
     return Ingestor(db, **options).ingest(files)
 
 
+CATEGORIES = ("performance", "hardware", "compatibility", "integration", "web")
+_CATEGORY_ALIASES = {"web_platform": "web", "webplatform": "web", "integration_test": "integration",
+                     "integration_tests": "integration", "hardware_compatibility": "compatibility"}
+
+
+@contextlib.contextmanager
+def dry_run_database(path: str, lock_timeout: float):
+    """The database a dry run compares the files with, opened so that nothing is written to it: a BenchmarkDB
+    on a read-only connection, or None (every file shows as new) when the file does not exist or has an
+    older schema, which only a real run may upgrade."""
+    from benchmark_db import schema
+    from benchmark_db.connection import MEMORY, connect, is_lake
+    from benchmark_db_models import BenchmarkDB
+
+    if is_lake(path) or path == MEMORY:  # nothing on this machine to leave untouched; the helper decides
+        with BenchmarkDB(path, lock_timeout=lock_timeout) as db:
+            yield db
+        return
+    if not os.path.exists(path):
+        yield None
+        return
+    conn = connect(path, read_only=True, migrate=False, lock_timeout=lock_timeout)
+    try:
+        version = schema.current_version(conn)
+        schema.check_not_newer(version)
+        if version < schema.SCHEMA_VERSION:
+            log.warning("%s has schema version %d; a dry run does not upgrade it, so every file shows as new",
+                        path, version)
+            yield None
+        else:
+            yield BenchmarkDB(path, conn=conn, lock_timeout=lock_timeout)
+    finally:
+        conn.close()
+
+
 def parse_categories(values: Iterable[str] | None) -> list[str]:
-    """`--categories performance hardware` and `--categories performance,hardware` alike."""
+    """`--categories performance hardware` and `--categories performance,hardware` alike. An unknown name is
+    a usage error: silently matching nothing would filter every file out and report success."""
     out: list[str] = []
     for value in values or ():
-        out.extend(v.strip().lower() for v in str(value).split(",") if v.strip())
+        for name in (v.strip().lower() for v in str(value).split(",") if v.strip()):
+            name = _CATEGORY_ALIASES.get(name.replace("-", "_"), name)
+            if name not in CATEGORIES:
+                raise UsageError(f"unknown category {name!r}", "use one or more of " + ", ".join(CATEGORIES))
+            if name not in out:
+                out.append(name)
     return out
 
 
@@ -875,7 +1017,6 @@ def render_summary(summary: IngestSummary, fmt: str) -> str:
 
 def write_report(summary: IngestSummary, path: str, extra: dict | None = None) -> None:
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     if target.suffix.lower() in (".md", ".markdown"):
         text = render_summary(summary, "markdown")
     else:
@@ -883,7 +1024,12 @@ def write_report(summary: IngestSummary, path: str, extra: dict | None = None) -
         if extra:
             data.update(extra)
         text = _json_pretty(data)
-    target.write_text(text, encoding="utf-8")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write the report {path}: {exc.strerror or exc} (the ingest itself is committed)",
+                         "pass --report a path in a writable folder") from exc
     log.info("wrote the report %s", target)
 
 

@@ -42,6 +42,12 @@ def _unit_case(tolerance: float) -> str:
             f"WHEN {_ratio_sql('1000000.0')} BETWEEN {lo} AND {hi} THEN 'microseconds' END")
 
 
+_ARTIFACT_KINDS = "('database_artifact', 'parquet_artifact')"
+# memory "in MB" above a terabyte is bytes only if, read as bytes, it is a believable amount (under a terabyte);
+# anything larger is impossible either way, and scaling it would not make it right (nor stop the fix repeating)
+_MEMORY_IN_BYTES = "memory_peak_mb > 1000000 AND memory_peak_mb / 1048576.0 <= 1000000"
+_MEMORY_IMPOSSIBLE = "memory_peak_mb / 1048576.0 > 1000000"
+
 _COMPARABLE = ("batch_size > 0 AND average_latency_ms > 0 AND throughput_items_per_second > 0")
 
 
@@ -65,11 +71,14 @@ def find_problems(conn, tolerance: float = DEFAULT_TOLERANCE) -> list[dict]:
                                        "AND run_id NOT IN (SELECT run_id FROM test_runs)"):
             add("orphan", table, row_id, f"run_id {run} is not in test_runs")
     for path, sha in _rows(conn, "SELECT path, sha256 FROM ingested_files WHERE status = 'ingested' AND rows > 0 "
+                                 f"AND coalesce(kind, '') NOT IN {_ARTIFACT_KINDS} "
                                  "AND sha256 NOT IN (SELECT source_sha256 FROM test_runs "
                                  "WHERE source_sha256 IS NOT NULL)"):
         add("orphan", "ingested_files", path, f"logged as ingested but no run holds content {sha[:12]}", True)
+    # merged CI artifacts (.duckdb, .parquet) are not documents: their rows are the original
     for path, sha in _rows(conn, "SELECT path, sha256 FROM ingested_files WHERE status <> 'failed' "
-                                 "AND sha256 IS NOT NULL AND sha256 NOT IN (SELECT sha256 FROM source_documents)"):
+                                 f"AND coalesce(kind, '') NOT IN {_ARTIFACT_KINDS} AND sha256 IS NOT NULL "
+                                 "AND sha256 NOT IN (SELECT sha256 FROM source_documents)"):
         add("orphan", "ingested_files", path, f"the original text ({sha[:12]}) is not stored")
 
     # duplicates
@@ -82,7 +91,8 @@ def find_problems(conn, tolerance: float = DEFAULT_TOLERANCE) -> list[dict]:
         add("duplicate", "performance_results", ids[0], f"one configuration of one run has {len(ids)} results: "
                                                         f"{ids}")
     for sha, paths in _rows(conn, "SELECT sha256, list(path ORDER BY path) FROM ingested_files "
-                                  "WHERE status = 'ingested' GROUP BY sha256 HAVING count(*) > 1"):
+                                  f"WHERE status = 'ingested' AND coalesce(kind, '') NOT IN {_ARTIFACT_KINDS} "
+                                  "GROUP BY sha256 HAVING count(*) > 1"):
         add("duplicate", "ingested_files", paths[0], f"content {sha[:12]} ingested under {len(paths)} paths")
 
     # negative or impossible values
@@ -131,9 +141,13 @@ def find_problems(conn, tolerance: float = DEFAULT_TOLERANCE) -> list[dict]:
             f"throughput {tput:g}/s disagrees with batch_size {batch} * 1000 / latency {latency:g} ms "
             f"= {batch * 1000 / latency:g}/s (ratio {ratio:.2f}, tolerance {tolerance:.0%})")
     for row_id, memory in _rows(conn, "SELECT result_id, memory_peak_mb FROM performance_results "
-                                      "WHERE memory_peak_mb > 1000000"):
+                                      f"WHERE {_MEMORY_IN_BYTES}"):
         add("unit", "performance_results", row_id, f"memory_peak_mb {memory:g} is in bytes (over a terabyte)",
             True)
+    for row_id, memory in _rows(conn, "SELECT result_id, memory_peak_mb FROM performance_results "
+                                      f"WHERE {_MEMORY_IMPOSSIBLE}"):
+        add("impossible", "performance_results", row_id, f"memory_peak_mb = {memory:g} (over a terabyte even "
+                                                         "read as bytes)")
 
     # denormalised names that disagree with their dimension rows
     for row_id, have, want in _rows(conn, "SELECT pr.result_id, pr.model_name, m.model_name FROM "
@@ -167,7 +181,7 @@ def fix_problems(conn, tolerance: float = DEFAULT_TOLERANCE) -> list[dict]:
                          f"list_transform(latency_samples_ms, x -> x * {factor}) WHERE result_id = ?", [row_id])
             add("unit", "performance_results", row_id, f"latency columns were in {unit}: converted to ms")
         for row_id, memory in _rows(conn, "SELECT result_id, memory_peak_mb FROM performance_results "
-                                          "WHERE memory_peak_mb > 1000000"):
+                                          f"WHERE {_MEMORY_IN_BYTES}"):
             conn.execute("UPDATE performance_results SET memory_peak_mb = memory_peak_mb / 1048576.0 "
                          "WHERE result_id = ?", [row_id])
             add("unit", "performance_results", row_id, f"memory_peak_mb {memory:g} was in bytes: converted to MB")
@@ -200,6 +214,7 @@ def fix_problems(conn, tolerance: float = DEFAULT_TOLERANCE) -> list[dict]:
             conn.execute("UPDATE performance_results SET hardware_type = ? WHERE result_id = ?", [want, row_id])
             add("inconsistent", "performance_results", row_id, f"hardware_type set to {want!r} from hardware")
         for path, in _rows(conn, "SELECT path FROM ingested_files WHERE status = 'ingested' AND rows > 0 AND "
+                                 f"coalesce(kind, '') NOT IN {_ARTIFACT_KINDS} AND "
                                  "sha256 NOT IN (SELECT source_sha256 FROM test_runs "
                                  "WHERE source_sha256 IS NOT NULL)"):
             conn.execute("DELETE FROM ingested_files WHERE path = ?", [path])
