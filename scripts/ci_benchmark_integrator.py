@@ -201,6 +201,7 @@ def integrate_artifacts(conn, artifacts_dir: str | os.PathLike, *, meta: dict | 
     Status per artifact: merged (something was added or it was new), unchanged (already merged, same
     content), skipped (not a table this toolkit knows), failed (with the reason; the others still merge).
     """
+    from benchmark_db.lake import write_lock
     from benchmark_db.merge import merge_database, merge_parquet, table_for_parquet
 
     meta = meta or {}
@@ -209,48 +210,50 @@ def integrate_artifacts(conn, artifacts_dir: str | os.PathLike, *, meta: dict | 
     artifacts = discover_artifacts(root, exclude)
     if dry_run:
         return [_report_row(p, root, kind, "would merge", {}) for p, kind in artifacts]
-    conn.execute("CREATE OR REPLACE TEMP TABLE _ci_known_runs AS SELECT run_id FROM test_runs")
     report = []
-    try:
-        for path, kind in artifacts:
-            if kind == "json":
-                continue
-            sha = _sha256(path)
-            if _already_merged(conn, path, sha):
-                report.append(_report_row(path, root, kind, "unchanged", {}))
-                continue
-            try:
-                if kind == "duckdb":
-                    added = merge_database(conn, path)
-                elif table_for_parquet(path) is None:
-                    report.append(_report_row(path, root, kind, "skipped", {},
-                                              reason="not named after a table (e.g. performance_results.parquet)"))
+    # on a lake, two integrators on the same artifacts would both find them unmerged and log them twice
+    with write_lock(conn):
+        conn.execute("CREATE OR REPLACE TEMP TABLE _ci_known_runs AS SELECT run_id FROM test_runs")
+        try:
+            for path, kind in artifacts:
+                if kind == "json":
                     continue
-                else:
-                    added = merge_parquet(conn, path)
-            except BenchmarkDBError as exc:
-                log.error("%s: %s", path, exc)
-                report.append(_report_row(path, root, kind, "failed", {}, reason=str(exc)))
-                continue
-            except Exception as exc:  # duckdb.Error while reading rows (wrong column types, a damaged block):
-                # the merge's transaction was rolled back; this artifact fails alone, the others still merge
-                reason = f"cannot merge it: {type(exc).__name__}: {str(exc).splitlines()[0]}"
-                log.error("%s: %s", path, reason)
-                report.append(_report_row(path, root, kind, "failed", {}, reason=reason))
-                continue
-            _log_artifact(conn, path, sha, kind, "ingested", None, added)
-            tagged = _tag_new_runs(conn, meta, path.name)
-            report.append(_report_row(path, root, kind, "merged", added, tagged))
-            log.info("%s: added %d rows", path, sum(added.values()))
-        json_paths = [p for p, kind in artifacts if kind == "json"]
-        if json_paths:
-            for path, (status, added, reason, sha) in _ingest_json(conn, json_paths, quiet).items():
-                tagged = _tag_new_runs(conn, meta, path.name, sha) if status == "merged" and sha else 0
-                report.append(_report_row(path, root, "json", status, added, tagged, reason))
-            _tag_new_runs(conn, meta, None)  # runs a document produced without naming its source
-    finally:
-        conn.execute("DROP TABLE IF EXISTS _ci_known_runs")
-        conn.execute("DROP TABLE IF EXISTS _ci_new_runs")
+                sha = _sha256(path)
+                if _already_merged(conn, path, sha):
+                    report.append(_report_row(path, root, kind, "unchanged", {}))
+                    continue
+                try:
+                    if kind == "duckdb":
+                        added = merge_database(conn, path)
+                    elif table_for_parquet(path) is None:
+                        report.append(_report_row(path, root, kind, "skipped", {},
+                                                  reason="not named after a table (e.g. performance_results.parquet)"))
+                        continue
+                    else:
+                        added = merge_parquet(conn, path)
+                except BenchmarkDBError as exc:
+                    log.error("%s: %s", path, exc)
+                    report.append(_report_row(path, root, kind, "failed", {}, reason=str(exc)))
+                    continue
+                except Exception as exc:  # duckdb.Error while reading rows (wrong column types, a damaged block):
+                    # the merge's transaction was rolled back; this artifact fails alone, the others still merge
+                    reason = f"cannot merge it: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+                    log.error("%s: %s", path, reason)
+                    report.append(_report_row(path, root, kind, "failed", {}, reason=reason))
+                    continue
+                _log_artifact(conn, path, sha, kind, "ingested", None, added)
+                tagged = _tag_new_runs(conn, meta, path.name)
+                report.append(_report_row(path, root, kind, "merged", added, tagged))
+                log.info("%s: added %d rows", path, sum(added.values()))
+            json_paths = [p for p, kind in artifacts if kind == "json"]
+            if json_paths:
+                for path, (status, added, reason, sha) in _ingest_json(conn, json_paths, quiet).items():
+                    tagged = _tag_new_runs(conn, meta, path.name, sha) if status == "merged" and sha else 0
+                    report.append(_report_row(path, root, "json", status, added, tagged, reason))
+                _tag_new_runs(conn, meta, None)  # runs a document produced without naming its source
+        finally:
+            conn.execute("DROP TABLE IF EXISTS _ci_known_runs")
+            conn.execute("DROP TABLE IF EXISTS _ci_new_runs")
     return report
 
 

@@ -215,6 +215,9 @@ GATED = textwrap.dedent("""
         time.sleep(0.005)
     if what == "ingest":
         sys.exit(benchmark_db_converter.main(["--input-dir", source, "--output-db", target, "--quiet"]))
+    if what == "integrate":
+        from scripts.ci_benchmark_integrator import main as integrate
+        sys.exit(integrate(["--artifacts-dir", source, "--db", target, "--quiet"]))
     conn = connect(target)
     print(merge_database(conn, source))
 """)
@@ -267,6 +270,23 @@ def test_two_processes_merging_the_same_laptop_database_at_once_add_it_once(lake
     counts = _counts(lake_target)
     assert counts["performance_results"] == (361, 361) and counts["test_runs"] == (3, 3)
     assert counts["benchmark_performance"] == 361
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_two_integrators_on_the_same_artifacts_at_once_log_and_store_them_once(lake_target, corpus_dir,
+                                                                               sample_db_path, tmp_path):
+    """Before: both found the artifacts unmerged and the lake's ingest log listed each one twice."""
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    shutil.copyfile(sample_db_path, artifacts / "job1.duckdb")
+    shutil.copytree(corpus_dir / "performance_results", artifacts / "json")
+    _at_once("integrate", lake_target, [str(artifacts), str(artifacts)])
+    local = str(tmp_path / "local.duckdb")
+    _at_once("integrate", local, [str(artifacts)])
+    lake, file = _counts(lake_target), _counts(local)
+    assert lake == file
+    assert all(total == distinct for total, distinct in (v for k, v in lake.items() if k != "benchmark_performance"))
 
 
 @pytest.mark.postgres
