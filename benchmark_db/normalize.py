@@ -277,6 +277,8 @@ def _clean_model_name(value: str) -> str | None:
         return None
     if "\n" in name:
         return None
+    if name[:2] == "::" or name[:1] == "<" and name[-1:] == ">":  # '::simple_model::', '<model>': stand-ins
+        return None
     return name
 
 

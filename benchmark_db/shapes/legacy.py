@@ -292,6 +292,10 @@ def _walk(b: Builder, node, pointer: str, ctx: dict, node_key: str | None, depth
     if not isinstance(node, dict):
         return False
     # the cheap key tests inline decide which helpers have anything to look at in this dict
+    if depth:  # a nested result's own `metadata` names its model (the top level's is read up front)
+        meta = node.get("metadata")
+        if type(meta) is dict and not _CTX_KEYS.isdisjoint(meta):
+            ctx = context_from_record(b, meta, ctx)
     if not _CTX_KEYS.isdisjoint(node):
         ctx = context_from_record(b, node, ctx)
     child_mask = mask
@@ -301,6 +305,7 @@ def _walk(b: Builder, node, pointer: str, ctx: dict, node_key: str | None, depth
         if node_key == "examples" and not measured and ("elapsed_time" in node or "execution_time" in node):
             measured = True
             counts.perf += example_timing(b, node, pointer, ctx)
+            child_mask &= ~_PERF  # the example's own performance_metrics are in its row, not a second one
         elif measured:
             error = record_failed(view)
             if error:
