@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--categories", nargs="+", default=None, metavar="CATEGORY",
                         help="only store files of these categories (space or comma separated)")
     parser.add_argument("--parquet-dir", metavar="DIR", default=None,
-                        help="afterwards export every table as DIR/<table>.parquet")
+                        help="afterwards export every table as DIR/<table>.parquet (the originals in "
+                             "source_documents and their zstd dictionary stay in the database)")
     add_db_option(parser)
     add_ingest_options(parser, actions=False)
     add_output_options(parser, formats=("table", "json", "csv", "markdown"))
@@ -54,12 +55,13 @@ def convert(db_path, inputs, *, consolidate=False, categories=None, parquet_dir=
 
     if not inputs and not consolidate and not parquet_dir:
         raise UsageError("nothing to convert", "pass --input-dir DIR, --input-file FILE or --consolidate")
+    categories = parse_categories(categories)  # a misspelt category fails before any folder is scanned
     files = discover_files(inputs)
     if consolidate:
         files = sorted({f.path: f for f in files + discover_files(DEFAULT_RESULT_DIRS, missing_ok=True)}.values(),
                        key=lambda f: f.path)
     options = dict(parallel=parallel, batch_size=batch_size or DEFAULT_BATCH_SIZE, force=force,
-                   categories=parse_categories(categories), dry_run=dry_run, quiet=quiet,
+                   categories=categories, dry_run=dry_run, quiet=quiet,
                    progress_desc="convert")
     path = resolve_db_path(db_path)
     if dry_run:

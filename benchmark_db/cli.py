@@ -120,9 +120,24 @@ def write_text(text: str, output: str | None) -> None:
         sys.stdout.flush()
 
 
+def _one_line_usage_errors(parser: argparse.ArgumentParser) -> None:
+    """argparse's own errors (an unknown option, a missing value) in the toolkit's one-line form, exit 2,
+    instead of the usage block followed by `prog: error: ...`."""
+    def error(message: str):
+        print(f"error DB000: {message}; see {parser.prog} --help", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+    parser.error = error
+    for action in parser._actions:  # sub-commands have parsers of their own
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _one_line_usage_errors(sub)
+
+
 def run_cli(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], int | None],
             argv: list[str] | None = None) -> int:
     """Parse `argv`, call `run(args)` and return its exit code; errors become one line on stderr."""
+    _one_line_usage_errors(parser)
     args = parser.parse_args(argv)
     verbose = getattr(args, "verbose", False)
     setup_logging(verbose, getattr(args, "quiet", False))

@@ -157,6 +157,7 @@ class IngestSummary:
     outcomes: list[FileOutcome] = field(default_factory=list)
     dry_run: bool = False
     table_rows: dict[str, int] = field(default_factory=dict)  # rows per table after the run
+    rows_before: dict[str, int] = field(default_factory=dict)  # ... and before it (a run that writes)
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -178,6 +179,12 @@ class IngestSummary:
         return rows
 
     def rows_added(self) -> dict[str, int]:
+        """Rows each table gained in the run (after minus before: a model or platform that many files name
+        counts once, and the ingest log and originals count too); for a dry run, the rows the files would
+        write."""
+        if self.rows_before and self.table_rows:
+            return {t: n - self.rows_before.get(t, 0) for t, n in sorted(self.table_rows.items())
+                    if n != self.rows_before.get(t, 0)}
         total: Counter = Counter()
         for o in self.outcomes:
             if o.status == INGESTED:
@@ -607,12 +614,16 @@ class Ingestor:
         initargs = (self.converter, known_sha, dictionary, self.force, not self.dry_run, fact_columns)
         self.codec = source_store.CODEC_DICT if dictionary else source_store.CODEC_PLAIN
         self.dictionary_id = dictionary[0] if dictionary else None
+        if self.db is not None and not self.dry_run:
+            summary.rows_before = self._table_rows()
         with self._one_checkpoint(len(files)), _fewer_collections():
             self._run(files, initargs, summary)
         if self.db is not None:
-            summary.table_rows = {t: self.db.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                                  for t in TABLES}
+            summary.table_rows = self._table_rows()
         return summary
+
+    def _table_rows(self) -> dict[str, int]:
+        return {t: self.db.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
 
     @contextlib.contextmanager
     def _one_checkpoint(self, files: int):
@@ -1018,7 +1029,13 @@ def render_summary(summary: IngestSummary, fmt: str) -> str:
 def write_report(summary: IngestSummary, path: str, extra: dict | None = None) -> None:
     target = Path(path)
     if target.suffix.lower() in (".md", ".markdown"):
+        from benchmark_db.output import render
+
+        files = [{"path": o.path, "status": o.status, "kind": o.kind, "rows": o.rows, "reason": o.reason}
+                 for o in summary.outcomes]
         text = render_summary(summary, "markdown")
+        if files and not summary.dry_run:  # a dry run's summary lists every file already
+            text += "\n## Files\n\n" + render(files, "markdown")
     else:
         data = summary.as_dict(with_files=True)
         if extra:

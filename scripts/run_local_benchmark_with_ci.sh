@@ -39,7 +39,7 @@ while [ $# -gt 0 ]; do
     --threshold) THRESHOLD="$2"; shift 2 ;;
     --sample-data) SAMPLE=1; shift ;;
     --no-gate) GATE=0; shift ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "error DB000: unknown option $1; see --help" >&2; exit 2 ;;
   esac
 done

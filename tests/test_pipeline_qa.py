@@ -264,7 +264,9 @@ def test_sigint_at_any_moment_of_a_cli_run_exits_130_or_finishes(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             pytest.fail(f"the run hung after SIGINT at {delay}s")
-        assert proc.returncode in (0, 130), err
+        # -SIGINT with nothing said: the signal came before the interpreter had its handler (a loaded host is
+        # slow to start), so the process ended before it could write anything; the re-run below still checks
+        assert proc.returncode in (0, 130) or (proc.returncode == -signal.SIGINT and not err), err
         assert "unexpected" not in err and "Traceback" not in err, err
         assert subprocess.run(cmd, cwd=tmp_path, capture_output=True).returncode == 0
         assert query(tmp_path / "db.duckdb", "SELECT count(*) FROM ingested_files")[0][0] == 1500
@@ -304,3 +306,45 @@ def test_validate_of_a_missing_database_is_db001_and_creates_nothing(tmp_path, c
         assert benchmark_db_migration.main(["--db", str(db), "--validate", "--quiet", *extra]) == 3
         one_error_line(capsys.readouterr().err, "DB001")
     assert not db.exists()
+
+
+def test_rows_added_counts_what_each_table_gained(tmp_path):
+    """Before: the ingest log and originals always showed 0 added, and a platform named by 6 files counted 6."""
+    inputs = [write(tmp_path / "in" / f"r{i}.json", perf_doc(latency=20.0 + i, throughput=50.0 - i))
+              for i in range(6)]
+    db = tmp_path / "b.duckdb"
+    report = tmp_path / "r.json"
+    assert benchmark_db_migration.main(["--input-files", ",".join(map(str, inputs)), "--db", str(db),
+                                        "--report", str(report), "--quiet"]) == 0
+    added = json.loads(report.read_text())["rows_added"]
+    assert added["ingested_files"] == 6 and added["source_documents"] == 6 and added["test_runs"] == 6
+    assert added["models"] == 1 and added["hardware_platforms"] == 1 and added["performance_results"] == 6
+    # a second run over one new file adds exactly its rows
+    more = write(tmp_path / "in" / "r6.json", perf_doc(model="t5-small"))
+    assert benchmark_db_migration.main(["--input-files", str(more), "--db", str(db), "--report", str(report),
+                                        "--quiet"]) == 0
+    added = json.loads(report.read_text())["rows_added"]
+    assert added == {"ingested_files": 1, "models": 1, "performance_results": 1, "source_documents": 1,
+                     "test_runs": 1}
+
+
+def test_markdown_report_lists_every_file(tmp_path):
+    good = write(tmp_path / "in" / "good.json", perf_doc())
+    bad = tmp_path / "in" / "bad.json"
+    bad.write_text("{not json")
+    report = tmp_path / "report.md"
+    benchmark_db_migration.main(["--input-dirs", str(tmp_path / "in"), "--db", str(tmp_path / "b.duckdb"),
+                                 "--report", str(report), "--quiet"])
+    text = report.read_text()
+    assert "## Files" in text
+    files = text.split("## Files", 1)[1]
+    assert str(good) in files and str(bad) in files and "invalid JSON" in files
+
+
+def test_an_unknown_option_is_one_error_line(capsys):
+    with pytest.raises(SystemExit) as stop:
+        benchmark_db_migration.main(["--migrate-all", "--bogus"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error DB000: unrecognized arguments: --bogus") and "\n" not in err
+    assert "--help" in err
