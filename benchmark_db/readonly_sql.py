@@ -10,7 +10,10 @@ It owns three layers, each enough on its own for most attacks and together for a
    refused before anything runs.
 2. The connection: the file is opened read-only with `enable_external_access = false` (no file, network or
    extension access from SQL: `read_csv`, `read_text`, `glob`, `ATTACH`, `COPY` all fail), autoloading of
-   extensions off and the configuration locked, so a query cannot turn any of it back on.
+   extensions off and the configuration locked, so a query cannot turn any of it back on. The one exception
+   is the archive (`--archive-data`): the Parquet files that `archived_partitions` names, and no others, are
+   on DuckDB's `allowed_paths`, so that the fact tables and views include archived rows as they do for
+   `benchmark_db_query.py --sql`.
 3. Bounds: parameters are bound by DuckDB (never formatted into the text), the statement is wrapped as
    `SELECT * FROM (...) LIMIT max_rows + 1` so a huge result is refused without being built, a timer
    interrupts a query that runs past its time limit, and the instance has a memory limit.
@@ -28,7 +31,7 @@ from typing import Any
 
 import duckdb
 
-from benchmark_db.connection import DEFAULT_LOCK_TIMEOUT, connect
+from benchmark_db.connection import DEFAULT_LOCK_TIMEOUT, connect, is_lake
 from benchmark_db.errors import QueryError
 
 DEFAULT_MAX_ROWS = 10_000
@@ -39,7 +42,7 @@ MAX_RESULT_CHARS = 50_000_000  # a rough bound on the text a result may carry (a
 ALLOWED_FIRST_WORDS = ("SELECT", "WITH", "FROM", "VALUES", "TABLE", "DESCRIBE", "SHOW", "SUMMARIZE", "(")
 
 # The configuration of the connection a query runs on; `open_query_connection` then locks it, so that no
-# query can undo it.
+# query can undo it (for a file, external access is switched off after opening: see `_connect_for_queries`).
 QUERY_CONFIG = {
     "enable_external_access": False,
     "autoinstall_known_extensions": False,
@@ -348,13 +351,45 @@ def _quoted(name: str) -> str:
 
 @contextlib.contextmanager
 def open_query_connection(db, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT):
-    """A read-only connection to `db` with file, network and extension access off; closed afterwards."""
-    conn = connect(db, read_only=True, lock_timeout=lock_timeout, config=dict(QUERY_CONFIG))
+    """A read-only connection to `db` with file, network and extension access off (but for the database's
+    archived Parquet files); closed afterwards."""
+    conn = _connect_for_queries(db, lock_timeout)
     try:
         conn.execute("SET lock_configuration = true")
         yield conn
     finally:
         conn.close()
+
+
+def _connect_for_queries(db, lock_timeout: float):
+    """Open `db` read-only and switch external access off, leaving allowed only the archived files.
+
+    DuckDB takes `allowed_paths` only while external access is on, and the paths are in the database, so the
+    file is opened with it on: `connect` then makes the TEMP views that show the archive under the tables'
+    own names (as for `--sql`), and no SQL of the caller's runs before it is switched off here.
+    """
+    if is_lake(db):  # a lake reads its own data files; it gets no archive views
+        return connect(db, read_only=True, lock_timeout=lock_timeout, config=dict(QUERY_CONFIG))
+    from benchmark_db.maintenance import archive
+
+    config = {key: value for key, value in QUERY_CONFIG.items() if key != "enable_external_access"}
+    conn = connect(db, read_only=True, lock_timeout=lock_timeout, config=config)
+    try:
+        paths = sorted({p["path"] for p in archive.archive_partitions(conn)})
+        if paths:
+            conn.execute(f"SET allowed_paths = [{', '.join(_string_literal(p) for p in paths)}]")
+        conn.execute("SET enable_external_access = false")
+        if conn.execute("SELECT current_setting('enable_external_access')").fetchone()[0] is not False:
+            raise QueryRefused("external access could not be switched off for the query",
+                               "report this; the query was not run", reason="sql_error")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _string_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def run_readonly_query(db, sql: str, params=None, *, max_rows: int = DEFAULT_MAX_ROWS,

@@ -32,10 +32,16 @@ REFERENCES = (
     ("source_documents", "sha256", "dictionary_id", "compression_dictionaries", "dictionary_id"),
 )
 
-# provenance: (table, id column, column, condition on the row, referenced table, referenced column); merged CI
-# database artifacts are logged too, but their content is rows, not a document to keep
+# Kinds of the ingest-log rows of merged CI artifacts (.duckdb, .parquet): `benchmark_db_migration.py
+# --migrate-ci` logs the first two (as benchmark_db.validation knows them), scripts/ci_benchmark_integrator.py
+# the `ci-artifact-` ones. Their content is rows, not a document, so no original is kept for them.
+ARTIFACT_KINDS = ("database_artifact", "parquet_artifact", "ci-artifact-duckdb", "ci-artifact-parquet")
+_NOT_AN_ARTIFACT = (f"COALESCE(kind, '') NOT IN ({', '.join(repr(k) for k in ARTIFACT_KINDS)}) "
+                    "AND NOT starts_with(COALESCE(kind, ''), 'ci-artifact-')")
+
+# provenance: (table, id column, column, condition on the row, referenced table, referenced column)
 PROVENANCE = (
-    ("ingested_files", "path", "sha256", "status = 'ingested' AND NOT starts_with(COALESCE(kind, ''), 'ci-artifact-')",
+    ("ingested_files", "path", "sha256", f"status = 'ingested' AND {_NOT_AN_ARTIFACT}",
      "source_documents", "sha256"),
     ("test_runs", "run_id", "source_sha256", "TRUE", "source_documents", "sha256"),
 )
