@@ -42,7 +42,12 @@ def _unit_case(tolerance: float) -> str:
             f"WHEN {_ratio_sql('1000000.0')} BETWEEN {lo} AND {hi} THEN 'microseconds' END")
 
 
-_ARTIFACT_KINDS = "('database_artifact', 'parquet_artifact')"
+# Kinds of the ingest-log rows of merged CI artifacts (.duckdb, .parquet): `benchmark_db_migration.py
+# --migrate-ci` logs the first two, scripts/ci_benchmark_integrator.py the `ci-artifact-` ones. Their content
+# is rows, not a document, so no original is kept for them and no run is made from them.
+ARTIFACT_KINDS = ("database_artifact", "parquet_artifact", "ci-artifact-duckdb", "ci-artifact-parquet")
+NOT_AN_ARTIFACT = (f"coalesce(kind, '') NOT IN ({', '.join(repr(k) for k in ARTIFACT_KINDS)}) "
+                   "AND NOT starts_with(coalesce(kind, ''), 'ci-artifact-')")
 # memory "in MB" above a terabyte is bytes only if, read as bytes, it is a believable amount (under a terabyte);
 # anything larger is impossible either way, and scaling it would not make it right (nor stop the fix repeating)
 _MEMORY_IN_BYTES = "memory_peak_mb > 1000000 AND memory_peak_mb / 1048576.0 <= 1000000"
@@ -71,13 +76,13 @@ def find_problems(conn, tolerance: float = DEFAULT_TOLERANCE) -> list[dict]:
                                        "AND run_id NOT IN (SELECT run_id FROM test_runs)"):
             add("orphan", table, row_id, f"run_id {run} is not in test_runs")
     for path, sha in _rows(conn, "SELECT path, sha256 FROM ingested_files WHERE status = 'ingested' AND rows > 0 "
-                                 f"AND coalesce(kind, '') NOT IN {_ARTIFACT_KINDS} "
+                                 f"AND {NOT_AN_ARTIFACT} "
                                  "AND sha256 NOT IN (SELECT source_sha256 FROM test_runs "
                                  "WHERE source_sha256 IS NOT NULL)"):
         add("orphan", "ingested_files", path, f"logged as ingested but no run holds content {sha[:12]}", True)
     # merged CI artifacts (.duckdb, .parquet) are not documents: their rows are the original
     for path, sha in _rows(conn, "SELECT path, sha256 FROM ingested_files WHERE status <> 'failed' "
-                                 f"AND coalesce(kind, '') NOT IN {_ARTIFACT_KINDS} AND sha256 IS NOT NULL "
+                                 f"AND {NOT_AN_ARTIFACT} AND sha256 IS NOT NULL "
                                  "AND sha256 NOT IN (SELECT sha256 FROM source_documents)"):
         add("orphan", "ingested_files", path, f"the original text ({sha[:12]}) is not stored")
 
@@ -91,7 +96,7 @@ def find_problems(conn, tolerance: float = DEFAULT_TOLERANCE) -> list[dict]:
         add("duplicate", "performance_results", ids[0], f"one configuration of one run has {len(ids)} results: "
                                                         f"{ids}")
     for sha, paths in _rows(conn, "SELECT sha256, list(path ORDER BY path) FROM ingested_files "
-                                  f"WHERE status = 'ingested' AND coalesce(kind, '') NOT IN {_ARTIFACT_KINDS} "
+                                  f"WHERE status = 'ingested' AND {NOT_AN_ARTIFACT} "
                                   "GROUP BY sha256 HAVING count(*) > 1"):
         add("duplicate", "ingested_files", paths[0], f"content {sha[:12]} ingested under {len(paths)} paths")
 
@@ -214,7 +219,7 @@ def fix_problems(conn, tolerance: float = DEFAULT_TOLERANCE) -> list[dict]:
             conn.execute("UPDATE performance_results SET hardware_type = ? WHERE result_id = ?", [want, row_id])
             add("inconsistent", "performance_results", row_id, f"hardware_type set to {want!r} from hardware")
         for path, in _rows(conn, "SELECT path FROM ingested_files WHERE status = 'ingested' AND rows > 0 AND "
-                                 f"coalesce(kind, '') NOT IN {_ARTIFACT_KINDS} AND "
+                                 f"{NOT_AN_ARTIFACT} AND "
                                  "sha256 NOT IN (SELECT source_sha256 FROM test_runs "
                                  "WHERE source_sha256 IS NOT NULL)"):
             conn.execute("DELETE FROM ingested_files WHERE path = ?", [path])

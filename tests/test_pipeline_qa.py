@@ -348,3 +348,22 @@ def test_an_unknown_option_is_one_error_line(capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error DB000: unrecognized arguments: --bogus") and "\n" not in err
     assert "--help" in err
+
+
+def test_validate_after_the_ci_integrator_finds_no_problem_in_its_log(tmp_path, capsys):
+    """Before: the integrator's ci-artifact- log rows were 'original text not stored' / 'no run holds content',
+    and --fix-inconsistencies deleted them (so the next integrator run merged the artifact again)."""
+    from scripts.ci_benchmark_integrator import main as integrate
+
+    write(tmp_path / "job" / "a.json", perf_doc())
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    assert migrate("--db", str(artifacts / "job.duckdb"), "--input-dirs", str(tmp_path / "job")) == 0
+    db = str(tmp_path / "db.duckdb")
+    assert integrate(["--artifacts-dir", str(artifacts), "--db", db, "--quiet"]) == 0
+    capsys.readouterr()
+    assert migrate("--db", db, "--validate") == 0
+    assert json.loads(capsys.readouterr().out)["problems"] == []
+    assert migrate("--db", db, "--fix-inconsistencies") == 0
+    assert json.loads(capsys.readouterr().out)["fixes"] == []
+    assert query(db, "SELECT count(*) FROM ingested_files WHERE kind LIKE 'ci-artifact-%'")[0][0] == 1

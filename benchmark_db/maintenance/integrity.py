@@ -14,6 +14,7 @@ import datetime as dt
 from pathlib import Path
 
 from benchmark_db import schema
+from benchmark_db.validation import NOT_AN_ARTIFACT
 
 # (table, its id column, referencing column, referenced table, referenced column)
 REFERENCES = (
@@ -32,16 +33,9 @@ REFERENCES = (
     ("source_documents", "sha256", "dictionary_id", "compression_dictionaries", "dictionary_id"),
 )
 
-# Kinds of the ingest-log rows of merged CI artifacts (.duckdb, .parquet): `benchmark_db_migration.py
-# --migrate-ci` logs the first two (as benchmark_db.validation knows them), scripts/ci_benchmark_integrator.py
-# the `ci-artifact-` ones. Their content is rows, not a document, so no original is kept for them.
-ARTIFACT_KINDS = ("database_artifact", "parquet_artifact", "ci-artifact-duckdb", "ci-artifact-parquet")
-_NOT_AN_ARTIFACT = (f"COALESCE(kind, '') NOT IN ({', '.join(repr(k) for k in ARTIFACT_KINDS)}) "
-                    "AND NOT starts_with(COALESCE(kind, ''), 'ci-artifact-')")
-
 # provenance: (table, id column, column, condition on the row, referenced table, referenced column)
 PROVENANCE = (
-    ("ingested_files", "path", "sha256", f"status = 'ingested' AND {_NOT_AN_ARTIFACT}",
+    ("ingested_files", "path", "sha256", f"status = 'ingested' AND {NOT_AN_ARTIFACT}",
      "source_documents", "sha256"),
     ("test_runs", "run_id", "source_sha256", "TRUE", "source_documents", "sha256"),
 )
