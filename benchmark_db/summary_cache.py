@@ -9,11 +9,22 @@ hardware) is saved as an Arrow IPC file next to the database (`<db>.summary.arro
 together with a fingerprint of the database's committed state, and reused while the fingerprint matches.
 
 The fingerprint is taken from the files, not from our own bookkeeping, so a write by any program, including
-plain SQL in the DuckDB shell, invalidates the cache:
-- DuckDB commits a checkpoint by writing a new database header (the two header blocks after the first 4 KiB
-  of the file hold an iteration counter that grows with every checkpoint), so the header bytes change;
+plain SQL in the DuckDB shell, a copy of another database file over this one or a restored backup,
+invalidates the cache:
+- every write to a file sets its status-change time (ctime), which no tool can set back (unlike the mtime,
+  which `cp -p`, `shutil.copy2` and `touch -d` restore); with the device and inode numbers, the size and the
+  mtime it is taken from the database file and from `<db>.wal`. Within one clock tick of the file system
+  (milliseconds here, whole seconds on some) two writes can leave the same ctime, so a summary is only saved
+  when both files last changed comfortably before the moment it is saved, measured on the file system's own
+  clock (`_RACY_SECONDS`, git's rule for "racily clean" files); the report right after a write recomputes;
+- DuckDB commits a checkpoint by writing a new database header (the two header blocks after the 4 KiB main
+  header hold an iteration counter that grows with every checkpoint), and the main header holds the random
+  identifier DuckDB gives each new database file, so all three are hashed;
 - between checkpoints every commit appends to `<db>.wal`, so its size grows; the hash of its last 64 KiB
   also covers a WAL cut back and grown again to the same size.
+Headers and WAL alone are not enough: two databases made by the same steps (a backup and the database it came
+from, after one write each) have byte-identical checkpoint headers, sizes and (copied in place) inode.
+When the archive is shown, the Parquet files it reads are stamped the same way.
 While a connection is open, DuckDB's file lock keeps other processes from writing, so the state the
 fingerprint names is the state the queries read. Use the cache only on a connection with no open
 transaction of its own (the report tools open a fresh read-only connection); in-memory databases and
@@ -28,9 +39,12 @@ import tempfile
 from pathlib import Path
 
 # Bumped whenever the summary's columns or meaning change, so an old cache file is never read as a new one.
-SUMMARY_FORMAT = "2"
+SUMMARY_FORMAT = "3"
 _FINGERPRINT_KEY = b"benchmark_db.summary_fingerprint"
-_HEADER_OFFSET, _HEADER_BYTES = 4096, 8192  # DuckDB's two database headers follow the 4 KiB main header
+_HEADER_BYTES = 3 * 4096  # DuckDB's main header (with the file's random identifier) and its two database headers
+# A summary is saved only when the database and its WAL last changed at least this long before (file system
+# clock): a later write then always gets a later ctime, even on a file system with 1-2 s timestamps.
+_RACY_SECONDS = 2.0
 _WAL_TAIL = 65536
 
 # One row per (model id, hardware id, batch size, precision, simulated). Means are sum / count (what SQL's
@@ -73,33 +87,61 @@ def database_file(conn) -> str | None:
     return row[0] if os.path.isfile(row[0]) else None
 
 
+def _stat_text(st: os.stat_result) -> str:
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+
+
 def fingerprint(path: str) -> str | None:
-    """A digest that changes whenever a transaction that wrote something commits to the database at `path`."""
+    """A digest that changes whenever a transaction that wrote something commits to the database at `path`, and
+    whenever anything else writes to or replaces the file or its WAL."""
+    state = _file_state(path)
+    return state[0] if state else None
+
+
+def _file_state(path: str) -> tuple[str, int] | None:
+    """(fingerprint, the later ctime in ns of the database file and its WAL), or None when unreadable."""
     digest = hashlib.blake2b(digest_size=16)
     digest.update(SUMMARY_FORMAT.encode())
     try:
-        stat = os.stat(path)
-        with open(path, "rb") as fh:
-            fh.seek(_HEADER_OFFSET)
+        with open(path, "rb") as fh:  # stat the open file: on NFS, open revalidates its attributes
+            st = os.fstat(fh.fileno())
             header = fh.read(_HEADER_BYTES)
     except OSError:
         return None
     if len(header) < _HEADER_BYTES:
         return None
-    digest.update(f"{stat.st_dev}:{stat.st_ino}:{stat.st_size}".encode())
+    digest.update(_stat_text(st).encode())
     digest.update(header)
+    changed = st.st_ctime_ns
     wal = path + ".wal"
     try:
         with open(wal, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            fh.seek(max(0, size - _WAL_TAIL))
-            digest.update(f"wal:{size}:".encode())
+            wst = os.fstat(fh.fileno())
+            fh.seek(max(0, wst.st_size - _WAL_TAIL))
+            digest.update(f"wal:{_stat_text(wst)}:".encode())
             digest.update(fh.read())
+            changed = max(changed, wst.st_ctime_ns)
     except FileNotFoundError:
         digest.update(b"no wal")
     except OSError:
         return None
-    return digest.hexdigest()
+    return digest.hexdigest(), changed
+
+
+def _archive_stamp(conn) -> str | None:
+    """The state of the archived Parquet files the shown performance view reads, or None when unreadable."""
+    try:
+        paths = [r[0] for r in conn.execute(
+            "SELECT path FROM archived_partitions WHERE table_name = 'performance_results' ORDER BY path").fetchall()]
+    except Exception:  # noqa: BLE001 - no archive table: nothing archived to stamp
+        return ""
+    parts = []
+    for archived in paths:
+        try:
+            parts.append(f"{archived}={_stat_text(os.stat(archived))}")
+        except OSError:
+            return None  # a missing file fails the query anyway; never cache around it
+    return hashlib.blake2b("\n".join(parts).encode(), digest_size=16).hexdigest()
 
 
 def cache_path(path: str) -> Path:
@@ -118,15 +160,23 @@ def _read(cache: Path, expected: str):
     return table if meta.get(_FINGERPRINT_KEY) == expected.encode() else None
 
 
-def _write(cache: Path, table, stamp: str, mode: int) -> None:
-    """Write atomically (temporary file + rename) so a concurrent reader sees the old file or the new one."""
+def _write(cache: Path, table, stamp: str, mode: int, changed_ns: int) -> None:
+    """Write atomically (temporary file + rename) so a concurrent reader sees the old file or the new one;
+    write nothing when the database changed (`changed_ns`, its ctime) within `_RACY_SECONDS` of now, as the
+    file system tells time: a write in the same clock tick could leave the same stamp."""
     import pyarrow as pa
 
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), _FINGERPRINT_KEY: stamp.encode()})
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=cache.name + ".", suffix=".tmp", dir=cache.parent)
-        os.close(fd)
+        try:
+            now_ns = os.fstat(fd).st_mtime_ns
+        finally:
+            os.close(fd)
+        if changed_ns >= now_ns - int(_RACY_SECONDS * 1e9):
+            os.unlink(tmp)
+            return
         with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table)
         os.chmod(tmp, mode)  # mkstemp makes it private; the cache is as readable as the database
@@ -142,19 +192,21 @@ def _write(cache: Path, table, stamp: str, mode: int) -> None:
 
 def performance_summary(conn):
     """The summary as an Arrow table: from the cache when it matches the database, else computed (and cached
-    when the database is a file whose folder we may write)."""
+    when the database is a file whose folder we may write, and did not change just now)."""
     path = database_file(conn)
-    stamp = fingerprint(path) if path else None
+    state = _file_state(path) if path else None
+    stamp = state[0] if state else None
     if stamp:
         from benchmark_db.maintenance.archive import archive_shown
 
         if archive_shown(conn):  # a summary with archived rows is not one without them
-            stamp += "+archive"
+            archived = _archive_stamp(conn)
+            stamp = stamp + "+archive:" + archived if archived is not None else None
     if stamp:
         cached = _read(cache_path(path), stamp)
         if cached is not None:
             return cached
     table = conn.execute(SUMMARY_SQL).fetch_arrow_table()
-    if stamp and fingerprint(path) == stamp:  # nothing committed meanwhile (same process, other connection)
-        _write(cache_path(path), table, stamp, stat.S_IMODE(os.stat(path).st_mode))
+    if stamp and _file_state(path) == state:  # nothing committed meanwhile (same process, other connection)
+        _write(cache_path(path), table, stamp, stat.S_IMODE(os.stat(path).st_mode), state[1])
     return table

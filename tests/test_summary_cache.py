@@ -17,6 +17,13 @@ from benchmark_db.connection import connect
 from benchmark_db.reports import ReportFilters
 
 
+@pytest.fixture(autouse=True)
+def cache_right_after_a_write(monkeypatch):
+    # the cache is normally not saved within seconds of a write (summary_cache._RACY_SECONDS); these tests
+    # write and report at once, and must see the cache saved and then invalidated
+    monkeypatch.setattr(summary_cache, "_RACY_SECONDS", -3600.0)
+
+
 @pytest.fixture
 def db(tmp_path) -> str:
     from scripts.create_benchmark_schema import create_database
