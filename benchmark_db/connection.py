@@ -90,8 +90,17 @@ def _open_with_retry(path: str, read_only: bool, lock_timeout: float, config: di
                 time.sleep(min(delay, max(deadline - time.monotonic(), 0.01)))
                 delay = min(delay * 2, 1.0)
                 continue
+            if not read_only and _is_unwritable_error(exc):
+                raise DBConnectionError(f"cannot open {path} for writing: {exc}",
+                                        "the file or its folder is read-only here; readers (benchmark_db_query.py, "
+                                        "the visualizer) can still read it, writers need it writable") from exc
             raise DBConnectionError(f"cannot open {path}: {exc}",
                                     "check that the path is a DuckDB database file you can read") from exc
+
+
+def _is_unwritable_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "read-only file system" in text or "permission denied" in text
 
 
 def connect(db: str | os.PathLike | None = None, *, read_only: bool = False, create: bool | None = None,
@@ -135,11 +144,7 @@ def connect(db: str | os.PathLike | None = None, *, read_only: bool = False, cre
         if version < schema.SCHEMA_VERSION:
             if read_only:
                 conn.close()
-                upgrade = _open_with_retry(path, False, lock_timeout, None)
-                try:
-                    schema.migrate(upgrade)
-                finally:
-                    upgrade.close()
+                _upgrade_for_reader(path, version, lock_timeout)
                 conn = _open_with_retry(path, True, lock_timeout, config)
             elif schema.migrate(conn):
                 # DuckDB 1.5.5 cannot replay `ALTER TABLE ... ADD COLUMN` from the WAL after a crash (kill -9
@@ -155,6 +160,33 @@ def connect(db: str | os.PathLike | None = None, *, read_only: bool = False, cre
     if read_only and (config or {}).get("enable_external_access", True):  # the archive is files outside
         _show_archive(conn, path)
     return conn
+
+
+def _upgrade_for_reader(path: str, version: int, lock_timeout: float) -> None:
+    """Migrate an older file forward for a reader, or say why a reader cannot use it (DB002).
+
+    A file the reader cannot write (a read-only mount, a file without write permission) cannot be upgraded.
+    It is still read as it is when the pending steps change nothing a reader sees (`file_only`: keys and
+    indexes); an older one lacks views and columns every report needs, which is DB002, not a traceback."""
+    try:
+        upgrade = _open_with_retry(path, False, lock_timeout, None)
+    except DBConnectionError as exc:
+        if not _is_unwritable_error(exc.__cause__ or exc):
+            raise
+        if all(m.file_only for m in schema.MIGRATIONS if m.version > version):
+            logging.getLogger("benchmark_db").info(
+                "%s has schema version %d and is read-only here: read as it is", path, version)
+            return
+        raise SchemaError(
+            f"{path} has schema version {version}, older than this code's {schema.SCHEMA_VERSION}, and cannot be "
+            f"upgraded because it is read-only here ({str(exc.__cause__ or exc).splitlines()[0]})",
+            f"upgrade it once where it is writable (python scripts/create_benchmark_schema.py --output {path}), "
+            "or query an upgraded copy") from exc
+    try:
+        if schema.migrate(upgrade):
+            upgrade.execute("CHECKPOINT")
+    finally:
+        upgrade.close()
 
 
 def _show_archive(conn, path: str) -> None:
