@@ -17,20 +17,11 @@ import pytest
 import benchmark_db_migration
 import benchmark_db_updater
 from benchmark_db.ingest import Ingestor, default_converter, discover_files
+from tests.test_updater import perf_doc, write  # the same small result document
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def perf_doc(model="prajjwal1/bert-tiny", latency=21.8, throughput=45.8):
-    return {"model": model, "hardware": "cpu", "timestamp": "2025-03-06T17:48:24",
-            "batch_results": {"1": {"batch_size": 1, "avg_latency_ms": latency,
-                                    "throughput_items_per_second": throughput}}}
-
-
-def write(path: Path, doc) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc))
-    return path
 
 
 def query(db, sql, params=None):

@@ -249,18 +249,23 @@ def _counts(target: str) -> dict:
     return out
 
 
+def _twice_at_once_like_once_in_a_file(what: str, lake_target: str, source: str, tmp_path) -> None:
+    """`what` run by two processes at once on the lake ends as one run on a file: same rows, no duplicates."""
+    _at_once(what, lake_target, [source, source])
+    local = str(tmp_path / "local.duckdb")
+    _at_once(what, local, [source])
+    lake, file = _counts(lake_target), _counts(local)
+    assert lake == file
+    assert all(total == distinct for total, distinct in (v for k, v in lake.items() if k != "benchmark_performance"))
+
+
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_two_processes_ingesting_the_same_files_at_once_store_them_once(lake_target, corpus_dir, tmp_path):
     """Before: both read the ingest log before either committed and every row was stored twice."""
     inputs = tmp_path / "performance_results"
     shutil.copytree(corpus_dir / "performance_results", inputs)
-    _at_once("ingest", lake_target, [str(inputs), str(inputs)])
-    local = str(tmp_path / "local.duckdb")
-    _at_once("ingest", local, [str(inputs)])
-    lake, file = _counts(lake_target), _counts(local)
-    assert lake == file
-    assert all(total == distinct for total, distinct in (v for k, v in lake.items() if k != "benchmark_performance"))
+    _twice_at_once_like_once_in_a_file("ingest", lake_target, str(inputs), tmp_path)
 
 
 @pytest.mark.postgres
@@ -281,12 +286,7 @@ def test_two_integrators_on_the_same_artifacts_at_once_log_and_store_them_once(l
     artifacts.mkdir()
     shutil.copyfile(sample_db_path, artifacts / "job1.duckdb")
     shutil.copytree(corpus_dir / "performance_results", artifacts / "json")
-    _at_once("integrate", lake_target, [str(artifacts), str(artifacts)])
-    local = str(tmp_path / "local.duckdb")
-    _at_once("integrate", local, [str(artifacts)])
-    lake, file = _counts(lake_target), _counts(local)
-    assert lake == file
-    assert all(total == distinct for total, distinct in (v for k, v in lake.items() if k != "benchmark_performance"))
+    _twice_at_once_like_once_in_a_file("integrate", lake_target, str(artifacts), tmp_path)
 
 
 @pytest.mark.postgres

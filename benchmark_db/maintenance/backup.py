@@ -260,10 +260,7 @@ def restore_backup(backup: str | os.PathLike, target_db: str | os.PathLike, *, f
     if not stored.is_file():
         raise MaintenanceError(f"the backup file {stored} named by {manifest_path.name} is missing",
                                "restore another backup")
-    actual_sha = sha256_file(stored)
-    if actual_sha != manifest["sha256"]:
-        raise MaintenanceError(f"backup {stored.name} is damaged: its sha256 is {actual_sha}, the manifest "
-                               f"says {manifest['sha256']}", "refusing to restore it; restore another backup")
+    _refuse_if_damaged(stored, manifest["sha256"], stored.name, "its file")
     placed = _plan_archive(manifest_path, manifest, target, archive_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.restore-{os.getpid()}.partial")
@@ -325,6 +322,13 @@ def restore_backup(backup: str | os.PathLike, target_db: str | os.PathLike, *, f
             **archive_summary}
 
 
+def _refuse_if_damaged(path: Path, expected: str, backup_name: str, what: str) -> None:
+    actual = sha256_file(path)
+    if actual != expected:
+        raise MaintenanceError(f"backup {backup_name} is damaged: {what} has sha256 {actual}, the manifest says "
+                               f"{expected}", "refusing to restore it; restore another backup")
+
+
 def _common_folder(paths: list[Path]) -> Path:
     return Path(os.path.commonpath([str(p.parent) for p in paths]))
 
@@ -350,11 +354,7 @@ def _plan_archive(manifest_path: Path, manifest: dict, target: Path,
         if not source.is_file():
             raise MaintenanceError(f"the archived file {entry['file']} of backup {manifest_path.name} is missing",
                                    "its archived rows cannot be restored; restore another backup")
-        actual = sha256_file(source)
-        if actual != entry["sha256"]:
-            raise MaintenanceError(f"backup {manifest_path.name} is damaged: archived file {entry['file']} has "
-                                   f"sha256 {actual}, the manifest says {entry['sha256']}",
-                                   "refusing to restore it; restore another backup")
+        _refuse_if_damaged(source, entry["sha256"], manifest_path.name, f"archived file {entry['file']}")
         dest = Path(entry["source_path"]) if same_place else base / entry["table"] / source.name
         present = dest.is_file()
         if present and sha256_file(dest) != entry["sha256"]:
