@@ -261,9 +261,10 @@ def test_a_run_past_its_time_limit_stops_with_an_error(webgpu_harness, tmp_path)
 def test_a_lost_page_is_replaced_for_the_next_run(tmp_path):
     model, feeds = _tiny_model(tmp_path / "tiny.onnx")
     with browser_harness.BrowserHarness("wasm") as harness:
-        harness._call(harness._page.close)  # what a crashed renderer leaves behind
-        lost = harness.run_onnx(model, feeds, warmup=0, min_iterations=1, min_duration_s=0)
-        assert lost["error"] and lost["samples_ms"] == []
+        harness._call(harness._page.close)  # what a crashed renderer or a call past its time limit leaves behind
+        # a closed page is replaced before the call (a crashed one, still open, fails once and is replaced after)
+        lost = harness.run_onnx(model, feeds, warmup=0, min_iterations=1, min_duration_s=0, node_placement=False)
+        assert lost["error"] is None and len(lost["samples_ms"]) >= 1
         again = harness.run_onnx(model, feeds, warmup=0, min_iterations=2, min_duration_s=0, return_outputs=True,
                                  node_placement=False)
         assert again["error"] is None, again["error"]

@@ -9,9 +9,14 @@ the emulated device and say `is_emulated`; they are not simulated numbers.
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import statistics
+import sys
 import tempfile
 import warnings
+import weakref
 from pathlib import Path
 
 from runners.backends.base import Backend, Detection, Prepared, UnsupportedConfiguration
@@ -31,6 +36,29 @@ def _harness():
     except ImportError:
         return None
     return browser_harness
+
+
+@contextlib.contextmanager
+def _native_output_discarded():
+    """Discard what C++ code writes on file descriptors 1 and 2 while inside.
+
+    torch.onnx.export dumps the whole TorchScript graph ("Torch IR graph at exception: ...", thousands of lines)
+    on stdout, where the runner's data goes, when an export fails: its ONNX log is always on (torch checks the function object
+    `_jit_is_onnx_log_enabled`, not its result). warnings.catch_warnings cannot hold that back."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    try:
+        with open(os.devnull, "wb") as sink:
+            for fd in saved:
+                os.dup2(sink.fileno(), fd)
+            yield
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        for fd, copy in saved.items():
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 class WebBackend(Backend):
@@ -75,16 +103,20 @@ class WebBackend(Backend):
             return self._exported[key]
         if self._tmp is None:
             self._tmp = tempfile.mkdtemp(prefix="bench_onnx_")
+            # __del__ is not promised to run at interpreter exit; a finalizer is
+            self._cleanup = weakref.finalize(self, shutil.rmtree, self._tmp, ignore_errors=True)
         path = Path(self._tmp) / f"{spec.name}_{len(self._exported)}.onnx"
         wrapper = _tensor_outputs(model, list(inputs))
         try:
-            with torch.no_grad(), warnings.catch_warnings():
+            with torch.no_grad(), warnings.catch_warnings(), _native_output_discarded():
                 warnings.simplefilter("ignore")
                 torch.onnx.export(wrapper, tuple(inputs.values()), str(path), input_names=list(inputs),
                                   opset_version=17, dynamo=False)
         except Exception as exc:
-            raise UnsupportedConfiguration(f"ONNX export of {spec.name} failed: {type(exc).__name__}: "
-                                           f"{str(exc)[:300]}") from exc
+            path.unlink(missing_ok=True)
+            raise UnsupportedConfiguration(
+                f"ONNX export of {spec.name} failed, so it cannot run in the browser ({self.name}): "
+                f"torch.onnx.export (TorchScript, opset 17) raised {type(exc).__name__}: {str(exc)[:300]}") from exc
         self._exported[key] = path
         return path
 
@@ -112,17 +144,25 @@ class WebBackend(Backend):
         samples = [float(s) for s in result["samples_ms"]]
         adapter = result.get("adapter") or self.detect().device_name
         emulated = bool(result.get("is_emulated")) or is_software_adapter(adapter) or self.detect().is_emulated
-        total_ms = sum(samples)
+        total_ms = float(result.get("measured_duration_ms") or sum(samples))  # the page's wall time of the loop
         web_row = {"platform": self.provider, "browser": "chromium", "browser_version": result.get("browser_version"),
                    "adapter": adapter, "is_emulated": emulated, "test_file": prepared.info.get("onnx_path"),
                    "success": True, "load_time_ms": result.get("load_time_ms"),
-                   "inference_time_ms": sorted(samples)[len(samples) // 2],
+                   "inference_time_ms": statistics.median(samples),
                    "total_time_ms": (result.get("load_time_ms") or 0.0) + total_ms, "is_simulated": False,
                    "metrics": {"samples": len(samples), "warmup": warmup, "is_emulated": emulated}}
+        extra = {"is_emulated": emulated, "adapter": adapter, "browser_version": result.get("browser_version"),
+                 "load_time_ms": result.get("load_time_ms"), "web_result": web_row,
+                 "timing": "performance.now() in the page around each awaited session.run, outputs read back "
+                           "to the CPU; warm-up calls not included",
+                 "cross_origin_isolated": result.get("cross_origin_isolated"),
+                 # nodes per execution provider: how much of a "webgpu" run ran on the CPU instead
+                 "node_placement": result.get("node_placement")}
+        if result.get("warning"):  # stopped at the time limit with fewer iterations than asked: say so
+            extra["time_limit_warning"] = result["warning"]
+            web_row["metrics"]["time_limit_warning"] = result["warning"]
         return Measurement(samples_ms=samples, warmup_iterations=warmup, total_time_s=total_ms / 1000.0,
-                           extra={"is_emulated": emulated, "adapter": adapter,
-                                  "browser_version": result.get("browser_version"),
-                                  "load_time_ms": result.get("load_time_ms"), "web_result": web_row})
+                           extra=extra)
 
     def release(self, prepared) -> None:
         return None
@@ -131,6 +171,9 @@ class WebBackend(Backend):
         for key in [k for k in self._exported if k[0] == id(model)]:
             self._exported.pop(key).unlink(missing_ok=True)
 
-    def __del__(self):
+    def close(self) -> None:
+        """Remove the exported models now (the finalizer does it at exit otherwise)."""
         if self._tmp:
-            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._cleanup()
+            self._tmp = None
+            self._exported.clear()

@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,10 @@ PROVIDER_ARGS = {
     "webgpu": ("--enable-unsafe-webgpu",),
     "webnn": ("--enable-features=WebMachineLearningNeuralNetwork",),
 }
+_MAX_BROWSER_TMPDIR = 50  # + "/org.chromium.Chromium.XXXXXX/SingletonSocket" stays under 107 bytes
+PROBE_TIMEOUT_S = 60.0  # requestAdapter/requestDevice/createContext: seconds, never minutes
+_JOB_GRACE_S = 30.0  # beyond a run's own limit, before Python gives up on a page that cannot stop itself
+_JOB_DONE = "__benchmark_db_harness_job_done__"
 SOFTWARE_ADAPTER_MARKERS = ("swiftshader", "llvmpipe", "lavapipe", "software", "warp", "basic render")
 
 INSTALL_BROWSER_HINT = "install it with `apt-get install chromium` (Debian package; no browser is downloaded)"
@@ -91,6 +96,18 @@ def missing_prerequisites() -> str | None:
     return None
 
 
+def browser_environment() -> dict[str, str]:
+    """The environment Chromium starts with: ours, with a short TMPDIR.
+
+    Chromium puts its singleton socket at $TMPDIR/org.chromium.Chromium.XXXXXX/SingletonSocket and dies
+    ('Socket path too long') when that passes the 107 bytes of a Unix socket path, which a CI job's or
+    pytest's deep temporary folder easily does."""
+    env = dict(os.environ)
+    if len(tempfile.gettempdir()) > _MAX_BROWSER_TMPDIR and os.path.isdir("/tmp"):
+        env["TMPDIR"] = "/tmp"
+    return env
+
+
 def launch_args(provider: str) -> list[str]:
     return [*BASE_ARGS, *PROVIDER_ARGS.get(provider, ())]
 
@@ -112,6 +129,10 @@ def adapter_is_emulated(info: dict | None) -> bool:
         return True
     text = " ".join(str(info.get(k) or "") for k in ("vendor", "architecture", "device", "description")).lower()
     return any(marker in text for marker in SOFTWARE_ADAPTER_MARKERS)
+
+
+class PageTimeout(RuntimeError):
+    """The harness page did not answer in time; it has been closed."""
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
@@ -264,7 +285,7 @@ class BrowserHarness:
                                                                      thread_name_prefix="browser-harness")
                 self._call(self._start)
             except Exception as exc:  # Playwright raises plain Errors; the caller gets the message
-                self.startup_error = f"could not start Chromium ({chromium_path()}): {_first_line(exc)}"
+                self.startup_error = _launch_failure(exc)
                 self.close()
 
     def _start(self) -> None:
@@ -273,7 +294,7 @@ class BrowserHarness:
         self._server = _LocalServer()
         self._pw = sync_playwright().start()
         self._browser = self._pw.chromium.launch(executable_path=chromium_path(), args=launch_args(self.provider),
-                                                 headless=True, timeout=60_000)
+                                                 headless=True, timeout=60_000, env=browser_environment())
         self.browser_version = self._browser.version
         context = self._browser.new_context(service_workers="block")
         origin = self._server.origin
@@ -313,9 +334,11 @@ class BrowserHarness:
             try:
                 page.goto(self._server.origin + "/harness.html")
                 page.wait_for_function("window.harnessReady === true", timeout=30_000)
-                return page.evaluate("args => window.harnessPlacement(args)", {**args, "feeds": {}})
+                return self._run_job(page, "args => window.harnessPlacement(args)", {**args, "feeds": {}},
+                                     args["timeout_s"] + _JOB_GRACE_S)
             finally:
-                page.close()
+                if not page.is_closed():
+                    page.close()
 
         try:
             answer = self._call(on_throwaway_page)
@@ -327,11 +350,45 @@ class BrowserHarness:
         """Run func on the harness's Playwright thread and return its result (or raise its exception)."""
         return self._worker.submit(func, *args).result()
 
-    def evaluate(self, expression: str, arg: Any = None) -> Any:
-        """Evaluate a JavaScript function expression in the harness page (diagnostics and tests)."""
+    def _run_job(self, page, function: str, arg: Any, limit_s: float) -> Any:
+        """Call a JavaScript function expression in `page` and wait at most limit_s for its result.
+
+        page.evaluate has no time limit of its own: a promise that never settles (a model fetch that stalls,
+        a WebGPU call that never returns) or a main thread blocked inside wasm would hold the runner forever.
+        The function runs in a task of its own and says it is done on the console; Playwright's wait for
+        that message is bounded on this side, whatever the page is doing. Runs on the Playwright thread.
+        """
+        starter = ("([arg, marker]) => { window.__harnessJob = undefined; setTimeout(() => {"
+                   " Promise.resolve().then(() => (" + function + ")(arg)).then("
+                   "  (value) => { window.__harnessJob = {value}; console.debug(marker); },"
+                   "  (e) => { window.__harnessJob = {error: (e && e.message) || String(e)}; console.debug(marker); });"
+                   " }, 0); }")
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        try:
+            with page.expect_console_message(lambda message: message.text == _JOB_DONE, timeout=limit_s * 1000):
+                page.evaluate(starter, [arg, _JOB_DONE])
+        except PlaywrightTimeout:
+            try:  # the page may be stuck for good: the next call gets a fresh one
+                page.close()
+            except Exception:  # closing a hung page is best effort; the browser goes at close()
+                pass
+            raise PageTimeout(f"the page did not answer within {limit_s:g} s (a call that never resolved or a "
+                              f"blocked main thread); the page was closed") from None
+        job = page.evaluate("() => window.__harnessJob") or {}
+        if "error" in job:
+            raise RuntimeError(job["error"])
+        return job.get("value")
+
+    def evaluate(self, expression: str, arg: Any = None, *, timeout_s: float = 60.0) -> Any:
+        """Evaluate a JavaScript function expression in the harness page (diagnostics and tests).
+
+        Raises PageTimeout after timeout_s; the page is then replaced on the next call."""
         if self.startup_error:
             raise RuntimeError(self.startup_error)
-        return self._call(self._page.evaluate, expression, arg)
+        if self._call(self._page.is_closed):
+            self._call(self._replace_page)
+        return self._call(self._run_job, self._page, expression, arg, timeout_s)
 
     def _on_console(self, message) -> None:
         # onnxruntime-web logs its own warnings through console.error, with terminal colour codes
@@ -379,7 +436,8 @@ class BrowserHarness:
             if self._call(self._page.is_closed):
                 self._call(self._replace_page)
             page_result = self.evaluate("args => window.harnessProbe(args)",
-                                        {"provider": self.provider, "device_type": self.device_type})
+                                        {"provider": self.provider, "device_type": self.device_type},
+                                        timeout_s=PROBE_TIMEOUT_S)
         except Exception as exc:
             result["reason"] = f"the harness page failed: {_first_line(exc)}"
             result["console"] = self.console[start:]
@@ -408,6 +466,7 @@ class BrowserHarness:
                   "is_emulated": False, "load_time_ms": None, "error": None, "outputs": None}
         if self.startup_error:
             result["error"] = self.startup_error
+            result["browser_started"] = False
             return result
         path = Path(onnx_path)
         if not path.is_file():
@@ -439,9 +498,12 @@ class BrowserHarness:
                 "num_threads": num_threads, "node_placement": bool(node_placement)}
         start = len(self.console)
         try:
-            page_result = self.evaluate("args => window.harnessRun(args)", args)
+            # the page stops itself at timeout_s (harness.html); this side waits a little longer, for a page
+            # whose main thread is blocked and cannot stop itself
+            page_result = self.evaluate("args => window.harnessRun(args)", args,
+                                        timeout_s=args["timeout_s"] + _JOB_GRACE_S)
         except Exception as exc:
-            result["error"] = f"the harness page failed: {_first_line(exc)}"
+            result["error"] = _with_console(f"the harness page failed: {_first_line(exc)}", self.console[start:])
             result["console"] = self.console[start:]
             return result
         else:
@@ -458,6 +520,7 @@ class BrowserHarness:
         result["outputs"] = decode_outputs(outputs) if return_outputs and not result["error"] else None
         if result["error"]:
             result["samples_ms"] = []
+            result["error"] = _with_console(result["error"], self.console[start:])
         elif not result["samples_ms"]:
             result["error"] = "no measured iterations (the page returned no samples)"
         elif result.get("timed_out"):
@@ -470,6 +533,52 @@ class BrowserHarness:
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_BROWSER_STDERR = re.compile(r"^\s*(?:- )?\[pid=\d+\]\[err\] (.*)$", re.MULTILINE)
+_EXIT_CODE = re.compile(r"<process did exit: exitCode=(\d+), signal=(\w+)>")
+# Chromium's own start-up chatter on stderr that says nothing about why it failed
+_STDERR_NOISE = ("dbus", "DevTools listening", "Fontconfig", "WARNING: ", "GetVSyncParametersIfAvailable")
+
+
+def _launch_failure(exc: BaseException) -> str:
+    """Why Chromium did not start, in one line: Playwright's first line says only 'browser has been closed';
+    the browser's own stderr ('error while loading shared libraries ...') and exit code are further down."""
+    text = str(exc)
+    first = _first_line(exc)
+    said: list[str] = []
+    for line in _BROWSER_STDERR.findall(text):
+        line = _ANSI.sub("", line).strip()
+        if line and line not in said and not any(noise in line for noise in _STDERR_NOISE):
+            said.append(line)
+    fatal = [line for line in said if ":FATAL:" in line]  # Chromium's own reason; the rest is crashpad chatter
+    said = fatal or said
+    exit_match = _EXIT_CODE.search(text)
+    how = []
+    if exit_match and exit_match.group(1) != "0":
+        how.append(f"it exited with code {exit_match.group(1)}")
+    elif exit_match and exit_match.group(2) not in ("null", "None"):
+        how.append(f"it was killed by {exit_match.group(2)}")
+    if said:
+        how.append("said: " + " | ".join(said[-3:])[:500])
+    # Playwright's own first line ('Target page, context or browser has been closed') only adds noise then
+    what = "it " + " and ".join(h.removeprefix("it ") for h in how) if how else first
+    return (f"could not start Chromium ({chromium_path()}): {what}; check that "
+            f"`{chromium_path()} --headless=new --version` works, or {INSTALL_BROWSER_HINT}")
+
+
+def _with_console(error: str, console: list[str]) -> str:
+    """The error and what the page said on its console meanwhile: the page's exception is often generic
+    ('failed to load external data file') while the console has the cause (an HTTP 404, a WebGPU validation
+    error). Only error lines, each once, and not those the error already quotes."""
+    said = []
+    for line in console:
+        kind, _, text = line.partition(": ")
+        if text.startswith(("[W:", "[I:", "[V:")):  # onnxruntime's own warnings go through console.error
+            continue
+        if kind in ("error", "pageerror") and text and text not in error and text not in said:
+            said.append(text)
+    if not said:
+        return error
+    return f"{error} (page console: {' | '.join(said[-3:])[:600]})"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -588,6 +697,9 @@ def run(args: argparse.Namespace) -> int:
         feeds = default_feeds(args.onnx)
     result = run_onnx(args.onnx, feeds, args.provider, warmup=args.warmup, min_iterations=args.min_iterations,
                       min_duration_s=args.min_duration, device_type=args.device_type)
+    if result.get("browser_started") is False:  # nothing was measured: one error line, not a JSON of nothing
+        message, _, hint = result["error"].partition("; ")
+        raise UsageError(message, hint or None)
     write_text(json.dumps(summarize_run(result), indent=2), None)
     return 0 if result["error"] is None else 1
 
