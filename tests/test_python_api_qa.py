@@ -221,3 +221,18 @@ def test_markdown_cells_keep_the_table_whole(db_path, capsys):
     lines = out.splitlines()
     assert len(lines) == 3 and all(line.count(" | ") == 7 for line in (lines[0], lines[2]))
     assert "line1<br>line2" in lines[2] and "pipe\\|name" in lines[0] and "[1.5]" in lines[2]
+
+
+@pytest.mark.parametrize("columns", [
+    {"batch_size": [1, 0]}, {"batch_size": [1, None, 2**31]}, {"batch_size": [True]}, {"iterations": [-1]},
+    {"average_latency_ms": [1.0, float("nan")]}, {"average_latency_ms": [1.0, -0.5]},
+    {"average_latency_ms": [1.0, float("inf")]}, {"memory_peak_mb": [__import__("numpy").float64(-1.0)]},
+])
+def test_orm_column_batches_refuse_what_records_refuse(columns):
+    """The column check looks at a column's extremes first: a NaN, an inf or a bool must still be caught."""
+    from benchmark_db.errors import DataConversionError
+    from benchmark_db_models import check_performance_columns
+
+    with pytest.raises(DataConversionError):
+        check_performance_columns(columns)
+    check_performance_columns({"batch_size": [1, None, 4], "average_latency_ms": [0.0, 1.5, None], "iterations": [0]})
