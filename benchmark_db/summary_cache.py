@@ -15,8 +15,8 @@ invalidates the cache:
   which `cp -p`, `shutil.copy2` and `touch -d` restore); with the device and inode numbers, the size and the
   mtime it is taken from the database file and from `<db>.wal`. Within one clock tick of the file system
   (milliseconds here, whole seconds on some) two writes can leave the same ctime, so a summary is only saved
-  when both files last changed comfortably before the moment it is saved, measured on the file system's own
-  clock (`_RACY_SECONDS`, git's rule for "racily clean" files); the report right after a write recomputes;
+  when both files last changed comfortably before the report read their state (50 ms, or 2 s on a file
+  system with whole-second timestamps: git's rule for "racily clean" files);
 - DuckDB commits a checkpoint by writing a new database header (the two header blocks after the 4 KiB main
   header hold an iteration counter that grows with every checkpoint), and the main header holds the random
   identifier DuckDB gives each new database file, so all three are hashed;
@@ -36,15 +36,19 @@ import hashlib
 import os
 import stat
 import tempfile
+import time
 from pathlib import Path
 
 # Bumped whenever the summary's columns or meaning change, so an old cache file is never read as a new one.
 SUMMARY_FORMAT = "3"
 _FINGERPRINT_KEY = b"benchmark_db.summary_fingerprint"
 _HEADER_BYTES = 3 * 4096  # DuckDB's main header (with the file's random identifier) and its two database headers
-# A summary is saved only when the database and its WAL last changed at least this long before (file system
-# clock): a later write then always gets a later ctime, even on a file system with 1-2 s timestamps.
+# A summary is saved only when the database and its WAL last changed at least this long before the report read
+# their state: a write after that read then always gets a later ctime. File systems with whole-second
+# timestamps need 2 s; those with nanosecond fields (ext4, xfs, btrfs, tmpfs) stamp from a clock that advances
+# every few milliseconds, so 50 ms is ample there.
 _RACY_SECONDS = 2.0
+_RACY_FINE_SECONDS = 0.05
 _WAL_TAIL = 65536
 
 # One row per (model id, hardware id, batch size, precision, simulated). Means are sum / count (what SQL's
@@ -160,23 +164,23 @@ def _read(cache: Path, expected: str):
     return table if meta.get(_FINGERPRINT_KEY) == expected.encode() else None
 
 
-def _write(cache: Path, table, stamp: str, mode: int, changed_ns: int) -> None:
-    """Write atomically (temporary file + rename) so a concurrent reader sees the old file or the new one;
-    write nothing when the database changed (`changed_ns`, its ctime) within `_RACY_SECONDS` of now, as the
-    file system tells time: a write in the same clock tick could leave the same stamp."""
+def _racy(changed_ns: int, read_at_ns: int) -> bool:
+    """Whether the database changed (`changed_ns`, its latest ctime) so shortly before its state was read
+    (`read_at_ns`) that another write in the same clock tick could have left the same stamp."""
+    coarse = changed_ns % 1_000_000_000 == 0  # a file system that keeps whole seconds
+    window = _RACY_SECONDS if coarse else min(_RACY_SECONDS, _RACY_FINE_SECONDS)
+    return changed_ns >= read_at_ns - int(window * 1e9)
+
+
+def _write(cache: Path, table, stamp: str, mode: int) -> None:
+    """Write atomically (temporary file + rename) so a concurrent reader sees the old file or the new one."""
     import pyarrow as pa
 
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), _FINGERPRINT_KEY: stamp.encode()})
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=cache.name + ".", suffix=".tmp", dir=cache.parent)
-        try:
-            now_ns = os.fstat(fd).st_mtime_ns
-        finally:
-            os.close(fd)
-        if changed_ns >= now_ns - int(_RACY_SECONDS * 1e9):
-            os.unlink(tmp)
-            return
+        os.close(fd)
         with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table)
         os.chmod(tmp, mode)  # mkstemp makes it private; the cache is as readable as the database
@@ -194,6 +198,7 @@ def performance_summary(conn):
     """The summary as an Arrow table: from the cache when it matches the database, else computed (and cached
     when the database is a file whose folder we may write, and did not change just now)."""
     path = database_file(conn)
+    read_at = time.time_ns()
     state = _file_state(path) if path else None
     stamp = state[0] if state else None
     if stamp:
@@ -207,6 +212,7 @@ def performance_summary(conn):
         if cached is not None:
             return cached
     table = conn.execute(SUMMARY_SQL).fetch_arrow_table()
-    if stamp and _file_state(path) == state:  # nothing committed meanwhile (same process, other connection)
-        _write(cache_path(path), table, stamp, stat.S_IMODE(os.stat(path).st_mode), state[1])
+    # saved when nothing was committed meanwhile (same process, other connection) and no write can share the stamp
+    if stamp and _file_state(path) == state and not _racy(state[1], read_at):
+        _write(cache_path(path), table, stamp, stat.S_IMODE(os.stat(path).st_mode))
     return table
