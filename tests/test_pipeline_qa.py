@@ -260,7 +260,12 @@ def test_sigint_at_any_moment_of_a_cli_run_exits_130_or_finishes(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             pytest.fail(f"the run hung after SIGINT at {delay}s")
-        assert proc.returncode in (0, 130), err
+        if proc.returncode == -signal.SIGINT:
+            # the signal came after the tool had finished, while the interpreter shut down (Python puts the
+            # default handler back then): allowed only for a run that completed and said nothing
+            assert not err and query(tmp_path / "db.duckdb", "SELECT count(*) FROM ingested_files")[0][0] == 1500
+        else:
+            assert proc.returncode in (0, 130), err
         assert "unexpected" not in err and "Traceback" not in err, err
         assert subprocess.run(cmd, cwd=tmp_path, capture_output=True).returncode == 0
         assert query(tmp_path / "db.duckdb", "SELECT count(*) FROM ingested_files")[0][0] == 1500
