@@ -227,6 +227,7 @@ def test_correlation_and_feature_importance(law_db, tmp_path, capsys):
         "precision", "importance_mean"] > 0
 
 
+@pytest.mark.slow  # about 1 s or more: outside make test-fast
 def test_all_on_a_tiny_database_reports_what_could_not_run(tmp_path, capsys):
     db = _write(tmp_path / "tiny.duckdb", law_rows()[:4])
     code, out, _ = run_main(["--db", db, "--analysis", "all", "--output-dir", str(tmp_path / "o")], capsys)
@@ -363,6 +364,7 @@ def _captured_pages(monkeypatch):
     return pages
 
 
+@pytest.mark.slow  # about 1 s or more: outside make test-fast
 def test_interactive_trends_use_a_log_axis_for_values_over_decades(tmp_path, monkeypatch):
     from benchmark_db.connection import connect
 

@@ -683,6 +683,7 @@ def test_http_errors_share_the_shape(client):
     assert_error(client.get("/performance", params={"batch_size": "x"}), 422)
 
 
+@pytest.mark.slow  # about 1 s or more: outside make test-fast
 def test_query_refusals_over_http(client):
     assert_error(client.post("/query", json={"sql": "DROP TABLE models"}), 400, "query_refused")
     assert_error(client.post("/query", json={"sql": "SELECT * FROM read_text('/etc/passwd')"}), 400, "query_refused")

@@ -68,6 +68,7 @@ def client_for():
         client.__exit__(None, None, None)
 
 
+@pytest.mark.slow  # about 1 s or more: outside make test-fast
 def test_query_and_post_query_see_archived_rows_as_the_sql_option_does(archived_db, client_for):
     db_path, _ = archived_db
     expected = counts_seen_by_sql_option(db_path)

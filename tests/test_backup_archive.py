@@ -83,6 +83,7 @@ def archived_db(sample_db_path, tmp_path) -> tuple[str, Path]:
 
 
 @pytest.mark.parametrize("compress", [False, True])
+@pytest.mark.slow  # about 1 s or more: outside make test-fast
 def test_a_restore_elsewhere_shows_the_same_rows_with_the_archive_folder_gone(archived_db, tmp_path, compress):
     db_path, archive_dir = archived_db
     before = what_it_shows(db_path)
@@ -119,6 +120,7 @@ def test_restoring_over_the_original_path_puts_the_archive_back_where_it_was(arc
     assert problems_of(db_path) == []
 
 
+@pytest.mark.slow  # about 1 s or more: outside make test-fast
 def test_restore_into_archive_dir_and_never_over_other_content(archived_db, tmp_path, capsys):
     db_path, _ = archived_db
     before = what_it_shows(db_path)
@@ -216,6 +218,7 @@ def test_an_interrupted_backup_leaves_nothing_that_looks_valid(archived_db, tmp_
         [Path(good["manifest"]).name, Path(good["backup"]).name, Path(good["archive_dir"]).name])
 
 
+@pytest.mark.slow  # about 1 s or more: outside make test-fast
 def test_archive_files_added_after_a_backup_are_not_restored(archived_db, tmp_path):
     db_path, archive_dir = archived_db
     at_backup, paths_at_backup = what_it_shows(db_path), partition_paths(db_path)
@@ -236,6 +239,7 @@ def test_archive_files_added_after_a_backup_are_not_restored(archived_db, tmp_pa
     assert 0 < live < at_backup["performance_results_all"]
 
 
+@pytest.mark.slow  # about 1 s or more: outside make test-fast
 def test_two_databases_share_a_backup_dir_and_purge_takes_each_backups_archive(sample_db_path, tmp_path):
     # two databases of the same name in different folders, one archived, one not, backed up at the same second
     first = tmp_path / "team_a" / "sample.duckdb"

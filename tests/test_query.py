@@ -161,6 +161,7 @@ def reference_db(tmp_path_factory) -> str:
                          seed=11, simulated_run=False)
 
 
+@pytest.mark.slow  # about 1 s or more: outside make test-fast
 def test_regression_check_finds_the_slower_model(reference_db, tmp_path, capsys):
     current = build_history(str(tmp_path / "current.duckdb"), runs=12, step_at=None, seed=12, simulated_run=False)
     _slow_copy(current, str(tmp_path / "slower.duckdb"), "t5-small", "cpu", 1, 1.10)

@@ -206,6 +206,7 @@ def test_help_is_fast_and_imports_no_torch(repo_root):
 
 
 # -- absent platforms ------------------------------------------------------------------------------------------
+@pytest.mark.slow  # about 1 s or more: outside make test-fast
 def test_absent_platforms_say_why():
     torch = pytest.importorskip("torch")
     from runners.backends.cuda import CUDABackend

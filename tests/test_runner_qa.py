@@ -89,6 +89,7 @@ def test_corrupt_database_is_reported_before_measuring(tmp_path, capsys):
     assert code == 3 and elapsed < 15
 
 
+@pytest.mark.slow  # about 1 s or more: outside make test-fast
 def test_database_in_a_missing_folder_is_created(tmp_path):
     from runners.run_benchmark_with_db import main
 
@@ -195,6 +196,7 @@ def test_checkpoint_in_current_or_generic_folder_gets_a_real_name(tmp_path, monk
 
 
 # -- honest figures --------------------------------------------------------------------------------------------
+@pytest.mark.slow  # about 1 s or more: outside make test-fast
 def test_stored_figures_are_consistent_and_labelled(tmp_path):
     from runners.run_benchmark_with_db import main
 

@@ -115,6 +115,7 @@ def _in_read_only_mount(tmp_path: Path, files: dict[str, str], argv: list[str]) 
                           timeout=120)
 
 
+@pytest.mark.slow  # about 1 s or more: outside make test-fast
 def test_reader_of_an_older_file_on_a_read_only_mount_gets_db002_or_reads_it(tmp_path):
     v2 = _old_file(tmp_path / "v2.duckdb", 2)
     v3 = _old_file(tmp_path / "v3.duckdb", 3)

@@ -39,6 +39,7 @@ def _query_cli(target: str, capsys, *extra: str) -> tuple[int, str]:
 
 
 # ---------------------------------------------------------------------------------- connection strings
+@pytest.mark.slow  # about 1 s or more: outside make test-fast
 def test_a_catalog_host_that_never_answers_fails_within_the_connect_timeout(tmp_path):
     """Before: libpq waited for ever on a port that accepts and never answers (the command hung)."""
     with socket.socket() as silent:
@@ -123,6 +124,7 @@ HOLDER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # about 1 s or more: outside make test-fast
 def test_a_local_catalog_held_by_another_process_is_waited_for_then_named(tmp_path, monkeypatch):
     """Before: the second process failed at once, with a hint about a PostgreSQL server."""
     monkeypatch.setenv("BENCHMARK_DB_DATA_PATH", str(tmp_path / "data"))
