@@ -102,7 +102,7 @@ def check_statement(sql: Any, write_hint: str = "use SELECT or WITH ... SELECT; 
         statements = duckdb.extract_statements(sql)
         tokens = duckdb.tokenize(sql)
     except duckdb.Error as exc:
-        raise QueryRefused(f"the SQL does not parse: {_first_line(exc)}", "fix the syntax",
+        raise QueryRefused(f"the SQL does not parse: {one_line(exc)}", "fix the syntax",
                            reason="sql_error") from exc
     if not statements or not tokens:
         raise QueryRefused("the SQL holds no statement", "send one SELECT statement")
@@ -222,10 +222,6 @@ def check_params(params: Any) -> list | dict | None:
     return params
 
 
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
 def one_line(exc: Exception) -> str:
     """DuckDB's message of `exc` on one line: its lines joined, without the `LINE 1: ...` and caret lines
     that point into the statement (useless once joined), keeping hints such as `Did you mean "x"?`."""
@@ -279,12 +275,12 @@ def execute_readonly(conn, sql: str, params=None, *, max_rows: int = DEFAULT_MAX
         raise QueryRefused(f"the query ran longer than its time limit of {timeout_s:g} s",
                            "narrow it with WHERE or aggregate first", reason="timeout") from exc
     except duckdb.OutOfMemoryException as exc:
-        raise QueryRefused(f"the query needs more memory than allowed ({_first_line(exc)})",
+        raise QueryRefused(f"the query needs more memory than allowed ({one_line(exc)})",
                            "select fewer or smaller values", reason="too_large") from exc
     except duckdb.Error as exc:
-        parameters = isinstance(exc, duckdb.InvalidInputException) and "parameter" in _first_line(exc).lower()
+        parameters = isinstance(exc, duckdb.InvalidInputException) and "parameter" in one_line(exc).lower()
         reason = "bad_params" if parameters else "sql_error"
-        raise QueryRefused(f"the query failed: {_first_line(exc)}", "check table and column names "
+        raise QueryRefused(f"the query failed: {one_line(exc)}", "check table and column names "
                            "(SQL cannot read files or the network here)", reason=reason) from exc
     finally:
         timer.cancel()
