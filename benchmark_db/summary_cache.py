@@ -95,13 +95,6 @@ def _stat_text(st: os.stat_result) -> str:
     return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
 
 
-def fingerprint(path: str) -> str | None:
-    """A digest that changes whenever a transaction that wrote something commits to the database at `path`, and
-    whenever anything else writes to or replaces the file or its WAL."""
-    state = _file_state(path)
-    return state[0] if state else None
-
-
 def _file_state(path: str) -> tuple[str, int] | None:
     """(fingerprint, the later ctime in ns of the database file and its WAL), or None when unreadable."""
     digest = hashlib.blake2b(digest_size=16)
