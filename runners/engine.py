@@ -24,7 +24,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from benchmark_db.errors import UsageError
+from benchmark_db.errors import EXIT_FINDING, UsageError
 from benchmark_db.names import normalize_hardware_type
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -655,6 +655,12 @@ def run_from_args(args: argparse.Namespace, *, test_name: str, prog: str, argv: 
         report = visualize(args.db, output_dir, args.lock_timeout)
         if report:
             log.info("report: %s", report)
+    if summary and not measured:
+        # a CI job or cron run that measured nothing (no such hardware here, every model over the memory budget)
+        # must not pass as a benchmark run; what was stored (the compatibility rows saying why) stays stored
+        log.warning("nothing was measured: all %d cells were skipped (the status column says why); exit %d",
+                    len(summary), EXIT_FINDING)
+        return EXIT_FINDING
     return 0
 
 

@@ -101,7 +101,7 @@ def test_model_too_big_is_skipped_with_a_reason(tmp_path):
     from runners.run_model_benchmarks import main
 
     db = str(tmp_path / "big.duckdb")
-    assert main(["--db", db, "--models-set", "key", "--model", "llava", "--hardware", "cpu", *FAST]) == 0
+    assert main(["--db", db, "--models-set", "key", "--model", "llava", "--hardware", "cpu", *FAST]) == 1  # nothing measured
     assert _rows(db, "SELECT count(*) FROM performance_results")[0][0] == 0
     row = _rows(db, "SELECT error_type, error_message FROM hardware_compatibility")[0]
     assert row[0] == "insufficient_memory" and "parameters" in row[1] and "GB" in row[1]
@@ -110,7 +110,7 @@ def test_model_too_big_is_skipped_with_a_reason(tmp_path):
 
 
 @pytest.mark.slow
-def test_memory_budget_skips_and_precisions(tmp_path):
+def test_memory_budget_skips_and_precisions(tmp_path, capfd):
     from runners.run_model_benchmarks import main
 
     db = str(tmp_path / "prec.duckdb")
@@ -119,8 +119,10 @@ def test_memory_budget_skips_and_precisions(tmp_path):
     rows = _rows(db, "SELECT precision, metrics->>'requested_precision' FROM performance_results ORDER BY 1")
     assert rows == [("bf16", "bf16"), ("int8", "int8")]
     db2 = str(tmp_path / "budget.duckdb")
-    assert main(["--db", db2, "--model", "bert", "--hardware", "cpu", "--memory-budget-gb", "0.01", *FAST]) == 0
+    # every cell skipped: the rows saying why are stored, and the run exits 1 so a CI job cannot pass on nothing
+    assert main(["--db", db2, "--model", "bert", "--hardware", "cpu", "--memory-budget-gb", "0.01", *FAST]) == 1
     assert _rows(db2, "SELECT error_type FROM hardware_compatibility")[0][0] == "insufficient_memory"
+    assert "nothing was measured: all 1 cells were skipped" in capfd.readouterr().err
 
 
 @pytest.mark.slow
