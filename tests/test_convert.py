@@ -269,10 +269,25 @@ def test_optimum_benchmark_report(shared_dir):
     assert forward.throughput_items_per_second == pytest.approx(51.10486752398645)
     (hw,) = rows(conv, "hardware_platforms")
     assert hw.device_name == "AMD EPYC" and hw.compute_units == 2
+    # the same run's report alone, beside benchmark.json that holds it too: taken once, from benchmark.json
     report_only = convert_file(shared_dir / "data" / "foreign" / "optimum_benchmark" / "benchmark_report.json")
-    assert report_only.status == "ingested" and len(rows(report_only, "performance_results")) == 3
+    assert report_only.status == "skipped" and "benchmark.json beside it" in report_only.reason
     config = convert_file(shared_dir / "data" / "foreign" / "optimum_benchmark" / "benchmark_config.json")
     assert config.status == "skipped" and "configuration" in config.reason
+
+
+def test_optimum_report_alone_takes_the_sibling_config(shared_dir, tmp_path):
+    source = shared_dir / "data" / "foreign" / "optimum_benchmark"
+    for name in ("benchmark_report.json", "benchmark_config.json"):
+        (tmp_path / name).write_bytes((source / name).read_bytes())
+    report_only = convert_file(tmp_path / "benchmark_report.json")
+    assert report_only.status == "ingested" and len(rows(report_only, "performance_results")) == 3
+    assert any("benchmark_config.json" in note for note in report_only.conversions)
+    # a benchmark.json of another run beside it does not hide this report
+    combined = json.loads((source / "benchmark.json").read_text())
+    combined["report"]["forward"]["latency"]["values"][0] += 1.0
+    (tmp_path / "benchmark.json").write_text(json.dumps(combined))
+    assert convert_file(tmp_path / "benchmark_report.json").status == "ingested"
 
 
 def test_pytest_benchmark_file(shared_dir):

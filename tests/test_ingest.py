@@ -202,6 +202,10 @@ def test_foreign_tool_outputs_are_ingested_with_raw_samples(tmp_path, shared_dir
         samples = conn.execute("SELECT count(*) FROM performance_results WHERE len(latency_samples_ms) > 0"
                                ).fetchone()[0]
         assert samples > 0
+        # optimum-benchmark's benchmark.json and benchmark_report.json hold the same run: its results once
+        assert conn.execute("SELECT test_case, count(*) FROM performance_results WHERE model_name = "
+                            "'models/tiny_bert' GROUP BY ALL ORDER BY 1").fetchall() == [
+            ("first_forward", 1), ("forward", 1), ("load_model", 1)]
     finally:
         conn.close()
 

@@ -34,11 +34,11 @@ def is_optimum(doc) -> bool:
         _is_report_section(v) for v in report.values())
 
 
-def _sibling_config(path: str) -> dict | None:
-    """optimum-benchmark writes the config beside the report; read it when the report comes alone."""
+def _sibling(path: str, name: str) -> dict | None:
+    """The JSON object in file `name` beside `path`, or None (absent, unreadable, too big, not an object)."""
     try:
-        candidate = os.path.join(os.path.dirname(path), "benchmark_config.json")
-        if os.path.isfile(candidate) and os.path.getsize(candidate) < 5_000_000:
+        candidate = os.path.join(os.path.dirname(path), name)
+        if os.path.isfile(candidate) and os.path.getsize(candidate) < 20_000_000:
             with open(candidate, encoding="utf-8") as handle:
                 value = json.load(handle)
             return value if isinstance(value, dict) else None
@@ -53,7 +53,13 @@ def read_optimum(b: Builder, doc: dict) -> str:
     elif _OPTIMUM_CONFIG_KEYS <= set(doc):
         raise ShapeSkip("optimum-benchmark configuration, no results")
     else:
-        config, report = _sibling_config(b.path), doc
+        # optimum-benchmark saves one run three ways: benchmark.json holds this very report with its config.
+        # Taking both would store every result of the run twice, so the combined file is the one taken.
+        combined = _sibling(b.path, "benchmark.json") if os.path.basename(b.path) != "benchmark.json" else None
+        if combined is not None and combined.get("report") == doc and isinstance(combined.get("config"), dict):
+            raise ShapeSkip("optimum-benchmark report also held, with its config, by benchmark.json beside it: "
+                            "its results are taken from that file")
+        config, report = _sibling(b.path, "benchmark_config.json"), doc
         if config is None:
             raise ShapeSkip("optimum-benchmark report without its benchmark_config.json: no model or device")
         b.note("model and device from the sibling benchmark_config.json")
