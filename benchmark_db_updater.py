@@ -108,16 +108,22 @@ def update(db, *, input_files=(), scan_dirs=(), incremental=False, auto_store=Fa
         rescan = bool(scan_dirs) and not incremental
         part = Ingestor(db, force=force or rescan, **options).ingest(files)
         summary.outcomes.extend(part.outcomes)
-        summary.table_rows = part.table_rows
+        summary.rows_before, summary.table_rows = part.rows_before, part.table_rows
     if auto_store:
         root, files = auto_store_files(auto_store_dir)
+        if not root.is_dir():  # a mistyped --auto-store-dir must not pass for "nothing waiting"
+            logging.getLogger("benchmark_db").warning(
+                "the auto-store folder %s does not exist: no files waiting (runners with --no-db-store "
+                "create it; check --auto-store-dir)", root)
         if db is not None and not dry_run and files:
             files = _new_results_under_processed_names(db.conn, root, files)
-        if not files:
+        if not files and root.is_dir():
             logging.getLogger("benchmark_db").info("no files waiting in %s", root)
         part = Ingestor(db, force=force, action=None if dry_run else "archive", archive_dir=root / PROCESSED,
                         **options).ingest(files)
         summary.outcomes.extend(part.outcomes)
+        # rows before the first part and after the last: the summary counts the rows the whole run added
+        summary.rows_before = summary.rows_before or part.rows_before
         summary.table_rows = part.table_rows or summary.table_rows
     return summary
 

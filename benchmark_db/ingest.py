@@ -473,10 +473,11 @@ class _Batch:
         self.replaced: list[str] = []  # old sha256 of changed files
         self.rebuilt: list[str] = []  # sha256 of files converted again with the same content
         self.archive_updates: list[tuple[str, str]] = []  # (path, archived_to) of files committed earlier
+        self.moved: list[str] = []  # logged paths that are gone and whose content another path took over
         self.after_commit: list[tuple[InputFile, FileOutcome]] = []  # files to archive or remove
 
     def __len__(self) -> int:
-        return len(self.log_rows) + len(self.archive_updates) + len(self.after_commit)
+        return len(self.log_rows) + len(self.archive_updates) + len(self.after_commit) + len(self.moved)
 
 
 _LOG_COLUMNS = ("path", "sha256", "size_bytes", "kind", "status", "reason", "rows", "rows_by_table",
@@ -551,11 +552,14 @@ class Ingestor:
     def _load_log(self) -> None:
         self.known: dict[str, tuple[str | None, str]] = {}
         self.content_at: dict[str, str] = {}  # sha256 -> the path whose rows hold that content
+        self.archived: set[str] = set()  # logged paths whose file was archived or removed on purpose
         if self.db is None:
             return
-        rows = self.db.conn.execute("SELECT path, sha256, status, reason FROM ingested_files").fetchall()
-        for path, sha, status, reason in rows:
+        rows = self.db.conn.execute("SELECT path, sha256, status, reason, archived_to FROM ingested_files").fetchall()
+        for path, sha, status, reason, archived_to in rows:
             self.known[path] = (sha, status)
+            if archived_to:
+                self.archived.add(path)
             if sha and status != FAILED and not (reason or "").startswith("duplicate of "):
                 self.content_at.setdefault(sha, path)
 
@@ -713,6 +717,16 @@ class Ingestor:
             return outcome, False
         owner = self.content_at.get(p.sha256)
         duplicate = status != FAILED and owner is not None and owner != path
+        moved_from = None
+        if duplicate and self._gone(owner):
+            # the file was renamed or moved: the new path takes over the log entry and the rows (rebuilt
+            # below, so the database is the one a fresh ingest of the new path gives: nothing doubled)
+            duplicate, moved_from = False, owner
+            batch.moved.append(owner)
+            del self.known[owner]
+            note = f"same content as {owner}, which is no longer there (moved or renamed): its rows stay, " \
+                   "now under this path; nothing added"
+            outcome.reason = f"{outcome.reason}; {note}" if outcome.reason else note
         if duplicate:
             outcome.status = SKIPPED
             outcome.reason = f"duplicate of {owner}"
@@ -720,15 +734,22 @@ class Ingestor:
         elif status == INGESTED:
             outcome.rows_by_table = dict(p.rows_by_table)
         previous = self.known.get(path)
-        if previous and previous[0] == p.sha256 and not duplicate:
-            # converted again (--force, or a retry): its rows are rebuilt from scratch, not merged
+        if moved_from is not None or (previous and previous[0] == p.sha256 and not duplicate):
+            # converted again (--force, a retry, a moved file): its rows are rebuilt from scratch, not merged
             batch.rebuilt.append(p.sha256)
         if previous and previous[0] and previous[0] != p.sha256:
-            batch.replaced.append(previous[0])
-            if self.content_at.get(previous[0]) == path:
-                del self.content_at[previous[0]]
-            if outcome.reason is None:
-                outcome.reason = "changed since the last ingest: its earlier rows were replaced"
+            earlier_owner = self.content_at.get(previous[0])
+            if earlier_owner is None or earlier_owner == path or self._gone(earlier_owner):
+                # its earlier rows are its own (not those of the file it was a duplicate of, which is
+                # still there): they go
+                batch.replaced.append(previous[0])
+                if earlier_owner is not None:
+                    del self.content_at[previous[0]]
+                if earlier_owner not in (None, path):  # that file is gone: this one had taken its place
+                    batch.moved.append(earlier_owner)
+                    self.known.pop(earlier_owner, None)
+                if outcome.reason is None:
+                    outcome.reason = "changed since the last ingest: its earlier rows were replaced"
         if status != FAILED and not duplicate:
             self.content_at[p.sha256] = path
         self.known[path] = (p.sha256, outcome.status)
@@ -742,6 +763,13 @@ class Ingestor:
             batch.after_commit.append((p.file, outcome))
         self._log(batch, outcome)
         return outcome, status == INGESTED and not duplicate
+
+    def _gone(self, path: str) -> bool:
+        """Whether the logged file at `path` no longer exists although nothing archived or removed it (it
+        was renamed, moved or deleted by hand). Asked only about the rare duplicate or changed copy."""
+        if path not in self.known or path in self.archived or "\\x" in path:  # \xNN: an escaped, unreal name
+            return False
+        return not os.path.lexists(path)
 
     def _write_facts(self, batch: _Batch) -> None:
         """The fact rows of the batch's files, one INSERT per table (after the dimensions they name)."""
@@ -823,6 +851,9 @@ class Ingestor:
                                  f"SELECT {', '.join(_LOG_COLUMNS)} FROM _ingest_log")
                 finally:
                     conn.unregister("_ingest_log")
+            if batch.moved:
+                placeholders = ", ".join("?" for _ in batch.moved)
+                conn.execute(f"DELETE FROM ingested_files WHERE path IN ({placeholders})", batch.moved)
             for path, archived_to in batch.archive_updates:
                 conn.execute("UPDATE ingested_files SET archived_to = ? WHERE path = ?", [archived_to, path])
             if batch.documents:
