@@ -3,8 +3,10 @@
 Every chart has a title, labelled axes with units, a log scale where the values span more than a factor
 of 20, p10-p90 whiskers around the p50 (from raw samples where every result has them, else from the
 per-result values; the subtitle says which), change points marked on trends, and simulated series drawn
-dashed with hollow markers and labelled "(simulated)". The functions take the DataFrames of
-`benchmark_db.reports` and return a matplotlib Figure; `save_figure` writes PNG, SVG or PDF by extension.
+dashed with hollow markers and labelled "(simulated)". Emulated results (a software adapter such as
+SwiftShader) are series, columns and legend entries of their own named `<hardware> (emulated)`, never merged
+with the real device. The functions take the DataFrames of `benchmark_db.reports` and return a matplotlib
+Figure; `save_figure` writes PNG, SVG or PDF by extension.
 Nothing here queries the database except `report_charts`, which fills the charts of an HTML report.
 """
 from __future__ import annotations
@@ -15,7 +17,7 @@ import math
 from pathlib import Path
 
 from benchmark_db.errors import UsageError
-from benchmark_db.reports import SERIES_KEYS, Metric, get_metric, is_missing
+from benchmark_db.reports import SERIES_KEYS, Metric, get_metric, hardware_label, is_missing
 
 IMAGE_FORMATS = ("png", "svg", "pdf")
 LOG_SPAN = 20.0
@@ -142,6 +144,17 @@ def _is_sim(row) -> bool:
     return not is_missing(value) and bool(value)
 
 
+def _label_emulated(df):
+    """`df` (a copy) with `is_emulated` (False where absent) and emulated rows' hardware read
+    `<hardware> (emulated)` (the report tables label it already; a frame built elsewhere may not)."""
+    df = df.copy()
+    if "is_emulated" not in df:
+        df["is_emulated"] = False
+    elif "hardware" in df and len(df):
+        df["hardware"] = [hardware_label(h, e) for h, e in zip(df["hardware"], df["is_emulated"])]
+    return df
+
+
 def _errorbars(ax, xs, p10, p50, p90, *, color, label, simulated, marker="o", line=True):
     p50 = [float("nan") if is_missing(m) else float(m) for m in p50]
     lower = [0.0 if is_missing(lo) or m != m else max(m - float(lo), 0.0) for lo, m in zip(p10, p50)]
@@ -158,7 +171,7 @@ def comparison_figure(df, metric: str | Metric = "throughput", by: str = "hardwa
     m = metric if isinstance(metric, Metric) else get_metric(metric)
     p = m.prefix
     facet = "model" if by == "hardware" else "hardware"
-    df = df.copy()
+    df = _label_emulated(df)
     if "is_simulated" not in df:
         df["is_simulated"] = False
     df[facet] = df[facet].fillna("(unknown)")
@@ -253,7 +266,7 @@ def trend_figure(trend, change_points=None, metric: str | Metric = "throughput",
 
     m = metric if isinstance(metric, Metric) else get_metric(metric)
     p = m.prefix
-    df = trend.copy()
+    df = _label_emulated(trend)
     groups = list(df.groupby(SERIES_KEYS, dropna=False, sort=True))
     models = df["model"].nunique()
     hardware = df["hardware"].nunique()
@@ -273,6 +286,9 @@ def trend_figure(trend, change_points=None, metric: str | Metric = "throughput",
             if not is_missing(info["precision"]):
                 bits.append(str(info["precision"]))
             simulated = not is_missing(info["is_simulated"]) and bool(info["is_simulated"])
+            emulated = not is_missing(info["is_emulated"]) and bool(info["is_emulated"])
+            if emulated and hardware <= 1:  # the one hardware is not named: say it is emulated all the same
+                bits.append("(emulated)")
             label = " ".join(bits) + (" (simulated)" if simulated else "")
             s = s.sort_values("at")
             _errorbars(ax, list(s["at"]), list(s[f"{p}_p10"]), list(s[f"{p}_p50"]), list(s[f"{p}_p90"]),
@@ -355,7 +371,7 @@ def relative_speed_figure(compare, title: str | None = None):
     import seaborn as sns
     from matplotlib.colors import LogNorm
 
-    df = compare.dropna(subset=["relative_to_cpu"]).copy()
+    df = _label_emulated(compare.dropna(subset=["relative_to_cpu"]))
     df = df[df["relative_to_cpu"] > 0]
     if "is_simulated" in df:  # simulated results get columns of their own, never averaged into measured ones
         simulated = df["is_simulated"].fillna(False).astype(bool)

@@ -12,8 +12,11 @@ Raw samples (`performance_results.latency_samples_ms`) are pooled per side and c
 `benchmark_db.stats.compare_samples` (Mann-Whitney U plus the median change and the threshold). Where a side
 has no raw samples, the per-row aggregates are compared instead: with five or more rows per side they are
 still tested; with fewer only the threshold decides and the report says the evidence is weaker. Simulated
-rows are left out unless asked for. The result is data (`to_dict`) and a PR comment (`to_markdown`); the
-exit code is the caller's business (`has_regression`).
+rows are left out unless asked for. Emulated rows (a software adapter such as SwiftShader: `"is_emulated": true`
+in the metrics JSON) are kept, but `is_emulated` is part of the configuration and their hardware reads
+`<hardware> (emulated)`, so an emulated run is never compared with a real device's run or vice versa. The
+result is data (`to_dict`) and a PR comment (`to_markdown`); the exit code is the caller's business
+(`has_regression`).
 """
 from __future__ import annotations
 
@@ -29,7 +32,8 @@ from benchmark_db.stats import (
     compare_samples,
 )
 
-GROUP_KEYS = ("model", "hardware", "device", "batch_size", "sequence_length", "precision", "test_case")
+GROUP_KEYS = ("model", "hardware", "device", "batch_size", "sequence_length", "precision", "test_case",
+              "is_emulated")
 METRICS = {
     # metric: (aggregate column, higher is worse, unit)
     "latency": ("average_latency_ms", True, "ms"),
@@ -45,8 +49,9 @@ EVIDENCE_TEXT = {
 _ROWS_SQL = """
 SELECT pr.result_id, pr.run_id,
        COALESCE(m.model_name, pr.model_name) AS model, m.model_family,
-       COALESCE(hp.hardware_type, pr.hardware_type) AS hardware, hp.device_name AS device,
-       pr.batch_size, pr.sequence_length, pr.precision, pr.test_case,
+       CASE WHEN {emulated} THEN COALESCE(hp.hardware_type, pr.hardware_type, 'unknown') || ' (emulated)'
+            ELSE COALESCE(hp.hardware_type, pr.hardware_type) END AS hardware, hp.device_name AS device,
+       pr.batch_size, pr.sequence_length, pr.precision, pr.test_case, {emulated} AS is_emulated,
        pr.average_latency_ms, pr.latency_p50_ms, pr.throughput_items_per_second, pr.memory_peak_mb,
        pr.latency_samples_ms, pr.is_simulated, pr.created_at
 FROM performance_results pr
@@ -222,8 +227,10 @@ def _fetch(conn, *, include_simulated: bool, model: str | None, hardware: str | 
         filters.append(f"AND lower(COALESCE(hp.hardware_type, pr.hardware_type)) IN "
                        f"({', '.join('lower(?)' for _ in kinds)})")
         params += kinds
+    from benchmark_db.reports import emulated_sql
+
     sql = _ROWS_SQL.format(simulated="true" if include_simulated else "NOT pr.is_simulated",
-                           filters=" ".join(filters))
+                           filters=" ".join(filters), emulated=emulated_sql("pr"))
     cur = conn.execute(sql, params)
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row)) for row in cur.fetchall()]

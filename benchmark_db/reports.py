@@ -6,6 +6,12 @@ tables (the tests recompute them with hand-written SQL). Simulated rows are left
 `include_simulated=True`; when they are included they stay separate (`is_simulated` is a grouping key), so a
 simulated number is never averaged into a measured one.
 
+Emulated results (a software adapter such as Chromium's SwiftShader standing in for a GPU: real measurements of
+an emulated device, flagged `"is_emulated": true` in `performance_results.metrics`) are included by default but
+are a grouping key too: every table, pivot and chart shows them as `<hardware> (emulated)` (with an explicit
+`is_emulated` column where the table has one), so they are never averaged with real devices of the same type.
+A `--hardware webgpu` filter matches them: the filters see the plain hardware type.
+
 This module imports pandas lazily (through DuckDB's `.df()`) and never matplotlib: charts live in
 `benchmark_db.charts`, and only the HTML renderer imports them.
 """
@@ -215,6 +221,27 @@ class ReportFilters:
 
 
 # ------------------------------------------------------------------------------------------- base queries
+def emulated_sql(alias: str = "pr") -> str:
+    """SQL: whether the performance result `alias` ran on an emulated device (its metrics say
+    `"is_emulated": true`). `->>` on a NULL or flag-less metrics document is cheap and gives false."""
+    return f"COALESCE(({alias}.metrics->>'is_emulated') = 'true', false)"
+
+
+EMULATED_SUFFIX = " (emulated)"
+
+
+def hardware_label(hardware, emulated) -> str | None:
+    """`webgpu (emulated)` for an emulated result's hardware type, else the type unchanged."""
+    if is_missing(emulated) or not emulated:
+        return hardware
+    name = "unknown" if is_missing(hardware) else str(hardware)
+    return name if name.endswith(EMULATED_SUFFIX) else name + EMULATED_SUFFIX
+
+
+def _label_sql(hardware: str, emulated: str) -> str:
+    return f"CASE WHEN {emulated} THEN COALESCE({hardware}, 'unknown') || '{EMULATED_SUFFIX}' ELSE {hardware} END"
+
+
 # One row per performance result with the names resolved from the dimension tables (the same resolution
 # as the benchmark_performance view) plus the raw latency samples the view leaves out.
 PERF_BASE = """
@@ -224,11 +251,11 @@ SELECT pr.result_id, pr.run_id,
        pr.test_case, pr.batch_size, pr.sequence_length, pr.precision,
        pr.throughput_items_per_second AS throughput, pr.average_latency_ms AS latency_ms,
        pr.memory_peak_mb AS memory_mb, pr.latency_samples_ms AS samples,
-       COALESCE(pr.is_simulated, false) AS is_simulated, pr.created_at
+       COALESCE(pr.is_simulated, false) AS is_simulated, {emulated} AS is_emulated, pr.created_at
 FROM performance_results pr
 LEFT JOIN models m ON m.model_id = pr.model_id
 LEFT JOIN hardware_platforms hp ON hp.hardware_id = pr.hardware_id
-"""
+""".replace("{emulated}", emulated_sql("pr"))
 
 
 def _filtered_base(filters: ReportFilters) -> tuple[str, list]:
@@ -275,7 +302,8 @@ def performance_table(conn, filters: ReportFilters, metric: str | None = None, *
     shown = [c for name in names for c in outer[name]]
     hidden = [f"_sum_{n}, _n_{n}" for n in METRICS] if with_sums else []
     sim = _sim_key(filters)
-    order = f"ORDER BY model, hardware, device NULLS FIRST, batch_size NULLS FIRST, precision NULLS FIRST{sim}"
+    order = (f"ORDER BY model, hardware, device NULLS FIRST, batch_size NULLS FIRST, precision NULLS FIRST"
+             f"{sim}, is_emulated")
     if summary is not None:
         cond, params = filters.where(
             model="COALESCE(model_name, fallback_model)", family="model_family",
@@ -285,8 +313,9 @@ def performance_table(conn, filters: ReportFilters, metric: str | None = None, *
         try:
             return _df(conn, f"""
                 SELECT COALESCE(model_name, fallback_model) AS model, model_family,
-                       COALESCE(hardware_type, fallback_hardware) AS hardware, device_name AS device,
-                       batch_size, precision{sim}, results, {", ".join(shown + hidden)}, last_result_at
+                       {_label_sql("COALESCE(hardware_type, fallback_hardware)", "is_emulated")} AS hardware,
+                       device_name AS device, batch_size, precision{sim}, is_emulated, results,
+                       {", ".join(shown + hidden)}, last_result_at
                 FROM _report_summary WHERE {cond} {order}""", params)
         finally:
             conn.unregister("_report_summary")
@@ -308,6 +337,7 @@ def performance_table(conn, filters: ReportFilters, metric: str | None = None, *
                                  hardware="COALESCE(hp.hardware_type, pr.hardware_type)", batch="pr.batch_size",
                                  precision="pr.precision", created="pr.created_at", simulated="pr.is_simulated")
     sim_inner = ", COALESCE(pr.is_simulated, false) AS is_simulated" if filters.include_simulated else ""
+    sim_inner += f", {emulated_sql('pr')} AS is_emulated"  # a key: never averaged with real devices
     sql = f"""
         WITH agg AS (
             SELECT pr.model_id, pr.hardware_id, pr.batch_size, pr.precision{sim_inner},
@@ -317,8 +347,9 @@ def performance_table(conn, filters: ReportFilters, metric: str | None = None, *
             WHERE {cond}
             GROUP BY ALL)
         SELECT COALESCE(m.model_name, agg.fallback_model) AS model, m.model_family,
-               COALESCE(hp.hardware_type, agg.fallback_hardware) AS hardware, hp.device_name AS device,
-               agg.batch_size, agg.precision{sim.replace(", ", ", agg.")}, agg.results,
+               {_label_sql("COALESCE(hp.hardware_type, agg.fallback_hardware)", "agg.is_emulated")} AS hardware,
+               hp.device_name AS device, agg.batch_size, agg.precision{sim.replace(", ", ", agg.")},
+               agg.is_emulated, agg.results,
                {", ".join(shown + hidden)}, agg.last_result_at
         FROM agg
         LEFT JOIN models m ON m.model_id = agg.model_id
@@ -346,7 +377,8 @@ def report_summary(conn, filters: ReportFilters):
 def pivot_by_hardware(table, metric: str | None = "throughput"):
     """Pivot of a `performance_table(..., with_sums=True)`: one row per model and batch size, one column per
     hardware type, cells = mean of the metric over all its results (sum / count, the SQL avg). Simulated
-    results (when the table has `is_simulated`) get columns of their own, `<hardware> (simulated)`.
+    results (when the table has `is_simulated`) get columns of their own, `<hardware> (simulated)`, and so do
+    emulated ones (`is_emulated`), `<hardware> (emulated)`.
 
     Plain Python over the few hundred configuration rows: pandas' groupby + unstack costs more than the
     whole cached report."""
@@ -363,10 +395,14 @@ def pivot_by_hardware(table, metric: str | None = "throughput"):
     totals: dict = {}
     simulated = (table["is_simulated"].fillna(False).astype(bool).tolist() if "is_simulated" in table
                  else [False] * len(table))
-    for model, batch, hardware, total, count, sim in zip(*(table[c].tolist() for c in (
-            "model", "batch_size", "hardware", f"_sum_{m.name}", f"_n_{m.name}")), simulated):
+    emulated = (table["is_emulated"].fillna(False).astype(bool).tolist() if "is_emulated" in table
+                else [False] * len(table))
+    for model, batch, hardware, total, count, sim, emu in zip(*(table[c].tolist() for c in (
+            "model", "batch_size", "hardware", f"_sum_{m.name}", f"_n_{m.name}")), simulated, emulated):
         if pd.isna(count) or not count:
             continue
+        if emu:  # an emulated device is not the real one: a column of its own (labelled once)
+            hardware = hardware_label(key(hardware), True)
         if sim:  # a column of its own: a simulated number is never averaged into a measured one
             hardware = f"{'unknown' if key(hardware) is None else hardware} (simulated)"
         cell = totals.setdefault((key(model), key(batch)), {}).setdefault(key(hardware), [0.0, 0])
@@ -396,12 +432,14 @@ def hardware_table(conn, filters: ReportFilters):
         WITH r AS (
             SELECT hardware, device, count(*) AS results, count(DISTINCT model) AS models,
                    count(DISTINCT run_id) AS runs, count(*) FILTER (WHERE is_simulated) AS simulated_results,
+                   count(*) FILTER (WHERE is_emulated) AS emulated_results,
                    min(created_at) AS first_result_at, max(created_at) AS last_result_at
             FROM ({base}) b GROUP BY hardware, device)
         SELECT hp.hardware_type AS hardware, hp.device_name AS device, hp.platform, hp.memory_gb,
                hp.driver_version, hp.compute_units, COALESCE(r.models, 0) AS models,
                COALESCE(r.results, 0) AS results, COALESCE(r.runs, 0) AS runs,
                {"COALESCE(r.simulated_results, 0) AS simulated_results, " if filters.include_simulated else ""}
+               COALESCE(r.emulated_results, 0) AS emulated_results,
                r.first_result_at, r.last_result_at
         FROM hardware_platforms hp
         LEFT JOIN r ON r.hardware = hp.hardware_type AND r.device IS NOT DISTINCT FROM hp.device_name
@@ -415,8 +453,8 @@ def throughput_by_hardware(conn, filters: ReportFilters, metric: str | None = "t
     m = get_metric(metric)
     base, params = _filtered_base(filters)
     long = _df(conn, f"""
-        SELECT model, batch_size, hardware, avg({m.column}) AS value
-        FROM ({base}) b WHERE {m.column} IS NOT NULL GROUP BY model, batch_size, hardware""", params)
+        SELECT model, batch_size, {_label_sql("hardware", "is_emulated")} AS hardware, avg({m.column}) AS value
+        FROM ({base}) b WHERE {m.column} IS NOT NULL GROUP BY ALL""", params)
     if long.empty:
         return long
     wide = long.pivot_table(index=["model", "batch_size"], columns="hardware", values="value", aggfunc="first",
@@ -565,7 +603,9 @@ def best_hardware_table(conn, filters: ReportFilters):
         WITH per_hw AS (
             SELECT model, batch_size,
                    -- simulated results compete under their own name, never averaged into measured ones
-                   hardware || CASE WHEN is_simulated THEN ' (simulated)' ELSE '' END AS hardware,
+                   -- and so do emulated ones (a software adapter is not the device it stands in for)
+                   {_label_sql("hardware", "is_emulated")}
+                       || CASE WHEN is_simulated THEN ' (simulated)' ELSE '' END AS hardware,
                    avg(throughput) AS throughput_items_per_s_mean, count(*) AS results
             FROM ({base}) b WHERE throughput IS NOT NULL GROUP BY ALL)
         -- a tie goes to the first name: arg_max would take whichever row it met first (file and lake differ)
@@ -597,6 +637,9 @@ def _distribution_sql(filters: ReportFilters, metric: Metric, keys: list[str], e
     else:
         sample_expr, usable = None, "false"
     p = metric.prefix
+    # an emulated result's hardware reads `<hardware> (emulated)` (it is a key of its own, never merged)
+    shown_keys = [f"{_label_sql('r.hardware', 'r.is_emulated')} AS hardware"
+                  if k == "hardware" and "is_emulated" in keys else f"r.{k}" for k in keys]
     samples_cte = (f""",
         s AS (
             SELECT {key_list}, count(*) AS samples,
@@ -615,7 +658,7 @@ def _distribution_sql(filters: ReportFilters, metric: Metric, keys: list[str], e
                    quantile_cont({metric.column}, 0.9) AS rp90,
                    bool_and(COALESCE({usable}, false)) AS all_sampled {extra}
             FROM f GROUP BY {key_list}){samples_cte}
-        SELECT {", ".join(f"r.{k}" for k in keys)}, r.results, r.runs, r.first_at, r.last_at,
+        SELECT {", ".join(shown_keys)}, r.results, r.runs, r.first_at, r.last_at,
                CASE WHEN r.all_sampled THEN s.samples ELSE 0 END AS samples,
                r.mean AS {p}_mean,
                CASE WHEN r.all_sampled THEN s.sp10 ELSE r.rp10 END AS {p}_p10,
@@ -634,14 +677,14 @@ def compare_table(conn, filters: ReportFilters, metric: str | None = "throughput
     size and precision, else the CPU's only precision, oriented so that > 1 means better than CPU).
     """
     m = get_metric(metric)
-    keys = ["model", "hardware", "batch_size", "precision", "is_simulated"]
+    keys = ["model", "hardware", "batch_size", "precision", "is_simulated", "is_emulated"]
     sql, params = _distribution_sql(filters, m, keys)
     df = _df(conn, sql, params).drop(columns=["first_at"]).rename(columns={"last_at": "last_result_at"})
     if not filters.include_simulated:
         df = df.drop(columns=["is_simulated"])
     if by == "hardware" and not df.empty:
         p50 = f"{m.prefix}_p50"
-        cpu = df[df["hardware"] == "cpu"]
+        cpu = df[(df["hardware"] == "cpu") & ~df["is_emulated"].astype(bool)]
         if "is_simulated" in cpu:
             cpu = cpu[~cpu["is_simulated"].astype(bool)]
         # the CPU row of the same precision (so CPU itself is 1x at every precision); else, when the CPU
@@ -674,15 +717,15 @@ def compare_table(conn, filters: ReportFilters, metric: str | None = "throughput
 def trend_table(conn, filters: ReportFilters, metric: str | None = "throughput"):
     """One point per run (or per result without a run) and configuration, in time order."""
     m = get_metric(metric)
-    keys = ["model", "hardware", "batch_size", "precision", "is_simulated", "point"]
+    keys = ["model", "hardware", "batch_size", "precision", "is_simulated", "is_emulated", "point"]
     sql, params = _distribution_sql(filters, m, keys)
     df = _df(conn, sql, params)
     df = df.rename(columns={"first_at": "at"}).drop(columns=["last_at"])
-    return df.sort_values(["model", "hardware", "batch_size", "precision", "is_simulated", "at"],
+    return df.sort_values(["model", "hardware", "batch_size", "precision", "is_simulated", "is_emulated", "at"],
                           na_position="first").reset_index(drop=True)
 
 
-SERIES_KEYS = ["model", "hardware", "batch_size", "precision", "is_simulated"]
+SERIES_KEYS = ["model", "hardware", "batch_size", "precision", "is_simulated", "is_emulated"]
 
 
 def trend_change_points(trend, metric: str | None = "throughput"):
@@ -696,6 +739,8 @@ def trend_change_points(trend, metric: str | None = "throughput"):
     columns = SERIES_KEYS + ["at", "index", "before", "after", "change_pct", "p_value"]
     from benchmark_db.stats import detect_change_points
     rows = []
+    if "is_emulated" not in trend:  # a trend built elsewhere: nothing in it is emulated
+        trend = trend.assign(is_emulated=False)
     for key, series in trend.groupby(SERIES_KEYS, dropna=False, sort=False):
         values = [float(v) for v in series[f"{m.prefix}_p50"]]
         if len(values) < 2:
@@ -920,6 +965,7 @@ def build_report(conn, kind: str, filters: ReportFilters | None = None, metric: 
     summary = (report_summary(conn, filters) if use_summary_cache and kind in ("performance", "all")
                else None)
     simulated_count = None
+    emulated_count = 0
     for k in kinds:
         if k == "performance":
             if summary is not None:
@@ -935,6 +981,8 @@ def build_report(conn, kind: str, filters: ReportFilters | None = None, metric: 
             if full.empty and filters.has_any() and kind != "all":
                 raise no_data_error(conn, filters)  # before the pivot: nothing to pivot
             table = full[[c for c in full.columns if not c.startswith("_")]]
+            emulated_count = int(full["results"].to_numpy()[full["is_emulated"].to_numpy(dtype=bool)].sum()) \
+                if len(full) else 0
             sections.append(ReportSection(
                 "performance", "Performance by configuration", table,
                 "one row per model, hardware, device, batch size and precision; means over all matching "
@@ -972,6 +1020,9 @@ def build_report(conn, kind: str, filters: ReportFilters | None = None, metric: 
     sim_note = _simulated_note(conn, filters, simulated_count) if kind in ("performance", "hardware", "summary", "all") else None
     if sim_note:
         notes.append(sim_note)
+    if emulated_count:
+        notes.append(f"{emulated_count} emulated result{'s' if emulated_count != 1 else ''} (software adapter) "
+                     "included and shown separately as `<hardware> (emulated)` (is_emulated)")
     title = {"performance": "Performance report", "hardware": "Hardware report",
              "compatibility": "Compatibility report", "integration": "Integration test report",
              "summary": "Benchmark summary", "all": "Benchmark report"}[kind]

@@ -3,10 +3,11 @@
 A performance report groups every result by model, hardware, batch size and precision. On a million rows
 that GROUP BY costs tens of milliseconds however it is written (the hash aggregate itself, not reading the
 columns, is most of it), and people ask for the same report again and again while the data does not change.
-So the fine-grained aggregate (one row per model id, hardware id, batch size, precision and simulated flag,
-with counts, sums, minima and maxima from which every coarser figure is exact, and the names of its model and
-hardware) is saved as an Arrow IPC file next to the database (`<db>.summary.arrow`, memory-mapped when read)
-together with a fingerprint of the database's committed state, and reused while the fingerprint matches.
+So the fine-grained aggregate (one row per model id, hardware id, batch size, precision, simulated flag and
+emulated flag, with counts, sums, minima and maxima from which every coarser figure is exact, and the names of
+its model and hardware) is saved as an Arrow IPC file next to the database (`<db>.summary.arrow`, memory-mapped
+when read) together with a fingerprint of the database's committed state, and reused while the fingerprint
+matches.
 
 The fingerprint is taken from the files, not from our own bookkeeping, so a write by any program, including
 plain SQL in the DuckDB shell, a copy of another database file over this one or a restored backup,
@@ -40,7 +41,7 @@ import time
 from pathlib import Path
 
 # Bumped whenever the summary's columns or meaning change, so an old cache file is never read as a new one.
-SUMMARY_FORMAT = "3"
+SUMMARY_FORMAT = "4"  # 4: is_emulated (from the metrics JSON) is a grouping key
 _FINGERPRINT_KEY = b"benchmark_db.summary_fingerprint"
 _HEADER_BYTES = 3 * 4096  # DuckDB's main header (with the file's random identifier) and its two database headers
 # A summary is saved only when the database and its WAL last changed at least this long before the report read
@@ -51,14 +52,17 @@ _RACY_SECONDS = 2.0
 _RACY_FINE_SECONDS = 0.05
 _WAL_TAIL = 65536
 
-# One row per (model id, hardware id, batch size, precision, simulated). Means are sum / count (what SQL's
-# avg computes) so any coarser grouping of these rows gives exactly the figures of a direct aggregate. The
-# names come from the dimension tables; the fingerprint covers them too. `named` is false for a group whose
-# model or hardware row is missing (the report then falls back to the rows' own names, row by row).
+# One row per (model id, hardware id, batch size, precision, simulated, emulated). Emulated results (a software
+# adapter: `"is_emulated": true` in the metrics JSON) are groups of their own, never merged with real devices.
+# Means are sum / count (what SQL's avg computes) so any coarser grouping of these rows gives exactly the
+# figures of a direct aggregate. The names come from the dimension tables; the fingerprint covers them too.
+# `named` is false for a group whose model or hardware row is missing (the report then falls back to the rows'
+# own names, row by row).
 SUMMARY_SQL = """
 WITH agg AS (
     SELECT pr.model_id, pr.hardware_id, pr.batch_size, pr.precision,
            COALESCE(pr.is_simulated, false) AS is_simulated,
+           COALESCE((pr.metrics->>'is_emulated') = 'true', false) AS is_emulated,
            any_value(pr.model_name) AS fallback_model, any_value(pr.hardware_type) AS fallback_hardware,
            count(*) AS results,
            max(pr.throughput_items_per_second) AS throughput_items_per_s_max,
