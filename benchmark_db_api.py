@@ -705,7 +705,8 @@ class RecordBuilder:
         columns = {"model_id": model_ids, "hardware_id": hardware_ids, "run_id": [self.session_run_id] * count,
                    "model_name": model_names, "hardware_type": hardware_types, "test_case": test_cases,
                    "precision": precisions, **floats, **ints, "latency_samples_ms": [None] * count,
-                   "is_simulated": simulated, "metrics": metrics, "created_at": created_at,
+                   "is_simulated": simulated, "is_emulated": [False] * count, "metrics": metrics,
+                   "created_at": created_at,
                    "result_id": self.new_ids(count)}
         return {name: columns[name] for name in PERFORMANCE_COLUMNS_ORDER}, records
 
@@ -837,7 +838,8 @@ PERFORMANCE_COLUMNS = (
     "pr.latency_p50_ms AS latency_p50", "pr.latency_p90_ms AS latency_p90", "pr.latency_p95_ms AS latency_p95",
     "pr.latency_p99_ms AS latency_p99", "pr.latency_stddev_ms AS latency_stddev",
     "pr.memory_peak_mb AS memory_peak", "pr.total_time_seconds", "pr.iterations", "pr.warmup_iterations",
-    "pr.is_simulated", "pr.metrics", "pr.created_at", "tr.test_name", "tr.git_commit", "tr.git_branch",
+    "pr.is_simulated", "pr.is_emulated", "pr.metrics", "pr.created_at", "tr.test_name", "tr.git_commit",
+    "tr.git_branch",
     # the stored column names too, so the guide's and the schema's spellings both work on the frame
     "pr.throughput_items_per_second", "pr.average_latency_ms", "pr.memory_peak_mb")
 

@@ -203,9 +203,17 @@ class PerformanceResults:
     metrics: dict | None = None
     created_at: dt.datetime | None = None
     result_id: int | None = None
+    # measured on an emulated device (a software WebGPU adapter): real timings, of the emulator (schema v5)
+    is_emulated: bool = False
 
     TABLE: ClassVar[str] = "performance_results"
     ID: ClassVar[str] = "result_id"
+
+    def __post_init__(self) -> None:
+        # the runners (and older files) say it in the metrics: the column agrees with them on every path, as
+        # schema version 5 filled it for the rows stored before
+        if not self.is_emulated and type(self.metrics) is dict and self.metrics.get("is_emulated") is True:
+            self.is_emulated = True
 
     def natural_id(self) -> int:
         return identity.performance_result_id_for(self.run_id, self.model_id, self.hardware_id, self.test_case,
@@ -599,6 +607,11 @@ class BenchmarkDB:
                                       f"fields: {', '.join(sorted(known))}")
         if cls is PerformanceResults and not batch.checked:
             check_performance_columns(columns)
+        if cls is PerformanceResults and "metrics" in columns:  # as PerformanceResults.__post_init__ does
+            said = [type(m) is dict and m.get("is_emulated") is True for m in columns["metrics"]]
+            if any(said):
+                given = columns.get("is_emulated") or [False] * rows
+                columns["is_emulated"] = [bool(a) or b for a, b in zip(given, said)]
         if cls in (HardwarePlatforms, PerformanceResults) and "hardware_type" in columns:
             always = cls is HardwarePlatforms
             kinds = {value: normalize_hardware_type(value) if always or value else value

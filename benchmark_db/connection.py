@@ -147,6 +147,7 @@ def connect(db: str | os.PathLike | None = None, *, read_only: bool = False, cre
                 _upgrade_for_reader(path, version, lock_timeout)
                 conn = _open_with_retry(path, True, lock_timeout, config)
             elif schema.migrate(conn):
+                _keep_archive_visible(conn)
                 # DuckDB 1.5.5 cannot replay `ALTER TABLE ... ADD COLUMN` from the WAL after a crash (kill -9
                 # before the first checkpoint leaves an unopenable file): put the new schema in the file now
                 conn.execute("CHECKPOINT")
@@ -184,9 +185,18 @@ def _upgrade_for_reader(path: str, version: int, lock_timeout: float) -> None:
             "or query an upgraded copy") from exc
     try:
         if schema.migrate(upgrade):
+            _keep_archive_visible(upgrade)
             upgrade.execute("CHECKPOINT")
     finally:
         upgrade.close()
+
+
+def _keep_archive_visible(conn) -> None:
+    """After a migration: a migration that redefines a schema view points it at the live table alone, so a
+    database with archived rows gets its views over the archive back at once (not at the next maintenance)."""
+    from benchmark_db.maintenance import archive
+
+    archive.ensure_archive_views(conn)
 
 
 def _show_archive(conn, path: str) -> None:

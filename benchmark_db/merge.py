@@ -59,11 +59,18 @@ def merge_rows(conn, table: str, source_sql: str, source_columns: list[str],
                target_columns: list[str] | None = None) -> int:
     """Insert the rows of `source_sql` into `table` by primary key; return how many rows were added.
 
-    Only columns both sides have are copied (an older source schema simply leaves the newer columns NULL).
-    Existing fact rows win; an existing dimension row gains the attributes it lacks (COALESCE), never loses
-    one. The caller runs this inside a transaction.
+    Only columns both sides have are copied: an older source schema leaves the newer columns NULL (or their
+    default), except those computed from what the older row holds (`schema.DERIVED_COLUMNS`, e.g. is_emulated
+    from the metrics). Existing fact rows win; an existing dimension row gains the attributes it lacks
+    (COALESCE), never loses one. The caller runs this inside a transaction.
     """
     target_columns = target_columns if target_columns is not None else table_columns(conn, table)
+    derived = {c: sql for c in target_columns if c not in set(source_columns)
+               and (sql := schema.derived_column_sql(table, c, source_columns)) is not None}
+    if derived:
+        source_sql = (f"SELECT *, {', '.join(f'{sql} AS {_quote(c)}' for c, sql in derived.items())} "
+                      f"FROM ({source_sql})")
+        source_columns = [*source_columns, *derived]
     columns = [c for c in target_columns if c in set(source_columns)]
     key = row_key(table)
     if not key or not set(key) <= set(columns):

@@ -12,8 +12,8 @@ Raw samples (`performance_results.latency_samples_ms`) are pooled per side and c
 `benchmark_db.stats.compare_samples` (Mann-Whitney U plus the median change and the threshold). Where a side
 has no raw samples, the per-row aggregates are compared instead: with five or more rows per side they are
 still tested; with fewer only the threshold decides and the report says the evidence is weaker. Simulated
-rows are left out unless asked for. Emulated rows (a software adapter such as SwiftShader: `"is_emulated": true`
-in the metrics JSON) are kept, but `is_emulated` is part of the configuration and their hardware reads
+rows are left out unless asked for. Emulated rows (a software adapter such as SwiftShader:
+`performance_results.is_emulated`) are kept, but `is_emulated` is part of the configuration and their hardware reads
 `<hardware> (emulated)`, so an emulated run is never compared with a real device's run or vice versa. The
 result is data (`to_dict`) and a PR comment (`to_markdown`); the exit code is the caller's business
 (`has_regression`).

@@ -368,6 +368,41 @@ _V4_STATEMENTS = (
 )
 
 
+# Version 5: `performance_results.is_emulated`, a result measured on an emulated device (a browser's software
+# WebGPU adapter such as SwiftShader: real timings, but of the emulator). Until now the flag lived only in the
+# row's metrics JSON, and every report would have had to read that whole column to keep emulated and real
+# results apart. The column is filled from the metrics of the rows already stored, and the views show it:
+# `latest_performance_metrics` keeps an emulated and a real latest result apart, and
+# `cross_platform_performance` compares real devices only (as it leaves out simulated results).
+_IS_EMULATED_FROM_METRICS = "COALESCE(({row}metrics->>'is_emulated') = 'true', false)"
+# Columns added after rows were written, and how to compute each from a row that predates it (a database being
+# upgraded, an older CI artifact being merged, an archive Parquet file written before): (table, column) ->
+# (the source columns it needs, SQL with `{row}` where the row's alias and a dot go).
+DERIVED_COLUMNS = {("performance_results", "is_emulated"): (("metrics",), _IS_EMULATED_FROM_METRICS)}
+
+
+def derived_column_sql(table: str, column: str, source_columns, row: str = "") -> str | None:
+    """SQL computing `column` of `table` from a source row that lacks it, or None if it cannot be computed."""
+    needed, template = DERIVED_COLUMNS.get((table, column), ((), None))
+    if template is None or not set(needed) <= set(source_columns):
+        return None
+    return template.format(row=f"{row}." if row else "")
+
+
+_V5_VIEWS = [
+    _V3_VIEWS[0].replace("        pr.is_simulated,\n", "        pr.is_simulated,\n        pr.is_emulated,\n"),
+    _V3_VIEWS[1].replace("precision, is_simulated\n", "precision, is_simulated, is_emulated\n"),
+    _V3_VIEWS[4].replace("    WHERE NOT is_simulated\n", "    WHERE NOT is_simulated AND NOT is_emulated\n"),
+]
+_V5_STATEMENTS = [
+    # DEFAULT 0, not false: DuckLake 1.5.5 takes only an integer literal as a BOOLEAN default ("We cannot add a
+    # column with a non-literal default value" for false, FALSE and CAST(0 AS BOOLEAN))
+    "ALTER TABLE performance_results ADD COLUMN IF NOT EXISTS is_emulated BOOLEAN DEFAULT 0",
+    "UPDATE performance_results SET is_emulated = true WHERE " + _IS_EMULATED_FROM_METRICS.format(row=""),
+    *_V5_VIEWS,
+]
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -382,6 +417,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "analytical views and indexes", tuple(_V3_VIEWS + _V3_INDEXES)),
     Migration(4, "no primary keys on fact and bookkeeping tables (smaller files)", tuple(_V4_STATEMENTS),
               file_only=True),
+    Migration(5, "is_emulated on performance results (emulated devices kept apart from real ones)",
+              tuple(_V5_STATEMENTS)),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

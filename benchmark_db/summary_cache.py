@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 # Bumped whenever the summary's columns or meaning change, so an old cache file is never read as a new one.
-SUMMARY_FORMAT = "4"  # 4: is_emulated (from the metrics JSON) is a grouping key
+SUMMARY_FORMAT = "4"  # 4: is_emulated is a grouping key
 _FINGERPRINT_KEY = b"benchmark_db.summary_fingerprint"
 _HEADER_BYTES = 3 * 4096  # DuckDB's main header (with the file's random identifier) and its two database headers
 # A summary is saved only when the database and its WAL last changed at least this long before the report read
@@ -53,7 +53,7 @@ _RACY_FINE_SECONDS = 0.05
 _WAL_TAIL = 65536
 
 # One row per (model id, hardware id, batch size, precision, simulated, emulated). Emulated results (a software
-# adapter: `"is_emulated": true` in the metrics JSON) are groups of their own, never merged with real devices.
+# adapter, `performance_results.is_emulated`) are groups of their own, never merged with real devices.
 # Means are sum / count (what SQL's avg computes) so any coarser grouping of these rows gives exactly the
 # figures of a direct aggregate. The names come from the dimension tables; the fingerprint covers them too.
 # `named` is false for a group whose model or hardware row is missing (the report then falls back to the rows'
@@ -62,7 +62,7 @@ SUMMARY_SQL = """
 WITH agg AS (
     SELECT pr.model_id, pr.hardware_id, pr.batch_size, pr.precision,
            COALESCE(pr.is_simulated, false) AS is_simulated,
-           COALESCE((pr.metrics->>'is_emulated') = 'true', false) AS is_emulated,
+           COALESCE(pr.is_emulated, false) AS is_emulated,
            any_value(pr.model_name) AS fallback_model, any_value(pr.hardware_type) AS fallback_hardware,
            count(*) AS results,
            max(pr.throughput_items_per_second) AS throughput_items_per_s_max,

@@ -1,5 +1,5 @@
-"""Emulated results (a software WebGPU adapter such as SwiftShader, flagged `"is_emulated": true` in
-`performance_results.metrics`): real measurements of an emulated device, so they are included by default, but
+"""Emulated results (a software WebGPU adapter such as SwiftShader: `performance_results.is_emulated`, which the
+ORM sets from the runner's `"is_emulated": true` in the metrics): real measurements of an emulated device, so they are included by default, but
 every report, pivot, chart, the summary cache and the regression check keep them apart from the real device of
 the same hardware type and label them `<hardware> (emulated)`."""
 from __future__ import annotations

@@ -103,8 +103,14 @@ def _union_sql(conn, table: str, paths: list[str], live_table: str | None = None
     archived_columns = {r[0] for r in conn.execute(
         f"DESCRIBE SELECT * FROM read_parquet({files}, union_by_name = true)").fetchall()}
     source = f"read_parquet({files}, union_by_name = true, filename = true)"
-    select = ", ".join(f"CAST(a.{c} AS {t}) AS {c}" if c in archived_columns else f"CAST(NULL AS {t}) AS {c}"
-                       for c, t in columns)
+    def archived(column: str, kind: str) -> str:
+        if column in archived_columns:
+            return f"CAST(a.{column} AS {kind}) AS {column}"
+        # a column added after the file was written: computed from the row where it can be (is_emulated)
+        derived = schema.derived_column_sql(table, column, archived_columns, row="a")
+        return f"CAST({derived or 'NULL'} AS {kind}) AS {column}"
+
+    select = ", ".join(archived(c, t) for c, t in columns)
     id_col = ID_COLUMNS[table]
     replaced = f"EXISTS (SELECT 1 FROM {live_table} l WHERE l.{id_col} = a.{id_col})"
     if _has_table(conn, "archive_superseded_runs"):  # replaced after this file was archived, not before
