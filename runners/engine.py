@@ -307,6 +307,8 @@ def run_matrix(specs, settings: RunSettings, *, quiet: bool = False) -> tuple[_C
             log.info("%s: %d results in %.1f s", spec.name, len(out.results) - before, time.perf_counter() - started)
     finally:
         bar.close()
+        for backend in backends.values():  # a backend holding a browser closes it here, Ctrl-C included
+            getattr(backend, "close", lambda: None)()
     return out, detections
 
 

@@ -6,6 +6,10 @@ imported lazily: `probe(provider)` says whether the browser offers the execution
 temporary folder), hands the harness the inputs, turns its samples into a Measurement, and adds a
 web_platform_results row. A software adapter (SwiftShader) is emulation: results are real measurements of
 the emulated device and say `is_emulated`; they are not simulated numbers.
+
+One browser per backend per run: the backend keeps a `browser_harness.BrowserSession` (started by the probe
+in detect(), reused by every cell, a fresh page per cell, a fresh browser after a crash or a timed-out call)
+and closes it in close(), which the engine calls at the end of the run; a finalizer closes it otherwise.
 """
 from __future__ import annotations
 
@@ -71,16 +75,33 @@ class WebBackend(Backend):
         self._tmp = None
         self._exported: dict[tuple, Path] = {}
         self._probe: dict = {}
+        self._session = None  # browser_harness.BrowserSession, started on first use
+
+    def _browser(self, harness):
+        if self._session is None:
+            self._session = harness.BrowserSession(self.provider)
+            self._close_session = weakref.finalize(self, self._session.close)
+        return self._session
+
+    def _close_browser(self) -> None:
+        if self._session is not None:
+            self._close_session()
+            self._session = None
 
     def _detect(self) -> Detection:
         harness = _harness()
         if harness is None:
             return Detection(False, "browser harness not installed (runners/web/browser_harness.py is missing)")
-        probe = harness.probe(self.provider) or {}
+        try:
+            probe = self._browser(harness).probe() or {}
+        except BaseException:
+            self._close_browser()
+            raise
         self._probe = probe
         adapter = probe.get("adapter")
         emulated = bool(probe.get("is_emulated")) or is_software_adapter(adapter)
         if not probe.get("available"):
+            self._close_browser()  # no cell will run here
             return Detection(False, probe.get("reason") or f"{self.provider} is not available in the browser",
                              device_name=adapter, platform="onnxruntime-web",
                              platform_version=probe.get("browser_version"),
@@ -137,7 +158,7 @@ class WebBackend(Backend):
         if harness is None:
             raise UnsupportedConfiguration("browser harness not installed")
         onnx_path = prepared.info.pop("onnx_path_full")
-        result = harness.run_onnx(onnx_path, prepared.inputs, self.provider, warmup, min_iterations, min_duration_s)
+        result = self._browser(harness).run_onnx(onnx_path, prepared.inputs, warmup, min_iterations, min_duration_s)
         if result.get("error") or not result.get("samples_ms"):
             raise UnsupportedConfiguration(f"the browser could not run the model on {self.provider}: "
                                            f"{result.get('error') or 'no samples came back'}")
@@ -172,7 +193,8 @@ class WebBackend(Backend):
             self._exported.pop(key).unlink(missing_ok=True)
 
     def close(self) -> None:
-        """Remove the exported models now (the finalizer does it at exit otherwise)."""
+        """Close the browser and remove the exported models now (finalizers do it at exit otherwise)."""
+        self._close_browser()
         if self._tmp:
             self._cleanup()
             self._tmp = None

@@ -12,6 +12,12 @@ run includes the device work). The page can only reach its own origin: every oth
 It never downloads a browser and never raises for a missing browser, missing node_modules or a browser that
 refuses: `probe` and `run_onnx` return `available`/`error` with a reason that says what to install. It
 knows nothing about the database; runners/backends/webgpu.py and webnn.py turn its results into rows.
+
+The module functions `probe` and `run_onnx` start a browser per call. The runner backends keep one
+`BrowserSession` per backend per run instead: one Chromium and one server, started on first use, a fresh page
+per model, replaced by a freshly started browser after a crash, a lost browser process or a page call that
+timed out, and closed at the end of the run (Ctrl-C included; a browser still busy in a call is killed).
+`add_launch_hook` is called with each harness whose browser started (tests count launches with it).
 """
 
 from __future__ import annotations
@@ -24,9 +30,11 @@ import http.server
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +137,52 @@ def adapter_is_emulated(info: dict | None) -> bool:
         return True
     text = " ".join(str(info.get(k) or "") for k in ("vendor", "architecture", "device", "description")).lower()
     return any(marker in text for marker in SOFTWARE_ADAPTER_MARKERS)
+
+
+_LAUNCH_HOOKS: list[Callable[[BrowserHarness], None]] = []
+
+
+def add_launch_hook(hook: Callable[[BrowserHarness], None]) -> Callable[[], None]:
+    """Call hook(harness) each time a harness has started its browser; returns a function that removes it."""
+    _LAUNCH_HOOKS.append(hook)
+
+    def remove() -> None:
+        if hook in _LAUNCH_HOOKS:
+            _LAUNCH_HOOKS.remove(hook)
+
+    return remove
+
+
+def _chromium_main_pids() -> set[int]:
+    """The browser processes (not their renderers and helpers) started from this process, alive or zombie."""
+    try:
+        import psutil
+    except ImportError:
+        return set()
+    pids = set()
+    try:
+        children = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return set()
+    for child in children:
+        try:
+            cmdline = child.cmdline()
+        except psutil.Error:
+            continue
+        if "--remote-debugging-pipe" in cmdline and not any(arg.startswith("--type=") for arg in cmdline):
+            pids.add(child.pid)
+    return pids
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        import psutil
+    except ImportError:
+        return True  # unknown: the Playwright connection is the other check
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 class PageTimeout(RuntimeError):
@@ -274,11 +328,15 @@ class BrowserHarness:
         self.device_type = device_type
         self.timeout_s = timeout_s
         self.browser_version: str | None = None
+        self.browser_pid: int | None = None  # the Chromium main process, when it could be told apart
+        # set when a page call failed or timed out, or the browser went away: a BrowserSession starts a new one
+        self.needs_restart = False
         self.console: list[str] = []
         self.startup_error: str | None = missing_prerequisites()
         self._pw = self._browser = self._context = self._page = self._server = None
         self._worker: concurrent.futures.ThreadPoolExecutor | None = None
         self._page_used = False
+        self._pending: concurrent.futures.Future | None = None
         if self.startup_error is None:
             try:
                 self._worker = concurrent.futures.ThreadPoolExecutor(max_workers=1,
@@ -287,14 +345,23 @@ class BrowserHarness:
             except Exception as exc:  # Playwright raises plain Errors; the caller gets the message
                 self.startup_error = _launch_failure(exc)
                 self.close()
+            except BaseException:  # Ctrl-C during the start: no browser left behind
+                self.close()
+                raise
+            else:
+                for hook in list(_LAUNCH_HOOKS):
+                    hook(self)
 
     def _start(self) -> None:
         from playwright.sync_api import sync_playwright
 
         self._server = _LocalServer()
         self._pw = sync_playwright().start()
+        before = _chromium_main_pids()
         self._browser = self._pw.chromium.launch(executable_path=chromium_path(), args=launch_args(self.provider),
                                                  headless=True, timeout=60_000, env=browser_environment())
+        started = _chromium_main_pids() - before
+        self.browser_pid = started.pop() if len(started) == 1 else None  # two launching at once: unknown
         self.browser_version = self._browser.version
         context = self._browser.new_context(service_workers="block")
         origin = self._server.origin
@@ -348,7 +415,34 @@ class BrowserHarness:
 
     def _call(self, func, *args):
         """Run func on the harness's Playwright thread and return its result (or raise its exception)."""
-        return self._worker.submit(func, *args).result()
+        self._pending = self._worker.submit(func, *args)
+        return self._pending.result()
+
+    def alive(self) -> bool:
+        """Whether the browser can take the next call: started, not marked for a restart, its process still
+        there (a killed browser is seen at once, before Playwright notices) and still connected."""
+        if self.startup_error or self.needs_restart or self._worker is None or self._browser is None:
+            return False
+        if self.browser_pid is not None and not _pid_alive(self.browser_pid):
+            return False
+        try:
+            return bool(self._call(self._browser.is_connected))
+        except Exception:
+            return False
+
+    def _kill_browser(self) -> None:
+        """SIGKILL the browser (and its process group: renderers, GPU process), for a close() that cannot wait
+        for the Playwright thread (a call still running after Ctrl-C); the pending call then fails at once."""
+        pid = self.browser_pid
+        if pid is None:
+            return
+        try:
+            if os.getpgid(pid) == pid:  # Playwright starts Chromium as the leader of its own process group
+                os.killpg(pid, signal.SIGKILL)
+            else:
+                os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     def _run_job(self, page, function: str, arg: Any, limit_s: float) -> Any:
         """Call a JavaScript function expression in `page` and wait at most limit_s for its result.
@@ -369,6 +463,7 @@ class BrowserHarness:
             with page.expect_console_message(lambda message: message.text == _JOB_DONE, timeout=limit_s * 1000):
                 page.evaluate(starter, [arg, _JOB_DONE])
         except PlaywrightTimeout:
+            self.needs_restart = True  # for a BrowserSession: the next cell gets a freshly started browser
             try:  # the page may be stuck for good: the next call gets a fresh one
                 page.close()
             except Exception:  # closing a hung page is best effort; the browser goes at close()
@@ -410,6 +505,8 @@ class BrowserHarness:
                     pass
 
         if self._worker is not None:
+            if self._pending is not None and not self._pending.done():
+                self._kill_browser()  # a call is still running (Ctrl-C, an error on the caller's side)
             try:
                 self._call(stop_browser)
             finally:
@@ -439,6 +536,7 @@ class BrowserHarness:
                                         {"provider": self.provider, "device_type": self.device_type},
                                         timeout_s=PROBE_TIMEOUT_S)
         except Exception as exc:
+            self.needs_restart = True
             result["reason"] = f"the harness page failed: {_first_line(exc)}"
             result["console"] = self.console[start:]
             return result
@@ -483,6 +581,7 @@ class BrowserHarness:
             try:
                 self._call(self._replace_page)
             except Exception as exc:
+                self.needs_restart = True
                 result["error"] = f"could not open a fresh harness page: {_first_line(exc)}"
                 return result
         self._page_used = True
@@ -502,7 +601,8 @@ class BrowserHarness:
             # whose main thread is blocked and cannot stop itself
             page_result = self.evaluate("args => window.harnessRun(args)", args,
                                         timeout_s=args["timeout_s"] + _JOB_GRACE_S)
-        except Exception as exc:
+        except Exception as exc:  # a crash, a lost browser, a call past its time limit: the browser is suspect
+            self.needs_restart = True
             result["error"] = _with_console(f"the harness page failed: {_first_line(exc)}", self.console[start:])
             result["console"] = self.console[start:]
             return result
@@ -530,6 +630,70 @@ class BrowserHarness:
                                  f"{min_iterations} and {min_duration_s:g} s)")
         result["console"] = self.console[start:]
         return result
+
+
+class BrowserSession:
+    """One browser reused for many probes and models (a runner backend keeps one per run), then closed.
+
+        session = BrowserSession("webgpu")
+        try:
+            session.probe(); session.run_onnx(a, feeds_a); session.run_onnx(b, feeds_b)
+        finally:
+            session.close()
+
+    The browser starts on first use. Each model gets a fresh page, so a fresh onnxruntime session and wasm
+    heap (BrowserHarness.run_onnx). When a call fails with the browser (a crash, a page call past its time
+    limit, a browser that could not start) or the browser process is gone, that call reports the failure as
+    BrowserHarness does and the next call gets a freshly started browser.
+    """
+
+    def __init__(self, provider: str, *, device_type: str = "cpu", timeout_s: float = 600.0):
+        if provider not in PROVIDERS:
+            raise ValueError(f"provider must be one of {PROVIDERS}, not {provider!r}")
+        self.provider = provider
+        self.device_type = device_type
+        self.timeout_s = timeout_s
+        self._harness: BrowserHarness | None = None
+
+    def harness(self) -> BrowserHarness:
+        """The live harness, started (or restarted) now when there is none that can take a call."""
+        if self._harness is not None and not self._harness.alive():
+            self.close()
+        if self._harness is None:
+            self._harness = BrowserHarness(self.provider, device_type=self.device_type, timeout_s=self.timeout_s)
+        return self._harness
+
+    def _done_with(self, harness: BrowserHarness) -> None:
+        if harness.startup_error or harness.needs_restart:
+            self.close()  # the next call starts a fresh browser
+
+    def probe(self) -> dict:
+        harness = self.harness()
+        try:
+            return harness.probe()
+        finally:
+            self._done_with(harness)
+
+    def run_onnx(self, onnx_path: str | os.PathLike, feeds: dict, warmup: int = 3, min_iterations: int = 10,
+                 min_duration_s: float = 1.0, **kwargs) -> dict:
+        """BrowserHarness.run_onnx in this session's browser."""
+        harness = self.harness()
+        try:
+            return harness.run_onnx(onnx_path, feeds, warmup=warmup, min_iterations=min_iterations,
+                                    min_duration_s=min_duration_s, **kwargs)
+        finally:
+            self._done_with(harness)
+
+    def close(self) -> None:
+        harness, self._harness = self._harness, None
+        if harness is not None:
+            harness.close()
+
+    def __enter__(self) -> BrowserSession:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
