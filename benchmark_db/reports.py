@@ -1023,7 +1023,7 @@ def build_report(conn, kind: str, filters: ReportFilters | None = None, metric: 
         notes.append(sim_note)
     if emulated_count:
         notes.append(f"{emulated_count} emulated result{'s' if emulated_count != 1 else ''} (software adapter) "
-                     "included and shown separately as `<hardware> (emulated)` (is_emulated)")
+                     "included and shown separately, labelled '<hardware> (emulated)' (is_emulated)")
     title = {"performance": "Performance report", "hardware": "Hardware report",
              "compatibility": "Compatibility report", "integration": "Integration test report",
              "summary": "Benchmark summary", "all": "Benchmark report"}[kind]
@@ -1110,6 +1110,9 @@ def _format_cell(value) -> tuple[str, str | None]:
     return str(value), None
 
 
+_NEUTRAL_FLAGS = frozenset({"is_simulated", "is_emulated"})
+
+
 def html_table(frame) -> str:
     """A sortable table (the inline script of the template sorts on `data-sort`)."""
     columns = [str(c) for c in frame.columns]
@@ -1117,12 +1120,16 @@ def html_table(frame) -> str:
         return "<p class='empty'>no rows</p>"
     head = "".join(f"<th scope='col' tabindex='0'>{_html.escape(c)}</th>" for c in columns)
     body = []
+    # yes/no of a flag that describes a result (simulated, emulated) is neither good nor bad: no colour
+    neutral = [c in _NEUTRAL_FLAGS for c in columns]
     for record in frame.itertuples(index=False, name=None):
         cells = []
-        for value in record:
+        for value, plain in zip(record, neutral):
             text, key = _format_cell(value)
             cls = ""
-            if text.startswith("yes"):
+            if plain:
+                pass
+            elif text.startswith("yes"):
                 cls = " class='ok'"
             elif text.startswith("no") and (text == "no" or text.startswith("no (")):
                 cls = " class='bad'"

@@ -224,3 +224,12 @@ def test_regression_last_days_keeps_emulated_and_real_apart(tmp_path):
         ("webgpu (emulated)", 1, 4)]
     assert [(s["hardware"], s["reason"]) for s in report.skipped] == [
         ("webgpu", "no results in the last 0.15 days")]
+
+
+def test_html_flags_of_a_result_are_not_coloured_as_failures():
+    """`is_emulated = no` is not a failure: before, every `no` cell of the HTML tables was styled 'bad'."""
+    import pandas as pd
+
+    html = reports.html_table(pd.DataFrame({"is_emulated": [False], "is_simulated": [False], "success": [False]}))
+    cells = html.split("<tbody>")[-1] if "<tbody>" in html else html
+    assert cells.count("class='bad'") == 1  # only success = no
