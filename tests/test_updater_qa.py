@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import duckdb
 import pytest
 
 import benchmark_db_updater
+from tests.test_updater import run_json, write
 
 FACTS = ("performance_results", "hardware_compatibility", "test_runs")
 
@@ -19,17 +19,6 @@ def perf_doc(model="prajjwal1/bert-tiny", latency=21.8, throughput=45.8):
                                     "throughput_items_per_second": throughput},
                               "4": {"batch_size": 4, "avg_latency_ms": latency * 3,
                                     "throughput_items_per_second": throughput * 1.3}}}
-
-
-def write(path: Path, doc) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc))
-    return path
-
-
-def run_json(capsys, argv) -> dict:
-    assert benchmark_db_updater.main([*argv, "--format", "json", "--quiet"]) == 0
-    return json.loads(capsys.readouterr().out)
 
 
 def state(db) -> tuple[dict, list]:

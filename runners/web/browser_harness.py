@@ -185,6 +185,12 @@ def _pid_alive(pid: int) -> bool:
         return False
 
 
+def _checked_provider(provider: str) -> str:
+    if provider not in PROVIDERS:
+        raise ValueError(f"provider must be one of {PROVIDERS}, not {provider!r}")
+    return provider
+
+
 class PageTimeout(RuntimeError):
     """The harness page did not answer in time; it has been closed."""
 
@@ -322,9 +328,7 @@ class BrowserHarness:
     """
 
     def __init__(self, provider: str, *, device_type: str = "cpu", timeout_s: float = 600.0):
-        if provider not in PROVIDERS:
-            raise ValueError(f"provider must be one of {PROVIDERS}, not {provider!r}")
-        self.provider = provider
+        self.provider = _checked_provider(provider)
         self.device_type = device_type
         self.timeout_s = timeout_s
         self.browser_version: str | None = None
@@ -648,10 +652,8 @@ class BrowserSession:
     """
 
     def __init__(self, provider: str, *, device_type: str = "cpu", timeout_s: float = 600.0):
-        if provider not in PROVIDERS:
-            raise ValueError(f"provider must be one of {PROVIDERS}, not {provider!r}")
-        self.provider = provider
-        self.device_type = device_type
+        self.provider = _checked_provider(provider)
+        self.device_type = device_type  # what each harness this session starts is given
         self.timeout_s = timeout_s
         self._harness: BrowserHarness | None = None
 
