@@ -212,7 +212,7 @@ PERFORMANCE_FIELDS = ("model_name", "hardware_type", "device_name", "batch_size"
                       "latency_avg", "memory_peak", "test_case", "sequence_length", "latency_p50",
                       "latency_p90", "latency_p95", "latency_p99", "latency_stddev", "total_time_seconds",
                       "iterations", "warmup_iterations", "latency_samples", "metrics", "is_simulated",
-                      "model_family", "created_at", *RUN_FIELDS)
+                      "is_emulated", "model_family", "created_at", *RUN_FIELDS)
 COMPATIBILITY_FIELDS = ("hardware_type", "model_name", "device_name", "is_compatible", "detection_success",
                         "initialization_success", "error_message", "error_type", "suggested_fix",
                         "workaround_available", "compatibility_score", "is_simulated", "metadata",
@@ -650,6 +650,7 @@ class RecordBuilder:
             model_name=model.model_name, hardware_type=hardware.hardware_type,
             test_case=_text("test_case", get("test_case")), precision=_text("precision", get("precision")),
             latency_samples_ms=samples, is_simulated=bool(_bool("is_simulated", get("is_simulated"))),
+            is_emulated=bool(_bool("is_emulated", get("is_emulated"))),
             metrics=_json_object("metrics", get("metrics")), created_at=_timestamp("created_at", get("created_at")),
             **columns)
         if explicit:
@@ -693,6 +694,7 @@ class RecordBuilder:
         test_cases = column("test_case", _text_column)
         precisions = column("precision", _text_column)
         simulated = column("is_simulated", _flag_column, False)
+        emulated = column("is_emulated", _flag_column, False)
         metrics = column("metrics", _json_column)
         created_at = column("created_at", _timestamp_column)
         if failures:
@@ -700,12 +702,16 @@ class RecordBuilder:
             if numbers is None:
                 raise exc
             raise _numbered(numbers[row], exc) from exc
+        if "metrics" in given:  # as PerformanceResults.__post_init__: the metrics may say it
+            said = [type(m) is dict and m.get("is_emulated") is True for m in metrics]
+            if any(said):
+                emulated = list(map(operator.or_, emulated, said))
         if not self._session_written:
             records.append(self.session_run())
         columns = {"model_id": model_ids, "hardware_id": hardware_ids, "run_id": [self.session_run_id] * count,
                    "model_name": model_names, "hardware_type": hardware_types, "test_case": test_cases,
                    "precision": precisions, **floats, **ints, "latency_samples_ms": [None] * count,
-                   "is_simulated": simulated, "is_emulated": [False] * count, "metrics": metrics,
+                   "is_simulated": simulated, "is_emulated": emulated, "metrics": metrics,
                    "created_at": created_at,
                    "result_id": self.new_ids(count)}
         return {name: columns[name] for name in PERFORMANCE_COLUMNS_ORDER}, records
@@ -872,7 +878,7 @@ class _Where:
 
 def performance_query(*, model_name=None, hardware_type=None, device_name=None, batch_size=None,
                       precision=None, test_case=None, run_id=None, model_family=None, is_simulated=None,
-                      since=None, until=None, include_samples=False, limit=None, offset=None,
+                      is_emulated=None, since=None, until=None, include_samples=False, limit=None, offset=None,
                       stored_names: bool = True, peek: bool = False):
     """(sql, params) of the performance results matching the filters, newest first. `stored_names` adds the
     schema's column names (throughput_items_per_second, ...) beside the API's (throughput, ...); `peek`: see
@@ -888,6 +894,7 @@ def performance_query(*, model_name=None, hardware_type=None, device_name=None, 
     where.add("pr.run_id = ?", _int("run_id", run_id, 0, 2**63 - 1))
     where.add("m.model_family = ?", _text("model_family", model_family))
     where.add("pr.is_simulated = ?", _bool("is_simulated", is_simulated))
+    where.add("pr.is_emulated = ?", _bool("is_emulated", is_emulated))
     where.add("pr.created_at >= ?", _timestamp("since", since))
     where.add("pr.created_at < ?", _timestamp("until", until))
     columns = list(PERFORMANCE_COLUMNS if stored_names else PERFORMANCE_COLUMNS[:-3])
@@ -1088,9 +1095,10 @@ class BenchmarkDBAPI:
 
         Units: throughput items/s, latencies ms, memory MB. Optional fields: test_case, sequence_length,
         latency_p50/p90/p95/p99, latency_stddev, total_time_seconds, iterations, warmup_iterations,
-        latency_samples (raw ms; fills the statistics not given), metrics (dict), is_simulated, model_family,
-        created_at, and the run fields run_id, test_name, test_type, started_at, completed_at, git_commit,
-        git_branch, command_line, environment (dict), run_metadata (dict).
+        latency_samples (raw ms; fills the statistics not given), metrics (dict), is_simulated, is_emulated
+        (measured on an emulated device, e.g. a software WebGPU adapter; metrics {"is_emulated": True} also
+        sets it), model_family, created_at, and the run fields run_id, test_name, test_type, started_at,
+        completed_at, git_commit, git_branch, command_line, environment (dict), run_metadata (dict).
         """
         values = dict(fields, model_name=model_name, hardware_type=hardware_type, device_name=device_name,
                       batch_size=batch_size, precision=precision, throughput=throughput, latency_avg=latency_avg,
@@ -1224,8 +1232,8 @@ class BenchmarkDBAPI:
     def get_performance_metrics(self, model_name: str | None = None, hardware_type: str | None = None,
                                 **filters: Any):
         """Performance results as a DataFrame, newest first. Filters: device_name, batch_size, precision,
-        test_case, run_id, model_family, is_simulated, since, until, include_samples, limit (default 1000,
-        at most 10000), offset."""
+        test_case, run_id, model_family, is_simulated, is_emulated, since, until, include_samples, limit
+        (default 1000, at most 10000), offset."""
         return self._frame(*_filtered("get_performance_metrics", performance_query,
                                       dict(filters, model_name=model_name, hardware_type=hardware_type)))
 

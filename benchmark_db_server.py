@@ -190,6 +190,8 @@ class PerformanceIn(RunFields):
     latency_samples: Samples | None = Field(None, description="raw latency samples, ms")
     metrics: JsonObject | None = None
     is_simulated: bool = False
+    is_emulated: bool = Field(False, description="measured on an emulated device (a software WebGPU adapter): "
+                                                 "real timings, of the emulator; metrics.is_emulated true sets it")
     model_family: Text | None = None
     created_at: dt.datetime | None = None
     test_name: Text | None = Field(None, description="name of the run these results belong to")
@@ -314,6 +316,7 @@ class PerformanceOut(BaseModel):
     iterations: int | None = None
     warmup_iterations: int | None = None
     is_simulated: bool | None = None
+    is_emulated: bool | None = None
     metrics: Any = None
     created_at: str | None = None
     test_name: str | None = None
@@ -864,13 +867,14 @@ def create_app(settings: ServerSettings | None = None, api: BenchmarkDBAPI | Non
                         device_name: QText = None, batch_size: Annotated[int | None, Query(ge=0, le=INT32)] = None,
                         precision: QText = None, test_case: QText = None,
                         run_id: Annotated[int | None, Query(ge=0, le=INT63)] = None, model_family: QText = None,
-                        is_simulated: bool | None = None, since: Since = None, until: Until = None,
-                        include_samples: bool = False, limit: Limit = 100, offset: Offset = 0):
+                        is_simulated: bool | None = None, is_emulated: bool | None = None, since: Since = None,
+                        until: Until = None, include_samples: bool = False, limit: Limit = 100,
+                        offset: Offset = 0):
         sql = api_module.performance_query(
             model_name=model_name, hardware_type=hardware_type, device_name=device_name, batch_size=batch_size,
             precision=precision, test_case=test_case, run_id=run_id, model_family=model_family,
-            is_simulated=is_simulated, since=since, until=until, include_samples=include_samples, limit=limit,
-            offset=offset, stored_names=False, peek=True)
+            is_simulated=is_simulated, is_emulated=is_emulated, since=since, until=until,
+            include_samples=include_samples, limit=limit, offset=offset, stored_names=False, peek=True)
         return page(api, sql, limit, offset)
 
     @app.post("/compatibility", status_code=201, response_model=StoredOut, tags=["compatibility"],

@@ -194,7 +194,8 @@ ROW_VARIANTS = [
     {"model_name": " bert-base-uncased ", "hardware_type": "CUDA", "device_name": "A100", "batch_size": 8,
      "precision": " fp16", "test_case": "", "throughput": 3, "latency_avg": 1.5, "memory_peak": 2.0,
      "sequence_length": 128, "latency_p90": 2.0, "iterations": 10, "warmup_iterations": 2, "is_simulated": True,
-     "metrics": {"cv": 0.1, "tags": ["a"]}, "created_at": "2025-03-01T09:00:00+02:00", "model_family": "BERT"},
+     "metrics": {"cv": 0.1, "tags": ["a"]}, "created_at": "2025-03-01T09:00:00+02:00", "model_family": "BERT",
+     "is_emulated": True},
     {"model_name": "t5-small", "hardware_type": "cpu", "batch_size": None},
     {"model_name": "t5-small", "hardware_type": "cpu", "result_type": "performance", "total_time_seconds": 4},
     {"model_name": "vit", "hardware_type": "gpu", "latency_samples": [1.0, 2.0, 3.0]},  # not the row path
@@ -229,7 +230,8 @@ PLAIN_BATCH = [  # results of the common shape only: build_records builds them t
      "precision": "fp32", "test_case": "bench", "throughput": 1.5, "latency_avg": 2.0, "memory_peak": 0.0,
      "is_simulated": False, "created_at": dt.datetime(2025, 3, 1, 9, tzinfo=dt.UTC)},  # as pydantic hands it
     {"model_name": "bert-base-uncased", "hardware_type": "cpu", "device_name": "x", "batch_size": 1,
-     "precision": "fp32", "test_case": "bench", "throughput": 2.5, "iterations": 3},
+     "precision": "fp32", "test_case": "bench", "throughput": 2.5, "iterations": 3,
+     "metrics": {"is_emulated": True}},  # the metrics alone make it emulated, as PerformanceResults has it
     {"model_name": " t5-small", "hardware_type": "CUDA", "batch_size": 2.0, "throughput": 3, "precision": " fp16",
      "test_case": "", "is_simulated": 1, "metrics": {"cv": 0.1}, "created_at": "2025-03-01T09:00:00+02:00"},
     {"model_name": 5, "hardware_type": "gpu", "model_family": "BERT", "sequence_length": None, "batch_size": None},
@@ -260,7 +262,7 @@ def test_plain_batches_are_built_as_single_stores_build_them(api, results):
 
 
 BAD_VALUES = [{"throughput": "fast"}, {"latency_p50": float("inf")}, {"batch_size": -1}, {"iterations": 2**31},
-              {"precision": 3j}, {"test_case": "a\x00b"}, {"is_simulated": "maybe"}, {"metrics": [1]},
+              {"precision": 3j}, {"test_case": "a\x00b"}, {"is_simulated": "maybe"}, {"is_emulated": 2}, {"metrics": [1]},
               {"created_at": "noon"}, {"model_name": " "}, {"hardware_type": None}, {"device_name": ["x"]},
               {"batch_size": -1, "throughput": "fast", "precision": 3j}, {"throughput": -1.0},
               {"memory_peak": -0.5, "latency_avg": 2.0}, {"latency_p90": -1}]
