@@ -7,7 +7,11 @@ of untested configurations with honest error, anomalies, correlations and featur
 
 Each analysis writes its data (CSV and JSON), its charts and a markdown summary into --output-dir and prints
 the summary. An analysis that has too little data says so and produces nothing it cannot back. Simulated
-rows are left out unless --include-simulated. The statistics come from benchmark_db.stats.
+rows are left out unless --include-simulated. Emulated rows (a software WebGPU adapter such as SwiftShader:
+`performance_results.is_emulated`) are real timings of the emulator, so they are kept apart as the reports keep
+them: their hardware reads `<hardware> (emulated)` in every grouping, table, chart and prediction feature, and
+every table with a hardware column has an `is_emulated` column; --hardware-type webgpu matches both. The
+statistics come from benchmark_db.stats.
 """
 from __future__ import annotations
 
@@ -73,7 +77,7 @@ class Options:
 _SQL = """
 SELECT pr.result_id, pr.run_id,
        COALESCE(m.model_name, pr.model_name) AS model, m.model_family, m.modality, m.parameters_million,
-       COALESCE(hp.hardware_type, pr.hardware_type) AS hardware, hp.device_name AS device,
+       {hardware} AS hardware, {emulated} AS is_emulated, hp.device_name AS device,
        pr.test_case, pr.batch_size, pr.sequence_length, pr.precision,
        pr.average_latency_ms AS latency_ms, pr.latency_p50_ms, pr.throughput_items_per_second AS throughput,
        pr.memory_peak_mb AS memory_mb, pr.latency_samples_ms AS samples, pr.is_simulated,
@@ -89,7 +93,12 @@ ORDER BY created_at, pr.result_id
 
 def load_performance(conn, *, model_family: str | None = None, hardware_type: str | None = None,
                      include_simulated: bool = False):
-    """Performance rows with their model and hardware attributes, as a DataFrame (one row per result)."""
+    """Performance rows with their model and hardware attributes, as a DataFrame (one row per result).
+
+    `hardware` is the reports' label: `webgpu (emulated)` for a result measured on an emulated device, so no
+    analysis groups, averages or fits it with the real device of that type; `is_emulated` says the same as a
+    column. The --hardware-type filter reads the type itself, so `webgpu` matches the emulated rows too."""
+    from benchmark_db.reports import emulated_sql, hardware_label_sql
 
     filters, params = [], []
     if model_family:
@@ -101,8 +110,11 @@ def load_performance(conn, *, model_family: str | None = None, hardware_type: st
         # the name as the reports read it (gpu -> cuda), so the DB004 of no match names the same filter
         filters.append("AND lower(COALESCE(hp.hardware_type, pr.hardware_type)) = lower(?)")
         params.append(normalize_hardware_type(hardware_type))
-    sql = _SQL.format(simulated="true" if include_simulated else "NOT pr.is_simulated", filters=" ".join(filters))
+    sql = _SQL.format(simulated="true" if include_simulated else "NOT pr.is_simulated", filters=" ".join(filters),
+                      hardware=hardware_label_sql("COALESCE(hp.hardware_type, pr.hardware_type)", emulated_sql("pr")),
+                      emulated=emulated_sql("pr"))
     df = conn.execute(sql, params).df()
+    df["is_emulated"] = df["is_emulated"].astype(bool)
     # Fill what can be derived: latency from throughput and batch, and the other way round.
     lat_missing = df["latency_ms"].isna()
     df.loc[lat_missing, "latency_ms"] = df.loc[lat_missing, "latency_p50_ms"]
@@ -383,7 +395,7 @@ def performance_trends(df, opts: Options) -> AnalysisResult:
 
     files: list[str] = []
     df = df.dropna(subset=["latency_ms", "created_at"])
-    keys = ["model", "hardware", "batch_size", "precision", "sequence_length", "test_case"]
+    keys = ["model", "hardware", "batch_size", "precision", "sequence_length", "test_case", "is_emulated"]
     rows, series = [], []
     for key, group in df.groupby(keys, dropna=False):
         # one point per run: median latency of the run's rows
@@ -490,14 +502,17 @@ def hardware_comparison(df, opts: Options) -> AnalysisResult:
         if len(by_hw) < 2:
             continue
         medians = {hw: float(np.median(_side_values(g)[0])) for hw, g in by_hw.items()}
-        ref_hw = "cpu" if "cpu" in by_hw else max(medians, key=medians.get)
+        # the reference is a real device: the CPU, else the slowest real one (an emulator only when all are)
+        real = {hw: m for hw, m in medians.items() if not by_hw[hw]["is_emulated"].any()} or medians
+        ref_hw = "cpu" if "cpu" in real else max(real, key=real.get)
         ref_values, ref_ev = _side_values(by_hw[ref_hw])
         for hw, g in by_hw.items():
             values, ev = _side_values(g)
             speedup = medians[ref_hw] / medians[hw] if medians[hw] else None
             lo, hi = _bootstrap_ratio(ref_values, values, rng) if hw != ref_hw else (1.0, 1.0)
             rows.append({"model": model, "model_family": family, "batch_size": batch, "sequence_length": seq,
-                         "hardware": hw, "reference_hardware": ref_hw, "median_latency_ms": medians[hw],
+                         "hardware": hw, "is_emulated": bool(g["is_emulated"].any()), "reference_hardware": ref_hw,
+                         "median_latency_ms": medians[hw],
                          "median_throughput": float(g["throughput"].median()), "speedup_vs_reference": speedup,
                          "ci95_low": lo, "ci95_high": hi,
                          "evidence": "raw samples (bootstrap)" if ev == ref_ev == "samples" and lo is not None
@@ -508,7 +523,7 @@ def hardware_comparison(df, opts: Options) -> AnalysisResult:
     table = pd.DataFrame(rows)
     best = (table.sort_values("median_throughput", ascending=False)
             .groupby(["model_family", "batch_size"], dropna=False).head(1)
-            [["model_family", "batch_size", "hardware", "median_throughput", "model"]]
+            [["model_family", "batch_size", "hardware", "is_emulated", "median_throughput", "model"]]
             .sort_values(["model_family", "batch_size"]))
     _write_data(table, opts, "hardware-comparison", files,
                 extra={"best_hardware": json.loads(best.to_json(orient="records"))})
@@ -569,7 +584,8 @@ def model_comparison(df, opts: Options) -> AnalysisResult:
     for (hw, batch, model), g in df.groupby(["hardware", "batch_size", "model"], dropna=False):
         values, ev = _side_values(g)
         lo, hi = _bootstrap_median(values, rng)
-        rows.append({"hardware": hw, "batch_size": batch, "model": model, "model_family": g["model_family"].iloc[0],
+        rows.append({"hardware": hw, "is_emulated": bool(g["is_emulated"].any()), "batch_size": batch, "model": model,
+                     "model_family": g["model_family"].iloc[0],
                      "parameters_million": g["parameters_million"].iloc[0], "median_latency_ms": float(np.median(values)),
                      "latency_ci95_low": lo, "latency_ci95_high": hi,
                      "median_throughput": float(g["throughput"].median()), "evidence": ev, "rows": len(g)})
@@ -625,11 +641,11 @@ def batch_scaling(df, opts: Options) -> AnalysisResult:
 
     files: list[str] = []
     df = df.dropna(subset=["throughput", "batch_size"])
-    agg = (df.groupby(["model", "hardware", "precision", "batch_size"], dropna=False)
+    agg = (df.groupby(["model", "hardware", "is_emulated", "precision", "batch_size"], dropna=False)
            .agg(median_throughput=("throughput", "median"), median_latency_ms=("latency_ms", "median"),
                 rows=("throughput", "size")).reset_index())
     rows, curves = [], []
-    for (model, hw, prec), g in agg.groupby(["model", "hardware", "precision"], dropna=False):
+    for (model, hw, emulated, prec), g in agg.groupby(["model", "hardware", "is_emulated", "precision"], dropna=False):
         g = g.sort_values("batch_size")
         if g["batch_size"].nunique() < 3:
             continue
@@ -639,7 +655,8 @@ def batch_scaling(df, opts: Options) -> AnalysisResult:
         saturation = int(bs[np.argmax(tp >= 0.9 * peak)])
         saturated = bool(saturation < bs.max())
         efficiency = tp / (tp[0] * bs / bs[0])  # throughput relative to perfect linear scaling from the smallest batch
-        rows.append({"model": model, "hardware": hw, "precision": prec, "batch_sizes": len(bs),
+        rows.append({"model": model, "hardware": hw, "is_emulated": bool(emulated), "precision": prec,
+                     "batch_sizes": len(bs),
                      "max_batch": int(bs.max()), "peak_throughput": peak, "peak_batch": int(bs[np.argmax(tp)]),
                      "saturation_batch": saturation, "saturates_within_range": saturated,
                      "scaling_efficiency_at_max_batch": float(efficiency[-1]),
@@ -716,7 +733,10 @@ def _feature_frame(df, features, add_model_attributes: bool = True):
             added[extra] = f"{df[extra].nunique(dropna=True)} different values"
     data = df.dropna(subset=["throughput"])
     data = data[data["throughput"] > 0]
-    keys = list(dict.fromkeys(["model", "hardware", "batch_size", "precision", "sequence_length"] + columns))
+    # `hardware` is the label (`webgpu (emulated)`), so emulated and real rows are different configurations
+    # and, with the hardware feature, different categories: the model never fits them as one device
+    keys = list(dict.fromkeys(["model", "hardware", "is_emulated", "batch_size", "precision", "sequence_length"]
+                              + columns))
     conf = data.groupby(keys, dropna=False).agg(throughput=("throughput", "median")).reset_index()
     conf = conf.dropna(subset=[c for c in columns if c in NUMERIC_FEATURES])
     conf["log_throughput"] = np.log(conf["throughput"])
@@ -989,7 +1009,7 @@ def anomaly_detection(df, opts: Options) -> AnalysisResult:
     files: list[str] = []
     threshold = _threshold_fraction(opts.regression_threshold)
     df = df.dropna(subset=["latency_ms"])
-    keys = ["model", "hardware", "batch_size", "precision", "sequence_length", "test_case"]
+    keys = ["model", "hardware", "batch_size", "precision", "sequence_length", "test_case", "is_emulated"]
     found, plotted, series_count = [], [], 0
     for key, g in df.groupby(keys, dropna=False):
         g = g.sort_values("created_at")
@@ -1092,22 +1112,34 @@ def correlation_analysis(df, opts: Options) -> AnalysisResult:
     from scipy import stats as sps
 
     files: list[str] = []
-    cols = [c for c in ("parameters_million", "batch_size", "sequence_length", "latency_ms", "throughput", "memory_mb")
-            if df[c].notna().sum() >= 3 and df[c].nunique() > 1]
-    if len(cols) < 2:
+    # Emulated results (an emulator's timings, 10-100x a real device's) are correlated on their own, never
+    # pooled with the real ones: the rows of each set say which (`is_emulated`), the chart shows the real set.
+    parts = [(emulated, part) for emulated, part in ((False, df[~df["is_emulated"]]), (True, df[df["is_emulated"]]))
+             if len(part)]
+    rows, shown = [], None
+    for emulated, part in parts:
+        cols = [c for c in ("parameters_million", "batch_size", "sequence_length", "latency_ms", "throughput",
+                            "memory_mb") if part[c].notna().sum() >= 3 and part[c].nunique() > 1]
+        if len(cols) < 2:
+            continue
+        if shown is None:
+            shown = (emulated, part, cols)
+        for i, a in enumerate(cols):
+            for b in cols[i + 1:]:
+                pair = part[[a, b]].dropna()
+                if len(pair) < 3 or pair[a].nunique() < 2 or pair[b].nunique() < 2:
+                    continue
+                rho, p = sps.spearmanr(pair[a], pair[b])
+                rows.append({"is_emulated": emulated, "x": a, "y": b, "spearman_rho": float(rho), "p_value": float(p),
+                             "n": len(pair), "caveat": f"small sample (n={len(pair)} < {SMALL_SAMPLE})"
+                             if len(pair) < SMALL_SAMPLE else ""})
+    if shown is None:
         raise AnalysisUnavailable("fewer than two varying numeric columns to correlate")
-    rows = []
-    for i, a in enumerate(cols):
-        for b in cols[i + 1:]:
-            pair = df[[a, b]].dropna()
-            if len(pair) < 3 or pair[a].nunique() < 2 or pair[b].nunique() < 2:
-                continue
-            rho, p = sps.spearmanr(pair[a], pair[b])
-            rows.append({"x": a, "y": b, "spearman_rho": float(rho), "p_value": float(p), "n": len(pair),
-                         "caveat": f"small sample (n={len(pair)} < {SMALL_SAMPLE})" if len(pair) < SMALL_SAMPLE else ""})
-    table = pd.DataFrame(rows).sort_values("spearman_rho", key=abs, ascending=False)
+    shown_emulated, corr_df, cols = shown
+    table = (pd.DataFrame(rows).assign(_abs=lambda t: t["spearman_rho"].abs())
+             .sort_values(["is_emulated", "_abs"], ascending=[True, False]).drop(columns="_abs"))
     _write_data(table, opts, "correlation-analysis", files)
-    matrix = df[cols].corr(method="spearman")
+    matrix = corr_df[cols].corr(method="spearman")
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7.5, 6.5))
     im = ax.imshow(matrix.to_numpy(), vmin=-1, vmax=1, cmap="RdBu_r")
@@ -1120,7 +1152,8 @@ def correlation_analysis(df, opts: Options) -> AnalysisResult:
             v = matrix.iloc[i, j]
             ax.text(j, i, "" if np.isnan(v) else f"{v:.2f}", ha="center", va="center", fontsize=9)
     fig.colorbar(im, ax=ax, label="Spearman rank correlation (unitless)")
-    ax.set_title(f"Rank correlations between parameters\nand performance (n={len(df)} results)")
+    ax.set_title(f"Rank correlations between parameters\nand performance (n={len(corr_df)} "
+                 f"{'emulated ' if shown_emulated else ''}results)")
     _save_fig(fig, opts, "correlation-analysis", files)
     if opts.interactive:
         import plotly.graph_objects as go
@@ -1135,12 +1168,18 @@ def correlation_analysis(df, opts: Options) -> AnalysisResult:
         scatter.update_layout(title="Throughput vs batch size", xaxis_title="batch size", yaxis_title="items/s",
                               xaxis_type="log", yaxis_type="log")
         _write_interactive("correlation-analysis", "Correlation analysis", [heat, scatter], opts, files)
-    text = ["## Correlation analysis\n", f"Spearman rank correlations over {len(df)} results. Rank correlations "
+    text = ["## Correlation analysis\n", f"Spearman rank correlations over {len(corr_df)} "
+            f"{'emulated ' if shown_emulated else ''}results. Rank correlations "
             "show monotonic association, not cause; results of one model share its size, so they are not "
             "independent and p-values are optimistic."]
-    if len(df) < SMALL_SAMPLE:
-        text.append(f"\nCaveat: only {len(df)} results; correlations this small a sample are unstable.")
-    text.append("\n" + _md_table(table, ["x", "y", "spearman_rho", "p_value", "n", "caveat"], max_rows=20))
+    both = table["is_emulated"].nunique() > 1
+    if both:
+        text.append("\nResults on emulated devices are correlated apart from the real ones (`is_emulated` true); "
+                    "the chart shows the real ones.")
+    if len(corr_df) < SMALL_SAMPLE:
+        text.append(f"\nCaveat: only {len(corr_df)} results; correlations this small a sample are unstable.")
+    text.append("\n" + _md_table(table, (["is_emulated"] if both else []) + ["x", "y", "spearman_rho", "p_value", "n",
+                                                                            "caveat"], max_rows=20))
     return AnalysisResult("correlation-analysis", _write_summary("correlation-analysis", "\n".join(text), opts, files),
                           files)
 
@@ -1225,10 +1264,16 @@ def run_analyses(conn, analysis: str, opts: Options, *, model_family=None, hardw
         try:
             result = RUNNERS[name](df.copy(), opts)
             simulated = int(df["is_simulated"].sum())
+            notes = ""
             if simulated:  # --include-simulated: say so where the numbers are read
-                note = (f"\n\n> Includes {simulated} simulated result(s) (--include-simulated); they are not "
-                        "measurements.")
-                result.summary += note
+                notes += (f"\n\n> Includes {simulated} simulated result(s) (--include-simulated); they are not "
+                          "measurements.")
+            emulated = int(df["is_emulated"].sum())
+            if emulated:  # real timings of an emulator: kept apart, and said so where the numbers are read
+                notes += (f"\n\n> Includes {emulated} result(s) measured on an emulated device (e.g. SwiftShader), "
+                          "kept apart from the real devices as `<hardware> (emulated)`.")
+            if notes:
+                result.summary += notes
                 Path(opts.output_dir / f"{name}.md").write_text(result.summary + "\n", encoding="utf-8")
             results.append(result)
         except AnalysisUnavailable as exc:

@@ -239,7 +239,7 @@ def hardware_label(hardware, emulated) -> str | None:
     return name if name.endswith(EMULATED_SUFFIX) else name + EMULATED_SUFFIX
 
 
-def _label_sql(hardware: str, emulated: str) -> str:
+def hardware_label_sql(hardware: str, emulated: str) -> str:
     return f"CASE WHEN {emulated} THEN COALESCE({hardware}, 'unknown') || '{EMULATED_SUFFIX}' ELSE {hardware} END"
 
 
@@ -314,7 +314,7 @@ def performance_table(conn, filters: ReportFilters, metric: str | None = None, *
         try:
             return _df(conn, f"""
                 SELECT COALESCE(model_name, fallback_model) AS model, model_family,
-                       {_label_sql("COALESCE(hardware_type, fallback_hardware)", "is_emulated")} AS hardware,
+                       {hardware_label_sql("COALESCE(hardware_type, fallback_hardware)", "is_emulated")} AS hardware,
                        device_name AS device, batch_size, precision{sim}, is_emulated, results,
                        {", ".join(shown + hidden)}, last_result_at
                 FROM _report_summary WHERE {cond} {order}""", params)
@@ -348,7 +348,7 @@ def performance_table(conn, filters: ReportFilters, metric: str | None = None, *
             WHERE {cond}
             GROUP BY ALL)
         SELECT COALESCE(m.model_name, agg.fallback_model) AS model, m.model_family,
-               {_label_sql("COALESCE(hp.hardware_type, agg.fallback_hardware)", "agg.is_emulated")} AS hardware,
+               {hardware_label_sql("COALESCE(hp.hardware_type, agg.fallback_hardware)", "agg.is_emulated")} AS hardware,
                hp.device_name AS device, agg.batch_size, agg.precision{sim.replace(", ", ", agg.")},
                agg.is_emulated, agg.results,
                {", ".join(shown + hidden)}, agg.last_result_at
@@ -454,7 +454,7 @@ def throughput_by_hardware(conn, filters: ReportFilters, metric: str | None = "t
     m = get_metric(metric)
     base, params = _filtered_base(filters)
     long = _df(conn, f"""
-        SELECT model, batch_size, {_label_sql("hardware", "is_emulated")} AS hardware, avg({m.column}) AS value
+        SELECT model, batch_size, {hardware_label_sql("hardware", "is_emulated")} AS hardware, avg({m.column}) AS value
         FROM ({base}) b WHERE {m.column} IS NOT NULL GROUP BY ALL""", params)
     if long.empty:
         return long
@@ -605,7 +605,7 @@ def best_hardware_table(conn, filters: ReportFilters):
             SELECT model, batch_size,
                    -- simulated results compete under their own name, never averaged into measured ones
                    -- and so do emulated ones (a software adapter is not the device it stands in for)
-                   {_label_sql("hardware", "is_emulated")}
+                   {hardware_label_sql("hardware", "is_emulated")}
                        || CASE WHEN is_simulated THEN ' (simulated)' ELSE '' END AS hardware,
                    avg(throughput) AS throughput_items_per_s_mean, count(*) AS results
             FROM ({base}) b WHERE throughput IS NOT NULL GROUP BY ALL)
@@ -639,7 +639,7 @@ def _distribution_sql(filters: ReportFilters, metric: Metric, keys: list[str], e
         sample_expr, usable = None, "false"
     p = metric.prefix
     # an emulated result's hardware reads `<hardware> (emulated)` (it is a key of its own, never merged)
-    shown_keys = [f"{_label_sql('r.hardware', 'r.is_emulated')} AS hardware"
+    shown_keys = [f"{hardware_label_sql('r.hardware', 'r.is_emulated')} AS hardware"
                   if k == "hardware" and "is_emulated" in keys else f"r.{k}" for k in keys]
     samples_cte = (f""",
         s AS (
