@@ -146,6 +146,7 @@ def test_trends_and_anomalies_do_not_read_the_emulator_as_a_regression(db, tmp_p
     assert anomalies["rows"] == [] and "0 robust outlier(s)" in out and "0 change point(s)" in out
 
 
+@pytest.mark.slow  # about 1.5 s
 def test_correlations_are_computed_apart(db, tmp_path, capsys):
     data, out = _run(db, tmp_path, capsys, "correlation-analysis")
     by_set = {flag: [r for r in data["rows"] if r["is_emulated"] is flag] for flag in (False, True)}

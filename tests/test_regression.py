@@ -100,6 +100,7 @@ def test_same_distributions_report_no_regression(tmp_path):
     assert "no regression" in report.to_markdown().splitlines()[0]
 
 
+@pytest.mark.slow  # about 1.4 s
 def test_improvements_are_reported_as_improvements(tmp_path):
     ref = build_db(tmp_path / "ref.duckdb", seed=5, when=T0)
     cur = build_db(tmp_path / "cur.duckdb", seed=6, when=T0 + dt.timedelta(days=1), improve=("bert-base-uncased", "cpu", 1))

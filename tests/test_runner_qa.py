@@ -165,6 +165,7 @@ def test_results_survive_a_database_locked_at_store_time(tmp_path, repo_root):
 
 
 # -- models ----------------------------------------------------------------------------------------------------
+@pytest.mark.slow  # builds and runs T5: about 5 s
 def test_t5_generates_tokens():
     from runners.backends.cpu import CPUBackend
     from runners.models import select_models
