@@ -241,19 +241,10 @@ PLAIN_BATCH = [  # results of the common shape only: build_records builds them t
 
 @pytest.mark.parametrize("results", [PLAIN_BATCH, PLAIN_BATCH[:2], PLAIN_BATCH[3:]])
 def test_plain_batches_are_built_as_single_stores_build_them(api, results):
-    from dataclasses import fields
-
-    from benchmark_db_models import PerformanceResults
-
     records, positions = api.build_records(results)
     batch = records[-1]
     assert positions == [len(records) - 1 + i for i in range(len(results))] and batch.new == [True] * len(results)
-    for i, values in enumerate(results):
-        single = api.records.performance(values)[-1]
-        for f in fields(PerformanceResults):
-            if f.name != "result_id":
-                assert batch.columns[f.name][i] == getattr(single, f.name), (i, f.name)
-                assert type(batch.columns[f.name][i]) is type(getattr(single, f.name)), (i, f.name)
+    assert_batch_matches_single_results(api, batch, results)
     assert sorted(r.model_name for r in records if r.TABLE == "models") == sorted(
         {api.records.performance(v)[0].model_name for v in results})
     ids = batch.columns["result_id"]
@@ -835,3 +826,17 @@ def test_docs_pages_load_everything_from_the_server(client):
         for url in assets:
             assert url.startswith("/"), f"{page} loads {url} from elsewhere"
             assert client.get(url).status_code == 200, url
+
+
+def assert_batch_matches_single_results(api, batch, results) -> None:
+    """Each row of the column batch holds what the one-result path builds for it, value and type."""
+    from dataclasses import fields
+
+    from benchmark_db_models import PerformanceResults
+
+    for i, values in enumerate(results):
+        single = api.records.performance(values)[-1]
+        for f in fields(PerformanceResults):
+            if f.name != "result_id":
+                assert batch.columns[f.name][i] == getattr(single, f.name), (i, f.name)
+                assert type(batch.columns[f.name][i]) is type(getattr(single, f.name)), (i, f.name)

@@ -2,14 +2,13 @@
 stored, refused when not a boolean, filtered on, and set by metrics {"is_emulated": true} on every path."""
 from __future__ import annotations
 
-from dataclasses import fields
-
 import pytest
 
 from benchmark_db.connection import connect
 from benchmark_db.errors import DataConversionError
 from benchmark_db_api import BenchmarkDBAPI
-from benchmark_db_models import PerformanceResults, RecordColumns
+from benchmark_db_models import RecordColumns
+from tests.test_api import assert_batch_matches_single_results
 
 
 @pytest.fixture
@@ -101,12 +100,7 @@ def test_batch_columns_agree_with_single_results_on_is_emulated(api, results):
     records, _ = api.build_records(results)
     batch = records[-1]
     assert type(batch) is RecordColumns and len(batch) == len(results)
-    for i, values in enumerate(results):
-        single = api.records.performance(values)[-1]
-        for f in fields(PerformanceResults):
-            if f.name != "result_id":
-                assert batch.columns[f.name][i] == getattr(single, f.name), (i, f.name)
-                assert type(batch.columns[f.name][i]) is type(getattr(single, f.name)), (i, f.name)
+    assert_batch_matches_single_results(api, batch, results)
     expected = [True, False, False, True, True, True, False, True, True, False, False]
     if results is EMULATED_VARIANTS or len(results) > len(EMULATED_VARIANTS):
         assert batch.columns["is_emulated"][:len(expected)] == expected
