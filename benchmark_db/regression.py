@@ -49,8 +49,7 @@ EVIDENCE_TEXT = {
 _ROWS_SQL = """
 SELECT pr.result_id, pr.run_id,
        COALESCE(m.model_name, pr.model_name) AS model, m.model_family,
-       CASE WHEN {emulated} THEN COALESCE(hp.hardware_type, pr.hardware_type, 'unknown') || ' (emulated)'
-            ELSE COALESCE(hp.hardware_type, pr.hardware_type) END AS hardware, hp.device_name AS device,
+       {hardware} AS hardware, hp.device_name AS device,
        pr.batch_size, pr.sequence_length, pr.precision, pr.test_case, {emulated} AS is_emulated,
        pr.average_latency_ms, pr.latency_p50_ms, pr.throughput_items_per_second, pr.memory_peak_mb,
        pr.latency_samples_ms, pr.is_simulated, pr.created_at
@@ -227,10 +226,12 @@ def _fetch(conn, *, include_simulated: bool, model: str | None, hardware: str | 
         filters.append(f"AND lower(COALESCE(hp.hardware_type, pr.hardware_type)) IN "
                        f"({', '.join('lower(?)' for _ in kinds)})")
         params += kinds
-    from benchmark_db.reports import emulated_sql
+    from benchmark_db.reports import emulated_sql, hardware_label_sql
 
+    emulated = emulated_sql("pr")
     sql = _ROWS_SQL.format(simulated="true" if include_simulated else "NOT pr.is_simulated",
-                           filters=" ".join(filters), emulated=emulated_sql("pr"))
+                           filters=" ".join(filters), emulated=emulated,
+                           hardware=hardware_label_sql("COALESCE(hp.hardware_type, pr.hardware_type)", emulated))
     cur = conn.execute(sql, params)
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row)) for row in cur.fetchall()]
