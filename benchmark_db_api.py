@@ -57,6 +57,7 @@ from benchmark_db_models import (  # noqa: E402
     PerformanceResults,
     RecordColumns,
     TestRuns,
+    metrics_say_emulated,
     record_count,
 )
 
@@ -703,7 +704,7 @@ class RecordBuilder:
                 raise exc
             raise _numbered(numbers[row], exc) from exc
         if "metrics" in given:  # as PerformanceResults.__post_init__: the metrics may say it
-            said = [type(m) is dict and m.get("is_emulated") is True for m in metrics]
+            said = list(map(metrics_say_emulated, metrics))
             if any(said):
                 emulated = list(map(operator.or_, emulated, said))
         if not self._session_written:

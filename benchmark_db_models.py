@@ -152,7 +152,6 @@ def check_performance_values(record) -> None:
 
 def check_performance_columns(columns: dict[str, list]) -> None:
     """check_performance_values of every row of a PerformanceResults batch (the first bad value)."""
-    none = type(None)
     for name in _CHECKED_FIELDS:
         values = columns.get(name)
         present = [v for v in values or () if v is not None]
@@ -161,10 +160,10 @@ def check_performance_columns(columns: dict[str, list]) -> None:
         kinds = set(map(type, present))
         low = PERFORMANCE_INT_MINIMUM.get(name)
         # a column of plain numbers is checked by its extremes; a NaN or inf makes the sum NaN or inf
-        if low is not None and kinds <= {int, none}:
+        if low is not None and kinds <= {int}:
             if low <= min(present) and max(present) <= _INT32_MAX:
                 continue
-        elif low is None and kinds <= {float, int, none}:
+        elif low is None and kinds <= {float, int}:
             total = sum(present)
             if total == total and total < _INF and min(present) >= 0:
                 continue
@@ -174,6 +173,13 @@ def check_performance_columns(columns: dict[str, list]) -> None:
 
 
 _CHECKED_FIELDS = (*PERFORMANCE_INT_MINIMUM, *PERFORMANCE_MEASUREMENTS)
+
+
+def metrics_say_emulated(metrics) -> bool:
+    """Whether a result's metrics flag it as measured on an emulated device (the runners write
+    `"is_emulated": true` there). Every write path sets `is_emulated` from it, as schema version 5 did for the
+    rows stored before, so the column and the metrics never disagree."""
+    return type(metrics) is dict and metrics.get("is_emulated") is True
 
 
 @dataclass
@@ -210,9 +216,7 @@ class PerformanceResults:
     ID: ClassVar[str] = "result_id"
 
     def __post_init__(self) -> None:
-        # the runners (and older files) say it in the metrics: the column agrees with them on every path, as
-        # schema version 5 filled it for the rows stored before
-        if not self.is_emulated and type(self.metrics) is dict and self.metrics.get("is_emulated") is True:
+        if not self.is_emulated and metrics_say_emulated(self.metrics):
             self.is_emulated = True
 
     def natural_id(self) -> int:
@@ -608,7 +612,7 @@ class BenchmarkDB:
         if cls is PerformanceResults and not batch.checked:
             check_performance_columns(columns)
         if cls is PerformanceResults and "metrics" in columns:  # as PerformanceResults.__post_init__ does
-            said = [type(m) is dict and m.get("is_emulated") is True for m in columns["metrics"]]
+            said = list(map(metrics_say_emulated, columns["metrics"]))
             if any(said):
                 given = columns.get("is_emulated") or [False] * rows
                 columns["is_emulated"] = [bool(a) or b for a, b in zip(given, said)]
