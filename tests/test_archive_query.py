@@ -135,6 +135,7 @@ def test_a_database_without_archive_queries_as_before(sample_db_path, tmp_path, 
 
 # -- integrity: merged CI artifacts are not documents ------------------------------------------------------
 
+@pytest.mark.slow  # over a second
 def test_check_integrity_leaves_out_merged_ci_artifacts_but_not_documents(tmp_path, capsys):
     from scripts.create_benchmark_schema import create_database
 

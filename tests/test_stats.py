@@ -131,6 +131,7 @@ def test_several_steps_are_all_found():
     assert [cp.direction for cp in cps] == ["up", "down", "up"]
 
 
+@pytest.mark.slow  # over a second
 def test_short_excursion_that_cancels_out_is_found():
     levels = np.r_[np.ones(25), 1.15 * np.ones(12), np.ones(23)]
     found, alarms = _rate(lambda rng: 100 * levels * _noise(rng, 60), [25, 37])
