@@ -48,8 +48,10 @@ def convert(db_path, inputs, *, consolidate=False, categories=None, parquet_dir=
             parallel=1, batch_size=None, force=False, lock_timeout=30.0, quiet=True):
     """Ingest `inputs` (and, with `consolidate`, the default result directories); export Parquet if asked.
     Returns (IngestSummary, parquet files written)."""
+    import duckdb
+
     from benchmark_db.connection import resolve_db_path
-    from benchmark_db.errors import UsageError
+    from benchmark_db.errors import MaintenanceError, UsageError
     from benchmark_db.ingest import DEFAULT_BATCH_SIZE, Ingestor, discover_files, dry_run_database, parse_categories
     from benchmark_db_models import BenchmarkDB
 
@@ -64,6 +66,8 @@ def convert(db_path, inputs, *, consolidate=False, categories=None, parquet_dir=
                    categories=categories, dry_run=dry_run, quiet=quiet,
                    progress_desc="convert")
     path = resolve_db_path(db_path)
+    if parquet_dir and not dry_run:
+        _prepare_parquet_dir(parquet_dir)  # before the ingest: a bad folder must not cost a whole run
     if dry_run:
         with dry_run_database(path, lock_timeout) as db:
             return Ingestor(db, **options).ingest(files), []
@@ -73,8 +77,33 @@ def convert(db_path, inputs, *, consolidate=False, categories=None, parquet_dir=
         if parquet_dir:
             from benchmark_db.parquet_export import export_parquet
 
-            exported = export_parquet(db.conn, parquet_dir)
+            try:
+                exported = export_parquet(db.conn, parquet_dir)
+            except (OSError, duckdb.Error) as exc:
+                raise MaintenanceError(f"the rows are stored, but the Parquet export to {parquet_dir} failed: "
+                                       f"{' '.join(str(exc).split())}",
+                                       "free space or fix the folder, then re-run the same command "
+                                       "(unchanged files are skipped)") from None
     return summary, exported
+
+
+def _prepare_parquet_dir(parquet_dir) -> None:
+    """Create the --parquet-dir folder, or say in one line why it cannot be used."""
+    import os
+    from pathlib import Path
+
+    from benchmark_db.errors import UsageError
+
+    folder = Path(parquet_dir)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--parquet-dir {folder} is a file, not a folder", "pass a folder path (it is created)")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create --parquet-dir {folder}: {exc.strerror or exc}",
+                         "pass a folder you can write to") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"--parquet-dir {folder} is not writable", "pass a folder you can write to")
 
 
 def run(args) -> int:

@@ -642,6 +642,8 @@ def read_measurement(b: Builder, rec: dict, pointer: str, ctx: dict) -> dict:
         batch = None
     seq_hit = get("seq", _NO_HIT)
     seq = _whole(seq_hit[3]) if seq_hit[2] is not None else ctx.get("sequence_length")
+    if seq is not None and seq <= 0:
+        seq = None
     thr_hit = get("throughput", _NO_HIT)
     thr_f = thr_hit[3]
     throughput = thr_f if thr_f is not None and thr_f > 0 else None
@@ -696,8 +698,12 @@ def read_measurement(b: Builder, rec: dict, pointer: str, ctx: dict) -> dict:
         out["total_time_seconds"] = seconds
     it_hit = get("iterations", _NO_HIT)
     iterations = _whole(it_hit[3]) if it_hit[2] is not None else ctx.get("iterations")
+    if iterations is not None and iterations <= 0:
+        iterations = None
     wu_hit = get("warmup", _NO_HIT)
     warmup = _whole(wu_hit[3]) if wu_hit[2] is not None else ctx.get("warmup_iterations")
+    if warmup is not None and warmup < 0:
+        warmup = None
     prec_v = get("precision", _NO_HIT)[2]
     precision = normalize_precision(prec_v) if prec_v is not None else ctx.get("precision")
 
@@ -714,11 +720,23 @@ def read_measurement(b: Builder, rec: dict, pointer: str, ctx: dict) -> dict:
         b.note(f"hardware {ctx.get('hardware')} from {ctx['hardware_source']} ({pointer or '/'})")
     hardware = hardware or ctx.get("hardware")
     dn_v = get("device_name", _NO_HIT)[2]
-    device_name = text_or_none(dn_v, 200) or device_name or ctx.get("device_name")
+    own_device = text_or_none(dn_v, 200)
+    device_name = own_device or device_name or ctx.get("device_name")
     time_v = get("time", _NO_HIT)[2]
-    created = parse_timestamp(time_v) or ctx.get("created_at")
+    own_time = parse_timestamp(time_v)
+    created = own_time or ctx.get("created_at")
     case_v = get("test_case", _NO_HIT)[2]
-    test_case = text_or_none(case_v, 200) or ctx.get("test_case")
+    own_case = text_or_none(case_v, 200)
+    test_case = own_case or ctx.get("test_case")
+    # a value under a known key that could not be read (a fraction or 0 for a batch size, a time that is
+    # no time, a number for a precision) is kept as written: nothing the record says is lost
+    for hit, read in ((batch_hit, batch), (seq_hit, seq), (it_hit, iterations), (wu_hit, warmup)):
+        if hit[2] is not None and read is None:
+            metrics[hit[1]] = hit[2]
+    for role, given, read in (("precision", prec_v, precision), ("device_name", dn_v, own_device),
+                              ("time", time_v, own_time), ("test_case", case_v, own_case)):
+        if given is not None and read is None:
+            metrics[get(role)[1]] = given
     simulated = (not _SIM_KEYS.isdisjoint(rec) and record_is_simulated(rec)) or bool(ctx.get("is_simulated"))
 
     if ctx.get("extra_metrics"):

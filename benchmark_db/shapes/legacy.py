@@ -44,8 +44,11 @@ from benchmark_db.shapes.base import (
     skill_of_test_file,
 )
 
+# hardware detection tables: what the machine has, not how a model fared on it (their prefixed keys such as
+# 'openvino_gpu_plugin': false or 'qualcomm_ai': false are detection details, never compatibility verdicts)
 _HARDWARE_DETECTION_KEYS = ("hardware_detected", "hardware_info", "available_hardware", "hardware_available",
-                            "detected_hardware", "hardware_detection", "tested_on", "hardware")
+                            "detected_hardware", "hardware_detection", "tested_on", "hardware",
+                            "hardware_details")
 _NOT_COMPAT_SUBTREES = {"stdout", "stderr", "traceback", "system_info", "environment", "config", "args",
                         "generation_config", "output", "input", "examples", "metadata", "cuda_devices",
                         "platform_support"} | set(_HARDWARE_DETECTION_KEYS)
@@ -189,8 +192,11 @@ def _compat_at(b: Builder, node: dict, pointer: str, ctx: dict) -> int:
                                               or isinstance(value.get("success"), bool)):
                 statuses = {k: v for k, v in value.items() if k in ("status", "success", "init", "handler_created",
                                                                      "error") and status_of(v)}
+                # the entry's other plain fields (implementation type, execution time, output) stay with it
+                details = {k: v for k, v in value.items() if k not in statuses and type(v) in _SCALAR_TYPES}
                 added += _compat_row(b, pointer_join(pointer, key), known_hardware(key),
-                                     context_from_record(b, value, ctx).get("model"), statuses, family)
+                                     context_from_record(b, value, ctx).get("model"), statuses,
+                                     {**family, **details})
     # {'cpu_init': 'Success (REAL)', 'cuda_tests': 'CUDA not available', ...}
     groups = _platform_groups(node, prefixed) if prefixed else None
     if groups and sum(len(g) for g in groups.values()) >= 2:
@@ -339,6 +345,11 @@ def _walk(b: Builder, node, pointer: str, ctx: dict, node_key: str | None, depth
         child_ctx = context_from_key(key, node_key, ctx)
         if node_key == "model_families":
             child_ctx = {**child_ctx, "family": key}
+        elif node_key == "model_results" and child_ctx.get("model") is ctx.get("model") \
+                and isinstance(key, str) and not known_hardware(key) and clean_model_name(key):
+            # {'model_results': {'canine': {...}}}: the key names the model of everything below it, as
+            # _named_tests reads it (unless context_from_key already took a model from the key)
+            child_ctx = {**child_ctx, "model": key}
         below |= _walk(b, value, pointer_join(pointer, key), child_ctx, key, depth + 1, sub_mask, counts)
     if mask & _EXEC and not executed and not measured and not below and "success" in node:
         counts.integration += _execution_by_success(b, node, pointer, ctx)
