@@ -23,9 +23,13 @@ def export_parquet(conn, out_dir: str | os.PathLike, tables=EXPORTED_TABLES) -> 
         target = out / f"{table}.parquet"
         partial = out / f".{table}.parquet.partial"
         literal = str(partial).replace("'", "''")
-        conn.execute(f"COPY (SELECT * FROM {table}) TO '{literal}' "
-                     "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 9)")
-        os.replace(partial, target)
+        try:
+            conn.execute(f"COPY (SELECT * FROM {table}) TO '{literal}' "
+                         "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 9)")
+            os.replace(partial, target)
+        except BaseException:
+            partial.unlink(missing_ok=True)  # a failed export leaves no half-written file behind
+            raise
         rows = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         written.append({"table": table, "path": str(target), "rows": rows, "bytes": target.stat().st_size})
     return written

@@ -173,6 +173,7 @@ def test_a_failed_parquet_export_says_the_rows_are_stored(tmp_path, capsys):
                                         "--parquet-dir", str(parquet), "--quiet"])
     assert code == 1
     assert "the rows are stored" in _one_error_line(capsys, "DB005")
+    assert sorted(p.name for p in parquet.iterdir()) == ["models.parquet"]  # no half-written file left
     with duckdb.connect(str(db), read_only=True) as conn:
         assert conn.execute("SELECT count(*) FROM performance_results").fetchone()[0] == 1
 
