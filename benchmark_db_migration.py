@@ -112,19 +112,34 @@ def migrate_artifacts(db, artifacts_dir, *, ingest_options: dict) -> tuple[objec
     return summary, merged
 
 
+def check_args(args) -> None:
+    """The usage errors `args` can hold, raised before any database is opened: a mistyped path or category
+    must neither create an empty database nor upgrade an existing one."""
+    from pathlib import Path
+
+    from benchmark_db.errors import UsageError
+    from benchmark_db.ingest import check_inputs, parse_categories, parse_list
+
+    inputs = parse_list(args.input_dirs) + parse_list(args.input_files)
+    if args.migrate_ci and not args.artifacts_dir:
+        raise UsageError("--migrate-ci needs --artifacts-dir", "name the folder that holds the CI artifacts")
+    if not (inputs or args.migrate_all or args.migrate_ci or args.validate or args.fix_inconsistencies):
+        raise UsageError("nothing to do", "pass --migrate-all, --input-dirs, --input-files, --migrate-ci, "
+                                          "--validate or --fix-inconsistencies")
+    check_inputs(inputs)
+    if args.migrate_ci and not Path(args.artifacts_dir).is_dir():
+        raise UsageError(f"artifacts folder {args.artifacts_dir} does not exist", "pass --artifacts-dir DIR")
+    parse_categories(args.categories)
+
+
 def migrate(db, args) -> dict:
     """Run what `args` asks for on `db` (a BenchmarkDB); return everything the summary shows."""
-    from benchmark_db.errors import UsageError
     from benchmark_db.ingest import Ingestor, discover_files, parse_categories, parse_list
     from benchmark_db.validation import DEFAULT_TOLERANCE, find_problems, fix_problems
 
+    check_args(args)
     inputs = parse_list(args.input_dirs) + parse_list(args.input_files)
     ingest_wanted = bool(inputs or args.migrate_all or args.migrate_ci)
-    if args.migrate_ci and not args.artifacts_dir:
-        raise UsageError("--migrate-ci needs --artifacts-dir", "name the folder that holds the CI artifacts")
-    if not ingest_wanted and not (args.validate or args.fix_inconsistencies):
-        raise UsageError("nothing to do", "pass --migrate-all, --input-dirs, --input-files, --migrate-ci, "
-                                          "--validate or --fix-inconsistencies")
     archive_dir = args.archive_dir or ("archived_json" if args.action == "archive" else None)
     options = dict(parallel=args.parallel, batch_size=args.batch_size, force=args.force,
                    categories=parse_categories(args.categories), action=args.action, archive_dir=archive_dir,
@@ -166,6 +181,7 @@ def run(args) -> int:
     from benchmark_db.output import render
     from benchmark_db_models import BenchmarkDB
 
+    check_args(args)
     path = resolve_db_path(args.db)
     ingest_wanted = bool(args.input_dirs or args.input_files or args.migrate_all or args.migrate_ci)
     if (args.validate or args.fix_inconsistencies) and not ingest_wanted and not is_lake(path) \

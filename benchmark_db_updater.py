@@ -87,17 +87,26 @@ def _new_results_under_processed_names(conn, root, files):
     return out
 
 
+def check_args(input_files, scan_dirs, auto_store) -> None:
+    """The usage errors, raised before the database is opened: a mistyped path must not create or upgrade
+    one. (A missing --auto-store-dir is only a warning: runners create it when they first leave a file.)"""
+    from benchmark_db.errors import UsageError
+    from benchmark_db.ingest import check_inputs
+
+    if not (input_files or scan_dirs or auto_store):
+        raise UsageError("nothing to update from", "pass --input-file FILE, --scan-dir DIR or --auto-store")
+    check_inputs(list(input_files) + list(scan_dirs))
+
+
 def update(db, *, input_files=(), scan_dirs=(), incremental=False, auto_store=False,
            auto_store_dir=DEFAULT_AUTO_STORE_DIR, parallel=1, batch_size=None, force=False, dry_run=False,
            quiet=True):
     """Ingest what is asked into `db` (a BenchmarkDB; None for a dry run without a database)."""
     import logging
 
-    from benchmark_db.errors import UsageError
     from benchmark_db.ingest import DEFAULT_BATCH_SIZE, Ingestor, IngestSummary, discover_files
 
-    if not (input_files or scan_dirs or auto_store):
-        raise UsageError("nothing to update from", "pass --input-file FILE, --scan-dir DIR or --auto-store")
+    check_args(input_files, scan_dirs, auto_store)
     options = dict(parallel=parallel, batch_size=batch_size or DEFAULT_BATCH_SIZE, dry_run=dry_run, quiet=quiet,
                    progress_desc="update")
     summary = IngestSummary(dry_run=dry_run)
@@ -137,6 +146,7 @@ def run(args) -> int:
     kwargs = dict(input_files=args.input_file, scan_dirs=args.scan_dir, incremental=args.incremental,
                   auto_store=args.auto_store, auto_store_dir=args.auto_store_dir, parallel=args.parallel,
                   batch_size=args.batch_size, force=args.force, dry_run=args.dry_run, quiet=args.quiet)
+    check_args(args.input_file, args.scan_dir, args.auto_store)
     path = resolve_db_path(args.db)
     if args.dry_run:
         with dry_run_database(path, args.lock_timeout) as db:

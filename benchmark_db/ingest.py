@@ -101,6 +101,15 @@ def _relative(path: Path, root: Path) -> str:
     return path.name
 
 
+def check_inputs(inputs: Iterable[str | os.PathLike]) -> None:
+    """A usage error for the first input that is neither a file nor a folder. The tools call it before they
+    open the database, so that a mistyped path neither creates nor upgrades one."""
+    for raw in inputs:
+        root = Path(os.path.abspath(raw))
+        if not (root.is_file() or root.is_dir()):
+            raise UsageError(f"input {raw} does not exist", "check the path (relative to the current directory)")
+
+
 def discover_files(inputs: Iterable[str | os.PathLike], suffixes: tuple[str, ...] = DOCUMENT_SUFFIXES,
                    missing_ok: bool = False) -> list[InputFile]:
     """Every document file under `inputs` (files or directories), once each, in a stable order."""
@@ -116,7 +125,7 @@ def discover_files(inputs: Iterable[str | os.PathLike], suffixes: tuple[str, ...
             log.info("%s does not exist; nothing to ingest there", raw)
             continue
         else:
-            raise UsageError(f"input {raw} does not exist", "check the path (relative to the current directory)")
+            check_inputs([raw])
         for path in found:
             key = str(path)
             if key not in seen:
@@ -553,6 +562,7 @@ class Ingestor:
         self.known: dict[str, tuple[str | None, str]] = {}
         self.content_at: dict[str, str] = {}  # sha256 -> the path whose rows hold that content
         self.archived: set[str] = set()  # logged paths whose file was archived or removed on purpose
+        self.duplicate_of: dict[str, str] = {}  # path skipped as a duplicate -> the path that holds its rows
         if self.db is None:
             return
         rows = self.db.conn.execute("SELECT path, sha256, status, reason, archived_to FROM ingested_files").fetchall()
@@ -560,7 +570,9 @@ class Ingestor:
             self.known[path] = (sha, status)
             if archived_to:
                 self.archived.add(path)
-            if sha and status != FAILED and not (reason or "").startswith("duplicate of "):
+            if (reason or "").startswith("duplicate of "):
+                self.duplicate_of[path] = reason[len("duplicate of "):]
+            elif sha and status != FAILED:
                 self.content_at.setdefault(sha, path)
 
     def _dictionary(self, files: list[InputFile]) -> tuple[int, bytes] | None:
@@ -607,8 +619,16 @@ class Ingestor:
             inside = str(self.archive_dir) + os.sep
             files = [f for f in files if not f.path.startswith(inside)]
         summary = IngestSummary(dry_run=self.dry_run)
-        # a failed file is tried again on every run: the fault may have been the converter's
-        known_sha = {p: s for p, (s, status) in self.known.items() if s and status != FAILED}
+        self._seen: set[str] = set()  # paths decided in this run
+        self._holds_cache: dict[tuple[str, str], bool] = {}
+        # a failed file is tried again on every run: the fault may have been the converter's; so is a
+        # duplicate whose original is gone or has changed since: converted again, it takes the rows of that
+        # content over (see _take), instead of naming a file that no longer holds them
+        # (only the duplicates among this run's files are checked: an update of one file reads no others)
+        inputs = {f.path for f in files}
+        known_sha = {p: s for p, (s, status) in self.known.items()
+                     if s and status != FAILED and (p not in self.duplicate_of or p not in inputs
+                                                    or self._holds(self.duplicate_of[p], s))}
         dictionary = None if self.dry_run else self._dictionary(files)
         fact_columns = None
         if self.db is not None and not self.dry_run:
@@ -676,7 +696,10 @@ class Ingestor:
     def _archive_target(self, file: InputFile, sha256: str | None) -> str | None:
         """Where --action archive moves the file: its relative path under the archive folder, or, when that
         name is taken by another file (two inputs with the same relative path, an earlier archived version),
-        a free name beside it (`name-1.json`). An archived file is never overwritten by different content."""
+        a free name beside it (`name-1.json`). An archived file is never overwritten by different content.
+        With --action remove: "removed", the log's mark of a file deleted on purpose."""
+        if self.action == "remove":
+            return "removed"  # as benchmark_db_maintenance --clean-json marks it
         if self.action != "archive":
             return None
         rel = Path(file.rel)
@@ -703,6 +726,7 @@ class Ingestor:
                 if outcome.archived_to:
                     batch.archive_updates.append((path, outcome.archived_to))
                 batch.after_commit.append((p.file, outcome))
+                self.archived.add(path)
             return outcome, False
         conv = p.conversion
         status = getattr(conv, "status", FAILED)
@@ -726,6 +750,15 @@ class Ingestor:
             del self.known[owner]
             note = f"same content as {owner}, which is no longer there (moved or renamed): its rows stay, " \
                    "now under this path; nothing added"
+            outcome.reason = f"{outcome.reason}; {note}" if outcome.reason else note
+        elif duplicate and not self._holds(owner, p.sha256):
+            # the original has changed since it was ingested and is not yet converted again in this run:
+            # this file takes over the rows of the content and the original's log entry goes, so the
+            # original (later in this run or in a later one) is new content and does not replace these rows
+            duplicate, moved_from = False, owner
+            batch.moved.append(owner)
+            del self.known[owner]
+            note = f"same content as {owner} had, which has changed since: its rows stay, now under this path"
             outcome.reason = f"{outcome.reason}; {note}" if outcome.reason else note
         if duplicate:
             outcome.status = SKIPPED
@@ -753,6 +786,7 @@ class Ingestor:
         if status != FAILED and not duplicate:
             self.content_at[p.sha256] = path
         self.known[path] = (p.sha256, outcome.status)
+        self._seen.add(path)
         batch.records.extend(records)
         if p.compressed is not None and not duplicate:
             dictionary_id = self.dictionary_id if self.codec == source_store.CODEC_DICT else None
@@ -761,8 +795,23 @@ class Ingestor:
         if self.action and outcome.status != FAILED:
             outcome.archived_to = self._archive_target(p.file, p.sha256)
             batch.after_commit.append((p.file, outcome))
+            # gone on purpose once its batch commits: a copy in a later batch is its duplicate, not its
+            # successor (else each copy would take over the log entry of the one before, and only the
+            # last one of them would stay in the log)
+            self.archived.add(path)
         self._log(batch, outcome)
         return outcome, status == INGESTED and not duplicate
+
+    def _holds(self, path: str, sha256: str) -> bool:
+        """Whether the logged owner `path` of content `sha256` still holds it: decided in this run, archived
+        or removed on purpose, an escaped name that cannot be checked, or its file has that content now.
+        Asked only about the owners of duplicates (rare); each file is hashed once per run."""
+        if path in self._seen or path not in self.known or path in self.archived or "\\x" in path:
+            return True
+        key = (path, sha256)
+        if key not in self._holds_cache:
+            self._holds_cache[key] = _same_content(Path(path), sha256)
+        return self._holds_cache[key]
 
     def _gone(self, path: str) -> bool:
         """Whether the logged file at `path` no longer exists although nothing archived or removed it (it
@@ -828,6 +877,9 @@ class Ingestor:
             if batch.records:
                 self.db.insert_many(_fold_dimensions(batch.records))
             self._write_facts(batch)
+            if batch.moved:  # before the new log rows: a changed original may be logged again in this batch
+                placeholders = ", ".join("?" for _ in batch.moved)
+                conn.execute(f"DELETE FROM ingested_files WHERE path IN ({placeholders})", batch.moved)
             if batch.log_rows:
                 rows = batch.log_rows
                 table = pa.table({
@@ -851,9 +903,6 @@ class Ingestor:
                                  f"SELECT {', '.join(_LOG_COLUMNS)} FROM _ingest_log")
                 finally:
                     conn.unregister("_ingest_log")
-            if batch.moved:
-                placeholders = ", ".join("?" for _ in batch.moved)
-                conn.execute(f"DELETE FROM ingested_files WHERE path IN ({placeholders})", batch.moved)
             for path, archived_to in batch.archive_updates:
                 conn.execute("UPDATE ingested_files SET archived_to = ? WHERE path = ?", [archived_to, path])
             if batch.documents:
@@ -995,14 +1044,27 @@ def parse_list(values: Iterable[str] | str | None) -> list[str]:
 # What the three ingest tools share on the command line
 
 
+def _positive_int(text: str) -> int:
+    """argparse type of --parallel and --batch-size: 0 or -3 is a typo, not a request for one worker."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def add_ingest_options(parser, *, actions: bool = True) -> None:
     """--parallel, --batch-size, --force, --dry-run, --report (and --action/--archive-dir)."""
     group = parser.add_argument_group("ingest options")
-    group.add_argument("--parallel", type=int, default=1, metavar="N",
+    group.add_argument("--parallel", type=_positive_int, default=1, metavar="N",
                        help="parse files in N worker processes; one writer commits (default: 1, which "
                             "converts in this process while a thread commits; each worker takes about 150 MB, "
                             "worth it with more than 2 cores)")
-    group.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="FILES",
+    group.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE, metavar="FILES",
                        help="files committed per transaction (default: %(default)s)")
     group.add_argument("--force", action="store_true",
                        help="convert files again even when the ingest log holds their content unchanged")
@@ -1067,6 +1129,12 @@ def write_report(summary: IngestSummary, path: str, extra: dict | None = None) -
         text = render_summary(summary, "markdown")
         if files and not summary.dry_run:  # a dry run's summary lists every file already
             text += "\n## Files\n\n" + render(files, "markdown")
+        # what the migration adds (merged artifacts, fixes, validation): a .md report is the whole result
+        # too, not only its ingest part; None means the step did not run, [] that it found nothing
+        for key, title in (("artifacts", "Artifacts"), ("fixes", "Fixes"), ("problems", "Validation problems")):
+            items = (extra or {}).get(key)
+            if items is not None and (items or key == "problems"):
+                text += f"\n## {title}\n\n" + (render(items, "markdown") if items else "none\n")
     else:
         data = summary.as_dict(with_files=True)
         if extra:

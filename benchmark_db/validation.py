@@ -62,16 +62,17 @@ def find_problems(conn, tolerance: float = DEFAULT_TOLERANCE) -> list[dict]:
     def add(check, table, row_id, detail, fixable=False):
         problems.append({"check": check, "table": table, "id": row_id, "detail": detail, "fixable": fixable})
 
-    # orphans
+    # orphans; "fixable" only where fix_problems really rebuilds the missing row (its id is the hash of the
+    # name a performance row carries), so that a fix run never leaves a "fixable" problem behind
+    rebuildable_models, rebuildable_hardware = _rebuildable_dimensions(conn)
     for table, key in _FACTS:
         for row_id, model_id in _rows(conn, f"SELECT {key}, model_id FROM {table} WHERE model_id IS NOT NULL "
                                             "AND model_id NOT IN (SELECT model_id FROM models)"):
-            add("orphan", table, row_id, f"model_id {model_id} is not in models",
-                table == "performance_results")
+            add("orphan", table, row_id, f"model_id {model_id} is not in models", model_id in rebuildable_models)
         for row_id, hw in _rows(conn, f"SELECT {key}, hardware_id FROM {table} WHERE hardware_id IS NOT NULL "
                                       "AND hardware_id NOT IN (SELECT hardware_id FROM hardware_platforms)"):
             add("orphan", table, row_id, f"hardware_id {hw} is not in hardware_platforms",
-                table == "performance_results")
+                hw in rebuildable_hardware)
         for row_id, run in _rows(conn, f"SELECT {key}, run_id FROM {table} WHERE run_id IS NOT NULL "
                                        "AND run_id NOT IN (SELECT run_id FROM test_runs)"):
             add("orphan", table, row_id, f"run_id {run} is not in test_runs")
@@ -167,11 +168,28 @@ def find_problems(conn, tolerance: float = DEFAULT_TOLERANCE) -> list[dict]:
     return problems
 
 
-def fix_problems(conn, tolerance: float = DEFAULT_TOLERANCE) -> list[dict]:
-    """Make the safe fixes (module docstring), in one transaction; return one dict per fix."""
+def _rebuildable_dimensions(conn) -> tuple[dict[int, str], dict[int, str]]:
+    """Missing models and hardware platforms that can be rebuilt exactly: {id: name} where a performance row
+    names them and the id is that name's own stable id (anything else would need a person's judgement)."""
     from benchmark_db.identity import hardware_id_for, model_id_for
     from benchmark_db.names import normalize_hardware_type
 
+    models = {model_id: name for model_id, name in _rows(
+        conn, "SELECT DISTINCT model_id, model_name FROM performance_results WHERE model_name IS NOT NULL "
+              "AND trim(model_name) <> '' AND model_id NOT IN (SELECT model_id FROM models)")
+        if model_id_for(name) == model_id}
+    hardware = {}
+    for hw_id, kind in _rows(conn, "SELECT DISTINCT hardware_id, hardware_type FROM performance_results "
+                                   "WHERE hardware_type IS NOT NULL AND hardware_id NOT IN "
+                                   "(SELECT hardware_id FROM hardware_platforms)"):
+        kind = normalize_hardware_type(kind)
+        if kind and hardware_id_for(kind) == hw_id:
+            hardware[hw_id] = kind
+    return models, hardware
+
+
+def fix_problems(conn, tolerance: float = DEFAULT_TOLERANCE) -> list[dict]:
+    """Make the safe fixes (module docstring), in one transaction; return one dict per fix."""
     fixes: list[dict] = []
 
     def add(fix, table, row_id, detail):
@@ -194,20 +212,13 @@ def fix_problems(conn, tolerance: float = DEFAULT_TOLERANCE) -> list[dict]:
             for row_id, in _rows(conn, f"SELECT result_id FROM performance_results WHERE {column} = 0"):
                 conn.execute(f"UPDATE performance_results SET {column} = NULL WHERE result_id = ?", [row_id])
                 add("missing", "performance_results", row_id, f"{column} 0 (not measured) set to NULL")
-        for model_id, name in _rows(conn, "SELECT DISTINCT model_id, model_name FROM performance_results "
-                                          "WHERE model_name IS NOT NULL AND trim(model_name) <> '' AND model_id "
-                                          "NOT IN (SELECT model_id FROM models)"):
-            if model_id_for(name) == model_id:  # the id is the name's own: the row can be rebuilt exactly
-                conn.execute("INSERT INTO models (model_id, model_name) VALUES (?, ?)", [model_id, name])
-                add("orphan", "models", model_id, f"added the missing model {name!r}")
-        for hw_id, kind in _rows(conn, "SELECT DISTINCT hardware_id, hardware_type FROM performance_results "
-                                       "WHERE hardware_type IS NOT NULL AND hardware_id NOT IN "
-                                       "(SELECT hardware_id FROM hardware_platforms)"):
-            kind = normalize_hardware_type(kind)
-            if kind and hardware_id_for(kind) == hw_id:
-                conn.execute("INSERT INTO hardware_platforms (hardware_id, hardware_type) VALUES (?, ?)",
-                             [hw_id, kind])
-                add("orphan", "hardware_platforms", hw_id, f"added the missing hardware {kind!r}")
+        models, hardware = _rebuildable_dimensions(conn)
+        for model_id, name in sorted(models.items()):
+            conn.execute("INSERT INTO models (model_id, model_name) VALUES (?, ?)", [model_id, name])
+            add("orphan", "models", model_id, f"added the missing model {name!r}")
+        for hw_id, kind in sorted(hardware.items()):
+            conn.execute("INSERT INTO hardware_platforms (hardware_id, hardware_type) VALUES (?, ?)", [hw_id, kind])
+            add("orphan", "hardware_platforms", hw_id, f"added the missing hardware {kind!r}")
         for row_id, want in _rows(conn, "SELECT pr.result_id, m.model_name FROM performance_results pr "
                                         "JOIN models m USING (model_id) "
                                         "WHERE pr.model_name IS DISTINCT FROM m.model_name"):
