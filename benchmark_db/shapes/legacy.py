@@ -27,7 +27,9 @@ from benchmark_db.normalize import (
 from benchmark_db.shapes.base import (
     _BLOCK_KEYSET,
     _CTX_KEYS,
+    _HARDWARE_KEYSET,
     _MEASURE_KEYS,
+    _MODEL_KEYSET,
     _SAMPLE_KEYSET,
     SKIP_SUBTREES,
     Builder,
@@ -192,10 +194,13 @@ def _compat_at(b: Builder, node: dict, pointer: str, ctx: dict) -> int:
                                               or isinstance(value.get("success"), bool)):
                 statuses = {k: v for k, v in value.items() if k in ("status", "success", "init", "handler_created",
                                                                      "error") and status_of(v)}
-                # the entry's other plain fields (implementation type, execution time, output) stay with it
-                details = {k: v for k, v in value.items() if k not in statuses and type(v) in _SCALAR_TYPES}
-                added += _compat_row(b, pointer_join(pointer, key), known_hardware(key),
-                                     context_from_record(b, value, ctx).get("model"), statuses,
+                # the entry's other plain fields (implementation type, execution time, output) stay with it,
+                # except a model or hardware name the row itself carries
+                entry_model = context_from_record(b, value, ctx).get("model")
+                said = {entry_model, key}
+                details = {k: v for k, v in value.items() if k not in statuses and type(v) in _SCALAR_TYPES
+                           and not ((k in _MODEL_KEYSET or k in _HARDWARE_KEYSET) and v in said)}
+                added += _compat_row(b, pointer_join(pointer, key), known_hardware(key), entry_model, statuses,
                                      {**family, **details})
     # {'cpu_init': 'Success (REAL)', 'cuda_tests': 'CUDA not available', ...}
     groups = _platform_groups(node, prefixed) if prefixed else None
