@@ -116,6 +116,17 @@ def test_a_platform_entry_keeps_its_other_fields_with_its_compatibility_row():
         assert row.metadata[key] == _CLIP_CPU["results"]["cpu"][key]
 
 
+def test_a_platform_entry_does_not_repeat_the_model_and_hardware_its_row_carries():
+    entry = {"status": "completed", "model_name": "roberta-base", "hardware": "openvino",
+             "model_class": "RobertaModel", "model_load_time": 0.45, "timestamp": "2025-07-27T03:41:12"}
+    conv = convert({"model_results": {"roberta-base": {"openvino": entry}}})
+    (row,) = rows(conv, "hardware_compatibility")
+    assert model_names(conv)[row.model_id] == "roberta-base"
+    assert "model_name" not in row.metadata and "hardware" not in row.metadata
+    assert row.metadata["model_class"] == "RobertaModel" and row.metadata["model_load_time"] == 0.45
+    assert row.metadata["timestamp"] == "2025-07-27T03:41:12"
+
+
 @needs_corpus
 def test_corpus_clip_cpu_test_compatibility_row_keeps_the_implementation_type():
     conv = convert_file(CORPUS / "hardware_test_results" / "run_20250305_194630" / "clip_cpu_test.json")
@@ -227,3 +238,34 @@ def test_corpus_hardware_details_make_no_model_less_compatibility_rows(rel):
     conv = convert_file(CORPUS / rel)
     assert conv.status == "ingested"
     assert all(r.model_id is not None for r in rows(conv, "hardware_compatibility"))
+
+
+# ------------------------------------------------------------------------- a Parquet export merged as artifact
+
+def test_a_parquet_export_merged_elsewhere_keeps_every_original(tmp_path):
+    """The --parquet-dir export is a CI artifact: merged into another database it brings the original
+    documents along, so the merged database passes --validate and --check-integrity as the source does,
+    and each original reads back byte for byte."""
+    import benchmark_db_migration
+    from benchmark_db.maintenance.integrity import check_integrity
+    from benchmark_db.source_store import original_text
+    from benchmark_db.validation import find_problems
+
+    src = tmp_path / "in"
+    src.mkdir()
+    docs = {f"r{i}.json": json.dumps({"model": f"bert-{i}", "hardware": "cpu", "batch_size": 1,
+                                       "throughput": 10.0 + i, "latency_ms": 100.0}).encode() for i in range(3)}
+    for name, data in docs.items():
+        (src / name).write_bytes(data)
+    artifacts = tmp_path / "artifacts"
+    assert benchmark_db_converter.main(["--input-dir", str(src), "--output-db", str(tmp_path / "job.duckdb"),
+                                        "--parquet-dir", str(artifacts / "pq"), "--quiet"]) == 0
+    target = tmp_path / "merged.duckdb"
+    assert benchmark_db_migration.main(["--migrate-ci", "--artifacts-dir", str(artifacts), "--db", str(target),
+                                        "--quiet"]) == 0
+    with duckdb.connect(str(target)) as conn:
+        assert conn.execute("SELECT count(*) FROM performance_results").fetchone()[0] == 3
+        assert find_problems(conn) == []
+        assert check_integrity(conn) == []
+        for data in docs.values():
+            assert original_text(conn, hashlib.sha256(data).hexdigest()) == data
