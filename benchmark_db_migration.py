@@ -62,12 +62,16 @@ def migrate_artifacts(db, artifacts_dir, *, ingest_options: dict) -> tuple[objec
     a second merge adds nothing), each logged in `ingested_files`. Returns (IngestSummary, merged artifacts)."""
     import hashlib
     import json
+    import logging
+    import os
     from pathlib import Path
 
     from benchmark_db.connection import transaction
     from benchmark_db.errors import UsageError
     from benchmark_db.ingest import Ingestor, discover_files
-    from benchmark_db.merge import merge_database, merge_parquet
+    from benchmark_db.merge import merge_database, merge_parquet, one_line
+
+    log = logging.getLogger("benchmark_db.migration")
 
     root = Path(artifacts_dir)
     if not root.is_dir():
@@ -77,9 +81,15 @@ def migrate_artifacts(db, artifacts_dir, *, ingest_options: dict) -> tuple[objec
     if db is None:  # a dry run without a database: nothing to merge into
         return summary, merged
     conn = db.conn
+    # the database being written may sit in the artifacts folder: it is the target, not an artifact of itself
+    own_files = {os.path.realpath(r[0]) for r in conn.execute(
+        "SELECT path FROM duckdb_databases() WHERE path IS NOT NULL").fetchall()}
     for path in sorted(p for p in root.rglob("*") if p.is_file()
                        and p.suffix.lower() in (*ARTIFACT_DB_SUFFIXES, ".parquet")):
         key = str(path.resolve())
+        if os.path.realpath(path) in own_files:
+            log.info("%s is the database being written; not merged into itself", path)
+            continue
         digest = hashlib.sha256()
         with open(path, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -98,7 +108,8 @@ def migrate_artifacts(db, artifacts_dir, *, ingest_options: dict) -> tuple[objec
             added = merge_parquet(conn, path) if kind == "parquet_artifact" else merge_database(conn, path)
             status, reason = "ingested", None
         except Exception as exc:  # a broken artifact is reported, never stops the others
-            added, status, reason = {}, "failed", f"cannot merge: {getattr(exc, 'message', exc)}"
+            hint = getattr(exc, "hint", None)
+            added, status, reason = {}, "failed", f"cannot merge: {one_line(exc)}" + (f"; {hint}" if hint else "")
         # the merge committed; the log row follows (a re-merge after a crash adds nothing)
         with transaction(conn):
             conn.execute("DELETE FROM ingested_files WHERE path = ?", [key])
@@ -215,11 +226,9 @@ def run(args) -> int:
                                                                     if problems else ""))
         text = "\n\n".join(parts) + "\n"
     write_text(text, args.output)
-    if args.report:
-        from benchmark_db.ingest import IngestSummary
-
-        write_report(summary or IngestSummary(), args.report, {"artifacts": result["artifacts"], "fixes": fixes,
-                                                               "problems": problems})
+    if args.report:  # a run that ingested nothing (summary None) reports no files
+        write_report(summary, args.report, {"artifacts": result["artifacts"], "fixes": fixes,
+                                            "problems": problems})
     if summary is not None:
         for outcome in summary.failed:
             print(f"failed: {outcome.path}: {outcome.reason}", file=sys.stderr)

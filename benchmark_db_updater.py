@@ -47,7 +47,7 @@ def auto_store_files(auto_dir):
     `auto_dir`, which is where it goes under processed/."""
     from pathlib import Path
 
-    from benchmark_db.ingest import DOCUMENT_SUFFIXES, input_file
+    from benchmark_db.ingest import DOCUMENT_SUFFIXES, input_file, is_broken_link
 
     root = Path(auto_dir).resolve()
     if not root.is_dir():
@@ -55,7 +55,8 @@ def auto_store_files(auto_dir):
     files = []
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
-        if rel.parts[0] == PROCESSED or not path.is_file() or path.suffix.lower() not in DOCUMENT_SUFFIXES:
+        if rel.parts[0] == PROCESSED or path.suffix.lower() not in DOCUMENT_SUFFIXES \
+                or not (path.is_file() or is_broken_link(path)):  # a broken link fails with its reason
             continue
         if any(part.startswith(".") for part in rel.parts):
             continue

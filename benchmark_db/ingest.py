@@ -101,13 +101,25 @@ def _relative(path: Path, root: Path) -> str:
     return path.name
 
 
+def is_broken_link(path: Path) -> bool:
+    """A symbolic link whose target does not exist, or a loop of links: nothing can be read through it."""
+    return path.is_symlink() and not path.exists()
+
+
 def check_inputs(inputs: Iterable[str | os.PathLike]) -> None:
     """A usage error for the first input that is neither a file nor a folder. The tools call it before they
     open the database, so that a mistyped path neither creates nor upgrades one."""
     for raw in inputs:
         root = Path(os.path.abspath(raw))
-        if not (root.is_file() or root.is_dir()):
-            raise UsageError(f"input {raw} does not exist", "check the path (relative to the current directory)")
+        if root.is_file() or root.is_dir():
+            continue
+        if is_broken_link(root):
+            raise UsageError(f"input {raw} is a symbolic link to {os.readlink(root)}, which does not exist "
+                             "(or a loop of links)", "pass the path of the file itself")
+        if os.path.lexists(root):
+            raise UsageError(f"input {raw} is neither a file nor a folder (a pipe, socket or device)",
+                             "pass result files or folders of them")
+        raise UsageError(f"input {raw} does not exist", "check the path (relative to the current directory)")
 
 
 def discover_files(inputs: Iterable[str | os.PathLike], suffixes: tuple[str, ...] = DOCUMENT_SUFFIXES,
@@ -119,7 +131,10 @@ def discover_files(inputs: Iterable[str | os.PathLike], suffixes: tuple[str, ...
         if root.is_file():
             found = [root]
         elif root.is_dir():
-            found = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in suffixes
+            # a broken symbolic link (dangling, or a loop) is listed too: it fails with its reason, rather
+            # than vanishing from the ingest log
+            found = sorted(p for p in root.rglob("*") if p.suffix.lower() in suffixes
+                           and (p.is_file() or is_broken_link(p))
                            and not any(part.startswith(".") for part in p.relative_to(root).parts))
         elif missing_ok:
             log.info("%s does not exist; nothing to ingest there", raw)
@@ -288,7 +303,7 @@ def _prepare(file: InputFile) -> _Prepared:
         with open(file.real_path, "rb") as fh:
             data = fh.read()
     except OSError as exc:
-        return _Prepared(file, error=f"cannot read the file: {exc.strerror or exc}")
+        return _Prepared(file, error=_unreadable(file.real_path, exc))
     sha = hashlib.sha256(data).hexdigest()
     if not _WorkerState.force and _WorkerState.known.get(file.path) == sha:
         return _Prepared(file, sha, len(data), unchanged=True)
@@ -298,6 +313,19 @@ def _prepare(file: InputFile) -> _Prepared:
     if getattr(conversion, "status", None) == INGESTED:
         prepared.rows_by_table = conversion.rows_by_table()
     return prepared
+
+
+def _unreadable(path: str, exc: OSError) -> str:
+    why = exc.strerror or str(exc)
+    if os.path.islink(path):
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        why = f"it is a symbolic link to {log_key(target)}, which cannot be read ({why})"
+    elif os.path.isdir(path):
+        why = "it is a folder now"
+    return f"cannot read the file: {why}"
 
 
 def _prepare_chunk(files: list[InputFile]) -> _Chunk:
@@ -1119,24 +1147,31 @@ def render_summary(summary: IngestSummary, fmt: str) -> str:
     return "\n\n".join(p.rstrip("\n") for p in parts) + "\n"
 
 
-def write_report(summary: IngestSummary, path: str, extra: dict | None = None) -> None:
+def write_report(summary: IngestSummary | None, path: str, extra: dict | None = None) -> None:
+    """The report of a run: `summary` is its ingest part, None for a run that ingested nothing (--validate
+    or --fix-inconsistencies alone), whose report then says nothing about files."""
     target = Path(path)
     if target.suffix.lower() in (".md", ".markdown"):
         from benchmark_db.output import render
 
-        files = [{"path": o.path, "status": o.status, "kind": o.kind, "rows": o.rows, "reason": o.reason}
-                 for o in summary.outcomes]
-        text = render_summary(summary, "markdown")
-        if files and not summary.dry_run:  # a dry run's summary lists every file already
-            text += "\n## Files\n\n" + render(files, "markdown")
+        text = ""
+        if summary is not None:
+            files = [{"path": o.path, "status": o.status, "kind": o.kind, "rows": o.rows, "reason": o.reason}
+                     for o in summary.outcomes]
+            text = render_summary(summary, "markdown")
+            if files and not summary.dry_run:  # a dry run's summary lists every file already
+                text += "\n## Files\n\n" + render(files, "markdown")
         # what the migration adds (merged artifacts, fixes, validation): a .md report is the whole result
         # too, not only its ingest part; None means the step did not run, [] that it found nothing
         for key, title in (("artifacts", "Artifacts"), ("fixes", "Fixes"), ("problems", "Validation problems")):
             items = (extra or {}).get(key)
             if items is not None and (items or key == "problems"):
-                text += f"\n## {title}\n\n" + (render(items, "markdown") if items else "none\n")
+                text += ("\n" if text else "") + f"## {title}\n\n" + (render(items, "markdown") if items
+                                                                      else "none\n")
+        if not text:
+            text = "nothing was done\n"
     else:
-        data = summary.as_dict(with_files=True)
+        data = (summary or IngestSummary()).as_dict(with_files=True)
         if extra:
             data.update(extra)
         text = _json_pretty(data)

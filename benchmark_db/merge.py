@@ -40,6 +40,14 @@ def table_columns(conn, table: str, catalog: str | None = None) -> list[str]:
         "AND table_name = ? ORDER BY ordinal_position", params).fetchall()]
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception's text on one line: DuckDB's errors add a `LINE 1: ...` excerpt of the SQL and a caret
+    line, which would break the one-line `failed:` report and the ingest log's reason."""
+    text = getattr(exc, "message", None) or str(exc)
+    head = text.split("\nLINE ", 1)[0]
+    return " ".join(head.split())
+
+
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -121,7 +129,9 @@ def merge_database(conn, other_db_path: str | os.PathLike) -> dict[str, int]:
     alias = _SOURCE_ALIAS
     literal = str(path.resolve()).replace("'", "''")
     try:
-        conn.execute(f"ATTACH '{literal}' AS {alias} (READ_ONLY)")
+        # TYPE DUCKDB: a SQLite file (CI caches are often *.db) must not make DuckDB fetch its sqlite
+        # extension from the internet in the middle of a merge; it is refused as not a DuckDB file
+        conn.execute(f"ATTACH '{literal}' AS {alias} (TYPE DUCKDB, READ_ONLY)")
     except Exception as exc:  # duckdb.Error: not a DuckDB file, a newer storage version, or still being written
         text = " ".join(str(exc).split())
         if "lock" in text.lower() and "conflicting" in text.lower():
@@ -149,8 +159,9 @@ def merge_database(conn, other_db_path: str | os.PathLike) -> dict[str, int]:
                 if table not in present:
                     continue
                 names = ", ".join(_quote(c) for c in source_columns[table])
-                added[table] = merge_rows(conn, table, f"SELECT {names} FROM {alias}.main.{_quote(table)}",
-                                          source_columns[table], target_columns.get(table, []))
+                added[table] = _merge_rows_or_refuse(
+                    conn, table, f"SELECT {names} FROM {alias}.main.{_quote(table)}", source_columns[table],
+                    target_columns.get(table, []), path)
         return added
     finally:
         conn.execute(f"DETACH {alias}")
@@ -158,9 +169,13 @@ def merge_database(conn, other_db_path: str | os.PathLike) -> dict[str, int]:
 
 def table_for_parquet(path: str | os.PathLike) -> str | None:
     """The table a Parquet artifact holds, from its name (`performance_results.parquet`,
-    `performance_results_job3.parquet`) or its folder (`performance_results/part-0.parquet`)."""
+    `performance_results_job3.parquet`) or its folder (`performance_results/part-0.parquet`, or a dataset
+    folder as pyarrow and Spark write it, `performance_results.parquet/part-0.parquet`)."""
     p = Path(path)
-    for candidate in (p.stem, p.parent.name):
+    folder = p.parent.name
+    if folder.lower().endswith(".parquet"):
+        folder = folder[:-len(".parquet")]
+    for candidate in (p.stem, folder):
         for table in sorted(MERGED_TABLES, key=len, reverse=True):
             if candidate == table or candidate.startswith(table + "_") or candidate.startswith(table + "-"):
                 return table
@@ -178,7 +193,20 @@ def merge_parquet(conn, parquet_path: str | os.PathLike, table: str | None = Non
     try:
         source_columns = [d[0] for d in conn.execute(f"DESCRIBE {source_sql}").fetchall()]
     except Exception as exc:
-        raise DataConversionError(f"cannot read {parquet_path} as Parquet: {exc}",
+        raise DataConversionError(f"cannot read {parquet_path} as Parquet: {one_line(exc)}",
                                   "check that the artifact is a complete Parquet file") from exc
     with write_lock(conn), transaction(conn):
-        return {table: merge_rows(conn, table, source_sql, source_columns)}
+        return {table: _merge_rows_or_refuse(conn, table, source_sql, source_columns, None, parquet_path)}
+
+
+def _merge_rows_or_refuse(conn, table: str, source_sql: str, source_columns: list[str],
+                          target_columns: list[str] | None, source) -> int:
+    """`merge_rows`, with a row the target cannot take (a value of the wrong type, a NULL key) refused as
+    DB003 on one line instead of DuckDB's multi-line error; the caller's transaction rolls the merge back."""
+    import duckdb
+
+    try:
+        return merge_rows(conn, table, source_sql, source_columns, target_columns)
+    except duckdb.Error as exc:
+        raise DataConversionError(f"rows of {table} in {Path(source).name} do not fit its columns: {one_line(exc)}",
+                                  "merge artifacts written by this toolkit (same or older schema)") from exc

@@ -53,7 +53,12 @@ NOT_AN_ARTIFACT = (f"coalesce(kind, '') NOT IN ({', '.join(repr(k) for k in ARTI
 _MEMORY_IN_BYTES = "memory_peak_mb > 1000000 AND memory_peak_mb / 1048576.0 <= 1000000"
 _MEMORY_IMPOSSIBLE = "memory_peak_mb / 1048576.0 > 1000000"
 
-_COMPARABLE = ("batch_size > 0 AND average_latency_ms > 0 AND throughput_items_per_second > 0")
+# isfinite: NaN compares above every number in DuckDB, and a NaN or infinite value is reported on its own
+_COMPARABLE = ("batch_size > 0 AND average_latency_ms > 0 AND throughput_items_per_second > 0 "
+               "AND isfinite(average_latency_ms) AND isfinite(throughput_items_per_second)")
+# a single inference that takes longer than a year did not happen (a number like 2**70 read as milliseconds)
+_MAX_LATENCY_MS = 365 * 24 * 3600 * 1000.0
+_NON_FINITE_TABLES = (*_FACTS, ("test_runs", "run_id"))
 
 
 def find_problems(conn, tolerance: float = DEFAULT_TOLERANCE) -> list[dict]:
@@ -120,8 +125,27 @@ def find_problems(conn, tolerance: float = DEFAULT_TOLERANCE) -> list[dict]:
         ("test_runs", "run_id", "execution_time_seconds", "< 0"),
     ]
     for table, key, column, condition in checks:
-        for row_id, value in _rows(conn, f"SELECT {key}, {column} FROM {table} WHERE {column} {condition}"):
+        for row_id, value in _rows(conn, f"SELECT {key}, {column} FROM {table} WHERE {column} {condition} "
+                                         f"AND isfinite({column})"):  # -inf: reported as not finite below
             add("impossible", table, row_id, f"{column} = {value}")
+    # NaN and +-Infinity (JSON's NaN/Infinity literals, a CI artifact's floats) are no measurement; `< 0` and
+    # `> x` tests miss NaN, so each floating-point column is asked on its own
+    floats: dict[str, list[str]] = {}
+    for table, column in _rows(conn, "SELECT table_name, column_name FROM information_schema.columns WHERE "
+                                     "table_catalog = current_database() AND table_schema = 'main' "
+                                     "AND data_type IN ('DOUBLE', 'FLOAT', 'REAL') ORDER BY table_name, "
+                                     "ordinal_position"):
+        floats.setdefault(table, []).append(column)
+    for table, key in _NON_FINITE_TABLES:
+        for column in floats.get(table, ()):
+            for row_id, value in _rows(conn, f"SELECT {key}, {column} FROM {table} WHERE NOT isfinite({column})"):
+                add("impossible", table, row_id, f"{column} = {value} (not a finite number)")
+    for column in _LATENCY_COLUMNS:
+        if column == "latency_stddev_ms":
+            continue
+        for row_id, value in _rows(conn, f"SELECT result_id, {column} FROM performance_results "
+                                         f"WHERE isfinite({column}) AND {column} > {_MAX_LATENCY_MS}"):
+            add("impossible", "performance_results", row_id, f"{column} = {value:g} ms (over a year)")
     for column in ("average_latency_ms", "throughput_items_per_second"):
         for row_id, in _rows(conn, f"SELECT result_id FROM performance_results WHERE {column} = 0"):
             add("impossible", "performance_results", row_id, f"{column} = 0 (a missing value stored as 0)", True)
