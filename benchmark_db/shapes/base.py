@@ -126,7 +126,9 @@ PRECISION_KEYS = ("precision", "dtype", "torch_dtype", "data_type", "quantizatio
 MODEL_KEYS = ("model_name", "model_path", "model", "model_id", "hf_model", "checkpoint", "test_model", "model_key")
 HARDWARE_KEYS = ("hardware_type", "hardware", "device_type", "device", "platform", "backend", "hardware_key",
                  "accelerator")
-DEVICE_NAME_KEYS = ("device_name", "gpu_name", "cpu_name", "processor_name")
+# `cuda_device` names the GPU in some legacy blocks ('Quadro P4000') and the device index in others ('cuda:0'):
+# only the former is a device name (see read_measurement)
+DEVICE_NAME_KEYS = ("device_name", "gpu_name", "cpu_name", "processor_name", "cuda_device")
 TIME_KEYS = ("timestamp", "created_at", "datetime", "date", "time", "start_time", "started_at", "run_time",
              "test_timestamp")
 SIM_FLAG_KEYS = ("is_simulated", "is_simulation", "simulated", "simulation", "is_mock", "mock", "mocked",
@@ -287,6 +289,7 @@ class Builder:
         self.environment: dict | None = None
         self._notes_seen: set[str] = set()
         self._fact_ids: set[tuple[str, int]] = set()
+        self.compat_pointers: dict[int, str] = {}  # compatibility row id -> the JSON pointer it was read at
         self._id_prefix: dict[str, str] = {}
 
     # -- bookkeeping ---------------------------------------------------------------------------------
@@ -336,8 +339,9 @@ class Builder:
         return record.model_id
 
     def hardware_id(self, hardware, device_name=None, *, platform: str | None = None,
-                    driver_version: str | None = None, memory_gb: float | None = None,
-                    compute_units: int | None = None, metadata: dict | None = None) -> int | None:
+                    platform_version: str | None = None, driver_version: str | None = None,
+                    memory_gb: float | None = None, compute_units: int | None = None,
+                    metadata: dict | None = None) -> int | None:
         kind = known_hardware(hardware) if isinstance(hardware, str) else None
         if kind is None:
             return None
@@ -348,10 +352,11 @@ class Builder:
             record = HardwarePlatforms(hardware_type=kind, device_name=device,
                                        hardware_id=hardware_id_for(kind, device))
             self.hardware[key] = record
-        if platform is not None or driver_version is not None or memory_gb is not None \
-                or compute_units is not None:  # the usual call gives none: only the id is wanted
-            for attr, value in (("platform", platform), ("driver_version", driver_version),
-                                ("memory_gb", memory_gb), ("compute_units", compute_units)):
+        if platform is not None or platform_version is not None or driver_version is not None \
+                or memory_gb is not None or compute_units is not None:  # the usual call: only the id is wanted
+            for attr, value in (("platform", platform), ("platform_version", platform_version),
+                                ("driver_version", driver_version), ("memory_gb", memory_gb),
+                                ("compute_units", compute_units)):
                 if value is not None and getattr(record, attr) is None:
                     setattr(record, attr, value)
         if metadata:
@@ -423,6 +428,7 @@ class Builder:
         row_id = self._claim("hardware_compatibility", pointer)
         if row_id is None:
             return False
+        self.compat_pointers[row_id] = pointer
         metadata = values.pop("metadata", None)
         row = HardwareCompatibility(hardware_id=self.hardware_id(hardware_type, device_name),
                                     model_id=self.model_id(model) if model else None, run_id=self.run_id,
@@ -610,6 +616,10 @@ def read_measurement(b: Builder, rec: dict, pointer: str, ctx: dict) -> dict:
                 continue
         elif name == "hardware":
             if not known_hardware(value):
+                metrics[key] = value
+                continue
+        elif name == "device_name":
+            if key == "cuda_device" and known_hardware(value):  # 'cuda:0' is an index, not a device's name
                 metrics[key] = value
                 continue
         elif name == "samples":

@@ -287,6 +287,23 @@ class _Counts:
         self.perf = self.compat = self.integration = 0
 
 
+# an entry's verdict fields describe the entry (its compatibility row keeps them), not each measurement below;
+# its logs (stdout, stderr, traceback) stay in the stored original rather than in every row's metrics
+_VERDICT_KEYS = frozenset(("status", "success", "error", "error_message")) | SKIP_SUBTREES
+
+
+def _with_entry_details(node: dict, ctx: dict) -> dict:
+    """ctx for the measurements below a model/hardware entry ({'model_name': .., 'hardware': 'cpu',
+    'model_class': 'BertModel', 'model_load_time': 2.8, 'benchmark_results': {...}}): the entry's own plain
+    fields that no column takes (model_class, family, model_load_time) go to each row's metrics."""
+    kept = {k: v for k, v in node.items() if type(v) in _SCALAR_TYPES and v is not None and k not in _CTX_KEYS
+            and k not in _VERDICT_KEYS}
+    if not kept:
+        return ctx
+    inherited = ctx.get("extra_metrics")
+    return {**ctx, "extra_metrics": {**inherited, **kept} if inherited else kept}
+
+
 def _walk(b: Builder, node, pointer: str, ctx: dict, node_key: str | None, depth: int, mask: int,
           counts: _Counts) -> bool:
     """Visit every dict once, running the extractors `mask` enables; True if a measurement lies below."""
@@ -335,6 +352,8 @@ def _walk(b: Builder, node, pointer: str, ctx: dict, node_key: str | None, depth
         executed = _execution_with_code(b, node, pointer, ctx)
         counts.integration += executed
     below = False
+    outer = ctx  # what the children inherit: ctx, plus this entry's own details once a child is walked
+    described = depth and not measured and child_mask & _PERF  # an entry naming its model or hardware?
     for key, value in node.items():
         kind = type(value)
         if kind in _SCALAR_TYPES:
@@ -347,10 +366,14 @@ def _walk(b: Builder, node, pointer: str, ctx: dict, node_key: str | None, depth
         sub_mask = child_mask & ~_SKIP.get(key.lower() if isinstance(key, str) else key, 0)
         if not sub_mask:
             continue
-        child_ctx = context_from_key(key, node_key, ctx)
+        if described:  # decided at the first child walked (most dicts have none)
+            if not (_MODEL_KEYSET.isdisjoint(node) and _HARDWARE_KEYSET.isdisjoint(node)):
+                outer = _with_entry_details(node, ctx)
+            described = False
+        child_ctx = context_from_key(key, node_key, outer)
         if node_key == "model_families":
             child_ctx = {**child_ctx, "family": key}
-        elif node_key == "model_results" and child_ctx.get("model") is ctx.get("model") \
+        elif node_key == "model_results" and child_ctx.get("model") is outer.get("model") \
                 and isinstance(key, str) and not known_hardware(key) and clean_model_name(key):
             # {'model_results': {'canine': {...}}}: the key names the model of everything below it, as
             # _named_tests reads it (unless context_from_key already took a model from the key)
@@ -405,6 +428,52 @@ def _named_tests(b: Builder, doc: dict) -> int:
     return added
 
 
+def _prefixed_outcomes(b: Builder, doc: dict, ctx: dict) -> int:
+    """{'results': {'pipeline': {'device': 'cuda', 'pipeline_error_type': 'missing_dependency',
+    'pipeline_test': 'Missing dependencies: ...', 'pipeline_missing_deps': [...]}}}: one test per entry, its
+    fields prefixed by the test's name -> an integration_test_results row. A test that could not run for a
+    missing dependency is `skipped` (the environment lacked a package: no verdict on the model), one whose
+    error type names another error `failed`, one that reports `<name>_success: true` `passed`."""
+    results = doc.get("results")
+    if not isinstance(results, dict):
+        return 0
+    added = 0
+    for name, entry in results.items():
+        if not isinstance(entry, dict) or not isinstance(name, str):
+            continue
+        # the prefix is the entry's name or its start ('pipeline_cuda' -> 'pipeline'): a few lookups, not a
+        # scan of every key
+        prefix, cut = name, len(name)
+        while cut > 0 and f"{prefix}_error_type" not in entry:
+            cut = name.rfind("_", 0, cut)
+            prefix = name[:cut] if cut > 0 else ""
+        if not prefix:
+            continue
+        error_type = entry.get(f"{prefix}_error_type")
+        error_type = error_type.strip().lower() if isinstance(error_type, str) else None
+        success = to_bool(entry.get(f"{prefix}_success"))
+        text = next((entry[k] for k in (f"{prefix}_test", f"{prefix}_error") if isinstance(entry.get(k), str)), None)
+        if success is True and error_type in (None, "", "none"):
+            status = "passed"
+        elif error_type in ("missing_dependency", "missing_dependencies"):
+            status = "skipped"
+        elif success is False or error_type not in (None, "", "none"):
+            status = "failed"
+        else:
+            continue
+        hardware = known_hardware(entry.get("device")) or ctx.get("hardware")
+        model = entry.get("model") if clean_model_name(entry.get("model")) else ctx.get("model")
+        said = {"device", "model", f"{prefix}_success"}
+        if text and status != "passed":  # the text is the row's error message
+            said |= {f"{prefix}_test", f"{prefix}_error"}
+        details = {k: v for k, v in entry.items() if k not in said and v is not None}
+        added += b.add_integration(
+            pointer_join("/results", name), test_name=f"{name} on {hardware}" if hardware and hardware not in name
+            else name, status=status, model=model, hardware=hardware, test_module=b.test_name,
+            error_message=text[:2000] if text and status != "passed" else None, metadata=details or None)
+    return added
+
+
 # ------------------------------------------------------------------------------------------ hardware
 def _presence(value) -> tuple[bool | None, dict]:
     """(present, details) of one detection entry: True/False, or {'available': true, 'name': ...}."""
@@ -417,15 +486,26 @@ def _presence(value) -> tuple[bool | None, dict]:
     return None, {}
 
 
-def _device_of(kind: str, details: dict, system: dict, table: dict) -> str | None:
+def _device_of(kind: str, details: dict, system: dict, table: dict) -> tuple[str | None, dict]:
+    """(the device's name, the device list entry that named it, else {})."""
     for key in ("device_name", "name", "gpu_name", "model", "processor"):
         if isinstance(details.get(key), str) and details[key].strip():
-            return details[key].strip()
+            return details[key].strip(), {}
     devices = details.get("devices") or (system.get(f"{kind}_devices") or table.get(f"{kind}_devices"))
     if isinstance(devices, list) and devices:
         first = devices[0]
         name = first.get("name") if isinstance(first, dict) else first
-        return name if isinstance(name, str) else None
+        return (name, first if isinstance(first, dict) else {}) if isinstance(name, str) else (None, {})
+    return None, {}
+
+
+def _version_of(kind: str, *holders: dict) -> str | None:
+    """The platform's software version ('cuda_version': '12.4', 'openvino_version': ...) from the first holder
+    that states it: the runtime the results ran on, as the runners store it in platform_version."""
+    for holder in holders:
+        value = holder.get(f"{kind}_version")
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and str(value).strip():
+            return str(value).strip()[:100]
     return None
 
 
@@ -452,13 +532,20 @@ def _detected_hardware(b: Builder, doc: dict) -> int:
         for kind, (present, details) in entries.items():
             if not present:
                 continue
-            memory = to_float(details.get("memory_gb") or details.get("total_memory_gb"))
-            driver = details.get("driver_version") or details.get("version") or details.get(f"{kind}_version")
-            if b.hardware_id(kind, _device_of(kind, details, system, table),
+            device, entry = _device_of(kind, details, system, table)
+            # the device list entry ({'name': 'Quadro P4000', 'total_memory_gb': 7.9, 'multi_processor_count':
+            # 14}) describes the device named; a memory figure without its unit ('total_memory') is not read
+            memory = to_float(details.get("memory_gb") or details.get("total_memory_gb")
+                              or entry.get("total_memory_gb") or entry.get("memory_gb"))
+            driver = details.get("driver_version") or details.get("version")
+            units = to_int(details.get("device_count") or details.get("cores")
+                           or entry.get("multi_processor_count") or entry.get("compute_units"))
+            if b.hardware_id(kind, device,
                              platform=system.get("platform") if isinstance(system.get("platform"), str) else None,
+                             platform_version=_version_of(kind, details, table, system),
                              driver_version=str(driver) if isinstance(driver, (str, int, float)) else None,
                              memory_gb=memory if memory and memory > 0 else None,
-                             compute_units=to_int(details.get("device_count") or details.get("cores"))):
+                             compute_units=units if units and units > 0 else None):
                 found += 1
     return found
 
@@ -501,6 +588,89 @@ def _parallel_lists(b: Builder, doc: dict, ctx: dict) -> int:
     return added
 
 
+# ------------------------------------------------------------------------------------------ repeats
+def _segments(pointer: str) -> list[str]:
+    return [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]] if pointer else []
+
+
+def _names_model(b: Builder, key: str, model: str, registry: dict) -> bool:
+    return key == model or registry.get(key) == model or context_from_key(key, None, {}).get("model") == model
+
+
+def _restates(b: Builder, first: str, other: str, model: str) -> bool:
+    """True if the statement at `other` repeats the one at `first` within one record of `model`: below the
+    node the two pointers share, which lies inside that model's entry, they branch off through keys that carry
+    nothing of their own (not a list item, not a hardware, batch or model key), as in
+    {'canine': {'platform_status': {'cpu': 'REAL'}, 'structured_data': {'status': {'cpu': 'REAL'}}}}.
+    Runs side by side ({'cpu': {...}, 'cuda': {...}} or a list of runs) are never repeats of each other."""
+    a, c = _segments(first), _segments(other)
+    common = 0
+    while common < min(len(a), len(c)) and a[common] == c[common]:
+        common += 1
+    registry = b.run_metadata.get("model_registry") or {}
+    plain = {"registry": registry}
+    for seg in a[common:-1] + c[common:-1]:
+        if seg.isdigit() or known_hardware(seg) or context_from_key(seg, None, plain) is not plain:
+            return False
+    node = b.doc
+    for depth in range(common + 1):  # the shared path, from the document down to the shared node
+        if isinstance(node, dict):
+            for key in ("model_name", "model", "model_id"):
+                value = node.get(key)
+                if isinstance(value, str) and (value == model or registry.get(value) == model):
+                    return True
+        if depth == common:
+            break
+        seg = a[depth]
+        if _names_model(b, seg, model, registry):
+            return True
+        node = node.get(seg) if isinstance(node, dict) else (
+            node[int(seg)] if isinstance(node, list) and seg.isdigit() and int(seg) < len(node) else None)
+    return False
+
+
+def _collapse_repeated_verdicts(b: Builder) -> None:
+    """One compatibility row per verdict a record states: a record that says the same verdict twice (a
+    summary and its structured copy) gives one row, which names where the verdict was repeated (and what
+    differed there) in `metadata.restated_at`."""
+    pointers = b.compat_pointers
+    if len(pointers) < 2:
+        return
+    names = {m.model_id: name for name, m in b.models.items()}
+    groups: dict[tuple, list] = {}
+    for row in b.facts:
+        if row.TABLE == "hardware_compatibility" and row.model_id is not None:
+            key = (row.model_id, row.hardware_id, row.is_compatible, row.detection_success,
+                   row.initialization_success, row.error_message, row.is_simulated)
+            groups.setdefault(key, []).append(row)
+    dropped = set()
+    for rows in groups.values():
+        if len(rows) < 2:
+            continue
+        kept: list = []
+        # the row kept is the one first in pointer order, not in the document's key order: the same ids
+        # whatever order the document writes its keys in
+        rows.sort(key=lambda r: _segments(pointers[r.compatibility_id]))
+        for row in rows:
+            pointer = pointers[row.compatibility_id]
+            model = names.get(row.model_id)
+            first = next((k for k in kept if _restates(b, pointers[k.compatibility_id], pointer, model)), None)
+            if first is None:
+                kept.append(row)
+                continue
+            note: dict = {"pointer": pointer}
+            if row.metadata != first.metadata:
+                note["metadata"] = row.metadata
+            if row.created_at != first.created_at and row.created_at is not None:
+                note["created_at"] = row.created_at.isoformat()
+            meta = dict(first.metadata or {})
+            meta["restated_at"] = [*meta.get("restated_at", []), note]
+            first.metadata = meta
+            dropped.add(id(row))
+    if dropped:
+        b.facts = [row for row in b.facts if id(row) not in dropped]
+
+
 # ------------------------------------------------------------------------------------------ the reader
 def _run_fields(b: Builder, doc) -> None:
     if not isinstance(doc, dict):
@@ -516,11 +686,37 @@ def _run_fields(b: Builder, doc) -> None:
         b.success = doc["success"]
     env = {k: doc[k] for k in ("system_info", "python_version", "environment") if k in doc}
     if meta:
-        env.update({k: v for k, v in meta.items() if k.endswith("_version")})
+        env.update({k: v for k, v in meta.items() if _is_environment_key(k)})
+        rest = {k: v for k, v in meta.items() if not _is_environment_key(k) and not _meta_key_mapped(b, k, v)}
+        rest = {k: v for k, v in rest.items() if v not in ({}, [])}
+        if rest:  # platform_status, the test's task and category, ...: kept with the run
+            b.run_metadata["metadata"] = rest
     b.environment = env or None
     test_file = doc.get("test_file") if isinstance(doc.get("test_file"), str) else meta.get("test_file")
     script = _script_of(command)
     b.test_name = test_file if isinstance(test_file, str) else script  # else the kind, when the reader is done
+
+
+# a run's `metadata` fields that describe the machine and its software: the run's environment
+_ENVIRONMENT_KEYS = frozenset(("dependencies", "platform", "os", "hostname", "cpu_count", "device_count"))
+
+
+def _is_environment_key(key) -> bool:
+    """'torch_version', 'cuda_available', 'has_torch', 'cuda_device_count', 'dependencies': environment."""
+    return isinstance(key, str) and (key.endswith(("_version", "_available", "_device_count")) or
+                                     key.startswith("has_") or key in _ENVIRONMENT_KEYS)
+
+
+def _meta_key_mapped(b: Builder, key, value) -> bool:
+    """True if the run's metadata field went to a column already: its time, test file, elapsed time, or a
+    model name the rows carry."""
+    if key in ("timestamp", "test_timestamp"):
+        return b.time_of(value) is not None
+    if key == "test_file":
+        return isinstance(value, str)
+    if key == "execution_time":
+        return positive(value) is not None
+    return key in _MODEL_KEYSET and clean_model_name(value) is not None
 
 
 _NAME_PARTS_RE = re.compile(r"[_\-.]+")
@@ -595,8 +791,11 @@ def read_legacy(b: Builder, doc) -> str:
     if isinstance(doc, dict):
         perf += _parallel_lists(b, doc, ctx)
         integration += _named_tests(b, doc)
+        integration += _prefixed_outcomes(b, doc, ctx)
         if not perf and not compat and not integration and _is_flat_status_report(doc):
             integration += _api_tests(b, doc, os.path.splitext(os.path.basename(b.path))[0])
+    if compat > 1:
+        _collapse_repeated_verdicts(b)
     hardware = _detected_hardware(b, doc) if isinstance(doc, dict) else 0
     if isinstance(doc, dict):
         mapped = {"timestamp", "test_timestamp", "command", "elapsed_time", "success", "system_info",
