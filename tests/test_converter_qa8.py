@@ -383,3 +383,12 @@ def test_corpus_still_clean():
         for row in rows(conv, "performance_results"):
             assert row.model_name and row.model_name.lower() not in ("unknown", "test", "none"), path
             assert row.throughput_items_per_second != 0 and row.average_latency_ms != 0, path
+
+
+def test_a_list_of_more_than_ten_thousand_records_is_read_to_its_end():
+    """A long list (a consolidated export) gives a row per record: no cap that silently drops the rest."""
+    records = [{"model_name": f"bert-{i % 7}", "hardware_type": "cpu", "batch_size": 1 + i % 4,
+                "average_latency_ms": 10.0 + i % 13, "throughput_items_per_second": 50.0 + i % 5}
+               for i in range(12_345)]
+    conv = convert({"results": records})
+    assert len(rows(conv, "performance_results")) == 12_345

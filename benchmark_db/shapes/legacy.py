@@ -313,7 +313,7 @@ def _walk(b: Builder, node, pointer: str, ctx: dict, node_key: str | None, depth
         if not node or not isinstance(node[0], (dict, list)):
             return False
         found = False
-        for index, value in enumerate(node[:10_000]):
+        for index, value in enumerate(node):
             if isinstance(value, (dict, list)):
                 found |= _walk(b, value, pointer_join(pointer, index), ctx, node_key, depth + 1, mask, counts)
         return found
