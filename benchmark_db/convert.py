@@ -49,12 +49,23 @@ def parse_document(text: str | bytes):
     return _parse(text)[0]
 
 
+# UTF-32 marks first: the UTF-32 LE mark begins with the UTF-16 LE one
+_UTF16_32_BOMS = (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff", b"\xff\xfe", b"\xfe\xff")
+
+
 def _parse(text: str | bytes):
     """(value, strict): strict when orjson read it, so it holds no NaN/Infinity."""
     if isinstance(text, (bytes, bytearray, memoryview)):
         data = bytes(text)
         if data.startswith(b"\xef\xbb\xbf"):
             data = data[3:]
+        elif data.startswith(_UTF16_32_BOMS):  # Windows tools (PowerShell's Out-File) write UTF-16 with a BOM
+            encoding = "utf-32" if data.startswith(_UTF16_32_BOMS[:2]) else "utf-16"
+            try:
+                return _parse(data.decode(encoding))
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"not {encoding.upper()} text after its byte-order mark: byte {exc.start}") \
+                    from None
         if _orjson is not None:
             try:
                 return _orjson.loads(data), True
@@ -63,7 +74,8 @@ def _parse(text: str | bytes):
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise ValueError(f"not UTF-8 text: byte {exc.start}") from None
+            raise ValueError(f"not UTF-8 text: byte {exc.start} is 0x{data[exc.start]:02x} "
+                             "(save the file as UTF-8)") from None
     else:
         if text.startswith("\ufeff"):
             text = text[1:]
@@ -75,6 +87,8 @@ def _parse(text: str | bytes):
     try:
         return json.loads(text), False
     except json.JSONDecodeError as exc:
+        if not text.strip():
+            raise ValueError("empty file: there is no JSON in it") from None
         raise ValueError(f"invalid JSON: {exc.msg}: line {exc.lineno} column {exc.colno} (char {exc.pos})") from None
     except RecursionError:
         raise ValueError("invalid JSON: nested too deeply to read") from None

@@ -392,3 +392,42 @@ def test_a_list_of_more_than_ten_thousand_records_is_read_to_its_end():
                for i in range(12_345)]
     conv = convert({"results": records})
     assert len(rows(conv, "performance_results")) == 12_345
+
+
+# ------------------------------------------------------------------------------- odd encodings and numbers
+
+_ONE_RESULT = {"model_name": "bert-base-uncased", "hardware_type": "cpu", "batch_size": 1,
+               "average_latency_ms": 5.0, "throughput_items_per_second": 200.0}
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32"])
+def test_utf16_and_utf32_with_a_byte_order_mark_are_read(encoding):
+    """PowerShell's Out-File writes UTF-16 with a BOM; such a file is read, not failed as 'not UTF-8'."""
+    data = json.dumps(_ONE_RESULT).encode(encoding)  # Python writes the BOM
+    conv = convert_document(data, "results/bench.json", hashlib.sha256(data).hexdigest())
+    assert conv.status == "ingested"
+    (row,) = rows(conv, "performance_results")
+    assert row.throughput_items_per_second == 200.0
+
+
+@pytest.mark.parametrize("data, reason", [
+    (b"", "empty file"), (b" \n\t", "empty file"),
+    (b'\xe9{"a": 1}', "not UTF-8 text: byte 0 is 0xe9 (save the file as UTF-8)"),
+])
+def test_empty_and_non_utf8_files_fail_with_a_reason_that_says_so(data, reason):
+    conv = convert_document(data, "results/bench.json", hashlib.sha256(data).hexdigest())
+    assert conv.status == "failed" and reason in conv.reason
+
+
+def test_non_finite_numbers_are_kept_in_metrics_as_json_spells_them():
+    """NaN, -Infinity and a number too large for a double (1e400) are no measurement (NULL), but metrics say
+    what the file held rather than null."""
+    data = (b'{"model_name": "bert-base-uncased", "hardware_type": "cpu", "batch_size": 1, '
+            b'"average_latency_ms": 5.0, "throughput_items_per_second": 1e400, "memory_peak_mb": -Infinity, '
+            b'"warmup_loss": NaN}')
+    conv = convert_document(data, "results/bench.json", hashlib.sha256(data).hexdigest())
+    (row,) = rows(conv, "performance_results")
+    assert row.average_latency_ms == 5.0
+    assert row.throughput_items_per_second is None and row.memory_peak_mb is None
+    assert row.metrics == {"throughput_items_per_second": "Infinity", "memory_peak_mb": "-Infinity",
+                           "warmup_loss": "NaN"}

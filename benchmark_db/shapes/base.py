@@ -62,9 +62,11 @@ def pointer_join(base: str, key) -> str:
 
 
 def _json_safe(value, depth: int = 0):
-    """The value with non-finite floats replaced by None, so metrics stay valid JSON."""
+    """The value with non-finite floats written as JSON's spelling of them ('NaN', 'Infinity', '-Infinity',
+    as the file wrote them or as Python read a number like 1e400), so metrics stay valid JSON and still say
+    what the file held."""
     if isinstance(value, float) and not math.isfinite(value):
-        return None
+        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
     if depth > 60:
         return None
     if isinstance(value, dict):
