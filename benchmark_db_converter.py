@@ -35,8 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--categories", nargs="+", default=None, metavar="CATEGORY",
                         help="only store files of these categories (space or comma separated)")
     parser.add_argument("--parquet-dir", metavar="DIR", default=None,
-                        help="afterwards export every table as DIR/<table>.parquet (the originals in "
-                             "source_documents and their zstd dictionary stay in the database)")
+                        help="afterwards export every table as DIR/<table>.parquet, the original documents "
+                             "(source_documents, zstd) and their dictionary included: the folder is a CI "
+                             "artifact that benchmark_db_migration.py --migrate-ci merges elsewhere")
     add_db_option(parser)
     add_ingest_options(parser, actions=False)
     add_output_options(parser, formats=("table", "json", "csv", "markdown"))

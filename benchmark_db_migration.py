@@ -207,6 +207,8 @@ def run(args) -> int:
             result = migrate(db, args)
     fmt = resolve_format(args.format, args.output)
     summary, problems, fixes = result["summary"], result["problems"], result["fixes"]
+    # --migrate-ci that found only .duckdb/.parquet artifacts: no "(no files found)" above their table
+    only_artifacts = summary is not None and not summary.totals()["files"] and bool(result["artifacts"])
     if fmt == "json":
         import json
 
@@ -215,7 +217,7 @@ def run(args) -> int:
         text = json.dumps(data, indent=2, default=str) + "\n"
     else:
         parts = []
-        if summary is not None:
+        if summary is not None and not only_artifacts:
             parts.append(render_summary(summary, fmt).rstrip("\n"))
         if result["artifacts"]:
             parts.append(render(result["artifacts"], fmt).rstrip("\n"))
@@ -227,7 +229,7 @@ def run(args) -> int:
         text = "\n\n".join(parts) + "\n"
     write_text(text, args.output)
     if args.report:  # a run that ingested nothing (summary None) reports no files
-        write_report(summary, args.report, {"artifacts": result["artifacts"], "fixes": fixes,
+        write_report(None if only_artifacts else summary, args.report, {"artifacts": result["artifacts"], "fixes": fixes,
                                             "problems": problems})
     if summary is not None:
         for outcome in summary.failed:

@@ -235,3 +235,26 @@ def test_a_markdown_report_lists_the_fixes_and_the_problems(tmp_path):
     text = report.read_text()
     assert "## Fixes" in text and "was in bytes: converted to MB" in text
     assert "## Validation problems" in text and "average_latency_ms = -5.0" in text
+
+
+def test_migrate_ci_with_only_artifacts_says_nothing_about_json_files(tmp_path, capsys):
+    """A folder of .duckdb/.parquet artifacts: the output and the .md report list the artifacts, with no
+    "(no files found)" above them (there were no JSON files to find)."""
+    job = tmp_path / "job.duckdb"
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "r.json").write_text(json.dumps({"model_name": "bert-base-uncased", "hardware_type": "cpu",
+                                            "batch_size": 1, "average_latency_ms": 5.0}))
+    assert benchmark_db_migration.main(["--input-dirs", str(src), "--db", str(job), "--quiet"]) == 0
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    shutil.copy(job, artifacts / "job.duckdb")
+    capsys.readouterr()
+    report = tmp_path / "r.md"
+    assert benchmark_db_migration.main(["--migrate-ci", "--artifacts-dir", str(artifacts), "--db",
+                                        str(tmp_path / "t.duckdb"), "--format", "table", "--report",
+                                        str(report), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "job.duckdb" in out and "no files found" not in out
+    text = report.read_text()
+    assert text.startswith("## Artifacts") and "no files found" not in text
