@@ -268,7 +268,8 @@ def _md_table(df, columns=None, max_rows=25, floatfmt="{:.4g}") -> str:
             elif isinstance(v, float):
                 cells.append("" if math.isnan(v) else floatfmt.format(v))
             else:
-                cells.append(str(v).replace("|", "\\|"))
+                # "<" escaped as in output.to_markdown: a model named "<b>x</b>" rendered as HTML
+                cells.append(str(v).replace("|", "\\|").replace("<", "\\<").replace("\n", " "))
         lines.append("| " + " | ".join(cells) + " |")
     if len(df) > max_rows:
         lines.append(f"\n({len(df) - max_rows} more rows in the CSV)")
@@ -1255,9 +1256,15 @@ def run_analyses(conn, analysis: str, opts: Options, *, model_family=None, hardw
         raise reports.no_data_error(conn, filters)
     names = ANALYSES if analysis == "all" else (analysis,)
     results = []
+    # a database of simulated results only read "no performance results", as if it were empty
+    left_out = 0 if (not df.empty or include_simulated) else conn.execute(
+        "SELECT count(*) FROM performance_results WHERE is_simulated").fetchone()[0]
     for name in names:
         if df.empty:
             what = " matching the filters" if (model_family or hardware_type) else ""
+            if left_out:
+                what += (f" ({left_out} simulated result{'s' if left_out != 1 else ''} left out; "
+                         "pass --include-simulated to analyse them)")
             results.append(AnalysisResult(name, f"## {name}\n\nCould not run: no performance results{what}.",
                                           status="unavailable", reason=f"no performance results{what}"))
             continue

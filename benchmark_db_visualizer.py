@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="html for reports; png, svg or pdf for charts (default: from --output's extension)")
     parser.add_argument("--output", "-o", metavar="FILE", default=None,
                         help="file to write (default: benchmark_report.html for --report, else chart.png)")
-    parser.add_argument("--title", default=None, help="chart title instead of the generated one")
+    parser.add_argument("--title", default=None, help="chart (or HTML report) title instead of the generated one")
     add_common_options(parser)
     return parser
 
@@ -98,7 +98,9 @@ def trend_chart(conn, path, filters, *, metric: str | None = "throughput", title
         raise reports.no_data_error(conn, filters, metric=m.name)
     series = trend.groupby(reports.SERIES_KEYS, dropna=False).ngroups
     if series > max_series:
-        raise UsageError(f"{series} configurations match {filters.describe()}; a trend chart shows at most "
+        # the filters in parentheses: describe() has a "; " of its own, which read as the end of the message
+        # ("120 configurations match simulated results excluded; ...")
+        raise UsageError(f"{series} configurations match ({filters.describe()}), and a trend chart shows at most "
                          f"{max_series}", "narrow it with --model, --hardware, --batch-size or --precision")
     change_points, note = reports.trend_change_points(trend, m.name)
     if note:
@@ -137,11 +139,13 @@ def report_chart(conn, path, kind: str, filters, *, metric: str | None = None, t
     raise UsageError(f"the {kind} report has no chart", "write it as HTML: --output report.html")
 
 
-def html_report(conn, path, kind: str, filters, *, metric: str | None = None) -> Path:
-    """Write the self-contained HTML report of `kind` to `path`."""
+def html_report(conn, path, kind: str, filters, *, metric: str | None = None, title: str | None = None) -> Path:
+    """Write the self-contained HTML report of `kind` to `path` (`title` instead of the generated one)."""
     from benchmark_db import reports
 
     report = reports.build_report(conn, kind, filters, metric, use_summary_cache=True)
+    if title:  # --title was silently dropped for an HTML report (the template escapes it)
+        report.title = title
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(reports.render_html(report, conn), encoding="utf-8")
@@ -183,7 +187,7 @@ def run(args) -> int:
     conn = connect(args.db, read_only=True, lock_timeout=args.lock_timeout)
     try:
         if fmt == "html":
-            path = html_report(conn, output, args.report, filters, metric=args.metric)
+            path = html_report(conn, output, args.report, filters, metric=args.metric, title=args.title)
         elif args.report:
             path = report_chart(conn, output, args.report, filters, metric=args.metric, title=args.title)
         elif args.compare_hardware or args.compare_models:

@@ -116,12 +116,28 @@ def to_markdown(data) -> str:
         return "_no rows_\n"
 
     def md(text: str) -> str:  # one table cell: a | or a line break in the text would end it
+        # and a "<" would start raw HTML: a model named "<b>x</b>" rendered bold, "<script>..." vanished
+        # (GitHub drops the tag); "\\<" is CommonMark's escape and renders a plain "<"
+        text = text.replace("<", "\\<")
         return text.replace("|", "\\|").replace("\r\n", "<br>").replace("\n", "<br>").replace("\r", "<br>")
 
     lines = ["| " + " | ".join(map(md, columns)) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     for row in rows:
         lines.append("| " + " | ".join(md(_cell(row.get(c))) for c in columns) + " |")
+    if not rows:  # a bare header reads as a table that failed to print; the text format says "(0 rows)"
+        lines += ["", "_no rows_"]  # (after a blank line: a line right under a table would be one of its rows)
     return "\n".join(lines) + "\n"
+
+
+def _width(text: str) -> int:
+    """Columns `text` takes on a terminal: wide (CJK) characters take two, combining marks none; len()
+    counted one for each, which shifted every column after a name such as "モデル"."""
+    if text.isascii():
+        return len(text)
+    import unicodedata
+
+    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+               for ch in text)
 
 
 def to_table(data) -> str:
@@ -129,9 +145,9 @@ def to_table(data) -> str:
     if not columns:
         return "(no rows)\n"
     cells = [[_cell(r.get(c)) for c in columns] for r in rows]
-    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    widths = [max([_width(c)] + [_width(row[i]) for row in cells]) for i, c in enumerate(columns)]
     def line(values):
-        return "  ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()
+        return "  ".join(v + " " * (w - _width(v)) for v, w in zip(values, widths)).rstrip()
     out = [line(columns), line(["-" * w for w in widths])] + [line(row) for row in cells]
     out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return "\n".join(out) + "\n"

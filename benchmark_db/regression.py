@@ -211,11 +211,12 @@ def _fetch(conn, *, include_simulated: bool, model: str | None, hardware: str | 
         name_sql = "lower(COALESCE(m.model_name, pr.model_name))"
         ors = []
         for name in _split(model):
-            if "*" in name or "%" in name:
-                ors.append(f"({name_sql} LIKE lower(?) OR lower(m.model_family) LIKE lower(?))")
-                params += [name.replace("*", "%")] * 2
+            if "*" in name or "%" in name:  # "_" is a plain character, as in the reports' --model
+                ors.append(f"({name_sql} LIKE lower(?) ESCAPE '\\' OR lower(m.model_family) LIKE lower(?) "
+                           "ESCAPE '\\')")
+                params += [name.replace("\\", "\\\\").replace("_", "\\_").replace("*", "%")] * 2
             else:
-                ors.append(f"({name_sql} = lower(?) OR {name_sql} LIKE '%/' || lower(?) "
+                ors.append(f"({name_sql} = lower(?) OR ends_with({name_sql}, '/' || lower(?)) "
                            "OR lower(m.model_family) = lower(?))")
                 params += [name] * 3
         filters.append("AND (" + " OR ".join(ors) + ")")

@@ -131,7 +131,10 @@ class ReportFilters:
                 raise UsageError(f"batch size {item!r} is not a whole number", "pass e.g. --batch-size 1,8") from None
         since_t, until_t = parse_time(since), parse_time(until, end=True)
         if since_t and until_t and since_t >= until_t:
-            raise UsageError(f"--since {since} is not before --until {until}", "swap the two dates")
+            # equal moments select nothing (--until is exclusive): swapping them would not help
+            raise UsageError(f"--since {since} is not before --until {until}",
+                             "swap the two dates" if since_t > until_t else
+                             "--until is exclusive: pass a later --until (a bare date includes that day)")
         return cls(model=_split(model), model_family=[f.lower() for f in _split(model_family)],
                    hardware=[normalize_hardware_type(h) for h in _split(hardware)], batch_size=batches,
                    precision=[p.lower() for p in _split(precision)], since=since_t, until=until_t,
@@ -191,10 +194,13 @@ class ReportFilters:
             ors = []
             for name in self.model:
                 if "*" in name or "%" in name:
-                    ors.append(f"{model} ILIKE ?")
-                    params.append(name.replace("*", "%"))
+                    # * and % are the wildcards; a "_" is a plain character (model names are full of them),
+                    # not LIKE's any-one-character
+                    ors.append(f"{model} ILIKE ? ESCAPE '\\'")
+                    params.append(name.replace("\\", "\\\\").replace("_", "\\_").replace("*", "%"))
                 else:  # exact name, or the name without its organisation (whisper-tiny = openai/whisper-tiny)
-                    ors.append(f"(lower({model}) = lower(?) OR lower({model}) LIKE '%/' || lower(?))")
+                    # ends_with, not LIKE '%/' || name: the "_" of vit_base matched the "-" of google/vit-base
+                    ors.append(f"(lower({model}) = lower(?) OR ends_with(lower({model}), '/' || lower(?)))")
                     params.extend([name, name])
             clauses.append("(" + " OR ".join(ors) + ")")
         if self.model_family and family:

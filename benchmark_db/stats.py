@@ -143,6 +143,9 @@ def compare_samples(reference: Iterable[float] | float | None, current: Iterable
             note = f"significant (p={p_value:.2g} < {alpha:g}) and beyond the {threshold_pct:g}% threshold"
         elif big_enough:
             verdict, note = UNCHANGED, f"median moved {change:+.1f}% but not significantly (p={p_value:.2g})"
+        elif significant and change is None:  # a reference median of 0: no percentage (this used to raise)
+            verdict, note = UNCHANGED, (f"significant (p={p_value:.2g}), but the reference median is {before:g}, "
+                                        "so the change has no percentage to hold against the threshold")
         elif significant:
             verdict, note = UNCHANGED, (f"significant (p={p_value:.2g}) but the median moved only {change:+.2f}%, "
                                         f"within the {threshold_pct:g}% threshold")
