@@ -1124,7 +1124,10 @@ def html_table(frame) -> str:
     columns = [str(c) for c in frame.columns]
     if not columns:
         return "<p class='empty'>no rows</p>"
-    head = "".join(f"<th scope='col' tabindex='0'>{_html.escape(c)}</th>" for c in columns)
+    # a header may wrap after each "_": throughput_items_per_s_mean made its column, and the table, as wide
+    # as the name, pushing the figures past the right edge
+    head = "".join(f"<th scope='col' tabindex='0'>{_html.escape(c).replace('_', '_<wbr>')}</th>"
+                   for c in columns)
     body = []
     # yes/no of a flag that describes a result (simulated, emulated) is neither good nor bad: no colour
     neutral = [c in _NEUTRAL_FLAGS for c in columns]
