@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -31,6 +32,7 @@ DEFAULT_BACKUP_DIR = "./db_backups"
 DEFAULT_RETENTION_DAYS = 30.0
 DEFAULT_JSON_ARCHIVE_DIR = "./archived_json"
 DEFAULT_DATA_ARCHIVE_DIR = "./archived_data"
+MAX_DAYS = 365_000  # a thousand years; a cutoff much further back than today (year 1) overflows datetime
 # the order steps run in, whatever the order of the flags
 # (backup before anything changes; vacuum after the deletions of archive-data; statistics on the final file)
 STEP_ORDER = ("check-integrity", "backup", "archive-data", "clean-json", "vacuum", "optimize-db", "purge-backups",
@@ -137,13 +139,17 @@ def _describe(step: str, result) -> str:
                 f"{len(r['archive_to_copy'])} to copy to {r['archive_dir']}" if r.get("dry_run")
                 else f"in {r['archive_dir']}")
         return f"{where} ({r['tables']} tables, {r['rows']} rows match the manifest{extra})"
-    if step == "purge-backups":
-        return f"{prefix}{len(r['deleted_files'])} file(s) deleted, {r['kept_backups']} backup(s) kept"
+    if step == "purge-backups":  # a dry run deletes nothing: it must not say "deleted"
+        verb = "would be deleted" if r.get("dry_run") else "deleted"
+        return f"{prefix}{len(r['deleted_files'])} file(s) {verb}, {r['kept_backups']} backup(s) kept"
     if step == "archive-data":
         moved = sum(r["rows"].values())
+        if r.get("dry_run"):  # no file is written by a dry run: "-> 0 Parquet file(s)" read as "nothing to do"
+            return f"{prefix}{moved} row(s) older than {r['cutoff']} would move to Parquet in {r['archive_dir']}"
         return f"{prefix}{moved} row(s) older than {r['cutoff']} -> {len(r['files'])} Parquet file(s)"
     if step == "clean-json":
-        return f"{prefix}{len(r['files'])} file(s) {r['action']}d, {len(r['untouched'])} left untouched"
+        verb = f"would be {r['action']}d" if r.get("dry_run") else f"{r['action']}d"
+        return f"{prefix}{len(r['files'])} file(s) {verb}, {len(r['untouched'])} left untouched"
     if step == "migration-stats":
         t = r.get("totals", {})
         return f"{t.get('files', 0)} files ({t.get('ingested', 0)} ingested, {t.get('failed', 0)} failed)"
@@ -222,11 +228,18 @@ def run_steps(args, steps: list[str]) -> tuple[list[dict], list[dict]]:
                 log.error("%s failed: %s", step, exc)
                 summary.append({"step": step, "status": "failed", "result": str(exc)})
             except Exception as exc:  # a failed step must not hide the others' reports
+                if isinstance(exc, OSError) and exc.strerror:
+                    # a folder that is missing, not a folder, read-only or full: a user's fix, said as one
+                    where = f" {exc.filename}" if exc.filename else ""
+                    message = (f"error DB005: cannot write or read{where}: {exc.strerror}; check that the folder "
+                               "exists, is a folder and is writable")
+                else:
+                    message = f"{type(exc).__name__}: {exc}"
                 if args.verbose:
                     log.exception("%s failed", step)
                 else:
-                    log.error("%s failed: %s: %s", step, type(exc).__name__, exc)
-                summary.append({"step": step, "status": "failed", "result": f"{type(exc).__name__}: {exc}"})
+                    log.error("%s failed: %s", step, message)
+                summary.append({"step": step, "status": "failed", "result": message})
                 if step == "vacuum":
                     try:
                         conn.execute("SELECT 1")
@@ -266,6 +279,13 @@ def run(args) -> int:
     needs_age = [s for s in ("clean-json", "archive-data") if s in steps]
     if needs_age and args.older_than is None:
         raise UsageError(f"--{needs_age[0]} needs --older-than DAYS", "e.g. --older-than 30")
+    # checked before anything runs: a bad value used to fail its step only after the others had run (exit 1,
+    # not 2), and nan/inf/huge values ended in "unexpected ValueError"
+    for flag, value, used in (("--older-than", args.older_than, bool(needs_age)),
+                              ("--backup-retention", args.backup_retention, "purge-backups" in steps)):
+        if used and not (math.isfinite(value) and 0 <= value <= MAX_DAYS):
+            raise UsageError(f"{flag} must be a number of days from 0 to {MAX_DAYS}, not {value:g}",
+                             f"e.g. {flag} 30")
     summary, problems = run_steps(args, steps)
     if problems:
         write_text(render(problems, summary_format), None)

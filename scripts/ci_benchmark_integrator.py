@@ -95,17 +95,23 @@ def load_ci_metadata(path: str | None, commit: str | None = None, branch: str | 
     return {k: (str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v) for k, v in meta.items()}
 
 
-def discover_artifacts(artifacts_dir: str | os.PathLike, exclude: list[Path] | None = None) -> list[tuple[Path, str]]:
-    """(path, kind) of every artifact under the folder, in a stable order; the target database excluded."""
+def discover_artifacts(artifacts_dir: str | os.PathLike, exclude: list[Path] | None = None,
+                       exclude_dirs: list[Path] | None = None) -> list[tuple[Path, str]]:
+    """(path, kind) of every artifact under the folder, in a stable order; the target database and anything
+    under `exclude_dirs` (the --archive-dir, which may lie inside the artifacts folder) excluded."""
     root = Path(artifacts_dir)
     if not root.is_dir():
         raise UsageError(f"artifacts folder {root} does not exist", "pass the folder the CI jobs' artifacts were "
                                                                    "downloaded to")
     excluded = {p.resolve() for p in exclude or []}
+    excluded_dirs = [Path(d).resolve() for d in exclude_dirs or []]
     found = []
     for path in sorted(root.rglob("*")):
         kind = ARTIFACT_SUFFIXES.get(path.suffix.lower())
-        if kind and path.is_file() and path.resolve() not in excluded:
+        # artifacts archived by an earlier run are done: merged again they were logged twice, tagged again and
+        # moved into a nested archive every run
+        if kind and path.is_file() and path.resolve() not in excluded and not any(
+                path.resolve().is_relative_to(d) for d in excluded_dirs):
             found.append((path, kind))
     return found
 
@@ -195,7 +201,8 @@ def _ingest_json(conn, paths: list[Path], quiet: bool) -> dict[Path, tuple[str, 
 
 
 def integrate_artifacts(conn, artifacts_dir: str | os.PathLike, *, meta: dict | None = None,
-                        db_path: str | None = None, dry_run: bool = False, quiet: bool = True) -> list[dict]:
+                        db_path: str | None = None, dry_run: bool = False, quiet: bool = True,
+                        archive_dir: str | os.PathLike | None = None) -> list[dict]:
     """Merge every artifact under `artifacts_dir` into `conn`'s database; one report row per artifact.
 
     Status per artifact: merged (something was added or it was new), unchanged (already merged, same
@@ -207,7 +214,7 @@ def integrate_artifacts(conn, artifacts_dir: str | os.PathLike, *, meta: dict | 
     meta = meta or {}
     root = Path(artifacts_dir)
     exclude = [Path(db_path)] if db_path and db_path != ":memory:" else []
-    artifacts = discover_artifacts(root, exclude)
+    artifacts = discover_artifacts(root, exclude, [Path(archive_dir)] if archive_dir else None)
     if dry_run:
         return [_report_row(p, root, kind, "would merge", {}) for p, kind in artifacts]
     report = []
@@ -295,7 +302,7 @@ def run(args) -> int:
 
             with_conn = connect(MEMORY)
         report = integrate_artifacts(with_conn, args.artifacts_dir, meta=meta, db_path=path, dry_run=args.dry_run,
-                                     quiet=args.quiet)
+                                     quiet=args.quiet, archive_dir=args.archive_dir)
         if args.archive_artifacts and not args.dry_run:
             moved = archive_artifacts(report, args.artifacts_dir, args.archive_dir, with_conn)
             log.info("archived %d artifact(s) under %s", len(moved), args.archive_dir)
@@ -308,7 +315,7 @@ def run(args) -> int:
         totals[row["status"]] = totals.get(row["status"], 0) + 1
     added = sum(sum(v for k, v in row.items() if k in REPORT_TABLES.values() or k == "other") for row in report)
     log.info("%d artifact(s): %s; %d rows added; CI metadata %s", len(report),
-             ", ".join(f"{v} {k}" for k, v in totals.items() if v), added, json.dumps(meta, sort_keys=True))
+             ", ".join(f"{v} {k}" for k, v in totals.items() if v) or "none", added, json.dumps(meta, sort_keys=True))
     if totals["failed"]:
         print(f"error DB003: {totals['failed']} artifact(s) could not be merged; see the reason column",
               file=sys.stderr)

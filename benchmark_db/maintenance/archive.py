@@ -282,10 +282,12 @@ def archive_old_rows(conn, older_than_days: float, archive_dir: str | os.PathLik
         ensure_archive_views(conn)
         return result
     stamp = f"{now:%Y%m%dT%H%M%SZ}"
+    _remove_stale_partials(folder)
     written: list[Path] = []
     try:
         with transaction(conn):
             conn.execute(CREATE_ARCHIVED_PARTITIONS)
+            renames: list[tuple[Path, Path]] = []
             for table, rows in counts.items():
                 if not rows:
                     continue
@@ -295,25 +297,58 @@ def archive_old_rows(conn, older_than_days: float, archive_dir: str | os.PathLik
                 while path.exists():
                     path = folder / table / f"{table}-before-{cutoff:%Y%m%d}-{stamp}-{n}.parquet"
                     n += 1
-                written.append(path)
+                # Written under a partial name and given its real name just before the commit: a run killed
+                # before that leaves no .parquet that looks archived but that no database names (the next
+                # run removes the partial); the rows stay in the table.
+                partial = path.with_name(f".{path.name}.{os.getpid()}{PARTIAL_SUFFIX}")
+                written += [partial, path]
                 conn.execute(f"COPY (SELECT * FROM {table} WHERE created_at < ? ORDER BY created_at) "
-                             f"TO {_literal(str(path))} (FORMAT PARQUET, COMPRESSION ZSTD)", [cutoff])
+                             f"TO {_literal(str(partial))} (FORMAT PARQUET, COMPRESSION ZSTD)", [cutoff])
                 back, low, high = conn.execute(
-                    f"SELECT count(*), min(created_at), max(created_at) FROM read_parquet({_literal(str(path))})"
+                    f"SELECT count(*), min(created_at), max(created_at) FROM read_parquet({_literal(str(partial))})"
                 ).fetchone()
                 if back != rows:
                     raise RuntimeError(f"{path} holds {back} rows, expected {rows}")
                 conn.execute("INSERT INTO archived_partitions (partition_id, table_name, path, rows, min_created_at, "
                              "max_created_at, cutoff, sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                             [path.stem, table, str(path), rows, low, high, cutoff, _sha256(path)])
+                             [path.stem, table, str(path), rows, low, high, cutoff, _sha256(partial)])
                 id_col = ID_COLUMNS[table]
                 conn.execute(f"DELETE FROM {table} WHERE created_at < ? AND {id_col} IN "
-                             f"(SELECT {id_col} FROM read_parquet({_literal(str(path))}))", [cutoff])
+                             f"(SELECT {id_col} FROM read_parquet({_literal(str(partial))}))", [cutoff])
+                renames.append((partial, path))
                 result["files"].append(str(path))
                 log.info("archive-data: moved %d rows of %s to %s", rows, table, path)
+            for partial, path in renames:
+                os.replace(partial, path)
             ensure_archive_views(conn)
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)
         raise
     return result
+
+
+PARTIAL_SUFFIX = ".partial"
+
+
+def _remove_stale_partials(folder: Path) -> None:
+    """Delete the partial Parquet files of archive runs that died (their process is gone); the folder may be
+    shared with other databases, so a file whose writer still runs is left alone."""
+    for partial in folder.glob(f"*/.*.parquet.*{PARTIAL_SUFFIX}"):
+        pid = partial.name.removesuffix(PARTIAL_SUFFIX).rsplit(".", 1)[-1]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        log.info("archive-data: removing %s, left by an interrupted run", partial)
+        partial.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # this run has written nothing yet
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True

@@ -17,6 +17,7 @@ database's views at them, so it shows the rows the backed-up database showed, wh
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import gzip
 import hashlib
 import json
@@ -70,18 +71,18 @@ def _copy_hashing(src, dst) -> str:
     return digest.hexdigest()
 
 
-def _verify_copy(path: Path, expected: dict[str, dict], method: str = "md5") -> None:
+def _verify_copy(path: Path, expected: dict[str, dict], method: str = "md5",
+                 hint: str = "the backup was not kept") -> None:
     try:
         conn = duckdb.connect(str(path), read_only=True)
     except duckdb.Error as exc:
-        raise MaintenanceError(f"the copy {path} cannot be opened: {exc}", "the backup was not kept") from exc
+        raise MaintenanceError(f"the copy {path} cannot be opened: {exc}", hint) from exc
     try:
         problems = compare_checksums(expected, table_checksums(conn, method=method))
     finally:
         conn.close()
     if problems:
-        raise MaintenanceError(f"the copy {path} differs from its source: " + "; ".join(problems),
-                               "the backup was not kept")
+        raise MaintenanceError(f"the copy {path} differs from its source: " + "; ".join(problems), hint)
 
 
 def _base_name(backup_dir: Path, db_path: Path, now: dt.datetime) -> str:
@@ -232,6 +233,26 @@ def load_manifest(manifest_path: Path) -> dict:
         raise MaintenanceError(f"cannot read manifest {manifest_path}: {exc}", "the backup cannot be verified") from exc
     if not isinstance(manifest, dict) or manifest.get("tool") != TOOL or "tables" not in manifest:
         raise MaintenanceError(f"{manifest_path} is not a manifest of {TOOL}", "pass one of this tool's backups")
+    # An edited or hand-made manifest must not crash restore or purge (KeyError), and must never name a file
+    # outside its own folder: purge deletes the file a manifest names, restore reads it.
+    backup_file = manifest.get("backup_file")
+    problems = [f"{key} is missing or not a text" for key in ("sha256", "database_sha256", "created_at")
+                if not isinstance(manifest.get(key), str)]
+    if (not isinstance(backup_file, str) or not NAME_RE.match(backup_file) or Path(backup_file).name != backup_file
+            or not backup_file.endswith((".duckdb", ".duckdb.gz"))):
+        problems.append(f"backup_file {backup_file!r} is not a backup file name of this tool in its folder")
+    if not isinstance(manifest["tables"], dict) or not all(
+            isinstance(t, dict) and isinstance(t.get("rows"), int) and "checksum" in t
+            for t in manifest["tables"].values()):
+        problems.append("tables is not a map of row counts and checksums")
+    if isinstance(manifest.get("created_at"), str):
+        try:
+            dt.datetime.fromisoformat(manifest["created_at"].rstrip("Z"))
+        except ValueError:
+            problems.append(f"created_at {manifest['created_at']!r} is not a timestamp")
+    if problems:
+        raise MaintenanceError(f"manifest {manifest_path} is damaged: " + "; ".join(problems),
+                               "the backup cannot be verified; restore another backup")
     return manifest
 
 
@@ -255,14 +276,20 @@ def restore_backup(backup: str | os.PathLike, target_db: str | os.PathLike, *, f
     target = Path(target_db)
     if str(target_db) == ":memory:":
         raise UsageError("cannot restore into :memory:", "pass a file path with --db")
-    if target.exists() and not force and not dry_run:
+    # a dry run refuses too: it must predict the real run, which would refuse (it said "would restore")
+    if target.exists() and not force:
         raise UsageError(f"{target} already exists", "restore into a new path, or add --force to replace it")
     if not stored.is_file():
         raise MaintenanceError(f"the backup file {stored} named by {manifest_path.name} is missing",
                                "restore another backup")
     _refuse_if_damaged(stored, manifest["sha256"], stored.name, "its file")
     placed = _plan_archive(manifest_path, manifest, target, archive_dir)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file where a folder should be, or a read-only place: the user's to fix
+        raise UsageError(f"cannot make the folder of {target}: {exc.strerror or exc}",
+                         "pass --db a path in a writable folder") from exc
+    _remove_stale_restores(target)
     partial = target.with_name(f".{target.name}.restore-{os.getpid()}.partial")
     written: list[Path] = []
     try:
@@ -276,7 +303,9 @@ def restore_backup(backup: str | os.PathLike, target_db: str | os.PathLike, *, f
             raise MaintenanceError(f"the database in {stored.name} does not match its manifest (sha256 "
                                    f"{database_sha} != {manifest['database_sha256']})",
                                    "refusing to restore it; restore another backup")
-        _verify_copy(partial, manifest["tables"])
+        # a restore keeps nothing either: say so, not "the backup was not kept"
+        _verify_copy(partial, manifest["tables"], hint="refusing to restore it; nothing was written to "
+                                                       f"{target}; restore another backup")
         rows = sum(t["rows"] for t in manifest["tables"].values())
         archive_summary = {"archive_files": len(placed),
                            "archive_dir": str(_common_folder([d for _, d, _ in placed])) if placed else None}
@@ -320,6 +349,16 @@ def restore_backup(backup: str | os.PathLike, target_db: str | os.PathLike, *, f
     return {"step": "restore", "backup": str(stored), "target": str(target), "verified": True,
             "tables": len(manifest["tables"]), "rows": rows, "created_at": manifest.get("created_at"),
             **archive_summary}
+
+
+def _remove_stale_restores(target: Path) -> None:
+    """A restore killed mid-copy leaves a hidden copy as large as the database beside `target`; the next
+    restore there removes those whose process is gone."""
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.restore-*.partial*"):
+        pid = stale.name.removeprefix(f".{target.name}.restore-").split(".", 1)[0]
+        if pid.isdigit() and not archive._alive(int(pid)):
+            log.info("restore: removing %s, left by an interrupted restore", stale)
+            stale.unlink(missing_ok=True)
 
 
 def _refuse_if_damaged(path: Path, expected: str, backup_name: str, what: str) -> None:
@@ -463,6 +502,12 @@ def purge_backups(backup_dir: str | os.PathLike, retention_days: float, *, dry_r
     keep everything else."""
     if retention_days is None or retention_days < 0:
         raise UsageError("--backup-retention must be a number of days >= 0", "e.g. --backup-retention 30")
+    folder = Path(backup_dir)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--backup-dir {folder} is not a folder", "pass the folder the backups are in")
+    if not folder.exists():
+        # nothing to purge yet (no backup made so far); said, so that a mistyped --backup-dir shows in the log
+        log.warning("purge-backups: backup folder %s does not exist; nothing to purge", folder)
     now = now or utc_now()
     cutoff = now - dt.timedelta(days=retention_days)
     deleted, kept = [], []

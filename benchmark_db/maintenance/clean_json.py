@@ -85,6 +85,15 @@ def clean_json_files(conn, older_than_days: float, action: str, *, archive_dir: 
             leave(f"ingested less than {older_than_days:g} days ago")
             continue
         if not path.is_file():
+            target = _archive_target(path, archive_root, base) if action == "archive" else None
+            if target is not None and target.is_file() and sha and _sha256(target) == sha:
+                # a run killed between deleting the original and logging it: its archived copy is intact, so
+                # this run completes it (otherwise "file not found" every night and archived_to never set)
+                if not dry_run:
+                    conn.execute("UPDATE ingested_files SET archived_to = ? WHERE path = ?",
+                                 [str(target), logged_path])
+                done.append({"path": logged_path, "action": "archive", "to": str(target)})
+                continue
             leave("file not found")
             continue
         if not sha or _sha256(path) != sha:

@@ -9,6 +9,7 @@ would write the old v1.0.0 storage format with 256 KiB blocks, and the "vacuumed
 """
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import time
@@ -66,8 +67,13 @@ def vacuum_database(conn, db_path: str | os.PathLike, *, dry_run: bool = False) 
     if wal.exists() and wal.stat().st_size > 0:
         raise MaintenanceError(f"{wal} still holds unwritten changes after CHECKPOINT",
                                "another connection may hold uncommitted work; retry when it is done")
+    # Copies left by a vacuum that was killed (kill -9, power loss) carry another pid and would stay forever,
+    # each as large as the database. We hold the database's write lock, so no other vacuum of it is running:
+    # every such copy is stale.
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.vacuum-*.duckdb*"):
+        log.info("vacuum: removing %s, left by an interrupted vacuum", stale)
+        stale.unlink(missing_ok=True)
     fresh = path.with_name(f".{path.name}.vacuum-{os.getpid()}.duckdb")
-    fresh.unlink(missing_ok=True)
     original = _current_catalog(conn)
     expected = table_checksums(conn, method="hash")  # compared within this process only
     literal = str(fresh.resolve()).replace("'", "''")
