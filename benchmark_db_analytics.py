@@ -415,6 +415,9 @@ def performance_trends(df, opts: Options) -> AnalysisResult:
         rows.append(dict(zip(keys, key)) | {
             "runs": len(y), "first": per_run["created_at"].iloc[0], "last": per_run["created_at"].iloc[-1],
             "median_latency_ms": med, "slope_ms_per_day": slope, "slope_pct_per_day": slope / med * 100 if med else None,
+            # the fitted change across the runs' own time span: a per-day slope of runs minutes apart
+            # extrapolates far beyond what was seen (+68,000 %/day for a 50% step within an hour)
+            "span_days": float(t[-1]), "change_pct_over_span": slope * t[-1] / med * 100 if med else None,
             "slope_ci_low": lo, "slope_ci_high": hi, "kendall_tau": tau, "p_value": p_value,
             "significant": bool(p_value < 0.05), "change_points": len(cps),
             "change_points_detail": "; ".join(f"run {cp.index} ({per_run['created_at'].iloc[cp.index]:%Y-%m-%d}): "
@@ -484,7 +487,7 @@ def performance_trends(df, opts: Options) -> AnalysisResult:
         text.append(f"Caveat: the longest series has {table['runs'].max()} runs; change points need at least 10 "
                     "runs and trends on a few runs are weak evidence.\n")
     text.append(_md_table(table, ["model", "hardware", "batch_size", "precision", "runs", "median_latency_ms",
-                                  "slope_pct_per_day", "p_value", "change_points"], max_rows=15))
+                                  "span_days", "change_pct_over_span", "p_value", "change_points"], max_rows=15))
     return AnalysisResult("performance-trends", _write_summary("performance-trends", "\n".join(text), opts, files),
                           files)
 

@@ -196,6 +196,12 @@ def test_trends_and_anomalies_find_a_known_step(tmp_path, capsys):
     trends = pd.read_csv(out_dir / "performance-trends.csv").set_index("hardware")
     assert trends.loc["cpu", "change_points"] == 1 and "run 30" in trends.loc["cpu", "change_points_detail"]
     assert trends.loc["cpu", "p_value"] < 0.05 and trends.loc["cuda", "change_points"] == 0
+    # the fitted change over the series' own span, beside the per-day slope (which extrapolates)
+    cpu = trends.loc["cpu"]
+    span = (pd.Timestamp(cpu["last"]) - pd.Timestamp(cpu["first"])).total_seconds() / 86400
+    assert cpu["span_days"] == pytest.approx(span)
+    assert cpu["change_pct_over_span"] == pytest.approx(cpu["slope_pct_per_day"] * span)
+    assert 5 < cpu["change_pct_over_span"] < 40  # the known +25% step, fitted as a line
     code, out, _ = run_main(["--db", db, "--analysis", "anomaly-detection", "--regression-threshold", "0.1",
                              "--output-dir", str(out_dir)], capsys)
     assert code == 0
