@@ -51,6 +51,7 @@ def convert(db_path, inputs, *, consolidate=False, categories=None, parquet_dir=
     Returns (IngestSummary, parquet files written)."""
     import duckdb
 
+    from benchmark_db.cli import make_writable_folder
     from benchmark_db.connection import resolve_db_path
     from benchmark_db.errors import MaintenanceError, UsageError
     from benchmark_db.ingest import DEFAULT_BATCH_SIZE, Ingestor, discover_files, dry_run_database, parse_categories
@@ -68,7 +69,7 @@ def convert(db_path, inputs, *, consolidate=False, categories=None, parquet_dir=
                    progress_desc="convert")
     path = resolve_db_path(db_path)
     if parquet_dir and not dry_run:
-        _prepare_parquet_dir(parquet_dir)  # before the ingest: a bad folder must not cost a whole run
+        make_writable_folder(parquet_dir, "--parquet-dir")  # before the ingest, not after it
     if dry_run:
         with dry_run_database(path, lock_timeout) as db:
             return Ingestor(db, **options).ingest(files), []
@@ -86,25 +87,6 @@ def convert(db_path, inputs, *, consolidate=False, categories=None, parquet_dir=
                                        "free space or fix the folder, then re-run the same command "
                                        "(unchanged files are skipped)") from None
     return summary, exported
-
-
-def _prepare_parquet_dir(parquet_dir) -> None:
-    """Create the --parquet-dir folder, or say in one line why it cannot be used."""
-    import os
-    from pathlib import Path
-
-    from benchmark_db.errors import UsageError
-
-    folder = Path(parquet_dir)
-    if folder.exists() and not folder.is_dir():
-        raise UsageError(f"--parquet-dir {folder} is a file, not a folder", "pass a folder path (it is created)")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot create --parquet-dir {folder}: {exc.strerror or exc}",
-                         "pass a folder you can write to") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UsageError(f"--parquet-dir {folder} is not writable", "pass a folder you can write to")
 
 
 def run(args) -> int:

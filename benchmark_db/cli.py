@@ -100,6 +100,27 @@ def progress(iterable, *, total: int | None = None, desc: str = "", quiet: bool 
                 dynamic_ncols=True, leave=False)
 
 
+def make_writable_folder(folder, option: str) -> None:
+    """Create `folder` (given as `option`, e.g. --parquet-dir) or say in one line why it cannot be used. Called
+    before the work whose results go there: a file in the way or a read-only folder would otherwise lose a
+    whole run at its very end."""
+    import os
+    from pathlib import Path
+
+    from benchmark_db.errors import UsageError
+
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {folder} is a file, not a folder", "pass a folder path (it is created)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create {option} {folder}: {exc.strerror or exc}",
+                         "pass a folder you can write to") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {folder} is not writable", "pass a folder you can write to")
+
+
 def write_text(text: str, output: str | None) -> None:
     """Data goes to stdout, or to --output."""
     if output:

@@ -557,19 +557,6 @@ def check_database(db_path: str | None, lock_timeout: float) -> None:
     connect(db_path, lock_timeout=lock_timeout).close()
 
 
-def check_output_dir(output_dir: str) -> None:
-    """Make sure --no-db-store can write its file before measuring: a file in the way or a folder without
-    write access would otherwise lose the whole run at the very end."""
-    folder = Path(output_dir)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot use --output-dir {output_dir}: {exc.strerror or exc}",
-                         "pass a folder you can write to") from exc
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UsageError(f"cannot write to --output-dir {output_dir}", "pass a folder you can write to")
-
-
 def write_document(doc: dict, output_dir: str) -> Path:
     """Versioned JSON for --no-db-store, named after the run so repeated runs never overwrite each other."""
     folder = Path(output_dir)
@@ -608,7 +595,7 @@ def visualize(db_path: str | None, output_dir: str, lock_timeout: float) -> str 
 
 def run_from_args(args: argparse.Namespace, *, test_name: str, prog: str, argv: list[str] | None) -> int:
     """What each runner script does: run the matrix, store or write it, print the summary."""
-    from benchmark_db.cli import write_text
+    from benchmark_db.cli import make_writable_folder, write_text
     from benchmark_db.output import to_table
 
     settings = settings_from_args(args)
@@ -616,7 +603,7 @@ def run_from_args(args: argparse.Namespace, *, test_name: str, prog: str, argv: 
         log.warning("--visualize-from-db needs the database; with --no-db-store only the summary is printed")
     output_dir = args.output_dir or DEFAULT_OUTPUT_DIR
     if args.no_db_store:
-        check_output_dir(output_dir)
+        make_writable_folder(output_dir, "--output-dir")  # before measuring, not after
     else:
         check_database(args.db, args.lock_timeout)
     try:

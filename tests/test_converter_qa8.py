@@ -6,36 +6,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import pytest
 
 from benchmark_db.convert import Conversion, convert_document
-
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "legacy_corpus"
-needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="legacy corpus not present")
-
-
-def convert(doc, path: str = "results/bench.json") -> Conversion:
-    data = json.dumps(doc).encode()
-    return convert_document(data, path, hashlib.sha256(data).hexdigest())
-
-
-def convert_file(path: Path) -> Conversion:
-    data = path.read_bytes()
-    return convert_document(data, str(path), hashlib.sha256(data).hexdigest())
-
-
-def rows(conv: Conversion, table: str) -> list:
-    return [r for r in conv.records if r.TABLE == table]
+from tests.test_converter_qa7 import CORPUS, convert, convert_file, model_names, needs_corpus, rows
 
 
 def hardware_of(conv: Conversion) -> dict:
     return {r.hardware_id: r for r in rows(conv, "hardware_platforms")}
-
-
-def model_names(conv: Conversion) -> dict:
-    return {r.model_id: r.model_name for r in rows(conv, "models")}
 
 
 # ---------------------------------------------------------------------------------------------- 1. CUDA facts

@@ -34,15 +34,15 @@ def write_doc(path: Path, doc) -> Path:
     return path
 
 
-def snapshot(db_path: str) -> dict[str, list[tuple]]:
-    """Every table's rows, sorted, without the wall-clock columns."""
+def snapshot(db_path: str, ignore=WALL_CLOCK) -> dict[str, list[tuple]]:
+    """Every table's rows, sorted, without the wall-clock columns (or the `ignore` ones)."""
     conn = duckdb.connect(db_path, read_only=True)
     try:
         out = {}
         for table in TABLES:
             columns = [r[0] for r in conn.execute(
                 "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
-                [table]).fetchall() if r[0] not in WALL_CLOCK]
+                [table]).fetchall() if r[0] not in ignore]
             out[table] = conn.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY ALL").fetchall()
         return out
     finally:

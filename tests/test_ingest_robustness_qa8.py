@@ -18,20 +18,9 @@ import pytest
 import benchmark_db_migration
 import benchmark_db_updater
 from benchmark_db.merge import table_for_parquet
+from tests.test_updater import perf_doc, write
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def perf_doc(model="prajjwal1/bert-tiny", latency=21.8, throughput=45.8):
-    return {"model": model, "hardware": "cpu", "timestamp": "2025-03-06T17:48:24",
-            "batch_results": {"1": {"batch_size": 1, "avg_latency_ms": latency,
-                                    "throughput_items_per_second": throughput}}}
-
-
-def write(path: Path, doc) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc), encoding="utf-8")
-    return path
 
 
 def log_rows(db: str) -> dict[str, tuple]:

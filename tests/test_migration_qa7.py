@@ -13,39 +13,17 @@ import pytest
 
 import benchmark_db_migration
 import benchmark_db_updater
-from benchmark_db.schema import TABLES
+from tests.test_ingest import snapshot as table_snapshot
+from tests.test_updater import write
+from tests.test_updater_qa import perf_doc
 
 REPO = Path(__file__).resolve().parents[1]
 # wall-clock columns differ between any two runs; `reason` is the log's note on how a file got there
 NOT_COMPARED = {"created_at", "ingested_at", "started_at", "reason"}
 
 
-def perf_doc(model="prajjwal1/bert-tiny", latency=21.8, throughput=45.8):
-    return {"model": model, "hardware": "cpu", "timestamp": "2025-03-06T17:48:24",
-            "batch_results": {"1": {"batch_size": 1, "avg_latency_ms": latency,
-                                    "throughput_items_per_second": throughput},
-                              "4": {"batch_size": 4, "avg_latency_ms": latency * 3,
-                                    "throughput_items_per_second": throughput * 1.3}}}
-
-
-def write(path: Path, doc) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc), encoding="utf-8")
-    return path
-
-
 def snapshot(db: str) -> dict[str, list[tuple]]:
-    conn = duckdb.connect(db, read_only=True)
-    try:
-        out = {}
-        for table in TABLES:
-            columns = [r[0] for r in conn.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
-                [table]).fetchall() if r[0] not in NOT_COMPARED]
-            out[table] = conn.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY ALL").fetchall()
-        return out
-    finally:
-        conn.close()
+    return table_snapshot(db, ignore=NOT_COMPARED)
 
 
 def log(db: str) -> dict[str, tuple]:

@@ -5,44 +5,29 @@ import datetime as dt
 
 import pytest
 
-import benchmark_db_query as query
 from benchmark_db.connection import connect
 from benchmark_db.maintenance import archive
-
-
-@pytest.fixture(scope="module")
-def sample_db(tmp_path_factory) -> str:
-    from scripts.create_benchmark_schema import create_database
-
-    path = str(tmp_path_factory.mktemp("qa8") / "sample.duckdb")
-    create_database(path, sample_data=True)
-    return path
-
-
-def run(capsys, *argv):
-    code = query.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.test_query import run
 
 
 # ------------------------------------------------------------------- --sql is the local user's own SQL
-def test_sql_option_reads_files_the_user_can_read(sample_db, tmp_path, capsys):
+def test_sql_option_reads_files_the_user_can_read(sample_db_path, tmp_path, capsys):
     """--sql is a local tool, like the DuckDB shell: it may read the user's own files (a Parquet export to
     compare with, a CSV); it never writes. Only the REST server's /query refuses file access."""
     export = tmp_path / "export.csv"
     export.write_text("model,throughput\nbert,12.5\n")
-    code, out, _ = run(capsys, "--db", sample_db, "--format", "csv", "--sql", f"SELECT * FROM read_csv('{export}')")
+    code, out, _ = run(capsys, "--db", sample_db_path, "--format", "csv", "--sql", f"SELECT * FROM read_csv('{export}')")
     assert code == 0 and out.split() == ["model,throughput", "bert,12.5"]
-    code, _, err = run(capsys, "--db", sample_db, "--sql", f"COPY models TO '{tmp_path / 'out.csv'}'")
+    code, _, err = run(capsys, "--db", sample_db_path, "--sql", f"COPY models TO '{tmp_path / 'out.csv'}'")
     assert code == 2 and err.startswith("error DB004: ") and not (tmp_path / "out.csv").exists()
 
 
-def test_sql_option_still_sees_archived_rows(sample_db, tmp_path, capsys):
+def test_sql_option_still_sees_archived_rows(sample_db_path, tmp_path, capsys):
     # the second layer (external access off) must leave the archive's own Parquet files readable
     import shutil
 
     path = str(tmp_path / "archived.duckdb")
-    shutil.copy(sample_db, path)
+    shutil.copy(sample_db_path, path)
     conn = connect(path)
     try:
         total = conn.execute("SELECT count(*) FROM performance_results").fetchone()[0]
@@ -65,11 +50,11 @@ def _db_with_names(path: str, names: list[str], *, simulated: bool = False) -> s
 
 
 # ---------------------------------------------------------------------------------- output renderers
-def test_markdown_of_an_empty_result_says_so(sample_db, capsys):
+def test_markdown_of_an_empty_result_says_so(sample_db_path, capsys):
     # a bare header row used to be all a report section or --sql printed when nothing matched
-    code, out, _ = run(capsys, "--db", sample_db, "--format", "markdown", "--sql", "SELECT * FROM models WHERE false")
+    code, out, _ = run(capsys, "--db", sample_db_path, "--format", "markdown", "--sql", "SELECT * FROM models WHERE false")
     assert code == 0 and out.splitlines()[-1] == "_no rows_" and out.splitlines()[-2] == ""
-    code, out, _ = run(capsys, "--db", sample_db, "--report", "summary", "--format", "markdown", "--batch-size", "999")
+    code, out, _ = run(capsys, "--db", sample_db_path, "--report", "summary", "--format", "markdown", "--batch-size", "999")
     fastest = out.split("## Fastest hardware per model and batch size", 1)[1]
     assert code == 0 and "_no rows_" in fastest
 
@@ -100,10 +85,10 @@ def test_text_table_aligns_wide_characters(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------------------ visualizer
-def test_trend_with_too_many_series_reads_as_one_message(sample_db, tmp_path, capsys):
+def test_trend_with_too_many_series_reads_as_one_message(sample_db_path, tmp_path, capsys):
     import benchmark_db_visualizer as visualizer
 
-    code = visualizer.main(["--db", sample_db, "--plot-trend", "--output", str(tmp_path / "t.png")])
+    code = visualizer.main(["--db", sample_db_path, "--plot-trend", "--output", str(tmp_path / "t.png")])
     err = capsys.readouterr().err.strip()
     # was "120 configurations match simulated results excluded; a trend chart ...": the filters' own "; "
     # split the message in the middle
@@ -123,11 +108,11 @@ def test_analytics_of_simulated_results_only_names_them(tmp_path, capsys):
     assert code == 0 and "1 simulated result left out; pass --include-simulated" in out
 
 
-def test_visualizer_html_report_takes_title_escaped(sample_db, tmp_path, capsys):
+def test_visualizer_html_report_takes_title_escaped(sample_db_path, tmp_path, capsys):
     import benchmark_db_visualizer as visualizer
 
     out = tmp_path / "r.html"
-    code = visualizer.main(["--db", sample_db, "--report", "summary", "--title", "<img src=x onerror=alert(9)> Nightly",
+    code = visualizer.main(["--db", sample_db_path, "--report", "summary", "--title", "<img src=x onerror=alert(9)> Nightly",
                             "--output", str(out)])
     capsys.readouterr()
     page = out.read_text()
@@ -136,8 +121,8 @@ def test_visualizer_html_report_takes_title_escaped(sample_db, tmp_path, capsys)
     assert "<img src=x" not in page
 
 
-def test_equal_since_and_until_hint_is_not_swap(sample_db, capsys):
-    code, _, err = run(capsys, "--db", sample_db, "--report", "summary", "--since", "2025-03-02T09:00",
+def test_equal_since_and_until_hint_is_not_swap(sample_db_path, capsys):
+    code, _, err = run(capsys, "--db", sample_db_path, "--report", "summary", "--since", "2025-03-02T09:00",
                        "--until", "2025-03-02T09:00")
     # "swap the two dates" cannot help when they are equal: --until is exclusive
     assert code == 2 and "swap" not in err and "--until is exclusive" in err
