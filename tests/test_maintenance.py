@@ -84,8 +84,10 @@ def test_restore_refuses_a_manifest_whose_tables_do_not_match(sample_db_path, tm
     manifest = json.loads(manifest_path.read_text())
     manifest["tables"]["performance_results"]["rows"] += 1
     manifest_path.write_text(json.dumps(manifest))
-    with pytest.raises(MaintenanceError, match="performance_results has"):
+    with pytest.raises(MaintenanceError, match="performance_results has") as caught:
         backup.restore_backup(result["backup"], tmp_path / "restored.duckdb")
+    # a restore keeps nothing: it says so, not "the backup was not kept" (the backup's own wording)
+    assert "refusing to restore" in str(caught.value) and "backup was not kept" not in str(caught.value)
     assert not (tmp_path / "restored.duckdb").exists()
 
 

@@ -142,14 +142,20 @@ def test_usage_errors_create_no_database(tmp_path, script, args):
     assert not (tmp_path / "new.duckdb").exists()  # a typo must not leave an empty database behind
 
 
-def test_validate_calls_fixable_only_what_the_fix_repairs(tmp_path):
+def _migrated_two_results(tmp_path):
+    """A database migrated from one file of two results; (database path, open connection, their two ids)."""
     folder, db = tmp_path / "in", str(tmp_path / "m.duckdb")
     write(folder / "a.json", perf_doc())
     assert migrate(folder, db) == 0
     conn = duckdb.connect(db)
+    first, second = [r[0] for r in conn.execute("SELECT result_id FROM performance_results ORDER BY result_id")
+                     .fetchall()]
+    return db, conn, first, second
+
+
+def test_validate_calls_fixable_only_what_the_fix_repairs(tmp_path):
+    db, conn, first, second = _migrated_two_results(tmp_path)
     try:
-        first, second = [r[0] for r in conn.execute(
-            "SELECT result_id FROM performance_results ORDER BY result_id").fetchall()]
         conn.execute("UPDATE performance_results SET model_id = 12345 WHERE result_id = ?", [first])
         hardware = conn.execute("SELECT hardware_id FROM performance_results WHERE result_id = ?",
                                 [second]).fetchone()[0]
@@ -196,13 +202,8 @@ def test_archive_or_remove_in_small_batches_keeps_every_copy_in_the_log(tmp_path
 
 
 def test_a_markdown_report_lists_the_fixes_and_the_problems(tmp_path):
-    folder, db = tmp_path / "in", str(tmp_path / "m.duckdb")
-    write(folder / "a.json", perf_doc())
-    assert migrate(folder, db) == 0
-    conn = duckdb.connect(db)
+    db, conn, first, second = _migrated_two_results(tmp_path)
     try:
-        first, second = [r[0] for r in conn.execute(
-            "SELECT result_id FROM performance_results ORDER BY result_id").fetchall()]
         conn.execute("UPDATE performance_results SET average_latency_ms = -5 WHERE result_id = ?", [first])
         conn.execute("UPDATE performance_results SET memory_peak_mb = 2147483648 WHERE result_id = ?", [second])
     finally:
