@@ -118,6 +118,7 @@ def test_hardware_comparison_filters_and_simulated(sample_db_path, tmp_path, cap
     assert "1 simulated result(s)" in out and "simulated" in (out_dir / "hardware-comparison.md").read_text()
 
 
+@pytest.mark.slow  # over a second
 def test_model_comparison_on_one_hardware(sample_db_path, tmp_path, capsys):
     out_dir = tmp_path / "mc"
     code, out, _ = run_main(["--db", sample_db_path, "--analysis", "model-comparison", "--hardware-type", "cuda",
@@ -296,6 +297,7 @@ def test_interactive_page_opens_in_chromium_without_errors(sample_db_path, tmp_p
     assert 0 < visible < total
 
 
+@pytest.mark.slow  # over 0.8 s
 def test_charts_give_every_series_its_own_colour_and_tables_no_na(tmp_path, monkeypatch):
     """Twelve series in one chart (the most it draws): twelve colours, not tab10's ten repeated; a missing
     batch size is an empty markdown cell, not '<NA>'."""
@@ -326,6 +328,7 @@ def test_charts_give_every_series_its_own_colour_and_tables_no_na(tmp_path, monk
     assert "<NA>" not in md and md.splitlines()[-1] == "| b |  |"
 
 
+@pytest.mark.slow  # over a second
 def test_filter_matching_nothing_is_db004_naming_what_exists(law_db, tmp_path, capsys):
     """Like the reports: a filter that matches nothing is DB004 with what exists, not 'Could not run' and 0."""
     code, out, err = run_main(["--db", law_db, "--model-family", "nonexistent", "--output-dir", str(tmp_path / "o")],

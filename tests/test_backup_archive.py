@@ -107,6 +107,7 @@ def test_a_restore_elsewhere_shows_the_same_rows_with_the_archive_folder_gone(ar
         assert backup.sha256_file(moved.parent / entry["file"]) == entry["sha256"]
 
 
+@pytest.mark.slow  # over a second
 def test_restoring_over_the_original_path_puts_the_archive_back_where_it_was(archived_db, tmp_path, capsys):
     db_path, archive_dir = archived_db
     before, paths = what_it_shows(db_path), partition_paths(db_path)

@@ -242,6 +242,7 @@ def test_corpus_hardware_details_make_no_model_less_compatibility_rows(rel):
 
 # ------------------------------------------------------------------------- a Parquet export merged as artifact
 
+@pytest.mark.slow  # over 0.8 s
 def test_a_parquet_export_merged_elsewhere_keeps_every_original(tmp_path):
     """The --parquet-dir export is a CI artifact: merged into another database it brings the original
     documents along, so the merged database passes --validate and --check-integrity as the source does,

@@ -341,6 +341,7 @@ def test_reports_and_queries_keep_seeing_archived_rows(sample_db_path, tmp_path,
         api.close()
 
 
+@pytest.mark.slow  # over a second
 def test_rows_that_replace_archived_ones_are_not_counted_twice(tmp_path):
     """A changed file ingested again (or converted again with --force) replaces its run's rows; the archived
     ones are replaced too (left out of the `_all` views), while rows archived later stay visible."""

@@ -46,6 +46,7 @@ def fresh(tmp_path: Path, folder: Path) -> dict:
     return snapshot(db)
 
 
+@pytest.mark.slow  # over 0.8 s
 def test_a_copy_takes_over_when_its_original_is_deleted(tmp_path):
     folder, db = tmp_path / "in", str(tmp_path / "m.duckdb")
     write(folder / "a.json", perf_doc())
@@ -64,6 +65,7 @@ def test_a_copy_takes_over_when_its_original_is_deleted(tmp_path):
     assert snapshot(db) == before
 
 
+@pytest.mark.slow  # over 0.8 s
 @pytest.mark.parametrize("owner,copy", [("a.json", "b.json"), ("b.json", "a.json")])
 def test_a_copy_keeps_its_content_when_its_original_changes(tmp_path, owner, copy):
     """The original changes after a copy of it was logged as its duplicate: the copy's content must stay in
@@ -98,6 +100,7 @@ def test_a_copy_keeps_its_content_when_its_original_changes(tmp_path, owner, cop
     assert sorted(r[:3] for r in mine["ingested_files"]) == sorted(r[:3] for r in expected["ingested_files"])
 
 
+@pytest.mark.slow  # over 0.8 s
 def test_updater_copy_of_a_changed_original_in_one_incremental_scan(tmp_path):
     folder, db = tmp_path / "in", str(tmp_path / "u.duckdb")
     write(folder / "a.json", perf_doc())

@@ -181,6 +181,7 @@ def test_regression_check_finds_the_slower_model(reference_db, tmp_path, capsys)
     assert code == 0, out
 
 
+@pytest.mark.slow  # over a second
 def test_regression_check_on_identical_copies_exits_0(reference_db, tmp_path, capsys):
     import shutil
 

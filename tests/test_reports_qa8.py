@@ -150,6 +150,7 @@ def test_compare_samples_with_a_zero_reference_median_does_not_raise():
     assert "reference median is 0" in result.note and result.to_dict()["change_pct"] is None
 
 
+@pytest.mark.slow  # over 0.8 s
 def test_analytics_markdown_escapes_html_in_names(tmp_path, capsys):
     import benchmark_db_analytics as analytics
     from benchmark_db_api import BenchmarkDBAPI

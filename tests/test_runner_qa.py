@@ -181,6 +181,7 @@ def test_t5_generates_tokens():
     assert select_models("key", ["t5-small"])[0].config().decoder_start_token_id == 0
 
 
+@pytest.mark.slow  # over a second
 def test_checkpoint_in_current_or_generic_folder_gets_a_real_name(tmp_path, monkeypatch):
     from transformers import BertConfig
 
@@ -224,6 +225,7 @@ def test_stored_figures_are_consistent_and_labelled(tmp_path):
                      "WHERE h.hardware_type = 'cuda'")[0][0] == 0
 
 
+@pytest.mark.slow  # over a second
 def test_cpu_fp16_really_runs_in_fp16():
     import torch
 

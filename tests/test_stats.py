@@ -150,6 +150,7 @@ def test_heavy_tailed_noise_with_outliers(kind):
     assert found >= 0.9 and alarms <= 0.05
 
 
+@pytest.mark.slow  # over a second
 def test_improvement_steps_are_found_too():
     found, _ = _rate(lambda rng: 100 * np.r_[np.ones(40), 0.88 * np.ones(20)] * _noise(rng, 60), [40])
     assert found >= 0.98
