@@ -53,7 +53,7 @@ def convert(db_path, inputs, *, consolidate=False, categories=None, parquet_dir=
 
     from benchmark_db.cli import make_writable_folder
     from benchmark_db.connection import resolve_db_path
-    from benchmark_db.errors import MaintenanceError, UsageError
+    from benchmark_db.errors import MaintenanceError, UsageError, one_line
     from benchmark_db.ingest import DEFAULT_BATCH_SIZE, Ingestor, discover_files, dry_run_database, parse_categories
     from benchmark_db_models import BenchmarkDB
 
@@ -83,7 +83,7 @@ def convert(db_path, inputs, *, consolidate=False, categories=None, parquet_dir=
                 exported = export_parquet(db.conn, parquet_dir)
             except (OSError, duckdb.Error) as exc:
                 raise MaintenanceError(f"the rows are stored, but the Parquet export to {parquet_dir} failed: "
-                                       f"{' '.join(str(exc).split())}",
+                                       f"{one_line(exc)}",
                                        "free space or fix the folder, then re-run the same command "
                                        "(unchanged files are skipped)") from None
     return summary, exported

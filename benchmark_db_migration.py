@@ -67,9 +67,9 @@ def migrate_artifacts(db, artifacts_dir, *, ingest_options: dict) -> tuple[objec
     from pathlib import Path
 
     from benchmark_db.connection import transaction
-    from benchmark_db.errors import UsageError
+    from benchmark_db.errors import UsageError, one_line
     from benchmark_db.ingest import Ingestor, discover_files
-    from benchmark_db.merge import merge_database, merge_parquet, one_line
+    from benchmark_db.merge import merge_database, merge_parquet
 
     log = logging.getLogger("benchmark_db.migration")
 

@@ -71,3 +71,15 @@ class UsageError(BenchmarkDBError):
     code = "DB000"
     exit_code = EXIT_USAGE
 
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line, for the one-line error, a `failed:` report or the ingest log's
+    reason: our own errors' message (without their code and hint), or DuckDB's lines joined without the
+    `LINE 1: ...` and caret lines that point into the statement (useless once joined), keeping hints such as
+    `Did you mean "x"?`."""
+    message = getattr(exc, "message", None)
+    if isinstance(message, str):
+        return " ".join(message.split())
+    lines = [line.strip() for line in str(exc).splitlines()]
+    kept = [line for line in lines if line and not line.startswith("LINE ") and set(line) != {"^"}]
+    return " ".join(kept) or type(exc).__name__

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from benchmark_db import schema
 from benchmark_db.connection import transaction
-from benchmark_db.errors import DataConversionError, DBConnectionError, SchemaError
+from benchmark_db.errors import DataConversionError, DBConnectionError, SchemaError, one_line
 from benchmark_db.lake import write_lock
 
 # Tables merged, dimensions first. schema_migrations is the target's own; archived_partitions names files
@@ -38,14 +38,6 @@ def table_columns(conn, table: str, catalog: str | None = None) -> list[str]:
     return [r[0] for r in conn.execute(
         f"SELECT column_name FROM information_schema.columns WHERE {catalog_sql} AND table_schema = 'main' "
         "AND table_name = ? ORDER BY ordinal_position", params).fetchall()]
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception's text on one line: DuckDB's errors add a `LINE 1: ...` excerpt of the SQL and a caret
-    line, which would break the one-line `failed:` report and the ingest log's reason."""
-    text = getattr(exc, "message", None) or str(exc)
-    head = text.split("\nLINE ", 1)[0]
-    return " ".join(head.split())
 
 
 def _quote(name: str) -> str:
@@ -133,7 +125,7 @@ def merge_database(conn, other_db_path: str | os.PathLike) -> dict[str, int]:
         # extension from the internet in the middle of a merge; it is refused as not a DuckDB file
         conn.execute(f"ATTACH '{literal}' AS {alias} (TYPE DUCKDB, READ_ONLY)")
     except Exception as exc:  # duckdb.Error: not a DuckDB file, a newer storage version, or still being written
-        text = " ".join(str(exc).split())
+        text = one_line(exc)
         if "lock" in text.lower() and "conflicting" in text.lower():
             raise DBConnectionError(f"{path} is still open for writing by another process ({text})",
                                     "merge it once the job writing it has finished") from exc

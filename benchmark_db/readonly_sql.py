@@ -32,7 +32,7 @@ from typing import Any
 import duckdb
 
 from benchmark_db.connection import DEFAULT_LOCK_TIMEOUT, connect, is_lake
-from benchmark_db.errors import QueryError
+from benchmark_db.errors import QueryError, one_line
 
 DEFAULT_MAX_ROWS = 10_000
 DEFAULT_TIMEOUT_S = 10.0
@@ -220,14 +220,6 @@ def check_params(params: Any) -> list | dict | None:
         if isinstance(value, str) and "\x00" in value:
             raise QueryRefused("a parameter contains a NUL character", "remove it", reason="bad_params")
     return params
-
-
-def one_line(exc: Exception) -> str:
-    """DuckDB's message of `exc` on one line: its lines joined, without the `LINE 1: ...` and caret lines
-    that point into the statement (useless once joined), keeping hints such as `Did you mean "x"?`."""
-    lines = [line.strip() for line in str(exc).splitlines()]
-    kept = [line for line in lines if line and not line.startswith("LINE ") and set(line) != {"^"}]
-    return " ".join(kept) or type(exc).__name__
 
 
 def _text_size(value: Any) -> int:
