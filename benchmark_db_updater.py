@@ -72,10 +72,12 @@ def _new_results_under_processed_names(conn, root, files):
     import dataclasses
     from pathlib import Path
 
+    from benchmark_db.schema import REMOVED_MARK
+
     out, taken = [], set()
     for file in files:
         row = conn.execute("SELECT archived_to FROM ingested_files WHERE path = ?", [file.path]).fetchone()
-        earlier = row[0] if row and row[0] and row[0] != "removed" else None
+        earlier = row[0] if row and row[0] and row[0] != REMOVED_MARK else None
         if earlier and earlier != file.path and Path(earlier).is_file():
             conn.execute("UPDATE ingested_files SET path = ? WHERE path = ? AND NOT EXISTS "
                          "(SELECT 1 FROM ingested_files WHERE path = ?)", [earlier, file.path, earlier])

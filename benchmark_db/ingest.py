@@ -33,7 +33,7 @@ from pathlib import Path
 from benchmark_db import source_store
 from benchmark_db.errors import UsageError
 from benchmark_db.identity import stable_id
-from benchmark_db.schema import RESULT_TABLES, TABLES
+from benchmark_db.schema import REMOVED_MARK, RESULT_TABLES, TABLES
 
 log = logging.getLogger("benchmark_db.ingest")
 
@@ -727,7 +727,7 @@ class Ingestor:
         a free name beside it (`name-1.json`). An archived file is never overwritten by different content.
         With --action remove: "removed", the log's mark of a file deleted on purpose."""
         if self.action == "remove":
-            return "removed"  # as benchmark_db_maintenance --clean-json marks it
+            return REMOVED_MARK
         if self.action != "archive":
             return None
         rel = Path(file.rel)

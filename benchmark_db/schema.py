@@ -17,6 +17,10 @@ from dataclasses import dataclass
 
 from benchmark_db.errors import SchemaError
 
+# `ingested_files.archived_to` of a file deleted on purpose (--action remove, --clean-json --action remove);
+# any other value is the path the file was archived to
+REMOVED_MARK = "removed"
+
 # Bookkeeping text that is written once and seldom read (paths, JSON of run metadata and of the ingest log)
 # is stored with zstd instead of DuckDB's default dictionary/FSST: the paths of one folder and the metadata
 # of one system repeat across rows, which zstd sees and FSST does not (a third of their size on the 20,000-file

@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 from benchmark_db.errors import UsageError
+from benchmark_db.schema import REMOVED_MARK
 
 log = logging.getLogger("benchmark_db.maintenance")
 
@@ -120,7 +121,7 @@ def clean_json_files(conn, older_than_days: float, action: str, *, archive_dir: 
         else:
             if not dry_run:
                 path.unlink()
-                conn.execute("UPDATE ingested_files SET archived_to = 'removed' WHERE path = ?", [logged_path])
+                conn.execute("UPDATE ingested_files SET archived_to = ? WHERE path = ?", [REMOVED_MARK, logged_path])
             done.append({"path": logged_path, "action": "remove", "to": None})
     verb = f"would {action}" if dry_run else f"{action}d"
     for item in done:

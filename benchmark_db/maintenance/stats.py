@@ -8,10 +8,11 @@ from __future__ import annotations
 import datetime as dt
 
 from benchmark_db.maintenance.checksums import user_tables
+from benchmark_db.schema import REMOVED_MARK
 
 
-def _rows(conn, sql: str) -> list[dict]:
-    cursor = conn.execute(sql)
+def _rows(conn, sql: str, params: list | None = None) -> list[dict]:
+    cursor = conn.execute(sql, params)
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row)) for row in cursor.fetchall()]
 
@@ -25,11 +26,11 @@ def migration_stats(conn) -> dict:
                count(*) FILTER (WHERE status = 'failed') AS failed,
                COALESCE(sum(rows) FILTER (WHERE status = 'ingested'), 0) AS rows_imported,
                COALESCE(sum(size_bytes), 0) AS bytes_seen,
-               count(*) FILTER (WHERE archived_to IS NOT NULL AND archived_to <> 'removed') AS archived,
-               count(*) FILTER (WHERE archived_to = 'removed') AS removed,
+               count(*) FILTER (WHERE archived_to IS NOT NULL AND archived_to <> ?) AS archived,
+               count(*) FILTER (WHERE archived_to = ?) AS removed,
                min(ingested_at) AS first_ingested_at,
                max(ingested_at) AS last_ingested_at
-        FROM ingested_files""")[0]
+        FROM ingested_files""", [REMOVED_MARK, REMOVED_MARK])[0]
     attempted = totals["ingested"] + totals["failed"]
     totals["success_rate"] = round(totals["ingested"] / attempted, 4) if attempted else None
     totals["failure_rate"] = round(totals["failed"] / attempted, 4) if attempted else None
