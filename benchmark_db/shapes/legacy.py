@@ -593,7 +593,7 @@ def _segments(pointer: str) -> list[str]:
     return [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]] if pointer else []
 
 
-def _names_model(b: Builder, key: str, model: str, registry: dict) -> bool:
+def _names_model(key: str, model: str, registry: dict) -> bool:
     return key == model or registry.get(key) == model or context_from_key(key, None, {}).get("model") == model
 
 
@@ -622,7 +622,7 @@ def _restates(b: Builder, first: str, other: str, model: str) -> bool:
         if depth == common:
             break
         seg = a[depth]
-        if _names_model(b, seg, model, registry):
+        if _names_model(seg, model, registry):
             return True
         node = node.get(seg) if isinstance(node, dict) else (
             node[int(seg)] if isinstance(node, list) and seg.isdigit() and int(seg) < len(node) else None)
