@@ -167,8 +167,12 @@ class SharedConnection:
 
     def _close(self) -> None:
         if self._conn is not None:
-            conn, self._conn = self._conn, None
-            conn.close()
+            # is_open turns false only once DuckDB has let go of the file (close checkpoints, which takes a
+            # while): a caller that saw it false and opened the file with another configuration raced it
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
 
     def close(self) -> None:
         with self.lock:
