@@ -7,11 +7,14 @@
     python benchmark_db_migration.py --migrate-ci --artifacts-dir ./artifacts
     python benchmark_db_migration.py --validate --fix-inconsistencies
     python benchmark_db_migration.py --migrate-all --action archive --archive-dir ./archived_json
+    python benchmark_db_migration.py --reconvert
 
 Every file gets one row in the ingest log (`ingested_files`): ingested, skipped with a named reason, or failed
 with the error. A re-run skips unchanged files; a changed file replaces its earlier rows. Each batch of files
 commits its rows, log rows and original text together, so a killed run loses nothing and a re-run completes
-it. Files are archived or removed only after their rows are committed.
+it. Files are archived or removed only after their rows are committed. A file whose rows an earlier converter
+version made is converted again when a run sees it; `--reconvert` does that for every such file from the
+original stored in the database, archived and removed files included.
 """
 from __future__ import annotations
 
@@ -43,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--migrate-ci", action="store_true", help="migrate CI artifacts from --artifacts-dir")
     parser.add_argument("--artifacts-dir", metavar="DIR", default=None,
                         help="folder of CI artifacts: JSON results, .duckdb databases, .parquet exports")
+    parser.add_argument("--reconvert", action="store_true",
+                        help="convert again, from the originals stored in the database, every logged file whose "
+                             "rows an earlier converter version made (archived and removed files included)")
     parser.add_argument("--validate", action="store_true",
                         help="check the database for orphans, duplicates, impossible values, throughput that "
                              "disagrees with batch size and latency, and unit mistakes; exit 1 if any")
@@ -134,9 +140,10 @@ def check_args(args) -> None:
     inputs = parse_list(args.input_dirs) + parse_list(args.input_files)
     if args.migrate_ci and not args.artifacts_dir:
         raise UsageError("--migrate-ci needs --artifacts-dir", "name the folder that holds the CI artifacts")
-    if not (inputs or args.migrate_all or args.migrate_ci or args.validate or args.fix_inconsistencies):
+    if not (inputs or args.migrate_all or args.migrate_ci or args.reconvert or args.validate
+            or args.fix_inconsistencies):
         raise UsageError("nothing to do", "pass --migrate-all, --input-dirs, --input-files, --migrate-ci, "
-                                          "--validate or --fix-inconsistencies")
+                                          "--reconvert, --validate or --fix-inconsistencies")
     check_inputs(inputs)
     if args.migrate_ci and not Path(args.artifacts_dir).is_dir():
         raise UsageError(f"artifacts folder {args.artifacts_dir} does not exist", "pass --artifacts-dir DIR")
@@ -170,6 +177,13 @@ def migrate(db, args) -> dict:
                 summary.table_rows = {t: n for t, n in ((t, db.conn.execute(f"SELECT count(*) FROM {t}")
                                                          .fetchone()[0]) for t in summary.table_rows)}
         result["summary"] = summary
+    if args.reconvert and db is not None:
+        summary = reconvert(db, options)
+        if result["summary"] is not None:
+            result["summary"].outcomes.extend(summary.outcomes)
+            result["summary"].table_rows = summary.table_rows
+        else:
+            result["summary"] = summary
     if args.action == "archive" and archive_dir and not args.dry_run:
         from pathlib import Path
 
@@ -182,19 +196,34 @@ def migrate(db, args) -> dict:
     return result
 
 
+def reconvert(db, options: dict):
+    """Convert again, from their stored originals, the logged files an earlier converter version made."""
+    import tempfile
+    from pathlib import Path
+
+    from benchmark_db.ingest import Ingestor, outdated_originals
+
+    # the files are where they were (or archived, or gone): nothing to move, no category to leave out
+    options = {**options, "action": None, "archive_dir": None, "categories": None, "force": False,
+               "progress_desc": "reconvert"}
+    with tempfile.TemporaryDirectory(prefix="benchmark_db_reconvert_") as folder:
+        return Ingestor(db, **options).ingest(outdated_originals(db.conn, Path(folder)))
+
+
 def run(args) -> int:
     import os
 
     from benchmark_db.cli import resolve_format
     from benchmark_db.connection import MEMORY, is_lake, resolve_db_path
     from benchmark_db.errors import DBConnectionError
-    from benchmark_db.ingest import dry_run_database, render_summary, write_report
+    from benchmark_db.ingest import dry_run_database, render_summary, warn_outdated, write_report
     from benchmark_db.output import render
     from benchmark_db_models import BenchmarkDB
 
     check_args(args)
     path = resolve_db_path(args.db)
-    ingest_wanted = bool(args.input_dirs or args.input_files or args.migrate_all or args.migrate_ci)
+    ingest_wanted = bool(args.input_dirs or args.input_files or args.migrate_all or args.migrate_ci
+                         or args.reconvert)
     if (args.validate or args.fix_inconsistencies) and not ingest_wanted and not is_lake(path) \
             and path != MEMORY and not os.path.exists(path):
         raise DBConnectionError(f"database {path} does not exist: nothing to validate",
@@ -205,6 +234,8 @@ def run(args) -> int:
     else:
         with BenchmarkDB(path, lock_timeout=args.lock_timeout) as db:
             result = migrate(db, args)
+            if result["summary"] is not None and not args.reconvert:
+                warn_outdated(db.conn)
     fmt = resolve_format(args.format, args.output)
     summary, problems, fixes = result["summary"], result["problems"], result["fixes"]
     # --migrate-ci that found only .duckdb/.parquet artifacts: no "(no files found)" above their table

@@ -143,7 +143,7 @@ def update(db, *, input_files=(), scan_dirs=(), incremental=False, auto_store=Fa
 def run(args) -> int:
     from benchmark_db.cli import resolve_format
     from benchmark_db.connection import resolve_db_path
-    from benchmark_db.ingest import dry_run_database, render_summary, write_report
+    from benchmark_db.ingest import dry_run_database, render_summary, warn_outdated, write_report
     from benchmark_db_models import BenchmarkDB
 
     kwargs = dict(input_files=args.input_file, scan_dirs=args.scan_dir, incremental=args.incremental,
@@ -157,6 +157,7 @@ def run(args) -> int:
     else:
         with BenchmarkDB(path, lock_timeout=args.lock_timeout) as db:
             summary = update(db, **kwargs)
+            warn_outdated(db.conn)
     write_text(render_summary(summary, resolve_format(args.format, args.output)), args.output)
     if args.report:
         write_report(summary, args.report)

@@ -20,6 +20,13 @@ try:  # orjson parses the corpus several times faster; json is the fallback and 
 except ImportError:  # pragma: no cover - orjson is in requirements
     _orjson = None
 
+# The version of what the readers make of a document. Bump it with any change that alters the records, the
+# kind, the status or the reason a document gives: the ingest log records it per file, and a later run converts
+# again every file that an earlier version converted (its rows are rebuilt, as with --force), so a database
+# never keeps rows the current code would not write. tests/test_converter_version.py holds a digest of what
+# this version makes of the legacy and foreign corpora and fails until the number moves with the output.
+CONVERTER_VERSION = 1
+
 KINDS = ("performance", "hardware", "compatibility", "integration", "web_platform", "runner", "optimum_benchmark",
          "pytest_benchmark", "no_result", "unknown", "invalid")
 # which --categories a kind's rows belong to, besides the categories the rows themselves report

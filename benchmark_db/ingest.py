@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmark_db import source_store
+from benchmark_db.convert import CONVERTER_VERSION
 from benchmark_db.errors import UsageError
 from benchmark_db.identity import stable_id
 from benchmark_db.schema import REMOVED_MARK, RESULT_TABLES, TABLES
@@ -518,7 +519,7 @@ class _Batch:
 
 
 _LOG_COLUMNS = ("path", "sha256", "size_bytes", "kind", "status", "reason", "rows", "rows_by_table",
-                "conversions", "ingested_at", "archived_to")
+                "conversions", "ingested_at", "archived_to", "converter_version")
 
 
 class _BatchWriter:
@@ -580,6 +581,9 @@ class Ingestor:
         self.archive_dir = Path(os.path.abspath(archive_dir)) if archive_dir else None
         self.dry_run = dry_run
         self.converter = converter
+        # what the log records as the version that made a file's rows: a converter passed in (a test's
+        # wrapper, a plug-in) is its own business and says its version itself, if it has one
+        self.converter_version = CONVERTER_VERSION if converter is None else getattr(converter, "version", None)
         self.quiet = quiet
         self.progress_desc = progress_desc
         self.on_batch_committed = on_batch_committed
@@ -591,13 +595,19 @@ class Ingestor:
         self.content_at: dict[str, str] = {}  # sha256 -> the path whose rows hold that content
         self.archived: set[str] = set()  # logged paths whose file was archived or removed on purpose
         self.duplicate_of: dict[str, str] = {}  # path skipped as a duplicate -> the path that holds its rows
+        self.outdated: dict[str, int | None] = {}  # path -> the other converter version that made its rows
+        self.archived_as: dict[str, tuple[str, str]] = {}  # logged path -> (its sha256, archived_to)
         if self.db is None:
             return
-        rows = self.db.conn.execute("SELECT path, sha256, status, reason, archived_to FROM ingested_files").fetchall()
-        for path, sha, status, reason, archived_to in rows:
+        rows = self.db.conn.execute(
+            "SELECT path, sha256, status, reason, archived_to, converter_version FROM ingested_files").fetchall()
+        for path, sha, status, reason, archived_to, version in rows:
             self.known[path] = (sha, status)
+            if version != self.converter_version and sha:
+                self.outdated[path] = version
             if archived_to:
                 self.archived.add(path)
+                self.archived_as[path] = (sha, archived_to)
             if (reason or "").startswith("duplicate of "):
                 self.duplicate_of[path] = reason[len("duplicate of "):]
             elif sha and status != FAILED:
@@ -654,9 +664,10 @@ class Ingestor:
         # content over (see _take), instead of naming a file that no longer holds them
         # (only the duplicates among this run's files are checked: an update of one file reads no others)
         inputs = {f.path for f in files}
+        # and a file another converter version made is converted again: its rows are rebuilt (see _take)
         known_sha = {p: s for p, (s, status) in self.known.items()
-                     if s and status != FAILED and (p not in self.duplicate_of or p not in inputs
-                                                    or self._holds(self.duplicate_of[p], s))}
+                     if s and status != FAILED and p not in self.outdated
+                     and (p not in self.duplicate_of or p not in inputs or self._holds(self.duplicate_of[p], s))}
         dictionary = None if self.dry_run else self._dictionary(files)
         fact_columns = None
         if self.db is not None and not self.dry_run:
@@ -796,8 +807,17 @@ class Ingestor:
             outcome.rows_by_table = dict(p.rows_by_table)
         previous = self.known.get(path)
         if moved_from is not None or (previous and previous[0] == p.sha256 and not duplicate):
-            # converted again (--force, a retry, a moved file): its rows are rebuilt from scratch, not merged
+            # converted again (--force, a retry, a moved file, another converter version): its rows are
+            # rebuilt from scratch, not merged
             batch.rebuilt.append(p.sha256)
+            if path in self.outdated and previous[1] != FAILED and not self.force and status != FAILED:
+                before = self.outdated[path]
+                note = (f"converted again: its rows were made by converter version {before}, this is version "
+                        f"{self.converter_version}" if before is not None else
+                        f"converted again: its rows predate converter versions (this is version "
+                        f"{self.converter_version})")
+                outcome.reason = f"{outcome.reason}; {note}" if outcome.reason else note
+        self.outdated.pop(path, None)
         if previous and previous[0] and previous[0] != p.sha256:
             earlier_owner = self.content_at.get(previous[0])
             if earlier_owner is None or earlier_owner == path or self._gone(earlier_owner):
@@ -865,12 +885,17 @@ class Ingestor:
                 self.db.insert_table(RECORD_TYPE_BY_TABLE[table], _concat(parts))
 
     def _log(self, batch: _Batch, outcome: FileOutcome) -> None:
+        archived_to = outcome.archived_to
+        if archived_to is None and outcome.sha256 and self.archived_as.get(outcome.path, (None,))[0] == outcome.sha256:
+            # the same content converted again (from its stored original, or with --force): the file is still
+            # where it was archived to, or still removed
+            archived_to = self.archived_as[outcome.path][1]
         batch.log_rows.append({
             "path": outcome.path, "sha256": outcome.sha256, "size_bytes": outcome.size_bytes,
             "kind": outcome.kind, "status": outcome.status, "reason": outcome.reason, "rows": outcome.rows,
             "rows_by_table": _json(outcome.rows_by_table) if outcome.rows_by_table else None,
             "conversions": _json(outcome.conversions) if outcome.conversions else None,
-            "archived_to": outcome.archived_to})
+            "archived_to": archived_to, "converter_version": self.converter_version})
 
     def _flush(self, batch: _Batch) -> None:
         if self.dry_run or self.db is None or len(batch) == 0:
@@ -922,6 +947,7 @@ class Ingestor:
                     "conversions": pa.array([r["conversions"] for r in rows], pa.string()),
                     "ingested_at": pa.array([now] * len(rows), pa.timestamp("us")),
                     "archived_to": pa.array([r["archived_to"] for r in rows], pa.string()),
+                    "converter_version": pa.array([r["converter_version"] for r in rows], pa.int32()),
                 })
                 conn.register("_ingest_log", table)
                 try:
@@ -960,6 +986,41 @@ class Ingestor:
         # only now, with the rows committed, may the files themselves go
         for file, outcome in batch.after_commit:
             _apply_action(self.action, file, outcome)
+
+
+_OUTDATED_SQL = """
+    SELECT path, sha256 FROM ingested_files
+    WHERE converter_version IS DISTINCT FROM ? AND status <> 'failed' AND sha256 IS NOT NULL
+      AND NOT starts_with(COALESCE(reason, ''), 'duplicate of ')
+      AND sha256 IN (SELECT sha256 FROM source_documents)"""
+
+
+def count_outdated(conn) -> int:
+    """Logged files whose rows an earlier converter version made (see `outdated_originals`)."""
+    return conn.execute(f"SELECT count(*) FROM ({_OUTDATED_SQL})", [CONVERTER_VERSION]).fetchone()[0]
+
+
+def warn_outdated(conn) -> None:
+    """Say when the log holds files an earlier converter version made that this run did not convert again."""
+    count = count_outdated(conn)
+    if count:
+        log.warning("%d logged file(s) hold rows an earlier converter version made and were not among this run's "
+                    "inputs (archived, removed or elsewhere): `python benchmark_db_migration.py --reconvert` "
+                    "converts them again from their stored originals", count)
+
+
+def outdated_originals(conn, folder: Path) -> list[InputFile]:
+    """The logged files whose rows an earlier converter version made, as inputs that read their stored
+    originals (written into `folder`): ingested, they are converted again under their logged paths, whether the
+    files were archived, removed or are elsewhere now. Failed files and duplicates are left out: a failed one
+    is tried again with its file, a duplicate holds no rows."""
+    files = []
+    for n, (path, sha) in enumerate(conn.execute(_OUTDATED_SQL + " ORDER BY path", [CONVERTER_VERSION]).fetchall()):
+        data = source_store.original_text(conn, sha)
+        stored = folder / f"{n}.json"
+        stored.write_bytes(data)
+        files.append(InputFile(path, Path(path).name, str(stored)))
+    return files
 
 
 def _same_content(path: Path, sha256: str | None) -> bool:

@@ -406,6 +406,11 @@ _V5_STATEMENTS = [
     *_V5_VIEWS,
 ]
 
+# Version 6: `ingested_files.converter_version`, the converter version (convert.CONVERTER_VERSION) that made a
+# file's rows. A file logged by an earlier version, or before versions were recorded (NULL), is converted again
+# by the next run that sees it, so an upgraded converter's fixes reach rows already stored.
+_V6_STATEMENTS = ["ALTER TABLE ingested_files ADD COLUMN IF NOT EXISTS converter_version INTEGER"]
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -413,6 +418,7 @@ class Migration:
     name: str
     statements: tuple[str, ...]
     file_only: bool = False  # only about keys and indexes, which a DuckLake catalog does not have
+    writers_only: bool = False  # adds only what writers use: a reader may read a file that lacks it
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -423,6 +429,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               file_only=True),
     Migration(5, "is_emulated on performance results (emulated devices kept apart from real ones)",
               tuple(_V5_STATEMENTS)),
+    Migration(6, "converter version in the ingest log (files converted by older code are converted again)",
+              tuple(_V6_STATEMENTS), writers_only=True),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
