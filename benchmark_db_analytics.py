@@ -38,6 +38,14 @@ FEATURE_COLUMNS = {"model_family": "model_family", "hardware_type": "hardware", 
 NUMERIC_FEATURES = {"batch_size", "sequence_length", "parameters_million"}
 MIN_PREDICTION_CONFIGS = 20
 MAX_SERIES_PLOTTED = 12
+# grouped bar charts (model x hardware): a panel holds at most this many bars (and 12 models), the figure at
+# most MAX_BAR_PANELS panels stacked, CHART_MAX_WIDTH_IN inches wide. The width used to grow by 1.4 in per
+# model (40 models: 7,260 x 720 px, unreadable on any screen); beyond what fits, the models measured on the
+# most hardware types are drawn and the chart and summary say how many are left out (the CSV has them all).
+MAX_BARS_PER_PANEL = 48
+MAX_MODELS_PER_PANEL = 12
+MAX_BAR_PANELS = 4
+CHART_MAX_WIDTH_IN = 16.0
 SMALL_SAMPLE = 30
 
 
@@ -200,7 +208,72 @@ def _series_label(model, hardware=None, batch=None, precision=None) -> str:
     return " | ".join(parts)
 
 
-def _grouped_bars(ax, table, models, hws, value: str, low: str, high: str) -> None:
+def _wrapped_label(text: str, width: int, lines: int = 3) -> str:
+    """`text` on at most `lines` lines of at most `width` characters, broken after a space, /, -, _ or . where
+    it can be, the rest cut with an ellipsis: long model names no longer run into each other under the bars."""
+    import re
+
+    pieces: list[str] = []
+    for token in re.findall(r"[^ /_.-]*[ /_.-]?", str(text)):
+        while len(token) > width:  # a piece longer than a line is cut where the line ends
+            pieces.append(token[:width])
+            token = token[width:]
+        if token:
+            pieces.append(token)
+    out = [""]
+    for piece in pieces:
+        if out[-1] and len(out[-1]) + len(piece.rstrip()) > width:
+            out.append("")
+        out[-1] += piece
+    if len(out) > lines:
+        out = out[:lines]
+        out[-1] = out[-1][:max(1, width - 1)].rstrip() + "\u2026"
+    return "\n".join(line.strip() for line in out)
+
+
+def _grouped_bar_figure(plt, table, hws, value: str, low: str, high: str, *, title: str, ylabel: str):
+    """A bounded chart of one bar per model x hardware: panels of at most MAX_MODELS_PER_PANEL models
+    (fewer with many hardware types), stacked, sharing one y axis. Returns (figure, models shown, models).
+
+    When the models do not fit in MAX_BAR_PANELS panels, those measured on the most hardware types (then with
+    the most results, then by name) are drawn, and the title says how many of how many."""
+    models_all = sorted(table["model"].unique())
+    per_panel = max(2, min(MAX_MODELS_PER_PANEL, MAX_BARS_PER_PANEL // max(1, len(hws))))
+    panels = max(1, min(MAX_BAR_PANELS, math.ceil(len(models_all) / per_panel)))
+    shown = models_all
+    if len(models_all) > per_panel * panels:
+        coverage = table.groupby("model").agg(hardware=("hardware", "nunique"), rows=("rows", "sum"))
+        ranked = sorted(models_all, key=lambda m: (-coverage.at[m, "hardware"], -coverage.at[m, "rows"], str(m)))
+        shown = sorted(ranked[:per_panel * panels])
+        title += f"\n{len(shown)} of {len(models_all)} models shown (measured on the most hardware types)"
+    per_panel = math.ceil(len(shown) / panels)  # balanced panels: 9 models in 2 panels are 5 + 4, not 8 + 1
+    group_in = 1.1 if len(hws) <= 4 else 0.22 * len(hws) + 0.25
+    width = min(CHART_MAX_WIDTH_IN, max(8.0, group_in * per_panel + 4.5))
+    label_chars = max(10, min(28, int((width - 4.5) / per_panel / 0.075)))  # about 0.075 in per 8 pt character
+    fig, axes = plt.subplots(panels, 1, figsize=(width, 1.3 + 4.0 * panels), sharey=True, squeeze=False)
+    for i, ax in enumerate(axes[:, 0]):
+        chunk = shown[i * per_panel:(i + 1) * per_panel]
+        _grouped_bars(ax, table, chunk, hws, value, low, high,
+                      labels=[_wrapped_label(m, label_chars) for m in chunk])
+        if len(chunk) < per_panel:  # a short last panel keeps the others' bar widths
+            ax.set_xlim(-0.5, per_panel - 0.5)
+        _log_if_wide(ax, table[table["model"].isin(shown)][value])
+        ax.set_ylabel(ylabel)
+    axes[0, 0].set_title(title)
+    axes[-1, 0].set_xlabel("model")
+    _legend_beside(axes[0, 0], title="hardware")
+    return fig, shown, models_all
+
+
+def _chart_note(shown, models, batch) -> str:
+    """A line for the summary when the chart leaves models out, else nothing."""
+    if len(shown) == len(models):
+        return ""
+    return (f"\nOnly {len(shown)} of {len(models)} models are shown in the chart (batch size {batch}; those "
+            "measured on the most hardware types, to keep it readable); the CSV and JSON hold all of them.\n")
+
+
+def _grouped_bars(ax, table, models, hws, value: str, low: str, high: str, labels=None) -> None:
     """One bar per model x hardware with its CI as error bars, the bars of each model centred on its tick.
 
     A model measured on fewer hardware types than the chart shows gets only its own bars, still centred:
@@ -219,7 +292,7 @@ def _grouped_bars(ax, table, models, hws, value: str, low: str, high: str) -> No
                       for i, m in enumerate(models)], dtype=float)
         ax.bar(x, y, width, label=hw, yerr=np.clip(err, 0, None), capsize=3)
     ax.set_xticks(np.arange(len(models)))
-    ax.set_xticklabels(models, rotation=20, ha="right", fontsize=8)
+    ax.set_xticklabels(labels or models, fontsize=8)
 
 
 def _legend_beside(ax, **kwargs) -> None:
@@ -537,17 +610,14 @@ def hardware_comparison(df, opts: Options) -> AnalysisResult:
     sub = table[table["batch_size"] == batch] if batch is not None else table
     # one bar per model x hardware: the configuration with most results (sequence lengths may differ)
     sub = sub.sort_values("rows", ascending=False).drop_duplicates(["model", "hardware"])
-    models = sorted(sub["model"].unique())
     hws = sorted(sub["hardware"].unique())
-    fig, ax = plt.subplots(figsize=(max(8, 1.4 * len(models) + 4.5), 6))
-    _grouped_bars(ax, sub, models, hws, "speedup_vs_reference", "ci95_low", "ci95_high")
-    _log_if_wide(ax, sub["speedup_vs_reference"])
     ref_names = ", ".join(sorted(sub["reference_hardware"].unique()))
-    ax.set_title(f"Speed-up over {ref_names} (median latency ratio, 95% bootstrap CI), batch size {batch}")
-    ax.set_ylabel(f"speed-up vs {ref_names} (x, higher is faster)")
-    ax.set_xlabel("model")
-    ax.axhline(1.0, color="grey", lw=0.8)
-    _legend_beside(ax, title="hardware")
+    fig, shown, models = _grouped_bar_figure(
+        plt, sub, hws, "speedup_vs_reference", "ci95_low", "ci95_high",
+        title=f"Speed-up over {ref_names} (median latency ratio, 95% bootstrap CI), batch size {batch}",
+        ylabel=f"speed-up vs {ref_names} (x, higher is faster)")
+    for ax in fig.axes:  # the panels
+        ax.axhline(1.0, color="grey", lw=0.8)
     _save_fig(fig, opts, "hardware-comparison", files)
     if opts.interactive:
         import plotly.graph_objects as go
@@ -568,7 +638,8 @@ def hardware_comparison(df, opts: Options) -> AnalysisResult:
     text = ["## Hardware comparison\n",
             f"{table['model'].nunique()} model(s) on {table['hardware'].nunique()} hardware type(s). Speed-up = "
             "median latency of the reference hardware / median latency of this one, 95% bootstrap CI from raw "
-            "samples where both sides have them.\n", "### Best hardware per model family and batch size (throughput)\n",
+            "samples where both sides have them.\n" + _chart_note(shown, models, batch),
+            "### Best hardware per model family and batch size (throughput)\n",
             _md_table(best, max_rows=40), "\n### Speed-ups\n",
             _md_table(table.sort_values(["model", "batch_size", "sequence_length", "hardware"]),
                       ["model", "batch_size", "sequence_length", "hardware", "median_latency_ms", "speedup_vs_reference", "ci95_low",
@@ -606,14 +677,10 @@ def model_comparison(df, opts: Options) -> AnalysisResult:
     batch = int(table["batch_size"].mode().iloc[0])
     sub = table[table["batch_size"] == batch]
     hws = sorted(sub["hardware"].unique())
-    models = sorted(sub["model"].unique())
-    fig, ax = plt.subplots(figsize=(max(8, 1.4 * len(models) + 4.5), 6))
-    _grouped_bars(ax, sub, models, hws, "median_latency_ms", "latency_ci95_low", "latency_ci95_high")
-    _log_if_wide(ax, sub["median_latency_ms"])
-    ax.set_title(f"Median latency per model (95% bootstrap CI), batch size {batch}")
-    ax.set_ylabel("median latency (ms, lower is better)")
-    ax.set_xlabel("model")
-    _legend_beside(ax, title="hardware")
+    fig, shown, models = _grouped_bar_figure(
+        plt, sub, hws, "median_latency_ms", "latency_ci95_low", "latency_ci95_high",
+        title=f"Median latency per model (95% bootstrap CI), batch size {batch}",
+        ylabel="median latency (ms, lower is better)")
     _save_fig(fig, opts, "model-comparison", files)
     if opts.interactive:
         import plotly.graph_objects as go
@@ -632,7 +699,8 @@ def model_comparison(df, opts: Options) -> AnalysisResult:
                           xaxis_type="log", yaxis_type="log")
         _write_interactive("model-comparison", "Model comparison", [fig], opts, files)
     text = ["## Model comparison\n", f"{table['model'].nunique()} model(s) on {len(hws)} hardware type(s); "
-            f"medians with 95% bootstrap CIs from raw samples where present. Batch size {batch} shown:\n",
+            f"medians with 95% bootstrap CIs from raw samples where present. Batch size {batch} shown:\n"
+            + _chart_note(shown, models, batch),
             _md_table(sub.sort_values(["hardware", "median_latency_ms"]),
                       ["hardware", "model", "median_latency_ms", "latency_ci95_low", "latency_ci95_high",
                        "median_throughput", "relative_to_fastest"], max_rows=30)]

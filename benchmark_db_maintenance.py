@@ -21,7 +21,6 @@ import argparse
 import logging
 import math
 import sys
-from pathlib import Path
 
 from benchmark_db.cli import add_common_options, add_db_option, run_cli, write_text
 from benchmark_db.errors import EXIT_FINDING, BenchmarkDBError, UsageError
@@ -171,10 +170,13 @@ def run_steps(args, steps: list[str]) -> tuple[list[dict], list[dict]]:
         summary.append({"step": "purge-backups", "status": "ok", "result": _describe("purge-backups", result)})
         log.info("purge-backups: %s", summary[-1]["result"])
         return summary, problems
-    if not on_lake and path != ":memory:" and not Path(path).exists() and not args.dry_run:
-        log.warning("database %s does not exist; creating it with the current schema", path)
-    # a dry run changes nothing: it neither creates a missing database (DB001) nor migrates an older schema
-    conn = connect(path, lock_timeout=args.lock_timeout, create=False if args.dry_run else None,
+    # A missing database file is DB001 (exit 3) for every step that opens it: each one checks, reports on,
+    # copies or tidies data that must already be there, so creating an empty file could only hide a typo'd
+    # --db ("no problems", exit 0) or, in a cron line whose database was moved, back up an empty file that a
+    # later purge would keep instead of the real backups. What needs no database is handled above
+    # (--purge-backups alone) or in `run` (--restore, whose target may not exist yet). A lake is left to the
+    # lake's own connect (its catalogue is created with the lake). A dry run neither creates nor migrates.
+    conn = connect(path, lock_timeout=args.lock_timeout, create=None if on_lake and not args.dry_run else False,
                    migrate=not args.dry_run)  # DB001/DB002 end the run: nothing can be done
     try:
         if not args.dry_run and not on_lake:

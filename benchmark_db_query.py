@@ -12,6 +12,7 @@ it finds a regression (improvements are reported, never as regressions) and 0 ot
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -20,6 +21,8 @@ if __package__ in (None, ""):
 
 from benchmark_db.cli import add_common_options, add_db_option, run_cli, write_text
 from benchmark_db.errors import EXIT_FINDING, EXIT_OK, UsageError
+
+log = logging.getLogger("benchmark_db.query")
 
 REPORTS = ("performance", "hardware", "compatibility", "integration", "summary")
 FORMATS = ("table", "json", "csv", "markdown", "html")
@@ -173,6 +176,10 @@ def run(args) -> int:
             text = _render_frame(run_sql(conn, args.sql), fmt, "Query result")
         elif args.report:
             report = reports.build_report(conn, args.report, filters, args.metric, use_summary_cache=True)
+            for warning in report.warnings:  # a CSV has no room for the report's notes
+                log.warning("%s", warning)
+            if fmt == "csv" and len(report.sections) > 1:
+                return _write_csv_report(report, args.output)
             text = reports.render_report(report, fmt, conn)
         elif args.compare_hardware or args.compare_models:
             by = "hardware" if args.compare_hardware else "model"
@@ -187,6 +194,28 @@ def run(args) -> int:
     finally:
         conn.close()
     write_text(text, args.output)
+    return EXIT_OK
+
+
+def _write_csv_report(report, output: str | None) -> int:
+    """A report of several sections as CSV: one file per section beside --output (listed on stdout), or on
+    stdout the main section alone with a note naming the others, as a pipe reads one table
+    (`reports.csv_sections` says why not one file)."""
+    from benchmark_db import reports
+
+    files = reports.csv_sections(report, output or "report.csv")
+    if output:
+        for path, _section, text in files:
+            write_text(text, str(path))
+        width = max(len(str(path)) for path, _, _ in files)
+        print("\n".join(f"{str(path):<{width}}  {section.title}" for path, section, _ in files))
+        return EXIT_OK
+    write_text(files[0][2], None)
+    rest = [section for _path, section, _text in files[1:]]
+    log.warning("CSV is one table: this is the report's '%s' section; %d more section%s (%s) %s left out: pass "
+                "--output FILE.csv to write each section to a CSV of its own beside it, or --format json, "
+                "markdown or html for all in one", files[0][1].title, len(rest), "s" if len(rest) > 1 else "",
+                ", ".join(f"'{section.title}'" for section in rest), "are" if len(rest) > 1 else "is")
     return EXIT_OK
 
 

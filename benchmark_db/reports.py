@@ -22,6 +22,7 @@ import html as _html
 import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from benchmark_db.errors import QueryError, UsageError
 from benchmark_db.names import normalize_hardware_type
@@ -916,6 +917,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     generated_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC).replace(tzinfo=None))
     metric: str | None = None
+    warnings: list[str] = field(default_factory=list)  # also among the notes; the CLI repeats them on stderr
 
     @property
     def main(self):
@@ -1021,9 +1023,13 @@ def build_report(conn, kind: str, filters: ReportFilters | None = None, metric: 
                 sections.append(ReportSection("fastest", "Fastest hardware per model and batch size",
                                               best_hardware_table(conn, filters),
                                               "highest mean throughput (items/s) among the hardware measured"))
+    warnings: list[str] = []
     if filters.has_any():
         _fail_if_nothing_matches(conn, kind, filters, sections)
-    notes = [f"filters: {filters.describe()}"]
+        unmatched = _unmatched_performance_filters(conn, kind, filters)
+        if unmatched:
+            warnings.append(unmatched)
+    notes = [f"filters: {filters.describe()}"] + warnings
     sim_note = _simulated_note(conn, filters, simulated_count) if kind in ("performance", "hardware", "summary", "all") else None
     if sim_note:
         notes.append(sim_note)
@@ -1033,7 +1039,23 @@ def build_report(conn, kind: str, filters: ReportFilters | None = None, metric: 
     title = {"performance": "Performance report", "hardware": "Hardware report",
              "compatibility": "Compatibility report", "integration": "Integration test report",
              "summary": "Benchmark summary", "all": "Benchmark report"}[kind]
-    return Report(kind, title, filters, sections, notes, metric=metric)
+    return Report(kind, title, filters, sections, notes, metric=metric, warnings=warnings)
+
+
+def _unmatched_performance_filters(conn, kind: str, filters: ReportFilters) -> str | None:
+    """A warning when --batch-size/--precision match no performance result in a report that still has rows.
+
+    Compatibility checks and integration tests have no batch size or precision, so the summary, compatibility
+    and integration reports list them whatever those filters say, and `--report summary --batch-size 999`
+    printed zero results beside the compatible pairs with no hint. It stays a report (exit 0), as it does show
+    rows, unlike one where nothing at all matches (DB004), but the report and stderr now say it."""
+    if kind in ("performance", "hardware") or not (filters.batch_size or filters.precision):
+        return None  # those two fail with DB004 when nothing matches; the other filters apply to every table
+    if count_matching(conn, filters):
+        return None
+    err = no_data_error(conn, filters)
+    return (f"{err.message}; {err.hint}; compatibility checks and integration tests have no batch size or "
+            "precision and are shown whatever --batch-size and --precision say")
 
 
 def _fail_if_nothing_matches(conn, kind: str, filters: ReportFilters, sections: list[ReportSection]) -> None:
@@ -1073,7 +1095,7 @@ def render_report(report: Report, fmt: str, conn=None) -> str:
 
     if fmt == "json":
         return output.dumps(report.to_dict())
-    if fmt == "csv":
+    if fmt == "csv":  # the main section only: a CSV is one table; see csv_sections for the others
         return output.to_csv(report.main)
     if fmt in ("markdown", "table"):
         lines = [f"# {report.title}", "", f"_generated {report.generated_at.isoformat(sep=' ', timespec='seconds')} "
@@ -1090,6 +1112,25 @@ def render_report(report: Report, fmt: str, conn=None) -> str:
     if fmt == "html":
         return render_html(report, conn)
     raise UsageError(f"unknown report format {fmt!r}", f"choose one of {', '.join(REPORT_FORMATS)}")
+
+
+def csv_sections(report: Report, output) -> list[tuple[Path, ReportSection, str]]:
+    """(path, section, CSV text) of every section of `report` written as CSV to `output`.
+
+    One CSV per section, the main one at `output` and each other beside it as `<stem>.<key><suffix>`
+    (`report.csv`, `report.by_hardware.csv`). Not one file with the sections stacked under `# title` lines:
+    the sections have different columns, so such a file is no table that csv.DictReader, pandas.read_csv or a
+    spreadsheet's import reads correctly (they merge the sections into one), and the main file, which scripts
+    and `| python -c ...` already read as one table, would change shape. Each file here is a plain CSV."""
+    from benchmark_db import output as output_module
+
+    path = Path(output)
+    suffix = path.suffix or ".csv"
+    out = []
+    for i, section in enumerate(report.sections):
+        target = path if i == 0 else path.with_name(f"{path.stem}.{section.key}{suffix}")
+        out.append((target, section, output_module.to_csv(section.frame)))
+    return out
 
 
 def _format_cell(value) -> tuple[str, str | None]:
