@@ -69,10 +69,15 @@ class InputFile:
     path: str  # absolute; the key of the ingest log (always valid UTF-8, see `log_key`)
     rel: str  # relative path kept by --action archive
     source: str | None = None  # the real path when `path` had to escape bytes that are not UTF-8
+    source_rel: str | None = None  # ... and the real relative path when `rel` had to
 
     @property
     def real_path(self) -> str:
         return self.source or self.path
+
+    @property
+    def real_rel(self) -> str:
+        return self.source_rel or self.rel
 
 
 def log_key(path: str) -> str:
@@ -88,8 +93,8 @@ def log_key(path: str) -> str:
 
 
 def input_file(path: str, rel: str) -> InputFile:
-    key = log_key(path)
-    return InputFile(key, log_key(rel), None if key == path else path)
+    key, rel_key = log_key(path), log_key(rel)
+    return InputFile(key, rel_key, None if key == path else path, None if rel_key == rel else rel)
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -512,7 +517,8 @@ class _Batch:
         self.rebuilt: list[str] = []  # sha256 of files converted again with the same content
         self.archive_updates: list[tuple[str, str]] = []  # (path, archived_to) of files committed earlier
         self.moved: list[str] = []  # logged paths that are gone and whose content another path took over
-        self.after_commit: list[tuple[InputFile, FileOutcome]] = []  # files to archive or remove
+        # files to archive or remove: (file, its outcome, the real path to archive it to)
+        self.after_commit: list[tuple[InputFile, FileOutcome, str | None]] = []
 
     def __len__(self) -> int:
         return len(self.log_rows) + len(self.archive_updates) + len(self.after_commit) + len(self.moved)
@@ -741,7 +747,7 @@ class Ingestor:
             return REMOVED_MARK
         if self.action != "archive":
             return None
-        rel = Path(file.rel)
+        rel = Path(file.real_rel)  # the file's own name, even one that is not UTF-8 (logged escaped)
         target, n = self.archive_dir / rel, 0
         while str(target) in self._claimed_targets or (target.exists() and not _same_content(target, sha256)):
             n += 1
@@ -761,10 +767,11 @@ class Ingestor:
             outcome = FileOutcome(path, UNCHANGED, p.sha256, p.size, reason="unchanged since the last ingest")
             previous = self.known.get(path)
             if self.action and previous and previous[1] != FAILED:
-                outcome.archived_to = self._archive_target(p.file, p.sha256)
+                target = self._archive_target(p.file, p.sha256)
+                outcome.archived_to = log_key(target) if target else None
                 if outcome.archived_to:
                     batch.archive_updates.append((path, outcome.archived_to))
-                batch.after_commit.append((p.file, outcome))
+                batch.after_commit.append((p.file, outcome, target))
                 self.archived.add(path)
             return outcome, False
         conv = p.conversion
@@ -841,8 +848,9 @@ class Ingestor:
             batch.documents.append({"sha256": p.sha256, "size_bytes": p.size, "codec": self.codec,
                                     "dictionary_id": dictionary_id, "content": p.compressed})
         if self.action and outcome.status != FAILED:
-            outcome.archived_to = self._archive_target(p.file, p.sha256)
-            batch.after_commit.append((p.file, outcome))
+            target = self._archive_target(p.file, p.sha256)
+            outcome.archived_to = log_key(target) if target else None
+            batch.after_commit.append((p.file, outcome, target))
             # gone on purpose once its batch commits: a copy in a later batch is its duplicate, not its
             # successor (else each copy would take over the log entry of the one before, and only the
             # last one of them would stay in the log)
@@ -984,8 +992,8 @@ class Ingestor:
         if self.on_batch_committed:
             self.on_batch_committed(self.batches_committed)
         # only now, with the rows committed, may the files themselves go
-        for file, outcome in batch.after_commit:
-            _apply_action(self.action, file, outcome)
+        for file, outcome, target in batch.after_commit:
+            _apply_action(self.action, file, outcome, target)
 
 
 _OUTDATED_SQL = """
@@ -1035,13 +1043,13 @@ def _same_content(path: Path, sha256: str | None) -> bool:
         return False
 
 
-def _apply_action(action: str | None, file: InputFile, outcome: FileOutcome) -> None:
+def _apply_action(action: str | None, file: InputFile, outcome: FileOutcome, archive_to: str | None) -> None:
     source = Path(file.real_path)
     if not source.exists():
         return
     try:
-        if action == "archive" and outcome.archived_to:
-            target = Path(outcome.archived_to)
+        if action == "archive" and archive_to:
+            target = Path(archive_to)
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.exists():
                 target.unlink()

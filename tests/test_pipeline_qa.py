@@ -131,6 +131,21 @@ def test_a_file_name_that_is_not_utf8_is_logged_not_a_crash(tmp_path, capsys):
     assert list(folder.iterdir()) == []
 
 
+def test_a_file_name_that_is_not_utf8_is_archived_under_its_own_name(tmp_path):
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    name = os.fsdecode(b"caf\xe9.json")
+    try:
+        (folder / "sub" / name).write_text(json.dumps(perf_doc()))
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system does not take non-UTF-8 names")
+    db, archive = str(tmp_path / "db.duckdb"), tmp_path / "arch"
+    assert migrate("--db", db, "--input-dirs", str(folder), "--action", "archive", "--archive-dir", str(archive)) == 0
+    # before: moved to arch/in/sub/caf\\xe9.json, a name no one gave it (the log's escaped spelling)
+    assert [p.name for p in (archive / "in" / "sub").iterdir()] == [name] and not any(folder.rglob("*.json"))
+    assert query(db, "SELECT archived_to FROM ingested_files") == [(str(archive / "in" / "sub" / "caf\\xe9.json"),)]
+
+
 def _hold_lock(path: Path) -> subprocess.Popen:
     holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
                                "print('ready', flush=True); time.sleep(60)", str(path)],
