@@ -140,7 +140,8 @@ def _describe(step: str, result) -> str:
         return f"{where} ({r['tables']} tables, {r['rows']} rows match the manifest{extra})"
     if step == "purge-backups":  # a dry run deletes nothing: it must not say "deleted"
         verb = "would be deleted" if r.get("dry_run") else "deleted"
-        return f"{prefix}{len(r['deleted_files'])} file(s) {verb}, {r['kept_backups']} backup(s) kept"
+        unfinished = f", {len(r['unfinished_backups'])} unfinished (no manifest)" if r["unfinished_backups"] else ""
+        return f"{prefix}{len(r['deleted_files'])} file(s) {verb}, {r['kept_backups']} backup(s) kept{unfinished}"
     if step == "archive-data":
         moved = sum(r["rows"].values())
         if r.get("dry_run"):  # no file is written by a dry run: "-> 0 Parquet file(s)" read as "nothing to do"

@@ -215,6 +215,12 @@ def test_an_interrupted_backup_leaves_nothing_that_looks_valid(archived_db, tmp_
     assert sorted(Path(p).name for p in purged["deleted_files"]) == [f"{stale}.archive.partial",
                                                                      f"{stale}.duckdb.partial"]
     assert purged["kept_backups"] == 1 and Path(good["manifest"]).exists()
+    # one killed yesterday is not a backup kept (before: counted with the good one until past the retention)
+    recent = "benchmark_db_backup-sample-20260101T120000Z"
+    (folder / f"{recent}.duckdb.gz.partial").write_bytes(b"half")
+    purged = backup.purge_backups(folder, 30, now=dt.datetime(2026, 1, 2))
+    assert purged["kept_backups"] == 1 and purged["unfinished_backups"] == [recent] and not purged["deleted_files"]
+    (folder / f"{recent}.duckdb.gz.partial").unlink()
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         [Path(good["manifest"]).name, Path(good["backup"]).name, Path(good["archive_dir"]).name])
 

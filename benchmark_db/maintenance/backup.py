@@ -510,7 +510,7 @@ def purge_backups(backup_dir: str | os.PathLike, retention_days: float, *, dry_r
         log.warning("purge-backups: backup folder %s does not exist; nothing to purge", folder)
     now = now or utc_now()
     cutoff = now - dt.timedelta(days=retention_days)
-    deleted, kept = [], []
+    deleted, kept, unfinished = [], [], []
     for entry in list_backups(backup_dir):
         if entry["created_at"] < cutoff:
             for path in entry["files"]:
@@ -520,10 +520,19 @@ def purge_backups(backup_dir: str | os.PathLike, retention_days: float, *, dry_r
                     else:
                         path.unlink(missing_ok=True)
                 deleted.append(str(path))
-        else:
+        elif any(path.name.endswith(MANIFEST_SUFFIX) for path in entry["files"]):
             kept.append(entry["base"])
+        else:
+            # files without a manifest: a backup killed mid-copy (or one still being written by another
+            # run): never restorable, so not a backup kept; deleted like the others once past the retention
+            unfinished.append(entry["base"])
     verb = "would delete" if dry_run else "deleted"
     for path in deleted:
         log.info("purge-backups: %s %s", verb, path)
+    if unfinished:
+        log.warning("purge-backups: %d unfinished backup(s) without a manifest (killed, or still being written): "
+                    "%s; not counted as kept, and deleted once older than %g days", len(unfinished),
+                    ", ".join(unfinished), retention_days)
     return {"step": "purge-backups", "dry_run": dry_run, "backup_dir": str(backup_dir),
-            "retention_days": retention_days, "deleted_files": deleted, "kept_backups": len(kept)}
+            "retention_days": retention_days, "deleted_files": deleted, "kept_backups": len(kept),
+            "unfinished_backups": unfinished}
