@@ -98,7 +98,7 @@ def run(args) -> int:
                                 categories=args.categories, parquet_dir=args.parquet_dir, dry_run=args.dry_run,
                                 parallel=args.parallel, batch_size=args.batch_size, force=args.force,
                                 lock_timeout=args.lock_timeout, quiet=args.quiet)
-    fmt = resolve_format(args.format, args.output)
+    fmt = resolve_format(args.format, args.output, args.output_formats)
     if fmt == "json":
         import json
 

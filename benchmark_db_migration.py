@@ -21,7 +21,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmark_db.cli import add_common_options, add_db_option, add_output_options, run_cli, write_text
+from benchmark_db.cli import (
+    add_common_options,
+    add_db_option,
+    add_output_options,
+    non_negative_float,
+    run_cli,
+    write_text,
+)
 from benchmark_db.ingest import DEFAULT_RESULT_DIRS, add_ingest_options
 
 ARTIFACT_DB_SUFFIXES = (".duckdb", ".db")
@@ -54,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "disagrees with batch size and latency, and unit mistakes; exit 1 if any")
     parser.add_argument("--fix-inconsistencies", action="store_true",
                         help="fix what can be fixed safely (listing each fix), then validate again")
-    parser.add_argument("--tolerance", type=float, default=None, metavar="FRACTION",
+    parser.add_argument("--tolerance", type=non_negative_float, default=None, metavar="FRACTION",
                         help="how far throughput may stray from batch_size*1000/latency (default: 0.5)")
     add_db_option(parser)
     add_ingest_options(parser)
@@ -201,13 +208,17 @@ def reconvert(db, options: dict):
     import tempfile
     from pathlib import Path
 
+    from benchmark_db.convert import CONVERTER_VERSION
     from benchmark_db.ingest import Ingestor, outdated_originals
 
     # the files are where they were (or archived, or gone): nothing to move, no category to leave out
     options = {**options, "action": None, "archive_dir": None, "categories": None, "force": False,
                "progress_desc": "reconvert"}
     with tempfile.TemporaryDirectory(prefix="benchmark_db_reconvert_") as folder:
-        return Ingestor(db, **options).ingest(outdated_originals(db.conn, Path(folder)))
+        summary = Ingestor(db, **options).ingest(outdated_originals(db.conn, Path(folder)))
+    summary.nothing_note = (f"(nothing to reconvert: converter version {CONVERTER_VERSION} made the rows of every "
+                            "logged file)")
+    return summary
 
 
 def run(args) -> int:
@@ -236,7 +247,7 @@ def run(args) -> int:
             result = migrate(db, args)
             if result["summary"] is not None and not args.reconvert:
                 warn_outdated(db.conn)
-    fmt = resolve_format(args.format, args.output)
+    fmt = resolve_format(args.format, args.output, args.output_formats)
     summary, problems, fixes = result["summary"], result["problems"], result["fixes"]
     # --migrate-ci that found only .duckdb/.parquet artifacts: no "(no files found)" above their table
     only_artifacts = summary is not None and not summary.totals()["files"] and bool(result["artifacts"])
@@ -254,6 +265,9 @@ def run(args) -> int:
             parts.append(render(result["artifacts"], fmt).rstrip("\n"))
         if fixes:
             parts.append((f"{len(fixes)} fixes made\n" if fmt == "table" else "") + render(fixes, fmt).rstrip())
+        elif args.fix_inconsistencies and not args.dry_run and fmt == "table":
+            parts.append("0 fixes made: " + ("none of the problems below can be fixed safely: they need a person"
+                                             if problems else "nothing to fix"))
         if problems is not None:
             parts.append(f"validation: {len(problems)} problems" + (":\n" + render(problems, fmt).rstrip()
                                                                     if problems else ""))

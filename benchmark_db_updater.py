@@ -28,9 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input-file", nargs="+", action="extend", default=[], metavar="FILE",
                         help="result file(s) to add")
     parser.add_argument("--scan-dir", nargs="+", action="extend", default=[], metavar="DIR",
-                        help="folder(s) to scan for result files")
+                        help="folder(s) to scan for result files; every file found is converted again "
+                             "(its rows rebuilt) unless --incremental")
     parser.add_argument("--incremental", action="store_true",
-                        help="only files that are new or changed since the last scan")
+                        help="with --scan-dir: only files that are new or changed since the last scan")
     parser.add_argument("--auto-store", action="store_true",
                         help="process the files runners left for later storage, then move them to processed/")
     parser.add_argument("--auto-store-dir", metavar="DIR", default=DEFAULT_AUTO_STORE_DIR,
@@ -158,7 +159,7 @@ def run(args) -> int:
         with BenchmarkDB(path, lock_timeout=args.lock_timeout) as db:
             summary = update(db, **kwargs)
             warn_outdated(db.conn)
-    write_text(render_summary(summary, resolve_format(args.format, args.output)), args.output)
+    write_text(render_summary(summary, resolve_format(args.format, args.output, args.output_formats)), args.output)
     if args.report:
         write_report(summary, args.report)
     for outcome in summary.failed:

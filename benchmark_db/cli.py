@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 import traceback
 from collections.abc import Callable, Iterable
@@ -44,11 +45,33 @@ def add_data_path_option(parser: argparse.ArgumentParser) -> None:
                              "(default: $BENCHMARK_DB_DATA_PATH)")
 
 
+def positive_int(text: str) -> int:
+    """argparse type of counts such as --parallel and --batch-size: 0 or -3 is a typo, not a request for one."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type of amounts such as --lock-timeout and --tolerance: a finite number, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number, 0 or more, not {text}")
+    return value
+
+
 def add_common_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("common options")
     group.add_argument("--quiet", "-q", action="store_true", help="no progress bars or info messages")
     group.add_argument("--verbose", "-v", action="store_true", help="debug messages and tracebacks")
-    group.add_argument("--lock-timeout", type=float, default=DEFAULT_LOCK_TIMEOUT, metavar="SECONDS",
+    group.add_argument("--lock-timeout", type=non_negative_float, default=DEFAULT_LOCK_TIMEOUT, metavar="SECONDS",
                        help="how long to wait for a database another process holds (default: %(default)s)")
 
 
@@ -62,10 +85,15 @@ def add_output_options(parser: argparse.ArgumentParser, formats: Iterable[str] =
                        output_help: str = "write to FILE instead of stdout") -> None:
     add_format_option(parser, formats)
     parser.add_argument("--output", "-o", metavar="FILE", default=None, help=output_help)
+    parser.set_defaults(output_formats=tuple(formats))  # what --output's extension may imply (resolve_format)
 
 
-def resolve_format(fmt: str | None, output: str | None = None) -> str:
-    """The format asked for, else one implied by the output file's extension, else the terminal default."""
+def resolve_format(fmt: str | None, output: str | None = None, formats: Iterable[str] | None = None) -> str:
+    """The format asked for, else one implied by the output file's extension, else the terminal default.
+
+    `formats`: the ones the tool writes (`args.output_formats`); an extension that implies another one is a
+    usage error, not a file in the wrong format (`--output summary.html` of a tool without HTML wrote two
+    HTML documents back to back)."""
     if fmt:
         return fmt
     if output:
@@ -73,8 +101,17 @@ def resolve_format(fmt: str | None, output: str | None = None) -> str:
         by_suffix = {"json": "json", "csv": "csv", "md": "markdown", "markdown": "markdown",
                      "html": "html", "htm": "html", "txt": "table"}
         if suffix in by_suffix:
-            return by_suffix[suffix]
+            implied = by_suffix[suffix]
+            if formats is not None and implied not in formats:
+                from benchmark_db.errors import UsageError
+
+                raise UsageError(f"--output {output}: this tool does not write {implied}",
+                                 f"use a .{' or .'.join(_EXTENSION[f] for f in formats)} file, or pass --format")
+            return implied
     return "table" if sys.stdout.isatty() else "csv"
+
+
+_EXTENSION = {"json": "json", "csv": "csv", "markdown": "md", "html": "html", "table": "txt"}
 
 
 def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
@@ -163,6 +200,9 @@ def run_cli(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace],
     verbose = getattr(args, "verbose", False)
     setup_logging(verbose, getattr(args, "quiet", False))
     try:
+        if getattr(args, "output", None) and hasattr(args, "output_formats"):
+            # an --output whose extension names a format the tool does not write fails before any work
+            resolve_format(getattr(args, "format", None), args.output, args.output_formats)
         code = run(args)
         return 0 if code is None else int(code)
     except BenchmarkDBError as exc:

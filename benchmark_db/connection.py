@@ -167,14 +167,15 @@ def _upgrade_for_reader(path: str, version: int, lock_timeout: float) -> None:
     """Migrate an older file forward for a reader, or say why a reader cannot use it (DB002).
 
     A file the reader cannot write (a read-only mount, a file without write permission) cannot be upgraded.
-    It is still read as it is when the pending steps change nothing a reader sees (`file_only`: keys and
-    indexes; `writers_only`: bookkeeping such as the ingest log's converter version); an older one lacks views and columns every report needs, which is DB002, not a traceback."""
+    It is still read as it is when the pending steps change nothing a reader needs (`file_only`: keys and
+    indexes; `optional_for_readers`: the ingest log's converter version, say); an older one lacks views and
+    columns every report needs, which is DB002, not a traceback."""
     try:
         upgrade = _open_with_retry(path, False, lock_timeout, None)
     except DBConnectionError as exc:
         if not _is_unwritable_error(exc.__cause__ or exc):
             raise
-        if all(m.file_only or m.writers_only for m in schema.MIGRATIONS if m.version > version):
+        if all(m.file_only or m.optional_for_readers for m in schema.MIGRATIONS if m.version > version):
             logging.getLogger("benchmark_db").info(
                 "%s has schema version %d and is read-only here: read as it is", path, version)
             return

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from benchmark_db.identity import stable_id
 
@@ -25,7 +26,7 @@ except ImportError:  # pragma: no cover - orjson is in requirements
 # again every file that an earlier version converted (its rows are rebuilt, as with --force), so a database
 # never keeps rows the current code would not write. tests/test_converter_version.py holds a digest of what
 # this version makes of the legacy and foreign corpora and fails until the number moves with the output.
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2  # 2: rows of undated documents keep created_at NULL (1 gave them the ingest time)
 
 KINDS = ("performance", "hardware", "compatibility", "integration", "web_platform", "runner", "optimum_benchmark",
          "pytest_benchmark", "no_result", "unknown", "invalid")
@@ -107,7 +108,11 @@ def convert_document(text: str | bytes, path: str, sha256: str) -> Conversion:
         try:
             doc, strict = _parse(text)
         except ValueError as exc:
-            return Conversion(kind="invalid", status="failed", reason=str(exc))
+            reason = str(exc)
+            suffix = Path(path or "").suffix.lower()
+            if suffix and suffix != ".json":  # an --input-file that is another kind of file, not broken JSON
+                reason += f" (a {suffix} file: this tool reads JSON result files)"
+            return Conversion(kind="invalid", status="failed", reason=reason)
         return _convert(doc, path or "", sha256 or "", strict)
     except RecursionError:
         return Conversion(kind="unknown", status="failed", reason="document nested too deeply to convert")

@@ -188,6 +188,10 @@ class IngestSummary:
     dry_run: bool = False
     table_rows: dict[str, int] = field(default_factory=dict)  # rows per table after the run
     rows_before: dict[str, int] = field(default_factory=dict)  # ... and before it (a run that writes)
+    nothing_note: str = "(no files found)"  # what the summary says when there were no files
+    # a dry run: the ids of the models and hardware platforms its files name that the database lacks (many
+    # files name one model: counted per file, the dry run said 439 models where the real run added 78)
+    new_dimension_ids: dict[str, set] = field(default_factory=dict)
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -219,7 +223,9 @@ class IngestSummary:
         for o in self.outcomes:
             if o.status == INGESTED:
                 total.update(o.rows_by_table)
-        return dict(sorted(total.items()))
+        for table, ids in self.new_dimension_ids.items():
+            total[table] = len(ids)
+        return dict(sorted((t, n) for t, n in total.items() if n))
 
     def totals(self) -> dict:
         return {"files": len(self.outcomes), **{s: self.count(s) for s in
@@ -351,7 +357,9 @@ def _prepare_chunk(files: list[InputFile]) -> _Chunk:
             else:
                 dimensions.append(record)
         conversion.records = dimensions
-    now = _utc_now()
+    # a row whose document gives no time keeps created_at NULL: the time of this ingest is not when it was
+    # measured, and would put years-old results into every "last N days" window and trend
+    now = None
     unstorable: dict[int, str] = {}  # file index -> why its rows cannot be stored
     for table, rows in facts.items():
         try:
@@ -374,6 +382,9 @@ def _prepare_chunk(files: list[InputFile]) -> _Chunk:
         kept = [i for i in range(len(chunk.files)) if i not in unstorable]
         chunk.facts = {t: _only_files(v, kept) for t, v in chunk.facts.items()}
     return chunk
+
+
+_DIMENSION_TABLES = {"models": "model_id", "hardware_platforms": "hardware_id"}
 
 
 def _fact_table(table: str, rows: list, now):
@@ -603,12 +614,15 @@ class Ingestor:
         self.duplicate_of: dict[str, str] = {}  # path skipped as a duplicate -> the path that holds its rows
         self.outdated: dict[str, int | None] = {}  # path -> the other converter version that made its rows
         self.archived_as: dict[str, tuple[str, str]] = {}  # logged path -> (its sha256, archived_to)
+        self.logged_kind: dict[str, str] = {}  # logged path -> its kind (for the summary of unchanged files)
         if self.db is None:
             return
         rows = self.db.conn.execute(
-            "SELECT path, sha256, status, reason, archived_to, converter_version FROM ingested_files").fetchall()
-        for path, sha, status, reason, archived_to, version in rows:
+            "SELECT path, sha256, status, reason, archived_to, converter_version, kind FROM ingested_files").fetchall()
+        for path, sha, status, reason, archived_to, version, kind in rows:
             self.known[path] = (sha, status)
+            if kind:
+                self.logged_kind[path] = kind
             if version != self.converter_version and sha:
                 self.outdated[path] = version
             if archived_to:
@@ -689,6 +703,12 @@ class Ingestor:
             self._run(files, initargs, summary)
         if self.db is not None:
             summary.table_rows = self._table_rows()
+            for table, ids in summary.new_dimension_ids.items():  # a dry run: those already stored are not new
+                column = _DIMENSION_TABLES[table]
+                ids.difference_update(r[0] for r in self.db.conn.execute(f"SELECT {column} FROM {table}").fetchall())
+        moved = moved_files(summary)
+        if moved:  # on stderr too: the summary table is not printed in every format
+            log.info("%s", moved)
         return summary
 
     def _table_rows(self) -> dict[str, int]:
@@ -726,6 +746,11 @@ class Ingestor:
                 for index, prepared in enumerate(chunk.files):
                     outcome, keep_rows = self._take(prepared, batch)
                     summary.outcomes.append(outcome)
+                    if keep_rows and self.dry_run:
+                        for record in prepared.conversion.records:
+                            if record.TABLE in _DIMENSION_TABLES:
+                                summary.new_dimension_ids.setdefault(record.TABLE, set()).add(
+                                    getattr(record, record.ID) or record.natural_id())
                     if keep_rows and chunk.facts:
                         if not batch.facts or batch.facts[-1][0] is not chunk:
                             batch.facts.append((chunk, []))
@@ -764,7 +789,8 @@ class Ingestor:
             self._log(batch, outcome)
             return outcome, False
         if p.unchanged:
-            outcome = FileOutcome(path, UNCHANGED, p.sha256, p.size, reason="unchanged since the last ingest")
+            outcome = FileOutcome(path, UNCHANGED, p.sha256, p.size, kind=self.logged_kind.get(path),
+                                  reason="unchanged since the last ingest")
             previous = self.known.get(path)
             if self.action and previous and previous[1] != FAILED:
                 target = self._archive_target(p.file, p.sha256)
@@ -1125,6 +1151,8 @@ def parse_categories(values: Iterable[str] | None) -> list[str]:
                 raise UsageError(f"unknown category {name!r}", "use one or more of " + ", ".join(CATEGORIES))
             if name not in out:
                 out.append(name)
+    if values and not out:  # `--categories ""` (an empty shell variable): not "every category"
+        raise UsageError("--categories names no category", "use one or more of " + ", ".join(CATEGORIES))
     return out
 
 
@@ -1141,27 +1169,15 @@ def parse_list(values: Iterable[str] | str | None) -> list[str]:
 # What the three ingest tools share on the command line
 
 
-def _positive_int(text: str) -> int:
-    """argparse type of --parallel and --batch-size: 0 or -3 is a typo, not a request for one worker."""
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
-
-
 def add_ingest_options(parser, *, actions: bool = True) -> None:
     """--parallel, --batch-size, --force, --dry-run, --report (and --action/--archive-dir)."""
+    from benchmark_db.cli import positive_int
     group = parser.add_argument_group("ingest options")
-    group.add_argument("--parallel", type=_positive_int, default=1, metavar="N",
+    group.add_argument("--parallel", type=positive_int, default=1, metavar="N",
                        help="parse files in N worker processes; one writer commits (default: 1, which "
                             "converts in this process while a thread commits; each worker takes about 150 MB, "
                             "worth it with more than 2 cores)")
-    group.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE, metavar="FILES",
+    group.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, metavar="FILES",
                        help="files committed per transaction (default: %(default)s)")
     group.add_argument("--force", action="store_true",
                        help="convert files again even when the ingest log holds their content unchanged")
@@ -1205,15 +1221,33 @@ def render_summary(summary: IngestSummary, fmt: str) -> str:
     head = ("dry run: nothing written. " if summary.dry_run else "") + ", ".join(
         f"{totals[k]} {k}" for k in ("files", INGESTED, SKIPPED, FAILED, UNCHANGED, FILTERED) if totals[k]
         or k == "files")
+    moved = moved_files(summary)
+    if moved:
+        head += f"; {moved}"
     if fmt == "table":
         parts.append(head)
-    parts.append(render(by_kind, fmt) if by_kind else "(no files found)")
+    parts.append(render(by_kind, fmt) if by_kind else summary.nothing_note)
     if rows:
         parts.append(render(rows, fmt))
     failed = [{"path": o.path, "reason": o.reason} for o in summary.failed]
     if failed and not summary.dry_run:
         parts.append(render(failed, fmt))
     return "\n\n".join(p.rstrip("\n") for p in parts) + "\n"
+
+
+def moved_files(summary: IngestSummary) -> str | None:
+    """'N files archived to DIR' / 'N files removed' (or 'would be') for a run with --action, else None."""
+    archived = [o.archived_to for o in summary.outcomes if o.archived_to and o.archived_to != REMOVED_MARK]
+    removed = sum(1 for o in summary.outcomes if o.archived_to == REMOVED_MARK)
+    verb = "would be " if summary.dry_run else ""
+    said = []
+    if archived:
+        folders = sorted({str(Path(a).parent) for a in archived})
+        where = os.path.commonpath(folders) if len(folders) > 1 else folders[0]
+        said.append(f"{len(archived)} file(s) {verb}archived to {where}")
+    if removed:
+        said.append(f"{removed} file(s) {verb}removed")
+    return ", ".join(said) or None
 
 
 def write_report(summary: IngestSummary | None, path: str, extra: dict | None = None) -> None:

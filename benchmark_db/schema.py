@@ -411,6 +411,15 @@ _V5_STATEMENTS = [
 # by the next run that sees it, so an upgraded converter's fixes reach rows already stored.
 _V6_STATEMENTS = ["ALTER TABLE ingested_files ADD COLUMN IF NOT EXISTS converter_version INTEGER"]
 
+# Version 7: a result whose document gives no time keeps `created_at` NULL (it used to get the time of the
+# ingest, which put years-old results into every "last 30 days" window). `integration_test_status` took its
+# latest status with arg_max over created_at, which skips NULL keys: a test known only from undated files
+# would show no status at all. Undated runs now count as the oldest, and the result id breaks ties, so the
+# view gives one answer for the same rows.
+_V7_VIEWS = [_V3_VIEWS[3].replace(
+    "arg_max(it.status, it.created_at) AS latest_status",
+    "arg_max(it.status, (COALESCE(it.created_at, '-infinity'::TIMESTAMP), it.test_result_id)) AS latest_status")]
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -418,7 +427,9 @@ class Migration:
     name: str
     statements: tuple[str, ...]
     file_only: bool = False  # only about keys and indexes, which a DuckLake catalog does not have
-    writers_only: bool = False  # adds only what writers use: a reader may read a file that lacks it
+    # what it adds is not needed to read a file written before it (bookkeeping only writers use, a view that
+    # differs only for rows older code never wrote): a reader may read such a file as it is
+    optional_for_readers: bool = False
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -430,7 +441,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "is_emulated on performance results (emulated devices kept apart from real ones)",
               tuple(_V5_STATEMENTS)),
     Migration(6, "converter version in the ingest log (files converted by older code are converted again)",
-              tuple(_V6_STATEMENTS), writers_only=True),
+              tuple(_V6_STATEMENTS), optional_for_readers=True),
+    Migration(7, "integration_test_status takes undated results (created_at NULL) as the oldest",
+              tuple(_V7_VIEWS), optional_for_readers=True),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -308,7 +308,7 @@ def run(args) -> int:
             log.info("archived %d artifact(s) under %s", len(moved), args.archive_dir)
     finally:
         with_conn.close()
-    fmt = resolve_format(args.format, args.output)
+    fmt = resolve_format(args.format, args.output, args.output_formats)
     write_text(render(report, fmt) if report else "(no artifacts found)\n", args.output)
     totals = {"merged": 0, "unchanged": 0, "skipped": 0, "failed": 0}
     for row in report:

@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise UsageError(f"{folder} does not exist", "pass folders that hold result files")
             paths.extend(sorted(root.rglob("*.json")) if root.is_dir() else [root])
         files = account_files(paths)
-        fmt = resolve_format(args.format, args.output)
+        fmt = resolve_format(args.format, args.output, args.output_formats)
         if args.per_file:
             table = [{**f, "rows": sum(f["rows"].values()), "conversions": len(f["conversions"])} for f in files]
             write_text(render(table, fmt), args.output)
