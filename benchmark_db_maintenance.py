@@ -151,8 +151,9 @@ def _describe(step: str, result) -> str:
         verb = f"would be {r['action']}d" if r.get("dry_run") else f"{r['action']}d"
         return f"{prefix}{len(r['files'])} file(s) {verb}, {len(r['untouched'])} left untouched"
     if step == "migration-stats":
-        t = r.get("totals", {})
-        return f"{t.get('files', 0)} files ({t.get('ingested', 0)} ingested, {t.get('failed', 0)} failed)"
+        from benchmark_db.maintenance.stats import describe_totals
+
+        return describe_totals(r.get("totals", {}))
     return ""
 
 
@@ -219,11 +220,9 @@ def run_steps(args, steps: list[str]) -> tuple[list[dict], list[dict]]:
                 elif step == "purge-backups":
                     result = backup.purge_backups(args.backup_dir, args.backup_retention, dry_run=args.dry_run)
                 else:  # migration-stats
-                    from benchmark_db.cli import resolve_format
-
                     result = stats.migration_stats(conn)
-                    fmt = args.format or (resolve_format(None, args.output) if args.output else "json")
-                    write_text(stats.render_migration_stats(result, fmt), args.output)
+                    write_text(stats.render_migration_stats(result, report_format(args.format, args.output)),
+                               args.output)
                 status = "problems" if step == "check-integrity" and problems else "ok"
                 summary.append({"step": step, "status": status, "result": _describe(step, result)})
                 log.info("%s: %s", step, summary[-1]["result"])
@@ -256,6 +255,14 @@ def run_steps(args, steps: list[str]) -> tuple[list[dict], list[dict]]:
     return summary, problems
 
 
+def report_format(fmt: str | None, output: str | None) -> str:
+    """The --migration-stats report's format: --format, else --output's extension (DB000 for one that names no
+    format, as in the other tools), else JSON."""
+    from benchmark_db.cli import resolve_format
+
+    return resolve_format(fmt, output, default="json")
+
+
 def run(args) -> int:
     from benchmark_db.connection import resolve_db_path
     from benchmark_db.output import render
@@ -279,6 +286,8 @@ def run(args) -> int:
         return 0
     if not steps:
         raise UsageError("nothing to do", "pass one or more steps, e.g. --optimize-db --vacuum --check-integrity")
+    if "migration-stats" in steps:
+        report_format(args.format, args.output)  # a bad --output name stops the run before any step
     needs_age = [s for s in ("clean-json", "archive-data") if s in steps]
     if needs_age and args.older_than is None:
         raise UsageError(f"--{needs_age[0]} needs --older-than DAYS", "e.g. --older-than 30")
@@ -290,9 +299,18 @@ def run(args) -> int:
             raise UsageError(f"{flag} must be a number of days from 0 to {MAX_DAYS}, not {value:g}",
                              f"e.g. {flag} 30")
     summary, problems = run_steps(args, steps)
+    # stdout holds one document: the migration report when it goes there (the step summary and any integrity
+    # problems then go to stderr, where the log lines are), else the problems and the step summary
+    report_on_stdout = "migration-stats" in steps and not args.output
     if problems:
-        write_text(render(problems, summary_format), None)
-    if not (steps == ["migration-stats"] and not args.output):  # keep a stats-only stdout pure
+        if report_on_stdout:
+            print(render(problems, summary_format), file=sys.stderr)
+        else:
+            write_text(render(problems, summary_format), None)
+    if report_on_stdout:
+        if steps != ["migration-stats"]:  # alone, its one summary line is the log's already
+            print(render(summary, summary_format), file=sys.stderr)
+    else:
         write_text(render(summary, summary_format), None)
     failed = [row["step"] for row in summary if row["status"] == "failed"]
     if failed:

@@ -163,13 +163,13 @@ def run(args) -> int:
     if args.last_days is not None and args.last_days <= 0:
         raise UsageError("--last-days must be a positive number of days", "pass e.g. --last-days 30")
 
+    from benchmark_db import reports
+
+    fmt = resolve_format(args.format, args.output)  # DB000 for an --output name of no format, before any work
     if args.regression_check:
         return _run_regression(args)
 
-    from benchmark_db import reports
-
     filters = reports.ReportFilters.from_args(args)
-    fmt = resolve_format(args.format, args.output)
     conn = connect(args.db, read_only=True, lock_timeout=args.lock_timeout)
     try:
         if args.sql is not None:

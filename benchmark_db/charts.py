@@ -130,6 +130,20 @@ def _stable_colors(kind: str, values) -> dict:
     return dict(zip(names, palette))
 
 
+SHADES = (0.0, -0.45, 0.5, -0.7, 0.75)  # per variant of one hue: as is, darker, lighter, darker, lighter
+
+
+def _shade(color, k: int):
+    """`color` for the k-th variant of one hardware type (or model): the same hue, darker or lighter, so the
+    series of cpu fp32 and cpu (no precision) are told apart while staying recognisably cpu."""
+    from matplotlib.colors import to_rgb
+
+    amount = SHADES[k % len(SHADES)]
+    r, g, b = to_rgb(color)
+    target = 0.0 if amount < 0 else 1.0
+    return tuple(c + (target - c) * abs(amount) for c in (r, g, b))
+
+
 def _basis_text(df) -> str:
     bases = sorted(set(df["basis"].dropna())) if "basis" in df else []
     if bases == ["raw samples"]:
@@ -198,6 +212,16 @@ def comparison_figure(df, metric: str | Metric = "throughput", by: str = "hardwa
     colors = _stable_colors(by, df[by])
     precisions = sorted({v for v in df["precision"] if isinstance(v, str)})
     markers = {v: MARKERS[i % len(MARKERS)] for i, v in enumerate(precisions)} if several_precisions else {}
+    # one colour per series: the hue of its hardware (model), a shade per precision within it (the marker
+    # alone, o against X, was too small a difference between two lines of one blue); simulated keeps the
+    # shade of its precision and is told apart by its dashed line and hollow markers
+    series_colors = {}
+    for entity, part in df.groupby(by, sort=False):
+        variants = list(dict.fromkeys(v if isinstance(v, str) else None
+                                      for v in part.sort_values("precision", na_position="last")["precision"]))
+        for series, precision in zip(part["series"], part["precision"]):
+            k = variants.index(precision if isinstance(precision, str) else None)
+            series_colors[series] = _shade(colors[entity], k)
 
     what = f"{m.label} by {by}" if by == "hardware" else f"{m.label} by model"
     fig_title = title or what
@@ -222,7 +246,7 @@ def comparison_figure(df, metric: str | Metric = "throughput", by: str = "hardwa
                     shift = 2 ** (0.05 * (j - (n - 1) / 2))  # keep whiskers of different series apart
                     xs = [float(b) * shift for b in s["batch_size"]]
                     _errorbars(ax, xs, list(s[f"{p}_p10"]), list(s[f"{p}_p50"]), list(s[f"{p}_p90"]),
-                               color=colors[s[by].iloc[0]], label=series, simulated=_is_sim(s.iloc[0]),
+                               color=series_colors[series], label=series, simulated=_is_sim(s.iloc[0]),
                                marker=markers.get(s["precision"].iloc[0], "X" if markers else "o"))
                 batches = sorted({int(b) for b in part["batch_size"]})
                 ax.set_xscale("log", base=2)
@@ -236,7 +260,7 @@ def comparison_figure(df, metric: str | Metric = "throughput", by: str = "hardwa
                 for j, series in enumerate(order):
                     s = part[part["series"] == series]
                     _errorbars(ax, [j] * len(s), list(s[f"{p}_p10"]), list(s[f"{p}_p50"]), list(s[f"{p}_p90"]),
-                               color=colors[s[by].iloc[0]], label=series, simulated=_is_sim(s.iloc[0]), line=False,
+                               color=series_colors[series], label=series, simulated=_is_sim(s.iloc[0]), line=False,
                                marker=markers.get(s["precision"].iloc[0], "X" if markers else "o"))
                 ax.set_xticks(range(len(order)), order, rotation=30, ha="right")
                 ax.set_xlabel(by.capitalize())

@@ -88,29 +88,33 @@ def add_output_options(parser: argparse.ArgumentParser, formats: Iterable[str] =
     parser.set_defaults(output_formats=tuple(formats))  # what --output's extension may imply (resolve_format)
 
 
-def resolve_format(fmt: str | None, output: str | None = None, formats: Iterable[str] | None = None) -> str:
-    """The format asked for, else one implied by the output file's extension, else the terminal default.
+def resolve_format(fmt: str | None, output: str | None = None, formats: Iterable[str] | None = None,
+                   default: str | None = None) -> str:
+    """The format asked for, else the one --output's extension names, else `default`, else the terminal
+    default (a text table on a terminal, CSV when piped).
 
-    `formats`: the ones the tool writes (`args.output_formats`); an extension that implies another one is a
-    usage error, not a file in the wrong format (`--output summary.html` of a tool without HTML wrote two
-    HTML documents back to back)."""
+    `formats`: the ones the tool writes (`args.output_formats`). An --output without --format must name one of
+    them by its extension: `x.yaml` used to get CSV under a name that promised YAML, and `summary.html` of a
+    tool without HTML two HTML documents back to back. With --format any name is written."""
     if fmt:
         return fmt
     if output:
-        suffix = output.rsplit(".", 1)[-1].lower() if "." in output else ""
-        by_suffix = {"json": "json", "csv": "csv", "md": "markdown", "markdown": "markdown",
-                     "html": "html", "htm": "html", "txt": "table"}
-        if suffix in by_suffix:
-            implied = by_suffix[suffix]
-            if formats is not None and implied not in formats:
-                from benchmark_db.errors import UsageError
+        name = output.replace("\\", "/").rsplit("/", 1)[-1]
+        suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+        implied = _FORMAT_OF_SUFFIX.get(suffix)
+        allowed = tuple(formats) if formats is not None else tuple(_EXTENSION)
+        if implied is None or implied not in allowed:
+            from benchmark_db.errors import UsageError
 
-                raise UsageError(f"--output {output}: this tool does not write {implied}",
-                                 f"use a .{' or .'.join(_EXTENSION[f] for f in formats)} file, or pass --format")
-            return implied
-    return "table" if sys.stdout.isatty() else "csv"
+            what = f"this tool does not write {implied}" if implied else "cannot tell the format of that name"
+            raise UsageError(f"--output {output}: {what}",
+                             f"end it with .{', .'.join(_EXTENSION[f] for f in allowed)} or pass --format")
+        return implied
+    return default or ("table" if sys.stdout.isatty() else "csv")
 
 
+_FORMAT_OF_SUFFIX = {"json": "json", "csv": "csv", "md": "markdown", "markdown": "markdown", "html": "html",
+                     "htm": "html", "txt": "table"}
 _EXTENSION = {"json": "json", "csv": "csv", "markdown": "md", "html": "html", "table": "txt"}
 
 

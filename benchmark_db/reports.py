@@ -29,8 +29,7 @@ from benchmark_db.names import normalize_hardware_type
 
 REPORT_KINDS = ("performance", "hardware", "compatibility", "integration", "summary")
 REPORT_FORMATS = ("html", "markdown", "csv", "json", "table")
-
-
+# the --output extensions `benchmark_db.cli.resolve_format` reads as a format
 @dataclass(frozen=True)
 class Metric:
     name: str
@@ -550,12 +549,12 @@ def integration_table(conn, filters: ReportFilters):
                                  batch=None, precision=None, created="it.created_at", simulated=None)
     sql = f"""
         SELECT it.test_module, it.test_class, it.test_name, hp.hardware_type AS hardware,
-               m.model_name AS model, arg_max(it.status, it.created_at) AS latest_status,
+               m.model_name AS model, arg_max(it.status, {_LATEST_ROW}) AS latest_status,
                count(*) AS runs,
                count(*) FILTER (WHERE lower(it.status) IN ('pass', 'passed', 'success', 'ok')) AS passed,
                count(*) FILTER (WHERE lower(it.status) IN ('fail', 'failed', 'failure', 'error')) AS failed,
                max(it.created_at) AS last_run_at,
-               arg_max(it.error_message, it.created_at) AS latest_error
+               arg_max(it.error_message, {_LATEST_ROW}) AS latest_error
         FROM integration_test_results it
         LEFT JOIN hardware_platforms hp ON hp.hardware_id = it.hardware_id
         LEFT JOIN models m ON m.model_id = it.model_id
@@ -564,6 +563,12 @@ def integration_table(conn, filters: ReportFilters):
         ORDER BY it.test_module NULLS FIRST, it.test_class NULLS FIRST, it.test_name, hardware NULLS FIRST,
                  model NULLS FIRST"""
     return _df(conn, sql, params)
+
+
+# the latest row of a test: by time, a row without a time counting as older than any with one, then by id
+# (arg_max by created_at alone skips rows whose created_at is NULL, so a test logged without a time had no
+# latest status at all and fell out of the passing + failing counts of the summary)
+_LATEST_ROW = "(COALESCE(it.created_at, TIMESTAMP '-infinity'), it.test_result_id)"
 
 
 def summary_table(conn, filters: ReportFilters):
@@ -580,15 +585,26 @@ def summary_table(conn, filters: ReportFilters):
                max(created_at) FILTER (WHERE NOT is_simulated OR ?)
         FROM ({base_all}) b""", [filters.include_simulated] * 5 + params_all).fetchone()
     measured, simulated, models, hardware, runs, first, last = row
+    models_all, runs_all = conn.execute("SELECT (SELECT count(*) FROM models), (SELECT count(*) FROM test_runs)"
+                                        ).fetchone()
     compat = compatibility_table(conn, filters)
     integ = integration_table(conn, filters)
     latest = integ["latest_status"].str.lower() if not integ.empty else pd.Series(dtype=str)
+    passing = latest.isin(["pass", "passed", "success", "ok"])
+    failing = latest.isin(["fail", "failed", "failure", "error"])
+    # what counts: the performance figures count models, hardware and runs with a (measured, unless
+    # --include-simulated) result; the models and test_runs tables hold more (compatibility checks,
+    # integration tests, runs without results), hence both figures, each labelled
+    with_results = "with performance results" if filters.include_simulated else "with measured performance results"
+    whole = " (no filter applied)" if filters.has_any() else ""
     items = [
         ("measured performance results", int(measured)),
         ("simulated performance results" + ("" if filters.include_simulated else " (excluded)"), int(simulated)),
-        ("models", int(models)),
-        ("hardware types", int(hardware)),
-        ("test runs", int(runs)),
+        (f"models {with_results}", int(models)),
+        (f"models in the database{whole}", int(models_all)),
+        (f"hardware types {with_results}", int(hardware)),
+        (f"test runs {with_results}", int(runs)),
+        (f"test runs in the database{whole}", int(runs_all)),
         ("first result at", first.isoformat(sep=" ") if first is not None else None),
         ("last result at", last.isoformat(sep=" ") if last is not None else None),
         ("model/hardware pairs compatible", int((compat["is_compatible"] == True).sum()) if not compat.empty  # noqa: E712
@@ -596,11 +612,12 @@ def summary_table(conn, filters: ReportFilters):
         ("model/hardware pairs incompatible", int((compat["is_compatible"] == False).sum())  # noqa: E712
          if not compat.empty else 0),
         ("integration tests", len(integ)),
-        ("integration tests passing (latest run)",
-         int(latest.isin(["pass", "passed", "success", "ok"]).sum())),
-        ("integration tests failing (latest run)",
-         int(latest.isin(["fail", "failed", "failure", "error"]).sum())),
+        ("integration tests passing (latest run)", int(passing.sum())),
+        ("integration tests failing (latest run)", int(failing.sum())),
     ]
+    # every other latest status (skipped, not_implemented, ...) gets a line, so the parts add up to the total
+    for status, n in sorted(latest[~passing & ~failing].fillna("(none)").value_counts().items()):
+        items.append((f"integration tests {status} (latest run)", int(n)))
     return pd.DataFrame({"item": [i for i, _ in items], "value": [str(v) if v is not None else "" for _, v in items]})
 
 
@@ -906,6 +923,7 @@ class ReportSection:
     frame: object  # pandas DataFrame
     note: str | None = None
     charts: list = field(default_factory=list)  # filled by the HTML renderer: (title, data URI, alt text)
+    file_key: str | None = None  # names its CSV file (csv_sections) where `key` alone would not say what it is
 
 
 @dataclass
@@ -1013,7 +1031,8 @@ def build_report(conn, kind: str, filters: ReportFilters | None = None, metric: 
                                           compatibility_matrix(conn, filters),
                                           "latest compatibility check of each pair, else whether it was "
                                           "measured; empty: nothing known"))
-            sections.append(ReportSection("compatibility", "Compatibility details", compatibility_table(conn, filters)))
+            sections.append(ReportSection("compatibility", "Compatibility details", compatibility_table(conn, filters),
+                                          file_key="compatibility_details"))
         elif k == "integration":
             sections.append(ReportSection("integration", "Integration tests", integration_table(conn, filters),
                                           "latest status of each test with its pass and fail counts"))
@@ -1117,8 +1136,10 @@ def render_report(report: Report, fmt: str, conn=None) -> str:
 def csv_sections(report: Report, output) -> list[tuple[Path, ReportSection, str]]:
     """(path, section, CSV text) of every section of `report` written as CSV to `output`.
 
-    One CSV per section, the main one at `output` and each other beside it as `<stem>.<key><suffix>`
-    (`report.csv`, `report.by_hardware.csv`). Not one file with the sections stacked under `# title` lines:
+    One CSV per section, the main one at `output` and each other beside it as `<stem>-<name><suffix>`, the
+    name being the section's `file_key` without a leading `<stem>_` (`perf.csv`, `perf-by_hardware.csv`;
+    `compatibility.csv`, `compatibility-details.csv`; `report.csv`, `report-compatibility_details.csv`): a dot
+    read as a second extension, and `compatibility.compatibility.csv` said nothing. Not one file with the sections stacked under `# title` lines:
     the sections have different columns, so such a file is no table that csv.DictReader, pandas.read_csv or a
     spreadsheet's import reads correctly (they merge the sections into one), and the main file, which scripts
     and `| python -c ...` already read as one table, would change shape. Each file here is a plain CSV."""
@@ -1128,7 +1149,10 @@ def csv_sections(report: Report, output) -> list[tuple[Path, ReportSection, str]
     suffix = path.suffix or ".csv"
     out = []
     for i, section in enumerate(report.sections):
-        target = path if i == 0 else path.with_name(f"{path.stem}.{section.key}{suffix}")
+        name = section.file_key or section.key
+        if name.startswith(path.stem + "_"):
+            name = name[len(path.stem) + 1:]
+        target = path if i == 0 else path.with_name(f"{path.stem}-{name}{suffix}")
         out.append((target, section, output_module.to_csv(section.frame)))
     return out
 

@@ -92,8 +92,8 @@ def test_csv_report_to_a_file_writes_one_csv_per_section(sample_db_path, tmp_pat
     assert code == 0
     with connect(sample_db_path, read_only=True) as conn:
         report = reports.build_report(conn, "performance")
-    sibling = tmp_path / "out" / "perf.by_hardware.csv"
-    assert sorted(p.name for p in target.parent.iterdir()) == ["perf.by_hardware.csv", "perf.csv"]
+    sibling = tmp_path / "out" / "perf-by_hardware.csv"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["perf-by_hardware.csv", "perf.csv"]
     # the main file is still the main table alone, as before; each other section is a plain CSV of its own
     main_rows = list(csv.DictReader(io.StringIO(target.read_text())))
     assert len(main_rows) == len(report.sections[0].frame) and "throughput_items_per_s_mean" in main_rows[0]
