@@ -93,9 +93,10 @@ def resolve_format(fmt: str | None, output: str | None = None, formats: Iterable
     """The format asked for, else the one --output's extension names, else `default`, else the terminal
     default (a text table on a terminal, CSV when piped).
 
-    `formats`: the ones the tool writes (`args.output_formats`). An --output without --format must name one of
-    them by its extension: `x.yaml` used to get CSV under a name that promised YAML, and `summary.html` of a
-    tool without HTML two HTML documents back to back. With --format any name is written."""
+    `formats`: the ones the tool writes (`args.output_formats`). An --output whose extension names another
+    format is a usage error unless --format says what to write: `x.yaml` used to get CSV under a name that
+    promised YAML, and `summary.html` of a tool without HTML two HTML documents back to back. A name that
+    names no format (`run.log`, `summary.out`, no extension) gets the default."""
     if fmt:
         return fmt
     if output:
@@ -103,19 +104,22 @@ def resolve_format(fmt: str | None, output: str | None = None, formats: Iterable
         suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
         implied = _FORMAT_OF_SUFFIX.get(suffix)
         allowed = tuple(formats) if formats is not None else tuple(_EXTENSION)
-        if implied is None or implied not in allowed:
+        if (implied and implied not in allowed) or suffix in _OTHER_FORMATS:
             from benchmark_db.errors import UsageError
 
-            what = f"this tool does not write {implied}" if implied else "cannot tell the format of that name"
-            raise UsageError(f"--output {output}: {what}",
+            raise UsageError(f"--output {output}: this tool does not write {implied or suffix.upper()}",
                              f"end it with .{', .'.join(_EXTENSION[f] for f in allowed)} or pass --format")
-        return implied
+        if implied:
+            return implied
     return default or ("table" if sys.stdout.isatty() else "csv")
 
 
 _FORMAT_OF_SUFFIX = {"json": "json", "csv": "csv", "md": "markdown", "markdown": "markdown", "html": "html",
                      "htm": "html", "txt": "table"}
 _EXTENSION = {"json": "json", "csv": "csv", "markdown": "md", "html": "html", "table": "txt"}
+# extensions of formats no tool here writes as text output
+_OTHER_FORMATS = frozenset({"yaml", "yml", "xml", "toml", "tsv", "xls", "xlsx", "ods", "parquet", "arrow",
+                            "feather", "duckdb", "db", "sqlite", "pdf", "png", "svg", "jpg", "jpeg", "zip", "gz"})
 
 
 def setup_logging(verbose: bool = False, quiet: bool = False) -> None:

@@ -29,7 +29,8 @@ from benchmark_db.names import normalize_hardware_type
 
 REPORT_KINDS = ("performance", "hardware", "compatibility", "integration", "summary")
 REPORT_FORMATS = ("html", "markdown", "csv", "json", "table")
-# the --output extensions `benchmark_db.cli.resolve_format` reads as a format
+
+
 @dataclass(frozen=True)
 class Metric:
     name: str
@@ -1139,8 +1140,8 @@ def csv_sections(report: Report, output) -> list[tuple[Path, ReportSection, str]
     One CSV per section, the main one at `output` and each other beside it as `<stem>-<name><suffix>`, the
     name being the section's `file_key` without a leading `<stem>_` (`perf.csv`, `perf-by_hardware.csv`;
     `compatibility.csv`, `compatibility-details.csv`; `report.csv`, `report-compatibility_details.csv`): a dot
-    read as a second extension, and `compatibility.compatibility.csv` said nothing. Not one file with the sections stacked under `# title` lines:
-    the sections have different columns, so such a file is no table that csv.DictReader, pandas.read_csv or a
+    read as a second extension, and `compatibility.compatibility.csv` said nothing. Not one file with the
+    sections stacked under `# title` lines: the sections have different columns, so such a file is no table that csv.DictReader, pandas.read_csv or a
     spreadsheet's import reads correctly (they merge the sections into one), and the main file, which scripts
     and `| python -c ...` already read as one table, would change shape. Each file here is a plain CSV."""
     from benchmark_db import output as output_module

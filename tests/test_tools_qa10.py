@@ -42,7 +42,7 @@ def test_migration_stats_to_an_unknown_extension_is_a_db000_line(sample_db_path,
     code, out, err = run(maintenance_cli, capsys, "--migration-stats", "--output", str(target), "--db",
                          sample_db_path)
     assert code == 2 and out == "" and not target.exists()
-    assert err.count("\n") == 1 and err.startswith(f"error DB000: --output {target}: cannot tell the format of that name")
+    assert err.count("\n") == 1 and err.startswith(f"error DB000: --output {target}: this tool does not write YAML")
     # an explicit --format still writes any name, and the known extensions keep working
     assert run(maintenance_cli, capsys, "--migration-stats", "--output", str(target), "--format", "json",
                "--db", sample_db_path)[0] == 0
@@ -54,7 +54,7 @@ def test_migration_stats_to_an_unknown_extension_is_a_db000_line(sample_db_path,
 def test_query_output_to_an_unknown_extension_is_a_db000_line(sample_db_path, tmp_path, capsys):
     target = tmp_path / "summary.yaml"
     code, out, err = run(query, capsys, "--db", sample_db_path, "--report", "summary", "--output", str(target))
-    assert code == 2 and not target.exists() and "error DB000: --output " in err and "cannot tell the format of that name" in err
+    assert code == 2 and not target.exists() and "error DB000: --output " in err and "this tool does not write YAML" in err
 
 
 # ------------------------------------------------------ 2. migration figures that add up and say what they are
