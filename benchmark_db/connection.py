@@ -77,6 +77,14 @@ def _open_with_retry(path: str, read_only: bool, lock_timeout: float, config: di
     while True:
         try:
             conn = duckdb.connect(path, read_only=read_only, config=config or {})
+            if path != MEMORY and conn.execute(
+                    "SELECT path IS NULL FROM duckdb_databases() WHERE database_name = current_database()"
+            ).fetchone()[0]:
+                # DuckDB 1.5.5 opens an existing .json/.csv/.parquet file as an empty in-memory database:
+                # every write went nowhere while the tools reported rows stored
+                conn.close()
+                raise DBConnectionError(f"{path} is a data file (JSON, CSV or Parquet), not a DuckDB database",
+                                        "pass the path of a .duckdb database file (a new name creates one)")
             # DuckDB's own progress bar would write into our stdout; the tools draw their own on stderr
             conn.execute("SET enable_progress_bar = false")
             return conn

@@ -22,6 +22,18 @@ def test_default_path_and_environment(monkeypatch, tmp_path):
     assert (tmp_path / "env.duckdb").exists()
 
 
+@pytest.mark.parametrize("name, content", [("results.json", '[{"a": 1}]'), ("results.csv", "a,b\n1,2\n")])
+def test_a_data_file_given_as_the_database_is_db001_and_left_alone(tmp_path, name, content):
+    """DuckDB 1.5.5 opens an existing JSON or CSV file as an empty in-memory database: a writer reported its
+    rows stored (the runners, the updater) while nothing was kept anywhere."""
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(DBConnectionError) as err:
+        connect(str(path)).close()
+    assert str(err.value).startswith(f"error DB001: {path} is a data file (JSON, CSV or Parquet), not a DuckDB")
+    assert path.read_text() == content
+
+
 def test_missing_database_is_db001_for_readers(tmp_path):
     with pytest.raises(DBConnectionError) as err:
         connect(str(tmp_path / "nope.duckdb"), read_only=True)
