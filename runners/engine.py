@@ -67,15 +67,31 @@ class RunSettings:
 
 
 # -- options -------------------------------------------------------------------------------------------------
-def _int_list(text: str) -> list[int]:
+# the largest batch size and sequence length the database accepts (benchmark_db_models refuses more): a bigger
+# one would be measured (or fail allocating) only to be refused, or stored as a failed cell, at the end
+MAX_BATCH_SIZE = 1_048_576
+MAX_SEQUENCE_LENGTH = 16_777_216
+
+
+def _int_list(text: str, largest: int | None = None) -> list[int]:
     try:
         values = [int(part) for part in str(text).replace(" ", "").split(",") if part]
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma list of integers, e.g. 1,2,4,8") from exc
     if not values or any(v < 1 for v in values):
         raise argparse.ArgumentTypeError(f"{text!r}: give positive integers, e.g. 1,2,4,8")
+    if largest is not None and any(v > largest for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: at most {largest:,} is stored; give smaller values")
     # a repeated size would be measured again and then collapse onto one stored row (same natural key)
     return list(dict.fromkeys(values))
+
+
+def _batch_sizes(text: str) -> list[int]:
+    return _int_list(text, MAX_BATCH_SIZE)
+
+
+def _sequence_lengths(text: str) -> list[int]:
+    return _int_list(text, MAX_SEQUENCE_LENGTH)
 
 
 def add_runner_options(parser: argparse.ArgumentParser) -> None:
@@ -92,9 +108,9 @@ def add_runner_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--hardware", nargs="+", default=["cpu"], metavar="HW",
                        help="platforms: cpu cuda rocm mps openvino webgpu webnn, 'all' (absent ones get a "
                             "compatibility row) or 'auto' (only what is present) (default: cpu)")
-    group.add_argument("--batch-sizes", type=_int_list, default=None, metavar="LIST",
+    group.add_argument("--batch-sizes", type=_batch_sizes, default=None, metavar="LIST",
                        help="comma list (default: 1,2,4,8 for small, 1 for key)")
-    group.add_argument("--sequence-lengths", type=_int_list, default=None, metavar="LIST",
+    group.add_argument("--sequence-lengths", type=_sequence_lengths, default=None, metavar="LIST",
                        help="token sequence lengths for text inputs (default: 32 for small, 128 for key)")
     group.add_argument("--precision", action="append", default=[], metavar="P",
                        help="fp32, fp16, bf16 or int8 (repeatable or comma list; default fp32); a backend that "
@@ -142,10 +158,13 @@ def settings_from_args(args: argparse.Namespace) -> RunSettings:
     for name, value in (("--min-iterations", args.min_iterations), ("--threads", args.threads)):
         if value is not None and value < 1:
             raise UsageError(f"{name} must be at least 1", f"pass {name} 1 or more")
-    if args.min_duration is not None and args.min_duration < 0:
-        raise UsageError("--min-duration must not be negative", "pass seconds, e.g. --min-duration 0.5")
-    if args.memory_budget_gb is not None and args.memory_budget_gb <= 0:
-        raise UsageError("--memory-budget-gb must be more than 0", "pass gigabytes, e.g. --memory-budget-gb 8")
+    # nan passes every comparison below (and then fails each cell, or disables the budget); inf never ends
+    if args.min_duration is not None and not (0 <= args.min_duration < float("inf")):
+        raise UsageError(f"--min-duration {args.min_duration} is not a number of seconds 0 or more",
+                         "pass seconds, e.g. --min-duration 0.5")
+    if args.memory_budget_gb is not None and not (0 < args.memory_budget_gb < float("inf")):
+        raise UsageError(f"--memory-budget-gb must be more than 0 and finite, not {args.memory_budget_gb}",
+                         "pass gigabytes, e.g. --memory-budget-gb 8")
     pick = lambda value, key: defaults[key] if value is None else value  # noqa: E731
     return RunSettings(
         models_set=args.models_set, models=_split(args.model), model_path=args.model_path,
@@ -401,6 +420,12 @@ def _run_on_backend(spec, model, parameters, hw, backend, detection, settings, s
                 prepared = None
                 try:
                     inputs = spec.inputs(model, batch, seq or 0)
+                    ids = inputs.get("input_ids")
+                    if seq and ids is not None and ids.shape[-1] < seq:
+                        # the input builder cuts text at the model's position limit: stored under the requested
+                        # length, the row would claim a length that never ran (and equal a shorter one's)
+                        raise UnsupportedConfiguration(
+                            f"{spec.name} takes at most {ids.shape[-1]} tokens: sequence length {seq} cannot run")
                     prepared = backend.prepare(spec, model, inputs, precision)
                     used = prepared.precision_used
                     # a backend that runs another precision than asked (OpenVINO without f16 on this CPU runs
@@ -505,10 +530,8 @@ def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
-def benchmark_run(settings: RunSettings, *, test_name: str, command_line: str, quiet: bool = False):
-    """Run the matrix; return (runner document, summary rows)."""
-    from benchmark_db.runner_format import document_from_run
-    from runners.measure import capture_environment
+def select_specs(settings: RunSettings) -> list:
+    """The models of this run; an unknown name or a folder without a checkpoint is a UsageError."""
     from runners.models import checkpoint_spec, select_models
 
     specs = []
@@ -516,6 +539,16 @@ def benchmark_run(settings: RunSettings, *, test_name: str, command_line: str, q
         specs.append(checkpoint_spec(settings.model_path))
     if settings.models or not settings.model_path:
         specs.extend(select_models(settings.models_set, settings.models))
+    return specs
+
+
+def benchmark_run(settings: RunSettings, *, test_name: str, command_line: str, quiet: bool = False,
+                  specs: list | None = None):
+    """Run the matrix; return (runner document, summary rows)."""
+    from benchmark_db.runner_format import document_from_run
+    from runners.measure import capture_environment
+
+    specs = select_specs(settings) if specs is None else specs
     started = _utc_now()
     t0 = time.perf_counter()
     collected, detections = run_matrix(specs, settings, quiet=quiet)
@@ -554,7 +587,24 @@ def check_database(db_path: str | None, lock_timeout: float) -> None:
     locked file is reported in seconds instead of after the whole matrix has run; then let it go."""
     from benchmark_db.connection import connect
 
-    connect(db_path, lock_timeout=lock_timeout).close()
+    connect(db_path, lock_timeout=lock_timeout).close()  # a data file (x.json) given as --db is DB001 there
+
+
+def check_output_dir(output_dir: str) -> None:
+    """Create the folder and write a probe file into it: os.access says yes to root on a read-only folder
+    and cannot see a read-only mount or a full disk, which would lose the whole run at its end."""
+    import tempfile
+
+    from benchmark_db.cli import make_writable_folder
+
+    make_writable_folder(output_dir, "--output-dir")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=output_dir)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UsageError(f"cannot write into --output-dir {output_dir}: {exc.strerror or exc}",
+                         "pass a folder you can write to") from None
 
 
 def write_document(doc: dict, output_dir: str) -> Path:
@@ -595,27 +645,32 @@ def visualize(db_path: str | None, output_dir: str, lock_timeout: float) -> str 
 
 def run_from_args(args: argparse.Namespace, *, test_name: str, prog: str, argv: list[str] | None) -> int:
     """What each runner script does: run the matrix, store or write it, print the summary."""
-    from benchmark_db.cli import make_writable_folder, write_text
+    from benchmark_db.cli import write_text
     from benchmark_db.output import to_table
 
     settings = settings_from_args(args)
     if args.no_db_store and args.visualize_from_db:
         log.warning("--visualize-from-db needs the database; with --no-db-store only the summary is printed")
     output_dir = args.output_dir or DEFAULT_OUTPUT_DIR
+    specs = select_specs(settings)  # an unknown model is refused before a database file is created
     if args.no_db_store:
-        make_writable_folder(output_dir, "--output-dir")  # before measuring, not after
+        check_output_dir(output_dir)  # before measuring, not after
     else:
         check_database(args.db, args.lock_timeout)
     try:
         doc, summary = benchmark_run(settings, test_name=test_name, command_line=command_line_for(prog, argv),
-                                     quiet=args.quiet)
+                                     quiet=args.quiet, specs=specs)
     except KeyboardInterrupt:
         # the run is stored whole or not at all: say so, rather than the generic "committed work is kept"
         print("error: interrupted; nothing of this run was stored (a run is stored whole, so no partial run "
               "can look complete); re-run the command to measure it", file=sys.stderr)
         return 130
     if args.no_db_store:
-        path = write_document(doc, output_dir)
+        try:
+            path = write_document(doc, output_dir)
+        except OSError as exc:  # the folder was writable when checked: full disk, removed, remounted read-only
+            raise UsageError(f"cannot write the results into --output-dir {output_dir}: {exc.strerror or exc}",
+                             "free space or pass a folder you can write to, and re-run") from None
         log.info("wrote %s (ingest with benchmark_db_updater.py --auto-store --auto-store-dir %s)", path, output_dir)
     else:
         from benchmark_db.connection import resolve_db_path

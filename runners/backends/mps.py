@@ -49,6 +49,14 @@ class MPSBackend(TorchBackend):
         # MPS has no peak counter: the driver's allocation at the end of the measured phase
         return torch.mps.driver_allocated_memory() / (1024 * 1024)
 
+    def measure(self, prepared, **kwargs):
+        result = super().measure(prepared, **kwargs)
+        # the engine's default label ("peak allocated by the framework") would claim a peak MPS cannot report
+        result.extra["memory_peak_measures"] = (
+            "mps device memory: torch.mps.driver_allocated_memory() at the end of the measured phase (the Metal "
+            "driver's allocation, caches included); MPS has no peak counter, so this is not a peak")
+        return result
+
     def _cast(self, model, precision: str):
         import copy
 
