@@ -420,7 +420,7 @@ def _run_on_backend(spec, model, parameters, hw, backend, detection, settings, s
                 prepared = None
                 try:
                     inputs = spec.inputs(model, batch, seq or 0)
-                    ids = inputs.get("input_ids")
+                    ids = inputs.get("input_ids", inputs.get("decoder_input_ids"))
                     if seq and ids is not None and ids.shape[-1] < seq:
                         # the input builder cuts text at the model's position limit: stored under the requested
                         # length, the row would claim a length that never ran (and equal a shorter one's)

@@ -449,7 +449,9 @@ def _in_whisper(config, batch, seq):
 
     gen = _generator()
     frames = 2 * config.max_source_positions  # 30 s of audio for the real sizes
-    decoder_len = max(1, min(seq, 16, config.max_target_positions))
+    # the sequence length is the decoder's (the audio is fixed): stored as `sequence_length`, it must be the
+    # length that ran (a cap at 16 tokens stored 32 for runs of 16)
+    decoder_len = max(1, min(seq, config.max_target_positions))
     return {"input_features": torch.randn(batch, config.num_mel_bins, frames, generator=gen),
             "decoder_input_ids": _tokens(config.vocab_size, batch, decoder_len, gen)}
 

@@ -138,3 +138,17 @@ def test_mps_memory_is_not_labelled_a_peak():
     row = out.results[0]
     assert row["memory_peak_mb"] == 123.0
     assert "not a peak" in row["metrics"]["memory_peak_measures"]
+
+
+def test_whisper_runs_the_decoder_length_it_is_stored_under():
+    """Whisper's sequence length is its decoder's: the input builder capped it at 16 tokens, so rows stored
+    as sequence length 32 (the small set's default) ran 16."""
+    from runners.models import INPUT_BUILDERS, select_models
+
+    spec = select_models("small", ["whisper"])[0]
+    config = spec.config()
+    inputs = INPUT_BUILDERS["whisper"](config, 2, 32)
+    assert tuple(inputs["decoder_input_ids"].shape) == (2, 32)
+    # beyond the decoder's positions the builder stops at the limit, which the engine then refuses to store
+    longest = INPUT_BUILDERS["whisper"](config, 1, 10_000)["decoder_input_ids"].shape[-1]
+    assert longest == config.max_target_positions
