@@ -828,6 +828,34 @@ def _keep_stored_run(conn, run: TestRuns) -> None:
             setattr(run, name, value)
 
 
+_RUN_TEST_TYPES = {"performance_results": "performance", "hardware_compatibility": "compatibility",
+                   "integration_test_results": "integration"}
+
+
+def _missing_runs(conn, records: list, known: set) -> tuple[list, set]:
+    """Runs that the facts of a write name by a bare run_id but no row of test_runs holds: a minimal run each,
+    as a store that says something about a new run makes one, so no stored result is an orphan the integrity
+    check reports. Also the run ids that are stored once the write commits. `known` holds the run ids this
+    open has seen stored."""
+    named: dict[int, str] = {}
+    written = set()
+    for record in records:
+        table = record.cls.TABLE if type(record) is RecordColumns else record.TABLE
+        if table == "test_runs":
+            written.add(record.run_id)
+        elif table in _RUN_TEST_TYPES:
+            run_ids = record.columns.get("run_id", ()) if type(record) is RecordColumns else (record.run_id,)
+            for run_id in set(run_ids):
+                if run_id is not None and run_id not in known and run_id not in written:
+                    named.setdefault(run_id, _RUN_TEST_TYPES[table])
+    if not named:
+        return [], written
+    stored = {row[0] for row in conn.execute("SELECT run_id FROM test_runs WHERE run_id IN (SELECT unnest(?))",
+                                             [list(named)]).fetchall()}
+    return [TestRuns(test_name=SESSION_TEST_NAME, test_type=kind, run_id=run_id)
+            for run_id, kind in named.items() if run_id not in stored], written | set(named)
+
+
 def _with_archive(conn, sql: str) -> str:
     """A read query of this module, made to include rows that --archive-data moved to Parquet."""
     from benchmark_db.maintenance import archive
@@ -1027,6 +1055,7 @@ class BenchmarkDBAPI:
         self._orm = None
         self._orm_generation = -1
         self._known_dimensions: set = set()
+        self._known_runs: set = set()  # run ids seen stored on this open (see _missing_runs)
         self._threads = 1
 
     # -- lifecycle -----------------------------------------------------------------------------------
@@ -1049,6 +1078,7 @@ class BenchmarkDBAPI:
                 self._orm = BenchmarkDB(conn=conn)
                 self._orm_generation = self.db.generation
                 self._known_dimensions.clear()
+                self._known_runs.clear()
                 self._threads = conn.execute("SELECT current_setting('threads')").fetchone()[0]
             for record in records:
                 if type(record) is TestRuns and getattr(record, "_given", None) is not None:
@@ -1062,6 +1092,8 @@ class BenchmarkDBAPI:
                         continue
                     new.append(key)
                 todo.append(record)
+            runs, runs_stored = _missing_runs(conn, records, self._known_runs)
+            todo.extend(runs)
             one_thread = self._threads > 1 and record_count(todo) >= ONE_THREAD_ROWS
             try:
                 if one_thread:
@@ -1081,6 +1113,9 @@ class BenchmarkDBAPI:
                 raise
             if len(self._known_dimensions) > 100_000:
                 self._known_dimensions.clear()
+            if len(self._known_runs) > 100_000:
+                self._known_runs.clear()
+            self._known_runs.update(runs_stored)
             self._known_dimensions.update(new)
         ids: list[int] = []
         for record in records:
@@ -1336,7 +1371,7 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="benchmark_db_api.py",
         description="Python API of the benchmark database; --serve runs it as a REST server (FastAPI, uvicorn).",
-        epilog=f"Writes need 'Authorization: Bearer $' + '{TOKEN_ENV}' when that variable is set; without it the "
+        epilog=f"Writes need 'Authorization: Bearer ${TOKEN_ENV}' when that variable is set; without it the "
                "server listens on loopback only. Docs at http://HOST:PORT/docs.")
     add_db_option(parser)
     parser.add_argument("--serve", action="store_true", help="run the REST server")

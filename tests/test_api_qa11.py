@@ -1,0 +1,64 @@
+"""QA round 11 of the REST server and the Python API: a result that names a run by its id alone, and the help."""
+from __future__ import annotations
+
+from benchmark_db.connection import connect
+from benchmark_db.validation import find_problems
+from benchmark_db_api import BenchmarkDBAPI, build_parser
+
+
+def orphans(path: str) -> list[dict]:
+    with connect(path, read_only=True) as conn:
+        return [p for p in find_problems(conn) if p["check"] == "orphan"]
+
+
+def test_a_bare_run_id_makes_the_run_so_no_result_is_an_orphan(db_path):
+    with BenchmarkDBAPI(db_path, idle_release=0.1) as api:
+        api.store_performance_result("t5-small", "cpu", throughput=1.0, run_id=42)
+        api.store_many([{"model_name": "t5-small", "hardware_type": "cpu", "run_id": 43, "batch_size": b}
+                        for b in (1, 2)])
+        api.store_compatibility_result("cpu", model_name="t5-small", is_compatible=True, run_id=44)
+        api.store_integration_result("test_x", "passed", run_id=45)
+        api.store_performance_result("t5-small", "cpu", throughput=2.0, run_id=42)  # the run is kept, not doubled
+    with connect(db_path, read_only=True) as conn:
+        runs = conn.execute("SELECT run_id, test_name, test_type FROM test_runs WHERE run_id < 100 "
+                            "ORDER BY run_id").fetchall()
+    assert runs == [(42, "benchmark_db_api", "performance"), (43, "benchmark_db_api", "performance"),
+                    (44, "benchmark_db_api", "compatibility"), (45, "benchmark_db_api", "integration")]
+    assert orphans(db_path) == []
+
+
+def test_a_bare_run_id_keeps_an_existing_run_as_it_is(db_path):
+    import datetime as dt
+
+    from benchmark_db_models import BenchmarkDB, TestRuns
+
+    with BenchmarkDB(db_path=db_path) as db:
+        run_id = db.insert_test_runs(TestRuns(test_name="nightly", test_type="custom",
+                                              started_at=dt.datetime(2025, 1, 2), git_commit="abc"))
+    with BenchmarkDBAPI(db_path, idle_release=0.1) as api:
+        api.store_performance_result("t5-small", "cpu", throughput=1.0, run_id=run_id)
+    with connect(db_path, read_only=True) as conn:
+        assert conn.execute("SELECT test_name, test_type, git_commit FROM test_runs").fetchall() == [
+            ("nightly", "custom", "abc")]
+    assert orphans(db_path) == []
+
+
+def test_rest_post_with_a_bare_run_id_stores_its_run(db_path):
+    from fastapi.testclient import TestClient
+
+    from benchmark_db_server import ServerSettings, create_app
+
+    with TestClient(create_app(ServerSettings(db_path=db_path, idle_release=0.1))) as client:
+        response = client.post("/performance", json={"model_name": "bert", "hardware_type": "cpu",
+                                                      "throughput": 1.0, "run_id": 12345})
+        assert response.status_code == 201, response.text
+        item = client.get("/performance", params={"run_id": 12345}).json()["items"]
+    assert [i["test_name"] for i in item] == ["benchmark_db_api"]
+    assert orphans(db_path) == []
+
+
+def test_help_names_the_token_variable_plainly():
+    epilog = build_parser().epilog
+    assert "Bearer $BENCHMARK_DB_API_TOKEN" in epilog
+    assert "' + '" not in epilog
+
