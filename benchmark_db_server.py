@@ -557,6 +557,32 @@ def _duckdb_error_response(exc: duckdb.Error) -> JSONResponse:
                           {"hint": "retry; if it persists, check the server's disk and log"})
 
 
+def _query_parameter_names(dependant) -> set[str]:
+    """The query parameters an endpoint takes, its dependencies' included."""
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_parameter_names(sub)
+    return names
+
+
+async def reject_unknown_query_parameters(request: Request) -> None:
+    """422 for a query parameter the endpoint does not take: `GET /performance?model=bert` (for model_name)
+    returned every row unfiltered, as if the filter had matched them all."""
+    if not request.query_params:
+        return
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    allowed = _query_parameter_names(dependant)
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        raise RequestValidationError([
+            {"type": "extra_forbidden", "loc": ("query", name), "input": request.query_params.get(name),
+             "msg": "unknown query parameter; this endpoint takes " + (", ".join(sorted(allowed)) or "none")}
+            for name in unknown])
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation(_request, exc: RequestValidationError):
@@ -741,6 +767,7 @@ def create_app(settings: ServerSettings | None = None, api: BenchmarkDBAPI | Non
     # FastAPIOffline serves the /docs and /redoc pages' JavaScript and CSS from the package itself: FastAPI's
     # own pages load them from a CDN, which left /docs blank on a machine without internet access
     app = FastAPIOffline(title="Benchmark DB API", version=API_VERSION, lifespan=lifespan,
+                  dependencies=[Depends(reject_unknown_query_parameters)],
                   description="Store and query ML benchmark results (performance, hardware compatibility, "
                               "integration tests) in one DuckDB database. Errors: "
                               '{"error": {"code", "message", "details"}}.')

@@ -62,3 +62,20 @@ def test_help_names_the_token_variable_plainly():
     assert "Bearer $BENCHMARK_DB_API_TOKEN" in epilog
     assert "' + '" not in epilog
 
+
+
+def test_an_unknown_query_parameter_is_422_not_an_unfiltered_list(db_path):
+    """`GET /performance?model=bert` (the filter is model_name) returned every row, as if all had matched."""
+    from fastapi.testclient import TestClient
+
+    from benchmark_db_server import ServerSettings, create_app
+
+    with TestClient(create_app(ServerSettings(db_path=db_path, idle_release=0.1))) as client:
+        wrong = client.get("/performance", params={"model": "bert", "limit": 5})
+        assert wrong.status_code == 422
+        error = wrong.json()["error"]
+        assert error["code"] == "validation_error" and error["message"].startswith(
+            "invalid request: model: unknown query parameter; this endpoint takes ")
+        assert "model_name" in error["message"]
+        assert client.get("/performance", params={"model_name": "bert", "limit": 5}).status_code == 200
+        assert client.get("/health").status_code == 200
