@@ -272,8 +272,9 @@ def execute_readonly(conn, sql: str, params=None, *, max_rows: int = DEFAULT_MAX
     except duckdb.Error as exc:
         parameters = isinstance(exc, duckdb.InvalidInputException) and "parameter" in one_line(exc).lower()
         reason = "bad_params" if parameters else "sql_error"
-        raise QueryRefused(f"the query failed: {one_line(exc)}", "check table and column names "
-                           "(SQL cannot read files or the network here)", reason=reason) from exc
+        hint = ("pass one value in params per ? placeholder (or one per $name)" if parameters else
+                "check table and column names (SQL cannot read files or the network here)")
+        raise QueryRefused(f"the query failed: {one_line(exc)}", hint, reason=reason) from exc
     finally:
         timer.cancel()
     if rows_count > max_rows:

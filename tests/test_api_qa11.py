@@ -79,3 +79,18 @@ def test_an_unknown_query_parameter_is_422_not_an_unfiltered_list(db_path):
         assert "model_name" in error["message"]
         assert client.get("/performance", params={"model_name": "bert", "limit": 5}).status_code == 200
         assert client.get("/health").status_code == 200
+
+
+def test_a_query_without_the_values_of_its_placeholders_says_how_to_pass_them(db_path):
+    """{"sql": "SELECT ?", "params": []} was told to check its table and column names."""
+    import pytest
+
+    from benchmark_db.readonly_sql import QueryRefused
+
+    api = BenchmarkDBAPI(db_path)
+    try:
+        with pytest.raises(QueryRefused) as err:
+            api.query("SELECT ?", [])
+        assert err.value.reason == "bad_params" and err.value.hint.startswith("pass one value in params per ?")
+    finally:
+        api.close()
