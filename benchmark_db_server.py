@@ -557,6 +557,17 @@ def _duckdb_error_response(exc: duckdb.Error) -> JSONResponse:
                           {"hint": "retry; if it persists, check the server's disk and log"})
 
 
+async def require_json_body(request: Request) -> None:
+    """415 for a body not sent as JSON: `curl -d` sends form encoding, which POST /performance reported as
+    "body: Input should be a valid dictionary" while /performance/batch took it; FastAPI reads a body without a
+    Content-Type as no JSON either."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        sent = f"sent as {media_type}" if media_type else "sent without a Content-Type"
+        raise StarletteHTTPException(415, f"the body is {sent}: send JSON with the header "
+                                          "Content-Type: application/json")
+
+
 def _query_parameter_names(dependant) -> set[str]:
     """The query parameters an endpoint takes, its dependencies' included."""
     names = {param.alias for param in dependant.query_params}
@@ -830,7 +841,7 @@ def create_app(settings: ServerSettings | None = None, api: BenchmarkDBAPI | Non
     QText = Annotated[str | None, Query(max_length=500)]
     Since = Annotated[dt.datetime | None, Query(description="created at or after (ISO 8601)")]
     Until = Annotated[dt.datetime | None, Query(description="created before (ISO 8601)")]
-    write_deps = [Depends(require_token)]
+    write_deps = [Depends(require_token), Depends(require_json_body)]
 
     def page(api: BenchmarkDBAPI, sql_params, limit: int, offset: int) -> Response:
         """One page of a list endpoint. Its query was built with peek=True: a row beyond `limit` says that
@@ -951,7 +962,8 @@ def create_app(settings: ServerSettings | None = None, api: BenchmarkDBAPI | Non
                                      limit=limit, offset=offset, peek=True)
         return page(api, sql, limit, offset)
 
-    @app.post("/query", response_model=QueryOut, tags=["query"], responses=_QUERY_ERRORS)
+    @app.post("/query", response_model=QueryOut, tags=["query"], responses=_QUERY_ERRORS,
+              dependencies=[Depends(require_json_body)])
     def post_query(body: QueryIn, api: API):
         """Run one read-only SELECT. No writes, ATTACH, COPY, INSTALL/LOAD, PRAGMA/SET, file or network
         access; parameters are bound; results are bounded in rows and time."""

@@ -94,3 +94,21 @@ def test_a_query_without_the_values_of_its_placeholders_says_how_to_pass_them(db
         assert err.value.reason == "bad_params" and err.value.hint.startswith("pass one value in params per ?")
     finally:
         api.close()
+
+
+def test_a_body_sent_as_another_media_type_is_415_on_every_post(db_path):
+    """`curl -d` sends form encoding: POST /performance said "body: Input should be a valid dictionary" while
+    /performance/batch stored the same body."""
+    from fastapi.testclient import TestClient
+
+    from benchmark_db_server import ServerSettings, create_app
+
+    one = '{"model_name": "bert", "hardware_type": "cpu", "throughput": 10}'
+    with TestClient(create_app(ServerSettings(db_path=db_path, idle_release=0.1))) as client:
+        for path, body in (("/performance", one), ("/performance/batch", '{"results": [' + one + "]}"),
+                           ("/query", '{"sql": "SELECT 1"}')):
+            sent = client.post(path, content=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
+            assert sent.status_code == 415, (path, sent.text)
+            assert sent.json()["error"]["message"].endswith("send JSON with the header Content-Type: application/json")
+            assert client.post(path, content=body, headers={"Content-Type": "application/json"}).status_code in (200, 201)
+            assert client.post(path, content=body).status_code == 415  # no header: FastAPI reads no JSON either
