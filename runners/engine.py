@@ -165,6 +165,8 @@ def settings_from_args(args: argparse.Namespace) -> RunSettings:
     if args.memory_budget_gb is not None and not (0 < args.memory_budget_gb < float("inf")):
         raise UsageError(f"--memory-budget-gb must be more than 0 and finite, not {args.memory_budget_gb}",
                          "pass gigabytes, e.g. --memory-budget-gb 8")
+    if args.hardware and not _split(args.hardware):  # `--hardware ,` or "" (an empty variable): not cpu
+        raise UsageError("--hardware names no platform", "pass e.g. --hardware cpu openvino, all or auto")
     pick = lambda value, key: defaults[key] if value is None else value  # noqa: E731
     return RunSettings(
         models_set=args.models_set, models=_split(args.model), model_path=args.model_path,

@@ -152,3 +152,14 @@ def test_whisper_runs_the_decoder_length_it_is_stored_under():
     # beyond the decoder's positions the builder stops at the limit, which the engine then refuses to store
     longest = INPUT_BUILDERS["whisper"](config, 1, 10_000)["decoder_input_ids"].shape[-1]
     assert longest == config.max_target_positions
+
+
+@pytest.mark.parametrize("hardware", [",", ""])
+def test_hardware_that_names_no_platform_is_a_usage_line(tmp_path, capsys, hardware):
+    """`--hardware ,` (or an empty shell variable) silently measured cpu."""
+    from runners.run_model_benchmarks import main
+
+    db = tmp_path / "x.duckdb"
+    code = main(["--db", str(db), "--model", "bert", "--hardware", hardware, *FAST])
+    line = _one_error_line(capsys.readouterr().err, "DB000")
+    assert code == 2 and "--hardware names no platform" in line and not db.exists()
