@@ -21,6 +21,7 @@ import argparse
 import logging
 import math
 import sys
+from pathlib import Path
 
 from benchmark_db.cli import add_common_options, add_db_option, run_cli, write_text
 from benchmark_db.errors import EXIT_FINDING, BenchmarkDBError, UsageError
@@ -172,13 +173,14 @@ def run_steps(args, steps: list[str]) -> tuple[list[dict], list[dict]]:
         summary.append({"step": "purge-backups", "status": "ok", "result": _describe("purge-backups", result)})
         log.info("purge-backups: %s", summary[-1]["result"])
         return summary, problems
-    # A missing database file is DB001 (exit 3) for every step that opens it: each one checks, reports on,
-    # copies or tidies data that must already be there, so creating an empty file could only hide a typo'd
-    # --db ("no problems", exit 0) or, in a cron line whose database was moved, back up an empty file that a
-    # later purge would keep instead of the real backups. What needs no database is handled above
-    # (--purge-backups alone) or in `run` (--restore, whose target may not exist yet). A lake is left to the
-    # lake's own connect (its catalogue is created with the lake). A dry run neither creates nor migrates.
-    conn = connect(path, lock_timeout=args.lock_timeout, create=None if on_lake and not args.dry_run else False,
+    # A missing database is created with the current schema (with a warning), as by the other writers: the
+    # guide's maintenance lines, and its cron line on a new machine, run before anything was ingested. What a
+    # typo'd --db would hide is said instead: --check-integrity reports the database it just created as a
+    # problem (exit 1), not "no problems". A dry run neither creates (DB001) nor migrates.
+    created = not on_lake and path != ":memory:" and not Path(path).exists() and not args.dry_run
+    if created:
+        log.warning("database %s does not exist; creating it with the current schema", path)
+    conn = connect(path, lock_timeout=args.lock_timeout, create=False if args.dry_run else None,
                    migrate=not args.dry_run)  # DB001/DB002 end the run: nothing can be done
     try:
         if not args.dry_run and not on_lake:
@@ -196,6 +198,10 @@ def run_steps(args, steps: list[str]) -> tuple[list[dict], list[dict]]:
             try:
                 if step == "check-integrity":
                     result = problems = integrity.check_integrity(conn)
+                    if created:
+                        problems.insert(0, {"check": "missing_database", "table": "-", "rows": 0, "examples": [],
+                                            "problem": f"{path} did not exist: this run created it empty (check "
+                                                       "--db if you meant an existing database)"})
                     for p in problems:
                         log.error("integrity: %s in %s: %s (%d rows%s)", p["check"], p["table"], p["problem"],
                                   p["rows"], f"; e.g. {p['examples']}" if p["examples"] else "")
