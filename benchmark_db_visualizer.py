@@ -22,7 +22,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchmark_db.cli import add_common_options, add_db_option, log, run_cli, write_text
-from benchmark_db.errors import EXIT_OK, UsageError
+from benchmark_db.errors import EXIT_OK, QueryError, UsageError
 
 REPORTS = ("performance", "hardware", "compatibility", "integration", "summary", "all")
 FORMATS = ("html", "png", "svg", "pdf")
@@ -94,8 +94,15 @@ def trend_chart(conn, path, filters, *, metric: str | None = "throughput", title
     charts.image_format(path)
     m = reports.get_metric(metric)
     trend = reports.trend_table(conn, filters, m.name)
+    undated = trend.attrs.get("undated", 0)
+    if trend.empty and undated:
+        raise QueryError(f"the {undated} result(s) that match ({filters.describe()}) have no time (their files "
+                         "gave none), so there is no trend to draw", "use --report performance to see them")
     if trend.empty:
         raise reports.no_data_error(conn, filters, metric=m.name)
+    if undated:
+        log.warning("%d matching result(s) without a time (their files gave none) are left out of the trend",
+                    undated)
     series = trend.groupby(reports.SERIES_KEYS, dropna=False).ngroups
     if series > max_series:
         # the filters in parentheses: describe() has a "; " of its own, which read as the end of the message

@@ -747,8 +747,14 @@ def trend_table(conn, filters: ReportFilters, metric: str | None = "throughput")
     sql, params = _distribution_sql(filters, m, keys)
     df = _df(conn, sql, params)
     df = df.rename(columns={"first_at": "at"}).drop(columns=["last_at"])
-    return df.sort_values(["model", "hardware", "batch_size", "precision", "is_simulated", "is_emulated", "at"],
-                          na_position="first").reset_index(drop=True)
+    # a result whose document gave no time (created_at NULL) has no place on a time axis: left out, and
+    # counted in attrs["undated"] so that a chart can say so (matplotlib failed on NaT)
+    undated = int(df["at"].isna().sum())
+    df = df[df["at"].notna()]
+    df = df.sort_values(["model", "hardware", "batch_size", "precision", "is_simulated", "is_emulated", "at"]
+                        ).reset_index(drop=True)
+    df.attrs["undated"] = undated
+    return df
 
 
 SERIES_KEYS = ["model", "hardware", "batch_size", "precision", "is_simulated", "is_emulated"]

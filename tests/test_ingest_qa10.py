@@ -127,3 +127,22 @@ def test_reconvert_with_nothing_to_do_and_fix_with_nothing_fixed_say_so(tmp_path
     code, out, _ = migrate(capsys, "--fix-inconsistencies", "--db", db, "--format", "table")
     assert code == 1 and out.startswith("0 fixes made: none of the problems below can be fixed safely")
     assert "validation: 1 problems" in out
+
+
+def test_a_trend_leaves_undated_results_out_and_says_so(tmp_path, capsys):
+    """matplotlib failed on the NaT time of an undated result ("unexpected ConversionError")."""
+    import benchmark_db_visualizer
+
+    undated = {k: v for k, v in perf_doc(model="t5-small").items() if k != "timestamp"}
+    write(tmp_path / "in" / "undated.json", undated)
+    db = str(tmp_path / "db.duckdb")
+    assert migrate(capsys, "--input-dirs", str(tmp_path / "in"), "--db", db, "--quiet")[0] == 0
+    argv = ["--db", db, "--model", "t5-small", "--plot-trend", "--output", str(tmp_path / "trend.png")]
+    assert benchmark_db_visualizer.main(argv) == 2
+    assert "error DB004: the 1 result(s) that match (--model t5-small; simulated results excluded) have no time" \
+        in capsys.readouterr().err
+    write(tmp_path / "in" / "dated.json", perf_doc(model="t5-small", latency=30.0, throughput=33.0))
+    assert migrate(capsys, "--input-dirs", str(tmp_path / "in"), "--db", db, "--quiet")[0] == 0
+    assert benchmark_db_visualizer.main(argv) == 0 and (tmp_path / "trend.png").stat().st_size > 0
+    assert "1 matching result(s) without a time (their files gave none) are left out of the trend" \
+        in capsys.readouterr().err
