@@ -26,6 +26,7 @@ from pathlib import Path
 
 from benchmark_db.errors import QueryError, UsageError
 from benchmark_db.names import normalize_hardware_type
+from benchmark_db.schema import LATEST_INTEGRATION_ROW
 
 REPORT_KINDS = ("performance", "hardware", "compatibility", "integration", "summary")
 REPORT_FORMATS = ("html", "markdown", "csv", "json", "table")
@@ -566,10 +567,9 @@ def integration_table(conn, filters: ReportFilters):
     return _df(conn, sql, params)
 
 
-# the latest row of a test: by time, a row without a time counting as older than any with one, then by id
-# (arg_max by created_at alone skips rows whose created_at is NULL, so a test logged without a time had no
-# latest status at all and fell out of the passing + failing counts of the summary)
-_LATEST_ROW = "(COALESCE(it.created_at, TIMESTAMP '-infinity'), it.test_result_id)"
+# the latest row of a test, as integration_test_status picks it: a row without a time counts as older than any
+# with one (arg_max by created_at alone skips NULL keys: such a test had no latest status at all)
+_LATEST_ROW = LATEST_INTEGRATION_ROW
 
 
 def summary_table(conn, filters: ReportFilters):

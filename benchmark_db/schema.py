@@ -416,9 +416,10 @@ _V6_STATEMENTS = ["ALTER TABLE ingested_files ADD COLUMN IF NOT EXISTS converter
 # latest status with arg_max over created_at, which skips NULL keys: a test known only from undated files
 # would show no status at all. Undated runs now count as the oldest, and the result id breaks ties, so the
 # view gives one answer for the same rows.
-_V7_VIEWS = [_V3_VIEWS[3].replace(
-    "arg_max(it.status, it.created_at) AS latest_status",
-    "arg_max(it.status, (COALESCE(it.created_at, '-infinity'::TIMESTAMP), it.test_result_id)) AS latest_status")]
+# The key of a test's latest row, also used by the report's integration table
+LATEST_INTEGRATION_ROW = "(COALESCE(it.created_at, '-infinity'::TIMESTAMP), it.test_result_id)"
+_V7_VIEWS = [_V3_VIEWS[3].replace("arg_max(it.status, it.created_at) AS latest_status",
+                                  f"arg_max(it.status, {LATEST_INTEGRATION_ROW}) AS latest_status")]
 
 
 @dataclass(frozen=True)
