@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 
 from benchmark_db import schema
-from benchmark_db.errors import DBConnectionError, SchemaError
+from benchmark_db.errors import DBConnectionError, SchemaError, one_line
 
 DEFAULT_DB_FILE = "benchmark_db.duckdb"
 DEFAULT_LOCK_TIMEOUT = 30.0
@@ -136,7 +136,11 @@ def connect(db: str | os.PathLike | None = None, *, read_only: bool = False, cre
                 raise DBConnectionError(
                     f"database {path} does not exist",
                     f"create it with: python scripts/create_benchmark_schema.py --output {path}")
-            file.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                file.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # a parent is a file, or the folder is not writable
+                raise DBConnectionError(f"cannot create the folder of database {path}: {one_line(exc)}",
+                                        "pass --db a path in a writable folder") from None
             _create_file(path)
         elif file.is_dir():
             raise DBConnectionError(f"{path} is a directory, not a database file", "pass a file path to --db")

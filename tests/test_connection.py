@@ -48,6 +48,13 @@ def test_writer_creates_missing_database_and_parents(tmp_path):
     assert path.exists()
 
 
+def test_a_parent_that_is_a_file_is_db001_not_a_traceback(tmp_path):
+    (tmp_path / "results.duckdb").write_text("")
+    with pytest.raises(DBConnectionError, match="cannot create the folder") as err:
+        connect(str(tmp_path / "results.duckdb" / "x.duckdb"))
+    assert "writable folder" in err.value.hint
+
+
 def test_memory_database_has_schema():
     conn = connect(":memory:")
     assert conn.execute("SELECT count(*) FROM benchmark_performance").fetchone()[0] == 0
