@@ -102,6 +102,17 @@ def check_args(input_files, scan_dirs, auto_store) -> None:
     check_inputs(list(input_files) + list(scan_dirs))
 
 
+def _add_part(summary, part) -> None:
+    """Add one Ingestor's summary to the run's: its files, and for a dry run what its rows_added needs (the
+    new models and platforms, counted once, not once per file; the rows it would replace)."""
+    from collections import Counter
+
+    summary.outcomes.extend(part.outcomes)
+    for table, ids in part.new_dimension_ids.items():
+        summary.new_dimension_ids.setdefault(table, set()).update(ids)
+    summary.rows_replaced = dict(Counter(summary.rows_replaced) + Counter(part.rows_replaced))
+
+
 def update(db, *, input_files=(), scan_dirs=(), incremental=False, auto_store=False,
            auto_store_dir=DEFAULT_AUTO_STORE_DIR, parallel=1, batch_size=None, force=False, dry_run=False,
            quiet=True):
@@ -120,7 +131,7 @@ def update(db, *, input_files=(), scan_dirs=(), incremental=False, auto_store=Fa
         # unless --incremental
         rescan = bool(scan_dirs) and not incremental
         part = Ingestor(db, force=force or rescan, **options).ingest(files)
-        summary.outcomes.extend(part.outcomes)
+        _add_part(summary, part)
         summary.rows_before, summary.table_rows = part.rows_before, part.table_rows
     if auto_store:
         root, files = auto_store_files(auto_store_dir)
@@ -134,7 +145,7 @@ def update(db, *, input_files=(), scan_dirs=(), incremental=False, auto_store=Fa
             logging.getLogger("benchmark_db").info("no files waiting in %s", root)
         part = Ingestor(db, force=force, action=None if dry_run else "archive", archive_dir=root / PROCESSED,
                         **options).ingest(files)
-        summary.outcomes.extend(part.outcomes)
+        _add_part(summary, part)
         # rows before the first part and after the last: the summary counts the rows the whole run added
         summary.rows_before = summary.rows_before or part.rows_before
         summary.table_rows = part.table_rows or summary.table_rows

@@ -192,6 +192,9 @@ class IngestSummary:
     # a dry run: the ids of the models and hardware platforms its files name that the database lacks (many
     # files name one model: counted per file, the dry run said 439 models where the real run added 78)
     new_dimension_ids: dict[str, set] = field(default_factory=dict)
+    # a dry run: the stored rows its changed, moved or re-converted files would replace (a real run deletes
+    # them first; counted as added only, a --scan-dir dry run said +76 results where the real run added 0)
+    rows_replaced: dict[str, int] = field(default_factory=dict)
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -223,6 +226,7 @@ class IngestSummary:
         for o in self.outcomes:
             if o.status == INGESTED:
                 total.update(o.rows_by_table)
+        total.subtract(self.rows_replaced)
         for table, ids in self.new_dimension_ids.items():
             total[table] = len(ids)
         return dict(sorted((t, n) for t, n in total.items() if n))
@@ -678,6 +682,7 @@ class Ingestor:
             files = [f for f in files if not f.path.startswith(inside)]
         summary = IngestSummary(dry_run=self.dry_run)
         self._seen: set[str] = set()  # paths decided in this run
+        self._dry_replaced: list[str] = []  # a dry run: contents whose stored rows a real run would replace
         self._holds_cache: dict[tuple[str, str], bool] = {}
         # a failed file is tried again on every run: the fault may have been the converter's; so is a
         # duplicate whose original is gone or has changed since: converted again, it takes the rows of that
@@ -706,10 +711,19 @@ class Ingestor:
             for table, ids in summary.new_dimension_ids.items():  # a dry run: those already stored are not new
                 column = _DIMENSION_TABLES[table]
                 ids.difference_update(r[0] for r in self.db.conn.execute(f"SELECT {column} FROM {table}").fetchall())
+            if self.dry_run and self._dry_replaced:
+                summary.rows_replaced = self._stored_rows(self._dry_replaced)
         moved = moved_files(summary)
         if moved:  # on stderr too: the summary table is not printed in every format
             log.info("%s", moved)
         return summary
+
+    def _stored_rows(self, shas: list[str]) -> dict[str, int]:
+        """Rows per result table of the runs of these contents (those a real run would delete)."""
+        ids = [run_id_for_source(s) for s in set(shas)]
+        placeholders = ", ".join("?" for _ in ids)
+        return {t: self.db.conn.execute(f"SELECT count(*) FROM {t} WHERE run_id IN ({placeholders})",
+                                        ids).fetchone()[0] for t in RESULT_TABLES}
 
     def _table_rows(self) -> dict[str, int]:
         return {t: self.db.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
@@ -932,6 +946,8 @@ class Ingestor:
             "archived_to": archived_to, "converter_version": self.converter_version})
 
     def _flush(self, batch: _Batch) -> None:
+        if self.dry_run:
+            self._dry_replaced.extend(batch.rebuilt + batch.replaced)
         if self.dry_run or self.db is None or len(batch) == 0:
             return
         import pyarrow as pa
@@ -1169,6 +1185,17 @@ def parse_list(values: Iterable[str] | str | None) -> list[str]:
 # What the three ingest tools share on the command line
 
 
+def _report_path(text: str) -> str:
+    """--report's FILE: JSON or Markdown by its suffix. Any other suffix is refused before any work (a
+    `report.html` or `report.csv` got JSON in it, found out only after the run)."""
+    import argparse
+
+    suffix = Path(text).suffix.lower()
+    if suffix and suffix not in (".json", ".md", ".markdown"):
+        raise argparse.ArgumentTypeError(f"{text} is not a .json or .md file (the report is JSON or Markdown)")
+    return text
+
+
 def add_ingest_options(parser, *, actions: bool = True) -> None:
     """--parallel, --batch-size, --force, --dry-run, --report (and --action/--archive-dir)."""
     from benchmark_db.cli import positive_int
@@ -1184,7 +1211,7 @@ def add_ingest_options(parser, *, actions: bool = True) -> None:
     group.add_argument("--dry-run", action="store_true",
                        help="write nothing; show per file what would be stored")
     group.add_argument("--strict", action="store_true", help="exit 1 when any file failed to convert")
-    group.add_argument("--report", metavar="FILE", default=None,
+    group.add_argument("--report", metavar="FILE", type=_report_path, default=None,
                        help="also write the full per-file report to FILE (.json, or .md for markdown)")
     if actions:
         group.add_argument("--action", choices=ACTIONS, default=None,

@@ -1,0 +1,58 @@
+"""QA of the ingest tools from a new user's walk-through (session 12). Each test failed before its fix."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import benchmark_db_converter
+import benchmark_db_updater
+from tests.test_updater import perf_doc, write
+
+
+def run_json(capsys, main, *argv: str) -> dict:
+    assert main([*argv, "--format", "json", "--quiet"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_dry_run_of_a_rescan_counts_no_rows_that_the_real_run_would_not_add(tmp_path, capsys):
+    """`--scan-dir` (no --incremental) converts every file again and rebuilds its rows: nothing is added.
+    Its dry run said every fact row was added, and one model and platform per file (models +2 of a database
+    holding 2, none new)."""
+    folder, db = tmp_path / "in", str(tmp_path / "db.duckdb")
+    write(folder / "a.json", perf_doc())
+    write(folder / "b.json", perf_doc(model="t5-small"))
+    assert run_json(capsys, benchmark_db_updater.main, "--scan-dir", str(folder), "--db", db)["rows_added"]
+    dry = run_json(capsys, benchmark_db_updater.main, "--scan-dir", str(folder), "--db", db, "--dry-run")
+    real = run_json(capsys, benchmark_db_updater.main, "--scan-dir", str(folder), "--db", db)
+    assert dry["totals"]["ingested"] == real["totals"]["ingested"] == 2
+    assert dry["rows_added"] == real["rows_added"] == {}
+
+
+def test_dry_run_of_a_changed_file_counts_its_replaced_rows(tmp_path, capsys):
+    """A changed file replaces its earlier rows: the real run adds none, its dry run said +1 result."""
+    folder, db = tmp_path / "in", str(tmp_path / "db.duckdb")
+    write(folder / "a.json", perf_doc())
+    run_json(capsys, benchmark_db_converter.main, "--input-dir", str(folder), "--db", db)
+    write(folder / "a.json", perf_doc(latency=30.0, throughput=33.3))
+    dry = run_json(capsys, benchmark_db_converter.main, "--input-dir", str(folder), "--db", db, "--dry-run")
+    real = run_json(capsys, benchmark_db_converter.main, "--input-dir", str(folder), "--db", db)
+    assert dry["totals"]["ingested"] == real["totals"]["ingested"] == 1
+    assert dry["rows_added"] == real["rows_added"] == {}
+
+
+@pytest.mark.parametrize("main", [benchmark_db_converter.main, benchmark_db_updater.main])
+@pytest.mark.parametrize("name", ["report.html", "report.csv"])
+def test_report_of_a_format_it_cannot_write_is_refused_before_any_work(tmp_path, capsys, main, name):
+    """--report writes JSON or Markdown; `--report report.html` wrote JSON into report.html after the run."""
+    write(tmp_path / "in" / "a.json", perf_doc())
+    db = tmp_path / "db.duckdb"
+    flag = "--input-dir" if main is benchmark_db_converter.main else "--input-file"
+    target = str(tmp_path / "in" / "a.json") if flag == "--input-file" else str(tmp_path / "in")
+    try:
+        code = main([flag, target, "--db", str(db), "--quiet", "--report", str(tmp_path / name)])
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and "error DB000: argument --report:" in err and "Traceback" not in err
+    assert not (tmp_path / name).exists() and not db.exists()
