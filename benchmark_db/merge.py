@@ -154,6 +154,8 @@ def merge_database(conn, other_db_path: str | os.PathLike) -> dict[str, int]:
                 added[table] = _merge_rows_or_refuse(
                     conn, table, f"SELECT {names} FROM {alias}.main.{_quote(table)}", source_columns[table],
                     target_columns.get(table, []), path)
+            if added.get("ingested_files"):
+                _log_merged_duplicates(conn, f"SELECT path FROM {alias}.main.ingested_files")
         return added
     finally:
         conn.execute(f"DETACH {alias}")
@@ -188,7 +190,26 @@ def merge_parquet(conn, parquet_path: str | os.PathLike, table: str | None = Non
         raise DataConversionError(f"cannot read {parquet_path} as Parquet: {one_line(exc)}",
                                   "check that the artifact is a complete Parquet file") from exc
     with write_lock(conn), transaction(conn):
-        return {table: _merge_rows_or_refuse(conn, table, source_sql, source_columns, None, parquet_path)}
+        added = {table: _merge_rows_or_refuse(conn, table, source_sql, source_columns, None, parquet_path)}
+        if table == "ingested_files" and added[table]:
+            _log_merged_duplicates(conn, f"SELECT path FROM ({source_sql})")
+        return added
+
+
+def _log_merged_duplicates(conn, source_paths_sql: str) -> None:
+    """Log a merged file whose content is already ingested under another path as `duplicate of` that path,
+    as an ingest of both files into one database logs it (two CI jobs that check out to different folders
+    ingest the same files under two paths; merged as they were, `--validate` called each such content a
+    duplicate). The target's own row keeps the content; among merged rows, the first path does."""
+    conn.execute(f"""
+        UPDATE ingested_files SET status = 'skipped', reason = 'duplicate of ' || o.owner, rows = 0,
+               rows_by_table = NULL
+        FROM (SELECT sha256, substr(min(CASE WHEN path IN ({source_paths_sql}) THEN '1' ELSE '0' END || path), 2)
+                  AS owner
+              FROM ingested_files WHERE status = 'ingested' AND sha256 IS NOT NULL
+              GROUP BY sha256 HAVING count(*) > 1) AS o
+        WHERE ingested_files.sha256 = o.sha256 AND ingested_files.status = 'ingested'
+          AND ingested_files.path <> o.owner AND ingested_files.path IN ({source_paths_sql})""")
 
 
 def _merge_rows_or_refuse(conn, table: str, source_sql: str, source_columns: list[str],

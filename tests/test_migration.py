@@ -174,6 +174,33 @@ def test_migrate_ci_merges_databases_parquet_and_json(tmp_path, capsys):
     assert snapshot(target) == before
 
 
+def test_two_jobs_with_the_same_files_under_other_paths_merge_into_a_valid_database(tmp_path, corpus_dir, capsys):
+    """Two CI jobs that check out to different folders log the same contents under two paths; the merged
+    log calls the second a duplicate, as one ingest of both folders does, so --validate passes."""
+    files = sorted((corpus_dir / "benchmark_results").rglob("*.json"))[:6]
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    for job in ("job1", "job2"):
+        checkout = tmp_path / job / "results"
+        checkout.mkdir(parents=True)
+        for i, f in enumerate(files):
+            shutil.copy(f, checkout / f"{i}_{f.name}")
+        db = str(artifacts / f"{job}.duckdb")
+        assert benchmark_db_migration.main(["--input-dirs", str(checkout), "--db", db]) == 0
+    capsys.readouterr()
+    target = str(tmp_path / "main.duckdb")
+    assert benchmark_db_migration.main(["--migrate-ci", "--artifacts-dir", str(artifacts), "--db", target]) == 0
+    capsys.readouterr()
+    assert benchmark_db_migration.main(["--validate", "--db", target]) == 0, capsys.readouterr().out
+    logged = query(target, "SELECT path, status, reason FROM ingested_files WHERE path LIKE '%/job2/%' "
+                           "AND sha256 IN (SELECT sha256 FROM ingested_files WHERE path LIKE '%/job1/%' "
+                           "AND status = 'ingested')")
+    assert logged and all(s == "skipped" and r.startswith("duplicate of ") and "/job1/" in r for _, s, r in logged)
+    before = snapshot(target)  # merging again changes nothing
+    assert benchmark_db_migration.main(["--migrate-ci", "--artifacts-dir", str(artifacts), "--db", target]) == 0
+    assert snapshot(target) == before
+
+
 def _kill_after(cmd, seconds, cwd) -> bool:
     """Run `cmd` and SIGKILL it after `seconds`; True if it was killed before it finished."""
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
