@@ -245,6 +245,8 @@ def _float(name: str, value) -> float | None:
         raise DataConversionError(f"{name} must be a number, not {value!r}", f"pass {name} as a number")
     try:
         number = float(value)
+    except OverflowError:  # an int beyond a double's range (10**400): as infinite as float('inf')
+        number = math.inf
     except (TypeError, ValueError) as exc:
         raise DataConversionError(f"{name} must be a number, not {value!r}", f"pass {name} as a number") from exc
     if not math.isfinite(number):
@@ -1338,7 +1340,8 @@ class BenchmarkDBAPI:
                                     "ensure_database()")
         with self.db.connection() as conn:
             version = schema.current_version(conn)
-            counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            # archived rows included, as every read of the API has them (an archived database said 0 rows)
+            counts = {t: conn.execute(_with_archive(conn, f"SELECT count(*) FROM {t}")).fetchone()[0]
                       for t in ("performance_results", "hardware_compatibility", "integration_test_results")}
         return {"status": "ok", "database": self.db_path, "schema_version": version, "rows": counts}
 
@@ -1363,10 +1366,24 @@ def check_listen(host: str, token: str | None) -> None:
                          "or listen on 127.0.0.1")
 
 
+def _positive_seconds(text: str) -> float:
+    """argparse type of --query-timeout: a finite number above 0 (0, -1 and nan ran every query under the
+    default limit, or under none, without a word)."""
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds above 0, not {text}")
+    return value
+
+
 def build_parser():
     import argparse
 
-    from benchmark_db.cli import add_common_options, add_db_option
+    from benchmark_db.cli import add_common_options, add_db_option, non_negative_float, positive_int
 
     parser = argparse.ArgumentParser(
         prog="benchmark_db_api.py",
@@ -1379,13 +1396,13 @@ def build_parser():
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
     parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                         help="allow browser requests from ORIGIN (repeatable; CORS is off without it)")
-    parser.add_argument("--query-max-rows", type=int, default=None, metavar="N",
+    parser.add_argument("--query-max-rows", type=positive_int, default=None, metavar="N",
                         help="most rows POST /query returns (default: 10000)")
-    parser.add_argument("--query-timeout", type=float, default=None, metavar="SECONDS",
+    parser.add_argument("--query-timeout", type=_positive_seconds, default=None, metavar="SECONDS",
                         help="time limit of one POST /query (default: 10)")
-    parser.add_argument("--idle-release", type=float, default=DEFAULT_IDLE_RELEASE_S, metavar="SECONDS",
+    parser.add_argument("--idle-release", type=non_negative_float, default=DEFAULT_IDLE_RELEASE_S, metavar="SECONDS",
                         help="close the database file after this long without requests (default: %(default)s)")
-    parser.add_argument("--max-hold", type=float, default=DEFAULT_MAX_HOLD_S, metavar="SECONDS",
+    parser.add_argument("--max-hold", type=non_negative_float, default=DEFAULT_MAX_HOLD_S, metavar="SECONDS",
                         help="under sustained load, hand the file to waiting CLI tools for "
                              f"{HANDOVER_S:g} s after this long (0: never; default: %(default)s)")
     parser.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"),

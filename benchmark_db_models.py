@@ -119,13 +119,17 @@ def _bad_performance_value(name: str, value) -> DataConversionError | None:
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= 2**31 - 1:
             return DataConversionError(f"{name} must be a whole number between {low} and {2**31 - 1}, not {value!r}",
                                        f"fix {name} of the PerformanceResults, or leave it None if unknown")
-    elif isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
-        return DataConversionError(f"{name} must be a finite number >= 0, not {value!r}",
+    elif (isinstance(value, bool) or not isinstance(value, numbers.Real)
+          # an int a double cannot hold exactly: Arrow refuses it (ArrowInvalid), math.isfinite overflows on 10**400
+          or (isinstance(value, numbers.Integral) and not 0 <= value <= _EXACT_INT_MAX)
+          or not math.isfinite(value) or value < 0):
+        return DataConversionError(f"{name} must be a finite number >= 0 (a whole one at most 2**53), not {value!r}",
                                    f"fix {name} of the PerformanceResults, or leave it None if not measured")
     return None
 
 
 _INT32_MAX = 2**31 - 1
+_EXACT_INT_MAX = 2**53  # the largest int Arrow puts in a DOUBLE column exactly (beyond: ArrowInvalid)
 _INF = math.inf
 
 
@@ -136,7 +140,9 @@ def _plausible(name: str, value) -> bool:
     if low is not None:
         return type(value) is int and low <= value <= _INT32_MAX
     kind = type(value)
-    return (kind is float or kind is int) and 0 <= value < _INF
+    if kind is int:
+        return 0 <= value <= _EXACT_INT_MAX
+    return kind is float and 0 <= value < _INF
 
 
 def check_performance_values(record) -> None:
@@ -165,7 +171,7 @@ def check_performance_columns(columns: dict[str, list]) -> None:
                 continue
         elif low is None and kinds <= {float, int}:
             total = sum(present)
-            if total == total and total < _INF and min(present) >= 0:
+            if total == total and total < _INF and min(present) >= 0 and (int not in kinds or total <= _EXACT_INT_MAX):
                 continue
         for row, value in enumerate(values):
             if value is not None and (error := _bad_performance_value(name, value)) is not None:

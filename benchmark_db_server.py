@@ -603,6 +603,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(_request, exc: StarletteHTTPException):
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        if exc.status_code == 400 and message == "There was an error parsing the body":  # FastAPI's words
+            message = ("the body could not be read as JSON: it is not UTF-8 or is nested too deeply; send UTF-8 "
+                       "JSON with objects and lists nested at most a few hundred levels")
         return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(BenchmarkDBError)

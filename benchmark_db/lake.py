@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 
 from benchmark_db import schema
-from benchmark_db.errors import DBConnectionError, SchemaError
+from benchmark_db.errors import DBConnectionError, SchemaError, UsageError
 
 LAKE_ALIAS = "lake"
 # libpq waits for an unresponsive host for as long as the TCP stack lets it (minutes, or for ever on a port
@@ -62,6 +62,24 @@ def _load_extensions(conn, names) -> None:
 def redact(text: str) -> str:
     """`text` with every PostgreSQL password (`password=...`, `postgresql://user:...@`) replaced by ***."""
     return _URI_PASSWORD.sub(r"\1***\3", _PASSWORD.sub(r"\1***", text))
+
+
+def lake_lock_timeout() -> float:
+    """$BENCHMARK_DB_LAKE_LOCK_TIMEOUT in seconds (default WRITE_LOCK_TIMEOUT_S); "abc" ended an ingest or merge
+    into a lake in "unexpected ValueError", and nan or -1 never waited."""
+    import math
+
+    text = os.environ.get("BENCHMARK_DB_LAKE_LOCK_TIMEOUT")
+    if not text:
+        return WRITE_LOCK_TIMEOUT_S
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise UsageError(f"$BENCHMARK_DB_LAKE_LOCK_TIMEOUT must be a number of seconds, 0 or more, not {text!r}",
+                         "e.g. export BENCHMARK_DB_LAKE_LOCK_TIMEOUT=600, or unset it for the default")
+    return seconds
 
 
 def with_connect_timeout(spec: str) -> str:
@@ -135,8 +153,7 @@ def write_lock(conn, timeout: float | None = None):
     if dsn is None or id(conn) in _held_write_locks:  # a merge inside an ingest already holds it
         yield
         return
-    seconds = float(os.environ.get("BENCHMARK_DB_LAKE_LOCK_TIMEOUT") or WRITE_LOCK_TIMEOUT_S) \
-        if timeout is None else timeout
+    seconds = lake_lock_timeout() if timeout is None else timeout
     holder = duckdb.connect(":memory:", config={"extension_directory": str(extension_directory()),
                                                 "autoinstall_known_extensions": False,
                                                 "autoload_known_extensions": False})

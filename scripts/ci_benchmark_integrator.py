@@ -92,7 +92,12 @@ def load_ci_metadata(path: str | None, commit: str | None = None, branch: str | 
         for key, var in CI_ENV.items():
             if key not in meta and env.get(var):
                 meta[key] = env[var]
-    return {k: (str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v) for k, v in meta.items()}
+    meta = {k: (str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v) for k, v in meta.items()}
+    for key in ("commit", "branch"):  # they fill test_runs.git_commit/git_branch: a list or object there crashed
+        if key in meta and not isinstance(meta[key], str):
+            raise UsageError(f"CI metadata {path}: {key} must be a string, not {json.dumps(meta[key])}",
+                             'e.g. {"commit": "abc", "branch": "main"}')
+    return meta
 
 
 def discover_artifacts(artifacts_dir: str | os.PathLike, exclude: list[Path] | None = None,
@@ -295,6 +300,12 @@ def run(args) -> int:
     meta = load_ci_metadata(args.ci_metadata, args.commit, args.branch)
     path = resolve_db_path(args.db)
     discover_artifacts(args.artifacts_dir)  # a missing folder is a usage error before the database is touched
+    if args.archive_artifacts and not args.dry_run:
+        try:  # before merging: a folder under a file ended the run in "unexpected NotADirectoryError" after it
+            Path(args.archive_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot make --archive-dir {args.archive_dir}: {exc.strerror or exc}",
+                             "pass a folder that can be created and written") from exc
     with_conn = connect(path, lock_timeout=args.lock_timeout) if not args.dry_run else None
     try:
         if args.dry_run:
