@@ -31,7 +31,7 @@ import orjson
 
 from benchmark_db import identity
 from benchmark_db.connection import DEFAULT_LOCK_TIMEOUT, connect
-from benchmark_db.errors import DataConversionError
+from benchmark_db.errors import DataConversionError, one_line
 from benchmark_db.names import FAMILY_MODALITY, family_of, normalize_hardware_type
 
 
@@ -126,6 +126,14 @@ def _bad_performance_value(name: str, value) -> DataConversionError | None:
         return DataConversionError(f"{name} must be a finite number >= 0 (a whole one at most 2**53), not {value!r}",
                                    f"fix {name} of the PerformanceResults, or leave it None if not measured")
     return None
+
+
+def _wrong_value(exc: Exception) -> bool:
+    """Whether DuckDB or Arrow refused a value for its column type."""
+    import duckdb
+    import pyarrow as pa
+
+    return isinstance(exc, (duckdb.ConversionException, pa.ArrowInvalid, pa.ArrowTypeError))
 
 
 _INT32_MAX = 2**31 - 1
@@ -584,7 +592,16 @@ class BenchmarkDB:
         with contextlib.nullcontext() if single_insert else self.transaction():
             # dimensions first, so the denormalised names of fact rows can be filled from them
             for cls in sorted(by_type, key=lambda c: c not in _DIMENSIONS):
-                self._write(cls, by_type[cls])
+                try:
+                    self._write(cls, by_type[cls])
+                except Exception as exc:
+                    # a value of the wrong kind for its column (started_at="notatime"): the checks above
+                    # cover the measurements; DuckDB or Arrow find the rest, and their error is one line
+                    if not _wrong_value(exc):
+                        raise
+                    raise DataConversionError(f"cannot store the {cls.__name__}: {one_line(exc)}",
+                                              "check the types of its fields (times as datetime or ISO text, "
+                                              "numbers as numbers)") from None
         ids: list = []
         for record in records:
             if type(record) is RecordColumns:

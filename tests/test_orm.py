@@ -298,3 +298,11 @@ def test_fact_table_stores_what_insert_many_stores_and_replaces_alike(tmp_path):
     assert len(expected) == 3 and {r[3] for r in expected} == {"bert"}  # the missing name filled in
     with pytest.raises(DataConversionError):
         fact_table(Models, [Models(model_name="bert")], [], stamp)
+
+
+@pytest.mark.parametrize("rows", [1, 100])  # bound parameters for a few rows, an Arrow table for many
+def test_a_value_of_the_wrong_type_is_db003_and_stores_nothing(tmp_path, rows):
+    with BenchmarkDB(str(tmp_path / "t.duckdb")) as db:
+        with pytest.raises(DataConversionError, match="cannot store the TestRuns"):
+            db.insert_many([TestRuns(test_name=f"run{i}", started_at="notatime") for i in range(rows)])
+        assert db.count(TestRuns) == 0
