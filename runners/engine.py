@@ -479,6 +479,9 @@ def _run_on_backend(spec, model, parameters, hw, backend, detection, settings, s
 def _add_result(spec, hw, device, batch, seq, precision, prepared, measurement, generation, items, parameters,
                 detection, settings, out: _Collector, latency_stats):
     stats = latency_stats(measurement.samples_ms)
+    single = stats["count"] < 2
+    if single:  # one call has no spread: a stddev and CV of 0 would claim the steadiest result possible
+        stats = {**stats, "stddev_ms": None, "cv": None, "high_cv": None}
     extra = dict(measurement.extra or {})
     web = extra.pop("web_result", None)
     emulated = bool(extra.get("is_emulated", detection.is_emulated))
@@ -501,6 +504,9 @@ def _add_result(spec, hw, device, batch, seq, precision, prepared, measurement, 
     metrics.update(generation)
     if stats["high_cv"]:
         metrics["warning"] = f"CV {stats['cv']:.1%} is above 10 %: the machine was noisy; re-run before trusting"
+    elif single:
+        metrics["warning"] = ("one measured call: no spread, so no stddev or CV to judge it by; "
+                              "re-run with --min-iterations 2 or more before trusting")
     out.results.append({
         "model_name": spec.name, "hardware_type": hw, "device_name": device, "test_case": "inference",
         "batch_size": batch, "sequence_length": seq, "precision": prepared.precision_used,
@@ -514,7 +520,8 @@ def _add_result(spec, hw, device, batch, seq, precision, prepared, measurement, 
     if web is not None:
         web.update({"model_name": spec.name, "hardware_type": hw, "device_name": device})
         out.web_results.append(web)
-    status = "ok" + (", high CV" if stats["high_cv"] else "") + (", emulated" if emulated else "")
+    status = ("ok" + (", high CV" if stats["high_cv"] else "") + (", one sample" if single else "")
+              + (", emulated" if emulated else ""))
     if prepared.precision_used != precision:
         status += f", ran {prepared.precision_used}"
     if "tokens_per_second" in generation:
@@ -524,7 +531,7 @@ def _add_result(spec, hw, device, batch, seq, precision, prepared, measurement, 
                         "mean_ms": round(stats["mean_ms"], 3),
                         "items_per_s": float(f"{items / (stats['mean_ms'] / 1000.0):.4g}") if stats["mean_ms"] else None,
                         "memory_mb": round(memory, 1) if memory is not None else None,
-                        "cv": round(stats["cv"], 3), "status": status})
+                        "cv": round(stats["cv"], 3) if stats["cv"] is not None else None, "status": status})
 
 
 # -- documents, storing --------------------------------------------------------------------------------------
@@ -559,8 +566,10 @@ def benchmark_run(settings: RunSettings, *, test_name: str, command_line: str, q
                            "driver": d.driver_version, "platform_version": d.platform_version,
                            "is_emulated": d.is_emulated} for name, d in detections.items()}
     env = capture_environment(accelerators)
+    # a run whose every cell was skipped exits 1 (run_from_args): its stored run must not say it succeeded
+    succeeded = bool(collected.results) or not collected.summary
     run = {"test_name": test_name, "test_type": "performance", "started_at": started, "completed_at": _utc_now(),
-           "execution_time_seconds": elapsed, "success": True, "git_commit": env.get("git_commit"),
+           "execution_time_seconds": elapsed, "success": succeeded, "git_commit": env.get("git_commit"),
            "git_branch": env.get("git_branch"), "command_line": command_line, "environment": env,
            "metadata": {"settings": asdict(settings), "models": [s.name for s in specs],
                         "results": len(collected.results),
@@ -655,9 +664,16 @@ def run_from_args(args: argparse.Namespace, *, test_name: str, prog: str, argv: 
         log.warning("--visualize-from-db needs the database; with --no-db-store only the summary is printed")
     output_dir = args.output_dir or DEFAULT_OUTPUT_DIR
     specs = select_specs(settings)  # an unknown model is refused before a database file is created
-    if args.no_db_store:
-        check_output_dir(output_dir)  # before measuring, not after
-    else:
+    if not args.no_db_store:
+        from benchmark_db.connection import resolve_db_path
+
+        if resolve_db_path(args.db) == ":memory:":  # "stored in :memory:", then gone when the runner exits
+            raise UsageError("--db :memory: keeps nothing: the measured results would be lost when the runner "
+                             "exits (and --visualize-from-db would report an empty database)",
+                             "pass a database file, or --no-db-store to write JSON for benchmark_db_updater.py")
+    if args.no_db_store or args.visualize_from_db:
+        check_output_dir(output_dir)  # before measuring, not after (the report goes there too)
+    if not args.no_db_store:
         check_database(args.db, args.lock_timeout)
     try:
         doc, summary = benchmark_run(settings, test_name=test_name, command_line=command_line_for(prog, argv),

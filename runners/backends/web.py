@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import statistics
 import sys
@@ -126,7 +127,9 @@ class WebBackend(Backend):
             self._tmp = tempfile.mkdtemp(prefix="bench_onnx_")
             # __del__ is not promised to run at interpreter exit; a finalizer is
             self._cleanup = weakref.finalize(self, shutil.rmtree, self._tmp, ignore_errors=True)
-        path = Path(self._tmp) / f"{spec.name}_{len(self._exported)}.onnx"
+        # a checkpoint is named `parent/folder`: a slash in the file name would point into a missing folder
+        safe_name = re.sub(r"[^A-Za-z0-9._-]+", "_", spec.name)
+        path = Path(self._tmp) / f"{safe_name}_{len(self._exported)}.onnx"
         wrapper = _tensor_outputs(model, list(inputs))
         try:
             with torch.no_grad(), warnings.catch_warnings(), _native_output_discarded():

@@ -854,11 +854,27 @@ def run(args: argparse.Namespace) -> int:
         return 0 if result["available"] else 1
     if not Path(args.onnx).is_file():
         raise UsageError(f"ONNX file not found: {args.onnx}", "give the path of an existing .onnx file")
+    if args.warmup < 0:
+        raise UsageError(f"--warmup must not be negative, not {args.warmup}", "pass --warmup 0 or more")
+    if args.min_iterations < 1:
+        raise UsageError(f"--min-iterations must be at least 1, not {args.min_iterations}",
+                         "pass --min-iterations 1 or more")
+    if not 0 <= args.min_duration < float("inf"):
+        raise UsageError(f"--min-duration {args.min_duration} is not a number of seconds 0 or more",
+                         "pass seconds, e.g. --min-duration 0.5")
     if args.feeds:
         import numpy as np
 
-        with np.load(args.feeds) as data:
-            feeds = {name: data[name] for name in data.files}
+        try:
+            data = np.load(args.feeds)
+            if not hasattr(data, "files"):  # a bare .npy: one array without an input name
+                raise ValueError("a single array (.npy), not named inputs (.npz)")
+            with data:
+                feeds = {name: data[name] for name in data.files}
+        except (OSError, ValueError) as exc:  # missing, not numpy's format, pickled objects, a bare .npy
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).split(". ")[0]
+            raise UsageError(f"cannot read --feeds {args.feeds}: {detail}",
+                             "give a .npz written by numpy.savez (input name -> array)") from None
     else:
         feeds = default_feeds(args.onnx)
     result = run_onnx(args.onnx, feeds, args.provider, warmup=args.warmup, min_iterations=args.min_iterations,
