@@ -915,6 +915,9 @@ def predict_one(fit, query: dict, level=0.9):
                 row[c] = float(row[c])
             except (TypeError, ValueError):
                 raise UsageError(f"--predict {c}={row[c]!r} is not a number", "give a number") from None
+            if not math.isfinite(row[c]) or row[c] <= 0:  # log2(x + 1) of these is NaN: sklearn's ValueError
+                raise UsageError(f"--predict {c}={row[c]:g} is not a positive number",
+                                 f"give {c} as a number above 0, e.g. {c}=16")
         else:
             row[c] = str(row[c])
             seen = set(conf[c].astype(str))

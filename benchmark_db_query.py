@@ -122,11 +122,11 @@ def comparison(conn, filters, metric: str | None, by: str):
 
 
 def regression_check(conn, *, reference_conn=None, last_days=None, threshold_pct=None, alpha=None,
-                     include_simulated=False, model=None, hardware=None):
+                     include_simulated=False, model=None, hardware=None, metric="latency"):
     """Run `benchmark_db.regression.regression_check` (imported here: scipy is heavy) and return its report."""
     from benchmark_db import regression
     kwargs = {"reference_conn": reference_conn, "last_days": last_days, "include_simulated": include_simulated,
-              "model": model, "hardware": hardware}
+              "model": model, "hardware": hardware, "metric": metric}
     if threshold_pct is not None:
         kwargs["threshold_pct"] = threshold_pct
     if alpha is not None:
@@ -166,7 +166,15 @@ def run(args) -> int:
     from benchmark_db import reports
 
     fmt = resolve_format(args.format, args.output)  # DB000 for an --output name of no format, before any work
+    # options the chosen action does not apply are refused, never silently ignored
+    if args.sql is not None:
+        _refuse_options(args, "--sql", ("model", "model_family", "hardware", "batch_size", "precision", "since",
+                                         "until", "include_simulated", "metric"),
+                        "--sql runs the query as written: put the conditions in its WHERE clause")
     if args.regression_check:
+        _refuse_options(args, "--regression-check", ("model_family", "batch_size", "precision", "since", "until"),
+                        "it compares every configuration (model x hardware x batch x sequence length x "
+                        "precision) apart and takes --model (a family name also matches) and --hardware")
         return _run_regression(args)
 
     filters = reports.ReportFilters.from_args(args)
@@ -195,6 +203,13 @@ def run(args) -> int:
         conn.close()
     write_text(text, args.output)
     return EXIT_OK
+
+
+def _refuse_options(args, action: str, names: tuple[str, ...], why: str) -> None:
+    given = [f"--{name.replace('_', '-')}" for name in names if getattr(args, name, None) not in (None, False)]
+    if given:
+        raise UsageError(f"{action} does not take {', '.join(given)}", f"leave {'them' if len(given) > 1 else 'it'} "
+                         f"out; {why}")
 
 
 def _write_csv_report(report, output: str | None) -> int:
@@ -237,7 +252,7 @@ def _run_regression(args) -> int:
         report = regression_check(conn, reference_conn=reference, last_days=args.last_days,
                                   threshold_pct=args.threshold, alpha=args.alpha,
                                   include_simulated=args.include_simulated, model=args.model,
-                                  hardware=args.hardware)
+                                  hardware=args.hardware, metric=args.metric or "latency")
     finally:
         if reference is not None:
             reference.close()

@@ -136,6 +136,9 @@ def report_chart(conn, path, kind: str, filters, *, metric: str | None = None, t
     if kind in ("performance", "summary", "all"):
         return comparison_chart(conn, path, filters, metric=metric or "throughput", by="hardware", title=title)
     if kind == "hardware":
+        if metric not in (None, "throughput"):  # it was silently drawn as throughput
+            raise UsageError(f"the hardware report's chart is throughput relative to CPU, not {metric}",
+                             f"leave out --metric, or draw --compare-hardware --metric {metric}")
         charts.image_format(path)
         df = reports.compare_table(conn, filters, "throughput", by="hardware")
         if df.empty:

@@ -362,9 +362,14 @@ def compatibility_figure(table, title: str | None = None):
     df["code"] = [np.nan if is_missing(v) else (1.0 if v else 0.0) for v in df["is_compatible"]]
     df["results"] = [0 if is_missing(n) else int(n) for n in df["performance_results"]]
     # several devices of one hardware type: the cell is the worst of them and counts all their results
-    cells = df.groupby(["model", "hardware"]).agg(code=("code", "min"), results=("results", "sum")).reset_index()
-    cells["label"] = [("yes" + (f"\n{n}" if n else "")) if c == 1.0 else ("no" if c == 0.0 else "?")
-                      for c, n in zip(cells["code"], cells["results"])]
+    # a red cell counts the results of its failed pairs alone (a pair whose check failed yet has results
+    # measured: a bare "no" hid them), never those of another device that passed
+    df["failed_results"] = df["results"].where(df["code"] == 0.0, 0)
+    cells = df.groupby(["model", "hardware"]).agg(code=("code", "min"), results=("results", "sum"),
+                                                  failed_results=("failed_results", "sum")).reset_index()
+    cells["label"] = [("yes" + (f"\n{n}" if n else "")) if c == 1.0 else (("no" + (f"\n{f}" if f else ""))
+                                                                          if c == 0.0 else "?")
+                      for c, n, f in zip(cells["code"], cells["results"], cells["failed_results"])]
     codes = cells.pivot(index="model", columns="hardware", values="code")
     labels = cells.pivot(index="model", columns="hardware", values="label").reindex_like(codes).fillna("")
     with _style():
@@ -383,7 +388,7 @@ def compatibility_figure(table, title: str | None = None):
         ax.set_xlabel("Hardware type")
         ax.set_ylabel("Model")
         ax.legend(handles=[Patch(color="#2ecc71", label="compatible (number: results)"),
-                           Patch(color="#e74c3c", label="not compatible"), Patch(color="#dddddd", label="unknown")],
+                           Patch(color="#e74c3c", label="not compatible (number: results)"), Patch(color="#dddddd", label="unknown")],
                   loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     return fig
 

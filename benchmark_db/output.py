@@ -89,9 +89,22 @@ def _cell(value) -> str:
     return str(value)
 
 
+def _finite(value):
+    """`value` with every infinite float as None, as NaN already is: json.dumps would write the bare word
+    Infinity, which is not JSON (a parser such as jq's or JSON.parse refuses the whole document)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
+
+
 def to_json(data) -> str:
     columns, rows = _records(data)
-    return json.dumps([{c: _plain(r.get(c)) for c in columns} for r in rows], indent=2, default=str)
+    return json.dumps([{c: _finite(_plain(r.get(c))) for c in columns} for r in rows], indent=2, default=str,
+                      allow_nan=False)
 
 
 def to_csv(data) -> str:

@@ -521,21 +521,25 @@ def compatibility_table(conn, filters: ReportFilters):
 def compatibility_matrix(conn, filters: ReportFilters):
     """Pivot of `compatibility_table`: one row per model, one column per hardware type.
 
-    A cell reads `yes (N results)`, `yes`, `no (ErrorType)` or is empty when nothing is known.
+    A cell reads `yes (N results)`, `yes`, `no (ErrorType)` or is empty when nothing is known; a `no` whose pair
+    was measured all the same says how often (`no (N results)`, `no (ErrorType; N results)`).
     """
     table = compatibility_table(conn, filters)
-    if table.empty:
-        return table
+    if table.empty:  # the matrix's own (first) column, not the twelve of the table it pivots
+        return table[["model"]]
     table = table.copy()
     table["model"] = table["model"].fillna("(any model)")
 
     def cell(row) -> str:
         if is_missing(row["is_compatible"]):
             return "unknown"
+        n = 0 if is_missing(row["performance_results"]) else int(row["performance_results"])
+        results = f"{n} result{'s' if n != 1 else ''}" if n else ""
         if bool(row["is_compatible"]):
-            n = 0 if is_missing(row["performance_results"]) else int(row["performance_results"])
-            return f"yes ({n} result{'s' if n != 1 else ''})" if n else "yes"
-        return f"no ({row['error_type']})" if isinstance(row["error_type"], str) and row["error_type"] else "no"
+            return f"yes ({results})" if results else "yes"
+        # a failed check beside measured results: say both, not a bare "no" that hides the results
+        details = [x for x in (row["error_type"] if isinstance(row["error_type"], str) else "", results) if x]
+        return f"no ({'; '.join(details)})" if details else "no"
 
     table["status"] = table.apply(cell, axis=1)
     # several devices of one hardware type: join their cells
