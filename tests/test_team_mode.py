@@ -172,7 +172,7 @@ def test_maintenance_on_a_lake_compacts_and_says_what_does_not_apply(lake_target
                                           "--backup", "--backup-dir", str(tmp_path / "b"), "--format", "json"])
     out = capsys.readouterr().out
     assert code == 0, out
-    steps = {row["step"]: row for row in __import__("json").loads(out)}
+    steps = {row["step"]: row for row in __import__("json").loads(out)["steps"]}  # with the integrity problems
     assert steps["check-integrity"]["status"] == "ok"
     assert steps["vacuum"]["status"] == "ok" and "lake compacted" in steps["vacuum"]["result"]
     assert steps["backup"]["status"] == "n/a" and "pg_dump" in steps["backup"]["result"]
