@@ -190,6 +190,100 @@ def _plotly_axis_type(values) -> str:
     return "log" if wants_log(values) else "linear"
 
 
+def _log_ticks(low: float, high: float) -> list[float]:
+    """Tick values for a log axis from `low` to `high`: 1-2-5 per decade (1-1.5-2-3-5-7 when that gives too
+    few, decades only when too many), so it never shows plotly's stray minor digits ("9 ... 2 3 ... 9")."""
+    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+
+    def within(mantissas, step=1):
+        return [m * 10.0 ** e for e in range(first, last + 1, step) for m in mantissas
+                if low * (1 - 1e-9) <= m * 10.0 ** e <= high * (1 + 1e-9)]
+
+    ticks = within((1, 2, 5))
+    if len(ticks) < 3:
+        ticks = within((1, 1.5, 2, 3, 5, 7))
+    if len(ticks) < 2:  # a very narrow range: its two ends
+        ticks = [low, high] if low != high else [low]
+    elif len(ticks) > 10:
+        ticks = within((1,))
+        step = 1
+        while len(ticks) > 10:
+            step += 1
+            ticks = within((1,), step)
+    return ticks
+
+
+def _tick_text(value: float) -> str:
+    if value >= 10_000:
+        return f"{value:,.0f}" if value < 1e7 else f"{value:.0e}"
+    if value < 1e-3:
+        return f"{value:.0e}"
+    return f"{float(f'{value:.3g}'):g}"
+
+
+def _fit_plotly_axes(fig, *, batch_axis: str | None = None) -> int:
+    """Fit each log axis of `fig` to the points it draws, error bars included, and give it readable ticks.
+
+    plotly's autorange took in the y values of points it cannot draw (no batch size on a log x axis) and the
+    zero or missing ends of confidence intervals, so speed-ups between 0.2 and 12 sat on an axis from 0.001
+    to 1000, and its log ticks printed stray minor digits. `batch_axis` ("x" or "y") marks the axis of batch
+    sizes, which is ticked at the sizes measured. Returns how many points cannot be drawn (a missing or
+    non-positive coordinate on a log axis), for the page to say."""
+    import numpy as np
+
+    log_axes = [a for a in ("x", "y") if getattr(fig.layout, f"{a}axis").type == "log"]
+    if not log_axes:
+        return 0
+    found: dict[str, list[float]] = {a: [] for a in log_axes}
+    undrawn = 0
+    for trace in fig.data:
+        if trace.type != "scatter" or trace.x is None or trace.y is None:
+            continue
+        coords = {a: np.array([_as_float(v) for v in getattr(trace, a)]) for a in log_axes}
+        ok = np.ones(len(trace.x), dtype=bool)
+        for a in log_axes:
+            ok &= np.isfinite(coords[a]) & (coords[a] > 0)
+        undrawn += int((~ok).sum())
+        for a in log_axes:
+            drawn = coords[a][ok]
+            found[a].extend(drawn.tolist())
+            bars = getattr(trace, f"error_{a}")
+            if bars is not None and bars.array is not None:
+                plus = np.asarray(bars.array, dtype=float)[ok]
+                minus = np.asarray(bars.arrayminus if bars.arrayminus is not None else bars.array, dtype=float)[ok]
+                for end in (drawn + plus, drawn - minus):
+                    found[a].extend(end[np.isfinite(end) & (end > 0)].tolist())
+    for a in log_axes:
+        if not found[a]:
+            continue
+        low, high = min(found[a]), max(found[a])
+        span = math.log10(high) - math.log10(low)
+        pad = max(span * 0.06, 0.05)
+        axis = {"range": [math.log10(low) - pad, math.log10(high) + pad]}
+        if a == batch_axis:
+            sizes = sorted({v for v in found[a] if float(v).is_integer()} & set(found[a]))
+            ticks = sizes if 0 < len(sizes) <= 12 else [2.0 ** e for e in range(0, 21)
+                                                        if low <= 2.0 ** e <= high]
+        else:
+            ticks = _log_ticks(10 ** axis["range"][0], 10 ** axis["range"][1])  # the padding may hold one more
+        axis.update(tickmode="array", tickvals=ticks, ticktext=[_tick_text(t) for t in ticks])
+        fig.update_layout({f"{a}axis": axis})
+    return undrawn
+
+
+def _as_float(value) -> float:
+    """A coordinate as a float; NaN for None, pandas' NA and anything else that is no number."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _undrawn_note(count: int, what: str) -> str:
+    return (f" {count} point{'s' if count != 1 else ''} without {what} cannot be drawn on these axes; the CSV and "
+            "JSON hold them." if count else "")
+
+
 def _present(value) -> bool:
     from benchmark_db.reports import is_missing
 
@@ -386,6 +480,9 @@ select{{max-width:20rem;}} .note{{color:#555;font-size:0.9rem;}}
 """
 
 
+INTERACTIVE_HINT = "Zoom by dragging, hover for values, double-click to reset; filter traces by model and hardware."
+
+
 def _write_interactive(name: str, title: str, figures: list, opts: Options, files: list[str], note: str = "") -> None:
     """One self-contained page (plotly.js inlined once) with model and hardware filters over every trace."""
     import html
@@ -417,8 +514,7 @@ def _write_interactive(name: str, title: str, figures: list, opts: Options, file
         body = f'<p class="nothing">{html.escape(note or "Nothing to plot.")}</p>'
     page = _INTERACTIVE_PAGE.format(
         title=html.escape(title),
-        note=html.escape((note or "Zoom by dragging, hover for values, double-click to reset; filter traces by "
-                                  "model and hardware.") if figures else ""),
+        note=html.escape((note or INTERACTIVE_HINT) if figures else ""),
         filters=filters, figures=body)
     path = opts.output_dir / f"{name}.html"
     path.write_text(page, encoding="utf-8")
@@ -552,6 +648,7 @@ def performance_trends(df, opts: Options) -> AnalysisResult:
         axis = _plotly_axis_type([v for _, per_run, _ in series for v in per_run["latency_ms"]])
         fig.update_layout(title="Latency over time", xaxis_title="run time (UTC)",
                           yaxis_title="latency (ms" + (", log scale)" if axis == "log" else ")"), yaxis_type=axis)
+        _fit_plotly_axes(fig)
         _write_interactive("performance-trends", "Performance trends", [fig], opts, files)
     sig = table[table["significant"]]
     text = ["## Performance trends\n", f"{len(table)} series with 3+ runs; {len(sig)} with a significant trend "
@@ -633,8 +730,11 @@ def hardware_comparison(df, opts: Options) -> AnalysisResult:
                          "arrayminus": (g["speedup_vs_reference"] - g["ci95_low"]).fillna(0)},
                 hovertemplate="batch %{x}<br>speed-up %{y:.2f}x<extra>%{fullData.name}</extra>"))
         fig.update_layout(title="Speed-up over the reference hardware by batch size", xaxis_title="batch size",
-                          yaxis_title="speed-up (x)", xaxis_type="log", yaxis_type="log")
-        _write_interactive("hardware-comparison", "Hardware comparison", [fig], opts, files)
+                          yaxis_title="speed-up (x, log scale)", xaxis_type="log", yaxis_type="log", height=560)
+        undrawn = _fit_plotly_axes(fig, batch_axis="x")
+        fig.add_hline(y=1.0, line={"color": "grey", "width": 1})
+        _write_interactive("hardware-comparison", "Hardware comparison", [fig], opts, files,
+                           note=INTERACTIVE_HINT + _undrawn_note(undrawn, "a batch size"))
     text = ["## Hardware comparison\n",
             f"{table['model'].nunique()} model(s) on {table['hardware'].nunique()} hardware type(s). Speed-up = "
             "median latency of the reference hardware / median latency of this one, 95% bootstrap CI from raw "
@@ -695,9 +795,11 @@ def model_comparison(df, opts: Options) -> AnalysisResult:
                          "array": (g["latency_ci95_high"] - g["median_latency_ms"]).fillna(0),
                          "arrayminus": (g["median_latency_ms"] - g["latency_ci95_low"]).fillna(0)},
                 hovertemplate="batch %{x}<br>%{y:.3f} ms<extra>%{fullData.name}</extra>"))
-        fig.update_layout(title="Median latency per model", xaxis_title="batch size", yaxis_title="latency (ms)",
-                          xaxis_type="log", yaxis_type="log")
-        _write_interactive("model-comparison", "Model comparison", [fig], opts, files)
+        fig.update_layout(title="Median latency per model", xaxis_title="batch size",
+                          yaxis_title="latency (ms, log scale)", xaxis_type="log", yaxis_type="log", height=560)
+        undrawn = _fit_plotly_axes(fig, batch_axis="x")
+        _write_interactive("model-comparison", "Model comparison", [fig], opts, files,
+                           note=INTERACTIVE_HINT + _undrawn_note(undrawn, "a batch size"))
     text = ["## Model comparison\n", f"{table['model'].nunique()} model(s) on {len(hws)} hardware type(s); "
             f"medians with 95% bootstrap CIs from raw samples where present. Batch size {batch} shown:\n"
             + _chart_note(shown, models, batch),
@@ -767,8 +869,9 @@ def batch_scaling(df, opts: Options) -> AnalysisResult:
             fig.add_trace(go.Scatter(x=g["batch_size"], y=g["median_throughput"], mode="lines+markers",
                                      name=_series_label(model, hw, precision=prec), meta={"model": str(model), "hardware": str(hw)},
                                      hovertemplate="batch %{x}<br>%{y:.1f} items/s<extra>%{fullData.name}</extra>"))
-        fig.update_layout(title="Throughput vs batch size", xaxis_title="batch size", yaxis_title="items/s",
-                          xaxis_type="log", yaxis_type="log")
+        fig.update_layout(title="Throughput vs batch size", xaxis_title="batch size",
+                          yaxis_title="items/s (log scale)", xaxis_type="log", yaxis_type="log", height=560)
+        _fit_plotly_axes(fig, batch_axis="x")
         _write_interactive("batch-scaling", "Batch scaling", [fig], opts, files)
     text = ["## Batch scaling\n", "Saturation batch = smallest batch size reaching 90% of the peak throughput "
             "measured; `saturates_within_range` is False when throughput was still rising at the largest batch.\n",
@@ -908,7 +1011,18 @@ def predict_one(fit, query: dict, level=0.9):
                 row[c] = known.median() if c == "parameters_million" else known.mode().iloc[0]
                 missing.remove(c)
     if missing:
-        raise UsageError(f"--predict lacks {', '.join(missing)}", f"give every feature: {', '.join(columns)}")
+        # the model attributes follow from model_family (above): only name them when they cannot
+        derived = [c for c in MODEL_ATTRIBUTES if c in columns and "model_family" in columns]
+        unfilled = [c for c in derived if c in missing and "model_family" in row]
+        required = [c for c in columns if c not in derived or c in unfilled]
+        lacking = [c for c in missing if c not in derived or c in unfilled]
+        hint = f"give {', '.join(required)}"
+        if unfilled:
+            hint += (f" (no {' or '.join(unfilled)} is recorded for model family {row['model_family']}, so it "
+                     "cannot be filled in)")
+        elif derived:
+            hint += f"; {' and '.join(derived)} follow{'s' if len(derived) == 1 else ''} from model_family"
+        raise UsageError(f"--predict lacks {', '.join(lacking)}", hint)
     for c in columns:
         if c in NUMERIC_FEATURES:
             try:
@@ -1034,7 +1148,9 @@ def performance_prediction(df, opts: Options) -> AnalysisResult:
         fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="perfect prediction",
                                  line={"dash": "dash", "color": "grey"}))
         fig.update_layout(title="Out-of-fold predicted vs measured throughput (items/s)", xaxis_type="log",
-                          yaxis_type="log", xaxis_title="measured (items/s)", yaxis_title="predicted (items/s)")
+                          yaxis_type="log", xaxis_title="measured (items/s, log scale)",
+                          yaxis_title="predicted (items/s, log scale)", height=560)
+        _fit_plotly_axes(fig)
         _write_interactive("performance-prediction", "Performance prediction", [fig], opts, files)
     text = ["## Performance prediction\n",
             f"Gradient boosting on {', '.join(columns)} (log throughput), {len(conf)} configurations, "
@@ -1162,6 +1278,7 @@ def anomaly_detection(df, opts: Options) -> AnalysisResult:
         axis = _plotly_axis_type([v for _, g, _ in plotted for v in g["latency_ms"]])
         fig.update_layout(title="Anomalies", xaxis_title="time (UTC)",
                           yaxis_title="latency (ms" + (", log scale)" if axis == "log" else ")"), yaxis_type=axis)
+        _fit_plotly_axes(fig)
         # with nothing found the page says so rather than drawing empty axes
         _write_interactive("anomaly-detection", "Anomaly detection", [fig] if plotted else [], opts, files,
                            note="" if plotted else f"No anomalies: no outlier or change of {threshold * 100:g}% "
@@ -1240,9 +1357,11 @@ def correlation_analysis(df, opts: Options) -> AnalysisResult:
         for (model, hw), g in df.groupby(["model", "hardware"]):
             scatter.add_trace(go.Scatter(x=g["batch_size"], y=g["throughput"], mode="markers", name=_series_label(model, hw),
                                          meta={"model": str(model), "hardware": str(hw)}))
-        scatter.update_layout(title="Throughput vs batch size", xaxis_title="batch size", yaxis_title="items/s",
-                              xaxis_type="log", yaxis_type="log")
-        _write_interactive("correlation-analysis", "Correlation analysis", [heat, scatter], opts, files)
+        scatter.update_layout(title="Throughput vs batch size", xaxis_title="batch size",
+                              yaxis_title="items/s (log scale)", xaxis_type="log", yaxis_type="log", height=560)
+        undrawn = _fit_plotly_axes(scatter, batch_axis="x")
+        _write_interactive("correlation-analysis", "Correlation analysis", [heat, scatter], opts, files,
+                           note=INTERACTIVE_HINT + _undrawn_note(undrawn, "a batch size or throughput"))
     text = ["## Correlation analysis\n", f"Spearman rank correlations over {len(corr_df)} "
             f"{'emulated ' if shown_emulated else ''}results. Rank correlations "
             "show monotonic association, not cause; results of one model share its size, so they are not "

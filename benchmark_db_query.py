@@ -106,9 +106,26 @@ def run_sql(conn, sql: str):
 
         return pd.DataFrame()
     try:
+        relation = _intervals_as_text(relation)
         return relation.df()
     except duckdb.Error as exc:
         raise QueryError(f"query failed: {readonly_sql.one_line(exc)}", "check the SQL") from exc
+
+
+def _intervals_as_text(relation):
+    """INTERVAL columns as DuckDB prints them (`1 day`, `1 year 2 months`): pandas would turn them into
+    timedeltas, dropping the months and printing `P1DT0H0M0S`. Columns of one name twice are left alone (a
+    projection by name could not tell them apart); output.interval_text then renders the timedelta."""
+    names = list(relation.columns)
+    kinds = [str(t) for t in relation.types]
+    if "INTERVAL" not in kinds or len(set(names)) != len(names):
+        return relation
+
+    def quoted(name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    return relation.project(", ".join(f"CAST({quoted(n)} AS VARCHAR) AS {quoted(n)}" if k == "INTERVAL"
+                                      else quoted(n) for n, k in zip(names, kinds)))
 
 
 def comparison(conn, filters, metric: str | None, by: str):

@@ -28,6 +28,14 @@ def _plain(value):
     """A JSON-safe version of a cell: NaN -> None, timestamps -> ISO text, numpy scalars -> Python."""
     if value is None or type(value).__name__ in ("NaTType", "NAType"):  # pandas' missing timestamp / value
         return None  # (before the isoformat test below: NaT.isoformat() is the text "NaT")
+    if isinstance(value, (bytes, bytearray, memoryview)):  # a BLOB: bytearray(b'...') read as nothing useful
+        return blob_text(value)
+    if type(value).__name__ == "timedelta64":  # numpy's item() of nanoseconds is a bare int
+        import numpy as np
+
+        if np.isnat(value):
+            return None
+        value = _dt.timedelta(microseconds=int(value.astype("timedelta64[ns]").astype("int64")) / 1000)
     # numpy scalars only: an array's item() would turn a one-element list into its element
     if hasattr(value, "item") and getattr(value, "ndim", 0) == 0 and not isinstance(value, (list, dict, str, bytes)):
         try:
@@ -38,6 +46,8 @@ def _plain(value):
         value = value.tolist()
     if isinstance(value, float) and math.isnan(value):
         return None
+    if isinstance(value, _dt.timedelta):  # also pandas' Timedelta (a subclass): its isoformat is "P1DT0H0M0S"
+        return interval_text(value)
     if isinstance(value, (_dt.datetime, _dt.date)):
         return value.isoformat()
     if hasattr(value, "isoformat"):
@@ -45,9 +55,37 @@ def _plain(value):
             return value.isoformat()
         except (ValueError, TypeError):
             return str(value)
-    if isinstance(value, bytes):
-        return f"<{len(value)} bytes>"
     return value
+
+
+BLOB_HEX_BYTES = 16  # a BLOB shows its first bytes in hex, then its size
+
+
+def blob_text(value) -> str:
+    """A BLOB as readable text: `0x78 (1 byte)`, `0x0001...ff... (1,234 bytes)` (the first BLOB_HEX_BYTES)."""
+    data = bytes(value)
+    size = f"{len(data):,} byte{'s' if len(data) != 1 else ''}"
+    if not data:
+        return f"<{size}>"
+    head = data[:BLOB_HEX_BYTES].hex()
+    return f"0x{head}{'...' if len(data) > BLOB_HEX_BYTES else ''} ({size})"
+
+
+def interval_text(value) -> str:
+    """A time span as DuckDB prints an INTERVAL: `1 day`, `3 days 04:05:06.5`, `25:00:00`, `-01:00:00`
+    (a timedelta has no months: `--sql` casts INTERVAL columns to DuckDB's own text before this)."""
+    if type(value).__name__ == "Timedelta":  # pandas: nanoseconds a datetime.timedelta cannot hold
+        value = value.to_pytimedelta()
+    sign = "-" if value < _dt.timedelta(0) else ""
+    value = abs(value)
+    days, seconds, micros = value.days, value.seconds, value.microseconds
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    clock = f"{hours:02d}:{minutes:02d}:{secs:02d}" + (f".{micros:06d}".rstrip("0") if micros else "")
+    if not days:
+        return sign + clock
+    text = f"{sign}{days} day{'s' if days != 1 else ''}"
+    return text if not (seconds or micros) else f"{text} {clock}"
 
 
 def plain_records(frame) -> list[dict]:

@@ -627,7 +627,8 @@ def summary_table(conn, filters: ReportFilters):
 
 
 def best_hardware_table(conn, filters: ReportFilters):
-    """Per model and batch size: the hardware with the highest mean throughput, and that throughput."""
+    """Per model and batch size: the hardware with the highest mean throughput, and that throughput; `note`
+    lists every hardware of a tie, or says that only one hardware type was measured (no comparison)."""
     base, params = _filtered_base(filters)
     sql = f"""
         WITH per_hw AS (
@@ -638,12 +639,22 @@ def best_hardware_table(conn, filters: ReportFilters):
                        || CASE WHEN is_simulated THEN ' (simulated)' ELSE '' END AS hardware,
                    avg(throughput) AS throughput_items_per_s_mean, count(*) AS results
             FROM ({base}) b WHERE throughput IS NOT NULL GROUP BY ALL)
-        -- a tie goes to the first name: arg_max would take whichever row it met first (file and lake differ)
+        -- a tie goes to the first name: arg_max would take whichever row it met first (file and lake differ);
+        -- the note names every hardware of a tie (means equal to 1e-9), and says when only one was measured
+        -- (fastest of one is no finding)
+        , ranked AS (
+            SELECT *, max(throughput_items_per_s_mean) OVER w AS best, count(*) OVER w AS compared
+            FROM per_hw WINDOW w AS (PARTITION BY model, batch_size))
         SELECT model, batch_size,
                first(hardware ORDER BY throughput_items_per_s_mean DESC, hardware) AS fastest_hardware,
                max(throughput_items_per_s_mean) AS throughput_items_per_s_mean,
-               count(*) AS hardware_compared
-        FROM per_hw GROUP BY model, batch_size ORDER BY model, batch_size NULLS FIRST"""
+               count(*) AS hardware_compared,
+               CASE WHEN count(*) = 1 THEN 'only one hardware type measured'
+                    WHEN count(*) FILTER (WHERE throughput_items_per_s_mean >= best - abs(best) * 1e-9) > 1
+                    THEN 'tie: ' || string_agg(hardware, ', ' ORDER BY hardware)
+                                    FILTER (WHERE throughput_items_per_s_mean >= best - abs(best) * 1e-9)
+               END AS note
+        FROM ranked GROUP BY model, batch_size ORDER BY model, batch_size NULLS FIRST"""
     return _df(conn, sql, params)
 
 
@@ -892,16 +903,49 @@ def no_data_error(conn, filters: ReportFilters, what: str = "performance results
         measured = "" if filters.include_simulated or source == "integration" else "measured "
         parts.append(f"the database holds no {measured}{_EMPTY_SOURCE[source]}")
     else:
-        for name, label in (("model", "models matching the other filters"),
-                            ("hardware", "hardware matching the other filters"),
-                            ("batch_size", "batch sizes"), ("precision", "precisions"),
-                            ("model_family", "model families")):
-            if getattr(filters, name):
-                parts.append(f"{label}: {', '.join(values(name, filters.without(name))) or 'none'}")
-        if filters.since or filters.until:
-            first, last = span(filters.without("since", "until"))
-            parts.append(f"results of the other filters span {first} to {last}" if first is not None else
-                         "no results match the other filters at any time")
+        labels = (("model", "models matching the other filters", "models in the database"),
+                  ("hardware", "hardware matching the other filters", "hardware in the database"),
+                  ("batch_size", "batch sizes", "batch sizes in the database"),
+                  ("precision", "precisions", "precisions in the database"),
+                  ("model_family", "model families", "model families in the database"))
+        given = [name for name, _, _ in labels if getattr(filters, name)]
+        timed = bool(filters.since or filters.until)
+        if len(given) + timed > 1:
+            # several filters: "precisions: none; model families: none" (each listed under the others, which
+            # matched nothing either) helped nobody. For each filter that matches nothing on its own (leaving
+            # out those that do): what the other filters find, else what the database holds; when each matches
+            # on its own, what each would find under the others
+            def alone(*names: str) -> ReportFilters:
+                return ReportFilters(include_simulated=filters.include_simulated,
+                                     **{n: getattr(filters, n) for n in names})
+
+            for name, label, held in labels:
+                if name in given and count(alone(name)) == 0:
+                    found = values(name, filters.without(name))
+                    parts.append(f"{label}: {', '.join(found)}" if found else
+                                 f"{held}: {', '.join(values(name, everything)) or 'none'}")
+            if timed and count(alone("since", "until")) == 0:
+                first, last = span(everything)
+                parts.append(f"results in the database span {first} to {last}" if first is not None else
+                             "no result in the database has a time")
+            if not parts:
+                for name, label, _ in labels:
+                    found = values(name, filters.without(name)) if name in given else []
+                    if found:
+                        parts.append(f"{label}: {', '.join(found)}")
+                if timed:
+                    first, last = span(filters.without("since", "until"))
+                    if first is not None:
+                        parts.append(f"results of the other filters span {first} to {last}")
+                parts.insert(0, "each filter matches on its own, but not all of them together")
+        else:
+            for name, label, _ in labels:
+                if getattr(filters, name):
+                    parts.append(f"{label}: {', '.join(values(name, filters.without(name))) or 'none'}")
+            if timed:
+                first, last = span(filters.without("since", "until"))
+                parts.append(f"results of the other filters span {first} to {last}" if first is not None else
+                             "no results match the other filters at any time")
         if not parts:
             parts.append(f"models: {', '.join(values('model', everything))}")
     if not filters.include_simulated:
@@ -1036,7 +1080,8 @@ def build_report(conn, kind: str, filters: ReportFilters | None = None, metric: 
                                           "every known platform and how much was measured on it"))
             sections.append(ReportSection("fastest", "Fastest hardware per model and batch size",
                                           best_hardware_table(conn, filters),
-                                          "highest mean throughput (items/s) among the hardware measured"))
+                                          "highest mean throughput (items/s) among the hardware measured; the note names "
+                                          "every hardware of a tie, or says when only one was measured"))
         elif k == "compatibility":
             sections.append(ReportSection("compatibility_matrix", "Compatibility matrix",
                                           compatibility_matrix(conn, filters),
@@ -1052,7 +1097,9 @@ def build_report(conn, kind: str, filters: ReportFilters | None = None, metric: 
             if kind == "summary":
                 sections.append(ReportSection("fastest", "Fastest hardware per model and batch size",
                                               best_hardware_table(conn, filters),
-                                              "highest mean throughput (items/s) among the hardware measured"))
+                                              "highest mean throughput (items/s) among the hardware measured; "
+                                              "the note names every hardware of a tie, or says when only one "
+                                              "was measured"))
     warnings: list[str] = []
     if filters.has_any():
         _fail_if_nothing_matches(conn, kind, filters, sections)
