@@ -107,7 +107,9 @@ def add_runner_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--model-path", metavar="DIR", help="a local checkpoint directory to benchmark")
     group.add_argument("--hardware", nargs="+", default=["cpu"], metavar="HW",
                        help="platforms: cpu cuda rocm mps openvino webgpu webnn, 'all' (absent ones get a "
-                            "compatibility row) or 'auto' (only what is present) (default: cpu)")
+                            "compatibility row) or 'auto' (only what is present and not emulated: a software "
+                            "adapter such as SwiftShader WebGPU is left out, and the run says so, unless also named, "
+                            "e.g. 'auto webgpu') (default: cpu)")
     group.add_argument("--batch-sizes", type=_batch_sizes, default=None, metavar="LIST",
                        help="comma list (default: 1,2,4,8 for small, 1 for key)")
     group.add_argument("--sequence-lengths", type=_sequence_lengths, default=None, metavar="LIST",
@@ -116,7 +118,10 @@ def add_runner_options(parser: argparse.ArgumentParser) -> None:
                        help="fp32, fp16, bf16 or int8 (repeatable or comma list; default fp32); a backend that "
                             "cannot run one records why")
     measure = parser.add_argument_group("measurement")
-    measure.add_argument("--warmup", type=int, default=None, metavar="N", help="warm-up calls (default: 2 small, 1 key)")
+    measure.add_argument("--warmup", type=int, default=None, metavar="N",
+                         help="at least N warm-up calls (default: 2 small, 1 key); warm-up then goes on until the "
+                              "calls stop getting faster (at least 0.05 s; at most 2 s or 200 calls, unless N takes more; "
+                              "browser backends run exactly N); the count done is stored in warmup_iterations")
     measure.add_argument("--min-iterations", type=int, default=None, metavar="N",
                          help="at least N measured calls (default: 5 small, 3 key)")
     measure.add_argument("--min-duration", type=float, default=None, metavar="SECONDS",
@@ -124,14 +129,17 @@ def add_runner_options(parser: argparse.ArgumentParser) -> None:
     measure.add_argument("--generate-tokens", type=int, default=None, metavar="N",
                          help="tokens generated for time-to-first-token and tokens/s of generative models "
                               "(default 8; 0 turns it off)")
-    measure.add_argument("--threads", type=int, default=None, metavar="N", help="torch CPU threads (default: torch's)")
+    measure.add_argument("--threads", type=int, default=None, metavar="N",
+                         help="CPU threads of every backend's runtime: torch (cpu), OpenVINO (INFERENCE_NUM_THREADS), "
+                              "onnxruntime-web wasm (webgpu/webnn) (default: each runtime's own); the count used "
+                              "is stored in metrics.threads_used")
     measure.add_argument("--memory-budget-gb", type=float, default=None, metavar="GB",
                          help="host memory a model may use (default: what is available now); bigger models are "
                               "skipped with a compatibility row")
     store = parser.add_argument_group("storing")
     store.add_argument("--no-db-store", action="store_true",
                        help="write versioned JSON into --output-dir instead of the database "
-                            "(ingest later with benchmark_db_updater.py --auto-store)")
+                            "(ingest later with benchmark_db_updater.py --auto-store --auto-store-dir DIR --db DB)")
     store.add_argument("--output-dir", default=None, metavar="DIR",
                        help=f"folder for --no-db-store files and reports (default: {DEFAULT_OUTPUT_DIR})")
     store.add_argument("--visualize-from-db", action="store_true",
@@ -187,8 +195,14 @@ def make_backend(name: str):
 
 
 def resolve_hardware(requested: list[str]) -> tuple[list[str], bool]:
-    """The platform names to try and whether absent ones are dropped silently ('auto')."""
+    """The platform names to try and whether absent (and emulated, unless named) ones are dropped ('auto')."""
+    names, auto, _named = _resolve_hardware(requested)
+    return names, auto
+
+
+def _resolve_hardware(requested: list[str]) -> tuple[list[str], bool, set[str]]:
     names: list[str] = []
+    named: set[str] = set()
     auto = False
     for raw in requested:
         key = raw.strip().lower()
@@ -202,7 +216,8 @@ def resolve_hardware(requested: list[str]) -> tuple[list[str], bool]:
             if kind not in PLATFORMS and kind != "qualcomm":
                 raise UsageError(f"unknown hardware {raw!r}", f"use {', '.join(PLATFORMS)}, all or auto")
             names.append(kind)
-    return list(dict.fromkeys(names)), auto
+            named.add(kind)
+    return list(dict.fromkeys(names)), auto, named
 
 
 def _quiet_transformers() -> None:
@@ -244,6 +259,7 @@ class _Collector:
         self.compatibility: dict[tuple, dict] = {}
         self.web_results: list[dict] = []
         self.summary: list[dict] = []
+        self.notes: list[str] = []  # what the run left out or cut short, for the run's metadata and the log
 
     def hardware_row(self, name: str, detection) -> dict:
         key = (name, detection.device_name)
@@ -294,7 +310,7 @@ def run_matrix(specs, settings: RunSettings, *, quiet: bool = False) -> tuple[_C
     if settings.threads:
         torch.set_num_threads(settings.threads)
     _quiet_transformers()
-    names, auto = resolve_hardware(settings.hardware)
+    names, auto, named = _resolve_hardware(settings.hardware)
     out = _Collector()
     backends = {}
     detections = {}
@@ -306,13 +322,25 @@ def run_matrix(specs, settings: RunSettings, *, quiet: bool = False) -> tuple[_C
                                                 f"{', '.join(PLATFORMS)})")
             continue
         backend = make_backend(name)
+        backend.threads = settings.threads  # --threads for every runtime, not torch's alone
         detections[name] = backend.detect()
         if detections[name].available:
             backends[name] = backend
         log.info("%s: %s", name, "available, " + str(detections[name].device_name) if detections[name].available
                  else "not available: " + str(detections[name].reason))
     if auto:
-        names = [n for n in names if detections[n].available] or ["cpu"]
+        # 'auto' is what is present: an emulated platform (WebGPU on SwiftShader, a CPU emulation that takes
+        # about 20 minutes for the small set) is left out unless it was also named, and the run says so
+        emulated = [n for n in names if detections[n].available and detections[n].is_emulated and n not in named]
+        for name in emulated:
+            note = (f"--hardware auto left out {name}: its adapter ({detections[name].device_name}) is a software "
+                    f"emulation; name it to measure it (--hardware auto {name})")
+            out.notes.append(note)
+            log.warning("%s", note)
+            closing = backends.pop(name, None)
+            if closing is not None:
+                getattr(closing, "close", lambda: None)()
+        names = [n for n in names if detections[n].available and n not in emulated] or ["cpu"]
     for name in names:
         out.hardware_row(name, detections[name])
 
@@ -463,7 +491,7 @@ def _run_on_backend(spec, model, parameters, hw, backend, detection, settings, s
                 items = prepared.items or items_in(inputs)
                 measured.add((batch, seq, prepared.precision_used))
                 _add_result(spec, hw, device, batch, seq, precision, prepared, measurement, generation, items,
-                            parameters, detection, settings, out, latency_stats)
+                            parameters, detection, settings, out, latency_stats, shapes=_shapes_that_ran(inputs))
                 ok_cells += 1
                 bar.update(1)
     if ok_cells:
@@ -476,8 +504,26 @@ def _run_on_backend(spec, model, parameters, hw, backend, detection, settings, s
                    init_ok=False, metadata={"failed_configurations": failures})
 
 
+def _shapes_that_ran(inputs: dict) -> dict:
+    """Token lengths an encoder-decoder ran beyond the one stored as `sequence_length`.
+
+    t5: `sequence_length` is the encoder's input length; the decoder runs its own (capped at 16 tokens by the
+    input builder), which the row must say. whisper: the decoder length is the stored sequence length."""
+    decoder = inputs.get("decoder_input_ids")
+    if decoder is None or not hasattr(decoder, "shape"):
+        return {}
+    shapes = {"decoder_sequence_length": int(decoder.shape[-1])}
+    encoder = inputs.get("input_ids")
+    if encoder is not None and hasattr(encoder, "shape"):
+        shapes["encoder_sequence_length"] = int(encoder.shape[-1])
+        shapes["sequence_length_measures"] = "encoder input tokens; the decoder ran decoder_sequence_length tokens"
+    else:
+        shapes["sequence_length_measures"] = "decoder input tokens"
+    return shapes
+
+
 def _add_result(spec, hw, device, batch, seq, precision, prepared, measurement, generation, items, parameters,
-                detection, settings, out: _Collector, latency_stats):
+                detection, settings, out: _Collector, latency_stats, shapes: dict | None = None):
     stats = latency_stats(measurement.samples_ms)
     single = stats["count"] < 2
     if single:  # one call has no spread: a stddev and CV of 0 would claim the steadiest result possible
@@ -499,14 +545,24 @@ def _add_result(spec, hw, device, batch, seq, precision, prepared, measurement, 
         "parameters_million": round(parameters / 1e6, 3), "items_per_call": items,
         "min_iterations": settings.min_iterations, "min_duration_s": settings.min_duration,
         "is_emulated": emulated, "backend": prepared.info, "modality": spec.modality,
+        "threads_requested": settings.threads, "threads_used": (prepared.info or {}).get("threads_used"),
     }
+    metrics.update(shapes or {})
     metrics.update(extra)
     metrics.update(generation)
+    warnings_ = []
     if stats["high_cv"]:
-        metrics["warning"] = f"CV {stats['cv']:.1%} is above 10 %: the machine was noisy; re-run before trusting"
+        warnings_.append(f"CV {stats['cv']:.1%} is above 10 %: the machine was noisy; re-run before trusting")
     elif single:
-        metrics["warning"] = ("one measured call: no spread, so no stddev or CV to judge it by; "
-                              "re-run with --min-iterations 2 or more before trusting")
+        warnings_.append("one measured call: no spread, so no stddev or CV to judge it by; "
+                         "re-run with --min-iterations 2 or more before trusting")
+    if extra.get("iteration_cap_reached"):
+        warnings_.append(extra["iteration_cap_warning"])
+        log.warning("%s on %s (batch %s, %s): %s", spec.name, hw, batch, precision, extra["iteration_cap_warning"])
+    if settings.threads and metrics["threads_used"] is not None and metrics["threads_used"] != settings.threads:
+        warnings_.append(f"--threads {settings.threads} asked, {hw} ran {metrics['threads_used']} threads")
+    if warnings_:
+        metrics["warning"] = "; ".join(warnings_)
     out.results.append({
         "model_name": spec.name, "hardware_type": hw, "device_name": device, "test_case": "inference",
         "batch_size": batch, "sequence_length": seq, "precision": prepared.precision_used,
@@ -521,7 +577,10 @@ def _add_result(spec, hw, device, batch, seq, precision, prepared, measurement, 
         web.update({"model_name": spec.name, "hardware_type": hw, "device_name": device})
         out.web_results.append(web)
     status = ("ok" + (", high CV" if stats["high_cv"] else "") + (", one sample" if single else "")
-              + (", emulated" if emulated else ""))
+              + (", emulated" if emulated else "")
+              + (f", stopped at {extra['iteration_cap']:,} calls" if extra.get("iteration_cap_reached") else ""))
+    if shapes and "encoder_sequence_length" in shapes:
+        status += f", decoder {shapes['decoder_sequence_length']} tokens"
     if prepared.precision_used != precision:
         status += f", ran {prepared.precision_used}"
     if "tokens_per_second" in generation:
@@ -573,7 +632,8 @@ def benchmark_run(settings: RunSettings, *, test_name: str, command_line: str, q
            "git_branch": env.get("git_branch"), "command_line": command_line, "environment": env,
            "metadata": {"settings": asdict(settings), "models": [s.name for s in specs],
                         "results": len(collected.results),
-                        "skipped": sum(1 for r in collected.summary if r["status"].startswith("skipped"))}}
+                        "skipped": sum(1 for r in collected.summary if r["status"].startswith("skipped")),
+                        **({"notes": collected.notes} if collected.notes else {})}}
     doc = document_from_run(run, list(collected.models.values()), list(collected.hardware.values()),
                             collected.results, list(collected.compatibility.values()), collected.web_results)
     return doc, collected.summary
@@ -689,7 +749,16 @@ def run_from_args(args: argparse.Namespace, *, test_name: str, prog: str, argv: 
         except OSError as exc:  # the folder was writable when checked: full disk, removed, remounted read-only
             raise UsageError(f"cannot write the results into --output-dir {output_dir}: {exc.strerror or exc}",
                              "free space or pass a folder you can write to, and re-run") from None
-        log.info("wrote %s (ingest with benchmark_db_updater.py --auto-store --auto-store-dir %s)", path, output_dir)
+        from benchmark_db.connection import resolve_db_path
+        from benchmark_db.lake import redact
+
+        # the command as it works when pasted: the database this run would have stored into (--db or the default)
+        ingest = ["benchmark_db_updater.py", "--auto-store", "--auto-store-dir", output_dir]
+        if resolve_db_path(args.db) != ":memory:":  # (a database that would be gone when the updater exits)
+            ingest += ["--db", redact(resolve_db_path(args.db))]
+        if getattr(args, "data_path", None):
+            ingest += ["--data-path", args.data_path]
+        log.info("wrote %s (ingest with %s)", path, shlex.join(ingest))
     else:
         from benchmark_db.connection import resolve_db_path
         from benchmark_db.errors import DBConnectionError, SchemaError
@@ -711,6 +780,12 @@ def run_from_args(args: argparse.Namespace, *, test_name: str, prog: str, argv: 
         log.info("stored in %s: %s", resolve_db_path(args.db), ", ".join(f"{v} {k}" for k, v in counts.items()))
     write_text(to_table(summary) if summary else "no benchmark cells", None)
     measured = sum(1 for row in summary if not row["status"].startswith("skipped"))
+    capped = sum(1 for row in summary if ", stopped at " in row["status"])
+    if capped:  # each such row says so in metrics.warning; the run's log says it once more, at the end
+        from runners.measure import MAX_ITERATIONS
+
+        log.warning("%d of %d measured cells stopped at the cap of %s measured calls before --min-duration was "
+                    "reached (metrics.iteration_cap_reached)", capped, measured, f"{MAX_ITERATIONS:,}")
     log.info("%d measured, %d skipped in %.1f s", measured, len(summary) - measured,
              doc["run"].get("execution_time_seconds") or 0.0)
     if args.visualize_from_db and not args.no_db_store:

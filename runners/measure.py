@@ -1,9 +1,11 @@
 """Timing, statistics and environment capture for the runners (DESIGN §5).
 
-`measure_calls` runs warm-up calls, then measured calls until both a minimum count and a minimum duration are
-met, timing each with `time.perf_counter_ns` around the call and the backend's synchronise, and keeps every
-raw sample. `latency_stats` turns samples into mean/p50/p90/p95/p99/stddev/CV; `HIGH_CV` is the coefficient
-of variation above which a result is flagged as not trustworthy. `PeakRSS` samples the process's resident
+`measure_calls` runs warm-up calls (for the runners at least the count asked for, then until the calls stop
+getting faster, within caps: `warm_up`), then measured calls until both a minimum count and a minimum duration
+are met (or MAX_ITERATIONS, which the measurement then records), timing each with `time.perf_counter_ns`
+around the call and the backend's synchronise, and keeps every raw sample. `latency_stats` turns samples into
+mean/p50/p90/p95/p99/stddev/CV; `HIGH_CV` is the coefficient of variation above which a result is flagged as
+not trustworthy. `PeakRSS` samples the process's resident
 memory on a thread during the measured phase. `capture_environment` records versions, CPU, OS, accelerator
 and git state. Nothing here imports torch at module level.
 """
@@ -98,13 +100,79 @@ class PeakRSS:
         return self.peak_bytes / (1024 * 1024)
 
 
-def measure_calls(call: Callable[[], object], synchronize: Callable[[], None] | None = None, *, warmup: int = 3,
-                  min_iterations: int = 10, min_duration_s: float = 0.2, max_iterations: int = 100_000,
-                  track_rss: bool = True, before_measured: Callable[[], None] | None = None) -> Measurement:
-    """Warm up, then time calls until both `min_iterations` and `min_duration_s` are reached."""
-    sync = synchronize or (lambda: None)
-    for _ in range(max(0, warmup)):
+# Warm-up: the asked-for count is a minimum. A model's first calls are slower than its steady state (lazy
+# allocations, oneDNN primitive creation, caches, clock ramp-up): after the small set's fixed two warm-up calls,
+# all-MiniLM-L6-v2's first measured call here was up to 1.9x its steady state (1.4x with this warm-up, which
+# took a median of 6 calls). Warm-up therefore goes on until it has run for
+# WARMUP_MIN_S and the calls have stopped getting faster (the median of the last WARMUP_WINDOW calls is no more
+# than WARMUP_TOLERANCE below the median of the window before), capped at WARMUP_MAX_S / WARMUP_MAX_CALLS.
+WARMUP_MIN_S = 0.05
+WARMUP_MAX_S = 2.0
+WARMUP_MAX_CALLS = 200
+WARMUP_WINDOW = 3
+WARMUP_TOLERANCE = 0.10
+# measured calls stop here even if --min-duration is not reached yet; a measurement the cap ended says so
+MAX_ITERATIONS = 100_000
+
+
+def _median(values: list[int]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def warmup_is_stable(times_ns: list[int], window: int = WARMUP_WINDOW, tolerance: float = WARMUP_TOLERANCE) -> bool:
+    """True when the last `window` calls are no longer getting faster than the `window` calls before them."""
+    if len(times_ns) < 2 * window:
+        return False
+    return _median(times_ns[-window:]) >= (1.0 - tolerance) * _median(times_ns[-2 * window:-window])
+
+
+def warm_up(call: Callable[[], object], sync: Callable[[], None], minimum: int, *, adaptive: bool = True,
+            min_s: float = WARMUP_MIN_S, max_s: float = WARMUP_MAX_S, max_calls: int = WARMUP_MAX_CALLS) -> dict:
+    """Run warm-up calls: at least `minimum`, then (adaptive) until stable and `min_s` passed, within the caps.
+
+    Returns {"warmup_iterations", "warmup_seconds", "warmup_requested", "warmup_stopped"}; `warmup_stopped` is
+    "as requested" (not adaptive), "stable", "time cap" or "call cap" (a warm-up that never settled)."""
+    clock = time.perf_counter_ns
+    minimum = max(0, int(minimum))
+    times: list[int] = []
+    start = clock()
+    stopped = "as requested"
+    while True:
+        done = len(times)
+        if done >= minimum:
+            if not adaptive:
+                break
+            elapsed_s = (clock() - start) / 1e9
+            if elapsed_s >= min_s and warmup_is_stable(times):
+                stopped = "stable"
+                break
+            if elapsed_s >= max_s:
+                stopped = "time cap"
+                break
+            if done >= max(max_calls, minimum):
+                stopped = "call cap"
+                break
+        t0 = clock()
         call()
+        if adaptive:  # timed, so each call must have finished (a fixed warm-up synchronises once, after)
+            sync()
+        times.append(clock() - t0)
+    return {"warmup_iterations": len(times), "warmup_seconds": (clock() - start) / 1e9,
+            "warmup_requested": minimum, "warmup_stopped": stopped}
+
+
+def measure_calls(call: Callable[[], object], synchronize: Callable[[], None] | None = None, *, warmup: int = 3,
+                  min_iterations: int = 10, min_duration_s: float = 0.2, max_iterations: int | None = None,
+                  track_rss: bool = True, before_measured: Callable[[], None] | None = None,
+                  adaptive_warmup: bool = False) -> Measurement:
+    """Warm up (`warmup` calls; with `adaptive_warmup`, as `warm_up` decides, which the runners' backends use),
+    then time calls until both `min_iterations` and `min_duration_s` are reached,
+    or `max_iterations` (default MAX_ITERATIONS) calls, which `extra["iteration_cap_reached"]` then records."""
+    sync = synchronize or (lambda: None)
+    cap = MAX_ITERATIONS if max_iterations is None else max_iterations
+    warm = warm_up(call, sync, warmup, adaptive=adaptive_warmup)
     sync()
     if before_measured is not None:
         before_measured()
@@ -115,6 +183,7 @@ def measure_calls(call: Callable[[], object], synchronize: Callable[[], None] | 
     rss = PeakRSS() if track_rss else None
     if rss is not None:
         rss.__enter__()
+    capped = False
     try:
         start = clock()
         while True:
@@ -125,14 +194,21 @@ def measure_calls(call: Callable[[], object], synchronize: Callable[[], None] | 
             append(t1 - t0)
             if len(samples) >= min_iterations and t1 - start >= min_duration_ns:
                 break
-            if len(samples) >= max_iterations:
+            if len(samples) >= cap:
+                capped = True
                 break
         total_ns = clock() - start
     finally:
         if rss is not None:
             rss.__exit__(None, None, None)
-    return Measurement(samples_ms=[s / 1e6 for s in samples], warmup_iterations=max(0, warmup),
-                       total_time_s=total_ns / 1e9, peak_rss_mb=rss.peak_mb if rss else None)
+    extra = {key: warm[key] for key in ("warmup_requested", "warmup_seconds", "warmup_stopped")}
+    if capped:
+        extra.update({"iteration_cap_reached": True, "iteration_cap": cap,
+                      "iteration_cap_warning": (
+                          f"stopped at the cap of {cap:,} measured calls after {total_ns / 1e9:.3g} s, before "
+                          f"--min-duration {min_duration_s:g} s / --min-iterations {min_iterations} were reached")})
+    return Measurement(samples_ms=[s / 1e6 for s in samples], warmup_iterations=warm["warmup_iterations"],
+                       total_time_s=total_ns / 1e9, peak_rss_mb=rss.peak_mb if rss else None, extra=extra)
 
 
 # -- environment -----------------------------------------------------------------------------------------

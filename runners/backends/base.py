@@ -56,6 +56,9 @@ class Backend:
 
     def __init__(self):
         self._detection: Detection | None = None
+        # --threads: the CPU threads the backend's runtime may use (None: the runtime's default). Each backend
+        # applies it in its own runtime and reports the count it ran with in Prepared.info["threads_used"].
+        self.threads: int | None = None
 
     # -- what subclasses provide -------------------------------------------------------------------------
     def _detect(self) -> Detection:
@@ -101,8 +104,10 @@ class Backend:
 
     def measure(self, prepared: Prepared, *, warmup: int, min_iterations: int, min_duration_s: float) -> Measurement:
         with self.measurement_context():
+            # warm-up: at least `warmup` calls, then until the calls stop getting faster (runners.measure.warm_up)
             result = measure_calls(prepared.call, self.synchronize, warmup=warmup, min_iterations=min_iterations,
-                                   min_duration_s=min_duration_s, before_measured=self.reset_peak_memory)
+                                   min_duration_s=min_duration_s, before_measured=self.reset_peak_memory,
+                                   adaptive_warmup=True)
             result.device_peak_mb = self.peak_memory_mb()
         return result
 
@@ -164,7 +169,11 @@ class TorchBackend(Backend):
             return runnable(**kwargs)
 
         items = int(next(iter(inputs.values())).shape[0])
-        info = {"framework": "torch", "device": self.torch_device}
+        import torch
+
+        if self.threads and torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)  # --threads (the engine sets it for the run too)
+        info = {"framework": "torch", "device": self.torch_device, "threads_used": torch.get_num_threads()}
         if precision == "int8":
             info["quantization"] = "torch.ao dynamic int8 (Linear layers)"
         return Prepared(call=call, precision_used=precision, items=items, info=info, model=runnable, inputs=feeds)

@@ -1,5 +1,7 @@
 """Intel OpenVINO on the CPU device: the torch model converted with `openvino.convert_model`.
 
+`INFERENCE_NUM_THREADS` is set from `--threads` (OpenVINO otherwise uses every core, so a cpu-vs-openvino
+comparison at `--threads 1` would not be like for like) and the count the compiled model reports is recorded.
 `INFERENCE_PRECISION_HINT` is always set from `--precision` (on CPUs with AMX/AVX512-BF16 OpenVINO would
 otherwise silently run bf16), and the precision the compiled model reports back is what gets recorded.
 The converted model is cached per torch model, so batch sizes and sequence lengths reuse one conversion
@@ -82,7 +84,10 @@ class OpenVINOBackend(Backend):
         key = (id(model), precision)
         if key not in self._compiled:
             core = ov.Core()
-            self._compiled[key] = core.compile_model(ov_model, "CPU", {"INFERENCE_PRECISION_HINT": _HINTS[precision]})
+            config = {"INFERENCE_PRECISION_HINT": _HINTS[precision]}
+            if self.threads:  # --threads: without it OpenVINO takes every core, whatever torch was given
+                config["INFERENCE_NUM_THREADS"] = int(self.threads)
+            self._compiled[key] = core.compile_model(ov_model, "CPU", config)
         compiled = self._compiled[key]
         hint = compiled.get_property("INFERENCE_PRECISION_HINT")
         used = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
@@ -102,6 +107,7 @@ class OpenVINOBackend(Backend):
                 "inference_precision_hint_used": used,
                 "num_streams": str(compiled.get_property("NUM_STREAMS")),
                 "inference_num_threads": int(compiled.get_property("INFERENCE_NUM_THREADS"))}
+        info["threads_used"] = info["inference_num_threads"]
         return Prepared(call=call, precision_used=used_name, items=items, info=info)
 
     def forget(self, model) -> None:

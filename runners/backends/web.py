@@ -161,7 +161,11 @@ class WebBackend(Backend):
         if harness is None:
             raise UnsupportedConfiguration("browser harness not installed")
         onnx_path = prepared.info.pop("onnx_path_full")
-        result = self._browser(harness).run_onnx(onnx_path, prepared.inputs, warmup, min_iterations, min_duration_s)
+        # --threads: onnxruntime-web's wasm thread count (the CPU part of a run: wasm kernels, nodes the GPU
+        # provider left to the CPU); the page reports the count it ran with
+        kwargs = {"num_threads": self.threads} if self.threads else {}
+        result = self._browser(harness).run_onnx(onnx_path, prepared.inputs, warmup, min_iterations, min_duration_s,
+                                                 **kwargs)
         if result.get("error") or not result.get("samples_ms"):
             raise UnsupportedConfiguration(f"the browser could not run the model on {self.provider}: "
                                            f"{result.get('error') or 'no samples came back'}")
@@ -180,6 +184,10 @@ class WebBackend(Backend):
                  "timing": "performance.now() in the page around each awaited session.run, outputs read back "
                            "to the CPU; warm-up calls not included",
                  "cross_origin_isolated": result.get("cross_origin_isolated"),
+                 "threads_used": result.get("wasm_num_threads"),
+                 "threads_measures": "onnxruntime-web wasm threads (ort.env.wasm.numThreads) in the page",
+                 # the page runs exactly `warmup` calls: no adaptive warm-up in the browser
+                 "warmup_requested": warmup, "warmup_stopped": "as requested",
                  # nodes per execution provider: how much of a "webgpu" run ran on the CPU instead
                  "node_placement": result.get("node_placement")}
         if result.get("warning"):  # stopped at the time limit with fewer iterations than asked: say so

@@ -770,7 +770,7 @@ def probe(provider: str, *, device_type: str = "cpu") -> dict:
 
 def run_onnx(onnx_path: str, feeds: dict, provider: str, warmup: int = 3, min_iterations: int = 10,
              min_duration_s: float = 1.0, *, device_type: str = "cpu", return_outputs: bool = False,
-             timeout_s: float = 600.0, node_placement: bool = True) -> dict:
+             timeout_s: float = 600.0, node_placement: bool = True, num_threads: int | None = None) -> dict:
     """Time `onnx_path` on `provider` inside Chromium; samples_ms empty and error set when it cannot run.
 
     One browser per call; a caller with many models keeps a BrowserHarness open instead.
@@ -782,7 +782,7 @@ def run_onnx(onnx_path: str, feeds: dict, provider: str, warmup: int = 3, min_it
     with BrowserHarness(provider, device_type=device_type, timeout_s=timeout_s) as harness:
         return harness.run_onnx(onnx_path, feeds, warmup=warmup, min_iterations=min_iterations,
                                 min_duration_s=min_duration_s, return_outputs=return_outputs,
-                                node_placement=node_placement)
+                                node_placement=node_placement, num_threads=num_threads)
 
 
 def default_feeds(onnx_path: str | os.PathLike) -> dict:
@@ -816,9 +816,15 @@ def summarize_run(result: dict) -> dict:
     return summary
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from benchmark_db.cli import add_common_options
+def _add_harness_common_options(parser: argparse.ArgumentParser) -> None:
+    """--quiet and --verbose as every tool has them; not the database options (--lock-timeout): the harness
+    never opens a database."""
+    group = parser.add_argument_group("common options")
+    group.add_argument("--quiet", "-q", action="store_true", help="no info messages")
+    group.add_argument("--verbose", "-v", action="store_true", help="debug messages and tracebacks")
 
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="browser_harness.py",
         description="Probe WebGPU/WebNN in headless Chromium, or time an ONNX model there with onnxruntime-web.")
@@ -834,11 +840,16 @@ def build_parser() -> argparse.ArgumentParser:
                             help="WebNN device type (default: %(default)s)")
     run_parser.add_argument("--feeds", metavar="NPZ", default=None,
                             help="inputs as a .npz (name -> array); default zeros with symbolic dims set to 1")
-    run_parser.add_argument("--warmup", type=int, default=3)
-    run_parser.add_argument("--min-iterations", type=int, default=10)
-    run_parser.add_argument("--min-duration", type=float, default=1.0, metavar="SECONDS")
+    run_parser.add_argument("--warmup", type=int, default=3, metavar="N",
+                            help="untimed session.run calls before the measured ones (default: %(default)s)")
+    run_parser.add_argument("--min-iterations", type=int, default=10, metavar="N",
+                            help="at least N measured calls (default: %(default)s)")
+    run_parser.add_argument("--min-duration", type=float, default=1.0, metavar="SECONDS",
+                            help="and at least this long measuring (default: %(default)s)")
+    run_parser.add_argument("--threads", type=int, default=None, metavar="N",
+                            help="onnxruntime-web wasm threads (default: onnxruntime-web's own)")
     for sub_parser in (probe_parser, run_parser):
-        add_common_options(sub_parser)
+        _add_harness_common_options(sub_parser)
     return parser
 
 
@@ -859,6 +870,8 @@ def run(args: argparse.Namespace) -> int:
     if args.min_iterations < 1:
         raise UsageError(f"--min-iterations must be at least 1, not {args.min_iterations}",
                          "pass --min-iterations 1 or more")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be at least 1, not {args.threads}", "pass --threads 1 or more")
     if not 0 <= args.min_duration < float("inf"):
         raise UsageError(f"--min-duration {args.min_duration} is not a number of seconds 0 or more",
                          "pass seconds, e.g. --min-duration 0.5")
@@ -878,7 +891,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         feeds = default_feeds(args.onnx)
     result = run_onnx(args.onnx, feeds, args.provider, warmup=args.warmup, min_iterations=args.min_iterations,
-                      min_duration_s=args.min_duration, device_type=args.device_type)
+                      min_duration_s=args.min_duration, device_type=args.device_type,
+                      **({"num_threads": args.threads} if args.threads else {}))
     if result.get("browser_started") is False:  # nothing was measured: one error line, not a JSON of nothing
         message, _, hint = result["error"].partition("; ")
         raise UsageError(message, hint or None)
