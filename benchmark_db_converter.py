@@ -19,8 +19,8 @@ from benchmark_db.ingest import DEFAULT_RESULT_DIRS, add_ingest_options
 
 _EPILOG = ("--consolidate reads these result directories, relative to the current directory (missing ones "
            "are passed over): " + ", ".join(DEFAULT_RESULT_DIRS) + ".\n"
-           "Categories: performance, hardware, compatibility, integration, web (a file is taken when one of "
-           "its categories is asked for).")
+           "Categories: performance, hardware, compatibility, integration, web (a file is taken whole when it "
+           "holds rows of any category asked for).")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +54,14 @@ def convert(db_path, inputs, *, consolidate=False, categories=None, parquet_dir=
     from benchmark_db.cli import make_writable_folder
     from benchmark_db.connection import resolve_db_path
     from benchmark_db.errors import MaintenanceError, UsageError, one_line
-    from benchmark_db.ingest import DEFAULT_BATCH_SIZE, Ingestor, discover_files, dry_run_database, parse_categories
+    from benchmark_db.ingest import (
+        DEFAULT_BATCH_SIZE,
+        Ingestor,
+        discover_files,
+        dry_run_database,
+        parse_categories,
+        warn_outdated,
+    )
     from benchmark_db_models import BenchmarkDB
 
     if not inputs and not consolidate and not parquet_dir:
@@ -75,6 +82,7 @@ def convert(db_path, inputs, *, consolidate=False, categories=None, parquet_dir=
             return Ingestor(db, **options).ingest(files), []
     with BenchmarkDB(path, lock_timeout=lock_timeout) as db:
         summary = Ingestor(db, **options).ingest(files)
+        warn_outdated(db.conn)  # files an earlier converter version made that this run did not see
         exported = []
         if parquet_dir:
             from benchmark_db.parquet_export import export_parquet

@@ -9,7 +9,8 @@ Same tracking and atomicity as the migration tool: every file is logged in `inge
 files commits its rows, log rows and original text together, and unchanged files are skipped. `--incremental`
 takes only files that are new or changed since the last scan (without it, every file is converted again and
 its rows replaced). `--auto-store` takes the files runners leave with `--no-db-store` and, once their rows are
-committed, moves them to a `processed/` folder beside them (failed files stay where they are).
+committed, moves them into `processed/` in that folder, keeping their relative paths (failed files stay where
+they are).
 """
 from __future__ import annotations
 
