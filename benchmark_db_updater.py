@@ -92,7 +92,7 @@ def _new_results_under_processed_names(conn, root, files):
     return out
 
 
-def check_args(input_files, scan_dirs, auto_store) -> None:
+def check_args(input_files, scan_dirs, auto_store, incremental=False) -> None:
     """The usage errors, raised before the database is opened: a mistyped path must not create or upgrade
     one. (A missing --auto-store-dir is only a warning: runners create it when they first leave a file.)"""
     from benchmark_db.errors import UsageError
@@ -100,6 +100,9 @@ def check_args(input_files, scan_dirs, auto_store) -> None:
 
     if not (input_files or scan_dirs or auto_store):
         raise UsageError("nothing to update from", "pass --input-file FILE, --scan-dir DIR or --auto-store")
+    if incremental and not scan_dirs:  # it was accepted and did nothing
+        raise UsageError("--incremental applies to --scan-dir only",
+                         "leave it out: --input-file and --auto-store always skip files that have not changed")
     check_inputs(list(input_files) + list(scan_dirs))
 
 
@@ -122,7 +125,7 @@ def update(db, *, input_files=(), scan_dirs=(), incremental=False, auto_store=Fa
 
     from benchmark_db.ingest import DEFAULT_BATCH_SIZE, Ingestor, IngestSummary, discover_files
 
-    check_args(input_files, scan_dirs, auto_store)
+    check_args(input_files, scan_dirs, auto_store, incremental)
     options = dict(parallel=parallel, batch_size=batch_size or DEFAULT_BATCH_SIZE, dry_run=dry_run, quiet=quiet,
                    progress_desc="update")
     summary = IngestSummary(dry_run=dry_run)
@@ -162,7 +165,7 @@ def run(args) -> int:
     kwargs = dict(input_files=args.input_file, scan_dirs=args.scan_dir, incremental=args.incremental,
                   auto_store=args.auto_store, auto_store_dir=args.auto_store_dir, parallel=args.parallel,
                   batch_size=args.batch_size, force=args.force, dry_run=args.dry_run, quiet=args.quiet)
-    check_args(args.input_file, args.scan_dir, args.auto_store)
+    check_args(args.input_file, args.scan_dir, args.auto_store, args.incremental)
     path = resolve_db_path(args.db)
     if args.dry_run:
         with dry_run_database(path, args.lock_timeout) as db:

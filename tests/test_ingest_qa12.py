@@ -56,3 +56,13 @@ def test_report_of_a_format_it_cannot_write_is_refused_before_any_work(tmp_path,
     err = capsys.readouterr().err
     assert code == 2 and "error DB000: argument --report:" in err and "Traceback" not in err
     assert not (tmp_path / name).exists() and not db.exists()
+
+
+def test_incremental_without_a_scan_dir_is_refused_before_any_work(tmp_path, capsys):
+    """--incremental with --input-file was accepted and did nothing."""
+    src = tmp_path / "r.json"
+    src.write_text(json.dumps({"model": "bert", "hardware": "cpu", "throughput": 5.0, "latency_ms": 3.0}))
+    db = tmp_path / "u.duckdb"
+    assert benchmark_db_updater.main(["--input-file", str(src), "--incremental", "--db", str(db)]) == 2
+    assert "--incremental applies to --scan-dir only" in capsys.readouterr().err
+    assert not db.exists()
