@@ -66,6 +66,11 @@ DEFAULT_IDLE_RELEASE_S = 0.5
 # retry polls at least once a second (benchmark_db.connection), to get in.
 DEFAULT_MAX_HOLD_S = 10.0
 HANDOVER_S = 1.2
+# An open that had to wait for another process's lock, or found the file written since this process let go,
+# says that processes take turns on the file: the next hold is this short, so that CLI tools queued on the
+# lock are not let in one per `max_hold` (3 of 5 started together timed out beside a busy server).
+CONTENDED_HOLD_S = 1.0
+CONTENDED_OPEN_S = 0.25
 # A write of at least this many rows runs on one DuckDB thread: inserting an Arrow batch of 10,000 rows took
 # about a quarter more CPU on two threads than on one (2 cores), and no less time; the two SET statements
 # around it cost a small write more than it could gain.
@@ -77,6 +82,14 @@ TOKEN_ENV = "BENCHMARK_DB_API_TOKEN"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 # -- the database file, held only while busy ------------------------------------------------------------
+
+
+def locked_error(exc: DBConnectionError, started: float) -> DBConnectionError:
+    """`exc` (DB001 from benchmark_db.connection) saying how long its caller really waited for the lock."""
+    if "locked by another process" not in exc.message:
+        return exc
+    return DBConnectionError(exc.message, f"waited {time.monotonic() - started:.1f} s; retry when that process "
+                                          "ends, or raise --lock-timeout")
 
 
 class SharedConnection:
@@ -102,6 +115,8 @@ class SharedConnection:
         self._last_used = 0.0
         self._reaper: threading.Thread | None = None
         self._depth = 0
+        self._contended = False  # the last open found another process using the file (see CONTENDED_HOLD_S)
+        self._closed_state = None  # _file_state() when this process last let go of the file
 
     @property
     def is_open(self) -> bool:
@@ -112,16 +127,23 @@ class SharedConnection:
                 or Path(self.path).is_file())
 
     @contextlib.contextmanager
-    def connection(self):
-        """The read-write connection, held (with the lock) for the block."""
+    def connection(self, started: float | None = None):
+        """The read-write connection, held (with the lock) for the block.
+
+        A caller waits for another process's lock on the file at most `lock_timeout` seconds from its call, the
+        time it queued behind this process's other callers included: requests that queued behind one that
+        timed out do not each wait the whole timeout again."""
+        started = time.monotonic() if started is None else started
         with self.lock:
+            hold = min(self.max_hold, CONTENDED_HOLD_S) if self._contended else self.max_hold
             if (self._conn is not None and self._depth == 0 and self.max_hold > 0 and self.path != MEMORY
-                    and time.monotonic() - self._opened_at > self.max_hold):
+                    and time.monotonic() - self._opened_at > hold):
                 self._close()
                 self.handovers += 1
                 time.sleep(HANDOVER_S)
+                started += HANDOVER_S
             if self._conn is None:
-                self._conn = connect(self.path, lock_timeout=self.lock_timeout)
+                self._conn = self._open(started)
                 self._opened_at = time.monotonic()
                 self.generation += 1
             self._depth += 1
@@ -132,6 +154,34 @@ class SharedConnection:
                 self._last_used = time.monotonic()
                 if self._depth == 0:
                     self._release_later()
+
+    def remaining_wait(self, started: float) -> float:
+        """What is left of `lock_timeout` for a caller that came at `started` (time.monotonic())."""
+        return max(self.lock_timeout - (time.monotonic() - started), 0.0)
+
+    def _open(self, started: float):
+        opening = time.monotonic()
+        try:
+            conn = connect(self.path, lock_timeout=self.remaining_wait(started))
+        except DBConnectionError as exc:
+            raise locked_error(exc, started) from exc
+        # another process had the file: it held it as we opened, or it wrote it since we let go
+        self._contended = (time.monotonic() - opening > CONTENDED_OPEN_S
+                           or (self._closed_state is not None and self._file_state() != self._closed_state))
+        return conn
+
+    def _file_state(self) -> tuple | None:
+        """What changes when another process writes the file (or replaces it); None for a non-file."""
+        if self.path == MEMORY or self.path.startswith("ducklake:"):
+            return None
+        state = []
+        for name in (self.path, self.path + ".wal"):
+            try:
+                st = os.stat(name)
+                state.append((st.st_ino, st.st_size, st.st_mtime_ns))
+            except OSError:
+                state.append(None)
+        return tuple(state)
 
     @contextlib.contextmanager
     def closed(self):
@@ -173,6 +223,7 @@ class SharedConnection:
                 self._conn.close()
             finally:
                 self._conn = None
+                self._closed_state = self._file_state()
 
     def close(self) -> None:
         with self.lock:
@@ -1071,10 +1122,11 @@ class BenchmarkDBAPI:
         self.close()
 
     # -- writes --------------------------------------------------------------------------------------
-    def write_records(self, records: list) -> list[int]:
+    def write_records(self, records: list, *, started: float | None = None) -> list[int]:
         """Write ORM records (and RecordColumns batches) in one transaction through BenchmarkDB.insert_many;
-        their ids in order, one per row of a batch."""
-        with self.db.connection() as conn:
+        their ids in order, one per row of a batch. `started` (time.monotonic()) is when the caller began to
+        wait, from which the lock timeout counts (default: now)."""
+        with self.db.connection(started) as conn:
             if self._orm_generation != self.db.generation or self._orm is None:
                 # a new open: the file may have changed meanwhile, so forget what was known about it
                 self._orm = BenchmarkDB(conn=conn)
@@ -1315,10 +1367,15 @@ class BenchmarkDBAPI:
             raise DBConnectionError(f"database {self.db_path} does not exist",
                                     "store a result first, or pass db_path of an existing database")
         # the file is opened read-only with external access off; this process's writer steps aside meanwhile
+        started = time.monotonic()
         with self.db.closed():
-            return readonly_sql.run_readonly_query(self.db_path, sql, params, max_rows=max_rows,
-                                                   timeout_s=timeout_s, lock_timeout=self.lock_timeout,
-                                                   as_dataframe=as_dataframe)
+            try:
+                return readonly_sql.run_readonly_query(self.db_path, sql, params, max_rows=max_rows,
+                                                       timeout_s=timeout_s,
+                                                       lock_timeout=self.db.remaining_wait(started),
+                                                       as_dataframe=as_dataframe)
+            except DBConnectionError as exc:
+                raise locked_error(exc, started) from exc
 
     def ensure_database(self) -> None:
         """Create a missing database file with the current schema (and migrate an older one), as the first

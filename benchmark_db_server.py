@@ -29,6 +29,7 @@ import math
 import queue
 import secrets
 import threading
+import time
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -544,7 +545,9 @@ def _db_error_response(exc: BenchmarkDBError) -> JSONResponse:
     if isinstance(exc, DataConversionError):
         return error_response(422, "invalid_value", message, {"db_code": exc.code})
     if isinstance(exc, DBConnectionError | SchemaError):
-        return error_response(503, "database_unavailable", message, {"db_code": exc.code})
+        # another process holding the file is a passing state: say when to try again
+        headers = {"Retry-After": "1"} if "locked by another process" in exc.message else None
+        return error_response(503, "database_unavailable", message, {"db_code": exc.code}, headers=headers)
     return error_response(400, "bad_request", message, {"db_code": exc.code})
 
 
@@ -629,6 +632,7 @@ class _WriteJob:
     records: list
     future: concurrent.futures.Future
     size: int  # ids the records yield (a RecordColumns batch yields one per row)
+    queued: float = field(default_factory=time.monotonic)  # its lock timeout counts from here
 
 
 class WriteQueue:
@@ -702,14 +706,17 @@ class WriteQueue:
     def _write(self, jobs: list[_WriteJob]) -> None:
         records = [r for job in jobs for r in job.records]
         try:
-            ids = self.api.write_records(records)
+            ids = self.api.write_records(records, started=min(job.queued for job in jobs))
             self.commits += 1
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting request
-            if len(jobs) > 1:
+            # a database that cannot be opened (locked past the timeout, missing, newer) fails every job alike:
+            # retrying each alone made the last of N requests wait N lock timeouts
+            if len(jobs) > 1 and not isinstance(exc, DBConnectionError | SchemaError):
                 for job in jobs:
                     self._write([job])
                 return
-            jobs[0].future.set_exception(exc)
+            for job in jobs:
+                job.future.set_exception(exc)
             return
         start = 0
         for job in jobs:
