@@ -136,25 +136,50 @@ def _already_merged(conn, path: Path, sha: str) -> bool:
 
 def _log_artifact(conn, path: Path, sha: str, kind: str, status: str, reason: str | None,
                   added: dict[str, int]) -> None:
-    # DELETE + INSERT in one transaction, not INSERT OR REPLACE: the ingest log has no primary key (schema v4)
-    with transaction(conn):
-        conn.execute("DELETE FROM ingested_files WHERE path = ?", [str(path.resolve())])
-        conn.execute(
-            "INSERT INTO ingested_files (path, sha256, size_bytes, kind, status, reason, rows, rows_by_table, "
-            "ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, now() AT TIME ZONE 'UTC')",
-            [str(path.resolve()), sha, path.stat().st_size, ARTIFACT_KIND[kind], status, reason,
-             sum(added.values()), json.dumps(added, sort_keys=True)])
+    # DELETE + INSERT in the caller's transaction, not INSERT OR REPLACE: the ingest log has no primary key
+    conn.execute("DELETE FROM ingested_files WHERE path = ?", [str(path.resolve())])
+    conn.execute(
+        "INSERT INTO ingested_files (path, sha256, size_bytes, kind, status, reason, rows, rows_by_table, "
+        "ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, now() AT TIME ZONE 'UTC')",
+        [str(path.resolve()), sha, path.stat().st_size, ARTIFACT_KIND[kind], status, reason,
+         sum(added.values()), json.dumps(added, sort_keys=True)])
 
 
-def _tag_new_runs(conn, meta: dict, artifact: str | None, source_sha256: str | None = None) -> int:
+def _artifact_run_ids(path: Path) -> list[int]:
+    """The run ids a DuckDB artifact holds (none when it has no test_runs)."""
+    import duckdb
+
+    from benchmark_db.connection import connect
+
+    try:
+        source = connect(str(path), read_only=True, migrate=False)
+    except BenchmarkDBError:
+        return []
+    try:
+        return [r[0] for r in source.execute("SELECT run_id FROM test_runs").fetchall()]
+    except duckdb.Error:
+        return []
+    finally:
+        source.close()
+
+
+def _tag_new_runs(conn, meta: dict, artifact: str | None, source_sha256: str | None = None,
+                  untagged: list[int] | None = None) -> int:
     """Give runs not seen before this artifact the git and CI information; return how many.
 
     With `source_sha256`, only the new runs converted from that document (one of several ingested together).
+    `untagged`: run ids of the artifact that also get it when they carry no CI information yet (a run killed
+    after the merge committed and before the tagging left them so; the re-run saw them as known).
     """
     only_source = " WHERE source_sha256 = ?" if source_sha256 else ""
     new = [r[0] for r in conn.execute(
         "SELECT run_id FROM test_runs ANTI JOIN _ci_known_runs USING (run_id)" + only_source,
         [source_sha256] if source_sha256 else []).fetchall()]
+    if untagged:
+        new += [r[0] for r in conn.execute(
+            "SELECT run_id FROM test_runs WHERE run_id IN (SELECT unnest(?::BIGINT[])) "
+            "AND json_extract(COALESCE(metadata, '{}'::JSON), '$.ci') IS NULL", [untagged]).fetchall()
+                if r[0] not in new]
     if not new:
         return 0
     ci = {**meta, "artifact": artifact} if artifact else dict(meta)
@@ -253,8 +278,10 @@ def integrate_artifacts(conn, artifacts_dir: str | os.PathLike, *, meta: dict | 
                     log.error("%s: %s", path, reason)
                     report.append(_report_row(path, root, kind, "failed", {}, reason=reason))
                     continue
-                _log_artifact(conn, path, sha, kind, "ingested", None, added)
-                tagged = _tag_new_runs(conn, meta, path.name)
+                with transaction(conn):  # logged and tagged together: a re-run finds both done or neither
+                    _log_artifact(conn, path, sha, kind, "ingested", None, added)
+                    tagged = _tag_new_runs(conn, meta, path.name,
+                                           untagged=_artifact_run_ids(path) if kind == "duckdb" else None)
                 report.append(_report_row(path, root, kind, "merged", added, tagged))
                 log.info("%s: added %d rows", path, sum(added.values()))
             json_paths = [p for p, kind in artifacts if kind == "json"]
@@ -284,11 +311,18 @@ def archive_artifacts(report: list[dict], artifacts_dir: str | os.PathLike, arch
             continue
         target = target_root / row["artifact"]
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(source), str(target))
-        moved.append(str(target))
+        # logged before the move: a run killed in between leaves the artifact in place (the next run archives
+        # it); logged after, the artifact sat in the archive with archived_to never set
         if conn is not None:
             conn.execute("UPDATE ingested_files SET archived_to = ? WHERE path = ?",
                          [str(target.resolve()), str(source.resolve())])
+        try:
+            shutil.move(str(source), str(target))
+        except BaseException:
+            if conn is not None and source.is_file():
+                conn.execute("UPDATE ingested_files SET archived_to = NULL WHERE path = ?", [str(source.resolve())])
+            raise
+        moved.append(str(target))
     return moved
 
 

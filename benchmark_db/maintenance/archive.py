@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import logging
 import os
 import re
@@ -278,6 +279,7 @@ def archive_old_rows(conn, older_than_days: float, archive_dir: str | os.PathLik
     if dry_run:
         return result
     folder.mkdir(parents=True, exist_ok=True)  # exists after every real run, even one with nothing to move
+    _remove_uncommitted(conn, folder)
     if not any(counts.values()):
         ensure_archive_views(conn)
         return result
@@ -318,6 +320,12 @@ def archive_old_rows(conn, older_than_days: float, archive_dir: str | os.PathLik
                 renames.append((partial, path))
                 result["files"].append(str(path))
                 log.info("archive-data: moved %d rows of %s to %s", rows, table, path)
+            # the files get their real names before the commit (the views need them), so a run killed from
+            # here to the commit left .parquet files no database names; the journal lets the next run remove them
+            journal = folder / f"{JOURNAL_PREFIX}{os.getpid()}{JOURNAL_SUFFIX}"
+            written.append(journal)
+            journal.write_text(json.dumps({"database": _database_file(conn),
+                                           "files": [str(path) for _, path in renames]}), encoding="utf-8")
             for partial, path in renames:
                 os.replace(partial, path)
             ensure_archive_views(conn)
@@ -325,7 +333,42 @@ def archive_old_rows(conn, older_than_days: float, archive_dir: str | os.PathLik
         for path in written:
             path.unlink(missing_ok=True)
         raise
+    journal.unlink(missing_ok=True)
     return result
+
+
+JOURNAL_PREFIX = ".archive-"
+JOURNAL_SUFFIX = ".pending.json"
+
+
+def _database_file(conn) -> str:
+    row = conn.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+    return str(Path(row[0]).resolve()) if row and row[0] else ""
+
+
+def _remove_uncommitted(conn, folder: Path) -> None:
+    """Remove the Parquet files of an archive run of this database that was killed after naming them and
+    before its commit: no database names them, and their rows are still in the tables."""
+    database = None
+    for journal in folder.glob(f"{JOURNAL_PREFIX}*{JOURNAL_SUFFIX}"):
+        pid = journal.name.removeprefix(JOURNAL_PREFIX).removesuffix(JOURNAL_SUFFIX)
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        try:
+            entry = json.loads(journal.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        database = database if database is not None else _database_file(conn)
+        if not isinstance(entry, dict) or entry.get("database") != database:
+            continue  # another database's run (the folder may be shared): its next run cleans up
+        named = {p["path"] for p in archive_partitions(conn)}
+        for name in entry.get("files") or []:
+            path = Path(str(name))
+            if str(path) not in named and path.resolve().is_relative_to(folder):
+                log.warning("archive-data: removing %s, written by an interrupted run that did not commit "
+                            "(its rows are still in the table)", path)
+                path.unlink(missing_ok=True)
+        journal.unlink(missing_ok=True)
 
 
 PARTIAL_SUFFIX = ".partial"

@@ -86,13 +86,37 @@ def _verify_copy(path: Path, expected: dict[str, dict], method: str = "md5",
 
 
 def _base_name(backup_dir: Path, db_path: Path, now: dt.datetime) -> str:
-    stem = re.sub(r"[^A-Za-z0-9_.]+", "_", db_path.name.removesuffix(".duckdb")) or "db"
-    base = f"{PREFIX}-{stem}-{now:%Y%m%dT%H%M%SZ}"
+    base = f"{PREFIX}-{_stem(db_path)}-{now:%Y%m%dT%H%M%SZ}"
     candidate, n = base, 0
     while any(backup_dir.glob(candidate + ".*")):
         n += 1
         candidate = f"{base}-{n}"
     return candidate
+
+
+def _stem(db_path: Path) -> str:
+    return re.sub(r"[^A-Za-z0-9_.]+", "_", db_path.name.removesuffix(".duckdb")) or "db"
+
+
+def _remove_unfinished(folder: Path, source: Path) -> None:
+    """Delete what killed backups of this database left in `folder` (files without a manifest, each as large as
+    the database, and `.partial` files): nothing can restore them, and they used to stay until purged. This
+    process holds the database, so no other backup of it is being written."""
+    stem = _stem(source)
+    prefix = glob.escape(f"{PREFIX}-{stem}-")
+    finished = {p.name.removesuffix(MANIFEST_SUFFIX) for p in folder.glob(prefix + "*" + MANIFEST_SUFFIX)}
+    for path in sorted(folder.glob(prefix + "*")):
+        name = path.name.removesuffix(".partial") if path.name.endswith(MANIFEST_SUFFIX + ".partial") else path.name
+        match = NAME_RE.match(name)
+        if not match or match.group("stem") != stem or path.is_symlink():
+            continue
+        if _BASE_SUFFIX_RE.sub("", name).removesuffix(MANIFEST_SUFFIX) in finished:
+            continue
+        log.warning("backup: removing %s, left by an interrupted backup (it has no manifest)", path)
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def create_backup(conn, db_path: str | os.PathLike, backup_dir: str | os.PathLike = DEFAULT_BACKUP_DIR, *,
@@ -117,6 +141,7 @@ def create_backup(conn, db_path: str | os.PathLike, backup_dir: str | os.PathLik
                 "archive_files": [p["path"] for p in partitions], "archive_bytes": archive_bytes}
     fast = table_checksums(conn, method="hash")  # to verify the copy in this process, quickly
     folder.mkdir(parents=True, exist_ok=True)
+    _remove_unfinished(folder, source)
     base = _base_name(folder, source, now)
     stored = folder / (base + (".duckdb.gz" if compress else ".duckdb"))
     raw_partial = folder / (base + ".duckdb.partial")

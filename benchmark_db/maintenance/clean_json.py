@@ -10,6 +10,7 @@ or removed file is recorded in `ingested_files.archived_to` (the archive path, o
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import hashlib
 import logging
 import os
@@ -31,6 +32,20 @@ def _sha256(path: Path) -> str:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+PARTIAL_SUFFIX = ".partial"
+
+
+def _remove_stale_partials(target: Path) -> None:
+    """Delete partial copies of `target` whose run died (its process is gone)."""
+    from benchmark_db.maintenance.archive import _alive
+
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.*{PARTIAL_SUFFIX}"):
+        pid = stale.name.removesuffix(PARTIAL_SUFFIX).rsplit(".", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            log.info("clean-json: removing %s, left by an interrupted run", stale)
+            stale.unlink(missing_ok=True)
 
 
 def _archive_target(path: Path, archive_dir: Path, base_dir: Path) -> Path:
@@ -95,6 +110,13 @@ def clean_json_files(conn, older_than_days: float, action: str, *, archive_dir: 
                                  [str(target), logged_path])
                 done.append({"path": logged_path, "action": "archive", "to": str(target)})
                 continue
+            if action == "remove" and stored and sha:
+                # the same for --action remove: the original document is stored, so the file's removal is done
+                if not dry_run:
+                    conn.execute("UPDATE ingested_files SET archived_to = ? WHERE path = ?",
+                                 [REMOVED_MARK, logged_path])
+                done.append({"path": logged_path, "action": "remove", "to": None})
+                continue
             leave("file not found")
             continue
         if not sha or _sha256(path) != sha:
@@ -110,11 +132,19 @@ def clean_json_files(conn, older_than_days: float, action: str, *, archive_dir: 
                 continue
             if not dry_run:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, target)
-                if _sha256(target) != sha:
-                    target.unlink(missing_ok=True)
-                    leave("the archived copy does not match; the file was kept")
-                    continue
+                _remove_stale_partials(target)
+                # copied under a partial name and renamed when whole: a copy killed half-way (kill -9, power
+                # loss) at the target's own name was "a different file" to every later run, which then left
+                # the original where it was for good
+                partial = target.with_name(f".{target.name}.{os.getpid()}{PARTIAL_SUFFIX}")
+                try:
+                    shutil.copy2(path, partial)
+                    if _sha256(partial) != sha:
+                        leave("the archived copy does not match; the file was kept")
+                        continue
+                    os.replace(partial, target)
+                finally:
+                    partial.unlink(missing_ok=True)
                 path.unlink()
                 conn.execute("UPDATE ingested_files SET archived_to = ? WHERE path = ?", [str(target), logged_path])
             done.append({"path": logged_path, "action": "archive", "to": str(target)})
