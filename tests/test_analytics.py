@@ -389,6 +389,7 @@ def test_interactive_trends_use_a_log_axis_for_values_over_decades(tmp_path, mon
     assert names == {"tiny-model | cpu", "huge-model | cpu"}  # no 'bs <NA> | unknown'
 
 
+@pytest.mark.slow
 def test_interactive_anomaly_page_without_anomalies_says_so(tmp_path, capsys):
     db = _wide_history(tmp_path)
     out_dir = tmp_path / "anom"

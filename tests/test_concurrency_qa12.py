@@ -58,6 +58,7 @@ def test_queued_writes_to_a_locked_file_fail_together_within_one_lock_timeout(db
         assert isinstance(exc, DBConnectionError) and "locked by another process" in exc.message
 
 
+@pytest.mark.slow
 def test_requests_queued_behind_a_lock_wait_share_its_timeout(db_path):
     """Four reads at once on a file locked elsewhere: each fails within about the lock timeout of its call.
     Before, they queued on the in-process lock and each then waited the whole timeout (1, 2, 3, 4 s)."""
@@ -81,6 +82,7 @@ def test_requests_queued_behind_a_lock_wait_share_its_timeout(db_path):
         assert f"PID {holder.pid}" in exc.message and exc.hint.startswith("waited 1.")
 
 
+@pytest.mark.slow
 def test_a_locked_file_is_503_db001_naming_the_holder_with_retry_after(db_path):
     app = create_app(ServerSettings(db_path=db_path, lock_timeout=0.3))
     holder = hold(db_path, 30)
@@ -101,6 +103,7 @@ def test_a_locked_file_is_503_db001_naming_the_holder_with_retry_after(db_path):
     assert response.status_code == 503 and "Retry-After" not in response.headers
 
 
+@pytest.mark.slow
 def test_an_open_that_waited_for_another_process_hands_the_file_over_soon(db_path, monkeypatch):
     """Under steady use the server kept the file `max_hold` (10 s) between handovers, so CLI tools queued on
     the lock were let in one per 11 s: with a dashboard polling the server, 3 of 5 tools started together

@@ -88,6 +88,7 @@ def test_performance_table_keeps_emulated_results_apart_and_labelled(db, cached,
 
 
 @pytest.mark.parametrize("fmt", ["table", "markdown", "csv", "json", "html"])
+@pytest.mark.slow
 def test_every_report_format_shows_the_label(db, fmt):
     report = _report(db)
     with connect(db, read_only=True) as conn:

@@ -100,6 +100,7 @@ def counts(db: Path) -> dict[str, int]:
 
 # -- maintenance --------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_vacuum_killed_before_the_swap_keeps_the_database_and_next_vacuum_cleans_up(sample_db_path, tmp_path):
     db = Path(sample_db_path)
     before = counts(db)
@@ -142,6 +143,7 @@ def test_backup_killed_mid_way_leaves_nothing_once_the_next_backup_ran(sample_db
     assert counts(restored) == counts(db)
 
 
+@pytest.mark.slow
 def test_restore_killed_mid_way_then_again_restores_and_leaves_no_partial(sample_db_path, tmp_path):
     db, folder = Path(sample_db_path), tmp_path / "bk"
     assert run_plain("benchmark_db_maintenance", ["--backup", "--backup-dir", folder, "--db", db]).returncode == 0
@@ -159,6 +161,7 @@ def test_restore_killed_mid_way_then_again_restores_and_leaves_no_partial(sample
     assert_intact(target)
 
 
+@pytest.mark.slow
 def test_archive_data_killed_before_its_commit_loses_no_row(sample_db_path, tmp_path):
     db = Path(sample_db_path)
     before = counts(db)
@@ -180,6 +183,7 @@ def test_archive_data_killed_before_its_commit_loses_no_row(sample_db_path, tmp_
     assert_intact(db)
 
 
+@pytest.mark.slow
 def test_archive_data_killed_between_naming_its_files_and_the_commit_leaves_no_orphan_file(sample_db_path,
                                                                                             tmp_path):
     """The Parquet files get their real names just before the commit; killed in between, they stayed in the
@@ -225,6 +229,7 @@ def _logged_json(db: Path, folder: Path, names: list[str]) -> dict[str, Path]:
     return files
 
 
+@pytest.mark.slow
 def test_clean_json_copy_killed_half_way_is_finished_by_the_next_run(db_path, tmp_path):
     """A copy killed half-way left a truncated file at the archive path; every later run then called it "a
     different file already exists" and never archived the original."""
@@ -251,6 +256,7 @@ def test_clean_json_copy_killed_half_way_is_finished_by_the_next_run(db_path, tm
         conn.close()
 
 
+@pytest.mark.slow
 def test_clean_json_remove_killed_after_deleting_a_file_is_finished_by_the_next_run(db_path, tmp_path):
     """Killed between deleting a file and logging it, every later --action remove said "file not found" for
     it, and archived_to stayed empty though the file is gone and its document is stored."""
@@ -278,6 +284,7 @@ def test_clean_json_remove_killed_after_deleting_a_file_is_finished_by_the_next_
         conn.close()
 
 
+@pytest.mark.slow
 def test_optimize_killed_and_ctrl_c_leave_the_database_intact(sample_db_path):
     db = Path(sample_db_path)
     before = counts(db)
@@ -311,6 +318,7 @@ def _integrate_args(root: Path, db: Path) -> list:
 
 @pytest.mark.parametrize("at,when", [("scripts.ci_benchmark_integrator:_log_artifact", "before"),
                                      ("shutil:move", "after")])
+@pytest.mark.slow
 def test_integrator_killed_then_run_again_ends_as_an_uninterrupted_run(sample_db_path, tmp_path, at, when):
     """Killed after the merge committed and before the artifact was logged and its runs tagged, the re-run
     saw the runs as known and never gave them the CI metadata; killed after an artifact was moved into the
@@ -335,6 +343,7 @@ def test_integrator_killed_then_run_again_ends_as_an_uninterrupted_run(sample_db
     assert all(ci is not None for _, _, ci in states[1][0])
 
 
+@pytest.mark.slow
 def test_integrator_ctrl_c_while_archiving_keeps_the_artifact_and_its_log_consistent(sample_db_path, tmp_path):
     (tmp_path / "art").mkdir()
     shutil.copyfile(sample_db_path, tmp_path / "art" / "job1.duckdb")

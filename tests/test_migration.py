@@ -174,6 +174,7 @@ def test_migrate_ci_merges_databases_parquet_and_json(tmp_path, capsys):
     assert snapshot(target) == before
 
 
+@pytest.mark.slow
 def test_two_jobs_with_the_same_files_under_other_paths_merge_into_a_valid_database(tmp_path, corpus_dir, capsys):
     """Two CI jobs that check out to different folders log the same contents under two paths; the merged
     log calls the second a duplicate, as one ingest of both folders does, so --validate passes."""

@@ -82,6 +82,7 @@ def test_compatibility_matrix_no_cell_keeps_the_measured_results(db, capsys):
     assert row[hardware] == f"no (OutOfMemory; {n} result{'s' if n != 1 else ''})"
 
 
+@pytest.mark.slow
 def test_compatibility_chart_no_cell_keeps_the_measured_results(db):
     from benchmark_db import charts, reports
     from benchmark_db.connection import connect
@@ -123,6 +124,7 @@ def test_empty_compatibility_matrix_has_the_matrix_columns(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("batch", ["-4", "0", "nan"])
+@pytest.mark.slow
 def test_prediction_refuses_a_batch_size_below_one(tmp_path, capsys, batch):
     # --predict ...,batch_size=-4 ended in "error: unexpected ValueError: Input X contains NaN" from sklearn
     import benchmark_db_analytics as analytics

@@ -98,6 +98,7 @@ def test_log_ticks_read_cleanly():
 
 @pytest.mark.parametrize("analysis", ["model-comparison", "batch-scaling", "correlation-analysis",
                                       "performance-prediction", "performance-trends"])
+@pytest.mark.slow
 def test_every_interactive_log_axis_gets_a_range_and_readable_ticks(sample_db_path, tmp_path, captured,
                                                                     analysis):
     code = analytics.main(["--db", sample_db_path, "--analysis", analysis, "--interactive", "--output-dir",
@@ -113,6 +114,7 @@ def test_every_interactive_log_axis_gets_a_range_and_readable_ticks(sample_db_pa
 
 
 # -------------------------------------------------------------------- 2. --predict names what is required
+@pytest.mark.slow
 def test_predict_missing_features_does_not_require_what_follows_from_the_family(sample_db_path, tmp_path,
                                                                                 capsys):
     """Before: `--predict lacks precision; give every feature: model_family, hardware, batch_size, precision,
@@ -134,6 +136,7 @@ def test_predict_missing_features_does_not_require_what_follows_from_the_family(
     assert code == 0 and "items/s (90% interval" in out
 
 
+@pytest.mark.slow
 def test_predict_still_names_an_attribute_the_family_cannot_fill(sample_db_path, tmp_path, capsys):
     code, _, err = _run(analytics, capsys, "--db", sample_db_path, "--analysis", "performance-prediction",
                         "--predict", "model_family=nope,hardware_type=cuda,batch_size=16,precision=fp16",

@@ -155,6 +155,7 @@ def test_local_checkpoint(tmp_path):
     assert _rows(db, "SELECT count(*) FROM performance_results")[0][0] == 1
 
 
+@pytest.mark.slow
 def test_cuda_backend_on_a_gpu():
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available() or torch.version.hip:

@@ -140,6 +140,7 @@ def test_mps_memory_is_not_labelled_a_peak():
     assert "not a peak" in row["metrics"]["memory_peak_measures"]
 
 
+@pytest.mark.slow
 def test_whisper_runs_the_decoder_length_it_is_stored_under():
     """Whisper's sequence length is its decoder's: the input builder capped it at 16 tokens, so rows stored
     as sequence length 32 (the small set's default) ran 16."""

@@ -14,6 +14,7 @@ if importlib.util.find_spec("torch") is None or importlib.util.find_spec("transf
 FAST = ["--warmup", "1", "--min-iterations", "2", "--min-duration", "0", "--generate-tokens", "0", "--quiet"]
 
 
+@pytest.mark.slow
 def test_checkpoint_named_parent_folder_exports_for_the_browser():
     """A --model-path checkpoint is named `parent/folder`; the browser backends wrote its ONNX export to
     `<tmp>/parent/folder_0.onnx`, a missing folder, and stored 'ONNX export ... failed: FileNotFoundError'."""
@@ -85,6 +86,7 @@ def test_browser_harness_run_bad_input_is_one_usage_line(tmp_path, capsys, extra
     assert "unexpected" not in err
 
 
+@pytest.mark.slow
 def test_run_that_measured_nothing_is_not_stored_as_a_success(tmp_path):
     """Every cell skipped (no CUDA here): the runner exits 1 as README says, but test_runs.success was TRUE."""
     import duckdb

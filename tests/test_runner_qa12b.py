@@ -147,6 +147,7 @@ def test_warmup_is_capped():
     assert info["warmup_stopped"] in ("time cap", "stable") and info["warmup_seconds"] < 1.0
 
 
+@pytest.mark.slow
 def test_runner_stores_the_warmup_it_did(tmp_path):
     out = tmp_path / "out"
     assert _run(["--model", "bert", *FAST, "--quiet", "--no-db-store", "--output-dir", str(out)]) == 0
@@ -170,6 +171,7 @@ def test_iteration_cap_is_recorded():
     assert "iteration_cap_reached" not in m.extra
 
 
+@pytest.mark.slow
 def test_runner_says_when_the_cap_cut_a_min_duration_short(tmp_path, capsys, monkeypatch):
     """--min-duration 30 on a 1 ms model stopped at 100,000 calls after ~10 s, stored like any result."""
     from runners import measure
@@ -189,6 +191,7 @@ def test_runner_says_when_the_cap_cut_a_min_duration_short(tmp_path, capsys, mon
 
 
 # -- 4. t5's decoder length is stored ---------------------------------------------------------------------------
+@pytest.mark.slow
 def test_t5_rows_say_the_decoder_length_that_ran(tmp_path):
     """t5's sequence_length is the encoder's; the decoder ran 16 tokens and nothing said so."""
     out = tmp_path / "out"
@@ -238,6 +241,7 @@ def _stub_backends(monkeypatch):
     return closed
 
 
+@pytest.mark.slow
 def test_auto_leaves_out_emulated_backends_and_says_so(tmp_path, capsys, monkeypatch):
     """--hardware auto measured WebGPU on SwiftShader (about 20 minutes for the small set) though its help
     said 'only what is present'."""
@@ -303,6 +307,7 @@ def test_no_db_store_hint_names_the_db_and_works_as_printed(tmp_path, capsys):
         assert con.execute("SELECT count(*) FROM performance_results").fetchone()[0] == 1
 
 
+@pytest.mark.slow
 def test_no_db_store_hint_names_the_default_db(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("BENCHMARK_DB_PATH", raising=False)
     monkeypatch.chdir(tmp_path)

