@@ -237,8 +237,13 @@ def fix_problems(conn, tolerance: float = DEFAULT_TOLERANCE) -> list[dict]:
                 conn.execute(f"UPDATE performance_results SET {column} = NULL WHERE result_id = ?", [row_id])
                 add("missing", "performance_results", row_id, f"{column} 0 (not measured) set to NULL")
         models, hardware = _rebuildable_dimensions(conn)
+        from benchmark_db.names import FAMILY_MODALITY, family_of
+
         for model_id, name in sorted(models.items()):
-            conn.execute("INSERT INTO models (model_id, model_name) VALUES (?, ?)", [model_id, name])
+            # the family and modality follow from the name, as when the model was first stored
+            family = family_of(name)
+            conn.execute("INSERT INTO models (model_id, model_name, model_family, modality) VALUES (?, ?, ?, ?)",
+                         [model_id, name, family, FAMILY_MODALITY.get(family)])
             add("orphan", "models", model_id, f"added the missing model {name!r}")
         for hw_id, kind in sorted(hardware.items()):
             conn.execute("INSERT INTO hardware_platforms (hardware_id, hardware_type) VALUES (?, ?)", [hw_id, kind])

@@ -66,3 +66,24 @@ def test_incremental_without_a_scan_dir_is_refused_before_any_work(tmp_path, cap
     assert benchmark_db_updater.main(["--input-file", str(src), "--incremental", "--db", str(db)]) == 2
     assert "--incremental applies to --scan-dir only" in capsys.readouterr().err
     assert not db.exists()
+
+
+def test_fix_rebuilds_a_deleted_model_with_its_family_and_modality(tmp_path, capsys):
+    """--fix-inconsistencies re-added a deleted model with its name only: the family that reports group by was
+    lost, and a later run could not bring it back (its source file was unchanged)."""
+    import duckdb
+
+    import benchmark_db_migration
+    from tests.test_migration import _bad_row_db
+
+    path = _bad_row_db(tmp_path)
+    conn = duckdb.connect(path)
+    before = conn.execute("SELECT model_id, model_name, model_family, modality FROM models").fetchall()
+    conn.execute("DELETE FROM models")
+    conn.close()
+    assert benchmark_db_migration.main(["--validate", "--fix-inconsistencies", "--db", path]) in (0, 1)
+    capsys.readouterr()
+    conn = duckdb.connect(path, read_only=True)
+    after = conn.execute("SELECT model_id, model_name, model_family, modality FROM models").fetchall()
+    conn.close()
+    assert after == before and before[0][2] == "bert" and before[0][3] == "text"
