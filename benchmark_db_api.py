@@ -45,7 +45,7 @@ if __package__ in (None, "") and str(Path(__file__).resolve().parent) not in sys
 
 from benchmark_db import identity  # noqa: E402
 from benchmark_db.connection import DEFAULT_LOCK_TIMEOUT, MEMORY, connect, resolve_db_path  # noqa: E402
-from benchmark_db.errors import DataConversionError, DBConnectionError, UsageError  # noqa: E402
+from benchmark_db.errors import DatabaseLockedError, DataConversionError, DBConnectionError, UsageError  # noqa: E402
 from benchmark_db.names import FAMILY_MODALITY, family_of, normalize_hardware_type  # noqa: E402
 from benchmark_db_models import (  # noqa: E402
     PERFORMANCE_INT_MINIMUM,
@@ -86,9 +86,9 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 def locked_error(exc: DBConnectionError, started: float) -> DBConnectionError:
     """`exc` (DB001 from benchmark_db.connection) saying how long its caller really waited for the lock."""
-    if "locked by another process" not in exc.message:
+    if not isinstance(exc, DatabaseLockedError):
         return exc
-    return DBConnectionError(exc.message, f"waited {time.monotonic() - started:.1f} s; retry when that process "
+    return DatabaseLockedError(exc.message, f"waited {time.monotonic() - started:.1f} s; retry when that process "
                                           "ends, or raise --lock-timeout")
 
 
@@ -1423,24 +1423,10 @@ def check_listen(host: str, token: str | None) -> None:
                          "or listen on 127.0.0.1")
 
 
-def _positive_seconds(text: str) -> float:
-    """argparse type of --query-timeout: a finite number above 0 (0, -1 and nan ran every query under the
-    default limit, or under none, without a word)."""
-    import argparse
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number of seconds above 0, not {text}")
-    return value
-
-
 def build_parser():
     import argparse
 
-    from benchmark_db.cli import add_common_options, add_db_option, non_negative_float, positive_int
+    from benchmark_db.cli import add_common_options, add_db_option, non_negative_float, positive_float, positive_int
 
     parser = argparse.ArgumentParser(
         prog="benchmark_db_api.py",
@@ -1455,7 +1441,7 @@ def build_parser():
                         help="allow browser requests from ORIGIN (repeatable; CORS is off without it)")
     parser.add_argument("--query-max-rows", type=positive_int, default=None, metavar="N",
                         help="most rows POST /query returns (default: 10000)")
-    parser.add_argument("--query-timeout", type=_positive_seconds, default=None, metavar="SECONDS",
+    parser.add_argument("--query-timeout", type=positive_float, default=None, metavar="SECONDS",
                         help="time limit of one POST /query (default: 10)")
     parser.add_argument("--idle-release", type=non_negative_float, default=DEFAULT_IDLE_RELEASE_S, metavar="SECONDS",
                         help="close the database file after this long without requests (default: %(default)s)")

@@ -309,7 +309,8 @@ def run(args) -> int:
     # stdout holds one document: the migration report when it goes there (the step summary and any integrity
     # problems then go to stderr, where the log lines are), else the problems and the step summary
     report_on_stdout = "migration-stats" in steps and not args.output
-    if summary_format == "json" and "check-integrity" in steps and not report_on_stdout:
+    one_json_document = summary_format == "json" and "check-integrity" in steps and not report_on_stdout
+    if one_json_document:
         # two JSON arrays one after the other are no JSON document: json.load of the output failed
         write_text(json.dumps({"problems": json.loads(render(problems, "json")) if problems else [],
                                "steps": json.loads(render(summary, "json"))}, indent=2) + "\n", None)
@@ -321,7 +322,7 @@ def run(args) -> int:
     if report_on_stdout:
         if steps != ["migration-stats"]:  # alone, its one summary line is the log's already
             print(render(summary, summary_format), file=sys.stderr)
-    elif not (summary_format == "json" and "check-integrity" in steps):
+    elif not one_json_document:
         write_text(render(summary, summary_format), None)
     failed = [row["step"] for row in summary if row["status"] == "failed"]
     if failed:

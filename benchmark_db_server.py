@@ -60,6 +60,7 @@ from typing_extensions import TypedDict  # pydantic needs this one on Python < 3
 import benchmark_db_api as api_module
 from benchmark_db.errors import (
     BenchmarkDBError,
+    DatabaseLockedError,
     DataConversionError,
     DBConnectionError,
     SchemaError,
@@ -546,7 +547,7 @@ def _db_error_response(exc: BenchmarkDBError) -> JSONResponse:
         return error_response(422, "invalid_value", message, {"db_code": exc.code})
     if isinstance(exc, DBConnectionError | SchemaError):
         # another process holding the file is a passing state: say when to try again
-        headers = {"Retry-After": "1"} if "locked by another process" in exc.message else None
+        headers = {"Retry-After": "1"} if isinstance(exc, DatabaseLockedError) else None
         return error_response(503, "database_unavailable", message, {"db_code": exc.code}, headers=headers)
     return error_response(400, "bad_request", message, {"db_code": exc.code})
 

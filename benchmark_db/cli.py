@@ -67,6 +67,14 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def positive_float(text: str) -> float:
+    """argparse type of limits such as --query-timeout: a finite number above 0 (0 or nan is no limit at all)."""
+    value = non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be above 0, not 0")
+    return value
+
+
 def add_common_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("common options")
     group.add_argument("--quiet", "-q", action="store_true", help="no progress bars or info messages")

@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 
 from benchmark_db import schema
-from benchmark_db.errors import DBConnectionError, SchemaError, one_line
+from benchmark_db.errors import DatabaseLockedError, DBConnectionError, SchemaError, one_line
 
 DEFAULT_DB_FILE = "benchmark_db.duckdb"
 DEFAULT_LOCK_TIMEOUT = 30.0
@@ -91,7 +91,7 @@ def _open_with_retry(path: str, read_only: bool, lock_timeout: float, config: di
         except duckdb.Error as exc:
             if _is_lock_error(exc):
                 if time.monotonic() >= deadline:
-                    raise DBConnectionError(
+                    raise DatabaseLockedError(
                         f"{path} is locked by another process ({exc})",
                         f"waited {lock_timeout:g} s; retry when that process ends, or raise --lock-timeout",
                     ) from exc

@@ -37,6 +37,11 @@ class DBConnectionError(BenchmarkDBError):
     exit_code = EXIT_DB_UNAVAILABLE
 
 
+class DatabaseLockedError(DBConnectionError):
+    """Another process held the database's lock for longer than the caller would wait: a passing state (the
+    REST server answers it with Retry-After)."""
+
+
 class SchemaError(BenchmarkDBError):
     """The database schema is not one this code can use (newer than the code, damaged)."""
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 
 from benchmark_db import schema
-from benchmark_db.errors import DBConnectionError, SchemaError, UsageError
+from benchmark_db.errors import DatabaseLockedError, DBConnectionError, SchemaError, UsageError
 
 LAKE_ALIAS = "lake"
 # libpq waits for an unresponsive host for as long as the TCP stack lets it (minutes, or for ever on a port
@@ -67,19 +67,18 @@ def redact(text: str) -> str:
 def lake_lock_timeout() -> float:
     """$BENCHMARK_DB_LAKE_LOCK_TIMEOUT in seconds (default WRITE_LOCK_TIMEOUT_S); "abc" ended an ingest or merge
     into a lake in "unexpected ValueError", and nan or -1 never waited."""
-    import math
+    import argparse
+
+    from benchmark_db.cli import non_negative_float
 
     text = os.environ.get("BENCHMARK_DB_LAKE_LOCK_TIMEOUT")
     if not text:
         return WRITE_LOCK_TIMEOUT_S
     try:
-        seconds = float(text)
-    except ValueError:
-        seconds = math.nan
-    if not (math.isfinite(seconds) and seconds >= 0):
+        return non_negative_float(text)
+    except argparse.ArgumentTypeError:
         raise UsageError(f"$BENCHMARK_DB_LAKE_LOCK_TIMEOUT must be a number of seconds, 0 or more, not {text!r}",
-                         "e.g. export BENCHMARK_DB_LAKE_LOCK_TIMEOUT=600, or unset it for the default")
-    return seconds
+                         "e.g. export BENCHMARK_DB_LAKE_LOCK_TIMEOUT=600, or unset it for the default") from None
 
 
 def with_connect_timeout(spec: str) -> str:
@@ -165,9 +164,9 @@ def write_lock(conn, timeout: float | None = None):
         while not holder.execute(f"SELECT * FROM postgres_query('lake_lock', "
                                  f"'SELECT pg_try_advisory_lock({WRITE_LOCK_KEY})')").fetchone()[0]:
             if time.monotonic() >= deadline:
-                raise DBConnectionError(f"another writer has held the lake's write lock for over {seconds:g} s",
-                                        "retry when that ingest or merge ends, or raise "
-                                        "$BENCHMARK_DB_LAKE_LOCK_TIMEOUT")
+                raise DatabaseLockedError(f"another writer has held the lake's write lock for over {seconds:g} s",
+                                          "retry when that ingest or merge ends, or raise "
+                                          "$BENCHMARK_DB_LAKE_LOCK_TIMEOUT")
             time.sleep(0.2)
     except duckdb.Error as exc:
         holder.close()
@@ -214,7 +213,7 @@ def _attach(conn, sql: str, target: str, lock_timeout: float) -> None:
             if time.monotonic() >= deadline:
                 text = " ".join(str(exc).split())
                 holder = re.search(r"Conflicting lock is held in .*?\)", text)
-                raise DBConnectionError(
+                raise DatabaseLockedError(
                     f"the DuckLake catalog {target} is locked by another process"
                     + (f" ({holder.group(0)})" if holder else ""),
                     f"waited {lock_timeout:g} s; a local catalog file has one process at a time: retry when that "
