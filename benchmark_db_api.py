@@ -43,7 +43,7 @@ from typing import Any
 if __package__ in (None, "") and str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchmark_db import identity  # noqa: E402
+from benchmark_db import identity, schema  # noqa: E402
 from benchmark_db.connection import DEFAULT_LOCK_TIMEOUT, MEMORY, connect, resolve_db_path  # noqa: E402
 from benchmark_db.errors import DatabaseLockedError, DataConversionError, DBConnectionError, UsageError  # noqa: E402
 from benchmark_db.names import FAMILY_MODALITY, family_of, normalize_hardware_type  # noqa: E402
@@ -257,8 +257,8 @@ _PERF_INTS = ("batch_size", "sequence_length", "iterations", "warmup_iterations"
 # impossible, and the throughput check divides by batch_size); the upper bounds refuse values that are
 # typos or overflowed counters rather than measurements (a million items in one batch, 16M tokens).
 INT_FIELD_RANGES = {
-    "batch_size": (PERFORMANCE_INT_MINIMUM["batch_size"], 1_048_576),
-    "sequence_length": (PERFORMANCE_INT_MINIMUM["sequence_length"], 16_777_216),
+    "batch_size": (PERFORMANCE_INT_MINIMUM["batch_size"], schema.MAX_BATCH_SIZE),
+    "sequence_length": (PERFORMANCE_INT_MINIMUM["sequence_length"], schema.MAX_SEQUENCE_LENGTH),
     "iterations": (PERFORMANCE_INT_MINIMUM["iterations"], 2**31 - 1),
     "warmup_iterations": (PERFORMANCE_INT_MINIMUM["warmup_iterations"], 2**31 - 1),
 }
@@ -1388,8 +1388,6 @@ class BenchmarkDBAPI:
 
         A check, never a write: a missing database is DB001 (DBConnectionError), not a new empty file that
         would then answer "ok" for a path the caller mistyped. `ensure_database()` creates one on purpose."""
-        from benchmark_db import schema
-
         if not self.db.exists():
             raise DBConnectionError(f"database {self.db_path} does not exist",
                                     "check the path, or create it: store a result, run "

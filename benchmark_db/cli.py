@@ -75,10 +75,13 @@ def positive_float(text: str) -> float:
     return value
 
 
-def add_common_options(parser: argparse.ArgumentParser) -> None:
+def add_common_options(parser: argparse.ArgumentParser, *, database: bool = True) -> None:
+    """--quiet, --verbose and (for a tool that opens a database) --lock-timeout."""
     group = parser.add_argument_group("common options")
     group.add_argument("--quiet", "-q", action="store_true", help="no progress bars or info messages")
     group.add_argument("--verbose", "-v", action="store_true", help="debug messages and tracebacks")
+    if not database:
+        return
     group.add_argument("--lock-timeout", type=non_negative_float, default=DEFAULT_LOCK_TIMEOUT, metavar="SECONDS",
                        help="how long to wait for a database another process holds (default: %(default)s)")
 

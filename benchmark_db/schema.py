@@ -453,6 +453,10 @@ TABLES = ("models", "hardware_platforms", "test_runs", "performance_results", "h
           "compression_dictionaries")
 RESULT_TABLES = ("test_runs", "performance_results", "hardware_compatibility", "integration_test_results",
                  "web_platform_results")
+# The largest batch size and sequence length the REST API stores and the runners measure: beyond them a value is
+# a typo or an overflowed counter, not a measurement (a million items in one batch, 16M tokens)
+MAX_BATCH_SIZE = 1_048_576
+MAX_SEQUENCE_LENGTH = 16_777_216
 VIEWS = ("benchmark_performance", "latest_performance_metrics", "model_hardware_compatibility",
          "integration_test_status", "cross_platform_performance")
 

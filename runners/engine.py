@@ -24,6 +24,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from benchmark_db import schema
 from benchmark_db.errors import EXIT_FINDING, UsageError
 from benchmark_db.names import normalize_hardware_type
 
@@ -67,12 +68,6 @@ class RunSettings:
 
 
 # -- options -------------------------------------------------------------------------------------------------
-# the largest batch size and sequence length the database accepts (benchmark_db_models refuses more): a bigger
-# one would be measured (or fail allocating) only to be refused, or stored as a failed cell, at the end
-MAX_BATCH_SIZE = 1_048_576
-MAX_SEQUENCE_LENGTH = 16_777_216
-
-
 def _int_list(text: str, largest: int | None = None) -> list[int]:
     try:
         values = [int(part) for part in str(text).replace(" ", "").split(",") if part]
@@ -86,12 +81,13 @@ def _int_list(text: str, largest: int | None = None) -> list[int]:
     return list(dict.fromkeys(values))
 
 
+# beyond the largest stored values a cell would be measured (or fail allocating) only to be refused at the end
 def _batch_sizes(text: str) -> list[int]:
-    return _int_list(text, MAX_BATCH_SIZE)
+    return _int_list(text, schema.MAX_BATCH_SIZE)
 
 
 def _sequence_lengths(text: str) -> list[int]:
-    return _int_list(text, MAX_SEQUENCE_LENGTH)
+    return _int_list(text, schema.MAX_SEQUENCE_LENGTH)
 
 
 def add_runner_options(parser: argparse.ArgumentParser) -> None:
@@ -717,17 +713,18 @@ def visualize(db_path: str | None, output_dir: str, lock_timeout: float) -> str 
 def run_from_args(args: argparse.Namespace, *, test_name: str, prog: str, argv: list[str] | None) -> int:
     """What each runner script does: run the matrix, store or write it, print the summary."""
     from benchmark_db.cli import write_text
+    from benchmark_db.connection import resolve_db_path
+    from benchmark_db.lake import redact  # a ducklake:postgres:... password must not reach stderr
     from benchmark_db.output import to_table
 
     settings = settings_from_args(args)
+    db_path = resolve_db_path(args.db)
     if args.no_db_store and args.visualize_from_db:
         log.warning("--visualize-from-db needs the database; with --no-db-store only the summary is printed")
     output_dir = args.output_dir or DEFAULT_OUTPUT_DIR
     specs = select_specs(settings)  # an unknown model is refused before a database file is created
     if not args.no_db_store:
-        from benchmark_db.connection import resolve_db_path
-
-        if resolve_db_path(args.db) == ":memory:":  # "stored in :memory:", then gone when the runner exits
+        if db_path == ":memory:":  # "stored in :memory:", then gone when the runner exits
             raise UsageError("--db :memory: keeps nothing: the measured results would be lost when the runner "
                              "exits (and --visualize-from-db would report an empty database)",
                              "pass a database file, or --no-db-store to write JSON for benchmark_db_updater.py")
@@ -749,20 +746,15 @@ def run_from_args(args: argparse.Namespace, *, test_name: str, prog: str, argv: 
         except OSError as exc:  # the folder was writable when checked: full disk, removed, remounted read-only
             raise UsageError(f"cannot write the results into --output-dir {output_dir}: {exc.strerror or exc}",
                              "free space or pass a folder you can write to, and re-run") from None
-        from benchmark_db.connection import resolve_db_path
-        from benchmark_db.lake import redact
-
         # the command as it works when pasted: the database this run would have stored into (--db or the default)
         ingest = ["benchmark_db_updater.py", "--auto-store", "--auto-store-dir", output_dir]
-        if resolve_db_path(args.db) != ":memory:":  # (a database that would be gone when the updater exits)
-            ingest += ["--db", redact(resolve_db_path(args.db))]
+        if db_path != ":memory:":  # (a database that would be gone when the updater exits)
+            ingest += ["--db", redact(db_path)]
         if getattr(args, "data_path", None):
             ingest += ["--data-path", args.data_path]
         log.info("wrote %s (ingest with %s)", path, shlex.join(ingest))
     else:
-        from benchmark_db.connection import resolve_db_path
         from benchmark_db.errors import DBConnectionError, SchemaError
-        from benchmark_db.lake import redact  # a ducklake:postgres:... password must not reach stderr
 
         try:
             counts = store_document(doc, args.db, args.lock_timeout)
@@ -775,9 +767,9 @@ def run_from_args(args: argparse.Namespace, *, test_name: str, prog: str, argv: 
                 raise exc from None
             exc.hint = (f"{exc.hint + '; ' if exc.hint else ''}the measurements were saved to {path}: once the "
                         f"database works, run benchmark_db_updater.py --input-file {shlex.quote(str(path))} "
-                        f"--db {shlex.quote(redact(resolve_db_path(args.db)))}")
+                        f"--db {shlex.quote(redact(db_path))}")
             raise
-        log.info("stored in %s: %s", resolve_db_path(args.db), ", ".join(f"{v} {k}" for k, v in counts.items()))
+        log.info("stored in %s: %s", redact(db_path), ", ".join(f"{v} {k}" for k, v in counts.items()))
     write_text(to_table(summary) if summary else "no benchmark cells", None)
     measured = sum(1 for row in summary if not row["status"].startswith("skipped"))
     capped = sum(1 for row in summary if ", stopped at " in row["status"])

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from statistics import median
 
 HIGH_CV = 0.10  # a CV above 10 % means the samples spread too much to trust the mean
 
@@ -115,17 +116,11 @@ WARMUP_TOLERANCE = 0.10
 MAX_ITERATIONS = 100_000
 
 
-def _median(values: list[int]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
 def warmup_is_stable(times_ns: list[int], window: int = WARMUP_WINDOW, tolerance: float = WARMUP_TOLERANCE) -> bool:
     """True when the last `window` calls are no longer getting faster than the `window` calls before them."""
     if len(times_ns) < 2 * window:
         return False
-    return _median(times_ns[-window:]) >= (1.0 - tolerance) * _median(times_ns[-2 * window:-window])
+    return median(times_ns[-window:]) >= (1.0 - tolerance) * median(times_ns[-2 * window:-window])
 
 
 def warm_up(call: Callable[[], object], sync: Callable[[], None], minimum: int, *, adaptive: bool = True,

@@ -163,9 +163,8 @@ class WebBackend(Backend):
         onnx_path = prepared.info.pop("onnx_path_full")
         # --threads: onnxruntime-web's wasm thread count (the CPU part of a run: wasm kernels, nodes the GPU
         # provider left to the CPU); the page reports the count it ran with
-        kwargs = {"num_threads": self.threads} if self.threads else {}
         result = self._browser(harness).run_onnx(onnx_path, prepared.inputs, warmup, min_iterations, min_duration_s,
-                                                 **kwargs)
+                                                 num_threads=self.threads)
         if result.get("error") or not result.get("samples_ms"):
             raise UnsupportedConfiguration(f"the browser could not run the model on {self.provider}: "
                                            f"{result.get('error') or 'no samples came back'}")

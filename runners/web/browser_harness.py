@@ -816,15 +816,9 @@ def summarize_run(result: dict) -> dict:
     return summary
 
 
-def _add_harness_common_options(parser: argparse.ArgumentParser) -> None:
-    """--quiet and --verbose as every tool has them; not the database options (--lock-timeout): the harness
-    never opens a database."""
-    group = parser.add_argument_group("common options")
-    group.add_argument("--quiet", "-q", action="store_true", help="no info messages")
-    group.add_argument("--verbose", "-v", action="store_true", help="debug messages and tracebacks")
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from benchmark_db.cli import add_common_options
+
     parser = argparse.ArgumentParser(
         prog="browser_harness.py",
         description="Probe WebGPU/WebNN in headless Chromium, or time an ONNX model there with onnxruntime-web.")
@@ -849,7 +843,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_parser.add_argument("--threads", type=int, default=None, metavar="N",
                             help="onnxruntime-web wasm threads (default: onnxruntime-web's own)")
     for sub_parser in (probe_parser, run_parser):
-        _add_harness_common_options(sub_parser)
+        add_common_options(sub_parser, database=False)  # no --lock-timeout: the harness opens no database
     return parser
 
 
@@ -891,8 +885,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         feeds = default_feeds(args.onnx)
     result = run_onnx(args.onnx, feeds, args.provider, warmup=args.warmup, min_iterations=args.min_iterations,
-                      min_duration_s=args.min_duration, device_type=args.device_type,
-                      **({"num_threads": args.threads} if args.threads else {}))
+                      min_duration_s=args.min_duration, device_type=args.device_type, num_threads=args.threads)
     if result.get("browser_started") is False:  # nothing was measured: one error line, not a JSON of nothing
         message, _, hint = result["error"].partition("; ")
         raise UsageError(message, hint or None)
