@@ -550,17 +550,18 @@ def compatibility_matrix(conn, filters: ReportFilters):
 
 
 def integration_table(conn, filters: ReportFilters):
-    """One row per integration test (module, class, name, hardware, model): latest status and counts."""
+    """One row per integration test (module, class, name, hardware, model): latest status and counts. The
+    latest row is picked as integration_test_status picks it (an undated row counts as the oldest)."""
     cond, params = filters.where(model="m.model_name", family="m.model_family", hardware="hp.hardware_type",
                                  batch=None, precision=None, created="it.created_at", simulated=None)
     sql = f"""
         SELECT it.test_module, it.test_class, it.test_name, hp.hardware_type AS hardware,
-               m.model_name AS model, arg_max(it.status, {_LATEST_ROW}) AS latest_status,
+               m.model_name AS model, arg_max(it.status, {LATEST_INTEGRATION_ROW}) AS latest_status,
                count(*) AS runs,
                count(*) FILTER (WHERE lower(it.status) IN ('pass', 'passed', 'success', 'ok')) AS passed,
                count(*) FILTER (WHERE lower(it.status) IN ('fail', 'failed', 'failure', 'error')) AS failed,
                max(it.created_at) AS last_run_at,
-               arg_max(it.error_message, {_LATEST_ROW}) AS latest_error
+               arg_max(it.error_message, {LATEST_INTEGRATION_ROW}) AS latest_error
         FROM integration_test_results it
         LEFT JOIN hardware_platforms hp ON hp.hardware_id = it.hardware_id
         LEFT JOIN models m ON m.model_id = it.model_id
@@ -569,11 +570,6 @@ def integration_table(conn, filters: ReportFilters):
         ORDER BY it.test_module NULLS FIRST, it.test_class NULLS FIRST, it.test_name, hardware NULLS FIRST,
                  model NULLS FIRST"""
     return _df(conn, sql, params)
-
-
-# the latest row of a test, as integration_test_status picks it: a row without a time counts as older than any
-# with one (arg_max by created_at alone skips NULL keys: such a test had no latest status at all)
-_LATEST_ROW = LATEST_INTEGRATION_ROW
 
 
 def summary_table(conn, filters: ReportFilters):
@@ -643,16 +639,16 @@ def best_hardware_table(conn, filters: ReportFilters):
         -- the note names every hardware of a tie (means equal to 1e-9), and says when only one was measured
         -- (fastest of one is no finding)
         , ranked AS (
-            SELECT *, max(throughput_items_per_s_mean) OVER w AS best, count(*) OVER w AS compared
+            SELECT *, throughput_items_per_s_mean >= max(throughput_items_per_s_mean) OVER w
+                          - abs(max(throughput_items_per_s_mean) OVER w) * 1e-9 AS is_best
             FROM per_hw WINDOW w AS (PARTITION BY model, batch_size))
         SELECT model, batch_size,
                first(hardware ORDER BY throughput_items_per_s_mean DESC, hardware) AS fastest_hardware,
                max(throughput_items_per_s_mean) AS throughput_items_per_s_mean,
                count(*) AS hardware_compared,
                CASE WHEN count(*) = 1 THEN 'only one hardware type measured'
-                    WHEN count(*) FILTER (WHERE throughput_items_per_s_mean >= best - abs(best) * 1e-9) > 1
-                    THEN 'tie: ' || string_agg(hardware, ', ' ORDER BY hardware)
-                                    FILTER (WHERE throughput_items_per_s_mean >= best - abs(best) * 1e-9)
+                    WHEN count(*) FILTER (WHERE is_best) > 1
+                    THEN 'tie: ' || string_agg(hardware, ', ' ORDER BY hardware) FILTER (WHERE is_best)
                END AS note
         FROM ranked GROUP BY model, batch_size ORDER BY model, batch_size NULLS FIRST"""
     return _df(conn, sql, params)
