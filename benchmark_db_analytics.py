@@ -261,7 +261,7 @@ def _fit_plotly_axes(fig, *, batch_axis: str | None = None) -> int:
         pad = max(span * 0.06, 0.05)
         axis = {"range": [math.log10(low) - pad, math.log10(high) + pad]}
         if a == batch_axis:
-            sizes = sorted({v for v in found[a] if float(v).is_integer()} & set(found[a]))
+            sizes = sorted({v for v in found[a] if float(v).is_integer()})
             ticks = sizes if 0 < len(sizes) <= 12 else [2.0 ** e for e in range(0, 21)
                                                         if low <= 2.0 ** e <= high]
         else:

@@ -284,7 +284,7 @@ def archive_old_rows(conn, older_than_days: float, archive_dir: str | os.PathLik
         ensure_archive_views(conn)
         return result
     stamp = f"{now:%Y%m%dT%H%M%SZ}"
-    _remove_stale_partials(folder)
+    remove_dead_partials(folder, f"*/.*.parquet.*{PARTIAL_SUFFIX}", "archive-data")
     written: list[Path] = []
     try:
         with transaction(conn):
@@ -302,7 +302,7 @@ def archive_old_rows(conn, older_than_days: float, archive_dir: str | os.PathLik
                 # Written under a partial name and given its real name just before the commit: a run killed
                 # before that leaves no .parquet that looks archived but that no database names (the next
                 # run removes the partial); the rows stay in the table.
-                partial = path.with_name(f".{path.name}.{os.getpid()}{PARTIAL_SUFFIX}")
+                partial = partial_path(path)
                 written += [partial, path]
                 conn.execute(f"COPY (SELECT * FROM {table} WHERE created_at < ? ORDER BY created_at) "
                              f"TO {_literal(str(partial))} (FORMAT PARQUET, COMPRESSION ZSTD)", [cutoff])
@@ -374,15 +374,19 @@ def _remove_uncommitted(conn, folder: Path) -> None:
 PARTIAL_SUFFIX = ".partial"
 
 
-def _remove_stale_partials(folder: Path) -> None:
-    """Delete the partial Parquet files of archive runs that died (their process is gone); the folder may be
-    shared with other databases, so a file whose writer still runs is left alone."""
-    for partial in folder.glob(f"*/.*.parquet.*{PARTIAL_SUFFIX}"):
+def partial_path(path: Path) -> Path:
+    """Where `path` is written until it is whole: a hidden name carrying this process's id."""
+    return path.with_name(f".{path.name}.{os.getpid()}{PARTIAL_SUFFIX}")
+
+
+def remove_dead_partials(folder: Path, pattern: str, step: str) -> None:
+    """Delete the partial files (`partial_path`) matching `pattern` in `folder` whose writing process is gone;
+    the folder may be shared with other databases, so a file whose writer still runs is left alone."""
+    for partial in folder.glob(pattern):
         pid = partial.name.removesuffix(PARTIAL_SUFFIX).rsplit(".", 1)[-1]
-        if not pid.isdigit() or _alive(int(pid)):
-            continue
-        log.info("archive-data: removing %s, left by an interrupted run", partial)
-        partial.unlink(missing_ok=True)
+        if pid.isdigit() and not _alive(int(pid)):
+            log.info("%s: removing %s, left by an interrupted run", step, partial)
+            partial.unlink(missing_ok=True)
 
 
 def _alive(pid: int) -> bool:

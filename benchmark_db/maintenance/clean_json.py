@@ -18,6 +18,7 @@ import shutil
 from pathlib import Path
 
 from benchmark_db.errors import UsageError
+from benchmark_db.maintenance.archive import PARTIAL_SUFFIX, partial_path, remove_dead_partials
 from benchmark_db.schema import REMOVED_MARK
 
 log = logging.getLogger("benchmark_db.maintenance")
@@ -32,20 +33,6 @@ def _sha256(path: Path) -> str:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-PARTIAL_SUFFIX = ".partial"
-
-
-def _remove_stale_partials(target: Path) -> None:
-    """Delete partial copies of `target` whose run died (its process is gone)."""
-    from benchmark_db.maintenance.archive import _alive
-
-    for stale in target.parent.glob(f".{glob.escape(target.name)}.*{PARTIAL_SUFFIX}"):
-        pid = stale.name.removesuffix(PARTIAL_SUFFIX).rsplit(".", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
-            log.info("clean-json: removing %s, left by an interrupted run", stale)
-            stale.unlink(missing_ok=True)
 
 
 def _archive_target(path: Path, archive_dir: Path, base_dir: Path) -> Path:
@@ -132,11 +119,12 @@ def clean_json_files(conn, older_than_days: float, action: str, *, archive_dir: 
                 continue
             if not dry_run:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                _remove_stale_partials(target)
+                # a copy of this target that a killed run left (its process gone)
+                remove_dead_partials(target.parent, f".{glob.escape(target.name)}.*{PARTIAL_SUFFIX}", "clean-json")
                 # copied under a partial name and renamed when whole: a copy killed half-way (kill -9, power
                 # loss) at the target's own name was "a different file" to every later run, which then left
                 # the original where it was for good
-                partial = target.with_name(f".{target.name}.{os.getpid()}{PARTIAL_SUFFIX}")
+                partial = partial_path(target)
                 try:
                     shutil.copy2(path, partial)
                     if _sha256(partial) != sha:
