@@ -11,6 +11,7 @@ it works on the caller's connection (from `benchmark_db.connection`) and ATTACHe
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from benchmark_db import schema
@@ -107,13 +108,16 @@ def _attached_version(conn, alias: str) -> int:
     return conn.execute(f"SELECT COALESCE(max(version), 0) FROM {alias}.main.schema_migrations").fetchone()[0]
 
 
-def merge_database(conn, other_db_path: str | os.PathLike) -> dict[str, int]:
+def merge_database(conn, other_db_path: str | os.PathLike,
+                   then: Callable[[dict[str, int]], None] | None = None) -> dict[str, int]:
     """Merge every result table of the database file `other_db_path` into `conn`'s database.
 
     Returns the number of rows added per table (0 everywhere when everything was already there). The
     source is attached read-only and detached afterwards; the whole merge is one transaction. A source
     with a newer schema than this code knows is refused (DB002); one that is not a benchmark database
-    is refused (DB003).
+    is refused (DB003). `then(added)` runs inside that transaction, before the commit: the caller's bookkeeping
+    (its log row, the CI tags of the runs) commits with the rows. Committed apart, a process killed in between
+    left the rows merged and unlogged, and the re-run, finding every row present, logged rows=0.
     """
     path = Path(other_db_path)
     if not path.is_file():
@@ -156,6 +160,8 @@ def merge_database(conn, other_db_path: str | os.PathLike) -> dict[str, int]:
                     target_columns.get(table, []), path)
             if added.get("ingested_files"):
                 _log_merged_duplicates(conn, f"SELECT path FROM {alias}.main.ingested_files")
+            if then is not None:  # the caller's log row and tags commit with the rows (see the docstring)
+                then(added)
         return added
     finally:
         conn.execute(f"DETACH {alias}")
@@ -176,8 +182,10 @@ def table_for_parquet(path: str | os.PathLike) -> str | None:
     return None
 
 
-def merge_parquet(conn, parquet_path: str | os.PathLike, table: str | None = None) -> dict[str, int]:
-    """Merge a Parquet export of one table into `conn`'s database; return `{table: rows added}`."""
+def merge_parquet(conn, parquet_path: str | os.PathLike, table: str | None = None,
+                  then: Callable[[dict[str, int]], None] | None = None) -> dict[str, int]:
+    """Merge a Parquet export of one table into `conn`'s database; return `{table: rows added}`.
+    `then(added)` runs inside the merge's transaction, before the commit (see `merge_database`)."""
     table = table or table_for_parquet(parquet_path)
     if table is None or table not in MERGED_TABLES:
         raise DataConversionError(f"cannot tell which table {parquet_path} holds",
@@ -193,6 +201,8 @@ def merge_parquet(conn, parquet_path: str | os.PathLike, table: str | None = Non
         added = {table: _merge_rows_or_refuse(conn, table, source_sql, source_columns, None, parquet_path)}
         if table == "ingested_files" and added[table]:
             _log_merged_duplicates(conn, f"SELECT path FROM ({source_sql})")
+        if then is not None:
+            then(added)
         return added
 
 

@@ -27,7 +27,6 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmark_db.cli import add_common_options, add_db_option, add_output_options, run_cli, write_text
-from benchmark_db.connection import transaction
 from benchmark_db.errors import EXIT_FINDING, BenchmarkDBError, UsageError
 
 log = logging.getLogger("benchmark_db.ci")
@@ -208,15 +207,33 @@ def _report_row(path: Path, root: Path, kind: str, status: str, added: dict[str,
     return row
 
 
-def _ingest_json(conn, paths: list[Path], quiet: bool) -> dict[Path, tuple[str, dict, str | None, str | None]]:
-    """Ingest JSON artifacts through the ingest engine: {path: (status, rows added per table, reason, sha256)}."""
-    from benchmark_db.ingest import ingest_files
+def _ingest_and_tag_json(conn, paths: list[Path], root: Path, meta: dict, quiet: bool) -> list[dict]:
+    """Ingest the JSON artifacts and tag their new runs in one transaction; one report row per artifact.
+
+    Committed apart, a process killed after the ingest left runs that no re-run tagged: it found the files
+    ingested and skipped them. The ORM's transaction nests, so the engine's batch commits join this one."""
     from benchmark_db_models import BenchmarkDB
 
+    db = BenchmarkDB(conn=conn)
+    report = []
     try:
-        summary = ingest_files(BenchmarkDB(conn=conn), [str(p) for p in paths], quiet=quiet)
-    except BenchmarkDBError as exc:
-        return {p: ("failed", {}, str(exc), None) for p in paths}
+        with db.transaction():
+            for path, (status, added, reason, sha) in _ingest_json(db, paths, quiet).items():
+                tagged = _tag_new_runs(conn, meta, path.name, sha) if status == "merged" and sha else 0
+                report.append(_report_row(path, root, "json", status, added, tagged, reason))
+            _tag_new_runs(conn, meta, None)  # runs a document produced without naming its source
+    except BenchmarkDBError as exc:  # rolled back whole: every file fails and the next run takes them again
+        return [_report_row(p, root, "json", "failed", {}, reason=str(exc)) for p in paths]
+    return report
+
+
+def _ingest_json(db, paths: list[Path], quiet: bool) -> dict[Path, tuple[str, dict, str | None, str | None]]:
+    """Ingest JSON artifacts through the ingest engine: {path: (status, rows added per table, reason, sha256)}."""
+    from benchmark_db.ingest import DEFAULT_BATCH_SIZE, ingest_files
+
+    # one batch: inside the caller's transaction the engine's closing CHECKPOINT (after several batches)
+    # would fail, as DuckDB refuses to checkpoint a transaction with changes
+    summary = ingest_files(db, [str(p) for p in paths], quiet=quiet, batch_size=max(DEFAULT_BATCH_SIZE, len(paths)))
     by_path = {Path(o.path).resolve(): o for o in summary.outcomes}
     result = {}
     for p in paths:
@@ -259,15 +276,23 @@ def integrate_artifacts(conn, artifacts_dir: str | os.PathLike, *, meta: dict | 
                 if _already_merged(conn, path, sha):
                     report.append(_report_row(path, root, kind, "unchanged", {}))
                     continue
+                # read before the merge attaches the file; runs an older version left untagged get tagged too
+                run_ids = _artifact_run_ids(path) if kind == "duckdb" else None
+                tagged = [0]
+
+                def log_and_tag(added, path=path, sha=sha, kind=kind, run_ids=run_ids, tagged=tagged):
+                    # in the merge's transaction: a re-run finds rows, log row and tags all done or none
+                    _log_artifact(conn, path, sha, kind, "ingested", None, added)
+                    tagged[0] = _tag_new_runs(conn, meta, path.name, untagged=run_ids)
                 try:
                     if kind == "duckdb":
-                        added = merge_database(conn, path)
+                        added = merge_database(conn, path, then=log_and_tag)
                     elif table_for_parquet(path) is None:
                         report.append(_report_row(path, root, kind, "skipped", {},
                                                   reason="not named after a table (e.g. performance_results.parquet)"))
                         continue
                     else:
-                        added = merge_parquet(conn, path)
+                        added = merge_parquet(conn, path, then=log_and_tag)
                 except BenchmarkDBError as exc:
                     log.error("%s: %s", path, exc)
                     report.append(_report_row(path, root, kind, "failed", {}, reason=str(exc)))
@@ -278,18 +303,11 @@ def integrate_artifacts(conn, artifacts_dir: str | os.PathLike, *, meta: dict | 
                     log.error("%s: %s", path, reason)
                     report.append(_report_row(path, root, kind, "failed", {}, reason=reason))
                     continue
-                with transaction(conn):  # logged and tagged together: a re-run finds both done or neither
-                    _log_artifact(conn, path, sha, kind, "ingested", None, added)
-                    tagged = _tag_new_runs(conn, meta, path.name,
-                                           untagged=_artifact_run_ids(path) if kind == "duckdb" else None)
-                report.append(_report_row(path, root, kind, "merged", added, tagged))
+                report.append(_report_row(path, root, kind, "merged", added, tagged[0]))
                 log.info("%s: added %d rows", path, sum(added.values()))
             json_paths = [p for p, kind in artifacts if kind == "json"]
             if json_paths:
-                for path, (status, added, reason, sha) in _ingest_json(conn, json_paths, quiet).items():
-                    tagged = _tag_new_runs(conn, meta, path.name, sha) if status == "merged" and sha else 0
-                    report.append(_report_row(path, root, "json", status, added, tagged, reason))
-                _tag_new_runs(conn, meta, None)  # runs a document produced without naming its source
+                report += _ingest_and_tag_json(conn, json_paths, root, meta, quiet)
         finally:
             conn.execute("DROP TABLE IF EXISTS _ci_known_runs")
             conn.execute("DROP TABLE IF EXISTS _ci_new_runs")
