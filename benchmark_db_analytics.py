@@ -458,8 +458,7 @@ select{{max-width:20rem;}} .note{{color:#555;font-size:0.9rem;}}
 <script>
 (function() {{
   function apply() {{
-    var m = document.getElementById('filter-model').value;
-    var h = document.getElementById('filter-hardware').value;
+    var m = value('filter-model'), h = value('filter-hardware');
     document.querySelectorAll('.plotly-graph-div').forEach(function(div) {{
       if (!div.data) return;
       var vis = div.data.map(function(tr) {{
@@ -471,20 +470,23 @@ select{{max-width:20rem;}} .note{{color:#555;font-size:0.9rem;}}
       Plotly.restyle(div, {{visible: vis}});
     }});
   }}
-  if (!document.getElementById('filter-model')) return;  // a page without charts has no filters
-  document.getElementById('filter-model').addEventListener('change', apply);
-  document.getElementById('filter-hardware').addEventListener('change', apply);
+  function value(id) {{ var el = document.getElementById(id); return el ? el.value : ''; }}
+  // a page shows only the menus that have a choice (none without charts)
+  ['filter-model', 'filter-hardware'].forEach(function(id) {{
+    var el = document.getElementById(id);
+    if (el) el.addEventListener('change', apply);
+  }});
 }})();
 </script>
 </body></html>
 """
 
 
-INTERACTIVE_HINT = "Zoom by dragging, hover for values, double-click to reset; filter traces by model and hardware."
+INTERACTIVE_HINT = "Zoom by dragging, hover for values, double-click to reset"  # + the filters the page has
 
 
 def _write_interactive(name: str, title: str, figures: list, opts: Options, files: list[str], note: str = "") -> None:
-    """One self-contained page (plotly.js inlined once) with model and hardware filters over every trace."""
+    """One self-contained page (plotly.js inlined once) with model and hardware filters over its traces."""
     import html
 
     import plotly.io as pio
@@ -502,19 +504,25 @@ def _write_interactive(name: str, title: str, figures: list, opts: Options, file
         parts.append(pio.to_html(fig, include_plotlyjs=(i == 0), full_html=False, div_id=f"fig-{name}-{i}",
                                  config={"displaylogo": False, "responsive": True}))
     if figures:
-        model_options = "".join(f'<option value="{html.escape(m)}">{html.escape(m)}</option>' for m in sorted(models))
-        hardware_options = "".join(f'<option value="{html.escape(h)}">{html.escape(h)}</option>'
-                                   for h in sorted(hardware))
-        filters = (f'<div><label>Model <select id="filter-model"><option value="">all</option>{model_options}'
-                   f'</select></label>\n<label>Hardware <select id="filter-hardware"><option value="">all</option>'
-                   f'{hardware_options}</select></label></div>')
+        # a menu only where it has a choice: a chart of the whole data set (feature importance) or of one
+        # model has no per-trace model to pick, and an empty "all" menu reads as broken
+        menus = [(label, key, sorted(values)) for label, key, values in (("Model", "model", models),
+                                                                        ("Hardware", "hardware", hardware))
+                 if len(values) > 1]
+        filters = "\n".join(
+            f'<label>{label} <select id="filter-{key}"><option value="">all</option>'
+            + "".join(f'<option value="{html.escape(v)}">{html.escape(v)}</option>' for v in values)
+            + "</select></label>" for label, key, values in menus)
+        filters = f"<div>{filters}</div>" if filters else ""
         body = "\n".join(parts)
+        hint = INTERACTIVE_HINT + (f"; filter traces by {' and '.join(m[0].lower() for m in menus)}."
+                                   if menus else ".")
     else:  # nothing to draw: say so instead of drawing empty axes
-        filters = ""
+        filters, hint = "", ""
         body = f'<p class="nothing">{html.escape(note or "Nothing to plot.")}</p>'
     page = _INTERACTIVE_PAGE.format(
         title=html.escape(title),
-        note=html.escape((note or INTERACTIVE_HINT) if figures else ""),
+        note=html.escape(hint + note if figures else ""),
         filters=filters, figures=body)
     path = opts.output_dir / f"{name}.html"
     path.write_text(page, encoding="utf-8")
@@ -734,7 +742,7 @@ def hardware_comparison(df, opts: Options) -> AnalysisResult:
         undrawn = _fit_plotly_axes(fig, batch_axis="x")
         fig.add_hline(y=1.0, line={"color": "grey", "width": 1})
         _write_interactive("hardware-comparison", "Hardware comparison", [fig], opts, files,
-                           note=INTERACTIVE_HINT + _undrawn_note(undrawn, "a batch size"))
+                           note=_undrawn_note(undrawn, "a batch size"))
     text = ["## Hardware comparison\n",
             f"{table['model'].nunique()} model(s) on {table['hardware'].nunique()} hardware type(s). Speed-up = "
             "median latency of the reference hardware / median latency of this one, 95% bootstrap CI from raw "
@@ -799,7 +807,7 @@ def model_comparison(df, opts: Options) -> AnalysisResult:
                           yaxis_title="latency (ms, log scale)", xaxis_type="log", yaxis_type="log", height=560)
         undrawn = _fit_plotly_axes(fig, batch_axis="x")
         _write_interactive("model-comparison", "Model comparison", [fig], opts, files,
-                           note=INTERACTIVE_HINT + _undrawn_note(undrawn, "a batch size"))
+                           note=_undrawn_note(undrawn, "a batch size"))
     text = ["## Model comparison\n", f"{table['model'].nunique()} model(s) on {len(hws)} hardware type(s); "
             f"medians with 95% bootstrap CIs from raw samples where present. Batch size {batch} shown:\n"
             + _chart_note(shown, models, batch),
@@ -1361,7 +1369,7 @@ def correlation_analysis(df, opts: Options) -> AnalysisResult:
                               yaxis_title="items/s (log scale)", xaxis_type="log", yaxis_type="log", height=560)
         undrawn = _fit_plotly_axes(scatter, batch_axis="x")
         _write_interactive("correlation-analysis", "Correlation analysis", [heat, scatter], opts, files,
-                           note=INTERACTIVE_HINT + _undrawn_note(undrawn, "a batch size or throughput"))
+                           note=_undrawn_note(undrawn, "a batch size or throughput"))
     text = ["## Correlation analysis\n", f"Spearman rank correlations over {len(corr_df)} "
             f"{'emulated ' if shown_emulated else ''}results. Rank correlations "
             "show monotonic association, not cause; results of one model share its size, so they are not "

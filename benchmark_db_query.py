@@ -140,10 +140,12 @@ def comparison(conn, filters, metric: str | None, by: str):
 
 def regression_check(conn, *, reference_conn=None, last_days=None, threshold_pct=None, alpha=None,
                      include_simulated=False, model=None, hardware=None, metric="latency"):
-    """Run `benchmark_db.regression.regression_check` (imported here: scipy is heavy) and return its report."""
+    """Run `benchmark_db.regression.regression_check` (imported here: scipy is heavy) and return its report.
+    `model` reads as every other report's --model: model names (comma list, * wildcard, the name without its
+    organisation), never a family, so `--model bert` is not every bert-family model."""
     from benchmark_db import regression
     kwargs = {"reference_conn": reference_conn, "last_days": last_days, "include_simulated": include_simulated,
-              "model": model, "hardware": hardware, "metric": metric}
+              "model": model, "hardware": hardware, "metric": metric, "model_family_too": False}
     if threshold_pct is not None:
         kwargs["threshold_pct"] = threshold_pct
     if alpha is not None:
@@ -157,6 +159,18 @@ def _render_frame(df, fmt: str, title: str) -> str:
     if fmt == "html":
         return to_html(df, title=title)
     return render(df, fmt)
+
+
+def _render_result(df, fmt: str, title: str, filters) -> str:
+    """A comparison or matrix: as HTML, the report page (styled, sortable, readable figures, the filters
+    noted) rather than the bare table --sql writes, which wrapped names and printed `False` and 6 digits."""
+    if fmt != "html":
+        return _render_frame(df, fmt, title)
+    from benchmark_db import reports
+
+    page = reports.Report(kind="query", title=title, filters=filters, notes=[f"filters: {filters.describe()}"],
+                          sections=[reports.ReportSection("result", f"{len(df)} rows", df)])
+    return reports.render_html(page)
 
 
 def run(args) -> int:
@@ -191,7 +205,8 @@ def run(args) -> int:
     if args.regression_check:
         _refuse_options(args, "--regression-check", ("model_family", "batch_size", "precision", "since", "until"),
                         "it compares every configuration (model x hardware x batch x sequence length x "
-                        "precision) apart and takes --model (a family name also matches) and --hardware")
+                        "precision) apart and takes --model (model names as in the reports; for a family, list "
+                        "its models or use a * pattern) and --hardware")
         return _run_regression(args)
 
     filters = reports.ReportFilters.from_args(args)
@@ -210,12 +225,12 @@ def run(args) -> int:
             by = "hardware" if args.compare_hardware else "model"
             df = comparison(conn, filters, args.metric, by)
             metric = reports.get_metric(args.metric)
-            text = _render_frame(df, fmt, f"{metric.label} by {by}")
+            text = _render_result(df, fmt, f"{metric.label} by {by}", filters)
         else:
             df = reports.compatibility_matrix(conn, filters)
             if df.empty and filters.has_any():
                 raise reports.no_data_error(conn, filters, "compatibility results", source="compatibility")
-            text = _render_frame(df, fmt, "Model / hardware compatibility")
+            text = _render_result(df, fmt, "Model / hardware compatibility", filters)
     finally:
         conn.close()
     write_text(text, args.output)

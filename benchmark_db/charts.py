@@ -287,6 +287,7 @@ def trend_figure(trend, change_points=None, metric: str | Metric = "throughput",
     """p50 per run over time with p10-p90 whiskers, one line per configuration, change points marked."""
     plt = _plt()
     import matplotlib.dates as mdates
+    import pandas as pd
 
     m = metric if isinstance(metric, Metric) else get_metric(metric)
     p = m.prefix
@@ -336,6 +337,12 @@ def trend_figure(trend, change_points=None, metric: str | Metric = "throughput",
         locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
         ax.xaxis.set_major_locator(locator)
         ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        times = pd.to_datetime(df["at"]).dropna()
+        if len(times) and times.max() - times.min() < pd.Timedelta(days=1):
+            # one run (or runs within a day): matplotlib pads a single date by two years each side, so the
+            # axis read 2025...2029 around a run of today; show the hours around the runs instead
+            pad = max((times.max() - times.min()) * 0.1, pd.Timedelta(minutes=30))
+            ax.set_xlim(times.min() - pad, times.max() + pad)
         ax.set_title(title or f"{m.label} over time", fontsize=13, fontweight="bold")
         footer = [_basis_text(df), "one point per run"]
         longest = max((len(s) for _, s in groups), default=0)
@@ -387,6 +394,8 @@ def compatibility_figure(table, title: str | None = None):
         ax.set_title(title or "Model / hardware compatibility", fontsize=13, fontweight="bold")
         ax.set_xlabel("Hardware type")
         ax.set_ylabel("Model")
+        if codes.shape[0] > 8:  # a tall matrix: name the columns at the top too, where the reader starts
+            ax.tick_params(axis="x", top=True, labeltop=True)
         ax.legend(handles=[Patch(color="#2ecc71", label="compatible (number: results)"),
                            Patch(color="#e74c3c", label="not compatible (number: results)"), Patch(color="#dddddd", label="unknown")],
                   loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)

@@ -205,21 +205,21 @@ def _pct(value) -> str:
     return "n/a" if value is None else f"{value:+.1f}%"
 
 
-def _fetch(conn, *, include_simulated: bool, model: str | None, hardware: str | None) -> list[dict]:
+def _fetch(conn, *, include_simulated: bool, model: str | None, hardware: str | None,
+           model_family_too: bool = True) -> list[dict]:
     filters, params = [], []
     if model:  # as the reports' --model: a comma list; * matches anything; the name without its organisation
-        name_sql = "lower(COALESCE(m.model_name, pr.model_name))"
-        ors = []
-        for name in _split(model):
-            if "*" in name or "%" in name:  # "_" is a plain character, as in the reports' --model
-                ors.append(f"({name_sql} LIKE lower(?) ESCAPE '\\' OR lower(m.model_family) LIKE lower(?) "
-                           "ESCAPE '\\')")
-                params += [name.replace("\\", "\\\\").replace("_", "\\_").replace("*", "%")] * 2
-            else:
-                ors.append(f"({name_sql} = lower(?) OR ends_with({name_sql}, '/' || lower(?)) "
-                           "OR lower(m.model_family) = lower(?))")
-                params += [name] * 3
-        filters.append("AND (" + " OR ".join(ors) + ")")
+        from benchmark_db.reports import ReportFilters
+
+        name_sql = "COALESCE(m.model_name, pr.model_name)"
+        names, names_params = ReportFilters.make(model=model).where(
+            model=name_sql, family=None, hardware=None, batch=None, precision=None, created=None, simulated=None)
+        if model_family_too:  # the Python API's `model` also takes a family name (or pattern)
+            families = [name.replace("\\", "\\\\").replace("_", "\\_").replace("*", "%") for name in _split(model)]
+            names = f"({names} OR " + " OR ".join("m.model_family ILIKE ? ESCAPE '\\'" for _ in families) + ")"
+            names_params += families
+        filters.append(f"AND {names}")
+        params += names_params
     if hardware:
         from benchmark_db.names import normalize_hardware_type
 
@@ -243,7 +243,7 @@ def _split(value) -> list[str]:
     return [part.strip() for item in items for part in str(item).split(",") if part.strip()]
 
 
-def _no_match_error(conn, *, include_simulated: bool, model, hardware):
+def _no_match_error(conn, *, include_simulated: bool, model, hardware, model_family_too=True):
     """DB004 for --model/--hardware that match nothing: a misspelt name must not pass a CI gate silently."""
     from benchmark_db.errors import QueryError
 
@@ -323,10 +323,12 @@ def compare_groups(before: list[dict], after: list[dict], metric: str, threshold
 def regression_check(conn, *, reference_conn=None, last_days: float | None = None, threshold_pct: float = 5.0,
                      alpha: float = 0.01, include_simulated: bool = False, model: str | None = None,
                      hardware: str | None = None, metric: str = "latency",
-                     now: dt.datetime | None = None) -> RegressionReport:
+                     now: dt.datetime | None = None, model_family_too: bool = True) -> RegressionReport:
     """Compare current results with reference ones per configuration; see the module docstring.
 
-    `model` matches a model name or family, `hardware` a hardware type. `now` (UTC) anchors `last_days`
+    `model` matches a model name as the reports' --model does, and a model family unless `model_family_too`
+    is False (the command line's --model: `bert` is the model named bert, not every bert-family model, as in
+    every other report), `hardware` a hardware type. `now` (UTC) anchors `last_days`
     (default: the current time).
     """
     from benchmark_db.errors import UsageError
@@ -338,7 +340,8 @@ def regression_check(conn, *, reference_conn=None, last_days: float | None = Non
                          "use a threshold >= 0 (percent) and 0 < alpha < 1")
     if reference_conn is not None and last_days is not None:
         raise UsageError("--reference-db and --last-days both given", "compare against one of them")
-    opts = dict(include_simulated=include_simulated, model=model, hardware=hardware)
+    opts = dict(include_simulated=include_simulated, model=model, hardware=hardware,
+                model_family_too=model_family_too)
     current_rows = _fetch(conn, **opts)
     reference_rows = _fetch(reference_conn, **opts) if reference_conn is not None else None
     if (model or hardware) and not current_rows and not reference_rows:
