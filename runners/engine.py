@@ -117,7 +117,7 @@ def add_runner_options(parser: argparse.ArgumentParser) -> None:
     measure.add_argument("--warmup", type=int, default=None, metavar="N",
                          help="at least N warm-up calls (default: 2 small, 1 key); warm-up then goes on until the "
                               "calls stop getting faster (at least 0.05 s; at most 2 s or 200 calls, unless N takes more; "
-                              "browser backends run exactly N); the count done is stored in warmup_iterations")
+                              "browser backends decide it in the page); the count done is stored in warmup_iterations")
     measure.add_argument("--min-iterations", type=int, default=None, metavar="N",
                          help="at least N measured calls (default: 5 small, 3 key)")
     measure.add_argument("--min-duration", type=float, default=None, metavar="SECONDS",

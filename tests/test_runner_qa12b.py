@@ -90,7 +90,8 @@ def test_web_backend_passes_threads_to_the_page_and_records_them(monkeypatch):
         def run_onnx(self, path, feeds, warmup, min_iterations, min_duration_s, **kwargs):
             seen.update(kwargs)
             return {"samples_ms": [1.0, 1.1], "adapter": "google swiftshader", "is_emulated": True,
-                    "wasm_num_threads": kwargs.get("num_threads"), "measured_duration_ms": 2.1}
+                    "wasm_num_threads": kwargs.get("num_threads"), "measured_duration_ms": 2.1,
+                    "warmup_iterations": 7, "warmup_seconds": 0.06, "warmup_stopped": "stable"}
 
     backend = web.WebBackend()
     backend.threads = 1
@@ -100,8 +101,11 @@ def test_web_backend_passes_threads_to_the_page_and_records_them(monkeypatch):
     prepared = Prepared(call=None, precision_used="fp32", items=1, inputs={"x": np.zeros(1)},
                         info={"onnx_path": "m.onnx", "onnx_path_full": "/nowhere/m.onnx"})
     m = backend.measure(prepared, warmup=1, min_iterations=2, min_duration_s=0)
-    assert seen == {"num_threads": 1}
+    assert seen == {"num_threads": 1, "adaptive_warmup": True}  # the page warms up as measure.warm_up does
     assert m.extra["threads_used"] == 1
+    # the calls the page made are stored, not the --warmup asked for
+    assert m.warmup_iterations == 7 and m.extra["warmup_requested"] == 1 and m.extra["warmup_stopped"] == "stable"
+    assert m.extra["web_result"]["metrics"]["warmup"] == 7
 
 
 # -- 2. warm-up lasts until the calls stop getting faster -----------------------------------------------------
@@ -279,7 +283,7 @@ def test_browser_harness_run_help_has_no_database_options_and_explains_warmup(ca
         assert "--lock-timeout" not in text, name
         assert "--quiet" in text and "--verbose" in text
     run_help = " ".join(sub.choices["run"].format_help().split())
-    assert "--warmup N untimed session.run calls" in run_help
+    assert "--warmup N at least N untimed session.run calls" in run_help and "--fixed-warmup" in run_help
     with pytest.raises(SystemExit):
         parser.parse_args(["run", "m.onnx", "--lock-timeout", "5"])
 

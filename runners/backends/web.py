@@ -163,12 +163,14 @@ class WebBackend(Backend):
         onnx_path = prepared.info.pop("onnx_path_full")
         # --threads: onnxruntime-web's wasm thread count (the CPU part of a run: wasm kernels, nodes the GPU
         # provider left to the CPU); the page reports the count it ran with
+        # warm-up as the Python backends do (runners.measure.warm_up), decided inside the page
         result = self._browser(harness).run_onnx(onnx_path, prepared.inputs, warmup, min_iterations, min_duration_s,
-                                                 num_threads=self.threads)
+                                                 num_threads=self.threads, adaptive_warmup=True)
         if result.get("error") or not result.get("samples_ms"):
             raise UnsupportedConfiguration(f"the browser could not run the model on {self.provider}: "
                                            f"{result.get('error') or 'no samples came back'}")
         samples = [float(s) for s in result["samples_ms"]]
+        warmed = int(result["warmup_iterations"])  # the calls the page made, --warmup or more
         adapter = result.get("adapter") or self.detect().device_name
         emulated = bool(result.get("is_emulated")) or is_software_adapter(adapter) or self.detect().is_emulated
         total_ms = float(result.get("measured_duration_ms") or sum(samples))  # the page's wall time of the loop
@@ -177,7 +179,7 @@ class WebBackend(Backend):
                    "success": True, "load_time_ms": result.get("load_time_ms"),
                    "inference_time_ms": statistics.median(samples),
                    "total_time_ms": (result.get("load_time_ms") or 0.0) + total_ms, "is_simulated": False,
-                   "metrics": {"samples": len(samples), "warmup": warmup, "is_emulated": emulated}}
+                   "metrics": {"samples": len(samples), "warmup": warmed, "is_emulated": emulated}}
         extra = {"is_emulated": emulated, "adapter": adapter, "browser_version": result.get("browser_version"),
                  "load_time_ms": result.get("load_time_ms"), "web_result": web_row,
                  "timing": "performance.now() in the page around each awaited session.run, outputs read back "
@@ -185,14 +187,14 @@ class WebBackend(Backend):
                  "cross_origin_isolated": result.get("cross_origin_isolated"),
                  "threads_used": result.get("wasm_num_threads"),
                  "threads_measures": "onnxruntime-web wasm threads (ort.env.wasm.numThreads) in the page",
-                 # the page runs exactly `warmup` calls: no adaptive warm-up in the browser
-                 "warmup_requested": warmup, "warmup_stopped": "as requested",
+                 "warmup_requested": warmup, "warmup_seconds": result.get("warmup_seconds"),
+                 "warmup_stopped": result.get("warmup_stopped"),
                  # nodes per execution provider: how much of a "webgpu" run ran on the CPU instead
                  "node_placement": result.get("node_placement")}
         if result.get("warning"):  # stopped at the time limit with fewer iterations than asked: say so
             extra["time_limit_warning"] = result["warning"]
             web_row["metrics"]["time_limit_warning"] = result["warning"]
-        return Measurement(samples_ms=samples, warmup_iterations=warmup, total_time_s=total_ms / 1000.0,
+        return Measurement(samples_ms=samples, warmup_iterations=warmed, total_time_s=total_ms / 1000.0,
                            extra=extra)
 
     def release(self, prepared) -> None:

@@ -41,6 +41,8 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from runners import measure  # noqa: E402  (the warm-up rule the Python backends follow)
+
 WEB_DIR = Path(__file__).resolve().parent
 PAGE_PATH = WEB_DIR / "harness.html"
 ORT_DIST_DIR = WEB_DIR / "node_modules" / "onnxruntime-web" / "dist"
@@ -183,6 +185,13 @@ def _pid_alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+def warmup_rule(adaptive: bool) -> dict:
+    """runners.measure.warm_up's rule for the page (harness.html warmUp applies it between awaited calls)."""
+    return {"adaptive": bool(adaptive), "min_s": measure.WARMUP_MIN_S, "max_s": measure.WARMUP_MAX_S,
+            "max_calls": measure.WARMUP_MAX_CALLS, "window": measure.WARMUP_WINDOW,
+            "tolerance": measure.WARMUP_TOLERANCE}
 
 
 def _checked_provider(provider: str) -> str:
@@ -557,8 +566,12 @@ class BrowserHarness:
     def run_onnx(self, onnx_path: str | os.PathLike, feeds: dict, warmup: int = 3, min_iterations: int = 10,
                  min_duration_s: float = 1.0, *, return_outputs: bool = False,
                  num_threads: int | None = None, timeout_s: float | None = None,
-                 node_placement: bool = True) -> dict:
+                 node_placement: bool = True, adaptive_warmup: bool = False) -> dict:
         """Load the model in the page, warm up, then time session.run until both minimums are met.
+
+        Warm-up: `warmup` calls; with adaptive_warmup, at least that many and then on until the calls stop
+        getting faster, as runners.measure.warm_up decides for the Python backends (the runners ask for it).
+        The result has warmup_iterations (calls made), warmup_seconds, warmup_requested and warmup_stopped.
 
         node_placement: afterwards, load the model once more on a throwaway page with verbose logging to
         count the nodes each execution provider took ({"WebGpuExecutionProvider": 95,
@@ -594,7 +607,8 @@ class BrowserHarness:
         for name in external:
             self._server.job_files[name] = path.parent / name
         args = {"provider": self.provider, "device_type": self.device_type, "feeds": encoded,
-                "warmup": int(warmup), "min_iterations": int(min_iterations),
+                "warmup": int(warmup), "warmup_rule": warmup_rule(adaptive_warmup),
+                "min_iterations": int(min_iterations),
                 "min_duration_s": float(min_duration_s),
                 "timeout_s": float(self.timeout_s if timeout_s is None else timeout_s),
                 "return_outputs": bool(return_outputs), "external_data": external,
@@ -770,7 +784,8 @@ def probe(provider: str, *, device_type: str = "cpu") -> dict:
 
 def run_onnx(onnx_path: str, feeds: dict, provider: str, warmup: int = 3, min_iterations: int = 10,
              min_duration_s: float = 1.0, *, device_type: str = "cpu", return_outputs: bool = False,
-             timeout_s: float = 600.0, node_placement: bool = True, num_threads: int | None = None) -> dict:
+             timeout_s: float = 600.0, node_placement: bool = True, num_threads: int | None = None,
+             adaptive_warmup: bool = False) -> dict:
     """Time `onnx_path` on `provider` inside Chromium; samples_ms empty and error set when it cannot run.
 
     One browser per call; a caller with many models keeps a BrowserHarness open instead.
@@ -782,7 +797,8 @@ def run_onnx(onnx_path: str, feeds: dict, provider: str, warmup: int = 3, min_it
     with BrowserHarness(provider, device_type=device_type, timeout_s=timeout_s) as harness:
         return harness.run_onnx(onnx_path, feeds, warmup=warmup, min_iterations=min_iterations,
                                 min_duration_s=min_duration_s, return_outputs=return_outputs,
-                                node_placement=node_placement, num_threads=num_threads)
+                                node_placement=node_placement, num_threads=num_threads,
+                                adaptive_warmup=adaptive_warmup)
 
 
 def default_feeds(onnx_path: str | os.PathLike) -> dict:
@@ -835,7 +851,10 @@ def build_parser() -> argparse.ArgumentParser:
     run_parser.add_argument("--feeds", metavar="NPZ", default=None,
                             help="inputs as a .npz (name -> array); default zeros with symbolic dims set to 1")
     run_parser.add_argument("--warmup", type=int, default=3, metavar="N",
-                            help="untimed session.run calls before the measured ones (default: %(default)s)")
+                            help="at least N untimed session.run calls before the measured ones, then more "
+                                 "until the calls stop getting faster, as the runners do (default: %(default)s)")
+    run_parser.add_argument("--fixed-warmup", action="store_true",
+                            help="exactly --warmup calls, no adaptive warm-up")
     run_parser.add_argument("--min-iterations", type=int, default=10, metavar="N",
                             help="at least N measured calls (default: %(default)s)")
     run_parser.add_argument("--min-duration", type=float, default=1.0, metavar="SECONDS",
@@ -885,7 +904,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         feeds = default_feeds(args.onnx)
     result = run_onnx(args.onnx, feeds, args.provider, warmup=args.warmup, min_iterations=args.min_iterations,
-                      min_duration_s=args.min_duration, device_type=args.device_type, num_threads=args.threads)
+                      min_duration_s=args.min_duration, device_type=args.device_type, num_threads=args.threads,
+                      adaptive_warmup=not args.fixed_warmup)
     if result.get("browser_started") is False:  # nothing was measured: one error line, not a JSON of nothing
         message, _, hint = result["error"].partition("; ")
         raise UsageError(message, hint or None)
