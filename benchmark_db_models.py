@@ -374,6 +374,12 @@ RECORD_TYPE_BY_TABLE = {cls.TABLE: cls for cls in RECORD_TYPES}
 # fact rows are replaced whole (a re-measured or re-ingested row supersedes the earlier one).
 _DIMENSIONS = (Models, HardwarePlatforms)
 _JSON_COLUMNS = {"metadata", "metrics", "environment"}
+# The rows a fact row points at (checked by insert_many, see _check_references) and how to add each. Not
+# run_id: a bare run number is stored as given (the Python API adds a minimal run for one, see
+# benchmark_db_api._missing_runs), and callers and tests rely on that.
+_REFERENCES = (("model_id", Models), ("hardware_id", HardwarePlatforms))
+_REFERENCED = (Models, HardwarePlatforms, TestRuns)
+_ADD_METHOD = {Models: "get_or_add_model", HardwarePlatforms: "get_or_add_hardware"}
 # Fact rows up to this many per table and transaction are bound as parameters rather than scanned from Arrow.
 _SMALL_BATCH = 64
 
@@ -473,6 +479,7 @@ class BenchmarkDB:
         self._owns_conn = conn is None
         self._in_transaction = False
         self._column_types: dict[str, list[tuple[str, str]]] = {}
+        self._known_ids: dict[str, set] = {column: set() for column, _ in _REFERENCES}  # see _check_references
 
     # -- connection --------------------------------------------------------------------------------------
     @property
@@ -485,6 +492,11 @@ class BenchmarkDB:
         if self._conn is not None and self._owns_conn:
             self._conn.close()
         self._conn = None
+        self._forget_known_ids()  # another process may change the file before the next open
+
+    def _forget_known_ids(self) -> None:
+        for ids in self._known_ids.values():
+            ids.clear()
 
     def __enter__(self) -> BenchmarkDB:
         _ = self.conn
@@ -505,6 +517,7 @@ class BenchmarkDB:
             yield self
         except BaseException:
             self.conn.execute("ROLLBACK")
+            self._forget_known_ids()  # some may have been seen only inside the rolled-back transaction
             raise
         else:
             self.conn.execute("COMMIT")
@@ -584,6 +597,7 @@ class BenchmarkDB:
                     self._prepare_columns(part, now)
                 else:
                     self._prepare(cls, part, now)
+        self._check_references(by_type)
         # Rows of one fact table that are all new make one INSERT, atomic on its own: BEGIN and COMMIT
         # around it would only add two statements to every group commit of the REST server.
         [(first_type, first_parts), *others] = by_type.items() or [(None, [])]
@@ -609,6 +623,43 @@ class BenchmarkDB:
             else:
                 ids.append(getattr(record, record.ID))
         return ids
+
+    def _check_references(self, by_type: dict) -> None:
+        """DB003, before anything is written, for a fact row whose model_id or hardware_id names no row: the
+        schema has no foreign keys (DuckDB cannot replace a referenced row, DuckLake has none), so
+        such a row was stored and then left out of every view and report that joins its model or hardware."""
+        for column, target in _REFERENCES:
+            wanted: set = set()
+            for cls, parts in by_type.items():
+                if cls in _REFERENCED:
+                    continue
+                for part in parts:
+                    if type(part) is RecordColumns:
+                        wanted.update(part.columns.get(column) or ())
+                    else:
+                        wanted.update(getattr(record, column) for record in part)
+            wanted.discard(None)
+            for part in by_type.get(target, ()):  # written by this same call
+                wanted.difference_update(part.ids if type(part) is RecordColumns
+                                         else (getattr(record, target.ID) for record in part))
+            wanted -= self._known_ids[column]
+            if not wanted:
+                continue
+            found = {row[0] for row in self.conn.execute(
+                f"SELECT DISTINCT {column} FROM {target.TABLE} WHERE {column} IN (SELECT unnest(?::BIGINT[]))",
+                [sorted(wanted)]).fetchall()}
+            # a guard against wrong ids, not a constraint: ids seen stored are not looked up again on this
+            # connection (the ORM never deletes a model or hardware row), which keeps group commits cheap
+            if len(self._known_ids[column]) > 100_000:
+                self._known_ids[column].clear()
+            self._known_ids[column].update(found)
+            missing = sorted(wanted - found)
+            if missing:
+                more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+                raise DataConversionError(
+                    f"{column} {missing[0]}{more} names no row of {target.TABLE}; nothing was stored",
+                    f"store the {target.__name__} first (in the same insert_many call, or with "
+                    f"{_ADD_METHOD[target]}) and use the id it returns")
 
     @staticmethod
     def _prepare(cls, group, now) -> None:

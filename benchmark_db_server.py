@@ -289,8 +289,10 @@ class StoredOut(BaseModel):
 
 
 class BatchOut(BaseModel):
-    stored: int
-    result_ids: list[int]
+    stored: int = Field(..., description="rows stored: the results less those in `replaced`")
+    result_ids: list[int] = Field(..., description="the id of each result, in the order sent")
+    replaced: list[int] = Field(..., description="indexes of results that a later result of this batch replaced "
+                                                 "(same run and configuration, so the same result_id)")
 
 
 class PerformanceOut(BaseModel):
@@ -581,8 +583,9 @@ def _query_parameter_names(dependant) -> set[str]:
 
 
 async def reject_unknown_query_parameters(request: Request) -> None:
-    """422 for a query parameter the endpoint does not take: `GET /performance?model=bert` (for model_name)
-    returned every row unfiltered, as if the filter had matched them all."""
+    """422 for a query parameter the endpoint does not take, or one given empty: `GET
+    /performance?model=bert` (for model_name) returned every row unfiltered, as if the filter had matched them
+    all, and so did `?model_name=`."""
     if not request.query_params:
         return
     route = request.scope.get("route")
@@ -596,6 +599,14 @@ async def reject_unknown_query_parameters(request: Request) -> None:
             {"type": "extra_forbidden", "loc": ("query", name), "input": request.query_params.get(name),
              "msg": "unknown query parameter; this endpoint takes " + (", ".join(sorted(allowed)) or "none")}
             for name in unknown])
+    # `?model_name=` (a form field left blank, an unset shell variable) read as no filter and returned every
+    # row; a client that meant no filter leaves the parameter out
+    empty = sorted({name for name, value in request.query_params.multi_items() if not value.strip()})
+    if empty:
+        raise RequestValidationError([
+            {"type": "empty_value", "loc": ("query", name), "input": request.query_params.get(name),
+             "msg": "the value is empty; give the value to match, or leave the parameter out to not filter on it"}
+            for name in empty])
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -908,7 +919,12 @@ def create_app(settings: ServerSettings | None = None, api: BenchmarkDBAPI | Non
         # take tens of milliseconds
         records, positions = await run_in_threadpool(batch_records, api, await request.body())
         ids = await writer.write(records) if records else []
-        return _json_response({"stored": len(positions), "result_ids": [ids[p] for p in positions]},
+        result_ids = [ids[p] for p in positions]
+        # two results of one named run with the same configuration share a result_id, and the later one
+        # replaces the earlier as a resend would: say so rather than count rows that were not kept
+        last = {result_id: index for index, result_id in enumerate(result_ids)}
+        replaced = [index for index, result_id in enumerate(result_ids) if last[result_id] != index]
+        return _json_response({"stored": len(last), "result_ids": result_ids, "replaced": replaced},
                               status_code=201)
 
     @app.get("/performance", response_model=PerformancePage, tags=["performance"], responses=_ERRORS)
