@@ -99,9 +99,10 @@ def convert(db_path, inputs, *, consolidate=False, categories=None, parquet_dir=
 
 def run(args) -> int:
     from benchmark_db.cli import resolve_format
-    from benchmark_db.ingest import render_summary, write_report
+    from benchmark_db.ingest import check_report, render_summary, write_report
     from benchmark_db.output import render
 
+    check_report(args.report)
     summary, exported = convert(args.db, args.input_dir + args.input_file, consolidate=args.consolidate,
                                 categories=args.categories, parquet_dir=args.parquet_dir, dry_run=args.dry_run,
                                 parallel=args.parallel, batch_size=args.batch_size, force=args.force,

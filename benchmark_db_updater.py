@@ -92,7 +92,7 @@ def _new_results_under_processed_names(conn, root, files):
     return out
 
 
-def check_args(input_files, scan_dirs, auto_store, incremental=False) -> None:
+def check_args(input_files, scan_dirs, auto_store, incremental=False, auto_store_dir=None) -> None:
     """The usage errors, raised before the database is opened: a mistyped path must not create or upgrade
     one. (A missing --auto-store-dir is only a warning: runners create it when they first leave a file.)"""
     from benchmark_db.errors import UsageError
@@ -104,6 +104,17 @@ def check_args(input_files, scan_dirs, auto_store, incremental=False) -> None:
         raise UsageError("--incremental applies to --scan-dir only",
                          "leave it out: --input-file and --auto-store always skip files that have not changed")
     check_inputs(list(input_files) + list(scan_dirs))
+    if auto_store and auto_store_dir is not None:
+        from pathlib import Path
+
+        folder = Path(auto_store_dir)
+        if folder.exists() and not folder.is_dir():
+            raise UsageError(f"--auto-store-dir {auto_store_dir} is a file, not a folder",
+                             "pass the folder runners write to (--output-dir of --no-db-store), or use --input-file")
+        if folder.resolve().name == PROCESSED:
+            # its files were ingested already: taking them again moves them one processed/ deeper each run
+            raise UsageError(f"--auto-store-dir {auto_store_dir} is a {PROCESSED}/ folder, where ingested files go",
+                             f"pass the folder above it ({folder.resolve().parent})")
 
 
 def _add_part(summary, part) -> None:
@@ -125,7 +136,7 @@ def update(db, *, input_files=(), scan_dirs=(), incremental=False, auto_store=Fa
 
     from benchmark_db.ingest import DEFAULT_BATCH_SIZE, Ingestor, IngestSummary, discover_files
 
-    check_args(input_files, scan_dirs, auto_store, incremental)
+    check_args(input_files, scan_dirs, auto_store, incremental, auto_store_dir)
     options = dict(parallel=parallel, batch_size=batch_size or DEFAULT_BATCH_SIZE, dry_run=dry_run, quiet=quiet,
                    progress_desc="update")
     summary = IngestSummary(dry_run=dry_run)
@@ -159,13 +170,14 @@ def update(db, *, input_files=(), scan_dirs=(), incremental=False, auto_store=Fa
 def run(args) -> int:
     from benchmark_db.cli import resolve_format
     from benchmark_db.connection import resolve_db_path
-    from benchmark_db.ingest import dry_run_database, render_summary, warn_outdated, write_report
+    from benchmark_db.ingest import check_report, dry_run_database, render_summary, warn_outdated, write_report
     from benchmark_db_models import BenchmarkDB
 
     kwargs = dict(input_files=args.input_file, scan_dirs=args.scan_dir, incremental=args.incremental,
                   auto_store=args.auto_store, auto_store_dir=args.auto_store_dir, parallel=args.parallel,
                   batch_size=args.batch_size, force=args.force, dry_run=args.dry_run, quiet=args.quiet)
-    check_args(args.input_file, args.scan_dir, args.auto_store, args.incremental)
+    check_args(args.input_file, args.scan_dir, args.auto_store, args.incremental, args.auto_store_dir)
+    check_report(args.report)
     path = resolve_db_path(args.db)
     if args.dry_run:
         with dry_run_database(path, args.lock_timeout) as db:

@@ -26,7 +26,9 @@ except ImportError:  # pragma: no cover - orjson is in requirements
 # again every file that an earlier version converted (its rows are rebuilt, as with --force), so a database
 # never keeps rows the current code would not write. tests/test_converter_version.py holds a digest of what
 # this version makes of the legacy and foreign corpora and fails until the number moves with the output.
-CONVERTER_VERSION = 2  # 2: rows of undated documents keep created_at NULL (1 gave them the ingest time)
+CONVERTER_VERSION = 3  # 2: rows of undated documents keep created_at NULL (1 gave them the ingest time)
+# 3: ambiguous dd/mm or mm/dd dates are NULL (2 read them day first), nanosecond epochs are read, UTF-16/32
+# without a byte-order mark is read, hardware fields of the wrong type are dropped, long skip reasons are cut
 
 KINDS = ("performance", "hardware", "compatibility", "integration", "web_platform", "runner", "optimum_benchmark",
          "pytest_benchmark", "no_result", "unknown", "invalid")
@@ -61,6 +63,10 @@ def parse_document(text: str | bytes):
 _UTF16_32_BOMS = (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff", b"\xff\xfe", b"\xfe\xff")
 
 
+_NUL_PATTERNS = {(True, True, True, False): "utf-32-be", (False, True, True, True): "utf-32-le",
+                 (True, False, True, False): "utf-16-be", (False, True, False, True): "utf-16-le"}
+
+
 def _parse(text: str | bytes):
     """(value, strict): strict when orjson read it, so it holds no NaN/Infinity."""
     if isinstance(text, (bytes, bytearray, memoryview)):
@@ -74,6 +80,15 @@ def _parse(text: str | bytes):
             except UnicodeDecodeError as exc:
                 raise ValueError(f"not {encoding.upper()} text after its byte-order mark: byte {exc.start}") \
                     from None
+        elif len(data) >= 4 and b"\x00" in data[:4] and data[:4].count(b"\x00") < 4:
+            # UTF-16/32 without a byte-order mark: JSON text starts with an ASCII character, so the pattern of
+            # zero bytes among the first four names the encoding (RFC 4627, section 3)
+            encoding = _NUL_PATTERNS.get(tuple(b == 0 for b in data[:4]))
+            if encoding is not None:
+                try:
+                    return _parse(data.decode(encoding))
+                except UnicodeDecodeError as exc:
+                    raise ValueError(f"not {encoding.upper()} text: byte {exc.start}") from None
         if _orjson is not None:
             try:
                 return _orjson.loads(data), True

@@ -350,6 +350,7 @@ def _prepare_chunk(files: list[InputFile]) -> _Chunk:
     if _WorkerState.fact_columns is None:  # a dry run: the records stay as they are, nothing is written
         return chunk
     facts: dict[str, list] = {}  # table -> [(file index, record)]
+    unstorable: dict[int, str] = {}  # file index -> why its rows cannot be stored
     for index, prepared in enumerate(chunk.files):
         conversion = prepared.conversion
         if not prepared.rows_by_table:
@@ -361,10 +362,14 @@ def _prepare_chunk(files: list[InputFile]) -> _Chunk:
             else:
                 dimensions.append(record)
         conversion.records = dimensions
+        # the writer inserts the dimension rows of a whole batch at once: a value of the wrong type (a reader
+        # passing a number where text belongs) would fail that insert, and so every run, for every file of it
+        why = _unstorable_dimension(dimensions)
+        if why:
+            unstorable[index] = why
     # a row whose document gives no time keeps created_at NULL: the time of this ingest is not when it was
     # measured, and would put years-old results into every "last N days" window and trend
     now = None
-    unstorable: dict[int, str] = {}  # file index -> why its rows cannot be stored
     for table, rows in facts.items():
         try:
             built = _fact_table(table, rows, now)
@@ -389,6 +394,24 @@ def _prepare_chunk(files: list[InputFile]) -> _Chunk:
 
 
 _DIMENSION_TABLES = {"models": "model_id", "hardware_platforms": "hardware_id"}
+_STORABLE = {"str": (str,), "float": (int, float), "int": (int,), "bool": (bool, int)}
+_field_checks: dict[type, list[tuple[str, tuple, str]]] = {}
+
+
+def _unstorable_dimension(records: list) -> str | None:
+    """Why one of these dimension records (models, hardware, the run) cannot be inserted, or None."""
+    for record in records:
+        checks = _field_checks.get(type(record))
+        if checks is None:
+            checks = _field_checks[type(record)] = [
+                (f.name, _STORABLE[base], base) for f in dataclasses.fields(record)
+                if isinstance(f.type, str) and (base := f.type.replace("| None", "").strip()) in _STORABLE]
+        for name, types, base in checks:
+            value = getattr(record, name)
+            if value is not None and not isinstance(value, types):
+                return (f"a row of {record.TABLE} cannot be stored: its {name} is {type(value).__name__} "
+                        f"{repr(value)[:60]}, not {base}")
+    return None
 
 
 def _fact_table(table: str, rows: list, now):
@@ -425,6 +448,9 @@ def _chunk_stream(files: list[InputFile], parallel: int, initargs: tuple, chunk_
         return
     import multiprocessing
 
+    # no more workers than chunks to give them, nor many more than the machine has cores: each is a spawned
+    # interpreter that imports the converter, so `--parallel 1000` must not start a thousand of them
+    parallel = min(parallel, len(chunks), 4 * (os.cpu_count() or 1))
     # spawn, not fork: the parent holds DuckDB's threads, and forking a threaded process can deadlock
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(parallel, initializer=_init_worker_process, initargs=initargs) as pool:
@@ -1089,6 +1115,11 @@ def _apply_action(action: str | None, file: InputFile, outcome: FileOutcome, arc
     source = Path(file.real_path)
     if not source.exists():
         return
+    if outcome.sha256 and not os.path.islink(source) and not _same_content(source, outcome.sha256):
+        # written to since it was read: its new content is in no row yet, so it stays for the next run
+        log.warning("did not %s %s: it changed after it was read (its new content is not stored yet; the next "
+                    "run ingests it)", action, source)
+        return
     try:
         if action == "archive" and archive_to:
             target = Path(archive_to)
@@ -1173,12 +1204,20 @@ def parse_categories(values: Iterable[str] | None) -> list[str]:
 
 
 def parse_list(values: Iterable[str] | str | None) -> list[str]:
-    """A comma list (or several of them) as a list of non-empty items."""
+    """A comma list (or several of them) as a list of non-empty items. A value that names an existing path as
+    it stands is one item: a file called `a,b.json` or ` a.json` is not split or trimmed away."""
     if values is None:
         return []
     if isinstance(values, str):
         values = [values]
-    return [v.strip() for value in values for v in str(value).split(",") if v.strip()]
+    items = []
+    for value in map(str, values):
+        if "," in value or value != value.strip():
+            if os.path.lexists(value):
+                items.append(value)
+                continue
+        items.extend(v if os.path.lexists(v) else v.strip() for v in value.split(",") if v.strip())
+    return items
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1194,6 +1233,21 @@ def _report_path(text: str) -> str:
     if suffix and suffix not in (".json", ".md", ".markdown"):
         raise argparse.ArgumentTypeError(f"{text} is not a .json or .md file (the report is JSON or Markdown)")
     return text
+
+
+def check_report(path: str | None) -> None:
+    """A usage error, before any work, for a --report that cannot be written: a folder, or a path under a file
+    (a missing folder is created). Found out after the run, it came after all the work."""
+    if not path:
+        return
+    if os.path.isdir(path):
+        raise UsageError(f"--report {path} is a folder", "pass a file name, e.g. report.md or report.json")
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise UsageError(f"cannot write the report {path}: {folder} is a file, not a folder",
+                         "pass --report a path in a writable folder")
 
 
 def add_ingest_options(parser, *, actions: bool = True) -> None:

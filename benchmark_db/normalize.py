@@ -125,12 +125,14 @@ def _parse_timestamp_text(value: str) -> dt.datetime | None:
         parsed = dt.datetime.fromisoformat(iso)
     except ValueError:
         parsed = None
-        for fmt in ("%Y/%m/%d %H:%M:%S", "%d/%m/%Y %H:%M:%S", "%a %b %d %H:%M:%S %Y"):
+        for fmt in ("%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%a %b %d %H:%M:%S %Y"):
             try:
                 parsed = dt.datetime.strptime(text, fmt)
                 break
             except ValueError:
                 continue
+        if parsed is None:
+            parsed = _slashed_date(text)
         if parsed is None:
             return None
     if parsed.tzinfo is not None:
@@ -140,10 +142,36 @@ def _parse_timestamp_text(value: str) -> dt.datetime | None:
     return parsed
 
 
+_SLASHED_RE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})[ T](\d{1,2}):(\d\d)(?::(\d\d)(?:\.(\d{1,6}))?)?")
+
+
+def _slashed_date(text: str) -> dt.datetime | None:
+    """'13/02/2024 10:00' (day first) or '02/13/2024 10:00' (month first); None when both readings are
+    possible ('01/02/2024': 1 February or 2 January), rather than guessing one."""
+    match = _SLASHED_RE.fullmatch(text)
+    if not match:
+        return None
+    first, second, year, hour, minute, sec, frac = match.groups()
+    first, second = int(first), int(second)
+    if first > 12 >= second:
+        day, month = first, second
+    elif second > 12 >= first or first == second:
+        day, month = second, first
+    else:
+        return None
+    try:
+        return dt.datetime(int(year), month, day, int(hour), int(minute), int(sec or 0),
+                           int((frac or "0").ljust(6, "0")))
+    except ValueError:
+        return None
+
+
 def _from_epoch(seconds: float) -> dt.datetime | None:
     if not math.isfinite(seconds):
         return None
-    if seconds > _MAX_EPOCH_S * 1000:  # microseconds
+    if seconds > _MAX_EPOCH_S * 1_000_000:  # nanoseconds (time.time_ns(), perf counters' wall stamps)
+        seconds /= 1_000_000_000
+    elif seconds > _MAX_EPOCH_S * 1000:  # microseconds
         seconds /= 1_000_000
     elif seconds > _MAX_EPOCH_S:       # milliseconds
         seconds /= 1000
@@ -210,7 +238,7 @@ _MEMORY_FACTOR_MB = {"mb": 1.0, "mib": 1.0, "gb": 1024.0, "gib": 1024.0, "kb": 1
 
 def memory_to_mb(value, unit: str | None) -> float | None:
     f = to_float(value)
-    factor = _MEMORY_FACTOR_MB.get((unit or "").lower())
+    factor = _MEMORY_FACTOR_MB.get(unit.strip().lower()) if isinstance(unit, str) else None
     if f is None or factor is None:
         return None
     return f * factor

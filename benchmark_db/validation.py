@@ -7,7 +7,8 @@ throughput that disagrees with batch_size * 1000 / latency beyond a tolerance, a
 stored in seconds or microseconds, memory stored in bytes). `fix_problems(conn)` makes only fixes that lose
 nothing and need no judgement, all in one transaction, and returns one dict per fix:
 
-- latency recorded in seconds (or microseconds) where the row's own throughput proves it: scaled to ms;
+- latency recorded in seconds (or microseconds) where the row's own throughput proves it (and its total time
+  over its iterations does not give that latency in ms already): scaled to ms;
 - memory recorded in bytes (over a terabyte "MB"): scaled to MB;
 - a latency or throughput of exactly 0, which stands for "not measured": set to NULL;
 - a fact row whose model or hardware row is missing but whose own name says what it is: the row is added;
@@ -38,7 +39,12 @@ def _ratio_sql(factor: str) -> str:
 
 def _unit_case(tolerance: float) -> str:
     hi, lo = 1 + tolerance, 1 / (1 + tolerance)
-    return (f"CASE WHEN {_ratio_sql('1.0')} BETWEEN {lo} AND {hi} THEN 'seconds' "
+    # a row whose total time over its iterations gives its latency in ms proves the latency's unit: a
+    # throughput a thousand times off is then the wrong figure, and scaling the latency would corrupt it
+    timed = ("total_time_seconds > 0 AND iterations > 0 AND isfinite(total_time_seconds) AND "
+             f"total_time_seconds * 1000.0 / iterations / average_latency_ms BETWEEN {lo} AND {hi}")
+    return (f"CASE WHEN {timed} THEN NULL "
+            f"WHEN {_ratio_sql('1.0')} BETWEEN {lo} AND {hi} THEN 'seconds' "
             f"WHEN {_ratio_sql('1000000.0')} BETWEEN {lo} AND {hi} THEN 'microseconds' END")
 
 
@@ -116,6 +122,11 @@ def find_problems(conn, tolerance: float = DEFAULT_TOLERANCE) -> list[dict]:
         ("performance_results", "result_id", "sequence_length", "<= 0"),
         ("performance_results", "result_id", "iterations", "< 0"),
         ("performance_results", "result_id", "latency_stddev_ms", "< 0"),
+        ("performance_results", "result_id", "latency_p50_ms", "< 0"),
+        ("performance_results", "result_id", "latency_p90_ms", "< 0"),
+        ("performance_results", "result_id", "latency_p95_ms", "< 0"),
+        ("performance_results", "result_id", "latency_p99_ms", "< 0"),
+        ("performance_results", "result_id", "warmup_iterations", "< 0"),
         ("hardware_compatibility", "compatibility_id", "compatibility_score", "< 0"),
         ("integration_test_results", "test_result_id", "execution_time_seconds", "< 0"),
         ("web_platform_results", "result_id", "load_time_ms", "< 0"),

@@ -305,8 +305,8 @@ class Builder:
             self.conversions.append(text)
 
     def drop(self, pointer: str, reason: str) -> None:
-        if len(self.dropped) < 500:
-            self.dropped.append({"pointer": pointer, "reason": reason})
+        if len(self.dropped) < 500:  # a reason quotes the document: a pointer or value may be huge
+            self.dropped.append({"pointer": pointer[:200], "reason": reason[:400]})
 
     def time_of(self, *values) -> dt.datetime | None:
         for value in values:
@@ -356,9 +356,12 @@ class Builder:
             self.hardware[key] = record
         if platform is not None or platform_version is not None or driver_version is not None \
                 or memory_gb is not None or compute_units is not None:  # the usual call: only the id is wanted
-            for attr, value in (("platform", platform), ("platform_version", platform_version),
-                                ("driver_version", driver_version), ("memory_gb", memory_gb),
-                                ("compute_units", compute_units)):
+            # the readers pass what the document says: a number or a list where text belongs must not reach
+            # the database (one such value failed the whole batch's insert)
+            for attr, value in (("platform", text_or_none(platform, 200)),
+                                ("platform_version", text_or_none(platform_version, 200)),
+                                ("driver_version", text_or_none(driver_version, 200)),
+                                ("memory_gb", positive(memory_gb)), ("compute_units", to_int(compute_units))):
                 if value is not None and getattr(record, attr) is None:
                     setattr(record, attr, value)
         if metadata:
@@ -384,11 +387,15 @@ class Builder:
         """Add one performance row if it has a model, a hardware type and a positive measurement."""
         model_name = clean_model_name(model)
         if model_name is None:
-            self.drop(pointer, "no model name" if not model else f"placeholder model name {model!r}")
+            if isinstance(model, str) and len(model) > 300:
+                why = f"model name of {len(model)} characters (at most 300): {model[:60]!r}..."
+            else:
+                why = "no model name" if not model else f"placeholder model name {str(model)[:100]!r}"
+            self.drop(pointer, why)
             return False
         hardware_type = known_hardware(hardware) if isinstance(hardware, str) else None
         if hardware_type is None:
-            self.drop(pointer, "no hardware type" if not hardware else f"unknown hardware {hardware!r}")
+            self.drop(pointer, "no hardware type" if not hardware else f"unknown hardware {str(hardware)[:100]!r}")
             return False
         for key in ("average_latency_ms", "throughput_items_per_second", "latency_p50_ms", "latency_p90_ms",
                     "latency_p95_ms", "latency_p99_ms", "memory_peak_mb", "total_time_seconds"):
@@ -506,14 +513,19 @@ def _decide_unit(b: Builder, pointer: str, key: str, stated: str | None, value: 
     """The unit of a latency figure: the key's own, else the one that agrees with throughput, else seconds."""
     if stated:
         return stated
-    if throughput:
-        items = batch or 1
-        err_s = abs(math.log((items / value) / throughput)) if value > 0 else math.inf
-        err_ms = abs(math.log((items * 1000 / value) / throughput)) if value > 0 else math.inf
+    if throughput and throughput > 0 and math.isfinite(throughput):  # a negative one is no evidence (log < 0)
+        items = batch if batch and batch > 0 else 1
+        err_s, err_ms = _log_error(items / value / throughput if value > 0 else 0.0), \
+            _log_error(items * 1000 / value / throughput if value > 0 else 0.0)
         if min(err_s, err_ms) < math.log(3):
             return "s" if err_s <= err_ms else "ms"
     b.note(f"latency unit not stated, seconds assumed ({key})")
     return "s"
+
+
+def _log_error(ratio: float) -> float:
+    """How far a ratio is from 1, in log terms; infinite for one that under- or overflowed (a latency of 1e308)."""
+    return abs(math.log(ratio)) if 0 < ratio < math.inf else math.inf
 
 
 _INF = math.inf
