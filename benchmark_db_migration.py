@@ -117,20 +117,23 @@ def migrate_artifacts(db, artifacts_dir, *, ingest_options: dict) -> tuple[objec
         if ingest_options.get("dry_run"):
             merged.append({"artifact": key, "status": "would merge", "rows_added": None})
             continue
-        try:
-            added = merge_parquet(conn, path) if kind == "parquet_artifact" else merge_database(conn, path)
-            status, reason = "ingested", None
-        except Exception as exc:  # a broken artifact is reported, never stops the others
-            hint = getattr(exc, "hint", None)
-            added, status, reason = {}, "failed", f"cannot merge: {one_line(exc)}" + (f"; {hint}" if hint else "")
-        # the merge committed; the log row follows (a re-merge after a crash adds nothing)
-        with transaction(conn):
+        def log_artifact(added, status="ingested", reason=None, key=key, sha=sha, path=path, kind=kind):
             conn.execute("DELETE FROM ingested_files WHERE path = ?", [key])
             conn.execute(
                 "INSERT INTO ingested_files (path, sha256, size_bytes, kind, status, reason, rows, "
                 "rows_by_table, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, now() AT TIME ZONE 'UTC')",
                 [key, sha, path.stat().st_size, kind, status, reason, sum(added.values()),
                  json.dumps(added, sort_keys=True) if added else None])
+
+        try:  # the log row commits with the merged rows: a re-run after a kill finds both or neither
+            merge = merge_parquet if kind == "parquet_artifact" else merge_database
+            added = merge(conn, path, then=log_artifact)
+            status, reason = "ingested", None
+        except Exception as exc:  # a broken artifact is reported, never stops the others
+            hint = getattr(exc, "hint", None)
+            added, status, reason = {}, "failed", f"cannot merge: {one_line(exc)}" + (f"; {hint}" if hint else "")
+            with transaction(conn):
+                log_artifact(added, status, reason)
         merged.append({"artifact": key, "status": status, "rows_added": sum(added.values()),
                        "reason": reason or ", ".join(f"{t}={n}" for t, n in sorted(added.items()) if n)})
     return summary, merged
@@ -142,8 +145,9 @@ def check_args(args) -> None:
     from pathlib import Path
 
     from benchmark_db.errors import UsageError
-    from benchmark_db.ingest import check_inputs, parse_categories, parse_list
+    from benchmark_db.ingest import check_inputs, check_report, parse_categories, parse_list
 
+    check_report(getattr(args, "report", None))
     inputs = parse_list(args.input_dirs) + parse_list(args.input_files)
     if args.migrate_ci and not args.artifacts_dir:
         raise UsageError("--migrate-ci needs --artifacts-dir", "name the folder that holds the CI artifacts")
@@ -152,6 +156,16 @@ def check_args(args) -> None:
         raise UsageError("nothing to do", "pass --migrate-all, --input-dirs, --input-files, --migrate-ci, "
                                           "--reconvert, --validate or --fix-inconsistencies")
     check_inputs(inputs)
+    if args.action == "archive" and args.archive_dir:
+        import os
+
+        archive = os.path.realpath(args.archive_dir)
+        for raw in inputs:
+            real = os.path.realpath(raw)
+            if real == archive or real.startswith(archive + os.sep):
+                # the run leaves out what lies in the archive folder: this input would pass for "nothing new"
+                raise UsageError(f"input {raw} is inside the archive folder {args.archive_dir}, whose files "
+                                 "this run does not read", "pass an --archive-dir outside the input folders")
     if args.migrate_ci and not Path(args.artifacts_dir).is_dir():
         raise UsageError(f"artifacts folder {args.artifacts_dir} does not exist", "pass --artifacts-dir DIR")
     parse_categories(args.categories)

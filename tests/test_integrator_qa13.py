@@ -125,3 +125,29 @@ def test_more_json_artifacts_than_one_ingest_batch_are_ingested_and_tagged(tmp_p
             DEFAULT_BATCH_SIZE + 3, DEFAULT_BATCH_SIZE + 3)
     finally:
         conn.close()
+
+
+@pytest.mark.slow
+def test_migrate_ci_killed_right_after_a_merge_logs_what_an_uninterrupted_run_logs(sample_db_path, tmp_path):
+    """`benchmark_db_migration.py --migrate-ci` committed a merge and then its log row apart: killed in
+    between, the re-run found every row present and logged the artifact with rows=0."""
+    states = {}
+    for name, killed_at in (("plain", None), ("killed", "benchmark_db.merge:merge_database")):
+        root = tmp_path / name
+        (root / "art").mkdir(parents=True)
+        shutil.copyfile(sample_db_path, root / "art" / "job1.duckdb")
+        args = ["--migrate-ci", "--artifacts-dir", root / "art", "--db", root / "db.duckdb", "--quiet"]
+        if killed_at:
+            killed = run_killed("benchmark_db_migration", args, killed_at, when="after")
+            assert killed.returncode == -9, killed.stderr
+            assert_intact(root / "db.duckdb")
+        done = run_plain("benchmark_db_migration", args)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+        states[name] = _state(root / "db.duckdb", root)
+    assert states["killed"] == states["plain"]
+    conn = duckdb.connect(str(tmp_path / "killed" / "db.duckdb"), read_only=True)
+    try:
+        assert conn.execute("SELECT status, rows > 0 FROM ingested_files WHERE path LIKE '%job1.duckdb'").fetchall() \
+            == [("ingested", True)]
+    finally:
+        conn.close()
