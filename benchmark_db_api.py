@@ -622,6 +622,10 @@ class RecordBuilder:
     def mark_session_written(self) -> None:
         self._session_written = True
 
+    def forget_session_written(self) -> None:
+        """After a rollback: the session run is written again with the next store (a rewrite replaces it)."""
+        self._session_written = False
+
     # -- runs ----------------------------------------------------------------------------------------
     def run_for(self, values: dict, kind: str, run_name_field: str) -> tuple[int, bool, list]:
         """(run_id, explicit, records to write) for one store call."""
@@ -1127,13 +1131,7 @@ class BenchmarkDBAPI:
         their ids in order, one per row of a batch. `started` (time.monotonic()) is when the caller began to
         wait, from which the lock timeout counts (default: now)."""
         with self.db.connection(started) as conn:
-            if self._orm_generation != self.db.generation or self._orm is None:
-                # a new open: the file may have changed meanwhile, so forget what was known about it
-                self._orm = BenchmarkDB(conn=conn)
-                self._orm_generation = self.db.generation
-                self._known_dimensions.clear()
-                self._known_runs.clear()
-                self._threads = conn.execute("SELECT current_setting('threads')").fetchone()[0]
+            self._orm_for(conn)
             for record in records:
                 if type(record) is TestRuns and getattr(record, "_given", None) is not None:
                     _keep_stored_run(conn, record)
@@ -1180,6 +1178,31 @@ class BenchmarkDBAPI:
                 if record.TABLE == "test_runs" and record.run_id == self.records.session_run_id:
                     self.records.mark_session_written()
         return ids
+
+    def _orm_for(self, conn) -> BenchmarkDB:
+        if self._orm_generation != self.db.generation or self._orm is None:
+            # a new open: the file may have changed meanwhile, so forget what was known about it
+            self._orm = BenchmarkDB(conn=conn)
+            self._orm_generation = self.db.generation
+            self._known_dimensions.clear()
+            self._known_runs.clear()
+            self._threads = conn.execute("SELECT current_setting('threads')").fetchone()[0]
+        return self._orm
+
+    @contextlib.contextmanager
+    def transaction(self, started: float | None = None):
+        """The connection inside one transaction: the `write_records` calls and the caller's own statements in
+        the block commit together or not at all (the REST server stores an idempotency key with its rows)."""
+        with self.db.connection(started) as conn:
+            try:
+                with self._orm_for(conn).transaction():
+                    yield conn
+            except BaseException:
+                # what the block's writes noted as stored was rolled back with them
+                self._known_dimensions.clear()
+                self._known_runs.clear()
+                self.records.forget_session_written()
+                raise
 
     def store_performance_result(self, model_name: str, hardware_type: str, device_name: str | None = None,
                                  batch_size: int | None = 1, precision: str | None = None,

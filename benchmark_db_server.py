@@ -11,7 +11,9 @@ is always a 4xx.
 Writes need `Authorization: Bearer $BENCHMARK_DB_API_TOKEN` when that variable is set. All writes go through
 one writer thread that commits whatever requests are waiting in one transaction (group commit), so many
 clients writing at once lose nothing and share the cost of a commit; a request answers 201 only after its
-commit. The write endpoints are async and await that commit on the event loop (no worker thread per
+commit. A write sent with an `Idempotency-Key` header is stored once: its key, body hash and answer are
+written in the same transaction as its rows, and a resend within 24 h gets that answer again (see
+WriteQueue._write_keyed). The write endpoints are async and await that commit on the event loop (no worker thread per
 waiting request); POST /performance/batch validates its raw body in one pass of pydantic's JSON parser and
 hands the rows to the ORM as columns (benchmark_db_models.RecordColumns). The database file is held only
 while busy (benchmark_db_api.SharedConnection), so the CLI tools work on it while the server runs.
@@ -23,6 +25,7 @@ import base64
 import concurrent.futures
 import datetime as dt
 import decimal
+import hashlib
 import json
 import logging
 import math
@@ -31,13 +34,14 @@ import secrets
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, NotRequired, Required
 
 import duckdb
 import orjson
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -67,7 +71,7 @@ from benchmark_db.errors import (
 )
 from benchmark_db.readonly_sql import MAX_SQL_CHARS, QueryRefused
 from benchmark_db_api import BenchmarkDBAPI
-from benchmark_db_models import record_count
+from benchmark_db_models import record_count, utc_now
 
 log = logging.getLogger("benchmark_db.server")
 API_VERSION = "1.0.0"
@@ -75,6 +79,7 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 MAX_BATCH = 100_000
 INT32 = 2**31 - 1
 INT63 = 2**63 - 1
+IDEMPOTENCY_TTL_S = 24 * 3600  # how long a write's Idempotency-Key is remembered (Stripe keeps keys for 24 h)
 
 
 @dataclass
@@ -87,6 +92,7 @@ class ServerSettings:
     max_hold: float = api_module.DEFAULT_MAX_HOLD_S
     query_max_rows: int | None = None
     query_timeout_s: float | None = None
+    idempotency_ttl_s: float = IDEMPOTENCY_TTL_S
 
 
 # -- request models (the Python API's field names) ------------------------------------------------------
@@ -640,11 +646,21 @@ def install_error_handlers(app: FastAPI) -> None:
 # -- the single writer ----------------------------------------------------------------------------------
 
 @dataclass
+class Idempotent:
+    """A write sent with an Idempotency-Key header: what identifies it, and how to answer it from its ids."""
+    key: str
+    endpoint: str  # "POST /performance"
+    body_sha256: str
+    respond: Callable[[list[int]], dict]  # the 201 answer's JSON from the ids written
+
+
+@dataclass
 class _WriteJob:
     records: list
     future: concurrent.futures.Future
     size: int  # ids the records yield (a RecordColumns batch yields one per row)
     queued: float = field(default_factory=time.monotonic)  # its lock timeout counts from here
+    once: Idempotent | None = None  # its result is then (status, JSON, replayed) instead of the ids
 
 
 class WriteQueue:
@@ -655,17 +671,19 @@ class WriteQueue:
     If a combined transaction fails, each job is retried alone so one bad request fails only itself.
     """
 
-    def __init__(self, api: BenchmarkDBAPI, max_records: int = 200_000):
+    def __init__(self, api: BenchmarkDBAPI, max_records: int = 200_000,
+                 idempotency_ttl_s: float = IDEMPOTENCY_TTL_S):
         self.api = api
         self.max_records = max_records
+        self.idempotency_ttl_s = idempotency_ttl_s
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self.commits = 0
 
-    def _put(self, records: list) -> concurrent.futures.Future:
+    def _put(self, records: list, once: Idempotent | None = None) -> concurrent.futures.Future:
         self._ensure_started()
-        job = _WriteJob(records, concurrent.futures.Future(), record_count(records))
+        job = _WriteJob(records, concurrent.futures.Future(), record_count(records), once=once)
         self._queue.put(job)
         return job.future
 
@@ -676,6 +694,11 @@ class WriteQueue:
     async def write(self, records: list) -> list[int]:
         """`submit` for the event loop: waits for the commit without blocking the loop or a thread."""
         return await asyncio.wrap_future(self._put(records))
+
+    async def write_once(self, records: list, once: Idempotent) -> tuple[int, dict, bool]:
+        """`write` of a request with an Idempotency-Key: (status, JSON, replayed). A key already stored answers
+        its first answer again without writing; a key stored for another body answers 422."""
+        return await asyncio.wrap_future(self._put(records, once))
 
     def _ensure_started(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -716,9 +739,16 @@ class WriteQueue:
                 return
 
     def _write(self, jobs: list[_WriteJob]) -> None:
-        records = [r for job in jobs for r in job.records]
+        started = min(job.queued for job in jobs)
         try:
-            ids = self.api.write_records(records, started=min(job.queued for job in jobs))
+            if any(job.once for job in jobs):
+                results = self._write_keyed(jobs, started)
+            else:
+                ids = self.api.write_records([r for job in jobs for r in job.records], started=started)
+                results, start = [], 0
+                for job in jobs:
+                    results.append(ids[start:start + job.size])
+                    start += job.size
             self.commits += 1
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting request
             # a database that cannot be opened (locked past the timeout, missing, newer) fails every job alike:
@@ -730,10 +760,51 @@ class WriteQueue:
             for job in jobs:
                 job.future.set_exception(exc)
             return
-        start = 0
-        for job in jobs:
-            job.future.set_result(ids[start:start + job.size])
-            start += job.size
+        for job, result in zip(jobs, results, strict=True):
+            job.future.set_result(result)
+
+    def _write_keyed(self, jobs: list[_WriteJob], started: float) -> list:
+        """Write jobs some of which carry an Idempotency-Key, in one transaction: each key row commits with the
+        rows it answers for, so a crash leaves both or neither. The key is looked up inside that transaction,
+        and this thread is the server's only writer, so a resend that arrives while the first request is still
+        queued or being written finds the first one's key (in this group or an earlier one) and writes nothing."""
+        now = utc_now()
+        cutoff = now - dt.timedelta(seconds=self.idempotency_ttl_s)
+        results: dict[int, Any] = {}
+        with self.api.transaction(started) as conn:
+            # the table grows only by keyed writes, and each one drops the expired keys: it holds about a TTL's worth
+            conn.execute("DELETE FROM api_idempotency_keys WHERE created_at <= ?", [cutoff])
+            plain = [job for job in jobs if job.once is None]
+            if plain:
+                ids = self.api.write_records([r for job in plain for r in job.records])
+                start = 0
+                for job in plain:
+                    results[id(job)] = ids[start:start + job.size]
+                    start += job.size
+            for job in jobs:
+                if job.once is not None:
+                    results[id(job)] = self._write_once(conn, job, now, cutoff)
+        return [results[id(job)] for job in jobs]
+
+    def _write_once(self, conn, job: _WriteJob, now: dt.datetime, cutoff: dt.datetime) -> tuple[int, dict, bool]:
+        once = job.once
+        stored = conn.execute(
+            "SELECT endpoint, body_sha256, status_code, response FROM api_idempotency_keys "
+            "WHERE idempotency_key = ? AND created_at > ? ORDER BY created_at LIMIT 1", [once.key, cutoff]).fetchone()
+        if stored is not None:
+            endpoint, body_sha256, status, response = stored
+            if (endpoint, body_sha256) == (once.endpoint, once.body_sha256):
+                return status, orjson.loads(response), True
+            return 422, {"error": {
+                "code": "idempotency_key_reused",
+                "message": f"the Idempotency-Key was already used for a different request (to {endpoint}); send "
+                           "a new key with a new request, or resend the first request unchanged",
+                "details": {"field": "Idempotency-Key", "endpoint": endpoint}}}, False
+        content = once.respond(self.api.write_records(job.records) if job.records else [])
+        conn.execute("INSERT INTO api_idempotency_keys (idempotency_key, endpoint, body_sha256, status_code, response, "
+                     "created_at) VALUES (?, ?, ?, 201, ?, ?)",
+                     [once.key, once.endpoint, once.body_sha256, orjson.dumps(content).decode(), now])
+        return 201, content, False
 
 
 class BodyLimit:
@@ -824,7 +895,8 @@ def create_app(settings: ServerSettings | None = None, api: BenchmarkDBAPI | Non
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "Content-Type"])
+                           allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+                           expose_headers=["Idempotent-Replayed"])
 
     app.add_middleware(BodyLimit)
 
@@ -841,7 +913,7 @@ def create_app(settings: ServerSettings | None = None, api: BenchmarkDBAPI | Non
     async def get_writer(api: BenchmarkDBAPI = Depends(get_api)) -> WriteQueue:
         with writers_lock:
             if id(api) not in writers:
-                writers[id(api)] = WriteQueue(api)
+                writers[id(api)] = WriteQueue(api, idempotency_ttl_s=app.state.settings.idempotency_ttl_s)
             return writers[id(api)]
 
     async def require_token(credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
@@ -864,6 +936,12 @@ def create_app(settings: ServerSettings | None = None, api: BenchmarkDBAPI | Non
     Since = Annotated[dt.datetime | None, Query(description="created at or after (ISO 8601)")]
     Until = Annotated[dt.datetime | None, Query(description="created before (ISO 8601)")]
     write_deps = [Depends(require_token), Depends(require_json_body)]
+    # the IETF draft "The Idempotency-Key HTTP Header Field" and Stripe: a client that resends a write after a
+    # dropped connection sends the same key, and gets the first answer instead of a second copy of its rows
+    IdempotencyKey = Annotated[str | None, Header(
+        alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[\x20-\x7e]+$",
+        description="1-255 printable ASCII characters, new for each write: a resend with the same key and body "
+                    "within 24 h gets the first answer again (header Idempotent-Replayed: true), stored once")]
 
     def page(api: BenchmarkDBAPI, sql_params, limit: int, offset: int) -> Response:
         """One page of a list endpoint. Its query was built with peek=True: a row beyond `limit` says that
@@ -874,11 +952,22 @@ def create_app(settings: ServerSettings | None = None, api: BenchmarkDBAPI | Non
         return _json_response({"items": items, "limit": limit, "offset": offset, "count": len(items),
                                "next_offset": offset + limit if more else None})
 
-    async def store(writer: WriteQueue, builder, body: BaseModel) -> Response:
+    async def answer(writer: WriteQueue, records: list, respond, request: Request, key: str | None) -> Response:
+        """201 with `respond(ids)` once `records` are committed; with an Idempotency-Key, a resend's first answer."""
+        if key is None:
+            return _json_response(respond(await writer.write(records) if records else []), status_code=201)
+        endpoint = f"POST {request.scope['route'].path}"
+        once = Idempotent(key, endpoint, hashlib.sha256(await request.body()).hexdigest(), respond)
+        status, content, replayed = await writer.write_once(records, once)
+        response = _json_response(content, status_code=status)
+        if replayed:
+            response.headers["Idempotent-Replayed"] = "true"
+        return response
+
+    async def store(writer: WriteQueue, builder, body: BaseModel, request: Request, key: str | None) -> Response:
         records = builder(_given(body))  # plain Python of a few fields: cheaper here than a thread hop
-        ids = await writer.write(records)
-        result = records[-1]
-        return _json_response({"id": ids[-1], "run_id": getattr(result, "run_id", None)}, status_code=201)
+        run_id = getattr(records[-1], "run_id", None)
+        return await answer(writer, records, lambda ids: {"id": ids[-1], "run_id": run_id}, request, key)
 
     def batch_records(api: BenchmarkDBAPI, raw: bytes) -> tuple[list, list[int]]:
         try:
@@ -905,27 +994,30 @@ def create_app(settings: ServerSettings | None = None, api: BenchmarkDBAPI | Non
 
     @app.post("/performance", status_code=201, response_model=StoredOut, tags=["performance"],
               dependencies=write_deps, responses=_ERRORS)
-    async def post_performance(body: PerformanceIn, api: API, writer: Writer):
+    async def post_performance(body: PerformanceIn, api: API, writer: Writer, request: Request,
+                               key: IdempotencyKey = None):
         records, position = api.build_performance(_given(body))
-        ids = await writer.write(records)
-        return _json_response({"id": ids[position], "run_id": records[-1].columns["run_id"][0]}, status_code=201)
+        run_id = records[-1].columns["run_id"][0]
+        return await answer(writer, records, lambda ids: {"id": ids[position], "run_id": run_id}, request, key)
 
     @app.post("/performance/batch", status_code=201, response_model=BatchOut, tags=["performance"],
               dependencies=write_deps, responses=_ERRORS, openapi_extra={"requestBody": {
                   "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PerformanceBatchIn"}}},
                   "required": True}})
-    async def post_performance_batch(request: Request, api: API, writer: Writer):
+    async def post_performance_batch(request: Request, api: API, writer: Writer, key: IdempotencyKey = None):
         # the body is validated from its raw bytes (see _BATCH_ROWS), off the event loop: 10,000 rows
         # take tens of milliseconds
         records, positions = await run_in_threadpool(batch_records, api, await request.body())
-        ids = await writer.write(records) if records else []
-        result_ids = [ids[p] for p in positions]
-        # two results of one named run with the same configuration share a result_id, and the later one
-        # replaces the earlier as a resend would: say so rather than count rows that were not kept
-        last = {result_id: index for index, result_id in enumerate(result_ids)}
-        replaced = [index for index, result_id in enumerate(result_ids) if last[result_id] != index]
-        return _json_response({"stored": len(last), "result_ids": result_ids, "replaced": replaced},
-                              status_code=201)
+
+        def respond(ids: list[int]) -> dict:
+            result_ids = [ids[p] for p in positions]
+            # two results of one named run with the same configuration share a result_id, and the later one
+            # replaces the earlier as a resend would: say so rather than count rows that were not kept
+            last = {result_id: index for index, result_id in enumerate(result_ids)}
+            replaced = [index for index, result_id in enumerate(result_ids) if last[result_id] != index]
+            return {"stored": len(last), "result_ids": result_ids, "replaced": replaced}
+
+        return await answer(writer, records, respond, request, key)
 
     @app.get("/performance", response_model=PerformancePage, tags=["performance"], responses=_ERRORS)
     def get_performance(api: API, model_name: QText = None, hardware_type: QText = None,
@@ -944,8 +1036,9 @@ def create_app(settings: ServerSettings | None = None, api: BenchmarkDBAPI | Non
 
     @app.post("/compatibility", status_code=201, response_model=StoredOut, tags=["compatibility"],
               dependencies=write_deps, responses=_ERRORS)
-    async def post_compatibility(body: CompatibilityIn, api: API, writer: Writer):
-        return await store(writer, api.records.compatibility, body)
+    async def post_compatibility(body: CompatibilityIn, api: API, writer: Writer, request: Request,
+                                 key: IdempotencyKey = None):
+        return await store(writer, api.records.compatibility, body, request, key)
 
     @app.get("/compatibility", response_model=CompatibilityPage, tags=["compatibility"], responses=_ERRORS)
     def get_compatibility(api: API, model_name: QText = None, hardware_type: QText = None,
@@ -961,8 +1054,9 @@ def create_app(settings: ServerSettings | None = None, api: BenchmarkDBAPI | Non
 
     @app.post("/integration", status_code=201, response_model=StoredOut, tags=["integration"],
               dependencies=write_deps, responses=_ERRORS)
-    async def post_integration(body: IntegrationIn, api: API, writer: Writer):
-        return await store(writer, api.records.integration, body)
+    async def post_integration(body: IntegrationIn, api: API, writer: Writer, request: Request,
+                               key: IdempotencyKey = None):
+        return await store(writer, api.records.integration, body, request, key)
 
     @app.get("/integration", response_model=IntegrationPage, tags=["integration"], responses=_ERRORS)
     def get_integration(api: API, test_name: QText = None, test_module: QText = None, status: QText = None,

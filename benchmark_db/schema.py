@@ -349,7 +349,8 @@ ROW_KEYS = {"models": ("model_id",), "hardware_platforms": ("hardware_id",), "te
             "performance_results": ("result_id",), "hardware_compatibility": ("compatibility_id",),
             "integration_test_results": ("test_result_id",), "web_platform_results": ("result_id",),
             "ingested_files": ("path",), "source_documents": ("sha256",),
-            "compression_dictionaries": ("dictionary_id",), "schema_migrations": ("version",)}
+            "compression_dictionaries": ("dictionary_id",), "schema_migrations": ("version",),
+            "api_idempotency_keys": ("idempotency_key",)}
 _ADDED_COLUMNS = {"test_runs": (f"source_path VARCHAR{ZSTD}", "source_sha256 VARCHAR")}  # by version 2's ALTERs
 
 
@@ -421,6 +422,21 @@ LATEST_INTEGRATION_ROW = "(COALESCE(it.created_at, '-infinity'::TIMESTAMP), it.t
 _V7_VIEWS = [_V3_VIEWS[3].replace("arg_max(it.status, it.created_at) AS latest_status",
                                   f"arg_max(it.status, {LATEST_INTEGRATION_ROW}) AS latest_status")]
 
+# Version 8: `api_idempotency_keys`, the REST server's record of the writes sent with an `Idempotency-Key`
+# header: the key, the endpoint and the sha256 of the body it came with, and the answer given, so that a client
+# that resends after a dropped connection gets that answer again instead of a second copy of its rows. The
+# server writes a key in the same transaction as the rows it answers for and deletes keys older than a day.
+# No primary key: DuckLake has none; the server's single writer thread checks for a key inside the transaction.
+_V8_TABLES = ["""
+    CREATE TABLE IF NOT EXISTS api_idempotency_keys (
+        idempotency_key VARCHAR NOT NULL,
+        endpoint VARCHAR NOT NULL,
+        body_sha256 VARCHAR NOT NULL,
+        status_code INTEGER NOT NULL,
+        response JSON NOT NULL,
+        created_at TIMESTAMP NOT NULL
+    )"""]
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -445,6 +461,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               tuple(_V6_STATEMENTS), optional_for_readers=True),
     Migration(7, "integration_test_status takes undated results (created_at NULL) as the oldest",
               tuple(_V7_VIEWS), optional_for_readers=True),
+    Migration(8, "the REST server's idempotency keys (a resent write is answered, not stored twice)",
+              tuple(_V8_TABLES), optional_for_readers=True),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
