@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from benchmark_db.cli import add_common_options, add_db_option, run_cli, write_text
-from benchmark_db.errors import EXIT_FINDING, BenchmarkDBError, UsageError
+from benchmark_db.errors import EXIT_FINDING, BenchmarkDBError, UsageError, is_interrupt, one_line
 
 log = logging.getLogger("benchmark_db.maintenance")
 
@@ -237,13 +237,15 @@ def run_steps(args, steps: list[str]) -> tuple[list[dict], list[dict]]:
                 log.error("%s failed: %s", step, exc)
                 summary.append({"step": step, "status": "failed", "result": str(exc)})
             except Exception as exc:  # a failed step must not hide the others' reports
+                if is_interrupt(exc):  # Ctrl-C inside a query: stop the run, not just this step
+                    raise KeyboardInterrupt from exc
                 if isinstance(exc, OSError) and exc.strerror:
                     # a folder that is missing, not a folder, read-only or full: a user's fix, said as one
                     where = f" {exc.filename}" if exc.filename else ""
                     message = (f"error DB005: cannot write or read{where}: {exc.strerror}; check that the folder "
                                "exists, is a folder and is writable")
-                else:
-                    message = f"{type(exc).__name__}: {exc}"
+                else:  # one line: DuckDB's messages go on with "LINE 1: <the SQL>" and a caret line
+                    message = f"{type(exc).__name__}: {one_line(exc)}"
                 if args.verbose:
                     log.exception("%s failed", step)
                 else:
@@ -315,10 +317,17 @@ def run(args) -> int:
         write_text(json.dumps({"problems": json.loads(render(problems, "json")) if problems else [],
                                "steps": json.loads(render(summary, "json"))}, indent=2) + "\n", None)
     elif problems:
+        text = render(problems, summary_format)
+        if summary_format in ("markdown", "csv"):
+            # a blank line ends the problems' table: without it the summary's header row read as one more
+            # row of the problems table in rendered markdown (and as a data row to a CSV reader)
+            text = text.rstrip("\n") + "\n\n"
+        elif not text.endswith("\n"):
+            text += "\n"
         if report_on_stdout:
-            print(render(problems, summary_format), file=sys.stderr)
+            print(text, file=sys.stderr, end="")
         else:
-            write_text(render(problems, summary_format), None)
+            write_text(text, None)
     if report_on_stdout:
         if steps != ["migration-stats"]:  # alone, its one summary line is the log's already
             print(render(summary, summary_format), file=sys.stderr)

@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable, Iterable
 
 from benchmark_db.connection import DEFAULT_LOCK_TIMEOUT
-from benchmark_db.errors import EXIT_USAGE, BenchmarkDBError
+from benchmark_db.errors import EXIT_USAGE, BenchmarkDBError, is_interrupt
 
 FORMATS = ("table", "json", "csv", "markdown", "html")
 log = logging.getLogger("benchmark_db")
@@ -230,13 +230,19 @@ def run_cli(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace],
         print(" ".join(line.strip() for line in str(exc).splitlines() if line.strip()), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("error: interrupted; committed work is kept and a re-run continues from there", file=sys.stderr)
-        return 130
+        return _interrupted()
     except BrokenPipeError:
         return 0
     except Exception as exc:  # a bug, not a user mistake: one line unless --verbose
+        if is_interrupt(exc):  # Ctrl-C that DuckDB caught inside a query
+            return _interrupted()
         if verbose:
             traceback.print_exc()
         print(f"error: unexpected {type(exc).__name__}: {' '.join(str(exc).split())}; re-run with --verbose for the traceback "
               "and report it", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _interrupted() -> int:
+    print("error: interrupted; committed work is kept and a re-run continues from there", file=sys.stderr)
+    return 130

@@ -88,3 +88,15 @@ def one_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines()]
     kept = [line for line in lines if line and not line.startswith("LINE ") and set(line) != {"^"}]
     return " ".join(kept) or type(exc).__name__
+
+
+def is_interrupt(exc: BaseException) -> bool:
+    """Whether `exc` is DuckDB's answer to Ctrl-C (SIGINT) arriving while a query ran: DuckDB catches the
+    signal itself and raises RuntimeError("Query interrupted") (InterruptException from conn.interrupt()), not
+    KeyboardInterrupt, so a handler of failed steps or files would otherwise take it for one and go on."""
+    import duckdb
+
+    interrupt_type = getattr(duckdb, "InterruptException", None)
+    if interrupt_type is not None and isinstance(exc, interrupt_type):
+        return True
+    return isinstance(exc, RuntimeError) and str(exc).startswith("Query interrupted")

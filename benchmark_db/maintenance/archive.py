@@ -28,7 +28,7 @@ from pathlib import Path
 
 from benchmark_db import schema
 from benchmark_db.connection import transaction
-from benchmark_db.errors import UsageError
+from benchmark_db.errors import MaintenanceError, UsageError
 
 log = logging.getLogger("benchmark_db.maintenance")
 
@@ -276,6 +276,7 @@ def archive_old_rows(conn, older_than_days: float, archive_dir: str | os.PathLik
                                          [cutoff]).fetchone()[0]
     result = {"step": "archive-data", "dry_run": dry_run, "cutoff": cutoff.isoformat(), "archive_dir": str(folder),
               "rows": counts, "files": []}
+    _require_archive_files(conn)
     if dry_run:
         return result
     folder.mkdir(parents=True, exist_ok=True)  # exists after every real run, even one with nothing to move
@@ -335,6 +336,19 @@ def archive_old_rows(conn, older_than_days: float, archive_dir: str | os.PathLik
         raise
     journal.unlink(missing_ok=True)
     return result
+
+
+def _require_archive_files(conn) -> None:
+    """Fail before anything is written when an archived file the database names is gone: the views over the
+    archive cannot be re-created, and the step used to move rows and then fail with DuckDB's multi-line
+    "IO Error: No files found that match the pattern ... LINE 1: DESCRIBE ..." as its summary."""
+    missing = [p["path"] for p in archive_partitions(conn) if not Path(p["path"]).is_file()]
+    if missing:
+        names = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise MaintenanceError(
+            f"{len(missing)} archived Parquet file(s) the database names are missing: {names}",
+            "put the archive folder back where the database expects it (--check-integrity lists every missing "
+            "file); nothing was archived")
 
 
 JOURNAL_PREFIX = ".archive-"
