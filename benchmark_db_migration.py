@@ -80,7 +80,7 @@ def migrate_artifacts(db, artifacts_dir, *, ingest_options: dict) -> tuple[objec
     from pathlib import Path
 
     from benchmark_db.connection import transaction
-    from benchmark_db.errors import UsageError, one_line
+    from benchmark_db.errors import UsageError, is_interrupt, one_line
     from benchmark_db.ingest import Ingestor, discover_files
     from benchmark_db.merge import merge_database, merge_parquet
 
@@ -130,6 +130,8 @@ def migrate_artifacts(db, artifacts_dir, *, ingest_options: dict) -> tuple[objec
             added = merge(conn, path, then=log_artifact)
             status, reason = "ingested", None
         except Exception as exc:  # a broken artifact is reported, never stops the others
+            if is_interrupt(exc):  # but Ctrl-C inside the merge stops the run
+                raise
             hint = getattr(exc, "hint", None)
             added, status, reason = {}, "failed", f"cannot merge: {one_line(exc)}" + (f"; {hint}" if hint else "")
             with transaction(conn):

@@ -27,7 +27,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmark_db.cli import add_common_options, add_db_option, add_output_options, run_cli, write_text
-from benchmark_db.errors import EXIT_FINDING, BenchmarkDBError, UsageError
+from benchmark_db.errors import EXIT_FINDING, BenchmarkDBError, UsageError, is_interrupt
 
 log = logging.getLogger("benchmark_db.ci")
 
@@ -299,6 +299,8 @@ def integrate_artifacts(conn, artifacts_dir: str | os.PathLike, *, meta: dict | 
                     continue
                 except Exception as exc:  # duckdb.Error while reading rows (wrong column types, a damaged block):
                     # the merge's transaction was rolled back; this artifact fails alone, the others still merge
+                    if is_interrupt(exc):  # Ctrl-C inside the merge stops the run
+                        raise
                     reason = f"cannot merge it: {type(exc).__name__}: {str(exc).splitlines()[0]}"
                     log.error("%s: %s", path, reason)
                     report.append(_report_row(path, root, kind, "failed", {}, reason=reason))

@@ -151,3 +151,30 @@ def test_migrate_ci_killed_right_after_a_merge_logs_what_an_uninterrupted_run_lo
             == [("ingested", True)]
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize("tool", ["migration", "integrator"])
+def test_ctrl_c_inside_an_artifact_merge_stops_the_run(sample_db_path, tmp_path, monkeypatch, capsys, tool):
+    """DuckDB raises Ctrl-C inside a query as RuntimeError("Query interrupted"): it was logged as a failed
+    artifact and the run went on to the next one."""
+    import benchmark_db.merge as merge
+    import benchmark_db_migration as migration
+    from scripts import ci_benchmark_integrator as integrator
+
+    def interrupted(*args, **kwargs):
+        raise RuntimeError("Query interrupted")
+
+    monkeypatch.setattr(merge, "merge_database", interrupted)
+    (tmp_path / "art").mkdir()
+    shutil.copyfile(sample_db_path, tmp_path / "art" / "job1.duckdb")
+    db = tmp_path / "db.duckdb"
+    if tool == "migration":
+        code = migration.main(["--migrate-ci", "--artifacts-dir", str(tmp_path / "art"), "--db", str(db), "--quiet"])
+    else:
+        code = integrator.main(["--artifacts-dir", str(tmp_path / "art"), "--db", str(db), "--quiet"])
+    assert code == 130 and capsys.readouterr().err.startswith("error: interrupted")
+    conn = duckdb.connect(str(db), read_only=True)
+    try:
+        assert conn.execute("SELECT count(*) FROM ingested_files WHERE path LIKE '%job1.duckdb'").fetchone()[0] == 0
+    finally:
+        conn.close()
