@@ -29,6 +29,7 @@ def _selects(page: str) -> dict[str, list[str]]:
 
 
 # ---------------------------------------------------------------------- 1. analytics filter menus
+@pytest.mark.slow  # fits the model behind the page: about 2 s
 def test_feature_importance_page_has_no_empty_filter_menus(sample_db_path, tmp_path, capsys):
     # the page's one chart ranks features over the whole data set: its Model and Hardware menus held only "all"
     out_dir = tmp_path / "fi"
