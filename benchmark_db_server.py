@@ -744,11 +744,7 @@ class WriteQueue:
             if any(job.once for job in jobs):
                 results = self._write_keyed(jobs, started)
             else:
-                ids = self.api.write_records([r for job in jobs for r in job.records], started=started)
-                results, start = [], 0
-                for job in jobs:
-                    results.append(ids[start:start + job.size])
-                    start += job.size
+                results = self._write_plain(jobs, started)
             self.commits += 1
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting request
             # a database that cannot be opened (locked past the timeout, missing, newer) fails every job alike:
@@ -763,6 +759,15 @@ class WriteQueue:
         for job, result in zip(jobs, results, strict=True):
             job.future.set_result(result)
 
+    def _write_plain(self, jobs: list[_WriteJob], started: float | None = None) -> list[list[int]]:
+        """Write the jobs' records in one call; each job's ids, in order."""
+        ids = self.api.write_records([r for job in jobs for r in job.records], started=started)
+        per_job, start = [], 0
+        for job in jobs:
+            per_job.append(ids[start:start + job.size])
+            start += job.size
+        return per_job
+
     def _write_keyed(self, jobs: list[_WriteJob], started: float) -> list:
         """Write jobs some of which carry an Idempotency-Key, in one transaction: each key row commits with the
         rows it answers for, so a crash leaves both or neither. The key is looked up inside that transaction,
@@ -776,11 +781,7 @@ class WriteQueue:
             conn.execute("DELETE FROM api_idempotency_keys WHERE created_at <= ?", [cutoff])
             plain = [job for job in jobs if job.once is None]
             if plain:
-                ids = self.api.write_records([r for job in plain for r in job.records])
-                start = 0
-                for job in plain:
-                    results[id(job)] = ids[start:start + job.size]
-                    start += job.size
+                results.update(zip(map(id, plain), self._write_plain(plain), strict=True))
             for job in jobs:
                 if job.once is not None:
                     results[id(job)] = self._write_once(conn, job, now, cutoff)

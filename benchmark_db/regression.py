@@ -243,7 +243,7 @@ def _split(value) -> list[str]:
     return [part.strip() for item in items for part in str(item).split(",") if part.strip()]
 
 
-def _no_match_error(conn, *, include_simulated: bool, model, hardware, model_family_too=True):
+def _no_match_error(conn, *, include_simulated: bool, model, hardware):
     """DB004 for --model/--hardware that match nothing: a misspelt name must not pass a CI gate silently."""
     from benchmark_db.errors import QueryError
 
@@ -345,7 +345,7 @@ def regression_check(conn, *, reference_conn=None, last_days: float | None = Non
     current_rows = _fetch(conn, **opts)
     reference_rows = _fetch(reference_conn, **opts) if reference_conn is not None else None
     if (model or hardware) and not current_rows and not reference_rows:
-        raise _no_match_error(conn, **opts)
+        raise _no_match_error(conn, include_simulated=include_simulated, model=model, hardware=hardware)
     pairs: dict[tuple, tuple[list[dict], list[dict]]] = {}
     skipped: list[dict] = []
     if reference_conn is not None:
