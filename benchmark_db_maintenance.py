@@ -14,6 +14,9 @@ check, backup, archive-data, clean-json, vacuum, optimize, purge-backups, migrat
 the database, waiting up to --lock-timeout for it. A failing step is logged and the others still run and
 report; the exit code is 1 when any step failed or the integrity check found a problem, 3 when the database
 cannot be opened. Nothing prompts. --dry-run shows what the destructive steps would do and changes nothing.
+Steps that only read (--check-integrity, --backup, --migration-stats, and every step under --dry-run) open the
+database read-only: they work on a read-only file and beside other readers (a file another process is writing
+is DB001 after --lock-timeout, as for every tool).
 """
 from __future__ import annotations
 
@@ -38,6 +41,9 @@ MAX_DAYS = 365_000  # a thousand years; a cutoff much further back than today (y
 # (backup before anything changes; vacuum after the deletions of archive-data; statistics on the final file)
 STEP_ORDER = ("check-integrity", "backup", "archive-data", "clean-json", "vacuum", "optimize-db", "purge-backups",
               "migration-stats")
+# steps that never write to the database (a backup copies the file and its archive elsewhere): run alone, or
+# together, or with --dry-run, they open it read-only, so a read-only file and other readers do not stop them
+READ_ONLY_STEPS = frozenset({"check-integrity", "backup", "migration-stats"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="verify BACKUP (file or .manifest.json) and restore it to --db (a new path, or --force), "
                             "with its archived Parquet files (into --archive-dir when given)")
     steps.add_argument("--purge-backups", action="store_true",
-                       help="delete this tool's backups older than --backup-retention days (compressed too)")
+                       help="delete this tool's backups older than --backup-retention days (compressed too); a "
+                            "--backup-dir that does not exist is said (a warning and the summary), not an error")
     steps.add_argument("--migration-stats", action="store_true",
                        help="report on the ingest log: files by kind/status, rows, rates, timeline, table sizes")
     steps.add_argument("--clean-json", action="store_true",
@@ -71,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "days ago and whose sha256 still matches; anything else is left and reported")
     steps.add_argument("--archive-data", action="store_true",
                        help="move fact rows older than --older-than days to Parquet under --archive-dir; they stay "
-                            "visible through benchmark_performance and <table>_all views")
+                            "visible through benchmark_performance and <table>_all views; rows without a "
+                            "created_at stay in the database (the summary counts them)")
     values = parser.add_argument_group("values")
     values.add_argument("--backup-dir", default=DEFAULT_BACKUP_DIR, metavar="DIR",
                         help="where backups go and are purged from (default: %(default)s)")
@@ -141,14 +149,21 @@ def _describe(step: str, result) -> str:
                 else f"in {r['archive_dir']}")
         return f"{where} ({r['tables']} tables, {r['rows']} rows match the manifest{extra})"
     if step == "purge-backups":  # a dry run deletes nothing: it must not say "deleted"
+        if r.get("folder_missing"):  # "0 file(s) deleted" hid a mistyped --backup-dir
+            return f"backup folder {r['backup_dir']} does not exist: nothing to purge"
         verb = "would be deleted" if r.get("dry_run") else "deleted"
         unfinished = f", {len(r['unfinished_backups'])} unfinished (no manifest)" if r["unfinished_backups"] else ""
         return f"{prefix}{len(r['deleted_files'])} file(s) {verb}, {r['kept_backups']} backup(s) kept{unfinished}"
     if step == "archive-data":
         moved = sum(r["rows"].values())
+        undated = sum((r.get("undated") or {}).values())
+        # rows without a created_at have no age: never archived, said rather than silently left
+        stay = (f"; {undated} row(s) have no date (created_at is empty) and stay in the database" if undated
+                else "")
         if r.get("dry_run"):  # no file is written by a dry run: "-> 0 Parquet file(s)" read as "nothing to do"
-            return f"{prefix}{moved} row(s) older than {r['cutoff']} would move to Parquet in {r['archive_dir']}"
-        return f"{prefix}{moved} row(s) older than {r['cutoff']} -> {len(r['files'])} Parquet file(s)"
+            return (f"{prefix}{moved} row(s) older than {r['cutoff']} would move to Parquet in {r['archive_dir']}"
+                    + stay)
+        return f"{prefix}{moved} row(s) older than {r['cutoff']} -> {len(r['files'])} Parquet file(s)" + stay
     if step == "clean-json":
         verb = f"would be {r['action']}d" if r.get("dry_run") else f"{r['action']}d"
         return f"{prefix}{len(r['files'])} file(s) {verb}, {len(r['untouched'])} left untouched"
@@ -181,10 +196,15 @@ def run_steps(args, steps: list[str]) -> tuple[list[dict], list[dict]]:
     created = not on_lake and path != ":memory:" and not Path(path).exists() and not args.dry_run
     if created:
         log.warning("database %s does not exist; creating it with the current schema", path)
-    conn = connect(path, lock_timeout=args.lock_timeout, create=False if args.dry_run else None,
-                   migrate=not args.dry_run)  # DB001/DB002 end the run: nothing can be done
+    conn = None
+    if (not on_lake and path != ":memory:" and not created
+            and (args.dry_run or all(step in READ_ONLY_STEPS for step in steps))):
+        conn = _connect_read_only(path, args.lock_timeout, args.dry_run)
+    read_only = conn is not None
+    if conn is None:
+        conn = _connect_writer(path, args, steps)  # DB001/DB002 end the run: nothing can be done
     try:
-        if not args.dry_run and not on_lake:
+        if not args.dry_run and not on_lake and not read_only:
             try:
                 archive.ensure_archive_views(conn)
             except Exception as exc:  # archive files moved or deleted: the integrity check names them
@@ -262,6 +282,62 @@ def run_steps(args, steps: list[str]) -> tuple[list[dict], list[dict]]:
         except Exception:  # already closed by a vacuum that failed after closing it
             pass
     return summary, problems
+
+
+def _connect_read_only(path: str, lock_timeout: float, dry_run: bool):
+    """A read-only connection for steps that only read, or None when the run is no dry run and the file's schema
+    is older than this code's or its WAL holds changes: those steps then run, as before, on a writer that
+    migrates the file or folds the WAL into it first."""
+    import duckdb
+
+    from benchmark_db import schema
+    from benchmark_db.connection import connect
+    from benchmark_db.errors import DBConnectionError
+
+    wal = Path(path + ".wal")
+    if not dry_run and wal.is_file() and wal.stat().st_size > 0:
+        # changes a killed writer left in the WAL: only a writer folds them into the file, and a backup taken
+        # read-only would copy a file without them
+        return None
+    # migrate=False: no upgrade, and no TEMP views over the archive (show_archive), which would make the
+    # integrity check and the statistics count archived rows as rows of the tables
+    conn = connect(path, read_only=True, create=False, migrate=False, lock_timeout=lock_timeout)
+    try:
+        version = schema.current_version(conn)
+        schema.check_not_newer(version)
+    except duckdb.Error as exc:
+        conn.close()
+        raise DBConnectionError(f"cannot read the schema of {path}: {one_line(exc)}",
+                                "check that the file is a benchmark database") from exc
+    except BaseException:
+        conn.close()
+        raise
+    if version < schema.SCHEMA_VERSION and not dry_run:
+        conn.close()
+        return None
+    log.debug("%s opened read-only: every step asked for only reads", path)
+    return conn
+
+
+def _connect_writer(path: str, args, steps: list[str]):
+    """The writable connection of a run with a step that writes; a file that cannot be written is one DB001
+    line naming the steps that need it writable and those that work without."""
+    from benchmark_db.connection import connect
+    from benchmark_db.errors import DBConnectionError
+
+    try:
+        return connect(path, lock_timeout=args.lock_timeout, create=False if args.dry_run else None,
+                       migrate=not args.dry_run)
+    except DBConnectionError as exc:
+        if "for writing" not in exc.message:
+            raise
+        writers = [f"--{step}" for step in steps if step not in READ_ONLY_STEPS]
+        what = (f"{', '.join(writers)} write{'s' if len(writers) == 1 else ''} to the database" if writers
+                else "its schema must be upgraded first")
+        raise DBConnectionError(
+            f"cannot open {path} for writing: {what}, and it is read-only here ({one_line(exc.__cause__ or exc)})",
+            "make it writable, or run only the steps that read (--check-integrity, --backup, --migration-stats) "
+            "or --dry-run") from exc
 
 
 def report_format(fmt: str | None, output: str | None) -> str:

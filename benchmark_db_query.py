@@ -8,6 +8,11 @@
 
 Simulated results are left out unless --include-simulated asks for them. --regression-check exits 1 when
 it finds a regression (improvements are reported, never as regressions) and 0 otherwise.
+
+Rows moved to Parquet by benchmark_db_maintenance.py --archive-data are read with the live ones. When an
+archived file the database names is missing, every answer would leave its rows out: the tool stops with
+error DB004 (exit 2) naming the files, unless --allow-missing-archive asks for the live rows alone (then
+with a warning on stderr, exit 0).
 """
 from __future__ import annotations
 
@@ -74,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="output format (default: from --output's extension, else table on a terminal and csv "
                           "otherwise; markdown for --regression-check)")
     out.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    out.add_argument("--allow-missing-archive", action="store_true",
+                     help="answer from the rows still in the database when archived Parquet files are missing "
+                          "(a warning; without it: error DB004, exit 2)")
     add_common_options(parser)
     return parser
 
@@ -153,29 +161,51 @@ def regression_check(conn, *, reference_conn=None, last_days=None, threshold_pct
     return regression.regression_check(conn, **kwargs)
 
 
-def _render_frame(df, fmt: str, title: str) -> str:
-    from benchmark_db.output import render, to_html
+def require_archive(conn, db: str, allow_missing: bool) -> None:
+    """DB004 when archived Parquet files the database names are missing: the answer would silently leave their
+    rows out (connect() only warned, and the query exited 0). With `allow_missing`, a warning instead."""
+    from benchmark_db.errors import QueryError
+    from benchmark_db.maintenance.archive import missing_archive_files
 
-    if fmt == "html":
-        return to_html(df, title=title)
-    return render(df, fmt)
+    missing = missing_archive_files(conn)
+    if not missing:
+        return
+    names = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+    if allow_missing:
+        log.warning("%s: %d archived Parquet file(s) are missing (%s): the answer leaves out their rows "
+                    "(--allow-missing-archive)", db, len(missing), names)
+        return
+    raise QueryError(f"{db}: {len(missing)} archived Parquet file(s) are missing ({names}): the answer would "
+                     "leave out their rows",
+                     "put the archive folder back where the database expects it (benchmark_db_maintenance.py "
+                     "--check-integrity lists the files), or pass --allow-missing-archive to query the rows "
+                     "still in the database")
 
 
-def _render_result(df, fmt: str, title: str, filters) -> str:
-    """A comparison or matrix: as HTML, the report page (styled, sortable, readable figures, the filters
-    noted) rather than the bare table --sql writes, which wrapped names and printed `False` and 6 digits."""
+def _sql_title(sql: str) -> str:
+    """The page title of a --sql result: the query on one line, shortened."""
+    text = " ".join(sql.split())
+    return "Query: " + (text if len(text) <= 80 else text[:79] + "\u2026")
+
+
+def _render_result(df, fmt: str, title: str, filters, notes: list[str] | None = None) -> str:
+    """A query result, comparison or matrix: as HTML, the report page (styled, sortable, readable figures, the
+    filters or the query noted) rather than a bare table, which wrapped names and printed `False` and 6 digits."""
     if fmt != "html":
-        return _render_frame(df, fmt, title)
+        from benchmark_db.output import render
+
+        return render(df, fmt)
     from benchmark_db import reports
 
-    page = reports.Report(kind="query", title=title, filters=filters, notes=[f"filters: {filters.describe()}"],
+    page = reports.Report(kind="query", title=title, filters=filters,
+                          notes=notes if notes is not None else [f"filters: {filters.describe()}"],
                           sections=[reports.ReportSection("result", f"{len(df)} rows", df)])
     return reports.render_html(page)
 
 
 def run(args) -> int:
     from benchmark_db.cli import resolve_format
-    from benchmark_db.connection import connect
+    from benchmark_db.connection import connect, resolve_db_path
 
     actions = [name for name, on in (("--sql", args.sql is not None), ("--report", args.report),
                                      ("--compare-hardware", args.compare_hardware),
@@ -212,8 +242,11 @@ def run(args) -> int:
     filters = reports.ReportFilters.from_args(args)
     conn = connect(args.db, read_only=True, lock_timeout=args.lock_timeout)
     try:
+        require_archive(conn, resolve_db_path(args.db), args.allow_missing_archive)
         if args.sql is not None:
-            text = _render_frame(run_sql(conn, args.sql), fmt, "Query result")
+            # as HTML, the report page the comparisons use (styled, sortable), titled by the query
+            text = _render_result(run_sql(conn, args.sql), fmt, _sql_title(args.sql), filters,
+                                  notes=[f"query: {' '.join(args.sql.split())}"])
         elif args.report:
             report = reports.build_report(conn, args.report, filters, args.metric, use_summary_cache=True)
             for warning in report.warnings:  # a CSV has no room for the report's notes
@@ -269,7 +302,7 @@ def _write_csv_report(report, output: str | None) -> int:
 def _run_regression(args) -> int:
     import json
 
-    from benchmark_db.connection import connect
+    from benchmark_db.connection import connect, resolve_db_path
 
     fmt = args.format or ("json" if args.output and args.output.endswith(".json") else "markdown")
     if fmt not in ("markdown", "json"):
@@ -279,8 +312,10 @@ def _run_regression(args) -> int:
     conn = connect(args.db, read_only=True, lock_timeout=args.lock_timeout)
     reference = None
     try:
+        require_archive(conn, resolve_db_path(args.db), args.allow_missing_archive)
         if args.reference_db:
             reference = connect(args.reference_db, read_only=True, lock_timeout=args.lock_timeout)
+            require_archive(reference, args.reference_db, args.allow_missing_archive)
         report = regression_check(conn, reference_conn=reference, last_days=args.last_days,
                                   threshold_pct=args.threshold, alpha=args.alpha,
                                   include_simulated=args.include_simulated, model=args.model,

@@ -123,14 +123,22 @@ def create_backup(conn, db_path: str | os.PathLike, backup_dir: str | os.PathLik
                   compress: bool = False, dry_run: bool = False, now: dt.datetime | None = None) -> dict:
     """Back up the database `conn` has open (at `db_path`) into `backup_dir`; return the manifest.
 
-    `conn` must be a writable connection: it checkpoints first and holds the file during the copy.
+    A writable `conn` checkpoints first; a read-only one (the maintenance tool opens one when every step only
+    reads) cannot, so a WAL with changes not yet in the file is DB005 rather than a copy that lacks them. Either
+    holds the file's lock during the copy, so no writer changes it meanwhile.
     """
     if str(db_path) == ":memory:":
         raise MaintenanceError("cannot back up an in-memory database", "pass a database file with --db")
     source = Path(db_path).resolve()
     folder = Path(backup_dir)
     now = now or utc_now()
-    conn.execute("FORCE CHECKPOINT")
+    conn.execute("FORCE CHECKPOINT")  # does nothing on a read-only connection (a read-only file, say)
+    wal = Path(str(source) + ".wal")
+    if _read_only(conn) and wal.exists() and wal.stat().st_size > 0:
+        # the copy of the file alone would lack what the WAL holds (its check against the tables then failed)
+        raise MaintenanceError(f"{wal} holds changes not yet written into {source}, which is open read-only",
+                               "run a step that writes once (e.g. --optimize-db) where the file is writable, "
+                               "then back it up")
     tables = table_checksums(conn)
     partitions = _archive_sources(archive.archive_partitions(conn))
     archive_bytes = sum(p["size_bytes"] for p in partitions)
@@ -476,6 +484,12 @@ def _manifest_age_key(path: Path) -> dt.datetime | None:
     return dt.datetime.strptime(match.group("stamp"), "%Y%m%dT%H%M%SZ")
 
 
+def _read_only(conn) -> bool:
+    row = conn.execute("SELECT readonly FROM duckdb_databases() WHERE database_name = current_database()"
+                       ).fetchone()
+    return bool(row and row[0])
+
+
 def list_backups(backup_dir: str | os.PathLike) -> list[dict]:
     """This tool's backups in `backup_dir`: one entry per backup with its files (its archive folder too) and
     creation time. The manifest comes first in `files`, so deleting them in order never leaves a manifest
@@ -560,4 +574,4 @@ def purge_backups(backup_dir: str | os.PathLike, retention_days: float, *, dry_r
                     ", ".join(unfinished), retention_days)
     return {"step": "purge-backups", "dry_run": dry_run, "backup_dir": str(backup_dir),
             "retention_days": retention_days, "deleted_files": deleted, "kept_backups": len(kept),
-            "unfinished_backups": unfinished}
+            "unfinished_backups": unfinished, "folder_missing": not folder.exists()}

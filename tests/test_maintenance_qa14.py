@@ -1,0 +1,232 @@
+"""QA sweep 14 of benchmark_db_maintenance.py and benchmark_db_query.py: read-only steps on a file that cannot
+be written (or that another process reads), a query with archived files missing, undated rows left by
+--archive-data, --purge-backups on a missing folder, --sql as an HTML report page. Real database files in
+tmp_path."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+import benchmark_db_maintenance as maintenance_cli
+import benchmark_db_query as query_cli
+from benchmark_db import connection
+from benchmark_db.maintenance import archive
+
+REPO = Path(__file__).resolve().parents[1]
+CUT = dt.datetime(2025, 3, 2)  # the sample data is created 2025-03-01 .. 2025-03-03
+
+
+def _last_line(err: str) -> str:
+    return err.strip().splitlines()[-1]
+
+
+# -- 1. steps that only read open the database read-only --------------------------------------------------
+
+
+def test_read_only_steps_open_the_database_read_only(sample_db_path, tmp_path, monkeypatch, capsys):
+    """As root chmod 444 does not stop writes, so the read-only open itself is what is checked here."""
+    opened = []
+    real_connect = connection.connect
+
+    def spy(*args, **kwargs):
+        opened.append(kwargs.get("read_only", False))
+        return real_connect(*args, **kwargs)
+
+    monkeypatch.setattr(connection, "connect", spy)
+    code = maintenance_cli.main(["--check-integrity", "--backup", "--migration-stats", "--db", sample_db_path,
+                                 "--backup-dir", str(tmp_path / "bk"), "--output", str(tmp_path / "stats.json")])
+    capsys.readouterr()
+    assert code == 0 and opened == [True]
+    assert len(list((tmp_path / "bk").glob("*.manifest.json"))) == 1
+    opened.clear()
+    assert maintenance_cli.main(["--vacuum", "--archive-data", "--older-than", "0", "--dry-run",
+                                 "--db", sample_db_path]) == 0
+    assert opened == [True]
+    opened.clear()
+    assert maintenance_cli.main(["--check-integrity", "--optimize-db", "--db", sample_db_path]) == 0
+    assert opened == [False]  # a step that writes: the writer, as before
+
+
+def _hold_read_only(path: str) -> subprocess.Popen:
+    """Another process reading the file (DuckDB's shared lock) until its stdin closes."""
+    code = ("import sys, duckdb; c = duckdb.connect(sys.argv[1], read_only=True); print('open', flush=True); "
+            "sys.stdin.read()")
+    proc = subprocess.Popen([sys.executable, "-c", code, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().strip() == "open"
+    return proc
+
+
+def test_read_only_steps_run_while_another_process_reads(sample_db_path, tmp_path, capsys):
+    """They used to open the file for writing: beside a reader (a report, the visualizer) DB001 'locked'."""
+    reader = _hold_read_only(sample_db_path)
+    try:
+        code = maintenance_cli.main(["--check-integrity", "--backup", "--db", sample_db_path, "--lock-timeout", "0",
+                                     "--backup-dir", str(tmp_path / "bk"), "--format", "json"])
+        captured = capsys.readouterr()
+        assert code == 0, captured.err
+        doc = json.loads(captured.out)
+        assert doc["problems"] == [] and [s["status"] for s in doc["steps"]] == ["ok", "ok"]
+        # a step that writes still needs the file to itself: one DB001 line, exit 3, no traceback
+        code = maintenance_cli.main(["--optimize-db", "--db", sample_db_path, "--lock-timeout", "0"])
+        err = capsys.readouterr().err
+        assert code == 3 and _last_line(err).startswith("error DB001:") and "locked" in _last_line(err)
+        assert "Traceback" not in err
+    finally:
+        reader.stdin.close()
+        reader.wait(timeout=30)
+
+
+def test_a_backup_after_a_killed_writer_folds_its_wal_in_first(sample_db_path, tmp_path, capsys):
+    """A writer killed before its checkpoint leaves its changes in the WAL. A read-only open cannot fold them
+    into the file, so a backup (a copy of the file) would lack them: the backup runs on a writer then."""
+    db = str(tmp_path / "killed.duckdb")
+    shutil.copyfile(sample_db_path, db)
+    code = ("import os, sys, duckdb; c = duckdb.connect(sys.argv[1]); c.execute(\"SET checkpoint_threshold='1TB'\"); "
+            "c.execute('DELETE FROM performance_results WHERE result_id IN "
+            "(SELECT result_id FROM performance_results LIMIT 3)'); os._exit(9)")
+    subprocess.run([sys.executable, "-c", code, db], check=False, timeout=60)
+    assert Path(db + ".wal").stat().st_size > 0
+    with duckdb.connect(db, read_only=True) as conn:
+        live = conn.execute("SELECT count(*) FROM performance_results").fetchone()[0]
+    code = maintenance_cli.main(["--backup", "--db", db, "--backup-dir", str(tmp_path / "bk"), "--format", "json"])
+    assert code == 0, capsys.readouterr().err
+    backup = next((tmp_path / "bk").glob("*.duckdb"))
+    with duckdb.connect(str(backup), read_only=True) as conn:
+        assert conn.execute("SELECT count(*) FROM performance_results").fetchone()[0] == live
+
+
+def _in_read_only_mount(tmp_path: Path, db: str, argv: list[str]) -> subprocess.CompletedProcess:
+    """Run the maintenance tool on a copy of `db` on a read-only bind mount (root ignores chmod 444; see
+    test_schema_upgrade_qa.py); skipped where user namespaces are not allowed. `{db}` in argv is the copy."""
+    if not shutil.which("unshare") or subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode:
+        pytest.skip("user namespaces (unshare -rm) are not available: cannot make a read-only mount")
+    src, mnt = tmp_path / "ro_src", tmp_path / "ro"
+    src.mkdir(exist_ok=True)
+    mnt.mkdir(exist_ok=True)
+    shutil.copyfile(db, src / "db.duckdb")
+    args = [a.replace("{db}", str(mnt / "db.duckdb")) for a in argv]
+    command = " ".join(["mount --bind -o ro", str(src), str(mnt), "&&", "exec", sys.executable,
+                        "benchmark_db_maintenance.py", *(f"'{a}'" for a in args)])
+    return subprocess.run(["unshare", "-rm", "sh", "-c", command], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_read_only_steps_work_on_a_read_only_file_and_writers_say_why_not(sample_db_path, tmp_path):
+    proc = _in_read_only_mount(tmp_path, sample_db_path,
+                               ["--check-integrity", "--migration-stats", "--db", "{db}", "--format", "json",
+                                "--output", str(tmp_path / "stats.json")])
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "stats.json").read_text())["totals"] is not None
+    proc = _in_read_only_mount(tmp_path, sample_db_path, ["--check-integrity", "--optimize-db", "--db", "{db}"])
+    line = _last_line(proc.stderr)
+    assert proc.returncode == 3 and "Traceback" not in proc.stderr, proc.stderr
+    assert line.startswith("error DB001:") and "--optimize-db writes to the database" in line
+    assert "--check-integrity" in line  # what works without writing
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions: chmod 444 does not bite")
+def test_read_only_steps_work_on_a_chmod_444_file(sample_db_path, tmp_path, capsys):
+    os.chmod(sample_db_path, 0o444)
+    assert maintenance_cli.main(["--check-integrity", "--db", sample_db_path]) == 0
+    capsys.readouterr()
+    code = maintenance_cli.main(["--vacuum", "--db", sample_db_path])
+    err = capsys.readouterr().err
+    assert code == 3 and _last_line(err).startswith("error DB001:") and "--vacuum writes" in _last_line(err)
+
+
+# -- 2. a query whose archived files are missing -------------------------------------------------------------
+
+
+@pytest.fixture
+def archive_gone(sample_db_path, tmp_path):
+    conn = connection.connect(sample_db_path)
+    try:
+        archive.archive_old_rows(conn, 0, tmp_path / "archived_data", now=CUT)
+    finally:
+        conn.close()
+    gone = next((tmp_path / "archived_data").glob("performance_results/*.parquet"))
+    gone.unlink()
+    return sample_db_path, gone
+
+
+@pytest.mark.parametrize("action", [["--sql", "SELECT count(*) AS n FROM performance_results"],
+                                    ["--report", "performance"], ["--compare-hardware"]])
+def test_a_query_missing_archived_rows_is_db004_unless_allowed(archive_gone, action, capsys):
+    """It warned and exited 0 with the live rows alone: a silently incomplete answer."""
+    db, gone = archive_gone
+    code = query_cli.main(["--db", db, *action, "--format", "csv"])
+    captured = capsys.readouterr()
+    line = _last_line(captured.err)
+    assert code == 2 and line.startswith("error DB004:") and str(gone) in line
+    assert "--allow-missing-archive" in line and captured.out == ""
+    code = query_cli.main(["--db", db, *action, "--format", "csv", "--allow-missing-archive"])
+    captured = capsys.readouterr()
+    assert code == 0 and captured.out and "leaves out their rows" in captured.err
+
+
+def test_query_help_says_what_a_missing_archive_does(capsys):
+    with pytest.raises(SystemExit):
+        query_cli.main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--allow-missing-archive" in out and "error DB004 (exit 2)" in out
+
+
+# -- 3. --archive-data says which rows it cannot archive --------------------------------------------------
+
+
+def test_archive_data_says_undated_rows_stay(sample_db_path, tmp_path, capsys):
+    conn = duckdb.connect(sample_db_path)
+    try:
+        conn.execute("UPDATE performance_results SET created_at = NULL WHERE result_id IN "
+                     "(SELECT result_id FROM performance_results ORDER BY result_id LIMIT 2)")
+    finally:
+        conn.close()
+    argv = ["--archive-data", "--older-than", "0", "--archive-dir", str(tmp_path / "arch"), "--db", sample_db_path,
+            "--format", "json"]
+    assert maintenance_cli.main([*argv, "--dry-run"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert "2 row(s) have no date" in row["result"] and "stay in the database" in row["result"]
+    assert maintenance_cli.main(argv) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert "2 row(s) have no date" in row["result"]
+    conn = duckdb.connect(sample_db_path, read_only=True)
+    try:
+        assert conn.execute("SELECT count(*) FROM performance_results").fetchone()[0] == 2
+    finally:
+        conn.close()
+
+
+# -- 4. --purge-backups on a folder that does not exist ------------------------------------------------------
+
+
+def test_purge_backups_on_a_missing_folder_says_so(tmp_path, capsys):
+    """It said '0 file(s) deleted, 0 backup(s) kept': a mistyped --backup-dir looked like a purge that ran."""
+    missing = tmp_path / "no_such_backups"
+    code = maintenance_cli.main(["--purge-backups", "--backup-dir", str(missing), "--format", "json"])
+    captured = capsys.readouterr()
+    (row,) = json.loads(captured.out)
+    assert code == 0 and row["status"] == "ok"  # a nightly purge before the first backup is no failure
+    assert row["result"] == f"backup folder {missing} does not exist: nothing to purge"
+    assert "deleted" not in row["result"] and not missing.exists()
+
+
+# -- 5. --sql --format html is the report page -----------------------------------------------------------
+
+
+def test_sql_as_html_is_the_styled_sortable_report_page(sample_db_path, tmp_path, capsys):
+    out = tmp_path / "q.html"
+    sql = "SELECT model_name AS \"<b>name</b>\", count(*) AS n FROM models GROUP BY ALL ORDER BY 1"
+    assert query_cli.main(["--db", sample_db_path, "--sql", sql, "--format", "html", "--output", str(out)]) == 0
+    page = out.read_text()
+    assert "<style" in page and "class='sortable'" in page and "Click a column header to sort" in page
+    assert "<title>Query: SELECT model_name AS &#34;&lt;b&gt;name&lt;/b&gt;&#34;" in page
+    assert "<b>name</b>" not in page and "&lt;b&gt;name&lt;/b&gt;" in page
