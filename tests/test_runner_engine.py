@@ -127,16 +127,20 @@ def test_memory_budget_skips_and_precisions(tmp_path, capfd):
 
 @pytest.mark.slow
 def test_real_minilm_and_openvino_precision(tmp_path):
-    pytest.importorskip("openvino")
+    ov = pytest.importorskip("openvino")
     from runners.run_model_benchmarks import main
 
+    # CPUs without AVX512-BF16/AMX (the AMD EPYC of some CI hosts) run a bf16 request as fp32: the runner
+    # then measures it once, as fp32, and says why it skipped bf16
+    runs_bf16 = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     db = str(tmp_path / "ov.duckdb")
     assert main(["--db", db, "--model", "all-MiniLM-L6-v2", "--hardware", "openvino", "--batch-sizes", "1",
                  "--precision", "fp32,bf16", *FAST]) == 0
     rows = _rows(db, "SELECT precision, metrics->>'$.backend.inference_precision_hint_used', average_latency_ms "
                      "FROM performance_results ORDER BY precision")
-    assert [r[0] for r in rows] == ["bf16", "fp32"]  # what the compiled model reports, read back
-    assert rows[1][1] == "f32" and all(r[2] > 0 for r in rows)
+    # what the compiled model reports, read back
+    assert [r[0] for r in rows] == (["bf16", "fp32"] if runs_bf16 else ["fp32"])
+    assert rows[-1][1] == "f32" and all(r[2] > 0 for r in rows)
     model = _rows(db, "SELECT parameters_million, source FROM models")[0]
     assert model[0] == pytest.approx(22.7, abs=0.1) and model[1].startswith("pretrained checkpoint")
 
