@@ -10,6 +10,7 @@ the records, the log row and the original text.
 """
 from __future__ import annotations
 
+import codecs
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +27,11 @@ except ImportError:  # pragma: no cover - orjson is in requirements
 # again every file that an earlier version converted (its rows are rebuilt, as with --force), so a database
 # never keeps rows the current code would not write. tests/test_converter_version.py holds a digest of what
 # this version makes of the legacy and foreign corpora and fails until the number moves with the output.
-CONVERTER_VERSION = 3  # 2: rows of undated documents keep created_at NULL (1 gave them the ingest time)
+CONVERTER_VERSION = 4  # 2: rows of undated documents keep created_at NULL (1 gave them the ingest time)
 # 3: ambiguous dd/mm or mm/dd dates are NULL (2 read them day first), nanosecond epochs are read, UTF-16/32
 # without a byte-order mark is read, hardware fields of the wrong type are dropped, long skip reasons are cut
+# 4: text that is not UTF-8 is read as Windows-1252 (noted), figures written as text with a unit ("12.5 ms",
+# "512 MB", "120 items/s") are read and converted (noted)
 
 KINDS = ("performance", "hardware", "compatibility", "integration", "web_platform", "runner", "optimum_benchmark",
          "pytest_benchmark", "no_result", "unknown", "invalid")
@@ -59,6 +62,14 @@ def parse_document(text: str | bytes):
     return _parse(text)[0]
 
 
+def _latin1_for_undefined(exc: UnicodeDecodeError):
+    # the five bytes cp1252 leaves undefined (0x81, 0x8d, 0x8f, 0x90, 0x9d) read as Latin-1: decoding never fails
+    return exc.object[exc.start:exc.end].decode("latin-1"), exc.end
+
+
+codecs.register_error("benchmark_db.latin1", _latin1_for_undefined)
+
+
 # UTF-32 marks first: the UTF-32 LE mark begins with the UTF-16 LE one
 _UTF16_32_BOMS = (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff", b"\xff\xfe", b"\xfe\xff")
 
@@ -68,7 +79,8 @@ _NUL_PATTERNS = {(True, True, True, False): "utf-32-be", (False, True, True, Tru
 
 
 def _parse(text: str | bytes):
-    """(value, strict): strict when orjson read it, so it holds no NaN/Infinity."""
+    """(value, strict, note): strict when orjson read it, so it holds no NaN/Infinity; note says how the bytes
+    were read when that is worth a line in the ingest log (None otherwise)."""
     if isinstance(text, (bytes, bytearray, memoryview)):
         data = bytes(text)
         if data.startswith(b"\xef\xbb\xbf"):
@@ -91,24 +103,31 @@ def _parse(text: str | bytes):
                     raise ValueError(f"not {encoding.upper()} text: byte {exc.start}") from None
         if _orjson is not None:
             try:
-                return _orjson.loads(data), True
+                return _orjson.loads(data), True, None
             except _orjson.JSONDecodeError:
                 pass  # json accepts what orjson refuses (NaN, huge ints) and words the error as users know it
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise ValueError(f"not UTF-8 text: byte {exc.start} is 0x{data[exc.start]:02x} "
-                             "(save the file as UTF-8)") from None
+            # old Windows tools wrote their code page ("°C", "µs" in a description): read it as Windows-1252,
+            # and say so; text that is no JSON in any encoding still fails below with its line and column
+            try:
+                value, strict, _ = _parse(data.decode("cp1252", "benchmark_db.latin1"))
+            except ValueError as parse_error:
+                raise ValueError(f"not UTF-8 text: byte {exc.start} is 0x{data[exc.start]:02x} (save the file as "
+                                 f"UTF-8); read as Windows-1252, it is no JSON either: {parse_error}") from None
+            return value, strict, (f"read as Windows-1252: not valid UTF-8 (first bad byte "
+                                   f"0x{data[exc.start]:02x} at offset {exc.start})")
     else:
         if text.startswith("\ufeff"):
             text = text[1:]
         if _orjson is not None:
             try:
-                return _orjson.loads(text), True
+                return _orjson.loads(text), True, None
             except (_orjson.JSONDecodeError, UnicodeEncodeError):
                 pass
     try:
-        return json.loads(text), False
+        return json.loads(text), False, None
     except json.JSONDecodeError as exc:
         if not text.strip():
             raise ValueError("empty file: there is no JSON in it") from None
@@ -121,14 +140,17 @@ def convert_document(text: str | bytes, path: str, sha256: str) -> Conversion:
     """Detect the document's kind and build its records. Never raises, for any input."""
     try:
         try:
-            doc, strict = _parse(text)
+            doc, strict, read_note = _parse(text)
         except ValueError as exc:
             reason = str(exc)
             suffix = Path(path or "").suffix.lower()
             if suffix and suffix != ".json":  # an --input-file that is another kind of file, not broken JSON
                 reason += f" (a {suffix} file: this tool reads JSON result files)"
             return Conversion(kind="invalid", status="failed", reason=reason)
-        return _convert(doc, path or "", sha256 or "", strict)
+        result = _convert(doc, path or "", sha256 or "", strict)
+        if read_note:
+            result.conversions = [read_note, *result.conversions]
+        return result
     except RecursionError:
         return Conversion(kind="unknown", status="failed", reason="document nested too deeply to convert")
     except Exception as exc:  # a reader's bug must not stop an ingest of thousands of files

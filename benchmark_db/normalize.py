@@ -244,6 +244,44 @@ def memory_to_mb(value, unit: str | None) -> float | None:
     return f * factor
 
 
+# a figure written as text with its unit ("12.5 ms", "850 µs", "1.5 GB", "120 samples/sec"): the number, then
+# one unit of the dimension the key measures; anything else ("fast", "N/A", "12.5 furlongs") is not a figure
+_TEXT_FIGURE_RE = re.compile(r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(\S.*?)")
+_TEXT_TIME_UNITS = {**_UNIT_ALIASES, "\u03bcs": "us", "microsecond": "us", "nanosecond": "ns", "minute": "min",
+                    "nsec": "ns", "msecs": "ms", "usecs": "us"}
+_TEXT_MEMORY_FACTOR_MB = {**_MEMORY_FACTOR_MB, "byte": 1 / 1048576, "tb": 1048576.0, "tib": 1048576.0}
+_TEXT_RATE_RE = re.compile(r"(?:(?:items?|samples?|it|its|iters?|iterations?|images?|imgs?|sequences?|seqs?"
+                           r"|inferences?|predictions?|queries|query)\s*)?(?:/|per\s+)\s*(s|sec|secs|second|ms)")
+_RATE_FACTOR = {"s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "ms": 1000.0}
+
+
+def figure_from_text(value: str, dimension: str) -> tuple[float, str] | None:
+    """A figure written as text with its unit, in the column's unit: `dimension` 'time' -> (ms, unit read:
+    'ms', 's', 'us', 'ns' or 'min'), 'memory' -> (MB, unit read, lower case), 'throughput' -> (items/s, unit
+    as written, lower case). None when the text is not a number followed by a unit of that dimension."""
+    if len(value) > 60:
+        return None
+    match = _TEXT_FIGURE_RE.fullmatch(value.strip())
+    if match is None:
+        return None
+    number, unit = match.groups()
+    unit = unit.lower()
+    if dimension == "time":
+        unit = _TEXT_TIME_UNITS.get(unit)
+        factor = _TIME_FACTOR_MS.get(unit) if unit else None
+    elif dimension == "memory":
+        factor = _TEXT_MEMORY_FACTOR_MB.get(unit)
+    elif dimension == "throughput":
+        rate = _TEXT_RATE_RE.fullmatch(unit)
+        factor = _RATE_FACTOR[rate.group(1)] if rate else None
+    else:
+        factor = None
+    if factor is None:
+        return None
+    f = float(number) * factor
+    return (f, unit) if _isfinite(f) else None
+
+
 # ---------------------------------------------------------------------------------------------- shapes of keys
 _BATCH_KEY_RE = re.compile(r"^(?:batch|bs|b)[_-]?(?:size[_-]?)?(\d{1,6})(?:[_-]+(.*))?$")
 _SEQ_PART_RE = re.compile(r"(?:^|[_-])(?:seq|sequence|seqlen|seq_len|sl|len|length)[_-]?(?:len(?:gth)?[_-]?)?"

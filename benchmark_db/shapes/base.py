@@ -21,6 +21,7 @@ from benchmark_db.names import FAMILY_MODALITY, family_of
 from benchmark_db.normalize import (
     batch_seq_from_key,
     clean_model_name,
+    figure_from_text,
     known_hardware,
     memory_to_mb,
     names_simulation,
@@ -116,7 +117,10 @@ THROUGHPUT_KEYS = ("throughput_items_per_second", "throughput_items_per_sec", "i
 MEMORY_KEYS = {"memory_peak_mb": "mb", "peak_memory_mb": "mb", "memory_mb": "mb", "memory_usage_mb": "mb",
                "max_memory_mb": "mb", "peak_memory_usage_mb": "mb", "memory_used_mb": "mb", "mem_mb": "mb",
                "memory_peak_gb": "gb", "peak_memory_gb": "gb", "memory_gb": "gb", "memory_usage_gb": "gb",
-               "memory_bytes": "bytes", "peak_memory_bytes": "bytes", "memory_peak_bytes": "bytes"}
+               "memory_bytes": "bytes", "peak_memory_bytes": "bytes", "memory_peak_bytes": "bytes",
+               # no unit in the name: read only as text that states one ("512 MB"); a bare number stays in metrics
+               "memory_usage": None, "peak_memory": None, "memory_peak": None, "max_memory": None,
+               "memory_used": None, "peak_memory_usage": None}
 TOTAL_TIME_KEYS = {"total_time_seconds": "s", "total_time": "s", "total_time_s": "s", "total_time_ms": "ms",
                    "duration_seconds": "s", "elapsed_seconds": "s"}
 ITERATION_KEYS = ("iterations", "num_iterations", "benchmark_iterations", "num_runs", "runs", "n_iterations",
@@ -142,6 +146,8 @@ TEST_CASE_KEYS = ("test_case", "task", "scenario", "benchmark_type", "test_type"
 _SIM_FLAGS = frozenset(SIM_FLAG_KEYS)
 _SIM_TEXTS = frozenset(SIM_TEXT_KEYS)
 _MEASURE_KEYS = frozenset(LATENCY_MEAN_KEYS) | frozenset(THROUGHPUT_KEYS)
+# what a measurement key's value written as text ("12.5 ms") must measure: figure_from_text's dimension
+_TEXT_DIMENSION_OF_KEY = {**dict.fromkeys(LATENCY_MEAN_KEYS, "time"), **dict.fromkeys(THROUGHPUT_KEYS, "throughput")}
 _SAMPLE_KEYSET = frozenset(SAMPLE_KEYS)
 
 
@@ -165,7 +171,10 @@ def record_is_simulated(rec: dict) -> bool:
 def has_measurement(rec: dict) -> bool:
     """True if the dict carries a latency or throughput figure of its own (not only in sub-dicts)."""
     for key in _MEASURE_KEYS.intersection(rec):
-        if to_float(rec[key]) is not None:
+        value = rec[key]
+        if to_float(value) is not None:
+            return True
+        if type(value) is str and figure_from_text(value, _TEXT_DIMENSION_OF_KEY[key]) is not None:
             return True
     for key in _SAMPLE_KEYSET.intersection(rec):
         value = rec[key]
@@ -562,6 +571,8 @@ def _roles() -> dict[str, tuple[str, int, object]]:
 
 _ROLES = _roles()
 _NUMERIC_ROLES = {"latency", "throughput", "memory", "total_time", "iterations", "warmup", "batch", "seq"}
+# the roles whose value may be written as text with a unit ("12.5 ms"), and the dimension that unit must have
+_TEXT_DIMENSION = {"latency": "time", "total_time": "time", "throughput": "throughput", "memory": "memory"}
 _NO_HIT = (None, None, None, None)
 _INT_LIMIT = 2**31 - 1
 
@@ -599,6 +610,13 @@ def _numbers(values: list) -> list[float] | None:
     return None if any(x is None for x in out) else out
 
 
+def _text_note(figure: str, written: str, column_unit: str, key: str) -> str:
+    """The ingest log's line for a figure read from text with its unit ('12.5 ms'), as for numeric conversions."""
+    if written.lower() == column_unit.lower():
+        return f"{figure} read from text ({key})"
+    return f"{figure} read from text, {written} -> {column_unit} ({key})"
+
+
 def read_measurement(b: Builder, rec: dict, pointer: str, ctx: dict) -> dict:
     """Map one measurement dict to PerformanceResults fields (units converted); unmapped keys -> metrics.
 
@@ -610,6 +628,7 @@ def read_measurement(b: Builder, rec: dict, pointer: str, ctx: dict) -> dict:
     metrics: dict = {}
     placeholder = None
     sample_numbers: dict = {}  # samples key -> its values as floats, read once
+    text_units: dict | None = None  # key -> unit, for values written as text with a unit (already converted)
     for key, value in rec.items():
         role = _ROLES.get(key)
         if role is None or value is None:
@@ -617,10 +636,12 @@ def read_measurement(b: Builder, rec: dict, pointer: str, ctx: dict) -> dict:
             continue
         name, rank, extra = role
         if name == "stat":
-            if to_float(value) is None:
-                metrics[key] = value
+            if to_float(value) is not None:
+                stats.append((key, value, None))
+            elif type(value) is str and (figure := figure_from_text(value, "time")) is not None:
+                stats.append((key, value, figure))
             else:
-                stats.append((key, value))
+                metrics[key] = value
             continue
         if name == "model":
             if not isinstance(value, str) or not clean_model_name(value):
@@ -646,6 +667,17 @@ def read_measurement(b: Builder, rec: dict, pointer: str, ctx: dict) -> dict:
         if name in _NUMERIC_ROLES:
             number = to_float(value)
             if number is None:
+                # "12.5 ms": only a str is tried, so plain numbers pay nothing for it
+                dimension = _TEXT_DIMENSION.get(name) if type(value) is str else None
+                figure = figure_from_text(value, dimension) if dimension else None
+                if figure is None:
+                    metrics[key] = value
+                    continue
+                number = figure[0]
+                if text_units is None:
+                    text_units = {}
+                text_units[key] = figure[1]
+            elif extra is None and name == "memory":  # a bare number under a key that names no unit
                 metrics[key] = value
                 continue
         # the best-ranked key of a role wins; the others go to metrics
@@ -673,11 +705,18 @@ def read_measurement(b: Builder, rec: dict, pointer: str, ctx: dict) -> dict:
     throughput = thr_f if thr_f is not None and thr_f > 0 else None
     if thr_hit[2] is not None and throughput is None and thr_f == 0:
         b.note(f"throughput 0 treated as missing ({pointer})")
+    if throughput is not None and text_units and thr_hit[1] in text_units:
+        b.note(_text_note("throughput", text_units[thr_hit[1]], "items/s", thr_hit[1]))
 
     out: dict = {}
     _, lat_key, lat_v, lat = get("latency", _NO_HIT)
     unit = None
-    if lat_key is not None and lat is not None and lat > 0:
+    if lat_key is not None and lat is not None and lat > 0 and text_units and lat_key in text_units:
+        written = text_units[lat_key]  # already in ms; its unit is the record's for statistics that state none
+        unit = written if written in _FACTOR else None
+        out["average_latency_ms"] = lat
+        b.note(_text_note("latency", written, "ms", lat_key))
+    elif lat_key is not None and lat is not None and lat > 0:
         unit = _decide_unit(b, pointer, lat_key, LATENCY_MEAN_KEYS[lat_key], lat, throughput, batch)
         out["average_latency_ms"] = lat * _FACTOR[unit]
         if unit != "ms":
@@ -685,10 +724,14 @@ def read_measurement(b: Builder, rec: dict, pointer: str, ctx: dict) -> dict:
     elif lat_key is not None and lat == 0:
         b.note(f"latency 0 treated as missing ({pointer})")
 
-    for key, value in stats:
+    for key, value, figure in stats:
         field, stated = _ROLES[key][2]
         if field in out:
             metrics[key] = value
+            continue
+        if figure is not None:
+            out[field] = figure[0]
+            b.note(_text_note("latency", figure[1], "ms", key))
             continue
         number = to_float(value)
         u = stated or unit or _decide_unit(b, pointer, key, None, number, throughput, batch)
@@ -708,15 +751,21 @@ def read_measurement(b: Builder, rec: dict, pointer: str, ctx: dict) -> dict:
         if u != "ms":
             b.note(f"latency samples {u} -> ms ({samples_key})")
 
-    _, mem_key, mem_v, _ = get("memory", _NO_HIT)
-    if mem_key is not None:
+    _, mem_key, mem_v, mem_f = get("memory", _NO_HIT)
+    if mem_key is not None and text_units and mem_key in text_units:
+        out["memory_peak_mb"] = positive(mem_f)
+        b.note(_text_note("memory", text_units[mem_key], "MB", mem_key))
+    elif mem_key is not None:
         mb = memory_to_mb(mem_v, MEMORY_KEYS[mem_key])
         out["memory_peak_mb"] = positive(mb)
         if MEMORY_KEYS[mem_key] != "mb" and mb is not None:
             b.note(f"memory {MEMORY_KEYS[mem_key]} -> MB ({mem_key})")
     _, tt_key, _, seconds = get("total_time", _NO_HIT)
     if tt_key is not None:
-        if seconds is not None and TOTAL_TIME_KEYS[tt_key] == "ms":
+        if text_units and tt_key in text_units:
+            seconds /= 1000  # read from text in ms
+            b.note(_text_note("total time", text_units[tt_key], "s", tt_key))
+        elif seconds is not None and TOTAL_TIME_KEYS[tt_key] == "ms":
             seconds /= 1000
             b.note(f"total time ms -> s ({tt_key})")
         out["total_time_seconds"] = seconds
