@@ -215,8 +215,10 @@ _folder_stamp = functools.lru_cache(maxsize=4096)(_last_stamp)
 # ---------------------------------------------------------------------------------------------- units
 _TIME_FACTOR_MS = {"ms": 1.0, "s": 1000.0, "us": 0.001, "ns": 0.000001, "min": 60000.0}
 _UNIT_ALIASES = {"ms": "ms", "msec": "ms", "millisecond": "ms", "milliseconds": "ms", "s": "s", "sec": "s",
-                 "secs": "s", "second": "s", "seconds": "s", "us": "us", "µs": "us", "usec": "us",
-                 "microseconds": "us", "ns": "ns", "nanoseconds": "ns", "min": "min", "minutes": "min"}
+                 "secs": "s", "second": "s", "seconds": "s", "us": "us", "\u00b5s": "us", "\u03bcs": "us",
+                 "usec": "us", "usecs": "us", "microsecond": "us", "microseconds": "us", "ns": "ns", "nsec": "ns",
+                 "nanosecond": "ns", "nanoseconds": "ns", "min": "min", "minute": "min", "minutes": "min",
+                 "msecs": "ms"}  # µs: the micro sign and the Greek mu, which look alike
 
 
 def time_unit(text) -> str | None:
@@ -247,8 +249,6 @@ def memory_to_mb(value, unit: str | None) -> float | None:
 # a figure written as text with its unit ("12.5 ms", "850 µs", "1.5 GB", "120 samples/sec"): the number, then
 # one unit of the dimension the key measures; anything else ("fast", "N/A", "12.5 furlongs") is not a figure
 _TEXT_FIGURE_RE = re.compile(r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(\S.*?)")
-_TEXT_TIME_UNITS = {**_UNIT_ALIASES, "\u03bcs": "us", "microsecond": "us", "nanosecond": "ns", "minute": "min",
-                    "nsec": "ns", "msecs": "ms", "usecs": "us"}
 _TEXT_MEMORY_FACTOR_MB = {**_MEMORY_FACTOR_MB, "byte": 1 / 1048576, "tb": 1048576.0, "tib": 1048576.0}
 _TEXT_RATE_RE = re.compile(r"(?:(?:items?|samples?|it|its|iters?|iterations?|images?|imgs?|sequences?|seqs?"
                            r"|inferences?|predictions?|queries|query)\s*)?(?:/|per\s+)\s*(s|sec|secs|second|ms)")
@@ -267,7 +267,7 @@ def figure_from_text(value: str, dimension: str) -> tuple[float, str] | None:
     number, unit = match.groups()
     unit = unit.lower()
     if dimension == "time":
-        unit = _TEXT_TIME_UNITS.get(unit)
+        unit = _UNIT_ALIASES.get(unit)
         factor = _TIME_FACTOR_MS.get(unit) if unit else None
     elif dimension == "memory":
         factor = _TEXT_MEMORY_FACTOR_MB.get(unit)

@@ -213,3 +213,12 @@ def test_figures_written_as_text_reach_the_database_with_their_note(tmp_path, ca
     [(conversions,)] = _rows(db_path, "SELECT conversions FROM ingested_files")
     assert {"latency read from text, us -> ms (latency)", "memory read from text, gb -> MB (memory_usage)",
             "throughput read from text, samples/sec -> items/s (throughput)"} <= set(json.loads(conversions))
+
+
+@pytest.mark.parametrize("unit", ["\u00b5s", "\u03bcs", "microseconds", "microsecond", "usecs"])
+def test_a_stat_block_in_microseconds_is_read_whichever_mu_it_writes(unit):
+    """The micro sign (U+00B5) and the Greek mu (U+03BC) look alike; editors and locales write either."""
+    doc = {"model": "bert-base-uncased", "hardware": "cpu", "batch_size": 1,
+           "latency": {"mean": 850, "p50": 800, "unit": unit}}
+    row = _performance_row(_convert(doc))
+    assert row.average_latency_ms == pytest.approx(0.85) and row.latency_p50_ms == pytest.approx(0.8)
