@@ -23,7 +23,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmark_db.cli import add_common_options, add_db_option, run_cli, write_text
+from benchmark_db.cli import add_archive_option, add_common_options, add_db_option, run_cli, write_text
 from benchmark_db.errors import BenchmarkDBError, UsageError
 
 log = logging.getLogger("benchmark_db.analytics")
@@ -1539,12 +1539,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", choices=("png", "svg", "pdf"), default="png", help="chart format (default png)")
     parser.add_argument("--include-simulated", action="store_true", help="include results flagged as simulated")
     parser.add_argument("--seed", type=int, default=0, help="random seed for bootstrap and models (default 0)")
+    add_archive_option(parser)
     add_common_options(parser)
     return parser
 
 
 def run(args) -> int:
-    from benchmark_db.connection import open_db
+    from benchmark_db.connection import open_db, resolve_db_path
+    from benchmark_db.maintenance import archive
 
     if args.regression_threshold < 0:
         raise UsageError("--regression-threshold is negative", "give a fraction such as 0.1 (or a percent such as 10)")
@@ -1559,6 +1561,7 @@ def run(args) -> int:
                    add_model_attributes=asked is None, predict=predict,
                    seed=args.seed)
     with open_db(args.db, read_only=True, lock_timeout=args.lock_timeout) as conn:
+        archive.require_archive(conn, resolve_db_path(args.db), args.allow_missing_archive)
         results = run_analyses(conn, analysis, opts, model_family=args.model_family, hardware_type=args.hardware_type,
                                include_simulated=args.include_simulated)
     text = "\n\n".join(r.summary for r in results)

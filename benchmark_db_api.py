@@ -920,6 +920,22 @@ def _with_archive(conn, sql: str) -> str:
     return archive.read_with_archive(conn, sql)
 
 
+def _read(conn, sql: str, params: list, db: str):
+    """Run one of this module's read queries with the archived rows; an archived file that is gone is DB004
+    naming it (DuckDB said only "No files found that match the pattern")."""
+    import duckdb
+
+    try:
+        return conn.execute(_with_archive(conn, sql), params)
+    except duckdb.IOException as exc:
+        from benchmark_db.maintenance import archive
+
+        error = archive.missing_archive_error(conn, db)
+        if error is None:
+            raise
+        raise error from exc
+
+
 def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
@@ -1335,7 +1351,7 @@ class BenchmarkDBAPI:
             raise DBConnectionError(f"database {self.db_path} does not exist",
                                     "store a result first, or pass db_path of an existing database")
         with self.db.connection() as conn:
-            return conn.execute(_with_archive(conn, sql), params).df()
+            return _read(conn, sql, params, self.db_path).df()
 
     def rows(self, sql: str, params: list) -> tuple[list[str], list[tuple]]:
         """Column names and rows of one of this module's read queries (the REST server's path)."""
@@ -1343,7 +1359,7 @@ class BenchmarkDBAPI:
             raise DBConnectionError(f"database {self.db_path} does not exist",
                                     "store a result first, or start the server with --db of an existing file")
         with self.db.connection() as conn:
-            result = conn.execute(_with_archive(conn, sql), params)
+            result = _read(conn, sql, params, self.db_path)
             return [d[0] for d in result.description], result.fetchall()
 
     def get_performance_metrics(self, model_name: str | None = None, hardware_type: str | None = None,

@@ -24,7 +24,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchmark_db.cli import add_common_options, add_db_option, run_cli, write_text
+from benchmark_db.cli import add_archive_option, add_common_options, add_db_option, run_cli, write_text
 from benchmark_db.errors import EXIT_FINDING, EXIT_OK, UsageError
 
 log = logging.getLogger("benchmark_db.query")
@@ -79,9 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="output format (default: from --output's extension, else table on a terminal and csv "
                           "otherwise; markdown for --regression-check)")
     out.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
-    out.add_argument("--allow-missing-archive", action="store_true",
-                     help="answer from the rows still in the database when archived Parquet files are missing "
-                          "(a warning; without it: error DB004, exit 2)")
+    add_archive_option(out)
     add_common_options(parser)
     return parser
 
@@ -161,27 +159,6 @@ def regression_check(conn, *, reference_conn=None, last_days=None, threshold_pct
     return regression.regression_check(conn, **kwargs)
 
 
-def require_archive(conn, db: str, allow_missing: bool) -> None:
-    """DB004 when archived Parquet files the database names are missing: the answer would silently leave their
-    rows out (connect() only warned, and the query exited 0). With `allow_missing`, a warning instead."""
-    from benchmark_db.errors import QueryError
-    from benchmark_db.maintenance.archive import missing_archive_files
-
-    missing = missing_archive_files(conn)
-    if not missing:
-        return
-    names = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
-    if allow_missing:
-        log.warning("%s: %d archived Parquet file(s) are missing (%s): the answer leaves out their rows "
-                    "(--allow-missing-archive)", db, len(missing), names)
-        return
-    raise QueryError(f"{db}: {len(missing)} archived Parquet file(s) are missing ({names}): the answer would "
-                     "leave out their rows",
-                     "put the archive folder back where the database expects it (benchmark_db_maintenance.py "
-                     "--check-integrity lists the files), or pass --allow-missing-archive to query the rows "
-                     "still in the database")
-
-
 def _sql_title(sql: str) -> str:
     """The page title of a --sql result: the query on one line, shortened."""
     text = " ".join(sql.split())
@@ -206,6 +183,7 @@ def _render_result(df, fmt: str, title: str, filters, notes: list[str] | None = 
 def run(args) -> int:
     from benchmark_db.cli import resolve_format
     from benchmark_db.connection import connect, resolve_db_path
+    from benchmark_db.maintenance import archive
 
     actions = [name for name, on in (("--sql", args.sql is not None), ("--report", args.report),
                                      ("--compare-hardware", args.compare_hardware),
@@ -242,7 +220,7 @@ def run(args) -> int:
     filters = reports.ReportFilters.from_args(args)
     conn = connect(args.db, read_only=True, lock_timeout=args.lock_timeout)
     try:
-        require_archive(conn, resolve_db_path(args.db), args.allow_missing_archive)
+        archive.require_archive(conn, resolve_db_path(args.db), args.allow_missing_archive)
         if args.sql is not None:
             # as HTML, the report page the comparisons use (styled, sortable), titled by the query
             text = _render_result(run_sql(conn, args.sql), fmt, _sql_title(args.sql), filters,
@@ -303,6 +281,7 @@ def _run_regression(args) -> int:
     import json
 
     from benchmark_db.connection import connect, resolve_db_path
+    from benchmark_db.maintenance import archive
 
     fmt = args.format or ("json" if args.output and args.output.endswith(".json") else "markdown")
     if fmt not in ("markdown", "json"):
@@ -312,10 +291,10 @@ def _run_regression(args) -> int:
     conn = connect(args.db, read_only=True, lock_timeout=args.lock_timeout)
     reference = None
     try:
-        require_archive(conn, resolve_db_path(args.db), args.allow_missing_archive)
+        archive.require_archive(conn, resolve_db_path(args.db), args.allow_missing_archive)
         if args.reference_db:
             reference = connect(args.reference_db, read_only=True, lock_timeout=args.lock_timeout)
-            require_archive(reference, args.reference_db, args.allow_missing_archive)
+            archive.require_archive(reference, args.reference_db, args.allow_missing_archive)
         report = regression_check(conn, reference_conn=reference, last_days=args.last_days,
                                   threshold_pct=args.threshold, alpha=args.alpha,
                                   include_simulated=args.include_simulated, model=args.model,

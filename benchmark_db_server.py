@@ -63,6 +63,7 @@ from typing_extensions import TypedDict  # pydantic needs this one on Python < 3
 
 import benchmark_db_api as api_module
 from benchmark_db.errors import (
+    ArchiveMissingError,
     BenchmarkDBError,
     DatabaseLockedError,
     DataConversionError,
@@ -553,6 +554,8 @@ def _db_error_response(exc: BenchmarkDBError) -> JSONResponse:
         return error_response(status, code, message, {"db_code": exc.code})
     if isinstance(exc, DataConversionError):
         return error_response(422, "invalid_value", message, {"db_code": exc.code})
+    if isinstance(exc, ArchiveMissingError):  # not the client's doing: the answer waits for the files
+        return error_response(503, "archive_missing", message, {"db_code": exc.code})
     if isinstance(exc, DBConnectionError | SchemaError):
         # another process holding the file is a passing state: say when to try again
         headers = {"Retry-After": "1"} if isinstance(exc, DatabaseLockedError) else None

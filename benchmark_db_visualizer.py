@@ -21,7 +21,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchmark_db.cli import add_common_options, add_db_option, log, run_cli, write_text
+from benchmark_db.cli import add_archive_option, add_common_options, add_db_option, log, run_cli, write_text
 from benchmark_db.errors import EXIT_OK, QueryError, UsageError
 
 REPORTS = ("performance", "hardware", "compatibility", "integration", "summary", "all")
@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", "-o", metavar="FILE", default=None,
                         help="file to write (default: benchmark_report.html for --report, else chart.png)")
     parser.add_argument("--title", default=None, help="chart (or HTML report) title instead of the generated one")
+    add_archive_option(parser)
     add_common_options(parser)
     return parser
 
@@ -178,7 +179,8 @@ def _output_format(args) -> str:
 
 def run(args) -> int:
     from benchmark_db import reports
-    from benchmark_db.connection import connect
+    from benchmark_db.connection import connect, resolve_db_path
+    from benchmark_db.maintenance import archive
 
     actions = [name for name, on in (("--report", args.report), ("--compare-hardware", args.compare_hardware),
                                      ("--compare-models", args.compare_models), ("--plot-trend", args.plot_trend),
@@ -196,6 +198,7 @@ def run(args) -> int:
     filters = reports.ReportFilters.from_args(args)
     conn = connect(args.db, read_only=True, lock_timeout=args.lock_timeout)
     try:
+        archive.require_archive(conn, resolve_db_path(args.db), args.allow_missing_archive)
         if fmt == "html":
             path = html_report(conn, output, args.report, filters, metric=args.metric, title=args.title)
         elif args.report:

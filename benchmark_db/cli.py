@@ -86,6 +86,13 @@ def add_common_options(parser: argparse.ArgumentParser, *, database: bool = True
                        help="how long to wait for a database another process holds (default: %(default)s)")
 
 
+def add_archive_option(parser: argparse.ArgumentParser) -> None:
+    """--allow-missing-archive, for the tools that read results (see archive.require_archive)."""
+    parser.add_argument("--allow-missing-archive", action="store_true",
+                        help="answer from the rows still in the database when archived Parquet files are missing "
+                             "(a warning; without it: error DB004, exit 2)")
+
+
 def add_format_option(parser: argparse.ArgumentParser, formats: Iterable[str] = FORMATS) -> None:
     parser.add_argument("--format", choices=tuple(formats), default=None,
                         help="output format (default: from --output's extension, else table on a terminal "

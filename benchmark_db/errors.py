@@ -63,6 +63,10 @@ class QueryError(BenchmarkDBError):
     exit_code = EXIT_USAGE
 
 
+class ArchiveMissingError(QueryError):
+    """Archived Parquet files the database names are gone: an answer would silently leave their rows out."""
+
+
 class MaintenanceError(BenchmarkDBError):
     """A maintenance step (backup, restore, vacuum, archive) failed."""
 

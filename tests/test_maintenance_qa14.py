@@ -173,6 +173,27 @@ def test_a_query_missing_archived_rows_is_db004_unless_allowed(archive_gone, act
     assert code == 0 and captured.out and "leaves out their rows" in captured.err
 
 
+@pytest.mark.parametrize("tool", ["visualizer", "analytics"])
+def test_charts_and_analyses_missing_archived_rows_are_db004_unless_allowed(archive_gone, tmp_path, tool, capsys):
+    """The visualizer and the analytics drew their charts from the live rows alone, with a warning only."""
+    import benchmark_db_analytics
+    import benchmark_db_visualizer
+
+    db, gone = archive_gone
+    if tool == "visualizer":
+        main, argv = benchmark_db_visualizer.main, ["--db", db, "--compare-hardware", "--output",
+                                                    str(tmp_path / "chart.png")]
+    else:
+        main, argv = benchmark_db_analytics.main, ["--db", db, "--analysis", "hardware-comparison",
+                                                   "--output-dir", str(tmp_path / "analytics")]
+    code = main(argv)
+    line = _last_line(capsys.readouterr().err)
+    assert code == 2 and line.startswith("error DB004:") and str(gone) in line
+    assert not (tmp_path / "chart.png").exists() and not (tmp_path / "analytics").exists()
+    code = main([*argv, "--allow-missing-archive"])
+    assert code == 0 and "leaves out their rows" in capsys.readouterr().err
+
+
 def test_query_help_says_what_a_missing_archive_does(capsys):
     with pytest.raises(SystemExit):
         query_cli.main(["--help"])
@@ -230,3 +251,28 @@ def test_sql_as_html_is_the_styled_sortable_report_page(sample_db_path, tmp_path
     assert "<style" in page and "class='sortable'" in page and "Click a column header to sort" in page
     assert "<title>Query: SELECT model_name AS &#34;&lt;b&gt;name&lt;/b&gt;&#34;" in page
     assert "<b>name</b>" not in page and "&lt;b&gt;name&lt;/b&gt;" in page
+
+
+def test_the_python_api_and_the_rest_server_name_missing_archived_files(archive_gone):
+    """Their reads failed with DuckDB's bare "IO Error: No files found that match the pattern" (the server: a
+    503 telling the client to retry, when only putting the files back helps)."""
+    from fastapi.testclient import TestClient
+
+    from benchmark_db.errors import ArchiveMissingError
+    from benchmark_db_api import BenchmarkDBAPI
+    from benchmark_db_server import ServerSettings, create_app
+
+    db, gone = archive_gone
+    api = BenchmarkDBAPI(db)
+    try:
+        with pytest.raises(ArchiveMissingError, match="archived Parquet file") as raised:
+            api.get_performance_metrics()
+        assert raised.value.code == "DB004" and str(gone) in raised.value.message
+    finally:
+        api.close()
+    with TestClient(create_app(ServerSettings(db_path=db, idle_release=0.1))) as client:
+        response = client.get("/performance")
+    assert response.status_code == 503
+    error = response.json()["error"]
+    assert error["code"] == "archive_missing" and str(gone) in error["message"]
+    assert error["details"] == {"db_code": "DB004"}

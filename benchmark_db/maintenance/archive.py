@@ -347,6 +347,33 @@ def missing_archive_files(conn) -> list[str]:
     return [p["path"] for p in archive_partitions(conn) if not Path(p["path"]).is_file()]
 
 
+def missing_archive_error(conn, db: str):
+    """The ArchiveMissingError (DB004) naming the archived Parquet files the database names that are gone, or
+    None when every one is there."""
+    from benchmark_db.errors import ArchiveMissingError
+
+    missing = missing_archive_files(conn)
+    if not missing:
+        return None
+    names = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+    return ArchiveMissingError(f"{db}: {len(missing)} archived Parquet file(s) are missing ({names}): the answer "
+                               "would leave out their rows",
+                               "put the archive folder back where the database expects it "
+                               "(benchmark_db_maintenance.py --check-integrity lists the files), or pass "
+                               "--allow-missing-archive to use the rows still in the database")
+
+
+def require_archive(conn, db: str, allow_missing: bool) -> None:
+    """For a tool that reads results: DB004 when archived files are missing (connect() only warns), as the
+    answer would silently leave their rows out; with `allow_missing`, a warning instead."""
+    error = missing_archive_error(conn, db)
+    if error is None:
+        return
+    if not allow_missing:
+        raise error
+    log.warning("%s (--allow-missing-archive)", error.message.replace("would leave", "leaves"))
+
+
 def _require_archive_files(conn) -> None:
     """Fail before anything is written when an archived file the database names is gone: the views over the
     archive cannot be re-created, and the step used to move rows and then fail with DuckDB's multi-line
