@@ -401,6 +401,7 @@ def test_interactive_anomaly_page_without_anomalies_says_so(tmp_path, capsys):
     assert "Plotly.newPlot" not in page  # no empty axes drawn
 
 
+@pytest.mark.slow  # about 0.8 s: outside make test-fast
 def test_model_comparison_bars_sit_on_their_ticks_and_the_legend_beside_them(tmp_path, monkeypatch):
     rows = [dict(model=m, family="bert", params=100.0, hw=hw, batch=1, precision="fp32", latency=lat, when=T0)
             for m, hw, lat in (("a-model", "cpu", 10.0), ("a-model", "cuda", 2.0), ("b-model", "cpu", 12.0),

@@ -123,6 +123,7 @@ def test_model_comparison_never_averages_the_emulator_with_the_device(db, tmp_pa
     assert _close(at_1[(EMU, "bert-base-uncased")]["relative_to_fastest"], 4.0)
 
 
+@pytest.mark.slow  # about 0.6 s: outside make test-fast
 def test_batch_scaling_fits_one_curve_per_device(db, tmp_path, capsys):
     data, _ = _run(db, tmp_path, capsys, "batch-scaling")
     curves = {(r["model"], r["hardware"]): r for r in data["rows"]}

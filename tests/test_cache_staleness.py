@@ -19,12 +19,8 @@ from benchmark_db.reports import ReportFilters
 
 
 @pytest.fixture
-def db(tmp_path) -> str:
-    from scripts.create_benchmark_schema import create_database
-
-    path = str(tmp_path / "sample.duckdb")
-    create_database(path, sample_data=True)
-    return path
+def db(sample_db_path) -> str:
+    return sample_db_path  # this test's own copy of the sample database (conftest)
 
 
 @pytest.fixture

@@ -65,6 +65,7 @@ def _log(db_path, sql="SELECT path, converter_version, reason FROM ingested_file
         return db.conn.execute(sql).fetchall()
 
 
+@pytest.mark.slow  # about 0.7 s: outside make test-fast
 def test_files_an_earlier_version_converted_are_converted_again(tmp_path):
     src = tmp_path / "results"
     write(src / "a.json", perf_doc())

@@ -8,6 +8,8 @@ import csv
 import datetime as dt
 import io
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -52,11 +54,22 @@ def build_db(path, runs, *, same_device: bool = True) -> str:
     return str(path)
 
 
+@pytest.fixture(scope="session")
+def _emulated_template(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("emulated") / "emulated.duckdb"
+    build_db(path, [["cpu", "gpu"], ["emu"]] * 3)
+    assert not Path(str(path) + ".wal").exists()  # every byte is in the file: a copy is the same database
+    return path
+
+
 @pytest.fixture
-def db(tmp_path) -> str:
+def db(tmp_path, _emulated_template) -> str:
     """Six runs measuring bert batch 1: three on the CPU and a real WebGPU device, three on SwiftShader standing
-    in for that device (one run cannot hold both: their natural keys, and so their result ids, are the same)."""
-    return build_db(tmp_path / "emulated.duckdb", [["cpu", "gpu"], ["emu"]] * 3)
+    in for that device (one run cannot hold both: their natural keys, and so their result ids, are the same).
+    This test's own copy of one made per session."""
+    path = tmp_path / "emulated.duckdb"
+    shutil.copyfile(_emulated_template, path)
+    return str(path)
 
 
 @pytest.fixture
@@ -145,6 +158,7 @@ def test_hardware_filter_matches_emulated_results_shown_labelled(tmp_path):
     assert hw.loc["google swiftshader", "emulated_results"] == 2 and hw.loc["Test GPU", "emulated_results"] == 0
 
 
+@pytest.mark.slow  # about 1.0 s: outside make test-fast
 def test_compare_table_and_charts_name_emulated_series(db):
     import matplotlib.pyplot as plt
 
@@ -199,6 +213,7 @@ def test_regression_never_compares_an_emulated_run_with_a_real_one(tmp_path):
     assert skipped[0]["reason"].startswith("only one run")
 
 
+@pytest.mark.slow  # about 0.7 s: outside make test-fast
 def test_regression_against_a_reference_keeps_emulated_and_real_apart(tmp_path):
     ref = build_db(tmp_path / "ref.duckdb", [["cpu", "gpu"]] * 2)
     cur = build_db(tmp_path / "cur.duckdb", [["cpu", "emu"]] * 2)

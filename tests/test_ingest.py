@@ -308,6 +308,7 @@ def test_a_file_whose_rows_cannot_be_stored_fails_alone(tmp_path, db_path):
         conn.close()
 
 
+@pytest.mark.slow  # about 0.9 s: outside make test-fast
 def test_an_error_in_the_writer_stops_the_run_and_a_rerun_completes_it(tmp_path, db_path):
     src = tmp_path / "results"
     for i in range(4):

@@ -102,6 +102,7 @@ def test_dry_run_counts_models_and_platforms_once_and_only_new_ones(tmp_path, ca
     assert after.get("models") == 1 and "hardware_platforms" not in after  # cpu is stored already
 
 
+@pytest.mark.slow  # about 0.5 s: outside make test-fast
 def test_summary_says_where_archived_files_went_and_names_unchanged_files_kinds(tmp_path, capsys):
     write(tmp_path / "in" / "a.json", perf_doc())
     write(tmp_path / "in" / "b.json", {"models": ["bert"], "batch_sizes": [1, 2], "output_dir": "x"})
@@ -118,6 +119,7 @@ def test_summary_says_where_archived_files_went_and_names_unchanged_files_kinds(
     assert [(f["status"], f["kind"]) for f in json.loads(out)["summary"]["files"]] == [("unchanged", "performance")]
 
 
+@pytest.mark.slow  # about 0.5 s: outside make test-fast
 def test_reconvert_with_nothing_to_do_and_fix_with_nothing_fixed_say_so(tmp_path, capsys):
     write(tmp_path / "in" / "a.json", perf_doc(latency=10.0, throughput=500.0))  # batch 1 at 10 ms is 100/s
     db = str(tmp_path / "db.duckdb")
@@ -129,6 +131,7 @@ def test_reconvert_with_nothing_to_do_and_fix_with_nothing_fixed_say_so(tmp_path
     assert "validation: 1 problems" in out
 
 
+@pytest.mark.slow  # about 1.1 s: outside make test-fast
 def test_a_trend_leaves_undated_results_out_and_says_so(tmp_path, capsys):
     """matplotlib failed on the NaT time of an undated result ("unexpected ConversionError")."""
     import benchmark_db_visualizer

@@ -164,6 +164,7 @@ def test_a_parquet_dataset_folder_named_after_its_table_is_merged(tmp_path):
 # The .md report of a run without an ingest part
 
 
+@pytest.mark.slow  # about 0.6 s: outside make test-fast
 def test_validate_only_markdown_report_says_nothing_about_files(tmp_path):
     folder, db = tmp_path / "in", str(tmp_path / "m.duckdb")
     write(folder / "a.json", perf_doc())

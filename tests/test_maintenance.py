@@ -296,6 +296,7 @@ def test_archived_rows_stay_visible_to_views_and_reports(sample_db_path, tmp_pat
     assert ("missing archive file", "performance_results") in checks
 
 
+@pytest.mark.slow  # about 0.9 s: outside make test-fast
 def test_reports_and_queries_keep_seeing_archived_rows(sample_db_path, tmp_path, capsys):
     """The readers (reports, --sql, regression, analytics) name the tables, not the `_all` views: a read-only
     connection shows the archive under the tables' own names, counted once, and writers still write."""

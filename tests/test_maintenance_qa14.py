@@ -120,6 +120,7 @@ def _in_read_only_mount(tmp_path: Path, db: str, argv: list[str]) -> subprocess.
                           timeout=120)
 
 
+@pytest.mark.slow  # about 0.9 s: outside make test-fast
 def test_read_only_steps_work_on_a_read_only_file_and_writers_say_why_not(sample_db_path, tmp_path):
     proc = _in_read_only_mount(tmp_path, sample_db_path,
                                ["--check-integrity", "--migration-stats", "--db", "{db}", "--format", "json",
@@ -173,6 +174,7 @@ def test_a_query_missing_archived_rows_is_db004_unless_allowed(archive_gone, act
     assert code == 0 and captured.out and "leaves out their rows" in captured.err
 
 
+@pytest.mark.slow  # about 1.5-2.6 s: outside make test-fast
 @pytest.mark.parametrize("tool", ["visualizer", "analytics"])
 def test_charts_and_analyses_missing_archived_rows_are_db004_unless_allowed(archive_gone, tmp_path, tool, capsys):
     """The visualizer and the analytics drew their charts from the live rows alone, with a warning only."""

@@ -148,6 +148,7 @@ def test_validate_lists_orphans_and_impossible_values(tmp_path, capsys):
     assert ("impossible", "average_latency_ms = -5.0") in details
 
 
+@pytest.mark.slow  # about 0.9 s: outside make test-fast
 def test_migrate_ci_merges_databases_parquet_and_json(tmp_path, capsys):
     from benchmark_db.parquet_export import export_parquet
     from benchmark_db_models import BenchmarkDB

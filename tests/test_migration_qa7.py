@@ -156,6 +156,7 @@ def _migrated_two_results(tmp_path):
     return db, conn, first, second
 
 
+@pytest.mark.slow  # about 0.7 s: outside make test-fast
 def test_validate_calls_fixable_only_what_the_fix_repairs(tmp_path):
     db, conn, first, second = _migrated_two_results(tmp_path)
     try:
@@ -219,6 +220,7 @@ def test_a_markdown_report_lists_the_fixes_and_the_problems(tmp_path):
     assert "## Validation problems" in text and "average_latency_ms = -5.0" in text
 
 
+@pytest.mark.slow  # about 0.7 s: outside make test-fast
 def test_migrate_ci_with_only_artifacts_says_nothing_about_json_files(tmp_path, capsys):
     """A folder of .duckdb/.parquet artifacts: the output and the .md report list the artifacts, with no
     "(no files found)" above them (there were no JSON files to find)."""

@@ -55,6 +55,7 @@ db.insert_performance_results(perf_result)
 '''
 
 
+@pytest.mark.slow  # about 1.2 s: outside make test-fast
 def test_guide_orm_example_runs_verbatim(tmp_path, repo_root):
     env = {"PYTHONPATH": str(repo_root), "PATH": "/usr/bin:/bin"}
     done = subprocess.run([sys.executable, "-c", GUIDE_EXAMPLE], cwd=tmp_path, env=env, capture_output=True,

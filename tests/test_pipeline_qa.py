@@ -154,6 +154,7 @@ def _hold_lock(path: Path) -> subprocess.Popen:
     return holder
 
 
+@pytest.mark.slow  # about 1.1 s: outside make test-fast
 def test_an_artifact_that_failed_to_merge_is_merged_on_the_next_run(tmp_path, capsys):
     job = tmp_path / "job"
     write(job / "a.json", perf_doc())
@@ -179,6 +180,7 @@ def test_an_artifact_that_failed_to_merge_is_merged_on_the_next_run(tmp_path, ca
     assert query(db, "SELECT count(*) FROM performance_results")[0][0] == 1
 
 
+@pytest.mark.slow  # about 1.1 s: outside make test-fast
 def test_validate_after_migrate_ci_finds_no_problem_in_its_own_log(tmp_path, capsys):
     job = tmp_path / "job"
     write(job / "a.json", perf_doc())
@@ -198,6 +200,7 @@ def test_validate_after_migrate_ci_finds_no_problem_in_its_own_log(tmp_path, cap
     assert query(db, "SELECT count(*) FROM ingested_files WHERE kind LIKE '%artifact'")[0][0] == 2
 
 
+@pytest.mark.slow  # about 0.8 s: outside make test-fast
 def test_fix_inconsistencies_scales_memory_once_and_leaves_impossible_values(tmp_path, capsys):
     write(tmp_path / "in" / "a.json", perf_doc())
     write(tmp_path / "in" / "b.json", perf_doc(model="bert-base-uncased"))
@@ -222,6 +225,7 @@ def test_fix_inconsistencies_scales_memory_once_and_leaves_impossible_values(tmp
         [(bytes_id, 3000.0), (absurd_id, 5e15)])
 
 
+@pytest.mark.slow  # about 0.8 s: outside make test-fast
 def test_ctrl_c_stops_between_chunks_and_a_rerun_completes(tmp_path):
     from benchmark_db_models import BenchmarkDB
 
@@ -366,6 +370,7 @@ def test_an_unknown_option_is_one_error_line(capsys):
     assert "--help" in err
 
 
+@pytest.mark.slow  # about 1.1 s: outside make test-fast
 def test_validate_after_the_ci_integrator_finds_no_problem_in_its_log(tmp_path, capsys):
     """Before: the integrator's ci-artifact- log rows were 'original text not stored' / 'no run holds content',
     and --fix-inconsistencies deleted them (so the next integrator run merged the artifact again)."""

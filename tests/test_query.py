@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import subprocess
 import sys
 
@@ -15,12 +16,11 @@ from tests.report_fixtures import build_history
 
 
 @pytest.fixture(scope="module")
-def sample_db(tmp_path_factory) -> str:
-    from scripts.create_benchmark_schema import create_database
-
-    path = str(tmp_path_factory.mktemp("query") / "sample.duckdb")
-    create_database(path, sample_data=True)
-    return path
+def sample_db(tmp_path_factory, _sample_db_template) -> str:
+    """This module's copy of the sample database (made once per session in conftest): its tests only read it."""
+    path = tmp_path_factory.mktemp("query") / "sample.duckdb"
+    shutil.copyfile(_sample_db_template, path)
+    return str(path)
 
 
 def run(capsys, *argv):
@@ -129,6 +129,7 @@ def test_compatibility_matrix(sample_db, capsys):
     assert rows["openai/whisper-tiny"]["webgpu"] == "no (OutOfMemory)"
 
 
+@pytest.mark.slow  # about 0.8 s: outside make test-fast
 def test_guide_command_as_subprocess(sample_db, repo_root, tmp_path):
     proc = subprocess.run([sys.executable, str(repo_root / "benchmark_db_query.py"), "--db", sample_db, "--sql",
                            "SELECT model, hardware, AVG(throughput) FROM benchmark_performance GROUP BY model, hardware"],

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -56,12 +58,22 @@ def build_db(path, *, seed, when, slow=None, factor=1.0, samples=True, runs=1, i
 T0 = dt.datetime(2026, 1, 10, 12, 0)
 
 
+@pytest.fixture(scope="session")
+def _pair_template(tmp_path_factory) -> Path:
+    """The reference and current databases, made once per session (per xdist worker)."""
+    folder = tmp_path_factory.mktemp("regression_pair")
+    build_db(folder / "ref.duckdb", seed=1, when=T0)
+    build_db(folder / "cur.duckdb", seed=2, when=T0 + dt.timedelta(days=1), slow=("t5-small", "cuda", 8), factor=1.10)
+    assert not list(folder.glob("*.wal"))  # every byte is in the files: a copy is the same database
+    return folder
+
+
 @pytest.fixture
-def pair(tmp_path):
-    ref = build_db(tmp_path / "ref.duckdb", seed=1, when=T0)
-    cur = build_db(tmp_path / "cur.duckdb", seed=2, when=T0 + dt.timedelta(days=1),
-                   slow=("t5-small", "cuda", 8), factor=1.10)
-    return ref, cur
+def pair(tmp_path, _pair_template):
+    """This test's own copies of the reference and the current database (one t5-small row 10% slower)."""
+    for name in ("ref.duckdb", "cur.duckdb"):
+        shutil.copyfile(_pair_template / name, tmp_path / name)
+    return str(tmp_path / "ref.duckdb"), str(tmp_path / "cur.duckdb")
 
 
 def check(cur, ref=None, **kwargs):
@@ -91,6 +103,7 @@ def test_ten_percent_slower_model_is_named_exactly(pair):
     assert md.count("| t5-small") == 1 and "bert-base-uncased" not in md
 
 
+@pytest.mark.slow  # about 0.8 s: outside make test-fast
 def test_same_distributions_report_no_regression(tmp_path):
     ref = build_db(tmp_path / "ref.duckdb", seed=3, when=T0)
     cur = build_db(tmp_path / "cur.duckdb", seed=4, when=T0 + dt.timedelta(days=1))
@@ -121,6 +134,7 @@ def test_throughput_regression_direction(pair):
     assert report.regressions[0].result.change_pct < 0
 
 
+@pytest.mark.slow  # about 0.8 s: outside make test-fast
 def test_aggregates_only_say_the_evidence_is_weaker(tmp_path):
     ref = build_db(tmp_path / "ref.duckdb", seed=1, when=T0, samples=False)
     cur = build_db(tmp_path / "cur.duckdb", seed=2, when=T0 + dt.timedelta(days=1), samples=False,
@@ -131,6 +145,7 @@ def test_aggregates_only_say_the_evidence_is_weaker(tmp_path):
     assert "weaker" in report.to_markdown()
 
 
+@pytest.mark.slow  # about 0.9 s: outside make test-fast
 def test_filters_and_simulated_rows(tmp_path):
     ref = build_db(tmp_path / "ref.duckdb", seed=1, when=T0)
     cur = build_db(tmp_path / "cur.duckdb", seed=2, when=T0 + dt.timedelta(days=1),
@@ -144,6 +159,7 @@ def test_filters_and_simulated_rows(tmp_path):
     assert only_vit.compared == 2 and {g.key["model"] for g in only_vit.unchanged} == {"google/vit-base-patch16-224"}
 
 
+@pytest.mark.slow  # about 0.7 s: outside make test-fast
 def test_last_days_compares_recent_rows_with_older_ones(tmp_path):
     path = tmp_path / "history.duckdb"
     build_db(path, seed=7, when=T0, runs=3)

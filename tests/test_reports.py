@@ -3,6 +3,7 @@ samples); filters, simulated rows and the DB004 'no data' message."""
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 
 import numpy as np
 import pytest
@@ -15,12 +16,11 @@ from tests.report_fixtures import build_history
 
 
 @pytest.fixture(scope="module")
-def sample_db(tmp_path_factory) -> str:
-    from scripts.create_benchmark_schema import create_database
-
-    path = str(tmp_path_factory.mktemp("reports") / "sample.duckdb")
-    create_database(path, sample_data=True)
-    return path
+def sample_db(tmp_path_factory, _sample_db_template) -> str:
+    """This module's copy of the sample database (made once per session in conftest): its tests only read it."""
+    path = tmp_path_factory.mktemp("reports") / "sample.duckdb"
+    shutil.copyfile(_sample_db_template, path)
+    return str(path)
 
 
 @pytest.fixture(scope="module")

@@ -138,6 +138,7 @@ def test_prediction_refuses_a_batch_size_below_one(tmp_path, capsys, batch):
     assert code == 2 and "error DB000" in err and "batch_size" in err and "unexpected" not in err
 
 
+@pytest.mark.slow  # about 2.1 s: outside make test-fast
 def test_hardware_report_chart_refuses_a_metric_it_does_not_draw(db, tmp_path, capsys):
     # --report hardware --metric latency --output hw.png drew throughput relative to CPU all the same
     import benchmark_db_visualizer as visualizer

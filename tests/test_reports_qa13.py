@@ -126,6 +126,7 @@ def _models(out: str) -> set[str]:
             for name in ("regressions", "improvements", "unchanged") for g in report.get(name, [])}
 
 
+@pytest.mark.slow  # about 0.6 s: outside make test-fast
 def test_regression_check_model_is_the_model_named_not_its_family(tmp_path, capsys):
     db = _family_db(tmp_path / "h.duckdb", factor=1.5)
     now = ["--regression-check", "--last-days", "5", "--format", "json", "--db", db]

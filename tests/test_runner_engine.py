@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import importlib.util
 import json
+import os
+import sys
 
 import pytest
 
@@ -177,6 +180,14 @@ def test_cuda_backend_on_a_gpu():
 
 
 def test_rocm_backend_on_an_amd_gpu():
+    # importing torch costs over a second; a CPU or CUDA build on a machine without AMD's GPU driver (/dev/kfd)
+    # cannot see a ROCm device, so that case skips before the import
+    try:
+        build = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        build = ""
+    if build and "rocm" not in build and not os.path.exists("/dev/kfd"):
+        pytest.skip(f"no ROCm device here (torch {build}: not a ROCm build, and no /dev/kfd)")
     torch = pytest.importorskip("torch")
     if not getattr(torch.version, "hip", None) or not torch.cuda.is_available():
         pytest.skip(f"no ROCm device here (torch {torch.__version__}, torch.version.hip=None)")
@@ -187,6 +198,8 @@ def test_rocm_backend_on_an_amd_gpu():
 
 
 def test_mps_backend_on_apple_silicon():
+    if sys.platform != "darwin":  # before importing torch (over a second): MPS is macOS only
+        pytest.skip("no MPS device here (needs macOS on Apple silicon)")
     torch = pytest.importorskip("torch")
     if not torch.backends.mps.is_available():
         pytest.skip("no MPS device here (needs macOS on Apple silicon)")

@@ -115,6 +115,7 @@ def test_failed_migration_rolls_back_and_keeps_version(tmp_path, monkeypatch):
                             ).fetchone()[0]
 
 
+@pytest.mark.slow  # about 0.8 s: outside make test-fast
 def test_sample_data_twice_adds_nothing(tmp_path):
     from scripts.create_benchmark_schema import create_database
 
@@ -136,6 +137,7 @@ def test_sample_data_twice_adds_nothing(tmp_path):
     assert counts["hardware_compatibility"] >= 2 and counts["integration_test_results"] >= 2
 
 
+@pytest.mark.slow  # about 1.0 s: outside make test-fast
 def test_create_schema_force_starts_over(tmp_path):
     from scripts.create_benchmark_schema import create_database
 

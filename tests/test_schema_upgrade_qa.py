@@ -53,6 +53,7 @@ def _digest(path: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+@pytest.mark.slow  # about 1.2 s: outside make test-fast
 def test_process_killed_after_the_add_column_step_leaves_an_openable_file(tmp_path):
     """Version 2 adds columns to test_runs; DuckDB 1.5.5 cannot replay that from the WAL. A writer killed
     right after the step committed (os._exit, like kill -9) left a file nothing could open again."""

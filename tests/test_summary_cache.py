@@ -25,12 +25,8 @@ def cache_right_after_a_write(monkeypatch):
 
 
 @pytest.fixture
-def db(tmp_path) -> str:
-    from scripts.create_benchmark_schema import create_database
-
-    path = str(tmp_path / "sample.duckdb")
-    create_database(path, sample_data=True)
-    return path
+def db(sample_db_path) -> str:
+    return sample_db_path  # this test's own copy of the sample database (conftest)
 
 
 def _report(path: str, filters: ReportFilters | None = None, *, cached: bool = True, kind: str = "performance"):

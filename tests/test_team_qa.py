@@ -183,6 +183,7 @@ def test_restore_into_a_lake_is_refused_and_writes_no_file(tmp_path, sample_db_p
     assert sorted(p.name for p in work.iterdir()) == ["bk"]
 
 
+@pytest.mark.slow  # about 0.5 s: outside make test-fast
 def test_the_fastest_hardware_of_a_tie_does_not_depend_on_row_order(tmp_path):
     """Before: arg_max picked whichever of two equally fast platforms it met first (rocm in a file, webgpu on
     the lake holding the same rows); now the first name in alphabetical order wins a tie."""

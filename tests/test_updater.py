@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import duckdb
+import pytest
 
 import benchmark_db_updater
 
@@ -42,6 +43,7 @@ def test_input_file_is_added_once(tmp_path, capsys):
     assert count(db, "performance_results") == 1
 
 
+@pytest.mark.slow  # about 1.0 s: outside make test-fast
 def test_incremental_scan_takes_only_new_or_changed_files(tmp_path, capsys):
     db = str(tmp_path / "u.duckdb")
     scan = tmp_path / "new_results"
@@ -61,6 +63,7 @@ def test_incremental_scan_takes_only_new_or_changed_files(tmp_path, capsys):
     assert count(db, "performance_results") == 3 and count(db, "test_runs") == 3
 
 
+@pytest.mark.slow  # about 0.7 s: outside make test-fast
 def test_auto_store_moves_processed_files_beside_them(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     db = str(tmp_path / "u.duckdb")

@@ -52,6 +52,7 @@ def test_summary_counts_the_rows_the_run_added(tmp_path, capsys):
     assert again["rows_added"] == {}
 
 
+@pytest.mark.slow  # about 0.7 s: outside make test-fast
 def test_changing_a_copy_keeps_the_rows_of_the_original(tmp_path, capsys):
     db, folder = str(tmp_path / "u.duckdb"), tmp_path / "new"
     write(folder / "a.json", perf_doc())

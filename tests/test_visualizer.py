@@ -5,6 +5,7 @@ works in headless Chromium."""
 from __future__ import annotations
 
 import os
+import shutil
 
 import pandas as pd
 import pytest
@@ -19,12 +20,11 @@ MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "svg": b"<?xml", "pdf": b"%PDF"}
 
 
 @pytest.fixture(scope="module")
-def sample_db(tmp_path_factory) -> str:
-    from scripts.create_benchmark_schema import create_database
-
-    path = str(tmp_path_factory.mktemp("viz") / "sample.duckdb")
-    create_database(path, sample_data=True)
-    return path
+def sample_db(tmp_path_factory, _sample_db_template) -> str:
+    """This module's copy of the sample database (made once per session in conftest): its tests only read it."""
+    path = tmp_path_factory.mktemp("viz") / "sample.duckdb"
+    shutil.copyfile(_sample_db_template, path)
+    return str(path)
 
 
 @pytest.fixture(scope="module")
@@ -225,6 +225,7 @@ def test_html_report_in_headless_chromium(sample_db, tmp_path, capsys):
     assert (tmp_path / "report_phone.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow  # about 0.6 s: outside make test-fast
 def test_chart_of_a_metric_the_results_lack_names_the_metrics_they_have(tmp_path, capsys):
     from tests.test_query import _latency_only_db
 
