@@ -323,14 +323,12 @@ def _connect_writer(path: str, args, steps: list[str]):
     """The writable connection of a run with a step that writes; a file that cannot be written is one DB001
     line naming the steps that need it writable and those that work without."""
     from benchmark_db.connection import connect
-    from benchmark_db.errors import DBConnectionError
+    from benchmark_db.errors import DatabaseUnwritableError, DBConnectionError
 
     try:
         return connect(path, lock_timeout=args.lock_timeout, create=False if args.dry_run else None,
                        migrate=not args.dry_run)
-    except DBConnectionError as exc:
-        if "for writing" not in exc.message:
-            raise
+    except DatabaseUnwritableError as exc:
         writers = [f"--{step}" for step in steps if step not in READ_ONLY_STEPS]
         what = (f"{', '.join(writers)} write{'s' if len(writers) == 1 else ''} to the database" if writers
                 else "its schema must be upgraded first")

@@ -18,7 +18,13 @@ from pathlib import Path
 import duckdb
 
 from benchmark_db import schema
-from benchmark_db.errors import DatabaseLockedError, DBConnectionError, SchemaError, one_line
+from benchmark_db.errors import (
+    DatabaseLockedError,
+    DatabaseUnwritableError,
+    DBConnectionError,
+    SchemaError,
+    one_line,
+)
 
 DEFAULT_DB_FILE = "benchmark_db.duckdb"
 DEFAULT_LOCK_TIMEOUT = 30.0
@@ -99,7 +105,7 @@ def _open_with_retry(path: str, read_only: bool, lock_timeout: float, config: di
                 delay = min(delay * 2, 1.0)
                 continue
             if not read_only and _is_unwritable_error(exc):
-                raise DBConnectionError(f"cannot open {path} for writing: {exc}",
+                raise DatabaseUnwritableError(f"cannot open {path} for writing: {exc}",
                                         "the file or its folder is read-only here; readers (benchmark_db_query.py, "
                                         "the visualizer) can still read it, writers need it writable") from exc
             raise DBConnectionError(f"cannot open {path}: {exc}",

@@ -42,6 +42,10 @@ class DatabaseLockedError(DBConnectionError):
     REST server answers it with Retry-After)."""
 
 
+class DatabaseUnwritableError(DBConnectionError):
+    """A writer cannot open the file: it or its folder is read-only here (a mount, permissions)."""
+
+
 class SchemaError(BenchmarkDBError):
     """The database schema is not one this code can use (newer than the code, damaged)."""
 

@@ -11,15 +11,8 @@ import pytest
 import benchmark_db_migration
 from benchmark_db.convert import convert_document
 from benchmark_db.source_store import original_text
+from tests.test_ingest_qa10 import rows as _rows
 from tests.test_updater import perf_doc
-
-
-def _rows(db_path: str, sql: str) -> list[tuple]:
-    conn = duckdb.connect(db_path, read_only=True)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 def _migrate(tmp_path, files: dict[str, bytes], capsys, *flags: str) -> tuple[int, str]:

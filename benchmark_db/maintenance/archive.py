@@ -347,6 +347,12 @@ def missing_archive_files(conn) -> list[str]:
     return [p["path"] for p in archive_partitions(conn) if not Path(p["path"]).is_file()]
 
 
+def _missing_text(missing: list[str]) -> str:
+    """`N archived Parquet file(s) are missing (a, b, c and 2 more)`."""
+    names = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+    return f"{len(missing)} archived Parquet file(s) are missing ({names})"
+
+
 def missing_archive_error(conn, db: str):
     """The ArchiveMissingError (DB004) naming the archived Parquet files the database names that are gone, or
     None when every one is there."""
@@ -355,9 +361,7 @@ def missing_archive_error(conn, db: str):
     missing = missing_archive_files(conn)
     if not missing:
         return None
-    names = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
-    return ArchiveMissingError(f"{db}: {len(missing)} archived Parquet file(s) are missing ({names}): the answer "
-                               "would leave out their rows",
+    return ArchiveMissingError(f"{db}: {_missing_text(missing)}: the answer would leave out their rows",
                                "put the archive folder back where the database expects it "
                                "(benchmark_db_maintenance.py --check-integrity lists the files), or pass "
                                "--allow-missing-archive to use the rows still in the database")
@@ -366,12 +370,12 @@ def missing_archive_error(conn, db: str):
 def require_archive(conn, db: str, allow_missing: bool) -> None:
     """For a tool that reads results: DB004 when archived files are missing (connect() only warns), as the
     answer would silently leave their rows out; with `allow_missing`, a warning instead."""
-    error = missing_archive_error(conn, db)
-    if error is None:
-        return
     if not allow_missing:
-        raise error
-    log.warning("%s (--allow-missing-archive)", error.message.replace("would leave", "leaves"))
+        error = missing_archive_error(conn, db)
+        if error is not None:
+            raise error
+    elif missing := missing_archive_files(conn):
+        log.warning("%s: %s: the answer leaves out their rows (--allow-missing-archive)", db, _missing_text(missing))
 
 
 def _require_archive_files(conn) -> None:
@@ -380,9 +384,8 @@ def _require_archive_files(conn) -> None:
     "IO Error: No files found that match the pattern ... LINE 1: DESCRIBE ..." as its summary."""
     missing = missing_archive_files(conn)
     if missing:
-        names = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
         raise MaintenanceError(
-            f"{len(missing)} archived Parquet file(s) the database names are missing: {names}",
+            _missing_text(missing),
             "put the archive folder back where the database expects it (--check-integrity lists every missing "
             "file); nothing was archived")
 
