@@ -234,8 +234,8 @@ def to_ms(value, unit: str | None) -> float | None:
     return f * _TIME_FACTOR_MS[unit]
 
 
-_MEMORY_FACTOR_MB = {"mb": 1.0, "mib": 1.0, "gb": 1024.0, "gib": 1024.0, "kb": 1 / 1024, "kib": 1 / 1024,
-                     "b": 1 / 1048576, "bytes": 1 / 1048576}
+_MEMORY_FACTOR_MB = {"mb": 1.0, "mib": 1.0, "gb": 1024.0, "gib": 1024.0, "tb": 1048576.0, "tib": 1048576.0,
+                     "kb": 1 / 1024, "kib": 1 / 1024, "b": 1 / 1048576, "byte": 1 / 1048576, "bytes": 1 / 1048576}
 
 
 def memory_to_mb(value, unit: str | None) -> float | None:
@@ -249,7 +249,6 @@ def memory_to_mb(value, unit: str | None) -> float | None:
 # a figure written as text with its unit ("12.5 ms", "850 µs", "1.5 GB", "120 samples/sec"): the number, then
 # one unit of the dimension the key measures; anything else ("fast", "N/A", "12.5 furlongs") is not a figure
 _TEXT_FIGURE_RE = re.compile(r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(\S.*?)")
-_TEXT_MEMORY_FACTOR_MB = {**_MEMORY_FACTOR_MB, "byte": 1 / 1048576, "tb": 1048576.0, "tib": 1048576.0}
 _TEXT_RATE_RE = re.compile(r"(?:(?:items?|samples?|it|its|iters?|iterations?|images?|imgs?|sequences?|seqs?"
                            r"|inferences?|predictions?|queries|query)\s*)?(?:/|per\s+)\s*(s|sec|secs|second|ms)")
 _RATE_FACTOR = {"s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "ms": 1000.0}
@@ -270,7 +269,7 @@ def figure_from_text(value: str, dimension: str) -> tuple[float, str] | None:
         unit = _UNIT_ALIASES.get(unit)
         factor = _TIME_FACTOR_MS.get(unit) if unit else None
     elif dimension == "memory":
-        factor = _TEXT_MEMORY_FACTOR_MB.get(unit)
+        factor = _MEMORY_FACTOR_MB.get(unit)
     elif dimension == "throughput":
         rate = _TEXT_RATE_RE.fullmatch(unit)
         factor = _RATE_FACTOR[rate.group(1)] if rate else None

@@ -215,3 +215,10 @@ def test_a_stat_block_in_microseconds_is_read_whichever_mu_it_writes(unit):
            "latency": {"mean": 850, "p50": 800, "unit": unit}}
     row = _performance_row(_convert(doc))
     assert row.average_latency_ms == pytest.approx(0.85) and row.latency_p50_ms == pytest.approx(0.8)
+
+
+def test_a_memory_block_whose_unit_field_says_byte_is_read():
+    """Unit fields and text figures share one table of memory units; `byte` (singular) was text-only."""
+    doc = {"model": "bert-base-uncased", "hardware": "cpu", "batch_size": 1, "latency_ms": 5.0,
+           "memory": {"peak": 536870912, "unit": "byte"}}
+    assert _performance_row(_convert(doc)).memory_peak_mb == pytest.approx(512.0)
