@@ -278,3 +278,20 @@ def test_the_python_api_and_the_rest_server_name_missing_archived_files(archive_
     error = response.json()["error"]
     assert error["code"] == "archive_missing" and str(gone) in error["message"]
     assert error["details"] == {"db_code": "DB004"}
+
+
+def test_a_dry_run_backup_after_a_killed_writer_says_what_it_would_copy(sample_db_path, tmp_path, capsys):
+    """A dry run opens the file read-only and copies nothing: the WAL a killed writer left is no reason to fail
+    it (it was DB005, "holds changes not yet written"); the real run folds the WAL in first."""
+    db = str(tmp_path / "killed.duckdb")
+    shutil.copyfile(sample_db_path, db)
+    code = ("import os, sys, duckdb; c = duckdb.connect(sys.argv[1]); c.execute(\"SET checkpoint_threshold='1TB'\"); "
+            "c.execute('DELETE FROM performance_results WHERE result_id IN "
+            "(SELECT result_id FROM performance_results LIMIT 3)'); os._exit(9)")
+    subprocess.run([sys.executable, "-c", code, db], check=False, timeout=60)
+    assert Path(db + ".wal").stat().st_size > 0
+    code = maintenance_cli.main(["--backup", "--dry-run", "--db", db, "--backup-dir", str(tmp_path / "bk"),
+                                 "--format", "json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert [row["status"] for row in json.loads(captured.out)] == ["ok"] and not (tmp_path / "bk").exists()

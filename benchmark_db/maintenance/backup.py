@@ -133,12 +133,6 @@ def create_backup(conn, db_path: str | os.PathLike, backup_dir: str | os.PathLik
     folder = Path(backup_dir)
     now = now or utc_now()
     conn.execute("FORCE CHECKPOINT")  # does nothing on a read-only connection (a read-only file, say)
-    wal = Path(str(source) + ".wal")
-    if _read_only(conn) and wal.exists() and wal.stat().st_size > 0:
-        # the copy of the file alone would lack what the WAL holds (its check against the tables then failed)
-        raise MaintenanceError(f"{wal} holds changes not yet written into {source}, which is open read-only",
-                               "run a step that writes once (e.g. --optimize-db) where the file is writable, "
-                               "then back it up")
     tables = table_checksums(conn)
     partitions = _archive_sources(archive.archive_partitions(conn))
     archive_bytes = sum(p["size_bytes"] for p in partitions)
@@ -147,6 +141,12 @@ def create_backup(conn, db_path: str | os.PathLike, backup_dir: str | os.PathLik
                 "database_size_bytes": source.stat().st_size,
                 "rows": sum(t["rows"] for t in tables.values()),
                 "archive_files": [p["path"] for p in partitions], "archive_bytes": archive_bytes}
+    wal = Path(str(source) + ".wal")
+    if _read_only(conn) and wal.exists() and wal.stat().st_size > 0:
+        # the copy of the file alone would lack what the WAL holds (a dry run, which copies nothing, may go on)
+        raise MaintenanceError(f"{wal} holds changes not yet written into {source}, which is open read-only",
+                               "run a step that writes once (e.g. --optimize-db) where the file is writable, "
+                               "then back it up")
     fast = table_checksums(conn, method="hash")  # to verify the copy in this process, quickly
     folder.mkdir(parents=True, exist_ok=True)
     _remove_unfinished(folder, source)
