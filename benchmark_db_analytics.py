@@ -23,7 +23,14 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmark_db.cli import add_archive_option, add_common_options, add_db_option, run_cli, write_text
+from benchmark_db.cli import (
+    add_archive_option,
+    add_common_options,
+    add_db_option,
+    missing_archive_mode,
+    run_cli,
+    write_text,
+)
 from benchmark_db.errors import BenchmarkDBError, UsageError
 
 log = logging.getLogger("benchmark_db.analytics")
@@ -1545,8 +1552,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from benchmark_db.connection import open_db, resolve_db_path
-    from benchmark_db.maintenance import archive
+    from benchmark_db.connection import open_db
 
     if args.regression_threshold < 0:
         raise UsageError("--regression-threshold is negative", "give a fraction such as 0.1 (or a percent such as 10)")
@@ -1560,8 +1566,8 @@ def run(args) -> int:
                    regression_threshold=args.regression_threshold, prediction_features=features,
                    add_model_attributes=asked is None, predict=predict,
                    seed=args.seed)
-    with open_db(args.db, read_only=True, lock_timeout=args.lock_timeout) as conn:
-        archive.require_archive(conn, resolve_db_path(args.db), args.allow_missing_archive)
+    with open_db(args.db, read_only=True, lock_timeout=args.lock_timeout,
+                 missing_archive=missing_archive_mode(args)) as conn:
         results = run_analyses(conn, analysis, opts, model_family=args.model_family, hardware_type=args.hardware_type,
                                include_simulated=args.include_simulated)
     text = "\n\n".join(r.summary for r in results)

@@ -24,7 +24,14 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchmark_db.cli import add_archive_option, add_common_options, add_db_option, run_cli, write_text
+from benchmark_db.cli import (
+    add_archive_option,
+    add_common_options,
+    add_db_option,
+    missing_archive_mode,
+    run_cli,
+    write_text,
+)
 from benchmark_db.errors import EXIT_FINDING, EXIT_OK, UsageError
 
 log = logging.getLogger("benchmark_db.query")
@@ -182,8 +189,7 @@ def _render_result(df, fmt: str, title: str, filters, notes: list[str] | None = 
 
 def run(args) -> int:
     from benchmark_db.cli import resolve_format
-    from benchmark_db.connection import connect, resolve_db_path
-    from benchmark_db.maintenance import archive
+    from benchmark_db.connection import connect
 
     actions = [name for name, on in (("--sql", args.sql is not None), ("--report", args.report),
                                      ("--compare-hardware", args.compare_hardware),
@@ -218,9 +224,9 @@ def run(args) -> int:
         return _run_regression(args)
 
     filters = reports.ReportFilters.from_args(args)
-    conn = connect(args.db, read_only=True, lock_timeout=args.lock_timeout)
+    conn = connect(args.db, read_only=True, lock_timeout=args.lock_timeout,
+                   missing_archive=missing_archive_mode(args))
     try:
-        archive.require_archive(conn, resolve_db_path(args.db), args.allow_missing_archive)
         if args.sql is not None:
             # as HTML, the report page the comparisons use (styled, sortable), titled by the query
             text = _render_result(run_sql(conn, args.sql), fmt, _sql_title(args.sql), filters,
@@ -280,21 +286,20 @@ def _write_csv_report(report, output: str | None) -> int:
 def _run_regression(args) -> int:
     import json
 
-    from benchmark_db.connection import connect, resolve_db_path
-    from benchmark_db.maintenance import archive
+    from benchmark_db.connection import connect
 
     fmt = args.format or ("json" if args.output and args.output.endswith(".json") else "markdown")
     if fmt not in ("markdown", "json"):
         raise UsageError(f"--regression-check writes markdown or json, not {fmt}", "pass --format markdown or json")
     if args.reference_db and args.last_days is not None:
         raise UsageError("--reference-db and --last-days are two different comparisons", "pass only one")
-    conn = connect(args.db, read_only=True, lock_timeout=args.lock_timeout)
+    conn = connect(args.db, read_only=True, lock_timeout=args.lock_timeout,
+                   missing_archive=missing_archive_mode(args))
     reference = None
     try:
-        archive.require_archive(conn, resolve_db_path(args.db), args.allow_missing_archive)
         if args.reference_db:
-            reference = connect(args.reference_db, read_only=True, lock_timeout=args.lock_timeout)
-            archive.require_archive(reference, args.reference_db, args.allow_missing_archive)
+            reference = connect(args.reference_db, read_only=True, lock_timeout=args.lock_timeout,
+                                missing_archive=missing_archive_mode(args))
         report = regression_check(conn, reference_conn=reference, last_days=args.last_days,
                                   threshold_pct=args.threshold, alpha=args.alpha,
                                   include_simulated=args.include_simulated, model=args.model,

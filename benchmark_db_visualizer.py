@@ -21,7 +21,15 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchmark_db.cli import add_archive_option, add_common_options, add_db_option, log, run_cli, write_text
+from benchmark_db.cli import (
+    add_archive_option,
+    add_common_options,
+    add_db_option,
+    log,
+    missing_archive_mode,
+    run_cli,
+    write_text,
+)
 from benchmark_db.errors import EXIT_OK, QueryError, UsageError
 
 REPORTS = ("performance", "hardware", "compatibility", "integration", "summary", "all")
@@ -179,8 +187,7 @@ def _output_format(args) -> str:
 
 def run(args) -> int:
     from benchmark_db import reports
-    from benchmark_db.connection import connect, resolve_db_path
-    from benchmark_db.maintenance import archive
+    from benchmark_db.connection import connect
 
     actions = [name for name, on in (("--report", args.report), ("--compare-hardware", args.compare_hardware),
                                      ("--compare-models", args.compare_models), ("--plot-trend", args.plot_trend),
@@ -196,9 +203,9 @@ def run(args) -> int:
     if fmt == "html" and not args.report:
         raise UsageError(f"{actions[0]} draws an image", "give --output a .png, .svg or .pdf name, or use --report")
     filters = reports.ReportFilters.from_args(args)
-    conn = connect(args.db, read_only=True, lock_timeout=args.lock_timeout)
+    conn = connect(args.db, read_only=True, lock_timeout=args.lock_timeout,
+                   missing_archive=missing_archive_mode(args))
     try:
-        archive.require_archive(conn, resolve_db_path(args.db), args.allow_missing_archive)
         if fmt == "html":
             path = html_report(conn, output, args.report, filters, metric=args.metric, title=args.title)
         elif args.report:

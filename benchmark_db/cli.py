@@ -87,10 +87,15 @@ def add_common_options(parser: argparse.ArgumentParser, *, database: bool = True
 
 
 def add_archive_option(parser: argparse.ArgumentParser) -> None:
-    """--allow-missing-archive, for the tools that read results (see archive.require_archive)."""
+    """--allow-missing-archive, for the tools that read results (see connect(missing_archive=...))."""
     parser.add_argument("--allow-missing-archive", action="store_true",
                         help="answer from the rows still in the database when archived Parquet files are missing "
                              "(a warning; without it: error DB004, exit 2)")
+
+
+def missing_archive_mode(args: argparse.Namespace) -> str:
+    """connect()'s `missing_archive` for a tool with --allow-missing-archive."""
+    return "warn" if args.allow_missing_archive else "error"
 
 
 def add_format_option(parser: argparse.ArgumentParser, formats: Iterable[str] = FORMATS) -> None:

@@ -19,6 +19,7 @@ import duckdb
 
 from benchmark_db import schema
 from benchmark_db.errors import (
+    ArchiveMissingError,
     DatabaseLockedError,
     DatabaseUnwritableError,
     DBConnectionError,
@@ -118,13 +119,16 @@ def _is_unwritable_error(exc: Exception) -> bool:
 
 
 def connect(db: str | os.PathLike | None = None, *, read_only: bool = False, create: bool | None = None,
-            lock_timeout: float = DEFAULT_LOCK_TIMEOUT, migrate: bool = True, config: dict | None = None):
+            lock_timeout: float = DEFAULT_LOCK_TIMEOUT, migrate: bool = True, config: dict | None = None,
+            missing_archive: str = "warn"):
     """Open the database and return a DuckDB connection whose schema is current.
 
     Writers (`read_only=False`) create a missing file with the current schema and migrate an older one.
     Readers get DB001 for a missing file; an older schema is migrated forward once (briefly opening the
     file for writing) so every view they query exists. `create=False` makes a missing file an error for a
-    writer too.
+    writer too. A reader also sees the rows `--archive-data` moved to Parquet; when some of those files are
+    gone, `missing_archive="error"` raises DB004 (the tools that answer from results, unless
+    --allow-missing-archive) and "warn" says so once and reads the rest.
     """
     path = resolve_db_path(db)
     if create is None:
@@ -177,7 +181,7 @@ def connect(db: str | os.PathLike | None = None, *, read_only: bool = False, cre
         raise DBConnectionError(f"cannot read the schema of {path}: {exc}",
                                 "check that the file is a benchmark database") from exc
     if read_only and (config or {}).get("enable_external_access", True):  # the archive is files outside
-        _show_archive(conn, path)
+        _show_archive(conn, path, missing_archive)
     return conn
 
 
@@ -218,13 +222,17 @@ def _keep_archive_visible(conn) -> None:
     archive.ensure_archive_views(conn)
 
 
-def _show_archive(conn, path: str) -> None:
+def _show_archive(conn, path: str, missing_archive: str) -> None:
     """Let a reader see rows moved to Parquet by `--archive-data` under the tables' own names."""
     from benchmark_db.maintenance import archive
 
     try:
+        archive.check_archive_files(conn, path, missing_archive)
         archive.show_archive(conn)
-    except duckdb.Error as exc:  # the archive's files were moved or deleted: the integrity check names them
+    except ArchiveMissingError:
+        conn.close()
+        raise
+    except duckdb.Error as exc:  # an archived file no longer reads as Parquet: the integrity check names it
         logging.getLogger("benchmark_db").warning(
             "%s: archived rows are not shown (%s); run benchmark_db_maintenance.py --check-integrity",
             path, str(exc).splitlines()[0])

@@ -174,6 +174,31 @@ def test_a_query_missing_archived_rows_is_db004_unless_allowed(archive_gone, act
     assert code == 0 and captured.out and "leaves out their rows" in captured.err
 
 
+def test_a_missing_archive_is_said_once_and_the_files_still_there_are_read(sample_db_path, tmp_path, capsys):
+    """connect() warned that archived rows were not shown, then the query's DB004 said it again (two lines);
+    with --allow-missing-archive every archived row was left out, not only those of the missing file."""
+    conn = connection.connect(sample_db_path)
+    try:
+        total = conn.execute("SELECT count(*) FROM performance_results").fetchone()[0]
+        for cut in (CUT, CUT + dt.timedelta(days=1)):  # two archive runs: two files
+            archive.archive_old_rows(conn, 0, tmp_path / "archived_data", now=cut)
+    finally:
+        conn.close()
+    files = sorted((tmp_path / "archived_data").glob("performance_results/*.parquet"))
+    assert len(files) == 2, files
+    gone_rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{files[0]}')").fetchone()[0]
+    files[0].unlink()
+    capsys.readouterr()  # the setup's log lines
+    argv = ["--db", sample_db_path, "--sql", "SELECT count(*) AS n FROM performance_results", "--format", "csv"]
+    assert query_cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error DB004:"), err
+    assert query_cli.main([*argv, "--allow-missing-archive"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.split() == ["n", str(total - gone_rows)]
+    assert len(captured.err.strip().splitlines()) == 1 and "leaves out their rows" in captured.err
+
+
 @pytest.mark.slow  # about 1.5-2.6 s: outside make test-fast
 @pytest.mark.parametrize("tool", ["visualizer", "analytics"])
 def test_charts_and_analyses_missing_archived_rows_are_db004_unless_allowed(archive_gone, tmp_path, tool, capsys):

@@ -205,7 +205,8 @@ def show_archive(conn) -> list[str]:
     after its `_all` view, so the schema's views, which read `_all`, do not count archived rows twice) reads
     the file's live rows (by their catalog-qualified name) together with the Parquet files. Temp objects
     shadow the file's tables for the connection that made them, and for nothing else. Never on a writer:
-    its INSERTs must reach the tables. Returns the tables shown with their archive.
+    its INSERTs must reach the tables. Archived files that are gone are left out (`check_archive_files` said
+    so). Returns the tables shown with their archive.
     """
     if not has_archive(conn):
         return []
@@ -216,7 +217,8 @@ def show_archive(conn) -> list[str]:
             "SELECT path FROM archived_partitions WHERE table_name = ? ORDER BY partition_id", [table]).fetchall()]
         if not paths:
             continue
-        body = _union_sql(conn, table, paths, live_table=f'"{catalog}".main.{table}')
+        body = _union_sql(conn, table, [p for p in paths if Path(p).is_file()],
+                          live_table=f'"{catalog}".main.{table}')
         conn.execute(f"CREATE OR REPLACE TEMP VIEW {table}_all AS {body}")
         conn.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS {body}")
         shown.append(table)
@@ -367,15 +369,18 @@ def missing_archive_error(conn, db: str):
                                "--allow-missing-archive to use the rows still in the database")
 
 
-def require_archive(conn, db: str, allow_missing: bool) -> None:
-    """For a tool that reads results: DB004 when archived files are missing (connect() only warns), as the
-    answer would silently leave their rows out; with `allow_missing`, a warning instead."""
-    if not allow_missing:
+def check_archive_files(conn, db: str, missing_archive: str = "warn") -> None:
+    """For a reader (connect() calls it): when archived files the database names are gone, DB004 with
+    `missing_archive="error"` (the tools that answer from results, as the answer would silently leave their
+    rows out), else one warning; `show_archive` then reads the files still there."""
+    if missing_archive not in ("warn", "error"):
+        raise ValueError(f"missing_archive must be 'warn' or 'error', not {missing_archive!r}")
+    if missing_archive == "error":
         error = missing_archive_error(conn, db)
         if error is not None:
             raise error
     elif missing := missing_archive_files(conn):
-        log.warning("%s: %s: the answer leaves out their rows (--allow-missing-archive)", db, _missing_text(missing))
+        log.warning("%s: %s: the answer leaves out their rows", db, _missing_text(missing))
 
 
 def _require_archive_files(conn) -> None:
