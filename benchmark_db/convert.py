@@ -27,11 +27,14 @@ except ImportError:  # pragma: no cover - orjson is in requirements
 # again every file that an earlier version converted (its rows are rebuilt, as with --force), so a database
 # never keeps rows the current code would not write. tests/test_converter_version.py holds a digest of what
 # this version makes of the legacy and foreign corpora and fails until the number moves with the output.
-CONVERTER_VERSION = 4  # 2: rows of undated documents keep created_at NULL (1 gave them the ingest time)
+CONVERTER_VERSION = 5  # 2: rows of undated documents keep created_at NULL (1 gave them the ingest time)
 # 3: ambiguous dd/mm or mm/dd dates are NULL (2 read them day first), nanosecond epochs are read, UTF-16/32
 # without a byte-order mark is read, hardware fields of the wrong type are dropped, long skip reasons are cut
 # 4: text that is not UTF-8 is read as Windows-1252 (noted), figures written as text with a unit ("12.5 ms",
 # "512 MB", "120 items/s") are read and converted (noted)
+# 5: compatibility and integration rows take the time their own entry states (they had the run's start), a
+# web platform comparison's models keep the modality it files them under, optimum-benchmark's `stdev_` is kept,
+# HuBERT is no longer taken for a BERT (family and modality)
 
 KINDS = ("performance", "hardware", "compatibility", "integration", "web_platform", "runner", "optimum_benchmark",
          "pytest_benchmark", "no_result", "unknown", "invalid")

@@ -56,8 +56,14 @@ def family_of(model_name: str | None) -> str | None:
     return _family_of(model_name)
 
 
+# names that hold a family's needle without being of that family: HuBERT is a speech model, not a BERT
+_NOT_OF_A_FAMILY = ("hubert",)
+
+
 def _family_of(model_name: str) -> str | None:
     name = model_name.lower().split("/")[-1]
+    if any(n in name for n in _NOT_OF_A_FAMILY):
+        return None
     for family, needles in _FAMILY_CHECKS:
         if any(n in name for n in needles):
             return family

@@ -34,6 +34,11 @@ def is_optimum(doc) -> bool:
         _is_report_section(v) for v in report.values())
 
 
+# the latency block's fields a column holds (in ms): the others (`stdev_`, the stdev in percent of the mean)
+# stay in the row's metrics
+_LATENCY_COLUMNS = frozenset(("unit", "values", "count", "total", "mean", "p50", "p90", "p95", "p99", "stdev"))
+
+
 def _sibling(path: str, name: str) -> dict | None:
     """The JSON object in file `name` beside `path`, or None (absent, unreadable, too big, not an object)."""
     try:
@@ -120,6 +125,7 @@ def read_optimum(b: Builder, doc: dict) -> str:
             iterations=to_int(latency.get("count")), warmup_iterations=to_int(scenario.get("warmup_runs")),
             throughput_items_per_second=throughput_value, memory_peak_mb=peak, latency_samples_ms=samples,
             metrics={"throughput": throughput or None, "memory": memory or None,
+                     "latency": {k: v for k, v in latency.items() if k not in _LATENCY_COLUMNS} or None,
                      "energy": block.get("energy"), "efficiency": block.get("efficiency"),
                      "throughput_unit": throughput.get("unit") if throughput else None})
     return "optimum_benchmark"

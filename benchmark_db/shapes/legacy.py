@@ -120,7 +120,8 @@ def _platform_groups(node: dict, prefixed: tuple | None = None) -> dict[str, dic
     return groups
 
 
-def _compat_row(b: Builder, pointer: str, hardware: str, model, statuses: dict, extra: dict | None = None) -> int:
+def _compat_row(b: Builder, pointer: str, hardware: str, model, statuses: dict, extra: dict | None = None,
+                created_at=None) -> int:
     verdicts = {k: status_of(v) for k, v in statuses.items()}
     texts = [v for v in statuses.values() if isinstance(v, str)]
     failed = [statuses[k] for k, v in verdicts.items() if v == "failed"]
@@ -144,7 +145,7 @@ def _compat_row(b: Builder, pointer: str, hardware: str, model, statuses: dict, 
     ok = b.add_compatibility(pointer, hardware=hardware, model=model, is_compatible=is_compatible,
                              detection_success=detection, initialization_success=init,
                              error_message=error[:2000] if error else None, is_simulated=simulated,
-                             metadata={"statuses": statuses, **(extra or {})})
+                             metadata={"statuses": statuses, **(extra or {})}, created_at=created_at)
     return 1 if ok else 0
 
 
@@ -181,7 +182,8 @@ def _compat_at(b: Builder, node: dict, pointer: str, ctx: dict) -> int:
                         extra[key] = node[key]
                 if b.add_compatibility(pointer, hardware=ctx["hardware"], model=model, is_compatible=node[flag],
                                        detection_success=True, is_simulated=record_is_simulated(node) or
-                                       bool(ctx.get("is_simulated")), metadata=extra or None):
+                                       bool(ctx.get("is_simulated")), metadata=extra or None,
+                                       created_at=ctx.get("created_at")):
                     added += 1
                 break
     # {'cpu': 'REAL', 'cuda': 'MOCK'} or {'cuda': False}: outcome per platform
@@ -189,24 +191,27 @@ def _compat_at(b: Builder, node: dict, pointer: str, ctx: dict) -> int:
         for key in hw_keys:
             value = node[key]
             if isinstance(value, (str, bool)) and status_of(value) is not None:
-                added += _compat_row(b, pointer_join(pointer, key), known_hardware(key), model, {key: value}, family)
+                added += _compat_row(b, pointer_join(pointer, key), known_hardware(key), model, {key: value}, family,
+                                     ctx.get("created_at"))
             elif isinstance(value, dict) and (isinstance(value.get("status"), str) and status_of(value["status"])
                                               or isinstance(value.get("success"), bool)):
                 statuses = {k: v for k, v in value.items() if k in ("status", "success", "init", "handler_created",
                                                                      "error") and status_of(v)}
                 # the entry's other plain fields (implementation type, execution time, output) stay with it,
                 # except a model or hardware name the row itself carries
-                entry_model = context_from_record(b, value, ctx).get("model")
+                entry_ctx = context_from_record(b, value, ctx)  # the entry's own model and time
+                entry_model = entry_ctx.get("model")
                 said = {entry_model, key}
                 details = {k: v for k, v in value.items() if k not in statuses and type(v) in _SCALAR_TYPES
                            and not ((k in _MODEL_KEYSET or k in _HARDWARE_KEYSET) and v in said)}
                 added += _compat_row(b, pointer_join(pointer, key), known_hardware(key), entry_model, statuses,
-                                     {**family, **details})
+                                     {**family, **details}, entry_ctx.get("created_at"))
     # {'cpu_init': 'Success (REAL)', 'cuda_tests': 'CUDA not available', ...}
     groups = _platform_groups(node, prefixed) if prefixed else None
     if groups and sum(len(g) for g in groups.values()) >= 2:
         for kind, statuses in groups.items():
-            added += _compat_row(b, pointer_join(pointer, min(statuses)), kind, model, statuses, family)
+            added += _compat_row(b, pointer_join(pointer, min(statuses)), kind, model, statuses, family,
+                                 ctx.get("created_at"))
     return added
 
 
@@ -243,7 +248,8 @@ def _execution_with_code(b: Builder, node: dict, pointer: str, ctx: dict) -> int
         test_module=text_or_none(node.get("test_file")),
         execution_time_seconds=elapsed if elapsed and elapsed > 0 else None, error_message=error,
         metadata={"return_code": to_int(code), **{k: v for k, v in node.items() if k in (
-            "status_extracted_from_text", "json_parse_error", "structured_results_found")}}))
+            "status_extracted_from_text", "json_parse_error", "structured_results_found")}},
+        created_at=ctx.get("created_at")))
 
 
 def _execution_by_success(b: Builder, node: dict, pointer: str, ctx: dict) -> int:
@@ -262,7 +268,8 @@ def _execution_by_success(b: Builder, node: dict, pointer: str, ctx: dict) -> in
     return int(b.add_integration(pointer, test_name=name or "test", status="passed" if node["success"] else "failed",
                                  model=ctx.get("model"), hardware=hardware, execution_time_seconds=elapsed,
                                  error_message=text_or_none(node.get("error"), 4000),
-                                 error_traceback=text_or_none(node.get("traceback"), 20000)))
+                                 error_traceback=text_or_none(node.get("traceback"), 20000),
+                                 created_at=ctx.get("created_at")))
 
 
 # ------------------------------------------------------------------------------------------ one walk

@@ -88,6 +88,9 @@ def read_web_comparison(b: Builder, doc: dict) -> str:
             if not isinstance(entry, dict):
                 continue
             model = entry.get("model")
+            # the model's row first, with the modality the document files it under: the web row below would
+            # make it without one (or with a guess from its name)
+            b.model_id(model, modality=modality)
             for platform, result in entry.items():
                 kind = known_hardware(platform)
                 if kind not in _WEB or not isinstance(result, dict):
@@ -103,7 +106,6 @@ def read_web_comparison(b: Builder, doc: dict) -> str:
                                    is_emulated=True if simulated else None,
                                    metrics={**_unmapped(result, columns), "modality": modality},
                                    created_at=b.started_at)
-                b.model_id(model, modality=modality)
     if not found:
         raise ShapeSkip("web platform comparison without per-model results")
     walk_measurements(b, doc["results_by_modality"], "/results_by_modality", {"created_at": b.started_at})
