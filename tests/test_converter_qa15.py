@@ -92,3 +92,18 @@ def test_hubert_is_not_taken_for_a_bert():
 
     assert family_of("facebook/hubert-base-ls960") is None and family_of("hubert-base") is None
     assert family_of("distilbert-base-uncased") == "bert" and family_of("roberta-base") == "bert"
+
+
+def test_a_commands_verdict_and_its_benchmarks_are_told_apart():
+    """benchmark_results/batch_benchmarks_cpu_20250306_174843.json: deit-tiny's command succeeded and its
+    benchmark_data says success too while its one batch failed; the two verdicts were two identical rows
+    'facebook/deit-tiny-patch16-224 on cpu', passed."""
+    model = "facebook/deit-tiny-patch16-224"
+    conv = convert({"hardware": "cpu", "timestamp": "2025-03-06T17:48:16", "results": {model: {
+        "model": model, "hardware": "cpu", "command": "python run_direct_benchmark.py", "success": True,
+        "benchmark_data": {"model": model, "hardware": "cpu", "success": True, "batch_results": {
+            "1": {"success": False, "error": "ViTModel.forward() got an unexpected keyword argument"}}}}}},
+        "benchmark_results/batch_benchmarks_cpu_20250306_174843.json")
+    verdicts = sorted((r.test_name, r.status) for r in rows(conv, "integration_test_results"))
+    assert verdicts == [(f"{model} on cpu", "passed"), (f"{model} on cpu (batch 1)", "failed"),
+                        (f"{model} on cpu (benchmark)", "passed")]

@@ -261,7 +261,9 @@ def _execution_by_success(b: Builder, node: dict, pointer: str, ctx: dict) -> in
     label = pointer.rsplit("/", 1)[-1].replace("~1", "/").replace("~0", "~") if pointer else ""
     if label.isdigit() and ctx.get("batch_size") == int(label):
         label = f"batch {label}"
-    elif label in (model, hardware, "benchmark_data", "results", "result") or known_hardware(label):
+    elif label == "benchmark_data":  # the benchmark's own verdict, apart from that of the command that ran it
+        label = "benchmark"
+    elif label in (model, hardware, "results", "result") or known_hardware(label):
         label = ""
     name = " ".join(x for x in (model, f"on {hardware}" if hardware else "", f"({label})" if label else "") if x)
     elapsed = positive(node.get("execution_time", node.get("elapsed_time", node.get("total_execution_time"))))
