@@ -128,6 +128,15 @@ def check_inputs(inputs: Iterable[str | os.PathLike]) -> None:
         raise UsageError(f"input {raw} does not exist", "check the path (relative to the current directory)")
 
 
+def _warn_linked_folders(entries: list[Path]) -> None:
+    """The walk does not enter symbolic links to folders (a loop, or --action moving files out of a folder
+    that is not an input); say so, rather than pass their files over in silence."""
+    for path in entries:
+        if path.is_symlink() and path.is_dir():
+            log.warning("%s is a symbolic link to a folder; its files are not read: pass it (or %s) as an "
+                        "input of its own to take them", path, log_key(os.path.realpath(path)))
+
+
 def discover_files(inputs: Iterable[str | os.PathLike], suffixes: tuple[str, ...] = DOCUMENT_SUFFIXES,
                    missing_ok: bool = False) -> list[InputFile]:
     """Every document file under `inputs` (files or directories), once each, in a stable order."""
@@ -139,9 +148,10 @@ def discover_files(inputs: Iterable[str | os.PathLike], suffixes: tuple[str, ...
         elif root.is_dir():
             # a broken symbolic link (dangling, or a loop) is listed too: it fails with its reason, rather
             # than vanishing from the ingest log
-            found = sorted(p for p in root.rglob("*") if p.suffix.lower() in suffixes
-                           and (p.is_file() or is_broken_link(p))
-                           and not any(part.startswith(".") for part in p.relative_to(root).parts))
+            entries = [p for p in root.rglob("*")
+                       if not any(part.startswith(".") for part in p.relative_to(root).parts)]
+            found = sorted(p for p in entries if p.suffix.lower() in suffixes and (p.is_file() or is_broken_link(p)))
+            _warn_linked_folders(entries)
         elif missing_ok:
             log.info("%s does not exist; nothing to ingest there", raw)
             continue
@@ -558,6 +568,8 @@ class _Batch:
         self.rebuilt: list[str] = []  # sha256 of files converted again with the same content
         self.archive_updates: list[tuple[str, str]] = []  # (path, archived_to) of files committed earlier
         self.moved: list[str] = []  # logged paths that are gone and whose content another path took over
+        self.rekeyed: list[tuple[str, str]] = []  # (path, new key) of log rows of archived or removed files whose
+        # name a new result took
         # files to archive or remove: (file, its outcome, the real path to archive it to)
         self.after_commit: list[tuple[InputFile, FileOutcome, str | None]] = []
 
@@ -719,6 +731,8 @@ class Ingestor:
         known_sha = {p: s for p, (s, status) in self.known.items()
                      if s and status != FAILED and p not in self.outdated
                      and (p not in self.duplicate_of or p not in inputs or self._holds(self.duplicate_of[p], s))}
+        if self.db is not None and not self.dry_run:  # before the dictionary, which this run may add
+            summary.rows_before = self._table_rows()
         dictionary = None if self.dry_run else self._dictionary(files)
         fact_columns = None
         if self.db is not None and not self.dry_run:
@@ -728,8 +742,6 @@ class Ingestor:
         initargs = (self.converter, known_sha, dictionary, self.force, not self.dry_run, fact_columns)
         self.codec = source_store.CODEC_DICT if dictionary else source_store.CODEC_PLAIN
         self.dictionary_id = dictionary[0] if dictionary else None
-        if self.db is not None and not self.dry_run:
-            summary.rows_before = self._table_rows()
         with self._one_checkpoint(len(files)), _fewer_collections():
             self._run(files, initargs, summary)
         if self.db is not None:
@@ -824,6 +836,7 @@ class Ingestor:
         """Decide what becomes of one prepared file and add its writes to the batch; also whether its fact
         rows (in its chunk's tables) go in."""
         path = p.file.path
+        self._rekey_if_new_result(path, p.sha256, batch)
         if p.error is not None:
             outcome = FileOutcome(path, FAILED, reason=p.error)
             self._log(batch, outcome)
@@ -924,6 +937,31 @@ class Ingestor:
         self._log(batch, outcome)
         return outcome, status == INGESTED and not duplicate
 
+    def _rekey_if_new_result(self, path: str, sha256: str | None, batch: _Batch) -> None:
+        """The logged file at `path` was archived (its copy is there) or removed, and a file with other content
+        is at `path` now: a new result under a name used before (`latest.json`), not an edit (as --auto-store
+        takes it). The earlier entry moves to the path of its archived copy (a removed file's to a name of its
+        own), so that its rows and original stay instead of being replaced by the new file's: with --action
+        remove they were its only copy."""
+        archived = self.archived_as.get(path)
+        if (not sha256 or not archived or not archived[0] or archived[0] == sha256 or path in self._seen
+                or not (archived[1] == REMOVED_MARK or _same_content(Path(archived[1]), archived[0]))):
+            return
+        sha, archived_to = self.archived_as.pop(path)
+        new_key = f"{path} (removed; sha256 {sha[:12]})" if archived_to == REMOVED_MARK else archived_to
+        entry = self.known.pop(path)
+        self.archived.discard(path)
+        if new_key in self.known:  # the archived copy is logged already (read from the archive): that row stands
+            batch.moved.append(path)
+        else:
+            batch.rekeyed.append((path, new_key))
+            self.known[new_key], self.archived_as[new_key] = entry, (sha, archived_to)
+            self.archived.add(new_key)
+            if path in self.outdated:
+                self.outdated[new_key] = self.outdated.pop(path)
+        if self.content_at.get(sha) == path:
+            self.content_at[sha] = new_key
+
     def _holds(self, path: str, sha256: str) -> bool:
         """Whether the logged owner `path` of content `sha256` still holds it: decided in this run, archived
         or removed on purpose, an escaped name that cannot be checked, or its file has that content now.
@@ -1006,6 +1044,10 @@ class Ingestor:
             if batch.records:
                 self.db.insert_many(_fold_dimensions(batch.records))
             self._write_facts(batch)
+            for path, new_key in batch.rekeyed:  # before the new log rows, which take `path` over
+                conn.execute("UPDATE ingested_files SET path = ? WHERE path = ?", [new_key, path])
+                conn.execute("UPDATE ingested_files SET reason = ? WHERE reason = ?",
+                             [f"duplicate of {new_key}", f"duplicate of {path}"])
             if batch.moved:  # before the new log rows: a changed original may be logged again in this batch
                 placeholders = ", ".join("?" for _ in batch.moved)
                 conn.execute(f"DELETE FROM ingested_files WHERE path IN ({placeholders})", batch.moved)
@@ -1060,8 +1102,22 @@ class Ingestor:
         if self.on_batch_committed:
             self.on_batch_committed(self.batches_committed)
         # only now, with the rows committed, may the files themselves go
-        for file, outcome, target in batch.after_commit:
-            _apply_action(self.action, file, outcome, target)
+        # links first: a link archived after its target was moved away could only be moved as a dangling link
+        actions = sorted(batch.after_commit, key=lambda a: not os.path.islink(a[0].real_path))
+        left = [outcome for file, outcome, target in actions if not _apply_action(self.action, file, outcome, target)]
+        if left:
+            self._unlog_actions(left)
+
+    def _unlog_actions(self, outcomes: list[FileOutcome]) -> None:
+        """Files the action left where they are (written to since they were read, or not movable): their log
+        rows and the summary must not name a copy that was never made, nor call them removed."""
+        paths = [o.path for o in outcomes]
+        for outcome in outcomes:
+            outcome.archived_to, outcome.removed = None, False
+            self.archived.discard(outcome.path)
+        with self.db.transaction():
+            self.db.conn.execute(f"UPDATE ingested_files SET archived_to = NULL WHERE path IN "
+                                 f"({', '.join('?' for _ in paths)})", paths)
 
 
 _OUTDATED_SQL = """
@@ -1111,27 +1167,42 @@ def _same_content(path: Path, sha256: str | None) -> bool:
         return False
 
 
-def _apply_action(action: str | None, file: InputFile, outcome: FileOutcome, archive_to: str | None) -> None:
+def _apply_action(action: str | None, file: InputFile, outcome: FileOutcome, archive_to: str | None) -> bool:
+    """Archive or remove the file; False when it stays where it is."""
     source = Path(file.real_path)
-    if not source.exists():
-        return
+    if not source.exists():  # gone already (moved by a run killed after its commit, or by hand)
+        return True
     if outcome.sha256 and not os.path.islink(source) and not _same_content(source, outcome.sha256):
         # written to since it was read: its new content is in no row yet, so it stays for the next run
         log.warning("did not %s %s: it changed after it was read (its new content is not stored yet; the next "
                     "run ingests it)", action, source)
-        return
+        return False
     try:
         if action == "archive" and archive_to:
             target = Path(archive_to)
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.exists():
                 target.unlink()
-            shutil.move(str(source), str(target))
+            if not _archive_link(source, target, outcome.sha256):
+                shutil.move(str(source), str(target))
         elif action == "remove":
             source.unlink()
             outcome.removed = True
     except OSError as exc:
         log.warning("could not %s %s: %s (its rows are committed; the file stays)", action, source, exc)
+        return False
+    return True
+
+
+def _archive_link(source: Path, target: Path, sha256: str | None) -> bool:
+    """Archive a symbolic link as a copy of the content it led to, then drop the link; False when `source` is
+    no link or that content cannot be read any more (the link itself is moved then). A moved link would
+    point, from the archive, at a file that may be archived or changed later: a dangling or wrong copy."""
+    if not source.is_symlink() or not _same_content(source, sha256):
+        return False
+    shutil.copyfile(source, target)
+    source.unlink()
+    return True
 
 
 # json.dumps(value, sort_keys=True, default=str) builds this very encoder on every call: build it once
