@@ -76,6 +76,7 @@ def _close(a, b, rel=0.05) -> bool:
     return abs(a - b) <= rel * abs(b)
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_loaded_rows_carry_the_label_and_the_flag(db):
     with connect(db, read_only=True) as conn:
         df = analytics.load_performance(conn)
@@ -104,12 +105,14 @@ def test_hardware_comparison_keeps_the_emulator_apart_and_never_its_reference(db
     assert "webgpu (emulated)" in out and "emulated device" in out
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_hardware_type_filter_still_matches_the_emulated_rows(db, tmp_path, capsys):
     data, _ = _run(db, tmp_path, capsys, "hardware-comparison", "--hardware-type", "webgpu")
     assert {r["hardware"] for r in data["rows"]} == {"webgpu", EMU}
     assert {r["model"] for r in data["rows"]} == set(MODELS)
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_model_comparison_never_averages_the_emulator_with_the_device(db, tmp_path, capsys):
     data, _ = _run(db, tmp_path, capsys, "model-comparison")
     at_1 = {(r["hardware"], r["model"]): r for r in data["rows"] if r["batch_size"] == 1}

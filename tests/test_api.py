@@ -63,6 +63,7 @@ def test_default_database_follows_env(tmp_path, monkeypatch):
     assert BenchmarkDBAPI().db_path == "benchmark_db.duckdb"
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_stores_without_run_never_collide_and_named_runs_replace(api, db_path):
     for _ in range(3):
         api.store_performance_result("t5-small", "cpu", throughput=10.0)
@@ -89,6 +90,7 @@ def test_stores_without_run_never_collide_and_named_runs_replace(api, db_path):
     other.close()
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_attaching_to_an_existing_run_keeps_what_the_store_does_not_say(api, db_path):
     from benchmark_db_models import BenchmarkDB, TestRuns
 
@@ -336,6 +338,7 @@ def test_unknown_filters_are_usage_errors_naming_the_valid_ones(api, method):
     assert len(getattr(api, method)(limit=1)) == 1  # the known ones still work
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_query_is_read_only_and_binds_parameters(api, db_path):
     api.store_performance_result("bert-base-uncased", "cpu", throughput=1.0)
     hostile = "x'; DROP TABLE models; --"
@@ -443,6 +446,7 @@ def assert_error(response, status: int, code: str | None = None) -> dict:
     return error
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_endpoints_of_the_guide(client):
     assert client.get("/").json()["endpoints"]
     assert client.get("/health").json()["status"] == "ok"
@@ -579,6 +583,7 @@ def test_writer_commits_waiting_requests_together_and_drops_cancelled_ones(db_pa
         assert "m3" not in {r[0] for r in conn.execute("SELECT model_name FROM performance_results").fetchall()}
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_batch_body_is_checked_like_single_bodies(client):
     """The batch body is validated from its raw bytes; errors name the field as for PerformanceBatchIn."""
     good = {"model_name": "bert", "hardware_type": "cpu"}
@@ -747,6 +752,7 @@ def test_cors_only_when_asked(db_path):
         assert headers["access-control-allow-origin"] == "http://x.test"
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_dependency_override_points_the_app_at_another_database(db_path, tmp_path):
     from fastapi.testclient import TestClient
 
@@ -805,6 +811,7 @@ def test_cli_without_serve_is_a_reader_and_refuses_a_missing_database(tmp_path, 
     assert "Traceback" not in captured.err and not missing.exists()
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_core_and_python_api_do_not_import_fastapi(repo_root):
     code = ("import sys, benchmark_db_api, benchmark_db.readonly_sql, benchmark_db_models; "
             "sys.exit(1 if 'fastapi' in sys.modules or 'uvicorn' in sys.modules else 0)")

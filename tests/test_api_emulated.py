@@ -139,6 +139,7 @@ def test_post_performance_with_is_emulated_and_filter(client):
     assert "is_emulated" in field_errors(client.get("/performance", params={"is_emulated": "maybe"}))[0]
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_post_performance_batch_with_is_emulated(client, db_path):
     results = [{"model_name": f"m{i}", "hardware_type": "webgpu", "throughput": float(i)} for i in range(4)]
     results[0]["is_emulated"] = True

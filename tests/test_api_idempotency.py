@@ -96,6 +96,7 @@ def test_the_longest_key_is_taken(client, db_path):
     assert count(db_path) == 1
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_keys_survive_a_restart_of_the_server(db_path):
     with make_client(db_path) as client:
         first = client.post("/performance", json=RESULT, headers=KEY)
@@ -114,6 +115,7 @@ def test_an_expired_key_is_a_new_request_and_is_deleted(db_path):
     assert count(db_path, "api_idempotency_keys") == 1  # the expired one was deleted by the second write
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_the_key_commits_with_the_rows_or_not_at_all(client, db_path):
     with open_db(db_path) as conn:  # the key cannot be written: the request must store nothing either
         conn.execute("ALTER TABLE api_idempotency_keys RENAME TO moved_away")

@@ -54,6 +54,7 @@ def test_orm_refuses_an_int_a_double_cannot_hold_as_db003(db_path, value):
                                                   batch_size=1)])
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_health_counts_archived_rows_as_every_read_does(sample_db_path, tmp_path):
     """After --archive-data, GET /performance listed every result while /health said "performance_results": 0."""
     import benchmark_db_maintenance

@@ -64,6 +64,7 @@ def test_filters_were_found():
     assert {path for path, _ in FILTERS} == {"/performance", "/compatibility", "/integration", "/hardware", "/models"}
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 @pytest.mark.parametrize(("path", "name"), FILTERS)
 def test_an_empty_query_parameter_is_422_not_every_row(client, path, name):
     """`GET /performance?model_name=` answered every row, as if no filter had been given."""

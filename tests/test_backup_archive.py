@@ -168,6 +168,7 @@ def test_a_backup_whose_archive_file_is_damaged_or_missing_is_refused(archived_d
     assert not list((tmp_path / "restored").glob(".*partial"))
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_backup_refuses_when_the_archive_is_missing_or_changed(archived_db, tmp_path, capsys):
     db_path, archive_dir = archived_db
     (original,) = archive_dir.glob("web_platform_results/*.parquet")

@@ -71,6 +71,7 @@ def test_a_database_copied_over_the_file_is_not_read_from_the_cache(db, tmp_path
     assert _latencies(db, cached=True) == _latencies(db, cached=False)
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_a_restored_backup_is_not_read_from_the_cache(db, tmp_path, no_racy_wait):
     # a backup of the twin's state restored over the database with the maintenance tool
     from benchmark_db_maintenance import main as maintenance
@@ -96,6 +97,7 @@ def test_no_summary_is_saved_right_after_a_write(db, monkeypatch):
     assert not [p for p in os.listdir(os.path.dirname(db)) if p.endswith(".tmp")]
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_a_summary_is_saved_once_the_database_has_settled(db, monkeypatch):
     import time
 

@@ -85,6 +85,7 @@ def artifacts(tmp_path, _artifacts_template) -> Path:
     return root
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_three_job_databases_merge_into_the_sum_of_their_distinct_rows(artifacts, tmp_path, capsys):
     target = tmp_path / "consolidated.duckdb"
     expected = distinct_ids(sorted(artifacts.rglob("*.duckdb")))
@@ -106,6 +107,7 @@ def test_three_job_databases_merge_into_the_sum_of_their_distinct_rows(artifacts
     assert counts(target) == got
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_merge_database_is_idempotent_even_without_the_artifact_log(artifacts, tmp_path):
     conn = connect(str(tmp_path / "merged.duckdb"))
     try:
@@ -117,6 +119,7 @@ def test_merge_database_is_idempotent_even_without_the_artifact_log(artifacts, t
     assert all(v == 0 for added in second for v in added.values())
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_git_and_ci_metadata_are_added_to_new_runs_only(artifacts, tmp_path):
     meta = tmp_path / "ci_metadata.json"
     meta.write_text(json.dumps({"commit": "123abc", "branch": "main", "workflow": "benchmark_db_ci", "run_id": 42}))
@@ -161,6 +164,7 @@ def test_parquet_artifacts_merge_and_unknown_ones_are_skipped(artifacts, tmp_pat
         c.close()
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_a_broken_artifact_fails_alone_and_the_exit_code_says_so(artifacts, tmp_path, capsys):
     (artifacts / "job_broken").mkdir()
     (artifacts / "job_broken" / "benchmark.duckdb").write_bytes(b"this is not a database" * 100)
@@ -173,6 +177,7 @@ def test_a_broken_artifact_fails_alone_and_the_exit_code_says_so(artifacts, tmp_
     assert "error DB003" in captured.err
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_a_parquet_artifact_with_wrong_column_types_fails_alone(artifacts, tmp_path, capsys):
     (artifacts / "job_odd").mkdir()
     odd = artifacts / "job_odd" / "performance_results.parquet"
@@ -188,6 +193,7 @@ def test_a_parquet_artifact_with_wrong_column_types_fails_alone(artifacts, tmp_p
     assert "error DB003" in captured.err and "Traceback" not in captured.err
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_archive_artifacts_moves_what_was_merged(artifacts, tmp_path):
     archive = tmp_path / "archived_artifacts"
     target = tmp_path / "consolidated.duckdb"

@@ -36,6 +36,7 @@ def stop(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_queued_writes_to_a_locked_file_fail_together_within_one_lock_timeout(db_path):
     """Five requests combined into one commit on a locked file: before, the combined write failed after the
     timeout and each job was then retried alone, each waiting the whole timeout again (6 x 0.5 s here; 16

@@ -104,6 +104,7 @@ def test_second_process_waits_for_the_lock_then_writes(db_path):
     assert connect(db_path, read_only=True).execute("SELECT model_name FROM models").fetchall() == [("after-wait",)]
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_lock_timeout_gives_db001_naming_the_holder(db_path):
     holder = _hold(db_path, 5)
     try:

@@ -64,6 +64,7 @@ def _random_json(value):
     _check(convert_document(text, "random/x_20250101_000000.json", hashlib.sha256(text.encode()).hexdigest()))
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 @QUICK
 @given(JSON)
 def test_random_json_values_never_raise(value):

@@ -364,6 +364,7 @@ def test_corpus_still_clean():
             assert row.throughput_items_per_second != 0 and row.average_latency_ms != 0, path
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_a_list_of_more_than_ten_thousand_records_is_read_to_its_end():
     """A long list (a consolidated export) gives a row per record: no cap that silently drops the rest."""
     records = [{"model_name": f"bert-{i % 7}", "hardware_type": "cpu", "batch_size": 1 + i % 4,

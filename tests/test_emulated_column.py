@@ -4,6 +4,7 @@ merged, an archive Parquet file written before the column existed)."""
 from __future__ import annotations
 
 import duckdb
+import pytest
 
 from benchmark_db import merge, schema
 from benchmark_db.connection import connect
@@ -47,6 +48,7 @@ def test_upgrade_fills_the_column_from_the_metrics_and_the_views_show_it(tmp_pat
                             ).fetchall() == [(1000.0, 100.0)]
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_every_write_path_sets_it_from_the_metrics(tmp_path):
     from benchmark_db_api import BenchmarkDBAPI
     from benchmark_db_models import BenchmarkDB, PerformanceResults, RecordColumns

@@ -147,6 +147,7 @@ def test_pivot_labels_a_table_that_carries_only_the_flag():
     assert pivot.iloc[0]["webgpu"] == 1000.0 and pivot.iloc[0]["webgpu (emulated)"] == 20.0
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_hardware_filter_matches_emulated_results_shown_labelled(tmp_path):
     path = build_db(tmp_path / "swiftshader.duckdb", [["cpu", "gpu", "emu"]] * 2, same_device=False)
     report = _report(path, ReportFilters.make(hardware="webgpu"))
@@ -188,6 +189,7 @@ def test_compare_table_and_charts_name_emulated_series(db):
     assert sorted(labels) == ["webgpu (emulated) batch 1 fp32", "webgpu batch 1 fp32"]
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_trend_of_emulated_results_alone_still_says_emulated(db):
     import matplotlib.pyplot as plt
 

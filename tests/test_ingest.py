@@ -54,6 +54,7 @@ def ingest(db_path, inputs, **options):
         return ingest_files(db, inputs, **options)
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_tracks_every_file_and_skips_unchanged_on_rerun(tmp_path, db_path):
     src = tmp_path / "results"
     write_doc(src / "a.json", perf_doc())
@@ -192,6 +193,7 @@ def test_remove_deletes_only_committed_files(tmp_path, db_path):
         assert json.loads(source_store.original_text(db.conn, sha))["model"] == "prajjwal1/bert-tiny"
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_foreign_tool_outputs_are_ingested_with_raw_samples(tmp_path, shared_dir):
     db_path = str(tmp_path / "f.duckdb")
     summary = ingest(db_path, [shared_dir / "data" / "foreign"])
@@ -246,6 +248,7 @@ def test_any_bytes_end_ingested_skipped_or_failed_and_logged(tmp_path):
     check()
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_force_rebuilds_rows_instead_of_merging_them(tmp_path, db_path):
     src = tmp_path / "results"
     path = write_doc(src / "a.json", perf_doc())

@@ -10,6 +10,7 @@ import pytest
 import benchmark_db_converter
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_input_dir_output_db_and_parquet_dir(tmp_path, corpus_dir, capsys):
     src = tmp_path / "archived_test_results"
     shutil.copytree(corpus_dir / "archived_test_results", src)

@@ -3,11 +3,13 @@ its fix."""
 from __future__ import annotations
 
 import duckdb
+import pytest
 
 import benchmark_db_converter
 from tests.test_updater import perf_doc, write
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_converter_warns_of_files_an_earlier_converter_version_made_that_it_did_not_see(tmp_path, capsys):
     """README: "Files the run does not see (archived, removed or elsewhere) are counted in a warning" naming
     `--reconvert`. The migration and the updater warned; the converter said nothing."""

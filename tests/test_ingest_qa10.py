@@ -81,6 +81,7 @@ def test_a_file_that_is_not_json_says_so(tmp_path, capsys):
     assert reason.startswith("invalid JSON: ") and reason.endswith("(a .csv file: this tool reads JSON result files)")
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_dry_run_counts_models_and_platforms_once_and_only_new_ones(tmp_path, capsys):
     for i in range(4):  # four files of one model on one platform
         write(tmp_path / "in" / f"r{i}.json", perf_doc(latency=10.0 + i))

@@ -15,6 +15,7 @@ def run_json(capsys, main, *argv: str) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_dry_run_of_a_rescan_counts_no_rows_that_the_real_run_would_not_add(tmp_path, capsys):
     """`--scan-dir` (no --incremental) converts every file again and rebuilds its rows: nothing is added.
     Its dry run said every fact row was added, and one model and platform per file (models +2 of a database
@@ -29,6 +30,7 @@ def test_dry_run_of_a_rescan_counts_no_rows_that_the_real_run_would_not_add(tmp_
     assert dry["rows_added"] == real["rows_added"] == {}
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_dry_run_of_a_changed_file_counts_its_replaced_rows(tmp_path, capsys):
     """A changed file replaces its earlier rows: the real run adds none, its dry run said +1 result."""
     folder, db = tmp_path / "in", str(tmp_path / "db.duckdb")
@@ -68,6 +70,7 @@ def test_incremental_without_a_scan_dir_is_refused_before_any_work(tmp_path, cap
     assert not db.exists()
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_fix_rebuilds_a_deleted_model_with_its_family_and_modality(tmp_path, capsys):
     """--fix-inconsistencies re-added a deleted model with its name only: the family that reports group by was
     lost, and a later run could not bring it back (its source file was unchanged)."""

@@ -38,6 +38,7 @@ def _performance_row(conversion):
 
 
 # ---------------------------------------------------------------------------------------------- encodings
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_a_windows_1252_file_is_read_and_the_reading_is_noted(tmp_path, capsys):
     """A file written by an old Windows tool ('25°C', 'µs' in its notes, a model name with 'é') failed as
     'not UTF-8 text'. Now it is read as Windows-1252, the ingest log says so, and the original bytes are

@@ -134,6 +134,7 @@ def test_a_sqlite_file_among_the_artifacts_is_refused_as_not_duckdb_without_fetc
     assert "extension" not in reason
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_the_target_database_inside_the_artifacts_folder_is_not_merged_into_itself(tmp_path):
     artifacts = tmp_path / "artifacts"
     write(artifacts / "a.json", perf_doc())
@@ -213,6 +214,7 @@ def test_entry_point_failed_artifact_and_broken_link_lines_are_single_lines(tmp_
 # Numbers no measurement can have: NaN, Infinity (from a CI artifact), 2**70 (from a JSON file)
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_validate_reports_non_finite_and_absurd_latencies_as_impossible(tmp_path, capsys):
     folder, artifacts, db = tmp_path / "in", tmp_path / "artifacts", str(tmp_path / "m.duckdb")
     (folder).mkdir()

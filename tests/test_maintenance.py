@@ -46,6 +46,7 @@ def backed_up(db_path: str, folder: Path, **options) -> dict:
     finally:
         conn.close()
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 @pytest.mark.parametrize("compress", [False, True])
 def test_backup_then_restore_gives_identical_counts_and_checksums(sample_db_path, tmp_path, compress):
     before = checksums_of(sample_db_path)
@@ -104,6 +105,7 @@ def test_restore_never_overwrites_without_force(sample_db_path, tmp_path, capsys
     assert checksums_of(sample_db_path)["performance_results"]["rows"] > 300
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_restore_to_a_new_path_ignores_a_stale_wal_left_there(sample_db_path, tmp_path):
     result = backed_up(sample_db_path, tmp_path / "bk")
     before = checksums_of(sample_db_path)
@@ -267,6 +269,7 @@ def test_vacuum_dry_run_changes_nothing(sample_db_path):
 
 # -- archive-data ---------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_archived_rows_stay_visible_to_views_and_reports(sample_db_path, tmp_path):
     conn = connect(sample_db_path)
     try:

@@ -85,6 +85,7 @@ def test_read_only_steps_run_while_another_process_reads(sample_db_path, tmp_pat
         reader.wait(timeout=30)
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_a_backup_after_a_killed_writer_folds_its_wal_in_first(sample_db_path, tmp_path, capsys):
     """A writer killed before its checkpoint leaves its changes in the WAL. A read-only open cannot fold them
     into the file, so a backup (a copy of the file) would lack them: the backup runs on a writer then."""
@@ -159,6 +160,7 @@ def archive_gone(sample_db_path, tmp_path):
     return sample_db_path, gone
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 @pytest.mark.parametrize("action", [["--sql", "SELECT count(*) AS n FROM performance_results"],
                                     ["--report", "performance"], ["--compare-hardware"]])
 def test_a_query_missing_archived_rows_is_db004_unless_allowed(archive_gone, action, capsys):

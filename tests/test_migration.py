@@ -117,6 +117,7 @@ def _bad_row_db(tmp_path) -> str:
     return path
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_validate_finds_an_injected_unit_mistake_and_fix_repairs_it(tmp_path, capsys):
     path = _bad_row_db(tmp_path)
     assert benchmark_db_migration.main(["--validate", "--db", path, "--format", "json"]) == 1
@@ -134,6 +135,7 @@ def test_validate_finds_an_injected_unit_mistake_and_fix_repairs_it(tmp_path, ca
     assert rows[0][2] == pytest.approx([39.0, 41.0])
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_validate_lists_orphans_and_impossible_values(tmp_path, capsys):
     path = _bad_row_db(tmp_path)
     conn = duckdb.connect(path)

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import duckdb
+import pytest
 
 import benchmark_db_migration
 from tests.test_ingest import snapshot as table_snapshot
@@ -52,6 +53,7 @@ def test_a_linked_folder_inside_an_input_folder_is_not_passed_over_silently(tmp_
     assert f"{folder / 'linked'} is a symbolic link to a folder" in said and str(tmp_path / "elsewhere") in said
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_summary_counts_the_compression_dictionary_a_first_run_adds(tmp_path, capsys):
     folder, db = tmp_path / "in", str(tmp_path / "m.duckdb")
     for n in range(40):  # enough documents for a dictionary (source_store.MIN_DICTIONARY_DOCUMENTS)
@@ -71,6 +73,7 @@ def results(db: str) -> set[str]:
         conn.close()
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_a_new_file_under_the_name_of_an_archived_one_does_not_replace_its_rows(tmp_path):
     """Scripts write each result under one name (`latest.json`); once --action archive moved the earlier file
     away, a file at that path again is a new result: replacing the earlier rows dropped them and their
@@ -95,6 +98,7 @@ def test_a_new_file_under_the_name_of_an_archived_one_does_not_replace_its_rows(
     assert table_snapshot(db, ignore={"created_at", "ingested_at", "started_at", "reason"}) == before
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_a_new_file_under_the_name_of_a_removed_one_does_not_replace_its_rows(tmp_path):
     """With --action remove the database holds the only copy of a removed result: a new `latest.json` replaced
     its rows and original, and the earlier result was gone from disk and database alike."""

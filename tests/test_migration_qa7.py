@@ -180,6 +180,7 @@ def test_validate_calls_fixable_only_what_the_fix_repairs(tmp_path):
     assert [p["detail"] for p in result["problems"]] == ["model_id 12345 is not in models"]
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 @pytest.mark.parametrize("action", ["archive", "remove"])
 def test_archive_or_remove_in_small_batches_keeps_every_copy_in_the_log(tmp_path, action):
     """Files archived or removed by the run itself are gone on purpose: a copy in a later batch is their
@@ -205,6 +206,7 @@ def test_archive_or_remove_in_small_batches_keeps_every_copy_in_the_log(tmp_path
         assert marks == {n: str(tmp_path / "arc" / "in" / n) for n in marks}
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_a_markdown_report_lists_the_fixes_and_the_problems(tmp_path):
     db, conn, first, second = _migrated_two_results(tmp_path)
     try:

@@ -96,6 +96,7 @@ def test_round_trip_of_every_record_type(fresh_db):
     assert db.get(HardwareCompatibility, ids[0]).error_message == "no device"
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_ids_come_from_natural_keys_across_databases(tmp_path):
     ids = []
     for name in ("a", "b"):
@@ -164,6 +165,7 @@ def _rows(db, cls=PerformanceResults):
     return db.conn.execute(f"SELECT {names} FROM {cls.TABLE} ORDER BY {cls.ID}").fetchall()
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 @pytest.mark.parametrize("rows", [3, 200])  # bound parameters for a few rows, an Arrow table for many
 def test_columns_store_what_the_same_records_store(tmp_path, rows):
     stamp = dt.datetime(2025, 5, 1, 12, 0)
@@ -250,6 +252,7 @@ def test_bad_columns_are_db003(fresh_db):
         fresh_db.insert_many([RecordColumns(dict, {"a": [1]})])
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_few_rows_of_any_python_or_numpy_values_store_as_many_do(tmp_path):
     """A few rows are bound as parameters, more go through Arrow; numpy values and aware times store alike."""
     import numpy as np
@@ -272,6 +275,7 @@ def test_few_rows_of_any_python_or_numpy_values_store_as_many_do(tmp_path):
     assert {(r[6], r[10], tuple(r[20]), r[23].hour) for r in stored[0]} == {(i, 1.5, (1.0, 2.0), 10) for i in range(1, 5)}
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_fact_table_stores_what_insert_many_stores_and_replaces_alike(tmp_path):
     from benchmark_db_models import fact_table
 

@@ -74,6 +74,7 @@ def test_report_in_a_missing_folder_is_created(tmp_path):
     assert json.loads(report.read_text())["totals"]["ingested"] == 1
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_archive_folder_inside_the_input_folder_is_not_input_again(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write(tmp_path / "in" / "a.json", perf_doc())
@@ -113,6 +114,7 @@ def test_rearchiving_the_same_content_reuses_its_archived_copy(tmp_path, monkeyp
     assert [p.name for p in (tmp_path / "arch").rglob("*.json")] == ["a.json"]
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_a_file_name_that_is_not_utf8_is_logged_not_a_crash(tmp_path, capsys):
     folder = tmp_path / "in"
     folder.mkdir()
@@ -328,6 +330,7 @@ def test_validate_of_a_missing_database_is_db001_and_creates_nothing(tmp_path, c
     assert not db.exists()
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_rows_added_counts_what_each_table_gained(tmp_path):
     """Before: the ingest log and originals always showed 0 added, and a platform named by 6 files counted 6."""
     inputs = [write(tmp_path / "in" / f"r{i}.json", perf_doc(latency=20.0 + i, throughput=50.0 - i))

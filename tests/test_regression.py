@@ -127,6 +127,7 @@ def test_improvements_are_reported_as_improvements(tmp_path):
     assert not report.has_regression and [i.key["model"] for i in report.improvements] == ["bert-base-uncased"]
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_throughput_regression_direction(pair):
     ref, cur = pair
     report = check(cur, ref, metric="throughput")

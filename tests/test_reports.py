@@ -226,6 +226,7 @@ def test_no_data_error_names_filters_and_what_exists(conn):
         reports.build_report(conn, "performance", ReportFilters.make(model="no-such-model"))
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_trend_one_point_per_run_and_change_point(history_db):
     with connect(history_db, read_only=True) as c:
         trend = reports.trend_table(c, ReportFilters.make(model="bert-base-uncased", hardware="cuda"), "throughput")
@@ -239,6 +240,7 @@ def test_trend_one_point_per_run_and_change_point(history_db):
     assert cp["change_pct"] == pytest.approx(-20, abs=3)
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_no_change_point_on_a_flat_history(tmp_path):
     path = build_history(str(tmp_path / "flat.duckdb"), step_at=None)
     with connect(path, read_only=True) as c:

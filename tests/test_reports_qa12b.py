@@ -68,6 +68,7 @@ def captured(monkeypatch):
     return figures
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_hardware_comparison_page_fits_its_log_axes_to_the_points_drawn(tmp_path, captured):
     """Before: autorange took in the y values of points without a batch size (not drawn on the log x axis)
     and CI limits near zero, so the y axis ran from about 0.001 to 100,000 for speed-ups of 0.2 to 12, and
@@ -224,6 +225,7 @@ def test_blob_and_timedelta_text():
 
 
 # -------------------------------------------------------------------- 5. fastest hardware: one, or a tie
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_fastest_hardware_says_when_only_one_was_measured_and_lists_ties(tmp_path):
     """Before: a model measured only on the CPU had the CPU as its "fastest hardware", and of two equally fast
     platforms one was named, silently."""

@@ -128,6 +128,7 @@ def test_equal_since_and_until_hint_is_not_swap(sample_db_path, capsys):
     assert code == 2 and "swap" not in err and "--until is exclusive" in err
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 @pytest.mark.parametrize("report", ["performance", "summary", "hardware"])
 def test_model_filter_underscore_is_not_a_wildcard(tmp_path, capsys, report):
     # "_" went into LIKE as its any-one-character: --model vit_base matched google/vit-base, and hf_* hfXbert

@@ -136,6 +136,7 @@ def test_visualize_into_an_unusable_output_dir_is_refused_before_measuring(tmp_p
     assert not db.exists()  # refused before anything was measured or stored
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_generation_figures_are_the_median_of_the_repeats(monkeypatch):
     """The small set generates twice per figure; `sorted(...)[len // 2]` took the slower of the two as the
     'median' time to first token and generation time (and tokens/s from it)."""

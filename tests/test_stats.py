@@ -163,6 +163,7 @@ def test_short_series():
     assert detect_change_points([]) == [] and detect_change_points([5.0]) == []
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_slow_drift_is_not_a_flood_of_steps():
     rng = np.random.default_rng(6)
     small = [len(detect_change_points(100 * np.linspace(1, 1.02, 60) * _noise(rng, 60))) for _ in range(40)]

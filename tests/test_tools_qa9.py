@@ -23,6 +23,7 @@ def run(module, capsys, *argv):
 # The guide's maintenance lines (and its cron line on a new machine) run before anything was ingested: a
 # missing database is created, with a warning, as by every writer. What a typo'd --db used to hide ("no
 # problems", exit 0) is said: --check-integrity reports the database it created as a problem (exit 1).
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_check_integrity_of_a_database_it_had_to_create_is_a_finding(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     typo = tmp_path / "typo.duckdb"
@@ -62,6 +63,7 @@ def test_maintenance_without_a_database_still_purges_and_restores(sample_db_path
 
 
 # --------------------------------------------------------------- 2. a summary whose filters match nothing
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 @pytest.mark.parametrize("extra, exists", [(["--batch-size", "999"], "batch sizes: 1, "),
                                            (["--precision", "int3"], "precisions: ")])
 def test_summary_whose_filters_match_no_result_says_so_naming_them(sample_db_path, capsys, extra, exists):

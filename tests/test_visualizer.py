@@ -91,6 +91,7 @@ def _texts(fig) -> list[str]:
     return out
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_comparison_figure_has_title_units_log_scale_whiskers_and_marks_simulated(sample_db):
     with connect(sample_db, read_only=True) as c:
         df = reports.compare_table(c, ReportFilters.make(model="bert-base-uncased", include_simulated=True),
@@ -123,6 +124,7 @@ def test_linear_scale_when_values_are_close(sample_db):
         charts._plt().close(fig)
 
 
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
 def test_trend_marks_the_change_point(history_db, tmp_path):
     with connect(history_db, read_only=True) as c:
         target = viz.trend_chart(c, tmp_path / "trend.png", ReportFilters.make(model="bert-base-uncased",
