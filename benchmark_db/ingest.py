@@ -926,7 +926,8 @@ class Ingestor:
             dictionary_id = self.dictionary_id if self.codec == source_store.CODEC_DICT else None
             batch.documents.append({"sha256": p.sha256, "size_bytes": p.size, "codec": self.codec,
                                     "dictionary_id": dictionary_id, "content": p.compressed})
-        if self.action and outcome.status != FAILED:
+        # with --categories, a file of no category (a run config, a progress log) is not one the user asked for
+        if self.action and outcome.status != FAILED and not (self.categories and not outcome.categories):
             target = self._archive_target(p.file, p.sha256)
             outcome.archived_to = log_key(target) if target else None
             batch.after_commit.append((p.file, outcome, target))

@@ -144,3 +144,17 @@ def test_a_file_left_in_place_is_not_logged_as_archived(tmp_path):
     assert target.exists() and not (archive / "in" / "a.json").exists()
     assert [o.archived_to for o in summary.outcomes] == [None]
     assert logged(db) == {str(target): ("ingested", None)}
+
+
+def test_categories_with_an_action_leave_files_of_no_category_in_place(tmp_path):
+    """`--categories hardware --action remove` removed the run configs and progress logs beside the results:
+    files of no category, which the user had not asked for (their originals were kept, but not on disk)."""
+    folder, db = tmp_path / "in", str(tmp_path / "m.duckdb")
+    config = write(folder / "run_config.json", {"models": ["bert-base-uncased"], "batch_sizes": [1, 2],
+                                                "output_dir": "benchmark_results"})
+    result = write(folder / "r.json", perf_doc())
+    assert migrate(folder, db, "--categories", "performance", "--action", "remove") == 0
+    assert config.exists() and not result.exists()
+    assert logged(db)[str(config)][1] is None
+    assert migrate(folder, db, "--action", "remove") == 0  # without --categories it goes
+    assert not config.exists()
