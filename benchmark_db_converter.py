@@ -75,6 +75,8 @@ def convert(db_path, inputs, *, consolidate=False, categories=None, parquet_dir=
                    categories=categories, dry_run=dry_run, quiet=quiet,
                    progress_desc="convert")
     path = resolve_db_path(db_path)
+    if not inputs and not consolidate:  # an export only
+        _check_exported_db_exists(path)
     if parquet_dir and not dry_run:
         make_writable_folder(parquet_dir, "--parquet-dir")  # before the ingest, not after it
     if dry_run:
@@ -95,6 +97,19 @@ def convert(db_path, inputs, *, consolidate=False, categories=None, parquet_dir=
                                        "free space or fix the folder, then re-run the same command "
                                        "(unchanged files are skipped)") from None
     return summary, exported
+
+
+def _check_exported_db_exists(path: str) -> None:
+    """With no input, --parquet-dir only exports: a mistyped --output-db created an empty database and wrote
+    an empty export of it, exit 0, as if the database held nothing."""
+    from pathlib import Path
+
+    from benchmark_db.connection import MEMORY, is_lake
+    from benchmark_db.errors import DBConnectionError
+
+    if path != MEMORY and not is_lake(path) and not Path(path).exists():
+        raise DBConnectionError(f"database {path} does not exist",
+                                "check --output-db, or pass --input-dir to convert files into a new one")
 
 
 def run(args) -> int:

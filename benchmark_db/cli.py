@@ -234,6 +234,7 @@ def run_cli(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace],
         if getattr(args, "output", None) and hasattr(args, "output_formats"):
             # an --output whose extension names a format the tool does not write fails before any work
             resolve_format(getattr(args, "format", None), args.output, args.output_formats)
+            _check_output_file(args.output)
         code = run(args)
         return 0 if code is None else int(code)
     except BenchmarkDBError as exc:
@@ -253,6 +254,17 @@ def run_cli(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace],
         print(f"error: unexpected {type(exc).__name__}: {' '.join(str(exc).split())}; re-run with --verbose for the traceback "
               "and report it", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _check_output_file(output: str) -> None:
+    """An --output that names a folder fails before the work, not after it (an ingest stored its rows, then
+    exited 2 as if it had failed)."""
+    from pathlib import Path
+
+    if Path(output).is_dir():
+        from benchmark_db.errors import UsageError
+
+        raise UsageError(f"--output {output} is a folder", "pass a file path, e.g. summary.json")
 
 
 def _interrupted() -> int:

@@ -141,6 +141,7 @@ def discover_files(inputs: Iterable[str | os.PathLike], suffixes: tuple[str, ...
                    missing_ok: bool = False) -> list[InputFile]:
     """Every document file under `inputs` (files or directories), once each, in a stable order."""
     seen: dict[str, InputFile] = {}
+    inputs, missing = list(inputs), 0
     for raw in inputs:
         root = Path(os.path.abspath(raw))
         if root.is_file():
@@ -154,6 +155,7 @@ def discover_files(inputs: Iterable[str | os.PathLike], suffixes: tuple[str, ...
             _warn_linked_folders(entries)
         elif missing_ok:
             log.info("%s does not exist; nothing to ingest there", raw)
+            missing += 1
             continue
         else:
             check_inputs([raw])
@@ -161,11 +163,18 @@ def discover_files(inputs: Iterable[str | os.PathLike], suffixes: tuple[str, ...
             key = str(path)
             if key not in seen:
                 seen[key] = input_file(key, _relative(path, root))
+    if inputs and missing == len(inputs):  # run from the wrong folder: not the same as "nothing new there"
+        log.warning("none of the %d default result directories (listed in --help) exists in %s: run from the "
+                    "folder that holds them", missing, os.getcwd())
     return sorted(seen.values(), key=lambda f: f.path)
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Results
+
+
+# the log reason of a file that fails now but converted before: the earlier content's rows stay (see _keep_earlier)
+KEPT_NOTE = "its earlier rows are kept"
 
 
 @dataclass
@@ -657,6 +666,7 @@ class Ingestor:
         self.outdated: dict[str, int | None] = {}  # path -> the other converter version that made its rows
         self.archived_as: dict[str, tuple[str, str]] = {}  # logged path -> (its sha256, archived_to)
         self.logged_kind: dict[str, str] = {}  # logged path -> its kind (for the summary of unchanged files)
+        self.kept: set[str] = set()  # logged as failed, but the rows of its earlier content stay (_keep_earlier)
         if self.db is None:
             return
         rows = self.db.conn.execute(
@@ -670,9 +680,11 @@ class Ingestor:
             if archived_to:
                 self.archived.add(path)
                 self.archived_as[path] = (sha, archived_to)
+            if status == FAILED and KEPT_NOTE in (reason or ""):
+                self.kept.add(path)
             if (reason or "").startswith("duplicate of "):
                 self.duplicate_of[path] = reason[len("duplicate of "):]
-            elif sha and status != FAILED:
+            elif sha and (status != FAILED or path in self.kept):
                 self.content_at.setdefault(sha, path)
 
     def _dictionary(self, files: list[InputFile]) -> tuple[int, bytes] | None:
@@ -837,6 +849,9 @@ class Ingestor:
         rows (in its chunk's tables) go in."""
         path = p.file.path
         self._rekey_if_new_result(path, p.sha256, batch)
+        kept = self._keep_earlier(p, batch)
+        if kept is not None:
+            return kept, False
         if p.error is not None:
             outcome = FileOutcome(path, FAILED, reason=p.error)
             self._log(batch, outcome)
@@ -916,7 +931,8 @@ class Ingestor:
                     batch.moved.append(earlier_owner)
                     self.known.pop(earlier_owner, None)
                 if outcome.reason is None:
-                    outcome.reason = "changed since the last ingest: its earlier rows were replaced"
+                    outcome.reason = ("changed since the last ingest: its earlier rows "
+                                      f"{'would be' if self.dry_run else 'were'} replaced")
         if status != FAILED and not duplicate:
             self.content_at[p.sha256] = path
         self.known[path] = (p.sha256, outcome.status)
@@ -937,6 +953,27 @@ class Ingestor:
             self.archived.add(path)
         self._log(batch, outcome)
         return outcome, status == INGESTED and not duplicate
+
+    def _keep_earlier(self, p: _Prepared, batch: _Batch) -> FileOutcome | None:
+        """A logged file that fails now (written half, unreadable for a while) is not new content: its earlier
+        rows and original stay, and its log row (failed) keeps their sha256, so the next content that converts
+        replaces them. Replacing them by nothing lost the only stored copy of its last good content; keeping
+        them without a log row left them behind, doubled once the file converted again."""
+        path = p.file.path
+        previous = self.known.get(path)
+        failed = p.error is not None or (not p.unchanged and getattr(p.conversion, "status", FAILED) == FAILED)
+        if not failed or not previous or not previous[0] or (previous[1] == FAILED and path not in self.kept) \
+                or path in self.duplicate_of:  # a duplicate's content has its rows under the path it duplicates
+            return None
+        sha = previous[0]
+        why = p.error or getattr(p.conversion, "reason", None) or "it does not convert"
+        outcome = FileOutcome(path, FAILED, sha, kind=self.logged_kind.get(path),
+                              reason=f"{why}; {KEPT_NOTE} (content {sha[:12]}) until it converts again")
+        self.known[path] = (sha, FAILED)
+        self.kept.add(path)
+        self._seen.add(path)
+        self._log(batch, outcome)
+        return outcome
 
     def _rekey_if_new_result(self, path: str, sha256: str | None, batch: _Batch) -> None:
         """The logged file at `path` was archived (its copy is there) or removed, and a file with other content
