@@ -117,6 +117,9 @@ def records_from_document(doc: dict, path: str | None = None, sha256: str | None
         source_path=path if sha256 else None, source_sha256=sha256)
     test_run.run_id = identity.stable_id("source", sha256) if sha256 else test_run.natural_id()
     run_id = test_run.run_id
+    # a row without its own time was measured during the run: stored directly it used to get the store time
+    # (the column's default), read from a file left by --no-db-store none at all (the oldest in every report)
+    measured_at = test_run.completed_at or test_run.started_at
     records: list = []
     for m in doc.get("models") or []:
         if not m.get("model_name"):
@@ -142,6 +145,7 @@ def records_from_document(doc: dict, path: str | None = None, sha256: str | None
         values = {k: r.get(k) for k in _RESULT_FIELDS if k != "device_name"}
         values["is_simulated"] = bool(values.get("is_simulated") or False)
         record = PerformanceResults(model_id=model_id, hardware_id=hardware_id, run_id=run_id, **values)
+        record.created_at = record.created_at or measured_at
         record.result_id = record.natural_id()
         records.append(record)
     for c in doc.get("compatibility") or []:
@@ -149,6 +153,7 @@ def records_from_document(doc: dict, path: str | None = None, sha256: str | None
         values = {k: c.get(k) for k in _COMPAT_FIELDS if k not in ("model_name", "hardware_type", "device_name")}
         values["is_simulated"] = bool(values.get("is_simulated") or False)
         record = HardwareCompatibility(hardware_id=hardware_id, model_id=model_id, run_id=run_id, **values)
+        record.created_at = record.created_at or measured_at
         record.compatibility_id = record.natural_id()
         records.append(record)
     for w in doc.get("web_results") or []:
@@ -156,6 +161,7 @@ def records_from_document(doc: dict, path: str | None = None, sha256: str | None
         values = {k: w.get(k) for k in _WEB_FIELDS if k not in ("model_name", "hardware_type", "device_name")}
         values["is_simulated"] = bool(values.get("is_simulated") or False)
         record = WebPlatformResults(run_id=run_id, model_id=model_id, hardware_id=hardware_id, **values)
+        record.created_at = record.created_at or measured_at
         record.result_id = record.natural_id()
         records.append(record)
     return records

@@ -84,3 +84,39 @@ def test_consolidate_where_no_result_directory_exists_says_so(tmp_path, capsys, 
     assert benchmark_db_converter.main(["--consolidate", "--output-db", "c.duckdb", "-q", "--format", "csv"]) == 0
     err = capsys.readouterr().err
     assert "WARNING none of the 18 default result directories (listed in --help) exists in" in err and str(tmp_path) in err
+
+
+@pytest.mark.slow  # a store and an updater run
+def test_a_runner_document_left_on_disk_keeps_the_time_it_was_measured(tmp_path, capsys):
+    """A runner's document stored directly got its rows' created_at from the column default (the store time);
+    left by --no-db-store and taken by --auto-store, none at all: the oldest result in every report, and
+    latest_performance_metrics showed an older run instead of it. Both now take the run's completion."""
+    import json
+
+    import duckdb
+
+    from benchmark_db.runner_format import document_from_run
+    from runners.engine import store_document
+
+    def doc(latency: float, started: str, completed: str) -> dict:
+        return document_from_run(
+            {"test_name": "t5 cpu", "test_type": "performance", "started_at": started, "completed_at": completed},
+            [{"model_name": "t5-tiny-random"}], [{"hardware_type": "cpu"}],
+            [{"model_name": "t5-tiny-random", "hardware_type": "cpu", "batch_size": 1, "average_latency_ms": latency,
+              "throughput_items_per_second": 1000 / latency}])
+
+    db = str(tmp_path / "r.duckdb")
+    store_document(doc(5.566, "2026-11-24T16:13:51", "2026-11-24T16:13:55"), db, 5)  # direct
+    left = tmp_path / "auto_store_results" / "run.json"
+    left.parent.mkdir()
+    left.write_text(json.dumps(doc(5.366, "2026-11-24T16:14:14", "2026-11-24T16:14:18")))
+    run_json(capsys, ["--auto-store", "--auto-store-dir", str(left.parent), "--db", db])
+    conn = duckdb.connect(db, read_only=True)
+    try:
+        times = conn.execute("SELECT average_latency_ms, created_at::VARCHAR FROM performance_results "
+                             "ORDER BY created_at").fetchall()
+        latest = conn.execute("SELECT latency_ms FROM latest_performance_metrics").fetchall()
+    finally:
+        conn.close()
+    assert times == [(5.566, "2026-11-24 16:13:55"), (5.366, "2026-11-24 16:14:18")]
+    assert latest == [(5.366,)]
