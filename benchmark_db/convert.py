@@ -35,7 +35,7 @@ CONVERTER_VERSION = 5  # 2: rows of undated documents keep created_at NULL (1 ga
 # 5: compatibility and integration rows take the time their own entry states (they had the run's start), a
 # web platform comparison's models keep the modality it files them under, optimum-benchmark's `stdev_` is kept,
 # HuBERT is no longer taken for a BERT (family and modality), a command's verdict and its benchmark_data's are
-# two names (they were two identical rows)
+# two names (they were two identical rows), rows of runner documents without their own time take the run's completion
 
 KINDS = ("performance", "hardware", "compatibility", "integration", "web_platform", "runner", "optimum_benchmark",
          "pytest_benchmark", "no_result", "unknown", "invalid")
