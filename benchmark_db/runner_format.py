@@ -120,6 +120,7 @@ def records_from_document(doc: dict, path: str | None = None, sha256: str | None
     # a row without its own time was measured during the run: stored directly it used to get the store time
     # (the column's default), read from a file left by --no-db-store none at all (the oldest in every report)
     measured_at = test_run.completed_at or test_run.started_at
+    test_run.created_at = test_run.created_at or measured_at
     records: list = []
     for m in doc.get("models") or []:
         if not m.get("model_name"):

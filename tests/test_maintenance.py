@@ -101,8 +101,11 @@ def test_restore_never_overwrites_without_force(sample_db_path, tmp_path, capsys
         conn.close()
     code = maintenance_cli.main(["--restore", result["manifest"], "--db", sample_db_path])
     assert code == 2 and "already exists" in capsys.readouterr().err
+    capsys.readouterr()
     assert maintenance_cli.main(["--restore", result["manifest"], "--db", sample_db_path, "--force"]) == 0
     assert checksums_of(sample_db_path)["performance_results"]["rows"] > 300
+    said = capsys.readouterr().err
+    assert "tables verified)" in said and "None" not in said  # no archive: not '0 archive file(s) in None'
 
 
 @pytest.mark.slow  # over 0.35 s here: outside make test-fast

@@ -116,7 +116,8 @@ def test_a_runner_document_left_on_disk_keeps_the_time_it_was_measured(tmp_path,
         times = conn.execute("SELECT average_latency_ms, created_at::VARCHAR FROM performance_results "
                              "ORDER BY created_at").fetchall()
         latest = conn.execute("SELECT latency_ms FROM latest_performance_metrics").fetchall()
+        runs = conn.execute("SELECT created_at::VARCHAR FROM test_runs ORDER BY created_at").fetchall()
     finally:
         conn.close()
     assert times == [(5.566, "2026-11-24 16:13:55"), (5.366, "2026-11-24 16:14:18")]
-    assert latest == [(5.366,)]
+    assert latest == [(5.366,)] and runs == [("2026-11-24 16:13:55",), ("2026-11-24 16:14:18",)]

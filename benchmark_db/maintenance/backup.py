@@ -377,8 +377,8 @@ def restore_backup(backup: str | os.PathLike, target_db: str | os.PathLike, *, f
         Path(str(partial) + ".wal").unlink(missing_ok=True)
         for path in written:  # a restore that did not finish leaves no archive files of its own behind
             path.unlink(missing_ok=True)
-    log.info("restore: %s -> %s (%d tables verified, %d archive file(s) in %s)", stored, target,
-             len(manifest["tables"]), len(placed), archive_summary["archive_dir"])
+    archived = f", {len(placed)} archive file(s) in {archive_summary['archive_dir']}" if placed else ""
+    log.info("restore: %s -> %s (%d tables verified%s)", stored, target, len(manifest["tables"]), archived)
     return {"step": "restore", "backup": str(stored), "target": str(target), "verified": True,
             "tables": len(manifest["tables"]), "rows": rows, "created_at": manifest.get("created_at"),
             **archive_summary}
