@@ -492,7 +492,8 @@ def compatibility_table(conn, filters: ReportFilters):
             QUALIFY row_number() OVER (PARTITION BY hc.model_id, hc.hardware_id
                                        ORDER BY hc.created_at DESC NULLS LAST, hc.compatibility_id DESC) = 1),
         measured AS (
-            SELECT pr.model_id, pr.hardware_id, count(*) AS results
+            SELECT pr.model_id, pr.hardware_id, count(*) AS results,
+                   count(*) FILTER (WHERE pr.is_emulated) AS emulated_results
             FROM performance_results pr WHERE {measured_cond} GROUP BY pr.model_id, pr.hardware_id),
         pairs AS (SELECT model_id, hardware_id FROM compat UNION SELECT model_id, hardware_id FROM measured),
         named AS (
@@ -503,6 +504,7 @@ def compatibility_table(conn, filters: ReportFilters):
                    CASE WHEN compat.hardware_id IS NOT NULL THEN 'compatibility check'
                         ELSE 'performance results' END AS evidence,
                    COALESCE(measured.results, 0) AS performance_results,
+                   COALESCE(measured.emulated_results, 0) AS emulated_results,
                    compat.detection_success, compat.initialization_success,
                    compat.error_type, compat.error_message, compat.created_at AS checked_at
                    {", compat.is_simulated" if filters.include_simulated else ""}
@@ -522,7 +524,8 @@ def compatibility_matrix(conn, filters: ReportFilters):
     """Pivot of `compatibility_table`: one row per model, one column per hardware type.
 
     A cell reads `yes (N results)`, `yes`, `no (ErrorType)` or is empty when nothing is known; a `no` whose pair
-    was measured all the same says how often (`no (N results)`, `no (ErrorType; N results)`).
+    was measured all the same says how often (`no (N results)`, `no (ErrorType; N results)`). Results measured on
+    an emulated device say so (`yes (4 results, emulated)`).
     """
     table = compatibility_table(conn, filters)
     if table.empty:  # the matrix's own (first) column, not the twelve of the table it pivots
@@ -535,6 +538,9 @@ def compatibility_matrix(conn, filters: ReportFilters):
             return "unknown"
         n = 0 if is_missing(row["performance_results"]) else int(row["performance_results"])
         results = f"{n} result{'s' if n != 1 else ''}" if n else ""
+        emulated = 0 if is_missing(row["emulated_results"]) else int(row["emulated_results"])
+        if emulated:  # measured on an emulated device (SwiftShader for webgpu): labelled, as in every report
+            results += ", emulated" if emulated == n else f", {emulated} emulated"
         if bool(row["is_compatible"]):
             return f"yes ({results})" if results else "yes"
         # a failed check beside measured results: say both, not a bare "no" that hides the results

@@ -2,6 +2,8 @@
 silently ignored), and a compatibility cell whose check failed still shows the results measured on the pair."""
 from __future__ import annotations
 
+import json
+
 import duckdb
 import pytest
 
@@ -148,3 +150,21 @@ def test_hardware_report_chart_refuses_a_metric_it_does_not_draw(db, tmp_path, c
     err = capsys.readouterr().err
     assert code == 2 and "error DB000" in err and "latency" in err and not out.exists()
     assert visualizer.main(["--db", db, "--report", "hardware", "--output", str(out)]) == 0 and out.exists()
+
+
+def test_compatibility_matrix_labels_results_measured_on_an_emulated_device(db, capsys):
+    """A webgpu cell read `yes (N results)` for results measured on SwiftShader, a CPU emulation of WebGPU,
+    though every other report labels them emulated."""
+    conn = duckdb.connect(db)
+    try:
+        model, n = conn.execute("SELECT model_name, count(*) FROM performance_results WHERE hardware_type = 'cpu' "
+                                "AND NOT is_simulated GROUP BY ALL ORDER BY 2 DESC, 1 LIMIT 1").fetchone()
+        conn.execute("UPDATE performance_results SET is_emulated = true WHERE model_name = ? AND hardware_type = "
+                     "'cpu' AND NOT is_simulated AND result_id IN (SELECT result_id FROM performance_results "
+                     "WHERE model_name = ? AND hardware_type = 'cpu' AND NOT is_simulated ORDER BY result_id "
+                     "LIMIT 2)", [model, model])
+    finally:
+        conn.close()
+    code, out, _ = run(capsys, "--db", db, "--compatibility-matrix", "--format", "json")
+    cells = {row["model"]: row for row in json.loads(out)}
+    assert code == 0 and cells[model]["cpu"] == f"yes ({n} results, 2 emulated)"
