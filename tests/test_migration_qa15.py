@@ -158,3 +158,15 @@ def test_categories_with_an_action_leave_files_of_no_category_in_place(tmp_path)
     assert logged(db)[str(config)][1] is None
     assert migrate(folder, db, "--action", "remove") == 0  # without --categories it goes
     assert not config.exists()
+
+
+def test_fix_inconsistencies_says_how_many_fixes_when_its_output_is_data(tmp_path, capsys):
+    """Piped (CSV) or as JSON, the problems were listed but nothing said that none of them had been fixed."""
+    folder, db = tmp_path / "in", str(tmp_path / "m.duckdb")
+    write(folder / "a.json", perf_doc(latency=10.0, throughput=500.0))  # batch 1 at 10 ms is 100 items/s, not 500
+    assert migrate(folder, db) == 0
+    capsys.readouterr()
+    code = benchmark_db_migration.main(["--db", db, "--fix-inconsistencies", "--format", "csv", "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 1 and "0 fixes made: none of the problems listed can be fixed safely" in captured.err
+    assert "fixes made" not in captured.out  # stdout stays CSV
