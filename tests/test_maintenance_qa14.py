@@ -85,10 +85,9 @@ def test_read_only_steps_run_while_another_process_reads(sample_db_path, tmp_pat
         reader.wait(timeout=30)
 
 
-@pytest.mark.slow  # over 0.35 s here: outside make test-fast
-def test_a_backup_after_a_killed_writer_folds_its_wal_in_first(sample_db_path, tmp_path, capsys):
-    """A writer killed before its checkpoint leaves its changes in the WAL. A read-only open cannot fold them
-    into the file, so a backup (a copy of the file) would lack them: the backup runs on a writer then."""
+def _killed_writer_db(sample_db_path: str, tmp_path: Path) -> str:
+    """A copy of the sample database whose writer was killed before its checkpoint: its last change (3 rows
+    deleted) is only in the WAL."""
     db = str(tmp_path / "killed.duckdb")
     shutil.copyfile(sample_db_path, db)
     code = ("import os, sys, duckdb; c = duckdb.connect(sys.argv[1]); c.execute(\"SET checkpoint_threshold='1TB'\"); "
@@ -96,6 +95,14 @@ def test_a_backup_after_a_killed_writer_folds_its_wal_in_first(sample_db_path, t
             "(SELECT result_id FROM performance_results LIMIT 3)'); os._exit(9)")
     subprocess.run([sys.executable, "-c", code, db], check=False, timeout=60)
     assert Path(db + ".wal").stat().st_size > 0
+    return db
+
+
+@pytest.mark.slow  # over 0.35 s here: outside make test-fast
+def test_a_backup_after_a_killed_writer_folds_its_wal_in_first(sample_db_path, tmp_path, capsys):
+    """A writer killed before its checkpoint leaves its changes in the WAL. A read-only open cannot fold them
+    into the file, so a backup (a copy of the file) would lack them: the backup runs on a writer then."""
+    db = _killed_writer_db(sample_db_path, tmp_path)
     with duckdb.connect(db, read_only=True) as conn:
         live = conn.execute("SELECT count(*) FROM performance_results").fetchone()[0]
     code = maintenance_cli.main(["--backup", "--db", db, "--backup-dir", str(tmp_path / "bk"), "--format", "json"])
@@ -310,13 +317,7 @@ def test_the_python_api_and_the_rest_server_name_missing_archived_files(archive_
 def test_a_dry_run_backup_after_a_killed_writer_says_what_it_would_copy(sample_db_path, tmp_path, capsys):
     """A dry run opens the file read-only and copies nothing: the WAL a killed writer left is no reason to fail
     it (it was DB005, "holds changes not yet written"); the real run folds the WAL in first."""
-    db = str(tmp_path / "killed.duckdb")
-    shutil.copyfile(sample_db_path, db)
-    code = ("import os, sys, duckdb; c = duckdb.connect(sys.argv[1]); c.execute(\"SET checkpoint_threshold='1TB'\"); "
-            "c.execute('DELETE FROM performance_results WHERE result_id IN "
-            "(SELECT result_id FROM performance_results LIMIT 3)'); os._exit(9)")
-    subprocess.run([sys.executable, "-c", code, db], check=False, timeout=60)
-    assert Path(db + ".wal").stat().st_size > 0
+    db = _killed_writer_db(sample_db_path, tmp_path)
     code = maintenance_cli.main(["--backup", "--dry-run", "--db", db, "--backup-dir", str(tmp_path / "bk"),
                                  "--format", "json"])
     captured = capsys.readouterr()
