@@ -279,14 +279,15 @@ def run(args) -> int:
             parts.append(render_summary(summary, fmt).rstrip("\n"))
         if result["artifacts"]:
             parts.append(render(result["artifacts"], fmt).rstrip("\n"))
+        where = "below" if fmt == "table" else "listed"  # a table prints it above the problems; else stderr
         fixed = (f"{len(fixes)} fixes made" if fixes else "0 fixes made: " + (
-            "none of the problems below can be fixed safely: they need a person" if problems else "nothing to fix"))
+            f"none of the problems {where} can be fixed safely: they need a person" if problems else "nothing to fix"))
         if fixes:
             parts.append((f"{fixed}\n" if fmt == "table" else "") + render(fixes, fmt).rstrip())
         elif args.fix_inconsistencies and not args.dry_run and fmt == "table":
             parts.append(fixed)
         if args.fix_inconsistencies and not args.dry_run and fmt != "table":  # data on stdout, the verdict here
-            print(fixed.replace("below", "listed"), file=sys.stderr)
+            print(fixed, file=sys.stderr)
         if problems is not None:
             parts.append(f"validation: {len(problems)} problems" + (":\n" + render(problems, fmt).rstrip()
                                                                     if problems else ""))
