@@ -895,12 +895,13 @@ __all__ = ["BenchmarkDB", "RecordColumns", "record_count", "fact_table", "Models
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from benchmark_db.cli import add_common_options, add_db_option
+    from benchmark_db.cli import add_common_options, add_db_option, add_output_options
 
     parser = argparse.ArgumentParser(
         prog="benchmark_db_models.py",
         description="ORM layer of the benchmark database. Run it to print the row count of every table.")
     add_db_option(parser)
+    add_output_options(parser)
     add_common_options(parser)
     return parser
 
@@ -912,12 +913,20 @@ def table_counts(conn) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmark_db.cli import run_cli, write_text
-    from benchmark_db.output import to_table
+    from benchmark_db.cli import resolve_format, run_cli, write_text
+    from benchmark_db.output import render
 
     def run(args) -> int:
-        with BenchmarkDB(args.db, lock_timeout=args.lock_timeout) as db:
-            write_text(to_table(table_counts(db.conn)), None)
+        fmt = resolve_format(args.format, args.output, args.output_formats)
+        from benchmark_db.connection import connect
+
+        # a reader: a mistyped --db is DB001, not a new empty database
+        conn = connect(args.db, read_only=True, lock_timeout=args.lock_timeout)
+        try:
+            counts = table_counts(conn)
+        finally:
+            conn.close()
+        write_text(render(counts, fmt), args.output)
         return 0
 
     return run_cli(build_parser(), run, argv)
