@@ -571,7 +571,33 @@ def _side_values(rows) -> tuple[list[float], str]:
     return [float(v) for v in rows["latency_ms"].dropna()], "aggregates"
 
 
+def _growth_pct(log_change: float) -> float | None:
+    """A change in log latency as a percentage: -50 halved, +100 doubled, always above -100. None beyond the
+    float range (the per-day rate of runs seconds apart: ~ e^6000 for a doubling within ten seconds)."""
+    try:
+        return math.expm1(log_change) * 100
+    except OverflowError:
+        return None
+
+
 def performance_trends(df, opts: Options) -> AnalysisResult:
+    """Latency trend of every model x hardware x batch series with 3+ runs at different times.
+
+    One point per run (the median latency of its rows). Latency changes multiply (2x slower, half the time),
+    so the trend is a Theil-Sen fit of log(latency) against days; a straight line on milliseconds extrapolated
+    a steep, noisy fall past zero and reported changes below -100%. The columns:
+
+    - ``change_pct_over_span``: the fitted change across the series' own span,
+      ``(exp(log_slope * span_days) - 1) * 100``: -50 is halved, +100 doubled, never -100 or below.
+      ``change_pct_over_span_ci_low/high``: the same for the ends of the 95% CI of the log slope.
+    - ``slope_pct_per_day``: the fitted compound rate per day of the same log fit, ``(exp(log_slope) - 1) *
+      100``, so ``(1 + slope_pct_per_day / 100) ** span_days`` is the change over the span. Runs minutes
+      apart extrapolate far beyond what was seen here: read ``change_pct_over_span`` first.
+    - ``slope_ms_per_day``, ``slope_ci_low``, ``slope_ci_high``: a Theil-Sen fit on milliseconds and its 95%
+      CI, in ms per day: the absolute rate, for readers who think in ms. It is a separate fit, so it is not
+      ``slope_pct_per_day`` times the median.
+    - ``kendall_tau``, ``p_value``, ``significant``: rank-based, the same on latency and log latency.
+    """
     import numpy as np
     import pandas as pd
     from scipy import stats as sps
@@ -580,6 +606,8 @@ def performance_trends(df, opts: Options) -> AnalysisResult:
 
     files: list[str] = []
     df = df.dropna(subset=["latency_ms", "created_at"])
+    # a latency of 0 ms or less is no measurement, and has no logarithm for the trend fit
+    df = df[df["latency_ms"] > 0]
     keys = ["model", "hardware", "batch_size", "precision", "sequence_length", "test_case", "is_emulated"]
     rows, series = [], []
     for key, group in df.groupby(keys, dropna=False):
@@ -592,16 +620,21 @@ def performance_trends(df, opts: Options) -> AnalysisResult:
         y = per_run["latency_ms"].to_numpy(dtype=float)
         if np.ptp(t) == 0:
             continue
-        slope, intercept, lo, hi = sps.theilslopes(y, t)
+        slope, _, lo, hi = sps.theilslopes(y, t)
+        # the relative columns come from log latency (see the docstring): a fall compounds toward 0, never past it
+        log_slope, _, log_lo, log_hi = sps.theilslopes(np.log(y), t)
+        span = float(t[-1])
         tau, p_value = sps.kendalltau(t, y)
-        med = float(np.median(y))
         cps = detect_change_points(y)
         rows.append(dict(zip(keys, key)) | {
             "runs": len(y), "first": per_run["created_at"].iloc[0], "last": per_run["created_at"].iloc[-1],
-            "median_latency_ms": med, "slope_ms_per_day": slope, "slope_pct_per_day": slope / med * 100 if med else None,
+            "median_latency_ms": float(np.median(y)), "slope_ms_per_day": slope,
+            "slope_pct_per_day": _growth_pct(log_slope),
             # the fitted change across the runs' own time span: a per-day slope of runs minutes apart
             # extrapolates far beyond what was seen (+68,000 %/day for a 50% step within an hour)
-            "span_days": float(t[-1]), "change_pct_over_span": slope * t[-1] / med * 100 if med else None,
+            "span_days": span, "change_pct_over_span": _growth_pct(log_slope * span),
+            "change_pct_over_span_ci_low": _growth_pct(log_lo * span),
+            "change_pct_over_span_ci_high": _growth_pct(log_hi * span),
             "slope_ci_low": lo, "slope_ci_high": hi, "kendall_tau": tau, "p_value": p_value,
             "significant": bool(p_value < 0.05), "change_points": len(cps),
             "change_points_detail": "; ".join(f"run {cp.index} ({per_run['created_at'].iloc[cp.index]:%Y-%m-%d}): "
@@ -667,7 +700,9 @@ def performance_trends(df, opts: Options) -> AnalysisResult:
         _write_interactive("performance-trends", "Performance trends", [fig], opts, files)
     sig = table[table["significant"]]
     text = ["## Performance trends\n", f"{len(table)} series with 3+ runs; {len(sig)} with a significant trend "
-            f"(Kendall tau, p < 0.05); {int(table['change_points'].sum())} change point(s) detected.\n"]
+            f"(Kendall tau, p < 0.05); {int(table['change_points'].sum())} change point(s) detected. "
+            "change_pct_over_span: the Theil-Sen trend of log latency across each series' own span "
+            "(-50% = half the latency, +100% = double).\n"]
     if len(table) and table["runs"].max() < 10:
         text.append(f"Caveat: the longest series has {table['runs'].max()} runs; change points need at least 10 "
                     "runs and trends on a few runs are weak evidence.\n")
