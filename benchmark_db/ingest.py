@@ -329,6 +329,7 @@ def _init_worker_process(*initargs) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (see deferred_interrupts)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked since the spawn: see _start_pool
     gc.set_threshold(_BULK_GC_THRESHOLD, *gc.get_threshold()[1:])  # the process does nothing but bulk work
     _init_worker(*initargs)
 
@@ -471,11 +472,38 @@ def _chunk_stream(files: list[InputFile], parallel: int, initargs: tuple, chunk_
     # interpreter that imports the converter, so `--parallel 1000` must not start a thousand of them
     parallel = min(parallel, len(chunks), 4 * (os.cpu_count() or 1))
     # spawn, not fork: the parent holds DuckDB's threads, and forking a threaded process can deadlock
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(parallel, initializer=_init_worker_process, initargs=initargs) as pool:
+    with _start_pool(multiprocessing.get_context("spawn"), parallel, initargs) as pool:
         # a bounded window in flight: workers faster than the writer must not pile results up in memory
         for start in range(0, len(chunks), window * parallel):
             yield from pool.imap(_prepare_chunk, chunks[start:start + window * parallel])
+
+
+_TRACKER_LEAK_WARNING = "ignore:resource_tracker:UserWarning"
+
+
+def _start_pool(ctx, parallel: int, initargs: tuple):
+    """A pool of workers that never see a Ctrl-C. The initializer ignores SIGINT, but it runs only once the
+    spawned interpreter has imported the converter, and a Ctrl-C before that printed a KeyboardInterrupt
+    traceback per worker. So SIGINT is blocked while the pool starts: the mask is inherited through fork and
+    exec, the initializer ignores the signal and then unblocks it (dropping one that came in between), and the
+    parent's own pending Ctrl-C is delivered as soon as its mask is restored: none is lost."""
+    import signal
+    import sys
+
+    # After a second Ctrl-C (a hard stop) multiprocessing's resource tracker removes the pool's semaphores,
+    # as it should, and then warns about them on the terminal. It inherits the interpreter's -W options when
+    # this pool starts it: this one silences only that message.
+    if _TRACKER_LEAK_WARNING not in sys.warnoptions:
+        sys.warnoptions.append(_TRACKER_LEAK_WARNING)
+    # started now, before SIGINT is blocked: starting it unblocks SIGINT again when done (its own guard)
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        return ctx.Pool(parallel, initializer=_init_worker_process, initargs=initargs)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -555,6 +583,7 @@ def deferred_interrupts():
         if state.requested:
             sys.stderr.write("error: interrupted again: stopped at once; committed work is kept and a re-run "
                              "continues from there\n")
+            _kill_worker_processes()
             os._exit(130)
         state.requested = True
 
@@ -565,6 +594,24 @@ def deferred_interrupts():
     finally:
         _active_interrupt = None
         signal.signal(signal.SIGINT, previous)
+
+
+def _kill_worker_processes() -> None:
+    """SIGKILL the parse workers of `--parallel` before a hard stop. Left running, a worker reading a task
+    that the dying parent had half written printed an UnpicklingError traceback."""
+    import signal
+    import sys
+
+    multiprocessing = sys.modules.get("multiprocessing")
+    if multiprocessing is None:
+        return
+    try:
+        children = multiprocessing.active_children()
+    except Exception:  # the pool's own threads may be changing the list: stop without the workers then
+        return
+    for child in children:
+        with contextlib.suppress(OSError):
+            os.kill(child.pid, signal.SIGKILL)
 
 
 class _Batch:
