@@ -11,7 +11,9 @@ the records, the log row and the original text.
 from __future__ import annotations
 
 import codecs
+import datetime as dt
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +29,7 @@ except ImportError:  # pragma: no cover - orjson is in requirements
 # again every file that an earlier version converted (its rows are rebuilt, as with --force), so a database
 # never keeps rows the current code would not write. tests/test_converter_version.py holds a digest of what
 # this version makes of the legacy and foreign corpora and fails until the number moves with the output.
-CONVERTER_VERSION = 5  # 2: rows of undated documents keep created_at NULL (1 gave them the ingest time)
+CONVERTER_VERSION = 6  # 2: rows of undated documents keep created_at NULL (1 gave them the ingest time)
 # 3: ambiguous dd/mm or mm/dd dates are NULL (2 read them day first), nanosecond epochs are read, UTF-16/32
 # without a byte-order mark is read, hardware fields of the wrong type are dropped, long skip reasons are cut
 # 4: text that is not UTF-8 is read as Windows-1252 (noted), figures written as text with a unit ("12.5 ms",
@@ -36,6 +38,8 @@ CONVERTER_VERSION = 5  # 2: rows of undated documents keep created_at NULL (1 ga
 # web platform comparison's models keep the modality it files them under, optimum-benchmark's `stdev_` is kept,
 # HuBERT is no longer taken for a BERT (family and modality), a command's verdict and its benchmark_data's are
 # two names (they were two identical rows), rows of runner documents without their own time take the run's completion
+# 6: times without a zone are moved to UTC when the file's own epoch stamps show the offset of the clock that
+# wrote them (18 corpus files of a machine on UTC-8); without such evidence they are still taken as UTC
 
 KINDS = ("performance", "hardware", "compatibility", "integration", "web_platform", "runner", "optimum_benchmark",
          "pytest_benchmark", "no_result", "unknown", "invalid")
@@ -151,7 +155,7 @@ def convert_document(text: str | bytes, path: str, sha256: str) -> Conversion:
             if suffix and suffix != ".json":  # an --input-file that is another kind of file, not broken JSON
                 reason += f" (a {suffix} file: this tool reads JSON result files)"
             return Conversion(kind="invalid", status="failed", reason=reason)
-        result = _convert(doc, path or "", sha256 or "", strict)
+        result = _convert(doc, path or "", sha256 or "", strict, local_time_offset(text))
         if read_note:
             result.conversions = [read_note, *result.conversions]
         return result
@@ -160,6 +164,49 @@ def convert_document(text: str | bytes, path: str, sha256: str) -> Conversion:
     except Exception as exc:  # a reader's bug must not stop an ingest of thousands of files
         return Conversion(kind="unknown", status="failed",
                           reason=f"converter error: {type(exc).__name__}: {str(exc)[:300]}")
+
+
+# Times written without a zone next to epoch stamps under a time key, in the raw text (bytes as read from disk,
+# or text): searching it costs far less than walking every document, and only a file with both is looked at.
+_LOCAL_ISO = rb'"(20\d\d-[01]\d-[0-3]\d[T ][0-2]\d:[0-5]\d:[0-5]\d(?:\.\d{1,6})?)"'
+_EPOCH_UNDER_TIME_KEY = rb'(?i)(?:time|stamp)[^"]{0,40}"\s*:\s*(1[5-9]\d{8}(?:\.\d{1,9})?)(?![\d.eE])'
+_LOCAL_TIME_PATTERNS = {bytes: (re.compile(_LOCAL_ISO), re.compile(_EPOCH_UNDER_TIME_KEY)),
+                        str: (re.compile(_LOCAL_ISO.decode()), re.compile(_EPOCH_UNDER_TIME_KEY.decode()))}
+_ZONE_STEP_S = 15 * 60        # UTC offsets are whole quarter hours
+_ZONE_TOLERANCE_S = 3 * 60    # how far apart two stamps of the same moment may be (a run writes them seconds apart)
+_MAX_ZONE_OFFSET_S = 14 * 3600
+_MAX_STAMPS = 200
+
+
+def local_time_offset(text) -> dt.timedelta | None:
+    """How far UTC is ahead of the clock that wrote the document's times without a zone, when the document says
+    so itself: it also holds epoch stamps (which are UTC) and every pair of a zone-less ISO time and an epoch
+    stamp lies the same whole number of quarter hours apart, within minutes (the legacy corpus: 18 files of a
+    machine on UTC-8, all 8 h apart to within 18 s). None when there is no such evidence, when the pairs disagree
+    or when they agree on 0: those times are then taken as UTC, as before."""
+    patterns = _LOCAL_TIME_PATTERNS.get(type(text))
+    if patterns is None:
+        return None
+    local_re, epoch_re = patterns
+    local = local_re.findall(text, 0, 1 << 20)[:_MAX_STAMPS]
+    if not local:
+        return None
+    epochs = epoch_re.findall(text, 0, 1 << 20)[:_MAX_STAMPS]
+    if not epochs:
+        return None
+    epoch = dt.datetime(1970, 1, 1)
+    try:
+        local_times = [dt.datetime.fromisoformat(v if type(v) is str else v.decode()) for v in local]
+    except ValueError:
+        return None
+    epoch_times = [epoch + dt.timedelta(seconds=float(v)) for v in epochs]
+    gaps = [(e - t).total_seconds() for t in local_times for e in epoch_times]
+    offset = round(sum(gaps) / len(gaps) / _ZONE_STEP_S) * _ZONE_STEP_S
+    if offset == 0 or abs(offset) > _MAX_ZONE_OFFSET_S:
+        return None
+    if any(abs(gap - offset) > _ZONE_TOLERANCE_S for gap in gaps):
+        return None
+    return dt.timedelta(seconds=offset)
 
 
 _readers: tuple | None = None
@@ -175,7 +222,8 @@ def _reader_modules() -> tuple:
     return _readers
 
 
-def _convert(doc, path: str, sha256: str, strict: bool = False) -> Conversion:
+def _convert(doc, path: str, sha256: str, strict: bool = False,
+             local_offset: dt.timedelta | None = None) -> Conversion:
     base, foreign, legacy, no_result, runner, web = _readers or _reader_modules()
     Builder, ShapeSkip = base.Builder, base.ShapeSkip  # noqa: N806 - the classes, looked up per call
 
@@ -185,7 +233,7 @@ def _convert(doc, path: str, sha256: str, strict: bool = False) -> Conversion:
     if runner.is_runner_document(doc):
         return _convert_runner(doc, path, sha256, runner)
 
-    b = Builder(path, sha256, doc, finite=strict)
+    b = Builder(path, sha256, doc, finite=strict, local_offset=local_offset)
     if foreign.is_optimum(doc):
         family, read = "optimum_benchmark", foreign.read_optimum
     elif foreign.is_pytest_benchmark(doc):

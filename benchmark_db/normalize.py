@@ -166,6 +166,21 @@ def _slashed_date(text: str) -> dt.datetime | None:
         return None
 
 
+# A time of day followed by a zone: 'Z', '+05:30', '-0800', 'UTC', 'GMT'.
+_ZONED_RE = re.compile(r"\d:\d\d(?::\d\d(?:[.,]\d+)?)?\s*(?:[Zz]|[+-]\d\d(?::?\d\d)?|UTC|GMT)$")
+_TIME_OF_DAY_RE = re.compile(r"\d:\d\d|(?<!\d)20\d{6}_\d{6}(?!\d)")
+
+
+def written_as_local_time(value) -> bool:
+    """True for a time written as text with a time of day and no zone ('2025-02-28T08:10:21',
+    '20250228_081033'): the clock time of the machine that wrote it, in whatever zone that machine was set to.
+    Epoch numbers, zoned text and bare dates are False."""
+    if type(value) is not str:
+        return False
+    text = value.strip()
+    return _TIME_OF_DAY_RE.search(text) is not None and _ZONED_RE.search(text) is None
+
+
 def _from_epoch(seconds: float) -> dt.datetime | None:
     if not math.isfinite(seconds):
         return None

@@ -31,6 +31,7 @@ from benchmark_db.normalize import (
     text_or_none,
     time_unit,
     timestamp_from_path,
+    written_as_local_time,
     to_bool,
     to_float,
     to_int,
@@ -274,9 +275,13 @@ _RUN_NAMES = {"performance": "legacy performance benchmark", "compatibility": "l
 class Builder:
     """Collects the records of one document; `records()` returns them with the TestRuns row."""
 
-    def __init__(self, path: str, sha256: str, doc, *, finite: bool = False):
+    def __init__(self, path: str, sha256: str, doc, *, finite: bool = False,
+                 local_offset: dt.timedelta | None = None):
         # finite: the parser guaranteed no NaN/Infinity (orjson refuses them), so values need no cleaning
         self.finite = finite
+        # local_offset: how far UTC is ahead of the clock that wrote the document's zone-less times, when the
+        # document itself shows it (convert.local_time_offset); None takes those times as UTC
+        self.local_offset = local_offset
         self.path = path
         self.sha256 = sha256
         self.doc = doc
@@ -289,6 +294,8 @@ class Builder:
         self.run_metadata: dict = {}
         self.dropped: list[dict] = []  # records seen but not stored as rows, with why
         self.path_time = timestamp_from_path(path)
+        if local_offset and self.path_time is not None:
+            self.path_time += local_offset
         self.test_name: str | None = None
         self.started_at: dt.datetime | None = None
         self.completed_at: dt.datetime | None = None
@@ -302,6 +309,11 @@ class Builder:
         self._fact_ids: set[tuple[str, int]] = set()
         self.compat_pointers: dict[int, str] = {}  # compatibility row id -> the JSON pointer it was read at
         self._id_prefix: dict[str, str] = {}
+        if local_offset:
+            minutes = round(local_offset.total_seconds() / 60)
+            zone = f"UTC{'-' if minutes > 0 else '+'}{abs(minutes) // 60:02}:{abs(minutes) % 60:02}"
+            self.note(f"times without a zone read as {zone}: the file's epoch stamps (UTC) are "
+                      f"{minutes / 60:g} h ahead of them")
 
     # -- bookkeeping ---------------------------------------------------------------------------------
     def safe(self, value):
@@ -319,10 +331,17 @@ class Builder:
 
     def time_of(self, *values) -> dt.datetime | None:
         for value in values:
-            stamp = parse_timestamp(value)
+            stamp = self.stamp(value)
             if stamp is not None:
                 return stamp
         return None
+
+    def stamp(self, value) -> dt.datetime | None:
+        """A time of the document in UTC: `parse_timestamp`, with a zone-less time moved by `local_offset`."""
+        stamp = parse_timestamp(value)
+        if stamp is not None and self.local_offset and written_as_local_time(value):
+            stamp += self.local_offset
+        return stamp
 
     # -- dimensions ----------------------------------------------------------------------------------
     def model_id(self, name, *, family: str | None = None, modality: str | None = None,
@@ -796,7 +815,7 @@ def read_measurement(b: Builder, rec: dict, pointer: str, ctx: dict) -> dict:
     own_device = text_or_none(dn_v, 200)
     device_name = own_device or device_name or ctx.get("device_name")
     time_v = get("time", _NO_HIT)[2]
-    own_time = parse_timestamp(time_v)
+    own_time = b.stamp(time_v)
     created = own_time or ctx.get("created_at")
     case_v = get("test_case", _NO_HIT)[2]
     own_case = text_or_none(case_v, 200)
@@ -893,7 +912,7 @@ def context_from_record(b: Builder, rec: dict, ctx: dict) -> dict:
     if not _TIME_KEYSET.isdisjoint(hits):
         for key in TIME_KEYS:
             if key in hits:
-                stamp = parse_timestamp(rec[key])
+                stamp = b.stamp(rec[key])
                 if stamp is not None:
                     new["created_at"] = stamp
                     break
