@@ -31,10 +31,10 @@ from benchmark_db.normalize import (
     text_or_none,
     time_unit,
     timestamp_from_path,
-    written_as_local_time,
     to_bool,
     to_float,
     to_int,
+    written_as_local_time,
 )
 from benchmark_db_models import (
     HardwareCompatibility,
