@@ -1,4 +1,4 @@
-"""Charts of benchmark results (matplotlib with the Agg backend, seaborn styling).
+"""Charts of benchmark results (matplotlib with the Agg backend, seaborn's whitegrid look).
 
 Every chart has a title, labelled axes with units, a log scale where the values span more than a factor
 of 20, p10-p90 whiskers around the p50 (from raw samples where every result has them, else from the
@@ -20,8 +20,8 @@ from benchmark_db.errors import UsageError
 from benchmark_db.reports import SERIES_KEYS, Metric, get_metric, hardware_label, is_missing
 
 IMAGE_FORMATS = ("png", "svg", "pdf")
-LOG_SPAN = 20.0
-MIN_RUNS_FOR_CHANGE_POINTS = 10  # benchmark_db.stats.detect_change_points: min_size 5 on each side  # max/min ratio from which an axis is drawn on a log scale
+LOG_SPAN = 20.0  # max/min ratio from which an axis is drawn on a log scale
+MIN_RUNS_FOR_CHANGE_POINTS = 10  # benchmark_db.stats.detect_change_points: min_size 5 on each side
 
 
 def _plt():
@@ -33,6 +33,28 @@ def _plt():
     return plt
 
 
+def _figure(figsize, layout: str | None = "constrained"):
+    """A Figure on an Agg canvas, made without pyplot: importing pyplot (its backend machinery) cost every
+    report about half a second, and a figure nobody shows needs no window manager. Nothing keeps it alive
+    but its caller, so it needs no closing."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, layout=layout)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _close(fig) -> None:
+    """Let pyplot forget `fig` where pyplot made it (a figure a caller drew with pyplot); a figure of
+    `_figure` is not pyplot's, and pyplot is not imported for it."""
+    import sys
+
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is not None:
+        plt.close(fig)
+
+
 def image_format(path) -> str:
     suffix = Path(str(path)).suffix.lower().lstrip(".")
     if suffix not in IMAGE_FORMATS:
@@ -41,15 +63,33 @@ def image_format(path) -> str:
     return suffix
 
 
+def _lay_out_once(fig, dpi: float) -> None:
+    """Run `fig`'s layout engine now, at the dpi of the raster about to be saved, and take the engine off.
+
+    With an engine on, `savefig` first draws the whole figure with rendering disabled (only so that the
+    layout can run) and then draws it again for real: every tick and label laid out twice. The layout itself
+    needs only the sizes of the texts, which it measures on its own; the one real draw that follows then
+    puts everything where constrained layout would have. Raster output only: a PDF or SVG measures its
+    texts with its own renderer, so there `savefig` keeps doing the layout itself."""
+    engine = fig.get_layout_engine()
+    if engine is None:
+        return
+    fig.set_dpi(dpi)
+    engine.execute(fig)
+    fig.set_layout_engine(None)
+
+
 def save_figure(fig, path) -> Path:
     """Write `fig` as PNG, SVG or PDF according to `path`'s extension and close it."""
     fmt = image_format(path)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
+        if fmt == "png":
+            _lay_out_once(fig, 130)
         fig.savefig(target, format=fmt, dpi=130, metadata={"Software": "benchmark-db"} if fmt == "png" else None)
     finally:
-        _plt().close(fig)
+        _close(fig)
     return target
 
 
@@ -57,9 +97,10 @@ def figure_data_uri(fig) -> str:
     """`fig` as a base64 PNG data URI (for a self-contained HTML page); closes the figure."""
     buffer = io.BytesIO()
     try:
+        _lay_out_once(fig, 100)
         fig.savefig(buffer, format="png", dpi=100)
     finally:
-        _plt().close(fig)
+        _close(fig)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -100,17 +141,45 @@ def wants_log(values) -> bool:
     return bool(vals) and max(vals) / min(vals) >= LOG_SPAN
 
 
+# seaborn 0.13's axes_style("whitegrid"), written out: importing seaborn (which imports scipy.stats) took
+# about a second of every HTML report only to read these values. Left out: its image.cmap "rocket", a
+# colormap seaborn registers on import; every heat map here names its own colormap.
+WHITEGRID = {
+    "figure.facecolor": "white", "axes.labelcolor": ".15", "xtick.direction": "out", "ytick.direction": "out",
+    "xtick.color": ".15", "ytick.color": ".15", "axes.axisbelow": True, "grid.linestyle": "-", "text.color": ".15",
+    "font.family": ["sans-serif"],
+    "font.sans-serif": ["Arial", "DejaVu Sans", "Liberation Sans", "Bitstream Vera Sans", "sans-serif"],
+    "lines.solid_capstyle": "round", "patch.edgecolor": "w", "patch.force_edgecolor": True, "xtick.top": False,
+    "ytick.right": False, "axes.grid": True, "axes.facecolor": "white", "axes.edgecolor": ".8", "grid.color": ".8",
+    "axes.spines.left": True, "axes.spines.bottom": True, "axes.spines.right": True, "axes.spines.top": True,
+    "xtick.bottom": False, "ytick.left": False,
+}
+# seaborn's color_palette("tab10") (matplotlib's tab10 colours), for up to 10 series
+TAB10 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+         "#17becf")
+
+
 def _style():
-    import seaborn as sns
+    import matplotlib
 
-    return sns.axes_style("whitegrid")
+    return matplotlib.rc_context(WHITEGRID)
 
 
-def _palette(n: int):
-    import seaborn as sns
+def _palette(n: int) -> list:
+    """`n` distinct colours as RGB tuples: tab10 up to 10, else seaborn's husl palette (evenly spaced hues)."""
+    if n <= 10:
+        from matplotlib.colors import to_rgb
 
-    return sns.color_palette("tab10" if n <= 10 else "husl", n)
+        return [to_rgb(c) for c in TAB10[:n]]
+    import seaborn as sns  # only for more than 10 series: its husl colour space is not in matplotlib
 
+    return list(sns.color_palette("husl", n))
+
+
+# where a title sits on an axes whose tick labels are all below it: where matplotlib would put it, given
+# outright, since placing it (looking for top tick labels in the way) measured every tick label of the
+# axes once more and took about half of the drawing of a chart of six panels
+TITLE_Y = 1.0
 
 MAX_PANELS = 12
 MARKERS = ("o", "s", "^", "D", "v", "P")
@@ -181,7 +250,6 @@ def _errorbars(ax, xs, p10, p50, p90, *, color, label, simulated, marker="o", li
 def comparison_figure(df, metric: str | Metric = "throughput", by: str = "hardware", title: str | None = None):
     """p50 of the metric against batch size, one line per `by` value (hardware or model), one panel per
     value of the other dimension. `df` is `reports.compare_table(...)`."""
-    plt = _plt()
     m = metric if isinstance(metric, Metric) else get_metric(metric)
     p = m.prefix
     facet = "model" if by == "hardware" else "hardware"
@@ -228,8 +296,8 @@ def comparison_figure(df, metric: str | Metric = "throughput", by: str = "hardwa
     cols = min(3, len(facets))
     rows = math.ceil(len(facets) / cols)
     with _style():
-        fig, axes = plt.subplots(rows, cols, figsize=(5.4 * cols if cols > 1 else 8.5, 3.9 * rows + 1.3),
-                                 squeeze=False, layout="constrained")
+        fig = _figure((5.4 * cols if cols > 1 else 8.5, 3.9 * rows + 1.3))
+        axes = fig.subplots(rows, cols, squeeze=False)
         values = list(df[f"{p}_p10"]) + list(df[f"{p}_p90"]) + list(df[f"{p}_p50"])
         log_y = wants_log(values)
         handles = {}
@@ -268,7 +336,7 @@ def comparison_figure(df, metric: str | Metric = "throughput", by: str = "hardwa
                 ax.set_yscale("log")
             ax.set_ylabel(m.axis_label + (" (log scale)" if log_y else ""))
             if len(facets) > 1 or str(name) not in fig_title:
-                ax.set_title(short_label(name, 60 if cols == 1 else MAX_LABEL), fontsize=11)
+                ax.set_title(short_label(name, 60 if cols == 1 else MAX_LABEL), fontsize=11, y=TITLE_Y)
             for h, label in zip(*ax.get_legend_handles_labels()):
                 handles.setdefault(label, h)
         for k in range(len(facets), rows * cols):
@@ -285,7 +353,6 @@ def comparison_figure(df, metric: str | Metric = "throughput", by: str = "hardwa
 def trend_figure(trend, change_points=None, metric: str | Metric = "throughput", title: str | None = None,
                  note: str | None = None):
     """p50 per run over time with p10-p90 whiskers, one line per configuration, change points marked."""
-    plt = _plt()
     import matplotlib.dates as mdates
     import pandas as pd
 
@@ -297,7 +364,8 @@ def trend_figure(trend, change_points=None, metric: str | Metric = "throughput",
     hardware = df["hardware"].nunique()
     colors = _palette(len(groups))
     with _style():
-        fig, ax = plt.subplots(figsize=(10, 5.6), layout="constrained")
+        fig = _figure((10, 5.6))
+        ax = fig.subplots()
         log_y = wants_log(list(df[f"{p}_p10"]) + list(df[f"{p}_p90"]) + list(df[f"{p}_p50"]))
         for color, (key, s) in zip(colors, groups):
             info = dict(zip(SERIES_KEYS, key))
@@ -343,7 +411,7 @@ def trend_figure(trend, change_points=None, metric: str | Metric = "throughput",
             # axis read 2025...2029 around a run of today; show the hours around the runs instead
             pad = max((times.max() - times.min()) * 0.1, pd.Timedelta(minutes=30))
             ax.set_xlim(times.min() - pad, times.max() + pad)
-        ax.set_title(title or f"{m.label} over time", fontsize=13, fontweight="bold")
+        ax.set_title(title or f"{m.label} over time", fontsize=13, fontweight="bold", y=TITLE_Y)
         footer = [_basis_text(df), "one point per run"]
         longest = max((len(s) for _, s in groups), default=0)
         if change_points is not None and not len(change_points) and note is None:
@@ -358,7 +426,6 @@ def trend_figure(trend, change_points=None, metric: str | Metric = "throughput",
 
 def compatibility_figure(table, title: str | None = None):
     """Heat map of model x hardware: compatible (green), incompatible (red), unknown (grey)."""
-    plt = _plt()
     import numpy as np
     import seaborn as sns
     from matplotlib.colors import ListedColormap
@@ -383,9 +450,8 @@ def compatibility_figure(table, title: str | None = None):
         names = [short_label(n) for n in codes.index]
         codes.index = labels.index = names
         label_width = 0.09 * max((len(n) for n in names), default=0)
-        fig, ax = plt.subplots(figsize=(max(6.0, 1.25 * codes.shape[1] + 2.0 + label_width),
-                                        max(3.0, 0.55 * codes.shape[0] + 1.8)),
-                               layout="constrained")
+        fig = _figure((max(6.0, 1.25 * codes.shape[1] + 2.0 + label_width), max(3.0, 0.55 * codes.shape[0] + 1.8)))
+        ax = fig.subplots()
         sns.heatmap(codes, ax=ax, cmap=ListedColormap(["#e74c3c", "#2ecc71"]), vmin=0, vmax=1, cbar=False,
                     annot=labels.values, fmt="", linewidths=1, linecolor="white",
                     annot_kws={"fontsize": 8, "color": "black"})
@@ -404,7 +470,6 @@ def compatibility_figure(table, title: str | None = None):
 
 def relative_speed_figure(compare, title: str | None = None):
     """Heat map of throughput relative to CPU (x, geometric mean over batch sizes) per model and hardware."""
-    plt = _plt()
     import numpy as np
     import seaborn as sns
     from matplotlib.colors import LogNorm
@@ -419,9 +484,8 @@ def relative_speed_figure(compare, title: str | None = None):
     with _style():
         grid.index = [short_label(n) for n in grid.index]
         label_width = 0.09 * max((len(n) for n in grid.index), default=0)
-        fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * grid.shape[1] + 3 + label_width),
-                                        max(3.0, 0.55 * grid.shape[0] + 1.8)),
-                               layout="constrained")
+        fig = _figure((max(6.0, 1.3 * grid.shape[1] + 3 + label_width), max(3.0, 0.55 * grid.shape[0] + 1.8)))
+        ax = fig.subplots()
         ax.grid(False)
         wide = wants_log(grid.values.ravel())
         sns.heatmap(grid, ax=ax, cmap="viridis", annot=grid.map(lambda v: f"{v:.3g}x" if v == v else ""), fmt="",
