@@ -39,7 +39,10 @@ CONVERTER_VERSION = 6  # 2: rows of undated documents keep created_at NULL (1 ga
 # HuBERT is no longer taken for a BERT (family and modality), a command's verdict and its benchmark_data's are
 # two names (they were two identical rows), rows of runner documents without their own time take the run's completion
 # 6: times without a zone are moved to UTC when the file's own epoch stamps show the offset of the clock that
-# wrote them (18 corpus files of a machine on UTC-8); without such evidence they are still taken as UTC
+# wrote them (18 corpus files of a machine on UTC-8); without such evidence they are still taken as UTC; a time
+# taken from a path stamp is noted; a skill test's platform fields besides its statuses (figures, timings,
+# outputs) stay in its compatibility row's metadata, and an output that admits a simulation flags the row; a
+# lone surrogate escape is read as U+FFFD (it was a converter error)
 
 KINDS = ("performance", "hardware", "compatibility", "integration", "web_platform", "runner", "optimum_benchmark",
          "pytest_benchmark", "no_result", "unknown", "invalid")
@@ -135,13 +138,34 @@ def _parse(text: str | bytes):
             except (_orjson.JSONDecodeError, UnicodeEncodeError):
                 pass
     try:
-        return json.loads(text), False, None
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         if not text.strip():
             raise ValueError("empty file: there is no JSON in it") from None
         raise ValueError(f"invalid JSON: {exc.msg}: line {exc.lineno} column {exc.colno} (char {exc.pos})") from None
     except RecursionError:
         raise ValueError("invalid JSON: nested too deeply to read") from None
+    if _SURROGATE_ESCAPE.search(text):
+        # "\ud800" alone is valid JSON but no character: such a string cannot be stored as UTF-8 text (the
+        # file failed with an encoder error and lost its original). The stored original keeps the escape.
+        repaired = _without_lone_surrogates(value)
+        if repaired != value:
+            return repaired, False, "lone UTF-16 surrogate escapes (\\udXXX) read as U+FFFD"
+    return value, False, None
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_lone_surrogates(value):
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_lone_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def convert_document(text: str | bytes, path: str, sha256: str) -> Conversion:

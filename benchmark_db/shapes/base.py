@@ -293,9 +293,9 @@ class Builder:
         self.categories: set[str] = set()
         self.run_metadata: dict = {}
         self.dropped: list[dict] = []  # records seen but not stored as rows, with why
-        self.path_time = timestamp_from_path(path)
-        if local_offset and self.path_time is not None:
-            self.path_time += local_offset
+        self._path_time = timestamp_from_path(path)
+        if local_offset and self._path_time is not None:
+            self._path_time += local_offset
         self.test_name: str | None = None
         self.started_at: dt.datetime | None = None
         self.completed_at: dt.datetime | None = None
@@ -314,6 +314,16 @@ class Builder:
             zone = f"UTC{'-' if minutes > 0 else '+'}{abs(minutes) // 60:02}:{abs(minutes) % 60:02}"
             self.note(f"times without a zone read as {zone}: the file's epoch stamps (UTC) are "
                       f"{minutes / 60:g} h ahead of them")
+
+    @property
+    def path_time(self) -> dt.datetime | None:
+        """The time a YYYYMMDD_HHMMSS stamp in the file's path states (the file name's, else the nearest
+        folder's), for a document that states none; read only where it is used, and then said in the ingest
+        log: a folder's stamp may be a run's (the legacy layout) or, higher up, a copy's or a backup's."""
+        if self._path_time is not None:
+            self.note(f"time {self._path_time:%Y-%m-%d %H:%M:%S} taken from a YYYYMMDD_HHMMSS stamp in the file's "
+                      "path: the document states none")
+        return self._path_time
 
     # -- bookkeeping ---------------------------------------------------------------------------------
     def safe(self, value):

@@ -120,8 +120,33 @@ def _platform_groups(node: dict, prefixed: tuple | None = None) -> dict[str, dic
     return groups
 
 
+def _platform_details(node: dict, prefixed: tuple, groups: dict[str, dict]) -> dict[str, dict]:
+    """{'cuda': {'cuda_metrics': {...}, 'cuda_output': '...'}}: a platform's prefixed fields that are not its
+    statuses (figures, timings, outputs, examples). They stay with the platform's compatibility row: skill
+    tests wrote their throughputs and timings there, often made up (a 'REAL' CUDA run whose model never
+    loaded), so they are kept as written rather than stored as measured performance."""
+    details: dict[str, dict] = {}
+    for key, kind in prefixed:
+        if kind in groups and key not in groups[kind]:
+            details.setdefault(kind, {})[key] = node[key]
+    return details
+
+
+def _says_simulated(details: dict) -> bool:
+    """Whether a platform's outputs or its example's implementation say the result was simulated or mocked
+    ('... This is a simulation of a real CUDA implementation', '(MOCK) Qualcomm response')."""
+    for value in details.values():
+        if isinstance(value, str) and names_simulation(value):
+            return True
+        if isinstance(value, dict):
+            for key in ("output", "implementation", "implementation_type"):
+                if isinstance(value.get(key), str) and names_simulation(value[key]):
+                    return True
+    return False
+
+
 def _compat_row(b: Builder, pointer: str, hardware: str, model, statuses: dict, extra: dict | None = None,
-                created_at=None) -> int:
+                created_at=None, simulated: bool = False) -> int:
     verdicts = {k: status_of(v) for k, v in statuses.items()}
     texts = [v for v in statuses.values() if isinstance(v, str)]
     failed = [statuses[k] for k, v in verdicts.items() if v == "failed"]
@@ -140,7 +165,7 @@ def _compat_row(b: Builder, pointer: str, hardware: str, model, statuses: dict, 
     if init_keys:
         init_verdicts = {verdicts[k] for k in init_keys}
         init = False if "failed" in init_verdicts else (True if "passed" in init_verdicts else None)
-    simulated = any(names_simulation(t) for t in texts if status_of(t) == "passed")
+    simulated = simulated or any(names_simulation(t) for t in texts if status_of(t) == "passed")
     error = next((t for t in failed if isinstance(t, str)), None)
     ok = b.add_compatibility(pointer, hardware=hardware, model=model, is_compatible=is_compatible,
                              detection_success=detection, initialization_success=init,
@@ -209,9 +234,11 @@ def _compat_at(b: Builder, node: dict, pointer: str, ctx: dict) -> int:
     # {'cpu_init': 'Success (REAL)', 'cuda_tests': 'CUDA not available', ...}
     groups = _platform_groups(node, prefixed) if prefixed else None
     if groups and sum(len(g) for g in groups.values()) >= 2:
+        details = _platform_details(node, prefixed, groups)
         for kind, statuses in groups.items():
-            added += _compat_row(b, pointer_join(pointer, min(statuses)), kind, model, statuses, family,
-                                 ctx.get("created_at"))
+            own = details.get(kind, {})
+            added += _compat_row(b, pointer_join(pointer, min(statuses)), kind, model, statuses, {**family, **own},
+                                 ctx.get("created_at"), simulated=_says_simulated(own))
     return added
 
 
