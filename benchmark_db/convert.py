@@ -192,10 +192,14 @@ def convert_document(text: str | bytes, path: str, sha256: str) -> Conversion:
 
 # Times written without a zone next to epoch stamps under a time key, in the raw text (bytes as read from disk,
 # or text): searching it costs far less than walking every document, and only a file with both is looked at.
+# The epoch pattern starts at the colon (a pattern that starts at the key's words cost 100 us a file); the key
+# in front of a match is checked afterwards.
 _LOCAL_ISO = rb'"(20\d\d-[01]\d-[0-3]\d[T ][0-2]\d:[0-5]\d:[0-5]\d(?:\.\d{1,6})?)"'
-_EPOCH_UNDER_TIME_KEY = rb'(?i)(?:time|stamp)[^"]{0,40}"\s*:\s*(1[5-9]\d{8}(?:\.\d{1,9})?)(?![\d.eE])'
-_LOCAL_TIME_PATTERNS = {bytes: (re.compile(_LOCAL_ISO), re.compile(_EPOCH_UNDER_TIME_KEY)),
-                        str: (re.compile(_LOCAL_ISO.decode()), re.compile(_EPOCH_UNDER_TIME_KEY.decode()))}
+_EPOCH_VALUE = rb':\s*(1[5-9]\d{8}(?:\.\d{1,9})?)(?![\d.eE])'
+_LOCAL_TIME_PATTERNS = {
+    bytes: (re.compile(_LOCAL_ISO), re.compile(_EPOCH_VALUE), b'"', (b"time", b"stamp")),
+    str: (re.compile(_LOCAL_ISO.decode()), re.compile(_EPOCH_VALUE.decode()), '"', ("time", "stamp")),
+}
 _ZONE_STEP_S = 15 * 60        # UTC offsets are whole quarter hours
 _ZONE_TOLERANCE_S = 3 * 60    # how far apart two stamps of the same moment may be (a run writes them seconds apart)
 _MAX_ZONE_OFFSET_S = 14 * 3600
@@ -211,24 +215,33 @@ def local_time_offset(text) -> dt.timedelta | None:
     patterns = _LOCAL_TIME_PATTERNS.get(type(text))
     if patterns is None:
         return None
-    local_re, epoch_re = patterns
+    local_re, epoch_re, quote, time_words = patterns
     local = local_re.findall(text, 0, 1 << 20)[:_MAX_STAMPS]
     if not local:
         return None
-    epochs = epoch_re.findall(text, 0, 1 << 20)[:_MAX_STAMPS]
+    epochs = []
+    for match in epoch_re.finditer(text, 0, 1 << 20):
+        key_end = text.rfind(quote, 0, match.start())
+        key = text[text.rfind(quote, 0, key_end) + 1:key_end].lower()
+        if time_words[0] in key or time_words[1] in key:
+            epochs.append(match.group(1))
+            if len(epochs) == _MAX_STAMPS:
+                break
     if not epochs:
         return None
     epoch = dt.datetime(1970, 1, 1)
     try:
-        local_times = [dt.datetime.fromisoformat(v if type(v) is str else v.decode()) for v in local]
+        local_times = [(dt.datetime.fromisoformat(v if type(v) is str else v.decode()) - epoch).total_seconds()
+                       for v in local]
     except ValueError:
         return None
-    epoch_times = [epoch + dt.timedelta(seconds=float(v)) for v in epochs]
-    gaps = [(e - t).total_seconds() for t in local_times for e in epoch_times]
-    offset = round(sum(gaps) / len(gaps) / _ZONE_STEP_S) * _ZONE_STEP_S
+    epoch_times = [float(v) for v in epochs]
+    # the offset the first pair suggests, then every pair must agree with it (most files: the clock was UTC,
+    # the first pair says 0 and nothing more is compared)
+    offset = round((epoch_times[0] - local_times[0]) / _ZONE_STEP_S) * _ZONE_STEP_S
     if offset == 0 or abs(offset) > _MAX_ZONE_OFFSET_S:
         return None
-    if any(abs(gap - offset) > _ZONE_TOLERANCE_S for gap in gaps):
+    if any(abs(e - t - offset) > _ZONE_TOLERANCE_S for t in local_times for e in epoch_times):
         return None
     return dt.timedelta(seconds=offset)
 
