@@ -245,6 +245,7 @@ def run(args) -> int:
     from benchmark_db.errors import DBConnectionError
     from benchmark_db.ingest import dry_run_database, render_summary, warn_outdated, write_report
     from benchmark_db.output import render
+    from benchmark_db.validation import counted
     from benchmark_db_models import BenchmarkDB
 
     check_args(args)
@@ -280,7 +281,7 @@ def run(args) -> int:
         if result["artifacts"]:
             parts.append(render(result["artifacts"], fmt).rstrip("\n"))
         where = "below" if fmt == "table" else "listed"  # a table prints it above the problems; else stderr
-        fixed = (f"{len(fixes)} fixes made" if fixes else "0 fixes made: " + (
+        fixed = (f"{counted(len(fixes), 'fix', 'fixes')} made" if fixes else "0 fixes made: " + (
             f"none of the problems {where} can be fixed safely: they need a person" if problems else "nothing to fix"))
         if fixes:
             parts.append((f"{fixed}\n" if fmt == "table" else "") + render(fixes, fmt).rstrip())
@@ -289,8 +290,8 @@ def run(args) -> int:
         if args.fix_inconsistencies and not args.dry_run and fmt != "table":  # data on stdout, the verdict here
             print(fixed, file=sys.stderr)
         if problems is not None:
-            parts.append(f"validation: {len(problems)} problems" + (":\n" + render(problems, fmt).rstrip()
-                                                                    if problems else ""))
+            parts.append(f"validation: {counted(len(problems), 'problem')}" + (
+                ":\n" + render(problems, fmt).rstrip() if problems else ""))
         text = "\n\n".join(parts) + "\n"
     write_text(text, args.output)
     if args.report:  # a run that ingested nothing (summary None) reports no files
@@ -303,7 +304,7 @@ def run(args) -> int:
     for artifact in failed_artifacts:
         print(f"failed: {artifact['artifact']}: {artifact['reason']}", file=sys.stderr)
     if problems:
-        print(f"validation found {len(problems)} problems", file=sys.stderr)
+        print(f"validation found {counted(len(problems), 'problem')}", file=sys.stderr)
         return 1
     return 1 if args.strict and ((summary is not None and summary.failed) or failed_artifacts) else 0
 

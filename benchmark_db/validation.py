@@ -3,12 +3,15 @@
 `find_problems(conn)` returns one dict per problem: orphans (a fact row whose model, hardware or run is
 missing; a log row that says `ingested` but whose rows are gone), duplicates (one model under two spellings,
 two result ids for one configuration, one content ingested under two paths), negative or impossible values,
-throughput that disagrees with batch_size * 1000 / latency beyond a tolerance, and unit mistakes (latency
-stored in seconds or microseconds, memory stored in bytes). `fix_problems(conn)` makes only fixes that lose
-nothing and need no judgement, all in one transaction, and returns one dict per fix:
+throughput that disagrees with batch_size * 1000 / latency beyond a tolerance, and unit mistakes (a latency
+figure stored in seconds or microseconds, latency figures of one row about 1000 times apart, memory stored in
+bytes). `fix_problems(conn)` makes only fixes that lose nothing and need no judgement, all in one
+transaction, and returns one dict per fix:
 
-- latency recorded in seconds (or microseconds) where the row's own throughput proves it (and its total time
-  over its iterations does not give that latency in ms already): scaled to ms;
+- latency figures recorded in seconds (or microseconds), each judged on its own (the average, each
+  percentile, the samples' median): scaled to ms where the row's own throughput and batch size prove which
+  figures are in ms (or its total time over its iterations proves the average is); figures 1000 times apart
+  with nothing outside them to say which are right are listed for a person, not scaled;
 - memory recorded in bytes (over a terabyte "MB"): scaled to MB;
 - a latency or throughput of exactly 0, which stands for "not measured": set to NULL;
 - a fact row whose model or hardware row is missing but whose own name says what it is: the row is added;
@@ -26,6 +29,11 @@ _FACTS = (("performance_results", "result_id"), ("hardware_compatibility", "comp
           ("integration_test_results", "test_result_id"), ("web_platform_results", "result_id"))
 _LATENCY_COLUMNS = ("average_latency_ms", "latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms",
                     "latency_stddev_ms")
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """`1 problem`, `2 problems`, `1 fix`, `0 fixes`: the numbers the summary lines of a validation print."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
 
 
 def _rows(conn, sql: str, params=None) -> list[tuple]:
@@ -47,6 +55,106 @@ def _unit_case(tolerance: float) -> str:
             f"WHEN {_ratio_sql('1.0')} BETWEEN {lo} AND {hi} THEN 'seconds' "
             f"WHEN {_ratio_sql('1000000.0')} BETWEEN {lo} AND {hi} THEN 'microseconds' END")
 
+
+# A latency figure that is 1000 times off (seconds or microseconds stored as ms) is told from a real spread
+# by bands around the row's mean latency: a percentile q in ms lies within [mean / _BAND, the Markov bound
+# mean / (1 - q)] (at least 1 - q of the samples reach it, so the mean is at least (1 - q) * p_q), the
+# samples' median like p50; _BAND, the square root of 1000, keeps each unit's band apart from the next one's
+_BAND = 1000 ** 0.5
+_SPREAD_FIGURES = (("latency_p50_ms", 0.5), ("latency_p90_ms", 0.9), ("latency_p95_ms", 0.95),
+                   ("latency_p99_ms", 0.99), ("latency_samples_ms", 0.5))
+_UNITS = {1000.0: "seconds", 0.001: "microseconds"}
+
+
+def _positive(column: str) -> str:
+    return f"CASE WHEN {column} > 0 AND isfinite({column}) THEN {column} END"
+
+
+def _shown(column: str, value: float) -> str:
+    return f"{column} (median {value:g})" if column == "latency_samples_ms" else f"{column} {value:g}"
+
+
+def _latency_verdicts(conn, tolerance: float) -> list[dict]:
+    """Rows whose latency figures are not all in one unit, one dict each: `factors` ({column: 1000.0 or
+    0.001}) where the row's throughput and batch size (or its total time over its iterations) say which
+    figures are in ms, so that the others are 1000 times off; else `factors` None and `detail` says what
+    disagrees (nothing outside the latency columns tells which side is right, or a figure fits no unit)."""
+    hi, lo = 1 + tolerance, 1 / (1 + tolerance)
+    median = _positive("list_median(list_filter(latency_samples_ms, x -> x > 0 AND isfinite(x)))")
+    expected = f"CASE WHEN {_COMPARABLE} THEN batch_size * 1000.0 / throughput_items_per_second END"
+    spread = [_positive(c) for c, _ in _SPREAD_FIGURES[:4]] + [median]
+    figures = ", ".join([_positive("average_latency_ms"), *spread, expected])
+    timed = ("total_time_seconds > 0 AND iterations > 0 AND isfinite(total_time_seconds) AND "
+             f"total_time_seconds * 1000.0 / iterations / average_latency_ms BETWEEN {lo} AND {hi}")
+    # the SQL picks the few rows whose figures spread over more than one band; Python judges those
+    rows = _rows(conn, f"SELECT result_id, {_positive('average_latency_ms')}, {', '.join(spread)}, "
+                       f"{_positive('latency_stddev_ms')}, {expected}, "
+                       f"CASE WHEN {_COMPARABLE} THEN {_unit_case(tolerance)} END, coalesce({timed}, false) "
+                       f"FROM performance_results WHERE greatest({figures}) > {_BAND} * least({figures}) "
+                       "ORDER BY result_id")
+    verdicts = []
+    for row_id, average, *spread_values, stddev, expected_ms, average_unit, timed_ok in rows:
+        values = {"average_latency_ms": average,
+                  **dict(zip((c for c, _ in _SPREAD_FIGURES), spread_values))}
+        factors: dict[str, float] = {}
+        evidence = "the row's throughput and batch size"
+        reference = "average_latency_ms"
+        if average is None:
+            mean = None
+        elif average_unit is not None:  # the throughput proves the average wrong, as _unit_case says
+            mean, factors[reference] = expected_ms, (1000.0 if average_unit == "seconds" else 0.001)
+        elif timed_ok:  # proves the average right, whatever the throughput says
+            mean, evidence = average, "the row's total time over its iterations"
+        elif expected_ms is not None and lo <= average / expected_ms <= hi:
+            mean = average
+        else:
+            mean = None
+        anchored = mean is not None
+        if not anchored:  # nothing outside the latency figures: judge them against the first one there is
+            reference = next((c for c in ("average_latency_ms", "latency_p50_ms", "latency_samples_ms")
+                              if values[c] is not None), None)
+            if reference is None:
+                continue
+            mean = values[reference]
+        slack_hi, slack_lo = (hi, lo) if anchored else (1.0, 1.0)
+        undecided = []
+        for column, q in _SPREAD_FIGURES:
+            value = values[column]
+            if value is None or column == reference:
+                continue
+            fits = [f for f in (1.0, 1000.0, 0.001)
+                    if mean / _BAND * slack_lo <= value * f <= mean * max(_BAND, 1 / (1 - q)) * slack_hi]
+            if 1.0 in fits:  # where bands overlap (a wide tolerance) the figure is left as it is
+                continue
+            if anchored and fits:
+                factors[column] = fits[0]
+            else:
+                undecided.append(column)
+        fixed = [values[c] * factors.get(c, 1.0) for c, _ in _SPREAD_FIGURES[:4] if values[c] is not None]
+        if len(factors) > ("average_latency_ms" in factors) and fixed != sorted(fixed):
+            undecided.extend(c for c in factors if c != "average_latency_ms")  # scaling would disorder them
+        if undecided:
+            listed = "; ".join(_shown(c, v) for c, v in values.items() if v is not None)
+            why = ("nothing outside them (throughput and batch size, total time over iterations) tells which are "
+                   "in ms" if not anchored else
+                   f"{', '.join(dict.fromkeys(undecided))} fit neither ms nor a unit 1000 times off, judging by "
+                   f"{evidence}")
+            verdicts.append({"id": row_id, "factors": None,
+                             "detail": f"latency figures disagree ({listed}): {why}; needs a person"})
+        elif factors:
+            # the spread moves with the figures it is computed with: the samples, else p50, else the average
+            leader = next(c for c in ("latency_samples_ms", "latency_p50_ms", "average_latency_ms")
+                          if values[c] is not None)
+            if stddev is not None and leader in factors:
+                factors["latency_stddev_ms"] = factors[leader]
+                values["latency_stddev_ms"] = stddev
+            verdicts.append({"id": row_id, "factors": factors, "values": values, "evidence": evidence})
+    return verdicts
+
+
+def _by_unit(factors: dict[str, float]) -> list[tuple[str, float, list[str]]]:
+    return [(unit, factor, [c for c, f in factors.items() if f == factor]) for factor, unit in _UNITS.items()
+            if factor in factors.values()]
 
 # Kinds of the ingest-log rows of merged CI artifacts (.duckdb, .parquet): `benchmark_db_migration.py
 # --migrate-ci` logs the first two, scripts/ci_benchmark_integrator.py the `ci-artifact-` ones. Their content
@@ -169,11 +277,14 @@ def find_problems(conn, tolerance: float = DEFAULT_TOLERANCE) -> list[dict]:
 
     # unit mistakes and throughput that disagrees with batch size and latency
     hi, lo = 1 + tolerance, 1 / (1 + tolerance)
-    for row_id, unit, latency in _rows(conn, f"SELECT result_id, {_unit_case(tolerance)}, average_latency_ms "
-                                             f"FROM performance_results WHERE {_COMPARABLE} AND "
-                                             f"{_unit_case(tolerance)} IS NOT NULL"):
-        add("unit", "performance_results", row_id, f"average_latency_ms {latency} is in {unit}, "
-                                                   "judging by the row's throughput and batch size", True)
+    for verdict in _latency_verdicts(conn, tolerance):
+        if verdict["factors"] is None:
+            add("unit", "performance_results", verdict["id"], verdict["detail"])
+            continue
+        for unit, _, columns in _by_unit(verdict["factors"]):
+            shown = ", ".join(_shown(c, verdict["values"][c]) for c in columns)
+            add("unit", "performance_results", verdict["id"], f"{shown} {'is' if len(columns) == 1 else 'are'} "
+                                                              f"in {unit}, judging by {verdict['evidence']}", True)
     for row_id, ratio, batch, latency, tput in _rows(
             conn, f"SELECT result_id, {_ratio_sql('1000.0')}, batch_size, average_latency_ms, "
                   f"throughput_items_per_second FROM performance_results WHERE {_COMPARABLE} "
@@ -231,13 +342,19 @@ def fix_problems(conn, tolerance: float = DEFAULT_TOLERANCE) -> list[dict]:
         fixes.append({"fix": fix, "table": table, "id": row_id, "detail": detail})
 
     with transaction(conn):
-        for row_id, unit in _rows(conn, f"SELECT result_id, {_unit_case(tolerance)} FROM performance_results "
-                                        f"WHERE {_COMPARABLE} AND {_unit_case(tolerance)} IS NOT NULL"):
-            factor = 1000.0 if unit == "seconds" else 0.001
-            sets = ", ".join(f"{c} = {c} * {factor}" for c in _LATENCY_COLUMNS)
-            conn.execute(f"UPDATE performance_results SET {sets}, latency_samples_ms = "
-                         f"list_transform(latency_samples_ms, x -> x * {factor}) WHERE result_id = ?", [row_id])
-            add("unit", "performance_results", row_id, f"latency columns were in {unit}: converted to ms")
+        # only the figures proven 1000 times off are scaled; a row whose evidence is not enough stays a problem
+        for verdict in _latency_verdicts(conn, tolerance):
+            factors = verdict["factors"]
+            if factors is None:
+                continue
+            sets = ", ".join(f"{c} = list_transform({c}, x -> x * {f})" if c == "latency_samples_ms"
+                             else f"{c} = {c} * {f}" for c, f in factors.items())
+            conn.execute(f"UPDATE performance_results SET {sets} WHERE result_id = ?", [verdict["id"]])
+            done = "; ".join(f"{', '.join(cs)} {'was' if len(cs) == 1 else 'were'} in {unit}" for unit, _, cs
+                             in _by_unit(factors))
+            kept = [c for c, v in verdict["values"].items() if v is not None and c not in factors]
+            add("unit", "performance_results", verdict["id"], f"{done}: converted to ms" + (
+                f" ({', '.join(kept)} already in ms, judging by {verdict['evidence']})" if kept else ""))
         for row_id, memory in _rows(conn, "SELECT result_id, memory_peak_mb FROM performance_results "
                                           f"WHERE {_MEMORY_IN_BYTES}"):
             conn.execute("UPDATE performance_results SET memory_peak_mb = memory_peak_mb / 1048576.0 "

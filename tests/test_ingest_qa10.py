@@ -129,7 +129,7 @@ def test_reconvert_with_nothing_to_do_and_fix_with_nothing_fixed_say_so(tmp_path
     assert code == 0 and "(nothing to reconvert: converter version" in out and "no files found" not in out
     code, out, _ = migrate(capsys, "--fix-inconsistencies", "--db", db, "--format", "table")
     assert code == 1 and out.startswith("0 fixes made: none of the problems below can be fixed safely")
-    assert "validation: 1 problems" in out
+    assert "validation: 1 problem:" in out
 
 
 @pytest.mark.slow  # about 1.1 s: outside make test-fast
