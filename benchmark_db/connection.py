@@ -67,15 +67,36 @@ NEW_FILE_OPTIONS = "STORAGE_VERSION 'v1.5.0', BLOCK_SIZE 65536"
 
 
 def _create_file(path: str) -> None:
-    """Create an empty database file at `path` with NEW_FILE_OPTIONS (ATTACH is where DuckDB takes them)."""
+    """Create an empty database file at `path` with NEW_FILE_OPTIONS (ATTACH is where DuckDB takes them).
+
+    The file is made under a temporary name and linked into place whole: a process killed while DuckDB wrote
+    its first blocks left a file at `path` that no run could open ("not a valid DuckDB database file")."""
+    temporary = f"{path}.{os.getpid()}.creating"
     try:
         with duckdb.connect() as scratch:
-            scratch.execute(f"ATTACH '{path.replace(chr(39), chr(39) * 2)}' AS new_file ({NEW_FILE_OPTIONS})")
+            scratch.execute(f"ATTACH '{temporary.replace(chr(39), chr(39) * 2)}' AS new_file ({NEW_FILE_OPTIONS})")
             scratch.execute("DETACH new_file")
-    except duckdb.Error as exc:
+        _link_new_file(temporary, path)
+    except (duckdb.Error, OSError) as exc:
         if not Path(path).exists():  # another process creating the same file at the same moment is fine
-            raise DBConnectionError(f"cannot create database {path}: {exc}",
+            raise DBConnectionError(f"cannot create database {path}: {one_line(exc)}",
                                     "check that the folder is writable") from exc
+    finally:
+        for leftover in (temporary, f"{temporary}.wal"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(leftover)
+
+
+def _link_new_file(temporary: str, path: str) -> None:
+    """Put the finished file at `path` unless another process has put its own there meanwhile (a link never
+    replaces a file; that process may already be writing to it)."""
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        pass
+    except OSError:  # a file system without hard links
+        if not Path(path).exists():
+            os.replace(temporary, path)
 
 
 def _open_with_retry(path: str, read_only: bool, lock_timeout: float, config: dict | None):

@@ -531,18 +531,27 @@ def migrate(conn, target: int = SCHEMA_VERSION, statement_filter=None) -> list[M
     if statement_filter is not None:  # DuckLake: its catalog commits each step; there is no local WAL
         conn.execute(adapt(_MIGRATIONS_TABLE))
         return _apply(conn, target, adapt, statement_filter)
-    # DuckDB 1.5.5 cannot replay `ALTER TABLE ... ADD COLUMN` on a table whose columns default to
-    # `now() AT TIME ZONE 'UTC'` (version 2 does that to test_runs): a process killed after that step
-    # committed to the WAL left a file no one could open again. With a zero checkpoint threshold each step's
-    # COMMIT is written straight into the file by a checkpoint, never to the WAL, so a kill at any moment
-    # leaves the previous version or the next one. The setting is the database's; it is put back after.
-    threshold = conn.execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0]
-    conn.execute("SET checkpoint_threshold = '0b'")
+    # DuckDB 1.5.5 cannot replay from the WAL an `ALTER TABLE` (ADD, DROP or RENAME COLUMN, SET DEFAULT, ALTER
+    # TYPE) of a table with a non-constant default such as `now() AT TIME ZONE 'UTC'` (versions 2, 5 and 6 add
+    # columns to such tables): replay fails with "GetDefaultDatabase with no default database set", and the
+    # file opens for no one until its WAL is deleted by hand. So no migration step may ever reach the WAL. A zero
+    # checkpoint threshold makes each step's COMMIT checkpoint at once, and a zero skip-WAL threshold makes that
+    # COMMIT write its changes into the file by the checkpoint alone: by default DuckDB first writes and syncs
+    # the WAL and then checkpoints, and a kill between the two left exactly such a WAL. Now a kill at any moment
+    # leaves the previous version or the next one. The settings are the database's; they are put back after.
+    settings = {name: conn.execute(f"SELECT current_setting('{name}')").fetchone()[0] for name in _NO_WAL_SETTINGS}
+    for name, value in _NO_WAL_SETTINGS.items():
+        conn.execute(f"SET {name} = '{value}'")
     try:
         conn.execute(_MIGRATIONS_TABLE if adapt is None else adapt(_MIGRATIONS_TABLE))
         return _apply(conn, target, adapt, statement_filter)
     finally:
-        conn.execute(f"SET checkpoint_threshold = '{threshold}'")
+        for name, value in settings.items():
+            conn.execute(f"SET {name} = '{value}'")
+
+
+# How `migrate` keeps its steps out of a file's WAL (see there)
+_NO_WAL_SETTINGS = {"checkpoint_threshold": "0b", "auto_checkpoint_skip_wal_threshold": "0"}
 
 
 def _apply(conn, target: int, adapt, statement_filter) -> list[Migration]:
