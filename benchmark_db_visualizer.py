@@ -92,7 +92,7 @@ def comparison_chart(conn, path, filters, *, metric: str | None = "throughput", 
         raise reports.no_data_error(conn, filters, metric=m.name)
     scope = _filters_title(filters)
     default = f"{m.label} by {by}" + (f": {scope}" if scope else "")
-    return charts.save_figure(charts.comparison_figure(df, m, by, title or default), path)
+    return save_chart(charts.comparison_figure(df, m, by, title or default), path)
 
 
 def trend_chart(conn, path, filters, *, metric: str | None = "throughput", title: str | None = None,
@@ -123,7 +123,7 @@ def trend_chart(conn, path, filters, *, metric: str | None = "throughput", title
         log.warning(note)
     scope = _filters_title(filters)
     default = f"{m.label} over time" + (f": {scope}" if scope else "")
-    return charts.save_figure(charts.trend_figure(trend, change_points, m, title or default, note), path)
+    return save_chart(charts.trend_figure(trend, change_points, m, title or default, note), path)
 
 
 def compatibility_chart(conn, path, filters, *, title: str | None = None) -> Path:
@@ -133,7 +133,7 @@ def compatibility_chart(conn, path, filters, *, title: str | None = None) -> Pat
     table = reports.compatibility_table(conn, filters)
     if table.empty:
         raise reports.no_data_error(conn, filters, "compatibility results", source="compatibility")
-    return charts.save_figure(charts.compatibility_figure(table, title), path)
+    return save_chart(charts.compatibility_figure(table, title), path)
 
 
 def report_chart(conn, path, kind: str, filters, *, metric: str | None = None, title: str | None = None) -> Path:
@@ -154,7 +154,7 @@ def report_chart(conn, path, kind: str, filters, *, metric: str | None = None, t
             raise reports.no_data_error(conn, filters, metric="throughput")
         if "relative_to_cpu" not in df or not df["relative_to_cpu"].notna().any():
             raise reports.no_data_error(conn, filters, "results with a CPU baseline")
-        return charts.save_figure(charts.relative_speed_figure(df, title), path)
+        return save_chart(charts.relative_speed_figure(df, title), path)
     raise UsageError(f"the {kind} report has no chart", "write it as HTML: --output report.html")
 
 
@@ -165,10 +165,22 @@ def html_report(conn, path, kind: str, filters, *, metric: str | None = None, ti
     report = reports.build_report(conn, kind, filters, metric, use_summary_cache=True)
     if title:  # --title was silently dropped for an HTML report (the template escapes it)
         report.title = title
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(reports.render_html(report, conn), encoding="utf-8")
-    return target
+    # the query tool's writer: a path it cannot write is its one-line DB000, not an unexpected OSError
+    write_text(reports.render_html(report, conn), str(path))
+    return Path(path)
+
+
+def save_chart(fig, path) -> Path:
+    """Write the figure `fig` to `path` (PNG/SVG/PDF); a path it cannot write is the DB000 line of
+    `benchmark_db.cli.write_text`, which the query tool and an HTML report here give (an image is bytes, which
+    write_text does not take)."""
+    from benchmark_db import charts
+
+    try:
+        return charts.save_figure(fig, path)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}",
+                         "pass --output a path in a writable folder") from exc
 
 
 def _output_format(args) -> str:

@@ -424,33 +424,61 @@ def trend_figure(trend, change_points=None, metric: str | Metric = "throughput",
     return fig
 
 
+def _compatibility_cells(table):
+    """`table` (of `reports.compatibility_table`) with one row per part of each pair's results, in the column
+    it is drawn in: real results under `<hardware>`, emulated ones under `<hardware> (emulated)`, simulated ones
+    (and a simulated check's verdict) under `<hardware> (simulated)`, each with the pair's verdict and its own
+    count. One cell of all of them read `yes 72` for 24 real, 24 emulated and 24 simulated results, where the
+    matrix table keeps them apart."""
+    import pandas as pd
+
+    rows = []
+    for row in table.to_dict("records"):
+        model = "(any model)" if is_missing(row.get("model")) else row["model"]
+        hardware = "unknown" if is_missing(row.get("hardware")) else str(row["hardware"])
+        count = {name: 0 if is_missing(row.get(name)) else int(row[name])
+                 for name in ("performance_results", "emulated_results", "simulated_results")}
+        real = count["performance_results"] - count["emulated_results"] - count["simulated_results"]
+        parts = [(hardware, real), (hardware_label(hardware, True), count["emulated_results"]),
+                 (f"{hardware} (simulated)", count["simulated_results"])]
+        parts = [(column, n) for column, n in parts if n > 0]
+        simulated = _is_sim(row)
+        if not parts or (simulated and not count["simulated_results"]):  # the verdict of a check alone
+            parts.append((f"{hardware} (simulated)" if simulated else hardware, 0))
+        rows.extend({"model": model, "column": column, "is_compatible": row.get("is_compatible"), "results": n}
+                    for column, n in parts)
+    return pd.DataFrame(rows, columns=["model", "column", "is_compatible", "results"])
+
+
 def compatibility_figure(table, title: str | None = None):
-    """Heat map of model x hardware: compatible (green), incompatible (red), unknown (grey)."""
+    """Heat map of model x hardware: compatible (green), incompatible (red), unknown (grey). Emulated and
+    simulated results get columns of their own (`webgpu (emulated)`, `webgpu (simulated)`), as in the matrix."""
     import numpy as np
     import seaborn as sns
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
 
-    df = table.copy()
-    df["model"] = df["model"].fillna("(any model)")
+    df = _compatibility_cells(table)
     df["code"] = [np.nan if is_missing(v) else (1.0 if v else 0.0) for v in df["is_compatible"]]
-    df["results"] = [0 if is_missing(n) else int(n) for n in df["performance_results"]]
     # several devices of one hardware type: the cell is the worst of them and counts all their results
     # a red cell counts the results of its failed pairs alone (a pair whose check failed yet has results
     # measured: a bare "no" hid them), never those of another device that passed
     df["failed_results"] = df["results"].where(df["code"] == 0.0, 0)
-    cells = df.groupby(["model", "hardware"]).agg(code=("code", "min"), results=("results", "sum"),
-                                                  failed_results=("failed_results", "sum")).reset_index()
+    cells = df.groupby(["model", "column"]).agg(code=("code", "min"), results=("results", "sum"),
+                                                failed_results=("failed_results", "sum")).reset_index()
     cells["label"] = [("yes" + (f"\n{n}" if n else "")) if c == 1.0 else (("no" + (f"\n{f}" if f else ""))
                                                                           if c == 0.0 else "?")
                       for c, n, f in zip(cells["code"], cells["results"], cells["failed_results"])]
-    codes = cells.pivot(index="model", columns="hardware", values="code")
-    labels = cells.pivot(index="model", columns="hardware", values="label").reindex_like(codes).fillna("")
+    codes = cells.pivot(index="model", columns="column", values="code")
+    labels = cells.pivot(index="model", columns="column", values="label").reindex_like(codes).fillna("")
     with _style():
         names = [short_label(n) for n in codes.index]
         codes.index = labels.index = names
         label_width = 0.09 * max((len(n) for n in names), default=0)
-        fig = _figure((max(6.0, 1.25 * codes.shape[1] + 2.0 + label_width), max(3.0, 0.55 * codes.shape[0] + 1.8)))
+        # a column as wide as its name: `qualcomm (simulated)` next to `openvino (simulated)` just fits 1.25"
+        column_width = max(1.25, 0.07 * max((len(str(c)) for c in codes.columns), default=0))
+        fig = _figure((max(6.0, column_width * codes.shape[1] + 2.0 + label_width),
+                       max(3.0, 0.55 * codes.shape[0] + 1.8)))
         ax = fig.subplots()
         sns.heatmap(codes, ax=ax, cmap=ListedColormap(["#e74c3c", "#2ecc71"]), vmin=0, vmax=1, cbar=False,
                     annot=labels.values, fmt="", linewidths=1, linecolor="white",

@@ -482,6 +482,13 @@ def compatibility_table(conn, filters: ReportFilters):
                                                    batch="pr.batch_size", precision="pr.precision",
                                                    created="pr.created_at", simulated="pr.is_simulated")
     outer, outer_params = filters.where(batch=None, precision=None, created=None, simulated=None)
+    # whether the pair's verdict is simulated: its check's flag, else (no check) whether every result it
+    # rests on is simulated; a measured-only pair read is_simulated NULL, and its cell an unlabelled "yes"
+    simulated_columns = """,
+                   COALESCE(measured.simulated_results, 0) AS simulated_results,
+                   CASE WHEN compat.hardware_id IS NOT NULL THEN compat.is_simulated
+                        ELSE measured.simulated_results = measured.results END AS is_simulated""" \
+        if filters.include_simulated else ""
     sql = f"""
         WITH compat AS (
             SELECT hc.model_id, hc.hardware_id, hc.is_compatible, hc.detection_success,
@@ -492,8 +499,12 @@ def compatibility_table(conn, filters: ReportFilters):
             QUALIFY row_number() OVER (PARTITION BY hc.model_id, hc.hardware_id
                                        ORDER BY hc.created_at DESC NULLS LAST, hc.compatibility_id DESC) = 1),
         measured AS (
+            -- emulated and simulated counted apart (a simulated result on an emulated device is simulated),
+            -- so real = results - emulated - simulated
             SELECT pr.model_id, pr.hardware_id, count(*) AS results,
-                   count(*) FILTER (WHERE pr.is_emulated) AS emulated_results
+                   count(*) FILTER (WHERE pr.is_emulated AND NOT COALESCE(pr.is_simulated, false))
+                       AS emulated_results,
+                   count(*) FILTER (WHERE COALESCE(pr.is_simulated, false)) AS simulated_results
             FROM performance_results pr WHERE {measured_cond} GROUP BY pr.model_id, pr.hardware_id),
         pairs AS (SELECT model_id, hardware_id FROM compat UNION SELECT model_id, hardware_id FROM measured),
         named AS (
@@ -507,7 +518,7 @@ def compatibility_table(conn, filters: ReportFilters):
                    COALESCE(measured.emulated_results, 0) AS emulated_results,
                    compat.detection_success, compat.initialization_success,
                    compat.error_type, compat.error_message, compat.created_at AS checked_at
-                   {", compat.is_simulated" if filters.include_simulated else ""}
+                   {simulated_columns}
             FROM pairs
             LEFT JOIN compat ON compat.model_id IS NOT DISTINCT FROM pairs.model_id
                              AND compat.hardware_id = pairs.hardware_id
@@ -520,12 +531,24 @@ def compatibility_table(conn, filters: ReportFilters):
     return _df(conn, sql, time_params + measured_params + outer_params)
 
 
+def _count(row, column: str) -> int:
+    value = row.get(column)
+    return 0 if is_missing(value) else int(value)
+
+
+def _flag(row, column: str) -> bool:
+    value = row.get(column)
+    return not is_missing(value) and bool(value)
+
+
 def compatibility_matrix(conn, filters: ReportFilters):
     """Pivot of `compatibility_table`: one row per model, one column per hardware type.
 
     A cell reads `yes (N results)`, `yes`, `no (ErrorType)` or is empty when nothing is known; a `no` whose pair
     was measured all the same says how often (`no (N results)`, `no (ErrorType; N results)`). Results measured on
-    an emulated device say so (`yes (4 results, emulated)`).
+    an emulated device say so (`yes (4 results, emulated)`), and so do simulated ones with --include-simulated
+    (`yes (24 results, simulated)`, `yes (30 results, 6 simulated)`); a verdict of a simulated compatibility
+    check reads `simulated check` unless every result beside it is simulated too.
     """
     table = compatibility_table(conn, filters)
     if table.empty:  # the matrix's own (first) column, not the twelve of the table it pivots
@@ -538,14 +561,19 @@ def compatibility_matrix(conn, filters: ReportFilters):
             return "unknown"
         n = 0 if is_missing(row["performance_results"]) else int(row["performance_results"])
         results = f"{n} result{'s' if n != 1 else ''}" if n else ""
-        emulated = 0 if is_missing(row["emulated_results"]) else int(row["emulated_results"])
-        if emulated:  # measured on an emulated device (SwiftShader for webgpu): labelled, as in every report
-            results += ", emulated" if emulated == n else f", {emulated} emulated"
-        if bool(row["is_compatible"]):
-            return f"yes ({results})" if results else "yes"
+        # measured on an emulated device (SwiftShader for webgpu), or simulated: labelled, as in every report
+        for kind in ("emulated", "simulated"):
+            k = _count(row, f"{kind}_results")
+            if k:
+                results += f", {kind}" if k == n else f", {k} {kind}"
+        simulated_check = (_flag(row, "is_simulated") and row.get("evidence") == "compatibility check"
+                           and (not n or _count(row, "simulated_results") != n))
+        details = [x for x in (row["error_type"] if isinstance(row["error_type"], str) and
+                               not bool(row["is_compatible"]) else "",
+                               "simulated check" if simulated_check else "", results) if x]
+        verdict = "yes" if bool(row["is_compatible"]) else "no"
         # a failed check beside measured results: say both, not a bare "no" that hides the results
-        details = [x for x in (row["error_type"] if isinstance(row["error_type"], str) else "", results) if x]
-        return f"no ({'; '.join(details)})" if details else "no"
+        return f"{verdict} ({'; '.join(details)})" if details else verdict
 
     table["status"] = table.apply(cell, axis=1)
     # several devices of one hardware type: join their cells
