@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="verified backup with a manifest (row counts, table checksums, sha256); it carries "
                             "the Parquet files of --archive-data too")
     steps.add_argument("--restore", metavar="BACKUP",
-                       help="verify BACKUP (file or .manifest.json) and restore it to --db (a new path, or --force), "
+                       help="verify BACKUP (a backup file, checked against the sha256 of its manifest, or a "
+                            ".manifest.json) and restore exactly that file to --db (a new path, or --force), "
                             "with its archived Parquet files (into --archive-dir when given)")
     steps.add_argument("--purge-backups", action="store_true",
                        help="delete this tool's backups older than --backup-retention days (compressed too); a "

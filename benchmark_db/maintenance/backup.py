@@ -240,23 +240,82 @@ def _copy_archive(partitions: list[dict], into: Path, final_name: str) -> list[d
     return entries
 
 
+def _base_of(path: Path) -> str:
+    """A backup's name without its suffix: what its manifest and archive folder are named after."""
+    name = path.name
+    if name.endswith(MANIFEST_SUFFIX):
+        return name.removesuffix(MANIFEST_SUFFIX)
+    return name.removesuffix(".gz").removesuffix(".duckdb")
+
+
 def find_manifest(backup: str | os.PathLike) -> Path:
-    """The manifest of a backup, given the manifest itself or the backup file next to it."""
+    """The manifest of a backup, given the manifest itself or the backup file: the manifest of the same name
+    beside it, else one in its folder that records the file's size and sha256 (a backup renamed without its
+    manifest). Which file a manifest describes is decided by content, never by the name written inside it."""
     path = Path(backup)
     if path.name.endswith(MANIFEST_SUFFIX):
-        candidates = [path]
-    else:
-        name = path.name
-        for suffix in (".gz", ".duckdb"):
-            name = name.removesuffix(suffix)
-        candidates = [path.with_name(name + MANIFEST_SUFFIX)]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
+        if path.is_file():
+            return path
+        raise UsageError(f"backup manifest {path} does not exist", "pass a backup file or its .manifest.json")
     if not path.exists():
         raise UsageError(f"backup {path} does not exist", "pass a backup file or its .manifest.json")
-    raise MaintenanceError(f"backup {path} has no manifest ({candidates[0].name})",
-                           "only backups made by benchmark_db_maintenance.py --backup can be restored and verified")
+    if not path.is_file():
+        raise UsageError(f"backup {path} is not a file", "pass a backup file or its .manifest.json")
+    beside = path.with_name(_base_of(path) + MANIFEST_SUFFIX)
+    if beside.is_file():
+        return beside
+    matched = _manifest_by_content(path)
+    if matched is not None:
+        log.info("restore: %s has no manifest of its name; %s records its sha256", path, matched.name)
+        return matched
+    raise MaintenanceError(f"backup {path} has no manifest ({beside.name}), and no manifest in its folder records "
+                           "its sha256", "only backups made by benchmark_db_maintenance.py --backup can be restored "
+                           "and verified; keep a backup's .manifest.json beside it, renamed alike")
+
+
+def _manifest_by_content(path: Path) -> Path | None:
+    """A manifest in `path`'s folder whose recorded size and sha256 are `path`'s (the stored file's own)."""
+    size, digest = path.stat().st_size, None
+    for candidate in sorted(path.parent.glob("*" + MANIFEST_SUFFIX)):
+        try:
+            manifest = load_manifest(candidate)
+        except MaintenanceError:
+            continue
+        if manifest.get("size_bytes") != size:
+            continue
+        digest = digest or sha256_file(path)
+        if manifest["sha256"] == digest:
+            return candidate
+    return None
+
+
+def _stored_file(manifest_path: Path, manifest: dict) -> Path:
+    """The backup file a manifest given on the command line describes: the one of the manifest's own name
+    beside it (`<name>.duckdb[.gz]`, a renamed pair), else the one it names (a pair as this tool wrote it).
+    Either is verified against the manifest's sha256 before anything is read from it."""
+    suffix = ".duckdb.gz" if manifest.get("compression") == "gzip" else ".duckdb"
+    own = manifest_path.with_name(_base_of(manifest_path) + suffix)
+    named = manifest_path.with_name(manifest["backup_file"])
+    for candidate in (own, named):
+        if candidate.is_file():
+            return candidate
+    raise MaintenanceError(f"the backup file of {manifest_path} is missing (neither {own.name} nor {named.name} "
+                           "is beside it)", "restore another backup")
+
+
+def _refuse_if_not_described(stored: Path, manifest: dict, manifest_path: Path) -> None:
+    """Refuse a backup file that is not the one `manifest` describes: a truncated or damaged copy, or another
+    backup's file. Size first (a truncated copy is said as such, without hashing it), then sha256."""
+    size, expected = stored.stat().st_size, manifest.get("size_bytes")
+    hint = "refusing to restore it; restore another backup"
+    if isinstance(expected, int) and size != expected:
+        what = "truncated" if size < expected else "not the file it describes"
+        raise MaintenanceError(f"backup {stored} is damaged: it has {size} bytes, {manifest_path.name} says "
+                               f"{expected} ({what})", hint)
+    actual = sha256_file(stored)
+    if actual != manifest["sha256"]:
+        raise MaintenanceError(f"backup {stored} is damaged: its sha256 is {actual}, {manifest_path.name} says "
+                               f"{manifest['sha256']}", hint)
 
 
 def load_manifest(manifest_path: Path) -> dict:
@@ -305,18 +364,17 @@ def restore_backup(backup: str | os.PathLike, target_db: str | os.PathLike, *, f
     """
     manifest_path = find_manifest(backup)
     manifest = load_manifest(manifest_path)
-    stored = manifest_path.with_name(manifest["backup_file"])
+    # the file given is the file restored; a manifest given stands for the backup file of its own name
+    given = Path(backup)
+    stored = _stored_file(manifest_path, manifest) if given.name.endswith(MANIFEST_SUFFIX) else given
     target = Path(target_db)
     if str(target_db) == ":memory:":
         raise UsageError("cannot restore into :memory:", "pass a file path with --db")
     # a dry run refuses too: it must predict the real run, which would refuse (it said "would restore")
     if target.exists() and not force:
         raise UsageError(f"{target} already exists", "restore into a new path, or add --force to replace it")
-    if not stored.is_file():
-        raise MaintenanceError(f"the backup file {stored} named by {manifest_path.name} is missing",
-                               "restore another backup")
-    _refuse_if_damaged(stored, manifest["sha256"], stored.name, "its file")
-    placed = _plan_archive(manifest_path, manifest, target, archive_dir)
+    _refuse_if_not_described(stored, manifest, manifest_path)
+    placed = _plan_archive(manifest_path, manifest, target, archive_dir, stored)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a file where a folder should be, or a read-only place: the user's to fix
@@ -331,9 +389,9 @@ def restore_backup(backup: str | os.PathLike, target_db: str | os.PathLike, *, f
             with opener(stored, "rb") as src, open(partial, "wb") as dst:
                 database_sha = _copy_hashing(src, dst)
         except (OSError, EOFError) as exc:
-            raise MaintenanceError(f"cannot decompress {stored.name}: {exc}", "restore another backup") from exc
+            raise MaintenanceError(f"cannot decompress {stored}: {exc}", "restore another backup") from exc
         if database_sha != manifest["database_sha256"]:
-            raise MaintenanceError(f"the database in {stored.name} does not match its manifest (sha256 "
+            raise MaintenanceError(f"the database in {stored} does not match its manifest (sha256 "
                                    f"{database_sha} != {manifest['database_sha256']})",
                                    "refusing to restore it; restore another backup")
         # a restore keeps nothing either: say so, not "the backup was not kept"
@@ -341,18 +399,19 @@ def restore_backup(backup: str | os.PathLike, target_db: str | os.PathLike, *, f
                                                        f"{target}; restore another backup")
         rows = sum(t["rows"] for t in manifest["tables"].values())
         archive_summary = {"archive_files": len(placed),
-                           "archive_dir": str(_common_folder([d for _, d, _ in placed])) if placed else None}
+                           "archive_dir": str(_common_folder([d for _, _, d, _ in placed])) if placed else None}
         if dry_run:
             return {"step": "restore", "dry_run": True, "backup": str(stored), "verified": True,
                     "tables": len(manifest["tables"]), "rows": rows, "target": str(target), **archive_summary,
-                    "archive_to_copy": [str(d) for _, d, present in placed if not present]}
+                    "archive_to_copy": [str(d) for _, _, d, present in placed if not present]}
         if "archive" not in manifest:
             _warn_if_archive_left_behind(partial, stored)
-        for entry, dest, present in placed:
+        for entry, source, dest, present in placed:
             if not present:
-                _place_archive_file(manifest_path.parent / entry["file"], dest, entry["sha256"])
+                _place_archive_file(source, dest, entry["sha256"])
                 written.append(dest)
-        moved = {entry["partition_id"]: str(dest) for entry, dest, _ in placed if str(dest) != entry["source_path"]}
+        moved = {entry["partition_id"]: str(dest) for entry, _, dest, _ in placed
+                 if str(dest) != entry["source_path"]}
         if moved:
             _point_archive_at(partial, moved)
         if target.exists():
@@ -405,34 +464,44 @@ def _common_folder(paths: list[Path]) -> Path:
     return Path(os.path.commonpath([str(p.parent) for p in paths]))
 
 
-def _plan_archive(manifest_path: Path, manifest: dict, target: Path,
-                  archive_dir: str | os.PathLike | None) -> list[tuple[dict, Path, bool]]:
-    """Verify the backup's archived files and decide where each goes: (entry, destination, already there).
+def _plan_archive(manifest_path: Path, manifest: dict, target: Path, archive_dir: str | os.PathLike | None,
+                  stored: Path) -> list[tuple[dict, Path, Path, bool]]:
+    """Verify the backup's archived files and decide where each goes: (entry, file in the backup, destination,
+    already there).
 
-    Writes nothing. Back to their own paths when restoring over the backed-up database's path, else into one
-    folder that belongs to the restored database."""
+    Writes nothing. Each file is looked for in the archive folder named like the backup file restored (a
+    renamed backup's `<name>.archive/`), then like its manifest, then as the manifest records it, and is taken
+    only if its sha256 is the recorded one. Back to their own paths when restoring over the backed-up
+    database's path, else into one folder that belongs to the restored database."""
     entries = manifest.get("archive") or []
     if not entries:
         return []
     folder = manifest_path.parent.resolve()
     same_place = archive_dir is None and str(target.resolve()) == manifest.get("source_db")
     base = None if same_place else Path(archive_dir or target.parent / f"{target.stem}_archived_data").resolve()
+    archive_folders = list(dict.fromkeys([stored.resolve().parent / (_base_of(stored) + ARCHIVE_SUFFIX),
+                                          folder / (_base_of(manifest_path) + ARCHIVE_SUFFIX)]))
     plan = []
     for entry in entries:
-        source = (folder / entry["file"]).resolve()
-        if not source.is_relative_to(folder):
+        recorded = (folder / entry["file"]).resolve()
+        if not recorded.is_relative_to(folder):
             raise MaintenanceError(f"{manifest_path.name} names an archive file outside the backup folder: "
                                    f"{entry['file']}", "refusing to restore it; restore another backup")
-        if not source.is_file():
-            raise MaintenanceError(f"the archived file {entry['file']} of backup {manifest_path.name} is missing",
+        inside = Path(*Path(entry["file"]).parts[1:])  # <table>/<file> within the backup's archive folder
+        candidates = [(f / inside).resolve() for f in archive_folders if str(inside) != "."]
+        candidates = [c for c in candidates if c.is_relative_to(folder)] + [recorded]
+        source = next((c for c in dict.fromkeys(candidates) if c.is_file()), None)
+        if source is None:
+            raise MaintenanceError(f"the archived file {inside} of backup {stored} is missing (looked in "
+                                   f"{', '.join(str(c.parent.parent) for c in dict.fromkeys(candidates))})",
                                    "its archived rows cannot be restored; restore another backup")
-        _refuse_if_damaged(source, entry["sha256"], manifest_path.name, f"archived file {entry['file']}")
-        dest = Path(entry["source_path"]) if same_place else base / entry["table"] / source.name
+        _refuse_if_damaged(source, entry["sha256"], str(stored), f"archived file {source}")
+        dest = Path(entry["source_path"]) if same_place else base / entry["table"] / recorded.name
         present = dest.is_file()
         if present and sha256_file(dest) != entry["sha256"]:
             raise UsageError(f"{dest} already exists with other content than the backup's archived file",
                              "pass --archive-dir DIR to restore the archive elsewhere")
-        plan.append((entry, dest, present))
+        plan.append((entry, source, dest, present))
     return plan
 
 
@@ -516,8 +585,8 @@ def list_backups(backup_dir: str | os.PathLike) -> list[dict]:
             entry = backups.setdefault(base, {"base": base, "files": [], "created_at": None})
             entry["created_at"] = created
             entry["files"].insert(0, path)
-            stored = folder / manifest["backup_file"]
-            if stored.is_file() and stored not in entry["files"]:
+            stored = _own_backup_file(path, manifest)
+            if stored is not None and stored not in entry["files"]:
                 entry["files"].append(stored)
             archive_folder = folder / (base + ARCHIVE_SUFFIX)
             if archive_folder.is_dir() and not archive_folder.is_symlink() and archive_folder not in entry["files"]:
@@ -533,6 +602,22 @@ def list_backups(backup_dir: str | os.PathLike) -> list[dict]:
         if entry["created_at"] is None:
             entry["created_at"] = stamp
     return sorted(backups.values(), key=lambda e: e["created_at"])
+
+
+def _own_backup_file(manifest_path: Path, manifest: dict) -> Path | None:
+    """The backup file a manifest in a backup folder belongs to: the one of its own name, when it is the name
+    the manifest records (as this tool wrote it) or the file has the recorded size and sha256 (a renamed pair).
+    Never the file another manifest belongs to: a copied manifest must not make purge delete that backup."""
+    base = _base_of(manifest_path)
+    for suffix in (".duckdb.gz", ".duckdb"):
+        candidate = manifest_path.with_name(base + suffix)
+        if not candidate.is_file() or candidate.is_symlink():
+            continue
+        if candidate.name == manifest["backup_file"]:
+            return candidate
+        if candidate.stat().st_size == manifest.get("size_bytes") and sha256_file(candidate) == manifest["sha256"]:
+            return candidate
+    return None
 
 
 def purge_backups(backup_dir: str | os.PathLike, retention_days: float, *, dry_run: bool = False,
