@@ -7,7 +7,9 @@
     python benchmark_db_query.py --regression-check --reference-db previous.duckdb --threshold 5
 
 Simulated results are left out unless --include-simulated asks for them. --regression-check exits 1 when
-it finds a regression (improvements are reported, never as regressions) and 0 otherwise.
+it finds a regression (improvements are reported, never as regressions) and 0 otherwise. An option the chosen
+action does not use (--threshold with --sql, --last-days with --compare-hardware) is refused with error DB000.
+--sql prints HUGEINT and DECIMAL values with all their digits and a DATE as 2025-03-01.
 
 Rows moved to Parquet by benchmark_db_maintenance.py --archive-data are read with the live ones. When an
 archived file the database names is missing, every answer would leave its rows out: the tool stops with
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -119,26 +122,58 @@ def run_sql(conn, sql: str):
 
         return pd.DataFrame()
     try:
-        relation = _intervals_as_text(relation)
-        return relation.df()
+        relation, exact = _exact_columns(relation)
+        return _exact_values(_frame(relation), exact)
     except duckdb.Error as exc:
         raise QueryError(f"query failed: {readonly_sql.one_line(exc)}", "check the SQL") from exc
 
 
-def _intervals_as_text(relation):
-    """INTERVAL columns as DuckDB prints them (`1 day`, `1 year 2 months`): pandas would turn them into
-    timedeltas, dropping the months and printing `P1DT0H0M0S`. Columns of one name twice are left alone (a
-    projection by name could not tell them apart); output.interval_text then renders the timedelta."""
-    names = list(relation.columns)
+def _frame(relation):
+    """`relation.df()` without the pandas deprecation warning that duckdb's own conversion of a TIMESTAMPTZ
+    column raises (`DataFrame.drop(inplace=True)` inside duckdb, pandas >= 3.1): it reached stderr on every
+    `--sql "SELECT now()"` and is nothing the user can act on. Only that warning is silenced."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"The inplace keyword in DataFrame\.drop is deprecated")
+        return relation.df()
+
+
+# DuckDB types that .df() renders wrongly, fetched as DuckDB's own text instead: INTERVAL (pandas' timedelta drops
+# the months and prints `P1DT0H0M0S`), DATE (a datetime64: `2025-03-01T00:00:00`), HUGEINT and DECIMAL (float64:
+# 1648877304854091789993 printed as 1.6488773048540917e+21) and UHUGEINT (no NumPy type: the query failed).
+# HUGEINT, UHUGEINT and DECIMAL are made exact Python numbers again (int, decimal.Decimal) by _exact_values;
+# INTERVAL and DATE stay DuckDB's text.
+_AS_TEXT = ("INTERVAL", "DATE", "HUGEINT", "UHUGEINT")
+
+
+def _exact_columns(relation):
+    """`relation` with the columns of `_AS_TEXT` types and DECIMAL cast to VARCHAR (by position: a query may
+    name two columns alike), and {position: int or Decimal} for the ones to make numbers again."""
+    import decimal
+
     kinds = [str(t) for t in relation.types]
-    if "INTERVAL" not in kinds or len(set(names)) != len(names):
-        return relation
+    exact = {i: int if kind in ("HUGEINT", "UHUGEINT") else decimal.Decimal for i, kind in enumerate(kinds)
+             if kind in ("HUGEINT", "UHUGEINT") or kind.startswith("DECIMAL(")}
+    if not exact and not any(kind in _AS_TEXT for kind in kinds):
+        return relation, exact
 
     def quoted(name: str) -> str:
         return '"' + name.replace('"', '""') + '"'
 
-    return relation.project(", ".join(f"CAST({quoted(n)} AS VARCHAR) AS {quoted(n)}" if k == "INTERVAL"
-                                      else quoted(n) for n, k in zip(names, kinds)))
+    return relation.project(", ".join(
+        f"CAST(#{i + 1} AS VARCHAR) AS {quoted(name)}" if kind in _AS_TEXT or i in exact
+        else f"#{i + 1} AS {quoted(name)}" for i, (name, kind) in enumerate(zip(relation.columns, kinds)))), exact
+
+
+def _exact_values(frame, exact: dict):
+    """`frame` with the text of HUGEINT and DECIMAL columns as Python ints and Decimals (object columns)."""
+    import pandas as pd
+
+    for position, kind in exact.items():
+        values = [None if value is None or value != value else kind(value) for value in frame.iloc[:, position]]
+        frame.isetitem(position, pd.Series(values, index=frame.index, dtype=object))
+    return frame
 
 
 def comparison(conn, filters, metric: str | None, by: str):
@@ -201,27 +236,23 @@ def run(args) -> int:
                          "--compatibility-matrix, --regression-check"
                          + (f" (got {', '.join(actions)})" if actions else ""),
                          "see --help for examples")
-    if args.threshold is not None and args.threshold < 0:
-        raise UsageError("--threshold must be a percentage >= 0", "pass e.g. --threshold 5")
-    if args.alpha is not None and not 0 < args.alpha < 1:
+    # options the chosen action does not apply are refused, never silently ignored
+    _refuse_options(args, actions[0])
+    # `not x >= 0`, not `x < 0`: NaN compares false both ways, and --threshold nan (or inf) switched the
+    # regression gate off ("no regression ... moves at least nan%", exit 0)
+    if args.threshold is not None and not (math.isfinite(args.threshold) and args.threshold >= 0):
+        raise UsageError(f"--threshold must be a finite percentage >= 0, not {args.threshold:g}",
+                         "pass e.g. --threshold 5")
+    if args.alpha is not None and not 0 < args.alpha < 1:  # (false for nan and inf too)
         raise UsageError("--alpha must lie between 0 and 1", "pass e.g. --alpha 0.01")
     if args.last_days is not None and args.last_days <= 0:
         raise UsageError("--last-days must be a positive number of days", "pass e.g. --last-days 30")
+    if args.regression_check:
+        _regression_format(args)  # DB000 for --format html or --output x.html/.csv, before any work
+        return _run_regression(args)
+    fmt = resolve_format(args.format, args.output)  # DB000 for an --output name of no format, before any work
 
     from benchmark_db import reports
-
-    fmt = resolve_format(args.format, args.output)  # DB000 for an --output name of no format, before any work
-    # options the chosen action does not apply are refused, never silently ignored
-    if args.sql is not None:
-        _refuse_options(args, "--sql", ("model", "model_family", "hardware", "batch_size", "precision", "since",
-                                         "until", "include_simulated", "metric"),
-                        "--sql runs the query as written: put the conditions in its WHERE clause")
-    if args.regression_check:
-        _refuse_options(args, "--regression-check", ("model_family", "batch_size", "precision", "since", "until"),
-                        "it compares every configuration (model x hardware x batch x sequence length x "
-                        "precision) apart and takes --model (model names as in the reports; for a family, list "
-                        "its models or use a * pattern) and --hardware")
-        return _run_regression(args)
 
     filters = reports.ReportFilters.from_args(args)
     conn = connect(args.db, read_only=True, lock_timeout=args.lock_timeout,
@@ -254,11 +285,65 @@ def run(args) -> int:
     return EXIT_OK
 
 
-def _refuse_options(args, action: str, names: tuple[str, ...], why: str) -> None:
-    given = [f"--{name.replace('_', '-')}" for name in names if getattr(args, name, None) not in (None, False)]
-    if given:
-        raise UsageError(f"{action} does not take {', '.join(given)}", f"leave {'them' if len(given) > 1 else 'it'} "
-                         f"out; {why}")
+_FILTERED = ("--report", "--compare-hardware", "--compare-models", "--compatibility-matrix")
+# the option (its dest) -> the actions that use it; an option given to any other action is refused (DB000)
+# rather than silently ignored. Options not named here (--db, --format, --output, ...) apply to every action.
+OPTION_ACTIONS: dict[str, tuple[str, ...]] = {
+    "model": _FILTERED + ("--regression-check",),
+    "model_family": _FILTERED,
+    "hardware": _FILTERED + ("--regression-check",),
+    "batch_size": _FILTERED,
+    "precision": _FILTERED,
+    "since": _FILTERED,
+    "until": _FILTERED,
+    "include_simulated": _FILTERED + ("--regression-check",),
+    "metric": ("--report", "--compare-hardware", "--compare-models", "--regression-check"),
+    "reference_db": ("--regression-check",),
+    "last_days": ("--regression-check",),
+    "threshold": ("--regression-check",),
+    "alpha": ("--regression-check",),
+}
+# why an action takes no such option, where there is more to say than which actions do
+_WHY_NOT = {
+    "--sql": "--sql runs the query as written: put the conditions in its WHERE clause",
+    "--regression-check": "it compares every configuration (model x hardware x batch x sequence length x "
+                          "precision) apart and takes --model (model names as in the reports; for a family, "
+                          "list its models or use a * pattern) and --hardware",
+}
+
+
+def _refuse_options(args, action: str) -> None:
+    """DB000 naming every given option that `action` does not use and the actions it applies to."""
+    given = [(f"--{name.replace('_', '-')}", actions) for name, actions in OPTION_ACTIONS.items()
+             if action not in actions and getattr(args, name, None) not in (None, False)]
+    if not given:
+        return
+    applies: dict[tuple[str, ...], list[str]] = {}
+    for option, actions in given:
+        applies.setdefault(actions, []).append(option)
+    where = "; ".join(f"{', '.join(options)} {'apply' if len(options) > 1 else 'applies'} to "
+                      f"{', '.join(actions) if len(actions) > 1 else actions[0] + ' only'}"
+                      for actions, options in applies.items())
+    why = _WHY_NOT.get(action)
+    raise UsageError(f"{action} does not take {', '.join(option for option, _ in given)}",
+                     f"leave {'them' if len(given) > 1 else 'it'} out ({where})" + (f"; {why}" if why else ""))
+
+
+REGRESSION_FORMATS = ("markdown", "json")
+
+
+def _regression_format(args) -> str:
+    """What --regression-check writes: --format, else what --output's extension names, else markdown; a
+    format it does not write (--format html, --output reg.html or reg.csv) is DB000 before any work (an
+    --output reg.html used to get markdown under a name that promised HTML)."""
+    from benchmark_db.cli import resolve_format
+
+    fmt = args.format or resolve_format(None, args.output, default="markdown")
+    if fmt not in REGRESSION_FORMATS:
+        given = f"--format {fmt}" if args.format else f"--output {args.output} ({fmt})"
+        raise UsageError(f"--regression-check writes markdown or json, not {given}",
+                         "pass --format markdown or json, or an --output ending in .md or .json")
+    return fmt
 
 
 def _write_csv_report(report, output: str | None) -> int:
@@ -288,9 +373,7 @@ def _run_regression(args) -> int:
 
     from benchmark_db.connection import connect
 
-    fmt = args.format or ("json" if args.output and args.output.endswith(".json") else "markdown")
-    if fmt not in ("markdown", "json"):
-        raise UsageError(f"--regression-check writes markdown or json, not {fmt}", "pass --format markdown or json")
+    fmt = _regression_format(args)
     if args.reference_db and args.last_days is not None:
         raise UsageError("--reference-db and --last-days are two different comparisons", "pass only one")
     conn = connect(args.db, read_only=True, lock_timeout=args.lock_timeout,

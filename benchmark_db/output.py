@@ -2,10 +2,17 @@
 
 Takes a pandas DataFrame or a list of dicts. pandas is imported only when a DataFrame has to be built, so
 importing this module stays cheap.
+
+Numbers stay exact: a Python int of any size (HUGEINT) and a decimal.Decimal (DECIMAL) are written with all
+their digits, in JSON as numbers. Missing and non-finite values: JSON writes null for None, NaN and
++/-infinity (JSON has no NaN or Infinity), and CSV likewise leaves the cell empty for all of them (a DataFrame
+holds a NULL of a float column as NaN, so CSV could not tell the two apart anyway); the table and markdown
+formats, read by people, show `inf`.
 """
 from __future__ import annotations
 
 import datetime as _dt
+import decimal
 import html
 import json
 import math
@@ -141,8 +148,33 @@ def _finite(value):
 
 def to_json(data) -> str:
     columns, rows = _records(data)
-    return json.dumps([{c: _finite(_plain(r.get(c))) for c in columns} for r in rows], indent=2, default=str,
-                      allow_nan=False)
+    exact: dict[str, str] = {}  # placeholder -> the digits of a Decimal
+    marker = None
+
+    def number(value):  # a Decimal as a placeholder string, replaced by its digits below
+        nonlocal marker
+        if isinstance(value, decimal.Decimal):
+            if not value.is_finite():
+                return None
+            if marker is None:
+                import uuid
+
+                marker = f"exact-{uuid.uuid4().hex}-"
+            exact[key := f"{marker}{len(exact)}"] = str(value)
+            return key
+        if isinstance(value, list):
+            return [number(v) for v in value]
+        if isinstance(value, dict):
+            return {k: number(v) for k, v in value.items()}
+        return value
+
+    text = json.dumps([{c: number(_finite(_plain(r.get(c)))) for c in columns} for r in rows], indent=2,
+                      default=str, allow_nan=False)
+    if exact:  # json writes a float's 17 digits at most, a Decimal not at all: the digits go in as they are
+        import re
+
+        text = re.sub(f'"({re.escape(marker)}[0-9]+)"', lambda m: exact[m.group(1)], text)
+    return text
 
 
 def to_csv(data) -> str:
@@ -154,11 +186,19 @@ def to_csv(data) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
-        # floats at full precision (repr: the shortest text that reads back the same): csv is for data
-        writer.writerow([repr(v) if isinstance(v := _plain(row.get(c)), float)
-                         else _cell(row.get(c)) if isinstance(v, (list, dict))
-                         else ("" if _plain(row.get(c)) is None else _plain(row.get(c))) for c in columns])
+        writer.writerow([_csv_cell(row.get(c)) for c in columns])
     return buffer.getvalue()
+
+
+def _csv_cell(value):
+    """One CSV cell: floats at full precision (repr: the shortest text that reads back the same: csv is for
+    data), ints and Decimals with all their digits, nothing for None, NaN and +/-infinity (as JSON's null)."""
+    value = _plain(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else ""
+    if isinstance(value, (list, dict)):
+        return _cell(value)
+    return "" if value is None else value
 
 
 def to_markdown(data) -> str:
@@ -212,7 +252,7 @@ def to_html_table(data, table_class: str = "results") -> str:
         tds = []
         for c in columns:
             value = _plain(row.get(c))
-            numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+            numeric = isinstance(value, (int, float, decimal.Decimal)) and not isinstance(value, bool)
             attr = f' data-sort="{value}" class="num"' if numeric else ""
             tds.append(f"<td{attr}>{html.escape(_cell(value))}</td>")
         body.append("<tr>" + "".join(tds) + "</tr>")

@@ -335,9 +335,11 @@ def regression_check(conn, *, reference_conn=None, last_days: float | None = Non
 
     if metric not in METRICS:
         raise UsageError(f"unknown metric {metric!r}", f"use one of {', '.join(METRICS)}")
-    if threshold_pct < 0 or not 0 < alpha < 1:
+    # `not x >= 0` rather than `x < 0`: NaN compares false both ways, and a NaN or infinite threshold would
+    # switch the gate off (no change "moves at least nan%")
+    if not (math.isfinite(threshold_pct) and threshold_pct >= 0) or not 0 < alpha < 1:
         raise UsageError(f"threshold {threshold_pct} / alpha {alpha} out of range",
-                         "use a threshold >= 0 (percent) and 0 < alpha < 1")
+                         "use a finite threshold >= 0 (percent) and 0 < alpha < 1")
     if reference_conn is not None and last_days is not None:
         raise UsageError("--reference-db and --last-days both given", "compare against one of them")
     opts = dict(include_simulated=include_simulated, model=model, hardware=hardware,
@@ -361,8 +363,8 @@ def regression_check(conn, *, reference_conn=None, last_days: float | None = Non
             else:
                 pairs[key] = (_latest_run(reference_groups[key])[0], _latest_run(current_groups[key])[0])
     elif last_days is not None:
-        if last_days <= 0:
-            raise UsageError(f"--last-days {last_days} is not positive", "give a number of days > 0")
+        if not (math.isfinite(last_days) and last_days > 0):  # NaN: compares false both ways
+            raise UsageError(f"--last-days {last_days} is not positive", "give a finite number of days > 0")
         mode = "last-days"
         anchor = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
         cutoff = anchor - dt.timedelta(days=float(last_days))
