@@ -154,7 +154,7 @@ def _exact_columns(relation):
 
     kinds = [str(t) for t in relation.types]
     exact = {i: int if kind in ("HUGEINT", "UHUGEINT") else decimal.Decimal for i, kind in enumerate(kinds)
-             if kind in ("HUGEINT", "UHUGEINT") or kind.startswith("DECIMAL(")}
+             if kind in ("HUGEINT", "UHUGEINT") or kind.startswith("DECIMAL(") and kind.endswith(")")}  # not a list
     if not exact and not any(kind in _AS_TEXT for kind in kinds):
         return relation, exact
 

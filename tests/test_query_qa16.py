@@ -156,3 +156,10 @@ def test_timestamptz_column_prints_no_pandas_warning(sample_db_path, capsys):
                              "SELECT TIMESTAMPTZ '2025-03-01 10:00:00+00' AS t", "--format", "csv")
     assert (code, err) == (0, "")
     assert out.splitlines()[0] == "t" and out.splitlines()[1].startswith("2025-03-01")
+
+
+def test_a_list_of_decimals_is_not_taken_for_a_decimal(sample_db_path, capsys):
+    """`[1.5]` is DECIMAL(2,1)[]: read as one DECIMAL, its text '[1.5]' failed as 'unexpected InvalidOperation'."""
+    code, out, err = run(capsys, "--db", sample_db_path, "--sql", "SELECT [1.5] AS one, 2.25 AS two", "--format", "json")
+    assert code == 0, err
+    assert json.loads(out) == [{"one": [1.5], "two": 2.25}]
