@@ -27,6 +27,7 @@ from benchmark_db.cli import (
     add_archive_option,
     add_common_options,
     add_db_option,
+    make_writable_folder,
     missing_archive_mode,
     run_cli,
     write_text,
@@ -45,6 +46,9 @@ FEATURE_COLUMNS = {"model_family": "model_family", "hardware_type": "hardware", 
 NUMERIC_FEATURES = {"batch_size", "sequence_length", "parameters_million"}
 MIN_PREDICTION_CONFIGS = 20
 MAX_SERIES_PLOTTED = 12
+# what detect_change_points can find at its defaults (alpha 0.005 after the search correction, 5 runs a side
+# at least): the rank test cannot reach significance on fewer values, so 5 runs per side alone are not enough
+_CHANGE_POINT_RULE = "5 or more on each side of a step, 14 in all unless the step is in the middle"
 # grouped bar charts (model x hardware): a panel holds at most this many bars (and 12 models), the figure at
 # most MAX_BAR_PANELS panels stacked, CHART_MAX_WIDTH_IN inches wide. The width used to grow by 1.4 in per
 # model (40 models: 7,260 x 720 px, unreadable on any screen); beyond what fits, the models measured on the
@@ -571,6 +575,20 @@ def _side_values(rows) -> tuple[list[float], str]:
     return [float(v) for v in rows["latency_ms"].dropna()], "aggregates"
 
 
+def _throughput_values(rows) -> tuple[list[float], str]:
+    """Throughput values of a group the way --compare-hardware of the query tool and the visualizer take them
+    (benchmark_db.reports, `_distribution_sql`): one per raw latency sample, batch_size * 1000 / latency_ms,
+    when every result of the group has samples (all above 0) and a batch size, else the stored per-result
+    values. The second item is the basis in the compare output's words. Its median used to be that of the
+    stored values beside a latency median from the samples, so the two columns of a row disagreed."""
+    per_sample: list[float] = []
+    for samples, batch in zip(rows["samples"], rows["batch_size"]):
+        if samples is None or len(samples) == 0 or not batch > 0 or not min(samples) > 0:
+            return [float(v) for v in rows["throughput"].dropna()], "per-result values"
+        per_sample.extend(float(batch) * 1000.0 / float(v) for v in samples)
+    return per_sample, "raw samples"
+
+
 def _growth_pct(log_change: float) -> float | None:
     """A change in log latency as a percentage: -50 halved, +100 doubled, always above -100. None beyond the
     float range (the per-day rate of runs seconds apart: ~ e^6000 for a doubling within ten seconds)."""
@@ -602,7 +620,7 @@ def performance_trends(df, opts: Options) -> AnalysisResult:
     import pandas as pd
     from scipy import stats as sps
 
-    from benchmark_db.stats import detect_change_points
+    from benchmark_db.stats import MIN_RUNS_FOR_CHANGE_POINTS, detect_change_points
 
     files: list[str] = []
     df = df.dropna(subset=["latency_ms", "created_at"])
@@ -703,9 +721,10 @@ def performance_trends(df, opts: Options) -> AnalysisResult:
             f"(Kendall tau, p < 0.05); {int(table['change_points'].sum())} change point(s) detected. "
             "change_pct_over_span: the Theil-Sen trend of log latency across each series' own span "
             "(-50% = half the latency, +100% = double).\n"]
-    if len(table) and table["runs"].max() < 10:
-        text.append(f"Caveat: the longest series has {table['runs'].max()} runs; change points need at least 10 "
-                    "runs and trends on a few runs are weak evidence.\n")
+    if len(table) and table["runs"].max() < MIN_RUNS_FOR_CHANGE_POINTS:
+        text.append(f"Caveat: the longest series has {table['runs'].max()} runs; change points need at least "
+                    f"{MIN_RUNS_FOR_CHANGE_POINTS} runs ({_CHANGE_POINT_RULE}) and trends on a few runs are weak "
+                    "evidence.\n")
     text.append(_md_table(table, ["model", "hardware", "batch_size", "precision", "runs", "median_latency_ms",
                                   "span_days", "change_pct_over_span", "p_value", "change_points"], max_rows=15))
     return AnalysisResult("performance-trends", _write_summary("performance-trends", "\n".join(text), opts, files),
@@ -734,10 +753,12 @@ def hardware_comparison(df, opts: Options) -> AnalysisResult:
             values, ev = _side_values(g)
             speedup = medians[ref_hw] / medians[hw] if medians[hw] else None
             lo, hi = _bootstrap_ratio(ref_values, values, rng) if hw != ref_hw else (1.0, 1.0)
+            throughput, throughput_basis = _throughput_values(g)
             rows.append({"model": model, "model_family": family, "batch_size": batch, "sequence_length": seq,
                          "hardware": hw, "is_emulated": bool(g["is_emulated"].any()), "reference_hardware": ref_hw,
                          "median_latency_ms": medians[hw],
-                         "median_throughput": float(g["throughput"].median()), "speedup_vs_reference": speedup,
+                         "median_throughput": float(np.median(throughput)) if throughput else None,
+                         "throughput_basis": throughput_basis, "speedup_vs_reference": speedup,
                          "ci95_low": lo, "ci95_high": hi,
                          "evidence": "raw samples (bootstrap)" if ev == ref_ev == "samples" and lo is not None
                          else ("per-row aggregates (bootstrap)" if lo is not None else "aggregates, no CI"),
@@ -809,11 +830,13 @@ def model_comparison(df, opts: Options) -> AnalysisResult:
     for (hw, batch, model), g in df.groupby(["hardware", "batch_size", "model"], dropna=False):
         values, ev = _side_values(g)
         lo, hi = _bootstrap_median(values, rng)
+        throughput, throughput_basis = _throughput_values(g)
         rows.append({"hardware": hw, "is_emulated": bool(g["is_emulated"].any()), "batch_size": batch, "model": model,
                      "model_family": g["model_family"].iloc[0],
                      "parameters_million": g["parameters_million"].iloc[0], "median_latency_ms": float(np.median(values)),
                      "latency_ci95_low": lo, "latency_ci95_high": hi,
-                     "median_throughput": float(g["throughput"].median()), "evidence": ev, "rows": len(g)})
+                     "median_throughput": float(np.median(throughput)) if throughput else None,
+                     "throughput_basis": throughput_basis, "evidence": ev, "rows": len(g)})
     table = pd.DataFrame(rows)
     if table.empty or table.groupby(["hardware", "batch_size"])["model"].nunique().max() < 2:
         raise AnalysisUnavailable("no hardware type has two or more models measured at the same batch size")
@@ -1245,19 +1268,20 @@ def anomaly_detection(df, opts: Options) -> AnalysisResult:
     import numpy as np
     import pandas as pd
 
-    from benchmark_db.stats import detect_change_points, robust_outliers
+    from benchmark_db.stats import MIN_RUNS_FOR_CHANGE_POINTS, detect_change_points, robust_outliers
 
     files: list[str] = []
     threshold = _threshold_fraction(opts.regression_threshold)
     df = df.dropna(subset=["latency_ms"])
     keys = ["model", "hardware", "batch_size", "precision", "sequence_length", "test_case", "is_emulated"]
-    found, plotted, series_count = [], [], 0
+    found, plotted, series_count, long_enough = [], [], 0, 0
     for key, g in df.groupby(keys, dropna=False):
         g = g.sort_values("created_at")
         y = g["latency_ms"].to_numpy(dtype=float)
         if len(y) < 5:
             continue
         series_count += 1
+        long_enough += len(y) >= MIN_RUNS_FOR_CHANGE_POINTS
         hits = []
         cps = detect_change_points(y)
         # Outliers are judged within each level segment, so the runs after a step are not all "outliers".
@@ -1287,12 +1311,13 @@ def anomaly_detection(df, opts: Options) -> AnalysisResult:
         if hits:
             plotted.append((key, g, hits))
     if series_count == 0:
-        raise AnalysisUnavailable("no model x hardware x batch series has 5 or more results; outliers and "
-                                  "change points need a history")
+        raise AnalysisUnavailable("no model x hardware x batch series has 5 or more results; outliers need 5 and "
+                                  f"change points {MIN_RUNS_FOR_CHANGE_POINTS} ({_CHANGE_POINT_RULE})")
     table = pd.DataFrame(found, columns=keys + ["kind", "created_at", "run_id", "value_ms", "series_median_ms",
                                                 "change_pct", "p_value", "direction"])
-    _write_data(table, opts, "anomaly-detection", files, extra={"threshold_pct": threshold * 100,
-                                                                "series_examined": series_count})
+    _write_data(table, opts, "anomaly-detection", files, extra={
+        "threshold_pct": threshold * 100, "series_examined": series_count,
+        "series_long_enough_for_change_points": long_enough, "min_results_for_change_points": MIN_RUNS_FOR_CHANGE_POINTS})
     plt = _plt()
     fig, ax = plt.subplots(figsize=(11, 6))
     if plotted:
@@ -1336,7 +1361,9 @@ def anomaly_detection(df, opts: Options) -> AnalysisResult:
     n_out = int((table["kind"] == "outlier").sum())
     n_cp = int((table["kind"] == "change point").sum())
     text = ["## Anomaly detection\n", f"{series_count} series examined; {n_out} robust outlier(s) (modified z-score "
-            f"> 3.5 on median/MAD) and {n_cp} change point(s) with a change of at least {threshold * 100:g}%.\n"]
+            f"> 3.5 on median/MAD) and {n_cp} change point(s) with a change of at least {threshold * 100:g}%. "
+            f"Outliers need 5 results in a series; change points need {MIN_RUNS_FOR_CHANGE_POINTS} "
+            f"({_CHANGE_POINT_RULE}), which {long_enough} of the {series_count} series have.\n"]
     if len(table):
         text.append(_md_table(table.sort_values("change_pct", key=abs, ascending=False),
                               ["kind", "model", "hardware", "batch_size", "created_at", "value_ms",
@@ -1532,7 +1559,7 @@ def run_analyses(conn, analysis: str, opts: Options, *, model_family=None, hardw
         except BenchmarkDBError:
             raise
         except Exception as exc:  # one analysis failing must not stop the others under `all`
-            if analysis != "all":
+            if analysis != "all" or _output_error(exc, opts):  # a file it cannot write fails them all alike
                 raise
             log.debug("analysis %s failed", name, exc_info=True)
             results.append(AnalysisResult(name, f"## {name}\n\nFailed: {type(exc).__name__}: {exc}",
@@ -1543,6 +1570,18 @@ def run_analyses(conn, analysis: str, opts: Options, *, model_family=None, hardw
 
 
 # ------------------------------------------------------------------------------------------------- CLI
+
+
+def _output_error(exc: BaseException, opts: Options) -> UsageError | None:
+    """The one-line DB000 of a file under --output-dir that could not be written (as write_text says it for
+    --output), or None when `exc` is about something else."""
+    if not isinstance(exc, OSError) or not exc.filename:
+        return None
+    path = Path(exc.filename)
+    folder = opts.output_dir
+    if path != folder and folder not in path.parents:
+        return None
+    return UsageError(f"cannot write {exc.filename}: {exc.strerror or exc}", "pass --output-dir a folder you can write to")
 
 
 def parse_predict(text: str | None) -> dict | None:
@@ -1589,8 +1628,12 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args) -> int:
     from benchmark_db.connection import open_db
 
-    if args.regression_threshold < 0:
-        raise UsageError("--regression-threshold is negative", "give a fraction such as 0.1 (or a percent such as 10)")
+    # `not x >= 0`, not `x < 0`: NaN compares false both ways, and nan or inf reported "a change of at least nan%"
+    if not (math.isfinite(args.regression_threshold) and args.regression_threshold >= 0):
+        raise UsageError(f"--regression-threshold must be a finite fraction or percentage >= 0, not "
+                         f"{args.regression_threshold:g}", "pass e.g. --regression-threshold 0.1 (or 10, both 10%)")
+    # the folder fails before the work, in the one line every tool gives (it was `unexpected FileNotFoundError`)
+    make_writable_folder(args.output_dir, "--output-dir")
     predict = parse_predict(args.predict)
     analysis = args.analysis or ("performance-prediction" if predict else "all")
     asked = args.prediction_features
@@ -1603,8 +1646,14 @@ def run(args) -> int:
                    seed=args.seed)
     with open_db(args.db, read_only=True, lock_timeout=args.lock_timeout,
                  missing_archive=missing_archive_mode(args)) as conn:
-        results = run_analyses(conn, analysis, opts, model_family=args.model_family, hardware_type=args.hardware_type,
-                               include_simulated=args.include_simulated)
+        try:
+            results = run_analyses(conn, analysis, opts, model_family=args.model_family,
+                                   hardware_type=args.hardware_type, include_simulated=args.include_simulated)
+        except OSError as exc:
+            error = _output_error(exc, opts)
+            if error is None:
+                raise
+            raise error from exc
     text = "\n\n".join(r.summary for r in results)
     if analysis == "all":
         status = "\n".join(f"- {r.name}: {r.status}" + (f" ({r.reason})" if r.reason else "") for r in results)

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from benchmark_db.errors import UsageError
 from benchmark_db.reports import SERIES_KEYS, Metric, get_metric, hardware_label, is_missing
+from benchmark_db.stats import MIN_RUNS_FOR_CHANGE_POINTS  # the detector's own floor (13 runs)
 
 IMAGE_FORMATS = ("png", "svg", "pdf")
 LOG_SPAN = 20.0  # max/min ratio from which an axis is drawn on a log scale
-MIN_RUNS_FOR_CHANGE_POINTS = 10  # benchmark_db.stats.detect_change_points: min_size 5 on each side
 
 
 def _plt():

@@ -13,11 +13,16 @@ Two questions, answered with rank methods so that outliers and skewed latency di
   were searched, a minimum segment length and a minimum effect size; positive lag-1 autocorrelation of the
   residuals (runs that drift together) shrinks the evidence accordingly. Locations are refined with a
   winsorised median (L1) cost. A single noisy point cannot make a segment, so it is never a change.
+  The rank test has a floor: with the default alpha 0.005 no split of fewer than 13 values can reach
+  significance after the correction (5 vs 5 at best p = 0.0079), so a series needs
+  `MIN_RUNS_FOR_CHANGE_POINTS` (13) values before a step can be found, and 14 for a step with only 5 runs
+  on one side; `min_runs_for_change_points()` computes the floor for another alpha or segment length.
 
 Only numpy and scipy are imported; nothing here touches the database.
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -211,6 +216,42 @@ class ChangePoint(_DictAccess):
                 "direction": self.direction}
 
 
+def _bonferroni_factor(m: int, min_size: int) -> int:
+    """How many tests a split of `m` values stands for: the split positions times the seeded-interval scales."""
+    splits = max(1, m - 2 * min_size + 1)
+    scales = 1 + max(0, int(math.floor(math.log2(max(1.0, m / (2 * min_size))))))
+    return splits * scales
+
+
+@functools.lru_cache(maxsize=64)
+def min_runs_for_change_points(alpha: float = 0.005, min_size: int = 5) -> int:
+    """The fewest values in which `detect_change_points(values, alpha=alpha, min_size=min_size)` can find a
+    step at all: the smallest n whose most extreme rank split (every value on one side above every value on
+    the other) still beats `alpha` after the Bonferroni correction. Below it the detector returns [] whatever
+    the values; a step exactly at the floor must fall near the middle."""
+    min_size = max(2, int(min_size))
+    n = 2 * min_size
+    while n < 10_000 and _best_split_p(n, min_size) * _bonferroni_factor(n, min_size) >= alpha:
+        n += 1
+    return n
+
+
+def _best_split_p(n: int, min_size: int) -> float:
+    """The smallest p `mann_whitney_p` gives any split of n distinct values into sides of `min_size` or more:
+    complete separation, exact (2 / C(n, k)) while a side has 8 values or fewer, else its normal
+    approximation. Plain math, so the floor is known without importing scipy."""
+    best = 1.0
+    for k in range(min_size, n - min_size + 1):
+        n1, n2 = k, n - k
+        if min(n1, n2) <= 8:
+            p = 2.0 / math.comb(n, k)
+        else:
+            z = (n1 * n2 / 2.0 - 0.5) / math.sqrt(n1 * n2 * (n + 1) / 12.0)
+            p = math.erfc(z / math.sqrt(2.0))
+        best = min(best, p)
+    return best
+
+
 def _rank_scan(x: np.ndarray, min_size: int) -> tuple[int, float, int]:
     """Best split of `x` by the standardised Mann-Whitney statistic: (left size, |z|, splits searched)."""
     from scipy.stats import rankdata
@@ -279,9 +320,6 @@ def _split_p(x: np.ndarray, lo: int, mid: int, hi: int, min_size: int, *,
     scale (pooled MAD of the two segments), the effect size that separates a step from noise."""
     left, right = x[lo:mid], x[mid:hi]
     m = hi - lo
-    splits = max(1, m - 2 * min_size + 1)
-    # Bonferroni over the split positions, and over the scales of seeded intervals that looked for it.
-    scales = 1 + max(0, int(math.floor(math.log2(max(1.0, m / (2 * min_size))))))
     med_l, med_r = float(np.median(left)), float(np.median(right))
     p_raw = mann_whitney_p(left, right)
     rho = _lag1_autocorrelation(np.r_[left - med_l, right - med_r]) if autocorrelation else 0.0
@@ -292,7 +330,8 @@ def _split_p(x: np.ndarray, lo: int, mid: int, hi: int, min_size: int, *,
 
         z = float(norm.isf(p_raw / 2.0)) * math.sqrt((1.0 - rho) / (1.0 + rho))
         p_raw = max(p_raw, float(2.0 * norm.sf(z)))
-    p = min(1.0, p_raw * splits * scales)
+    # Bonferroni over the split positions, and over the scales of seeded intervals that looked for it.
+    p = min(1.0, p_raw * _bonferroni_factor(m, min_size))
     change = _change_pct(med_l, med_r)
     mad = np.median(np.abs(np.r_[left - med_l, right - med_r])) * 1.4826
     effect = abs(med_r - med_l) / mad if mad > 0 else math.inf
@@ -340,14 +379,19 @@ def detect_change_points(values: Iterable[float], *, alpha: float = 0.005, min_s
     segments on either side, the relative change and a Bonferroni-adjusted Mann-Whitney p-value. A change
     needs `p < alpha`, at least `min_size` runs on each side and a median change of at least
     `min_change_pct` percent, so lone outliers, slow noise and tiny drifts do not count. Non-finite values
-    are ignored (indices still refer to the list given). Series shorter than `2 * min_size` have none.
+    are ignored (indices still refer to the list given).
+
+    The rank test sets a floor above `2 * min_size`: at the default alpha a series needs 13 finite values
+    (`min_runs_for_change_points()`) before any step can be significant, 5 runs on each side of a 50% step
+    are not enough on their own (best p 0.0079 > 0.005), and a step with 5 runs on one side needs 9 or more
+    on the other. Shorter series have none.
     """
     raw = np.asarray([np.nan if v is None else v for v in values], dtype=float).ravel()
     keep = np.flatnonzero(np.isfinite(raw))
     x = raw[keep]
     n = x.size
     min_size = max(2, int(min_size))
-    if n < 2 * min_size:
+    if n < 2 * min_size or n < min_runs_for_change_points(alpha, min_size):
         return []
 
     # 1. Candidates: recursive seeded binary segmentation, each split screened on its own interval.
@@ -422,3 +466,8 @@ def robust_outliers(values: Iterable[float], threshold: float = 3.5) -> list[int
         return [int(keep[i]) for i in np.flatnonzero(x != med)]
     score = 0.6745 * np.abs(x - med) / mad
     return [int(keep[i]) for i in np.flatnonzero(score > threshold)]
+
+
+# The default detector's floor (alpha 0.005, min_size 5): 13 values. Messages that say how many runs change
+# points need read it from here rather than repeating a number.
+MIN_RUNS_FOR_CHANGE_POINTS = min_runs_for_change_points()
