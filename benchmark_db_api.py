@@ -12,7 +12,9 @@
 
 Writes go through `benchmark_db_models.BenchmarkDB` (ids from natural keys). The database file is held only
 while busy: a `SharedConnection` opens it on demand and closes it after `idle_release` seconds without use,
-so the CLI tools keep working on the same file while a script or the server runs (DESIGN §4).
+so the CLI tools keep working on the same file while a script or the server runs (DESIGN §4). Reads open
+it read-only when nothing is open, so they need no write access (a read-only file or mount) and share the
+file with other processes' readers; only writes need it writable.
 
 Runs: a store that names its run (`run_id`, or `test_name` with `started_at`) is keyed by that run and its
 configuration, so sending it again replaces the row (idempotent retries). A store that names no run belongs
@@ -45,10 +47,19 @@ if __package__ in (None, "") and str(Path(__file__).resolve().parent) not in sys
 
 from benchmark_db import identity, schema  # noqa: E402
 from benchmark_db.connection import DEFAULT_LOCK_TIMEOUT, MEMORY, connect, resolve_db_path  # noqa: E402
-from benchmark_db.errors import DatabaseLockedError, DataConversionError, DBConnectionError, UsageError  # noqa: E402
+from benchmark_db.errors import (  # noqa: E402
+    DatabaseLockedError,
+    DatabaseUnwritableError,
+    DataConversionError,
+    DBConnectionError,
+    UsageError,
+)
 from benchmark_db.names import FAMILY_MODALITY, family_of, normalize_hardware_type  # noqa: E402
 from benchmark_db_models import (  # noqa: E402
+    EARLIEST_TIME,
+    LATEST_TIME,
     PERFORMANCE_INT_MINIMUM,
+    TIME_RANGE,
     BenchmarkDB,
     HardwareCompatibility,
     HardwarePlatforms,
@@ -57,6 +68,7 @@ from benchmark_db_models import (  # noqa: E402
     PerformanceResults,
     RecordColumns,
     TestRuns,
+    bad_time,
     metrics_say_emulated,
     record_count,
 )
@@ -92,8 +104,14 @@ def locked_error(exc: DBConnectionError, started: float) -> DBConnectionError:
                                           "ends, or raise --lock-timeout")
 
 
+def _other_mode(exc: DBConnectionError) -> bool:
+    """Whether DuckDB refused to open a file this process has open with another configuration."""
+    return "different configuration" in str(exc.__cause__ or exc)
+
+
 class SharedConnection:
-    """One read-write connection opened on demand, shared by the threads of this process, closed when idle.
+    """One connection opened on demand, shared by the threads of this process, closed when idle: read-only
+    while only reads have used it since it opened, read-write once a write needs it.
 
     Every use holds `lock`, so DuckDB sees one user at a time; after `idle_release` seconds without use a
     background thread closes the connection and the file is free for other processes again.
@@ -109,6 +127,7 @@ class SharedConnection:
         self.max_hold = max_hold
         self.lock = threading.RLock()
         self._conn = None
+        self._read_only = False  # whether _conn was opened read-only (by a reader, see connection())
         self._opened_at = 0.0
         self.generation = 0  # counts opens: what a holder cached about the file is valid within one
         self.handovers = 0
@@ -127,14 +146,20 @@ class SharedConnection:
                 or Path(self.path).is_file())
 
     @contextlib.contextmanager
-    def connection(self, started: float | None = None):
-        """The read-write connection, held (with the lock) for the block.
+    def connection(self, started: float | None = None, *, read_only: bool = False):
+        """The connection, held (with the lock) for the block: read-write, or with `read_only` whichever is
+        open, else a read-only one, so that a reader needs no write access to the file (a read-only file, a
+        read-only mount) and does not keep other processes' readers out.
 
         A caller waits for another process's lock on the file at most `lock_timeout` seconds from its call, the
         time it queued behind this process's other callers included: requests that queued behind one that
         timed out do not each wait the whole timeout again."""
         started = time.monotonic() if started is None else started
         with self.lock:
+            if self._conn is not None and self._read_only and not read_only:
+                if self._depth:
+                    raise UsageError("cannot write inside a read on the same API object", "write after the read")
+                self._close()  # a read-only open cannot write: the writer opens the file again
             hold = min(self.max_hold, CONTENDED_HOLD_S) if self._contended else self.max_hold
             if (self._conn is not None and self._depth == 0 and self.max_hold > 0 and self.path != MEMORY
                     and time.monotonic() - self._opened_at > hold):
@@ -143,7 +168,7 @@ class SharedConnection:
                 time.sleep(HANDOVER_S)
                 started += HANDOVER_S
             if self._conn is None:
-                self._conn = self._open(started)
+                self._conn, self._read_only = self._open(started, read_only)
                 self._opened_at = time.monotonic()
                 self.generation += 1
             self._depth += 1
@@ -159,16 +184,36 @@ class SharedConnection:
         """What is left of `lock_timeout` for a caller that came at `started` (time.monotonic())."""
         return max(self.lock_timeout - (time.monotonic() - started), 0.0)
 
-    def _open(self, started: float):
+    def _open(self, started: float, read_only: bool = False) -> tuple[Any, bool]:
+        """A new connection and whether it is read-only."""
         opening = time.monotonic()
         try:
-            conn = connect(self.path, lock_timeout=self.remaining_wait(started))
+            conn, read_only = self._connect(started, read_only)
         except DBConnectionError as exc:
             raise locked_error(exc, started) from exc
         # another process had the file: it held it as we opened, or it wrote it since we let go
         self._contended = (time.monotonic() - opening > CONTENDED_OPEN_S
                            or (self._closed_state is not None and self._file_state() != self._closed_state))
-        return conn
+        return conn, read_only
+
+    def _connect(self, started: float, read_only: bool) -> tuple[Any, bool]:
+        # DuckDB opens a file once per process, in one mode: while another object of this process (a second
+        # BenchmarkDBAPI, an ORM) holds it in the other mode, a reader reads read-write, as before, and a
+        # writer waits for that object to let go (it does when idle), as for another process's lock
+        if read_only and self.path != MEMORY and not self.path.startswith("ducklake:"):
+            try:
+                return connect(self.path, read_only=True, lock_timeout=self.remaining_wait(started),
+                               missing_archive="error"), True
+            except DBConnectionError as exc:
+                if not _other_mode(exc):
+                    raise
+        while True:
+            try:
+                return connect(self.path, lock_timeout=self.remaining_wait(started)), False
+            except DBConnectionError as exc:
+                if not _other_mode(exc) or not self.remaining_wait(started):
+                    raise
+                time.sleep(0.05)
 
     def _file_state(self) -> tuple | None:
         """What changes when another process writes the file (or replaces it); None for a non-file."""
@@ -386,7 +431,18 @@ def _timestamp(name: str, value) -> dt.datetime | None:
         try:
             stamp = stamp.astimezone(dt.UTC).replace(tzinfo=None)
         except (OverflowError, ValueError) as exc:
-            raise DataConversionError(f"{name} {value!r} is out of range in UTC", "pass a time in years 1-9999") from exc
+            raise DataConversionError(f"{name} {value!r} is out of range in UTC",
+                                      f"pass a time {TIME_RANGE}") from exc
+    return stamp
+
+
+def _stored_time(name: str, value) -> dt.datetime | None:
+    """_timestamp of a time to store: DB003 outside the range the ORM stores (benchmark_db_models.TIME_RANGE,
+    the converter's plausibility rule), checked here so that the error names the field before anything is
+    written. A filter (`since`, `until`) may be any time."""
+    stamp = _timestamp(name, value)
+    if stamp is not None and not EARLIEST_TIME <= stamp < LATEST_TIME:
+        raise bad_time(name, stamp)
     return stamp
 
 
@@ -557,7 +613,7 @@ def _converted_per_distinct(kinds: set, convert):
 
 _text_column = _converted_per_distinct(_TEXT_KINDS, _text)
 _flag_column = _converted_per_distinct(_FLAG_KINDS, _flag)
-_timestamp_column = _converted_per_distinct(_TIME_KINDS, _timestamp)
+_timestamp_column = _converted_per_distinct(_TIME_KINDS, _stored_time)
 
 
 def _json_column(name: str, values: list):
@@ -634,10 +690,10 @@ class RecordBuilder:
             return self.session_run_id, False, records
         run_id = _int("run_id", values.get("run_id"), 1, 2**63 - 1)
         run_name = _text(run_name_field, values.get(run_name_field))
-        started_at = _timestamp("started_at", values.get("started_at"))
+        started_at = _stored_time("started_at", values.get("started_at"))
         extra = {
             "test_type": _text("test_type", values.get("test_type")),
-            "completed_at": _timestamp("completed_at", values.get("completed_at")),
+            "completed_at": _stored_time("completed_at", values.get("completed_at")),
             "git_commit": _text("git_commit", values.get("git_commit")),
             "git_branch": _text("git_branch", values.get("git_branch")),
             "command_line": _text("command_line", values.get("command_line")),
@@ -713,7 +769,7 @@ class RecordBuilder:
             test_case=_text("test_case", get("test_case")), precision=_text("precision", get("precision")),
             latency_samples_ms=samples, is_simulated=bool(_bool("is_simulated", get("is_simulated"))),
             is_emulated=bool(_bool("is_emulated", get("is_emulated"))),
-            metrics=_json_object("metrics", get("metrics")), created_at=_timestamp("created_at", get("created_at")),
+            metrics=_json_object("metrics", get("metrics")), created_at=_stored_time("created_at", get("created_at")),
             **columns)
         if explicit:
             result.result_id = identity.performance_result_id_for(
@@ -820,7 +876,7 @@ class RecordBuilder:
             workaround_available=_bool("workaround_available", values.get("workaround_available")),
             compatibility_score=score, is_simulated=bool(_bool("is_simulated", values.get("is_simulated"))),
             metadata=_json_object("metadata", values.get("metadata")),
-            created_at=_timestamp("created_at", values.get("created_at")))
+            created_at=_stored_time("created_at", values.get("created_at")))
         result.compatibility_id = identity.stable_id("compatibility", run_id, result.model_id, result.hardware_id,
                                                      *(() if explicit else (self.unique(),)))
         return [m for m in (model, hardware) if m is not None] + records + [result]
@@ -840,7 +896,7 @@ class RecordBuilder:
             error_message=_text("error_message", values.get("error_message")),
             error_traceback=_text("error_traceback", values.get("error_traceback")),
             metadata=_json_object("metadata", values.get("metadata")),
-            created_at=_timestamp("created_at", values.get("created_at")))
+            created_at=_stored_time("created_at", values.get("created_at")))
         result.test_result_id = identity.stable_id(
             "integration", run_id, result.test_module, result.test_class, result.test_name, result.hardware_id,
             result.model_id, *(() if explicit else (self.unique(),)))
@@ -1350,7 +1406,7 @@ class BenchmarkDBAPI:
         if not self.db.exists():
             raise DBConnectionError(f"database {self.db_path} does not exist",
                                     "store a result first, or pass db_path of an existing database")
-        with self.db.connection() as conn:
+        with self.db.connection(read_only=True) as conn:
             return _read(conn, sql, params, self.db_path).df()
 
     def rows(self, sql: str, params: list) -> tuple[list[str], list[tuple]]:
@@ -1358,7 +1414,7 @@ class BenchmarkDBAPI:
         if not self.db.exists():
             raise DBConnectionError(f"database {self.db_path} does not exist",
                                     "store a result first, or start the server with --db of an existing file")
-        with self.db.connection() as conn:
+        with self.db.connection(read_only=True) as conn:
             result = _read(conn, sql, params, self.db_path)
             return [d[0] for d in result.description], result.fetchall()
 
@@ -1432,7 +1488,7 @@ class BenchmarkDBAPI:
                                     "check the path, or create it: store a result, run "
                                     f"scripts/create_benchmark_schema.py --output {self.db_path}, or call "
                                     "ensure_database()")
-        with self.db.connection() as conn:
+        with self.db.connection(read_only=True) as conn:
             version = schema.current_version(conn)
             # archived rows included, as every read of the API has them (an archived database said 0 rows)
             counts = {t: conn.execute(_with_archive(conn, f"SELECT count(*) FROM {t}")).fetchone()[0]
@@ -1523,7 +1579,14 @@ def serve(db: str | None, host: str = "127.0.0.1", port: int = 8000, *, cors_ori
                               lock_timeout=lock_timeout, idle_release=idle_release, max_hold=max_hold,
                               query_max_rows=query_max_rows, query_timeout_s=query_timeout_s)
     app = create_app(settings)
-    app.state.api.ensure_database()  # creates a missing database and fails fast (DB001/DB002) before listening
+    try:
+        app.state.api.ensure_database()  # creates a missing database and fails fast (DB001/DB002) before listening
+    except DatabaseUnwritableError:
+        if not app.state.api.db.exists():
+            raise
+        # a read-only file (a mount, a published copy) is served for reading: the GET endpoints and /query
+        # answer, a write answers 503 saying the file is read-only here
+        print(f"{settings.db_path} is read-only here: serving it for reading only", file=sys.stderr)
     app.state.api.health()
     app.state.api.close()
     print(f"serving {settings.db_path} on http://{host}:{port} (docs at /docs)", file=sys.stderr)

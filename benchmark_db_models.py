@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import functools
 import itertools
 import json
 import math
@@ -33,6 +34,7 @@ from benchmark_db import identity
 from benchmark_db.connection import DEFAULT_LOCK_TIMEOUT, connect
 from benchmark_db.errors import DataConversionError, one_line
 from benchmark_db.names import FAMILY_MODALITY, family_of, normalize_hardware_type
+from benchmark_db.normalize import _MAX_EPOCH_S, _MIN_EPOCH_S
 
 
 def utc_now() -> dt.datetime:
@@ -187,6 +189,65 @@ def check_performance_columns(columns: dict[str, list]) -> None:
 
 
 _CHECKED_FIELDS = (*PERFORMANCE_INT_MINIMUM, *PERFORMANCE_MEASUREMENTS)
+
+# The times a stored record may carry (naive UTC, the end excluded): the converter's plausibility rule for
+# timestamps (benchmark_db.normalize). A created_at of year 1 or 9999 was stored, then broke the trend plots
+# and the analytics ("Date ordinal -719162") and made the summary's "last result at 9999-12-31".
+EARLIEST_TIME = dt.datetime(1970, 1, 1) + dt.timedelta(seconds=_MIN_EPOCH_S)
+LATEST_TIME = dt.datetime(1970, 1, 1) + dt.timedelta(seconds=_MAX_EPOCH_S)
+TIME_RANGE = f"from {EARLIEST_TIME:%Y-%m-%d} to before {LATEST_TIME:%Y-%m-%d} (UTC)"
+_TIME_FIELDS = ("created_at", "started_at", "completed_at")
+_DATETIME = dt.datetime
+
+
+def bad_time(name: str, value) -> DataConversionError | None:
+    """DB003 for a time no benchmark result has (outside TIME_RANGE); None for a plausible one, for None,
+    and for a value that is no time at all (DuckDB refuses that one as the wrong type)."""
+    stamp = value
+    if isinstance(stamp, str):
+        try:
+            stamp = dt.datetime.fromisoformat(stamp.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if isinstance(stamp, dt.datetime):
+        if stamp.tzinfo is not None:
+            try:
+                stamp = stamp.astimezone(dt.UTC).replace(tzinfo=None)
+            except (OverflowError, ValueError):
+                stamp = None  # beyond year 1-9999 in UTC
+    elif isinstance(stamp, dt.date):
+        stamp = dt.datetime.combine(stamp, dt.time())
+    else:
+        return None
+    if stamp is not None and EARLIEST_TIME <= stamp < LATEST_TIME:
+        return None
+    shown = value.isoformat() if isinstance(value, dt.date) else repr(value)
+    return DataConversionError(f"{name} {shown} is not a plausible time: a benchmark time must be {TIME_RANGE}",
+                               f"check {name} (a clock, a unit or a placeholder date), or leave it out")
+
+
+def check_time_column(name: str, values: list) -> None:
+    """bad_time of every value of a batch column (the first bad one, as "row N: ...")."""
+    present = list(filter(None, values))  # leaves out None (a datetime is never false)
+    if not present:
+        return
+    if set(map(type, present)) == {_DATETIME}:  # the common case, checked by its extremes
+        try:
+            low, high = min(present), max(present)
+        except TypeError:  # naive and aware times together
+            pass
+        else:
+            if low.tzinfo is None and EARLIEST_TIME <= low and high < LATEST_TIME:
+                return
+    for row, value in enumerate(values):
+        if value is not None and (error := bad_time(name, value)) is not None:
+            raise DataConversionError(f"row {row}: {error.message}", error.hint)
+
+
+@functools.cache
+def _time_fields(cls) -> tuple[str, ...]:
+    names = {f.name for f in fields(cls)}
+    return tuple(name for name in _TIME_FIELDS if name in names)
 
 
 def metrics_say_emulated(metrics) -> bool:
@@ -663,6 +724,12 @@ class BenchmarkDB:
 
     @staticmethod
     def _prepare(cls, group, now) -> None:
+        for name in _time_fields(cls):
+            if len(group) == 1:
+                if (error := bad_time(name, getattr(group[0], name))) is not None:
+                    raise error
+            else:
+                check_time_column(name, list(map(operator.attrgetter(name), group)))
         for record in group:
             if cls is HardwarePlatforms:
                 record.hardware_type = normalize_hardware_type(record.hardware_type)
@@ -696,6 +763,9 @@ class BenchmarkDB:
                      for value in set(columns["hardware_type"])}
             if any(kind != value for value, kind in kinds.items()):
                 columns["hardware_type"] = [kinds[v] for v in columns["hardware_type"]]
+        for name in _time_fields(cls):
+            if name in columns:
+                check_time_column(name, columns[name])
         stamps = columns.get("created_at")
         if stamps is None:
             columns["created_at"] = [now] * rows

@@ -22,6 +22,7 @@ This module imports FastAPI at import time; nothing in the core package imports 
 """
 import asyncio
 import base64
+import collections
 import concurrent.futures
 import datetime as dt
 import decimal
@@ -592,9 +593,9 @@ def _query_parameter_names(dependant) -> set[str]:
 
 
 async def reject_unknown_query_parameters(request: Request) -> None:
-    """422 for a query parameter the endpoint does not take, or one given empty: `GET
+    """422 for a query parameter the endpoint does not take, one given empty, or one given twice: `GET
     /performance?model=bert` (for model_name) returned every row unfiltered, as if the filter had matched them
-    all, and so did `?model_name=`."""
+    all, and so did `?model_name=`; `?model_name=a&model_name=b` filtered on b alone."""
     if not request.query_params:
         return
     route = request.scope.get("route")
@@ -608,6 +609,14 @@ async def reject_unknown_query_parameters(request: Request) -> None:
             {"type": "extra_forbidden", "loc": ("query", name), "input": request.query_params.get(name),
              "msg": "unknown query parameter; this endpoint takes " + (", ".join(sorted(allowed)) or "none")}
             for name in unknown])
+    # every parameter takes one value (none is a list): FastAPI kept the last of several and dropped the others
+    given = collections.Counter(name for name, _ in request.query_params.multi_items())
+    repeated = sorted(name for name, times in given.items() if times > 1)
+    if repeated:
+        raise RequestValidationError([
+            {"type": "repeated_value", "loc": ("query", name), "input": request.query_params.getlist(name),
+             "msg": "given more than once; this parameter takes one value: give it once"}
+            for name in repeated])
     # `?model_name=` (a form field left blank, an unset shell variable) read as no filter and returned every
     # row; a client that meant no filter leaves the parameter out
     empty = sorted({name for name, value in request.query_params.multi_items() if not value.strip()})
