@@ -1581,7 +1581,9 @@ def _output_error(exc: BaseException, opts: Options) -> UsageError | None:
     folder = opts.output_dir
     if path != folder and folder not in path.parents:
         return None
-    return UsageError(f"cannot write {exc.filename}: {exc.strerror or exc}", "pass --output-dir a folder you can write to")
+    from benchmark_db.cli import unwritable_output
+
+    return unwritable_output(exc.filename, exc, "pass --output-dir a folder you can write to")
 
 
 def parse_predict(text: str | None) -> dict | None:

@@ -175,12 +175,12 @@ def save_chart(fig, path) -> Path:
     `benchmark_db.cli.write_text`, which the query tool and an HTML report here give (an image is bytes, which
     write_text does not take)."""
     from benchmark_db import charts
+    from benchmark_db.cli import unwritable_output
 
     try:
         return charts.save_figure(fig, path)
     except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}",
-                         "pass --output a path in a writable folder") from exc
+        raise unwritable_output(path, exc) from exc
 
 
 def _output_format(args) -> str:

@@ -194,19 +194,25 @@ def write_text(text: str, output: str | None) -> None:
     if output:
         from pathlib import Path
 
-        from benchmark_db.errors import UsageError
 
         path = Path(output)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
         except OSError as exc:
-            raise UsageError(f"cannot write {output}: {exc.strerror or exc}",
-                             "pass --output a path in a writable folder") from exc
+            raise unwritable_output(output, exc) from exc
         log.info("wrote %s", path)
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         sys.stdout.flush()
+
+
+def unwritable_output(path, exc: OSError, hint: str = "pass --output a path in a writable folder"):
+    """The one DB000 error of every tool for an output file it cannot write (a missing or read-only folder,
+    a file where a folder should be)."""
+    from benchmark_db.errors import UsageError
+
+    return UsageError(f"cannot write {path}: {exc.strerror or exc}", hint)
 
 
 def _one_line_usage_errors(parser: argparse.ArgumentParser) -> None:
