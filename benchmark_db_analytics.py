@@ -1634,8 +1634,6 @@ def run(args) -> int:
     if not (math.isfinite(args.regression_threshold) and args.regression_threshold >= 0):
         raise UsageError(f"--regression-threshold must be a finite fraction or percentage >= 0, not "
                          f"{args.regression_threshold:g}", "pass e.g. --regression-threshold 0.1 (or 10, both 10%)")
-    # the folder fails before the work, in the one line every tool gives (it was `unexpected FileNotFoundError`)
-    make_writable_folder(args.output_dir, "--output-dir")
     predict = parse_predict(args.predict)
     analysis = args.analysis or ("performance-prediction" if predict else "all")
     asked = args.prediction_features
@@ -1648,6 +1646,9 @@ def run(args) -> int:
                    seed=args.seed)
     with open_db(args.db, read_only=True, lock_timeout=args.lock_timeout,
                  missing_archive=missing_archive_mode(args)) as conn:
+        # the folder fails before the work, in the one line every tool gives (it was `unexpected
+        # FileNotFoundError`); made only once the database opened, so a DB001/DB004 leaves nothing behind
+        make_writable_folder(args.output_dir, "--output-dir")
         try:
             results = run_analyses(conn, analysis, opts, model_family=args.model_family,
                                    hardware_type=args.hardware_type, include_simulated=args.include_simulated)

@@ -107,11 +107,11 @@ def test_a_result_without_samples_makes_the_throughput_per_result_like_compare(t
         assert table.loc[hw, "median_throughput"] == pytest.approx(compare.loc[hw, "throughput_items_per_s_p50"])
 
 
-def test_output_dir_that_cannot_be_created_is_one_db000_line(tmp_path, capsys):
+def test_output_dir_that_cannot_be_created_is_one_db000_line(sample_db_path, tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     out_dir = blocker / "out"
-    code, out, err = run_main(["--db", str(tmp_path / "never-opened.duckdb"), "--analysis", "batch-scaling",
+    code, out, err = run_main(["--db", sample_db_path, "--analysis", "batch-scaling",
                                "--output-dir", str(out_dir)], capsys)
     assert code == 2 and out == ""
     assert err.startswith(f"error DB000: cannot create --output-dir {out_dir}: ") and err.count("\n") == 1

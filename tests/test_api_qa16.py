@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import pytest
 from benchmark_db.errors import DatabaseLockedError, DataConversionError
 from benchmark_db_api import BenchmarkDBAPI
 from benchmark_db_models import BenchmarkDB, PerformanceResults, RecordColumns, TestRuns
+from tests.test_maintenance_qa14 import read_only_mount
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -211,18 +211,6 @@ def test_the_api_reads_a_chmod_444_file(sample_db_path):
         api.store_performance_result(model_name="m", hardware_type="cpu")
 
 
-def _read_only_mount(tmp_path: Path, db: str) -> tuple[Path, Path]:
-    """(source folder, mount point) for a read-only bind mount holding a copy of `db` as db.duckdb; skipped
-    where user namespaces are not allowed (root ignores chmod 444, see test_maintenance_qa14.py)."""
-    if not shutil.which("unshare") or subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode:
-        pytest.skip("user namespaces (unshare -rm) are not available: cannot make a read-only mount")
-    src, mnt = tmp_path / "ro_src", tmp_path / "ro"
-    src.mkdir(exist_ok=True)
-    mnt.mkdir(exist_ok=True)
-    shutil.copyfile(db, src / "db.duckdb")
-    return src, mnt
-
-
 def _in_mount(src: Path, mnt: Path, argv: list[str], **kwargs):
     command = " ".join(["mount --bind -o ro", str(src), str(mnt), "&&", "exec", *(f"'{a}'" for a in argv)])
     return ["unshare", "-rm", "sh", "-c", command], kwargs
@@ -243,10 +231,10 @@ print(json.dumps(out))
 
 
 @pytest.mark.slow  # about 1 s: a subprocess in a user namespace
-def test_the_python_api_reads_a_file_on_a_read_only_mount(sample_db_path, tmp_path):
+def test_the_python_api_reads_a_file_on_aread_only_mount(sample_db_path, tmp_path):
     """api.health() and api.get_performance_metrics() failed with "DB001: cannot open ... for writing" on a
     file the process could not write, where api.query() and benchmark_db_query.py read it."""
-    src, mnt = _read_only_mount(tmp_path, sample_db_path)
+    src, mnt = read_only_mount(tmp_path, sample_db_path)
     command, _ = _in_mount(src, mnt, [sys.executable, "-c", READER, str(mnt / "db.duckdb")])
     proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -262,7 +250,7 @@ def test_the_server_serves_a_read_only_file_for_reading(sample_db_path, tmp_path
     now the GET endpoints answer and a write is 503 saying why."""
     from tests.test_api_server import free_port
 
-    src, mnt = _read_only_mount(tmp_path, sample_db_path)
+    src, mnt = read_only_mount(tmp_path, sample_db_path)
     port = free_port()
     command, _ = _in_mount(src, mnt, [sys.executable, str(REPO / "benchmark_db_api.py"), "--serve", "--port",
                                       str(port), "--db", str(mnt / "db.duckdb"), "--idle-release", "0.1"])

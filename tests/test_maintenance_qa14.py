@@ -112,15 +112,21 @@ def test_a_backup_after_a_killed_writer_folds_its_wal_in_first(sample_db_path, t
         assert conn.execute("SELECT count(*) FROM performance_results").fetchone()[0] == live
 
 
-def _in_read_only_mount(tmp_path: Path, db: str, argv: list[str]) -> subprocess.CompletedProcess:
-    """Run the maintenance tool on a copy of `db` on a read-only bind mount (root ignores chmod 444; see
-    test_schema_upgrade_qa.py); skipped where user namespaces are not allowed. `{db}` in argv is the copy."""
+def read_only_mount(tmp_path: Path, db: str) -> tuple[Path, Path]:
+    """(source folder, mount point) for a read-only bind mount that will hold a copy of `db` as db.duckdb
+    (root ignores chmod 444; see test_schema_upgrade_qa.py); skipped where user namespaces are not allowed."""
     if not shutil.which("unshare") or subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode:
         pytest.skip("user namespaces (unshare -rm) are not available: cannot make a read-only mount")
     src, mnt = tmp_path / "ro_src", tmp_path / "ro"
     src.mkdir(exist_ok=True)
     mnt.mkdir(exist_ok=True)
     shutil.copyfile(db, src / "db.duckdb")
+    return src, mnt
+
+
+def _in_read_only_mount(tmp_path: Path, db: str, argv: list[str]) -> subprocess.CompletedProcess:
+    """Run the maintenance tool on a copy of `db` on a read-only bind mount. `{db}` in argv is the copy."""
+    src, mnt = read_only_mount(tmp_path, db)
     args = [a.replace("{db}", str(mnt / "db.duckdb")) for a in argv]
     command = " ".join(["mount --bind -o ro", str(src), str(mnt), "&&", "exec", sys.executable,
                         "benchmark_db_maintenance.py", *(f"'{a}'" for a in args)])
