@@ -67,8 +67,13 @@ def _perf_doc(tmp_path: Path) -> Path:
     return path
 
 
+# the steps that alter a table (2, 4, 5, 6 today): the DDL DuckDB 1.5.5 cannot replay from a WAL. The steps that
+# only create tables, views or indexes replay fine (each took a second of the suite to show it).
+ALTERING_STEPS = [m.version for m in MIGRATIONS if any("ALTER TABLE" in s.upper() for s in m.statements)]
+
+
 @pytest.mark.slow  # a subprocess per schema step
-@pytest.mark.parametrize("step", [m.version for m in MIGRATIONS])
+@pytest.mark.parametrize("step", ALTERING_STEPS)
 def test_a_step_cut_short_before_its_checkpoint_leaves_an_openable_database(tmp_path, step):
     db = tmp_path / "bench.duckdb"
     _cut_short(db, before=step - 1)
