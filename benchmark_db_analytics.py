@@ -581,9 +581,13 @@ def _throughput_values(rows) -> tuple[list[float], str]:
     when every result of the group has samples (all above 0) and a batch size, else the stored per-result
     values. The second item is the basis in the compare output's words. Its median used to be that of the
     stored values beside a latency median from the samples, so the two columns of a row disagreed."""
+    import pandas as pd
+
     per_sample: list[float] = []
     for samples, batch in zip(rows["samples"], rows["batch_size"]):
-        if samples is None or len(samples) == 0 or not batch > 0 or not min(samples) > 0:
+        # a missing batch size is pd.NA (a nullable column), whose truth value raises; missing samples None or NaN
+        if (not hasattr(samples, "__len__") or len(samples) == 0 or pd.isna(batch) or not batch > 0
+                or not min(samples) > 0):
             return [float(v) for v in rows["throughput"].dropna()], "per-result values"
         per_sample.extend(float(batch) * 1000.0 / float(v) for v in samples)
     return per_sample, "raw samples"

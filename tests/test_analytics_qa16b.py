@@ -128,3 +128,21 @@ def test_a_file_it_cannot_write_in_the_output_dir_is_one_db000_line(analysis, tm
     assert code == 2 and out == ""
     assert err == (f"error DB000: cannot write {out_dir / 'anomaly-detection.csv'}: Is a directory; "
                    "pass --output-dir a folder you can write to\n")
+
+
+@pytest.mark.slow  # ~0.6 s
+def test_a_result_without_a_batch_size_makes_the_throughput_per_result(tmp_path, capsys):
+    """A NULL batch size reached `not batch > 0` as pandas' NA: 'unexpected TypeError: boolean value of NA is
+    ambiguous' for hardware-comparison, model-comparison and all on the guide's own database."""
+    import duckdb
+
+    db = _write(tmp_path / "s.duckdb", _sampled_rows())
+    with duckdb.connect(db) as conn:
+        # on both hardware types, so the group of the NULL batch compares two (web results have no batch)
+        conn.execute("UPDATE performance_results SET batch_size = NULL WHERE result_id IN (SELECT min(result_id) "
+                     "FROM performance_results GROUP BY hardware_type)")
+    out_dir = tmp_path / "out"
+    code, _, err = run_main(["--db", db, "--analysis", "hardware-comparison", "--output-dir", str(out_dir)], capsys)
+    assert code == 0, err
+    table = pd.read_csv(out_dir / "hardware-comparison.csv")
+    assert set(table["throughput_basis"]) <= {"raw samples", "per-result values"} and len(table) >= 2
