@@ -244,8 +244,7 @@ def run(args) -> int:
     from benchmark_db.connection import MEMORY, is_lake, resolve_db_path
     from benchmark_db.errors import DBConnectionError
     from benchmark_db.ingest import dry_run_database, render_summary, warn_outdated, write_report
-    from benchmark_db.output import render
-    from benchmark_db.validation import counted
+    from benchmark_db.output import counted, render
     from benchmark_db_models import BenchmarkDB
 
     check_args(args)

@@ -1443,7 +1443,7 @@ def summary_tables(summary: IngestSummary) -> tuple[list[dict], list[dict]]:
 def render_summary(summary: IngestSummary, fmt: str) -> str:
     """The end-of-run summary: files by kind and status, rows per table, failed files (or, for a dry run,
     what every file would become)."""
-    from benchmark_db.output import render
+    from benchmark_db.output import counted, render
 
     if fmt == "json":
         return _json_pretty(summary.as_dict(with_files=True))
@@ -1456,8 +1456,8 @@ def render_summary(summary: IngestSummary, fmt: str) -> str:
         parts.append(render(files, fmt) if files else "(no files)")
     totals = summary.totals()
     head = ("dry run: nothing written. " if summary.dry_run else "") + ", ".join(
-        f"{totals[k]} {k}" for k in ("files", INGESTED, SKIPPED, FAILED, UNCHANGED, FILTERED) if totals[k]
-        or k == "files")
+        counted(totals[k], "file") if k == "files" else f"{totals[k]} {k}"
+        for k in ("files", INGESTED, SKIPPED, FAILED, UNCHANGED, FILTERED) if totals[k] or k == "files")
     moved = moved_files(summary)
     if moved:
         head += f"; {moved}"

@@ -273,3 +273,8 @@ RENDERERS = {"json": to_json, "csv": to_csv, "markdown": to_markdown, "table": t
 def render(data, fmt: str) -> str:
     """`data` (DataFrame or list of dicts) as text in `fmt`."""
     return RENDERERS[fmt](data)
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """`1 problem`, `2 problems`, `1 file`, `0 fixes`: a count and its noun, for the summary lines of the tools."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"

@@ -31,11 +31,6 @@ _LATENCY_COLUMNS = ("average_latency_ms", "latency_p50_ms", "latency_p90_ms", "l
                     "latency_stddev_ms")
 
 
-def counted(count: int, noun: str, plural: str | None = None) -> str:
-    """`1 problem`, `2 problems`, `1 fix`, `0 fixes`: the numbers the summary lines of a validation print."""
-    return f"{count} {noun if count == 1 else plural or noun + 's'}"
-
-
 def _rows(conn, sql: str, params=None) -> list[tuple]:
     return conn.execute(sql, params or []).fetchall()
 

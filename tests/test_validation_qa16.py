@@ -124,3 +124,13 @@ def test_summary_lines_say_1_problem_and_1_fix(db_path, capsys):
     assert captured.out.startswith("1 fix made\n") and "\nvalidation: 1 problem:\n" in captured.out
     assert str(ids["unsure"]) in captured.out.split("validation: 1 problem:")[1]
     assert captured.err.strip().splitlines()[-1] == "validation found 1 problem"
+
+
+def test_the_ingest_summary_says_1_file(tmp_path, capsys):
+    """It read '1 files, 1 ingested' (a new user's walkthrough of the README)."""
+    from tests.test_updater import perf_doc, write
+
+    write(tmp_path / "in" / "a.json", perf_doc())
+    assert benchmark_db_migration.main(["--db", str(tmp_path / "db.duckdb"), "--input-dirs", str(tmp_path / "in"),
+                                        "--format", "table", "--quiet"]) == 0
+    assert "1 file, 1 ingested" in capsys.readouterr().out
