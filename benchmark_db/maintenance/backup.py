@@ -312,10 +312,7 @@ def _refuse_if_not_described(stored: Path, manifest: dict, manifest_path: Path) 
         what = "truncated" if size < expected else "not the file it describes"
         raise MaintenanceError(f"backup {stored} is damaged: it has {size} bytes, {manifest_path.name} says "
                                f"{expected} ({what})", hint)
-    actual = sha256_file(stored)
-    if actual != manifest["sha256"]:
-        raise MaintenanceError(f"backup {stored} is damaged: its sha256 is {actual}, {manifest_path.name} says "
-                               f"{manifest['sha256']}", hint)
+    _refuse_if_damaged(stored, manifest["sha256"], str(stored), "its file")
 
 
 def load_manifest(manifest_path: Path) -> dict:
