@@ -106,7 +106,9 @@ class PeakRSS:
 # all-MiniLM-L6-v2's first measured call here was up to 1.9x its steady state (1.4x with this warm-up, which
 # took a median of 6 calls). Warm-up therefore goes on until it has run for
 # WARMUP_MIN_S and the calls have stopped getting faster (the median of the last WARMUP_WINDOW calls is no more
-# than WARMUP_TOLERANCE below the median of the window before), capped at WARMUP_MAX_S / WARMUP_MAX_CALLS.
+# than WARMUP_TOLERANCE below the median of the window before, and the latest call no more than that below the
+# last window's median: a call that has just dropped 10x must not end a warm-up whose windows are still cold),
+# capped at WARMUP_MAX_S / WARMUP_MAX_CALLS.
 WARMUP_MIN_S = 0.05
 WARMUP_MAX_S = 2.0
 WARMUP_MAX_CALLS = 200
@@ -117,10 +119,13 @@ MAX_ITERATIONS = 100_000
 
 
 def warmup_is_stable(times_ns: list[int], window: int = WARMUP_WINDOW, tolerance: float = WARMUP_TOLERANCE) -> bool:
-    """True when the last `window` calls are no longer getting faster than the `window` calls before them."""
+    """True when the last `window` calls are no longer getting faster than the `window` calls before them,
+    and the latest call is not itself faster than the last window (the calls have not just dropped)."""
     if len(times_ns) < 2 * window:
         return False
-    return median(times_ns[-window:]) >= (1.0 - tolerance) * median(times_ns[-2 * window:-window])
+    recent = median(times_ns[-window:])
+    return recent >= (1.0 - tolerance) * median(times_ns[-2 * window:-window]) and \
+        times_ns[-1] >= (1.0 - tolerance) * recent
 
 
 def warm_up(call: Callable[[], object], sync: Callable[[], None], minimum: int, *, adaptive: bool = True,

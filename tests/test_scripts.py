@@ -44,7 +44,9 @@ def test_help_is_fast_and_imports_nothing_heavy(script):
     assert done.returncode == 0, done.stderr
     assert "usage:" in done.stdout and "--help" in done.stdout
     assert "HEAVY:\n" in done.stdout or done.stdout.rstrip().endswith("HEAVY:"), done.stdout[-200:]
-    assert elapsed < 2.0, f"--help took {elapsed:.2f} s"
+    # a loose bound against a heavy import sneaking in (torch alone takes several seconds); the HEAVY probe above
+    # is the exact check, and speed itself is measured in benchmarks/, not here, where CI's load varies
+    assert elapsed < 5.0, f"--help took {elapsed:.2f} s"
 
 
 def test_every_script_is_in_the_readme():
