@@ -122,9 +122,7 @@ def _cold_then_steady(cold_calls: int, cold_s: float = 0.01, steady_s: float = 0
 def test_warmup_goes_on_until_calls_are_stable_and_keeps_the_minimum():
     """Two fixed warm-up calls left a model's slow first calls in the measured samples (all-MiniLM-L6-v2's
     first measured calls were 2-5x its steady state)."""
-    from runners.measure import measure_calls
-
-    from runners.measure import WARMUP_WINDOW
+    from runners.measure import WARMUP_WINDOW, measure_calls
 
     call, _ = _cold_then_steady(cold_calls=5)
     m = measure_calls(call, warmup=2, min_iterations=5, min_duration_s=0, track_rss=False, adaptive_warmup=True)
