@@ -247,13 +247,31 @@ def _errorbars(ax, xs, p10, p50, p90, *, color, label, simulated, marker="o", li
                 markerfacecolor="white" if simulated else color, markeredgecolor=color)
 
 
+def _with_configuration(df):
+    """`df` with each model's name followed by its test case and sequence length where that model has several
+    (`bert · forward · seq 128`; a missing one is left out): results of different work never share a line or
+    a panel."""
+    df = df.copy()
+    parts = [df["model"].astype(str)]
+    for column, show in (("test_case", lambda v: "" if is_missing(v) else str(v)),
+                         ("sequence_length", lambda v: "" if is_missing(v) else f"seq {int(v)}")):
+        if column not in df:
+            continue
+        several = df.groupby("model", dropna=False)[column].transform(lambda s: s.nunique(dropna=False) > 1)
+        parts.append([show(v) if keep else "" for keep, v in zip(several, df[column])])
+    if len(parts) > 1:
+        df["model"] = [" · ".join(bit for bit in bits if bit) for bits in zip(*parts)]
+    return df
+
+
 def comparison_figure(df, metric: str | Metric = "throughput", by: str = "hardware", title: str | None = None):
     """p50 of the metric against batch size, one line per `by` value (hardware or model), one panel per
-    value of the other dimension. `df` is `reports.compare_table(...)`."""
+    value of the other dimension. `df` is `reports.compare_table(...)`; a model measured in several test cases
+    or sequence lengths is one model per configuration here."""
     m = metric if isinstance(metric, Metric) else get_metric(metric)
     p = m.prefix
     facet = "model" if by == "hardware" else "hardware"
-    df = _label_emulated(df)
+    df = _with_configuration(_label_emulated(df)) if len(df) else _label_emulated(df)
     if "is_simulated" not in df:
         df["is_simulated"] = False
     df[facet] = df[facet].fillna("(unknown)")
@@ -362,6 +380,8 @@ def trend_figure(trend, change_points=None, metric: str | Metric = "throughput",
     groups = list(df.groupby(SERIES_KEYS, dropna=False, sort=True))
     models = df["model"].nunique()
     hardware = df["hardware"].nunique()
+    test_cases = df["test_case"].nunique(dropna=False) if "test_case" in df else 1
+    lengths = df["sequence_length"].nunique(dropna=False) if "sequence_length" in df else 1
     colors = _palette(len(groups))
     with _style():
         fig = _figure((10, 5.6))
@@ -374,8 +394,12 @@ def trend_figure(trend, change_points=None, metric: str | Metric = "throughput",
                 bits.append(str(info["model"]))
             if hardware > 1:
                 bits.append(str(info["hardware"]))
+            if test_cases > 1 and not is_missing(info.get("test_case")):
+                bits.append(str(info["test_case"]))
             bs = info["batch_size"]
             bits.append("batch ?" if is_missing(bs) else f"batch {int(bs)}")
+            if lengths > 1 and not is_missing(info.get("sequence_length")):
+                bits.append(f"seq {int(info['sequence_length'])}")
             if not is_missing(info["precision"]):
                 bits.append(str(info["precision"]))
             simulated = not is_missing(info["is_simulated"]) and bool(info["is_simulated"])

@@ -293,7 +293,10 @@ _METRIC_SOURCE = {"throughput": "pr.throughput_items_per_second", "latency": "pr
 
 def performance_table(conn, filters: ReportFilters, metric: str | None = None, *, with_sums: bool = False,
                       summary=None):
-    """One row per model, hardware, device, batch size and precision: counts and plain aggregates.
+    """One row per model, hardware, device, test case, batch size, sequence length and precision: counts and
+    plain aggregates. Test case and sequence length are keys because results that differ in them measure
+    different work (an optimum-benchmark file's `load_model`, `first_forward` and `forward`; 224 and 384 pixel
+    images): pooled, their mean described none of them.
 
     Aggregates on the integer ids of `performance_results` first and names the (few) groups afterwards:
     on a million rows that is several times faster than grouping the joined names. Ids come from the
@@ -311,8 +314,8 @@ def performance_table(conn, filters: ReportFilters, metric: str | None = None, *
     shown = [c for name in names for c in outer[name]]
     hidden = [f"_sum_{n}, _n_{n}" for n in METRICS] if with_sums else []
     sim = _sim_key(filters)
-    order = (f"ORDER BY model, hardware, device NULLS FIRST, batch_size NULLS FIRST, precision NULLS FIRST"
-             f"{sim}, is_emulated")
+    order = (f"ORDER BY model, hardware, device NULLS FIRST, test_case NULLS FIRST, batch_size NULLS FIRST, "
+             f"sequence_length NULLS FIRST, precision NULLS FIRST{sim}, is_emulated")
     if summary is not None:
         cond, params = filters.where(
             model="COALESCE(model_name, fallback_model)", family="model_family",
@@ -323,7 +326,8 @@ def performance_table(conn, filters: ReportFilters, metric: str | None = None, *
             return _df(conn, f"""
                 SELECT COALESCE(model_name, fallback_model) AS model, model_family,
                        {hardware_label_sql("COALESCE(hardware_type, fallback_hardware)", "is_emulated")} AS hardware,
-                       device_name AS device, batch_size, precision{sim}, is_emulated, results,
+                       device_name AS device, test_case, batch_size, sequence_length, precision{sim},
+                       is_emulated, results,
                        {", ".join(shown + hidden)}, last_result_at
                 FROM _report_summary WHERE {cond} {order}""", params)
         finally:
@@ -349,7 +353,8 @@ def performance_table(conn, filters: ReportFilters, metric: str | None = None, *
     sim_inner += f", {emulated_sql('pr')} AS is_emulated"  # a key: never averaged with real devices
     sql = f"""
         WITH agg AS (
-            SELECT pr.model_id, pr.hardware_id, pr.batch_size, pr.precision{sim_inner},
+            SELECT pr.model_id, pr.hardware_id, pr.test_case, pr.batch_size, pr.sequence_length,
+                   pr.precision{sim_inner},
                    any_value(pr.model_name) AS fallback_model, any_value(pr.hardware_type) AS fallback_hardware,
                    count(*) AS results, {', '.join(chosen)}, max(pr.created_at) AS last_result_at
             FROM performance_results pr {joins}
@@ -357,7 +362,8 @@ def performance_table(conn, filters: ReportFilters, metric: str | None = None, *
             GROUP BY ALL)
         SELECT COALESCE(m.model_name, agg.fallback_model) AS model, m.model_family,
                {hardware_label_sql("COALESCE(hp.hardware_type, agg.fallback_hardware)", "agg.is_emulated")} AS hardware,
-               hp.device_name AS device, agg.batch_size, agg.precision{sim.replace(", ", ", agg.")},
+               hp.device_name AS device, agg.test_case, agg.batch_size, agg.sequence_length,
+               agg.precision{sim.replace(", ", ", agg.")},
                agg.is_emulated, agg.results,
                {", ".join(shown + hidden)}, agg.last_result_at
         FROM agg
@@ -384,8 +390,8 @@ def report_summary(conn, filters: ReportFilters):
 
 
 def pivot_by_hardware(table, metric: str | None = "throughput"):
-    """Pivot of a `performance_table(..., with_sums=True)`: one row per model and batch size, one column per
-    hardware type, cells = mean of the metric over all its results (sum / count, the SQL avg). Simulated
+    """Pivot of a `performance_table(..., with_sums=True)`: one row per model, test case, batch size and sequence
+    length, one column per hardware type, cells = mean of the metric over all its results (sum / count, the SQL avg). Simulated
     results (when the table has `is_simulated`) get columns of their own, `<hardware> (simulated)`, and so do
     emulated ones (`is_emulated`), `<hardware> (emulated)`.
 
@@ -406,15 +412,18 @@ def pivot_by_hardware(table, metric: str | None = "throughput"):
                  else [False] * len(table))
     emulated = (table["is_emulated"].fillna(False).astype(bool).tolist() if "is_emulated" in table
                 else [False] * len(table))
-    for model, batch, hardware, total, count, sim, emu in zip(*(table[c].tolist() for c in (
-            "model", "batch_size", "hardware", f"_sum_{m.name}", f"_n_{m.name}")), simulated, emulated):
+    # test case and sequence length are keys where the table has them (a table built elsewhere may not)
+    row_keys = tuple(k for k in ("model", "test_case", "batch_size", "sequence_length")
+                     if k in table or k in ("model", "batch_size"))
+    for *row, hardware, total, count, sim, emu in zip(*(table[c].tolist() for c in (
+            *row_keys, "hardware", f"_sum_{m.name}", f"_n_{m.name}")), simulated, emulated):
         if pd.isna(count) or not count:
             continue
         if emu:  # an emulated device is not the real one: a column of its own (labelled once)
             hardware = hardware_label(key(hardware), True)
         if sim:  # a column of its own: a simulated number is never averaged into a measured one
             hardware = f"{'unknown' if key(hardware) is None else hardware} (simulated)"
-        cell = totals.setdefault((key(model), key(batch)), {}).setdefault(key(hardware), [0.0, 0])
+        cell = totals.setdefault(tuple(key(v) for v in row), {}).setdefault(key(hardware), [0.0, 0])
         cell[0] += total
         cell[1] += count
     if not totals:
@@ -424,8 +433,8 @@ def pivot_by_hardware(table, metric: str | None = "throughput"):
         return (value is None, value if value is not None else 0)
 
     hardware_columns = sorted({h for cells in totals.values() for h in cells}, key=last_if_none)
-    ordered = sorted(totals.items(), key=lambda item: (last_if_none(item[0][0]), last_if_none(item[0][1])))
-    columns = {"model": [model for (model, _), _ in ordered], "batch_size": [batch for (_, batch), _ in ordered]}
+    ordered = sorted(totals.items(), key=lambda item: tuple(last_if_none(v) for v in item[0]))
+    columns = {name: [row[i] for row, _ in ordered] for i, name in enumerate(row_keys)}
     for h in hardware_columns:
         columns[h] = np.array([cells[h][0] / cells[h][1] if h in cells else np.nan for _, cells in ordered],
                               dtype="float64")
@@ -657,12 +666,13 @@ def summary_table(conn, filters: ReportFilters):
 
 
 def best_hardware_table(conn, filters: ReportFilters):
-    """Per model and batch size: the hardware with the highest mean throughput, and that throughput; `note`
-    lists every hardware of a tie, or says that only one hardware type was measured (no comparison)."""
+    """Per model, test case, batch size and sequence length: the hardware with the highest mean throughput, and
+    that throughput; `note` lists every hardware of a tie, or says that only one hardware type was measured (no
+    comparison)."""
     base, params = _filtered_base(filters)
     sql = f"""
         WITH per_hw AS (
-            SELECT model, batch_size,
+            SELECT model, test_case, batch_size, sequence_length,
                    -- simulated results compete under their own name, never averaged into measured ones
                    -- and so do emulated ones (a software adapter is not the device it stands in for)
                    {hardware_label_sql("hardware", "is_emulated")}
@@ -675,8 +685,8 @@ def best_hardware_table(conn, filters: ReportFilters):
         , ranked AS (
             SELECT *, throughput_items_per_s_mean >= max(throughput_items_per_s_mean) OVER w
                           - abs(max(throughput_items_per_s_mean) OVER w) * 1e-9 AS is_best
-            FROM per_hw WINDOW w AS (PARTITION BY model, batch_size))
-        SELECT model, batch_size,
+            FROM per_hw WINDOW w AS (PARTITION BY model, test_case, batch_size, sequence_length))
+        SELECT model, test_case, batch_size, sequence_length,
                first(hardware ORDER BY throughput_items_per_s_mean DESC, hardware) AS fastest_hardware,
                max(throughput_items_per_s_mean) AS throughput_items_per_s_mean,
                count(*) AS hardware_compared,
@@ -684,7 +694,8 @@ def best_hardware_table(conn, filters: ReportFilters):
                     WHEN count(*) FILTER (WHERE is_best) > 1
                     THEN 'tie: ' || string_agg(hardware, ', ' ORDER BY hardware) FILTER (WHERE is_best)
                END AS note
-        FROM ranked GROUP BY model, batch_size ORDER BY model, batch_size NULLS FIRST"""
+        FROM ranked GROUP BY model, test_case, batch_size, sequence_length
+        ORDER BY model, test_case NULLS FIRST, batch_size NULLS FIRST, sequence_length NULLS FIRST"""
     return _df(conn, sql, params)
 
 
@@ -742,13 +753,16 @@ def _distribution_sql(filters: ReportFilters, metric: Metric, keys: list[str], e
 
 
 def compare_table(conn, filters: ReportFilters, metric: str | None = "throughput", by: str = "hardware"):
-    """The metric per model, hardware, batch size and precision with p10/p50/p90 (for comparisons).
+    """The metric per model, hardware, test case, batch size, sequence length and precision with p10/p50/p90
+    (for comparisons).
 
-    `by="hardware"` adds `relative_to_cpu` (the p50 as a multiple of the CPU's p50 for the same model, batch
-    size and precision, else the CPU's only precision, oriented so that > 1 means better than CPU).
+    `by="hardware"` adds `relative_to_cpu` (the p50 as a multiple of the CPU's p50 for the same model, test
+    case, batch size, sequence length and precision, else the CPU's only precision there, oriented so that > 1
+    means better than CPU).
     """
     m = get_metric(metric)
-    keys = ["model", "hardware", "batch_size", "precision", "is_simulated", "is_emulated"]
+    keys = ["model", "hardware", "test_case", "batch_size", "sequence_length", "precision", "is_simulated",
+            "is_emulated"]
     sql, params = _distribution_sql(filters, m, keys)
     df = _df(conn, sql, params).drop(columns=["first_at"]).rename(columns={"last_at": "last_result_at"})
     if not filters.include_simulated:
@@ -759,21 +773,25 @@ def compare_table(conn, filters: ReportFilters, metric: str | None = "throughput
         if "is_simulated" in cpu:
             cpu = cpu[~cpu["is_simulated"].astype(bool)]
         # the CPU row of the same precision (so CPU itself is 1x at every precision); else, when the CPU
-        # was measured at one precision only for that model and batch size, that one
+        # was measured at one precision only for that model, test case, batch size and sequence length, that one
+        where = ("model", "test_case", "batch_size", "sequence_length")
+
+        def config(frame):
+            return [tuple(None if is_missing(v) else v for v in row)
+                    for row in zip(*(frame[c] for c in where), frame["precision"])]
+
         exact: dict = {}
-        by_batch: dict = {}
-        for mo, bs, pr, value in zip(cpu["model"], cpu["batch_size"], cpu["precision"], cpu[p50]):
-            mo, bs, pr = (None if is_missing(v) else v for v in (mo, bs, pr))
-            exact.setdefault((mo, bs, pr), value)
-            by_batch.setdefault((mo, bs), {}).setdefault(pr, value)
+        by_config: dict = {}
+        for (*place, pr), value in zip(config(cpu), cpu[p50]):
+            exact.setdefault((*place, pr), value)
+            by_config.setdefault(tuple(place), {}).setdefault(pr, value)
         if exact:
             ref = []
-            for mo, bs, pr in zip(df["model"], df["batch_size"], df["precision"]):
-                mo, bs, pr = (None if is_missing(v) else v for v in (mo, bs, pr))
-                if (mo, bs, pr) in exact:
-                    ref.append(exact[(mo, bs, pr)])
+            for *place, pr in config(df):
+                if (*place, pr) in exact:
+                    ref.append(exact[(*place, pr)])
                 else:
-                    only = by_batch.get((mo, bs), {})
+                    only = by_config.get(tuple(place), {})
                     ref.append(next(iter(only.values())) if len(only) == 1 else None)
             ratio = []
             for value, base in zip(df[p50], ref):
@@ -785,10 +803,15 @@ def compare_table(conn, filters: ReportFilters, metric: str | None = "throughput
     return df
 
 
+# one series of a trend (and of its change points): results of one configuration
+SERIES_KEYS = ["model", "hardware", "test_case", "batch_size", "sequence_length", "precision", "is_simulated",
+               "is_emulated"]
+
+
 def trend_table(conn, filters: ReportFilters, metric: str | None = "throughput"):
     """One point per run (or per result without a run) and configuration, in time order."""
     m = get_metric(metric)
-    keys = ["model", "hardware", "batch_size", "precision", "is_simulated", "is_emulated", "point"]
+    keys = SERIES_KEYS + ["point"]
     sql, params = _distribution_sql(filters, m, keys)
     df = _df(conn, sql, params)
     df = df.rename(columns={"first_at": "at"}).drop(columns=["last_at"])
@@ -796,13 +819,9 @@ def trend_table(conn, filters: ReportFilters, metric: str | None = "throughput")
     # counted in attrs["undated"] so that a chart can say so (matplotlib failed on NaT)
     undated = int(df["at"].isna().sum())
     df = df[df["at"].notna()]
-    df = df.sort_values(["model", "hardware", "batch_size", "precision", "is_simulated", "is_emulated", "at"]
-                        ).reset_index(drop=True)
+    df = df.sort_values(SERIES_KEYS + ["at"]).reset_index(drop=True)
     df.attrs["undated"] = undated
     return df
-
-
-SERIES_KEYS = ["model", "hardware", "batch_size", "precision", "is_simulated", "is_emulated"]
 
 
 def trend_change_points(trend, metric: str | None = "throughput"):
@@ -1097,18 +1116,19 @@ def build_report(conn, kind: str, filters: ReportFilters | None = None, metric: 
                 if len(full) else 0
             sections.append(ReportSection(
                 "performance", "Performance by configuration", table,
-                "one row per model, hardware, device, batch size and precision; means over all matching "
-                "results (throughput in items/s, latency in ms, memory in MB)"))
+                "one row per model, hardware, device, test case, batch size, sequence length and precision; means "
+                "over all matching results (throughput in items/s, latency in ms, memory in MB)"))
             pivot_metric = metric or "throughput"
             m = get_metric(pivot_metric)
             sections.append(ReportSection(
                 "by_hardware", f"{m.label} by hardware ({m.unit}, mean)",
                 pivot_by_hardware(full, pivot_metric),
-                f"mean {m.label.lower()} per model and batch size on each hardware type"))
+                f"mean {m.label.lower()} per model, test case, batch size and sequence length on each hardware "
+                "type"))
         elif k == "hardware":
             sections.append(ReportSection("hardware", "Hardware platforms", hardware_table(conn, filters),
                                           "every known platform and how much was measured on it"))
-            sections.append(ReportSection("fastest", "Fastest hardware per model and batch size",
+            sections.append(ReportSection("fastest", "Fastest hardware per model and configuration",
                                           best_hardware_table(conn, filters),
                                           "highest mean throughput (items/s) among the hardware measured; the note names "
                                           "every hardware of a tie, or says when only one was measured"))
@@ -1125,7 +1145,7 @@ def build_report(conn, kind: str, filters: ReportFilters | None = None, metric: 
         elif k == "summary":
             sections.append(ReportSection("summary", "Summary", summary_table(conn, filters)))
             if kind == "summary":
-                sections.append(ReportSection("fastest", "Fastest hardware per model and batch size",
+                sections.append(ReportSection("fastest", "Fastest hardware per model and configuration",
                                               best_hardware_table(conn, filters),
                                               "highest mean throughput (items/s) among the hardware measured; "
                                               "the note names every hardware of a tie, or says when only one "

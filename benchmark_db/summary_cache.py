@@ -1,10 +1,11 @@
 """The per-configuration summary of `performance_results` that reports read, cached beside the database file.
 
-A performance report groups every result by model, hardware, batch size and precision. On a million rows
+A performance report groups every result by model, hardware, test case, batch size, sequence length and
+precision. On a million rows
 that GROUP BY costs tens of milliseconds however it is written (the hash aggregate itself, not reading the
 columns, is most of it), and people ask for the same report again and again while the data does not change.
-So the fine-grained aggregate (one row per model id, hardware id, batch size, precision, simulated flag and
-emulated flag, with counts, sums, minima and maxima from which every coarser figure is exact, and the names of
+So the fine-grained aggregate (one row per model id, hardware id, test case, batch size, sequence length,
+precision, simulated flag and emulated flag, with counts, sums, minima and maxima from which every coarser figure is exact, and the names of
 its model and hardware) is saved as an Arrow IPC file next to the database (`<db>.summary.arrow`, memory-mapped
 when read) together with a fingerprint of the database's committed state, and reused while the fingerprint
 matches.
@@ -41,7 +42,7 @@ import time
 from pathlib import Path
 
 # Bumped whenever the summary's columns or meaning change, so an old cache file is never read as a new one.
-SUMMARY_FORMAT = "4"  # 4: is_emulated is a grouping key
+SUMMARY_FORMAT = "5"  # 4: is_emulated is a grouping key; 5: test_case and sequence_length too
 _FINGERPRINT_KEY = b"benchmark_db.summary_fingerprint"
 _HEADER_BYTES = 3 * 4096  # DuckDB's main header (with the file's random identifier) and its two database headers
 # A summary is saved only when the database and its WAL last changed at least this long before the report read
@@ -52,7 +53,7 @@ _RACY_SECONDS = 2.0
 _RACY_FINE_SECONDS = 0.05
 _WAL_TAIL = 65536
 
-# One row per (model id, hardware id, batch size, precision, simulated, emulated). Emulated results (a software
+# One row per (model id, hardware id, test case, batch size, sequence length, precision, simulated, emulated). Emulated results (a software
 # adapter, `performance_results.is_emulated`) are groups of their own, never merged with real devices.
 # Means are sum / count (what SQL's avg computes) so any coarser grouping of these rows gives exactly the
 # figures of a direct aggregate. The names come from the dimension tables; the fingerprint covers them too.
@@ -60,7 +61,7 @@ _WAL_TAIL = 65536
 # own names, row by row).
 SUMMARY_SQL = """
 WITH agg AS (
-    SELECT pr.model_id, pr.hardware_id, pr.batch_size, pr.precision,
+    SELECT pr.model_id, pr.hardware_id, pr.test_case, pr.batch_size, pr.sequence_length, pr.precision,
            COALESCE(pr.is_simulated, false) AS is_simulated,
            COALESCE(pr.is_emulated, false) AS is_emulated,
            any_value(pr.model_name) AS fallback_model, any_value(pr.hardware_type) AS fallback_hardware,

@@ -128,7 +128,8 @@ def test_pivot_and_fastest_hardware_never_average_emulated_with_real(db):
         best = reports.best_hardware_table(conn, ReportFilters()).iloc[0]
         wide = reports.throughput_by_hardware(conn, ReportFilters()).iloc[0]
     pivot = reports.pivot_by_hardware(full, "throughput")
-    assert pivot.columns.tolist() == ["model", "batch_size", "cpu", "webgpu", "webgpu (emulated)"]
+    assert pivot.columns.tolist() == ["model", "test_case", "batch_size", "sequence_length", "cpu", "webgpu",
+                                      "webgpu (emulated)"]
     row = pivot.iloc[0]
     assert row["webgpu"] == pytest.approx(1000.0) and row["webgpu (emulated)"] == pytest.approx(20.0)
     assert wide["webgpu"] == pytest.approx(1000.0) and wide["webgpu (emulated)"] == pytest.approx(20.0)
@@ -153,7 +154,8 @@ def test_hardware_filter_matches_emulated_results_shown_labelled(tmp_path):
     report = _report(path, ReportFilters.make(hardware="webgpu"))
     rows = {(r["hardware"], r["device"]): r for r in report.main.to_dict(orient="records")}
     assert set(rows) == {("webgpu", "Test GPU"), ("webgpu (emulated)", "google swiftshader")}
-    assert report.sections[1].frame.columns.tolist() == ["model", "batch_size", "webgpu", "webgpu (emulated)"]
+    assert report.sections[1].frame.columns.tolist() == ["model", "test_case", "batch_size", "sequence_length",
+                                                         "webgpu", "webgpu (emulated)"]
     with connect(path, read_only=True) as conn:
         hw = reports.hardware_table(conn, ReportFilters()).set_index("device")
     assert hw.loc["google swiftshader", "emulated_results"] == 2 and hw.loc["Test GPU", "emulated_results"] == 0

@@ -70,12 +70,14 @@ def test_performance_table_equals_plain_sql(conn):
 def test_hardware_pivot_equals_plain_sql(conn):
     for metric, column in (("throughput", "throughput_items_per_second"), ("latency", "average_latency_ms")):
         full = reports.performance_table(conn, ReportFilters(), with_sums=True)
-        pivot = reports.pivot_by_hardware(full, metric).set_index(["model", "batch_size"])
-        plain = conn.execute(f"""SELECT model_name, batch_size, hardware_type, avg({column}) FROM performance_results
-                                 WHERE NOT is_simulated GROUP BY ALL""").fetchall()
+        keys = ["model", "test_case", "batch_size", "sequence_length"]
+        pivot = reports.pivot_by_hardware(full, metric).set_index(keys)
+        plain = conn.execute(f"""SELECT model_name, test_case, batch_size, sequence_length, hardware_type,
+                                        avg({column})
+                                 FROM performance_results WHERE NOT is_simulated GROUP BY ALL""").fetchall()
         assert pivot.shape == (30, 4)
-        for model, batch, hardware, value in plain:
-            assert pivot.loc[(model, batch), hardware] == pytest.approx(value, rel=1e-12)
+        for *key, hardware, value in plain:
+            assert pivot.loc[tuple(key), hardware] == pytest.approx(value, rel=1e-12)
 
 
 def test_filters_match_plain_sql(conn):
@@ -332,10 +334,11 @@ def test_fastest_hardware_names_a_simulated_winner_as_simulated(tmp_path):
     with BenchmarkDB(path) as db, db.transaction():
         bert = db.get_or_add_model("bert-base-uncased", model_family="bert")
         records = []
-        for hw, throughput, simulated in (("cpu", 100.0, False), ("cuda", 500.0, False), ("cuda", 5000.0, True)):
-            records.append(PerformanceResults(
+        for number, (hw, throughput, simulated) in enumerate(
+                (("cpu", 100.0, False), ("cuda", 500.0, False), ("cuda", 5000.0, True)), start=1):
+            records.append(PerformanceResults(result_id=number,  # one configuration: its natural ids would clash
                 model_id=bert, hardware_id=db.get_or_add_hardware(hw), model_name="bert-base-uncased",
-                hardware_type=hw, test_case="sim" if simulated else "inference", batch_size=1, precision="fp32",
+                hardware_type=hw, test_case="inference", batch_size=1, precision="fp32",
                 throughput_items_per_second=throughput, is_simulated=simulated,
                 created_at=dt.datetime(2025, 3, 1)))
         db.insert_many(records)

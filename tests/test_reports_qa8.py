@@ -55,7 +55,7 @@ def test_markdown_of_an_empty_result_says_so(sample_db_path, capsys):
     code, out, _ = run(capsys, "--db", sample_db_path, "--format", "markdown", "--sql", "SELECT * FROM models WHERE false")
     assert code == 0 and out.splitlines()[-1] == "_no rows_" and out.splitlines()[-2] == ""
     code, out, _ = run(capsys, "--db", sample_db_path, "--report", "summary", "--format", "markdown", "--batch-size", "999")
-    fastest = out.split("## Fastest hardware per model and batch size", 1)[1]
+    fastest = out.split("## Fastest hardware per model and configuration", 1)[1]
     assert code == 0 and "_no rows_" in fastest
 
 

@@ -110,8 +110,8 @@ def test_csv_report_to_a_file_writes_one_csv_per_section(sample_db_path, tmp_pat
 def test_csv_report_on_stdout_names_the_sections_it_leaves_out(sample_db_path, capsys):
     code, out, err = run(query, capsys, "--db", sample_db_path, "--report", "summary", "--format", "csv")
     assert code == 0 and out.startswith("item,value")
-    assert "Fastest hardware per model and batch size" not in out  # stdout stays one table for pipes
-    assert "1 more section" in err and "'Fastest hardware per model and batch size'" in err and "--output" in err
+    assert "Fastest hardware per model and configuration" not in out  # stdout stays one table for pipes
+    assert "1 more section" in err and "'Fastest hardware per model and configuration'" in err and "--output" in err
     code, out, err = run(query, capsys, "--db", sample_db_path, "--report", "integration", "--format", "csv")
     assert code == 0 and "section" not in err  # one section: nothing is left out, nothing to say
 
