@@ -71,6 +71,7 @@ from benchmark_db.errors import (
     DBConnectionError,
     SchemaError,
 )
+from benchmark_db.output import decimal_text
 from benchmark_db.readonly_sql import MAX_SQL_CHARS, QueryRefused
 from benchmark_db_api import BenchmarkDBAPI
 from benchmark_db_models import record_count, utc_now
@@ -432,7 +433,11 @@ class ModelPage(Page):
 class QueryOut(BaseModel):
     columns: list[str]
     types: list[str]
-    rows: list[list[Any]]
+    rows: list[list[Any]] = Field(description=(
+        "one list per row, in the order of `columns`. DECIMAL and HUGEINT values are JSON numbers with all "
+        "their digits, as `benchmark_db_query.py --sql --format json` writes them: parse them with a decimal "
+        "type to keep them exact (Python: `json.loads(text, parse_float=decimal.Decimal)`). NaN and infinity "
+        "are null; times ISO 8601 text; BLOBs base64; INTERVALs seconds."))
     row_count: int
 
 
@@ -486,6 +491,28 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, list | tuple | set):
         return [json_safe(v) for v in value]
     return str(value)
+
+
+def exact_json_safe(value: Any) -> Any:
+    """json_safe, but a number stays exact: a finite Decimal (DECIMAL) and an integer beyond 64 bits (HUGEINT)
+    become an orjson.Fragment of their digits, a JSON number written as is. json_safe rounded a DECIMAL with a
+    fraction to a float (12345678901234567890.123456789 read 12345678901234567000.0), and orjson refuses an
+    integer beyond 64 bits. POST /query writes its rows with this, as `benchmark_db_query.py --sql --format json`
+    writes Decimals (benchmark_db.output.to_json, `0.000000000` rather than str()'s `0E-9`)."""
+    kind = type(value)  # exact types first: the common cells cost one comparison, not several isinstance
+    if value is None or kind is str or kind is bool:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if isinstance(value, decimal.Decimal):
+        return orjson.Fragment(decimal_text(value)) if value.is_finite() else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if -INT63 - 1 <= value <= INT63 else orjson.Fragment(str(value))
+    if isinstance(value, dict):
+        return {str(k): exact_json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [exact_json_safe(v) for v in value]
+    return json_safe(value)
 
 
 _JSON_TEXT_COLUMNS = {"metrics", "metadata", "environment"}
@@ -846,8 +873,8 @@ class BodyLimit:
 
 
 def _json_response(content: Any, status_code: int = 200) -> Response:
-    """JSON of plain values (already json_safe) through orjson, several times faster than json.dumps; what
-    orjson cannot write (an integer beyond 64 bits from /query) goes through the standard encoder."""
+    """JSON of plain values (already json_safe, or exact_json_safe) through orjson, several times faster than
+    json.dumps; what orjson cannot write (an integer beyond 64 bits) goes through the standard encoder."""
     try:
         body = orjson.dumps(content)
     except (TypeError, orjson.JSONEncodeError):
@@ -1102,8 +1129,9 @@ def create_app(settings: ServerSettings | None = None, api: BenchmarkDBAPI | Non
         """Run one read-only SELECT. No writes, ATTACH, COPY, INSTALL/LOAD, PRAGMA/SET, file or network
         access; parameters are bound; results are bounded in rows and time."""
         result = api.run_query(body.sql, body.params)
-        rows = [[json_safe(v) for v in row] for row in result.rows]
-        return JSONResponse({"columns": result.columns, "types": result.types, "rows": rows,
-                             "row_count": len(rows)})
+        # DECIMAL and HUGEINT exact (JSON numbers with all their digits), through orjson
+        rows = [[exact_json_safe(v) for v in row] for row in result.rows]
+        return _json_response({"columns": result.columns, "types": result.types, "rows": rows,
+                               "row_count": len(rows)})
 
     return app

@@ -115,6 +115,13 @@ def plain_records(frame) -> list[dict]:
     return [dict(zip(names, row)) for row in zip(*columns)]
 
 
+def decimal_text(value: decimal.Decimal) -> str:
+    """A finite Decimal's digits in plain notation, as DuckDB prints a DECIMAL: `0.000000000` and `0.000000100`
+    where str() gave `0E-9` and `1.00E-7` (both valid JSON numbers, but not what a person or a spreadsheet
+    expects). Always a valid JSON number, exact, with the trailing zeros of the column's scale."""
+    return format(value, "f")
+
+
 def dumps(value) -> str:
     """JSON text, indented by two spaces (orjson: the report renderers' hot path)."""
     import orjson
@@ -131,6 +138,8 @@ def _cell(value) -> str:
     if isinstance(value, (list, dict)):
         text = json.dumps(value)
         return text if len(text) <= 60 else text[:57] + "..."
+    if isinstance(value, decimal.Decimal) and value.is_finite():
+        return decimal_text(value)
     return str(value)
 
 
@@ -160,7 +169,7 @@ def to_json(data) -> str:
                 import uuid
 
                 marker = f"exact-{uuid.uuid4().hex}-"
-            exact[key := f"{marker}{len(exact)}"] = str(value)
+            exact[key := f"{marker}{len(exact)}"] = decimal_text(value)
             return key
         if isinstance(value, list):
             return [number(v) for v in value]
@@ -198,6 +207,8 @@ def _csv_cell(value):
         return repr(value) if math.isfinite(value) else ""
     if isinstance(value, (list, dict)):
         return _cell(value)
+    if isinstance(value, decimal.Decimal):
+        return decimal_text(value) if value.is_finite() else ""
     return "" if value is None else value
 
 

@@ -18,6 +18,7 @@ This module imports pandas lazily (through DuckDB's `.df()`) and never matplotli
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import html as _html
 import json
 import re
@@ -1283,6 +1284,11 @@ def _format_cell(value) -> tuple[str, str | None]:
             return "", None
         text = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
         return text, repr(value)
+    if isinstance(value, decimal.Decimal) and value.is_finite():  # a DECIMAL of --sql: all its digits, as
+        # DuckDB prints them, and a sort key like an int's or float's (as text, 10.500 sorted before 9.250)
+        from benchmark_db.output import decimal_text
+
+        return f"{value:,f}", decimal_text(value)
     if isinstance(value, (list, dict)):
         text = json.dumps(value)
         return (text if len(text) <= 80 else text[:77] + "..."), None
