@@ -313,6 +313,32 @@ def _series_label(model, hardware=None, batch=None, precision=None) -> str:
     return " | ".join(parts)
 
 
+CONFIGURATION_COLUMNS = ("test_case", "sequence_length")
+
+
+def _configuration_labels(df, per_model: bool = True) -> list[str]:
+    from benchmark_db.reports import configuration_labels  # one rule for the reports' charts and these
+
+    return configuration_labels(df, per_model)
+
+
+def _varying(table, columns=CONFIGURATION_COLUMNS) -> list[str]:
+    """Those of `columns` that take more than one value in `table`: the markdown tables show the test case and
+    sequence length where they tell rows apart (the CSV and JSON always have them)."""
+    return [c for c in columns if c in table and table[c].nunique(dropna=False) > 1]
+
+
+def _series_labels(keys: list[str], series_keys) -> list[str]:
+    """`_series_label` of each series (a tuple of `keys` values), its model named with its configuration where
+    the model has several series of different test cases or sequence lengths."""
+    import pandas as pd
+
+    frame = pd.DataFrame([dict(zip(keys, key)) for key in series_keys], columns=keys)
+    models = _configuration_labels(frame)
+    return [_series_label(model, row.get("hardware"), row.get("batch_size"), row.get("precision"))
+            for model, row in zip(models, frame.to_dict("records"))]
+
+
 def _wrapped_label(text: str, width: int, lines: int = 3) -> str:
     """`text` on at most `lines` lines of at most `width` characters, broken after a space, /, -, _ or . where
     it can be, the rest cut with an ellipsis: long model names no longer run into each other under the bars."""
@@ -359,7 +385,7 @@ def _grouped_bar_figure(plt, table, hws, value: str, low: str, high: str, *, tit
     for i, ax in enumerate(axes[:, 0]):
         chunk = shown[i * per_panel:(i + 1) * per_panel]
         _grouped_bars(ax, table, chunk, hws, value, low, high,
-                      labels=[_wrapped_label(m, label_chars) for m in chunk])
+                      labels=[_bar_label(m, label_chars) for m in chunk])
         if len(chunk) < per_panel:  # a short last panel keeps the others' bar widths
             ax.set_xlim(-0.5, per_panel - 0.5)
         _log_if_wide(ax, table[table["model"].isin(shown)][value])
@@ -368,6 +394,16 @@ def _grouped_bar_figure(plt, table, hws, value: str, low: str, high: str, *, tit
     axes[-1, 0].set_xlabel("model")
     _legend_beside(axes[0, 0], title="hardware")
     return fig, shown, models_all
+
+
+def _bar_label(text: str, width: int) -> str:
+    """A bar group's label wrapped under it; a model's configuration (`bert · forward · seq 512`, see
+    `_configuration_labels`) on lines of its own, so cutting a long model name never cuts off which
+    configuration the bars are (two bars read `bert · forward · seq…`)."""
+    name, dot, configuration = str(text).partition(" · ")
+    if not dot:
+        return _wrapped_label(text, width)
+    return _wrapped_label(name, width, lines=2) + "\n" + _wrapped_label(configuration, width, lines=2)
 
 
 def _chart_note(shown, models, batch) -> str:
@@ -682,11 +718,13 @@ def performance_trends(df, opts: Options) -> AnalysisResult:
         seen.add(pair)
         if len(picked) >= MAX_SERIES_PLOTTED:
             break
+    # a model measured in several test cases or sequence lengths has one series each: the labels say which
+    labels = dict(zip((s[0] for s in series), _series_labels(keys, [s[0] for s in series])))
     chosen = [series[i] for i in picked]
     fig, ax = plt.subplots(figsize=(13, 6))
     all_y = []
     for key, per_run, cps in chosen:
-        label = _series_label(*key[:4])
+        label = labels[key]
         line, = ax.plot(per_run["created_at"], per_run["latency_ms"], marker="o", ms=3, label=label)
         all_y += list(per_run["latency_ms"])
         for cp in cps:
@@ -706,13 +744,13 @@ def performance_trends(df, opts: Options) -> AnalysisResult:
         fig = go.Figure()
         for key, per_run, cps in series:
             fig.add_trace(go.Scatter(x=per_run["created_at"], y=per_run["latency_ms"], mode="lines+markers",
-                                     name=_series_label(*key[:4]),
+                                     name=labels[key],
                                      meta={"model": str(key[0]), "hardware": str(key[1])},
                                      hovertemplate="%{x}<br>%{y:.3f} ms<extra>%{fullData.name}</extra>"))
             if cps:
                 fig.add_trace(go.Scatter(x=[per_run["created_at"].iloc[c.index] for c in cps],
                                          y=[c.median_after for c in cps], mode="markers",
-                                         marker={"symbol": "x", "size": 12}, name=f"change points {_series_label(*key[:4])}",
+                                         marker={"symbol": "x", "size": 12}, name=f"change points {labels[key]}",
                                          meta={"model": str(key[0]), "hardware": str(key[1])},
                                          text=[f"{c.change_pct:+.1f}% (p={c.p_value:.2g})" for c in cps]))
         axis = _plotly_axis_type([v for _, per_run, _ in series for v in per_run["latency_ms"]])
@@ -729,8 +767,9 @@ def performance_trends(df, opts: Options) -> AnalysisResult:
         text.append(f"Caveat: the longest series has {table['runs'].max()} runs; change points need at least "
                     f"{MIN_RUNS_FOR_CHANGE_POINTS} runs ({_CHANGE_POINT_RULE}) and trends on a few runs are weak "
                     "evidence.\n")
-    text.append(_md_table(table, ["model", "hardware", "batch_size", "precision", "runs", "median_latency_ms",
-                                  "span_days", "change_pct_over_span", "p_value", "change_points"], max_rows=15))
+    text.append(_md_table(table, ["model", "hardware", "batch_size", "precision"] + _varying(table)
+                          + ["runs", "median_latency_ms", "span_days", "change_pct_over_span", "p_value",
+                             "change_points"], max_rows=15))
     return AnalysisResult("performance-trends", _write_summary("performance-trends", "\n".join(text), opts, files),
                           files)
 
@@ -743,8 +782,10 @@ def hardware_comparison(df, opts: Options) -> AnalysisResult:
     df = df.dropna(subset=["latency_ms"])
     rng = np.random.default_rng(opts.seed)
     rows = []
-    for (model, family, batch, seq), group in df.groupby(["model", "model_family", "batch_size", "sequence_length"],
-                                                         dropna=False):
+    # one comparison per configuration: a model's load_model and forward rows, or its sequence lengths 32 and
+    # 512, are different work and were pooled into one median that described none of them
+    for (model, family, case, batch, seq), group in df.groupby(
+            ["model", "model_family", "test_case", "batch_size", "sequence_length"], dropna=False):
         by_hw = {hw: g for hw, g in group.groupby("hardware")}
         if len(by_hw) < 2:
             continue
@@ -758,8 +799,8 @@ def hardware_comparison(df, opts: Options) -> AnalysisResult:
             speedup = medians[ref_hw] / medians[hw] if medians[hw] else None
             lo, hi = _bootstrap_ratio(ref_values, values, rng) if hw != ref_hw else (1.0, 1.0)
             throughput, throughput_basis = _throughput_values(g)
-            rows.append({"model": model, "model_family": family, "batch_size": batch, "sequence_length": seq,
-                         "hardware": hw, "is_emulated": bool(g["is_emulated"].any()), "reference_hardware": ref_hw,
+            rows.append({"model": model, "model_family": family, "test_case": case, "batch_size": batch,
+                         "sequence_length": seq, "hardware": hw, "is_emulated": bool(g["is_emulated"].any()), "reference_hardware": ref_hw,
                          "median_latency_ms": medians[hw],
                          "median_throughput": float(np.median(throughput)) if throughput else None,
                          "throughput_basis": throughput_basis, "speedup_vs_reference": speedup,
@@ -770,17 +811,20 @@ def hardware_comparison(df, opts: Options) -> AnalysisResult:
     if not rows:
         raise AnalysisUnavailable("no model was measured on two or more hardware types (after filters)")
     table = pd.DataFrame(rows)
+    best_keys = ["model_family", "test_case", "sequence_length", "batch_size"]
     best = (table.sort_values("median_throughput", ascending=False)
-            .groupby(["model_family", "batch_size"], dropna=False).head(1)
-            [["model_family", "batch_size", "hardware", "is_emulated", "median_throughput", "model"]]
-            .sort_values(["model_family", "batch_size"]))
+            .groupby(best_keys, dropna=False).head(1)
+            [best_keys + ["hardware", "is_emulated", "median_throughput", "model"]]
+            .sort_values(best_keys))
     _write_data(table, opts, "hardware-comparison", files,
                 extra={"best_hardware": json.loads(best.to_json(orient="records"))})
     plt = _plt()
     # chart: speed-up vs reference per model at the most common batch size, with CI error bars
     batch = int(table["batch_size"].mode().iloc[0]) if table["batch_size"].notna().any() else None
     sub = table[table["batch_size"] == batch] if batch is not None else table
-    # one bar per model x hardware: the configuration with most results (sequence lengths may differ)
+    # one bar per model configuration x hardware: a model with several test cases or sequence lengths is named
+    # with each (`bert · forward · seq 128`)
+    sub = sub.assign(model=_configuration_labels(sub))
     sub = sub.sort_values("rows", ascending=False).drop_duplicates(["model", "hardware"])
     hws = sorted(sub["hardware"].unique())
     ref_names = ", ".join(sorted(sub["reference_hardware"].unique()))
@@ -795,11 +839,12 @@ def hardware_comparison(df, opts: Options) -> AnalysisResult:
         import plotly.graph_objects as go
 
         fig = go.Figure()
-        for (model, hw), g in table.groupby(["model", "hardware"]):
+        lines = table.assign(label=_configuration_labels(table))
+        for (label, hw), g in lines.groupby(["label", "hardware"]):
             g = g.sort_values("batch_size")
             fig.add_trace(go.Scatter(
-                x=g["batch_size"], y=g["speedup_vs_reference"], mode="lines+markers", name=_series_label(model, hw),
-                meta={"model": str(model), "hardware": str(hw)},
+                x=g["batch_size"], y=g["speedup_vs_reference"], mode="lines+markers", name=_series_label(label, hw),
+                meta={"model": str(g["model"].iloc[0]), "hardware": str(hw)},
                 error_y={"type": "data", "symmetric": False,
                          "array": (g["ci95_high"] - g["speedup_vs_reference"]).fillna(0),
                          "arrayminus": (g["speedup_vs_reference"] - g["ci95_low"]).fillna(0)},
@@ -815,10 +860,14 @@ def hardware_comparison(df, opts: Options) -> AnalysisResult:
             "median latency of the reference hardware / median latency of this one, 95% bootstrap CI from raw "
             "samples where both sides have them.\n" + _chart_note(shown, models, batch),
             "### Best hardware per model family and batch size (throughput)\n",
-            _md_table(best, max_rows=40), "\n### Speed-ups\n",
-            _md_table(table.sort_values(["model", "batch_size", "sequence_length", "hardware"]),
-                      ["model", "batch_size", "sequence_length", "hardware", "median_latency_ms", "speedup_vs_reference", "ci95_low",
-                       "ci95_high", "evidence"], max_rows=20)]
+            _md_table(best, ["model_family"] + _varying(best, ["test_case"]) + ["batch_size"]
+                      + _varying(best, ["sequence_length"]) + ["hardware", "is_emulated", "median_throughput", "model"],
+                      max_rows=40), "\n### Speed-ups\n",
+            _md_table(table.sort_values(["model", "test_case", "batch_size", "sequence_length", "hardware"]),
+                      ["model"] + _varying(table, ["test_case"]) + ["batch_size", "sequence_length", "hardware",
+                                                                     "median_latency_ms", "speedup_vs_reference",
+                                                                     "ci95_low", "ci95_high", "evidence"],
+                      max_rows=20)]
     return AnalysisResult("hardware-comparison", _write_summary("hardware-comparison", "\n".join(text), opts, files),
                           files)
 
@@ -831,22 +880,27 @@ def model_comparison(df, opts: Options) -> AnalysisResult:
     df = df.dropna(subset=["latency_ms"])
     rng = np.random.default_rng(opts.seed)
     rows = []
-    for (hw, batch, model), g in df.groupby(["hardware", "batch_size", "model"], dropna=False):
+    # models are compared only doing the same work: the same test case at the same sequence length (a model
+    # at sequence length 32 was ranked "fastest" against another at 512, load_model against forward)
+    same_work = ["hardware", "batch_size", "test_case", "sequence_length"]
+    for (hw, batch, case, seq, model), g in df.groupby(same_work + ["model"], dropna=False):
         values, ev = _side_values(g)
         lo, hi = _bootstrap_median(values, rng)
         throughput, throughput_basis = _throughput_values(g)
-        rows.append({"hardware": hw, "is_emulated": bool(g["is_emulated"].any()), "batch_size": batch, "model": model,
+        rows.append({"hardware": hw, "is_emulated": bool(g["is_emulated"].any()), "batch_size": batch,
+                     "test_case": case, "sequence_length": seq, "model": model,
                      "model_family": g["model_family"].iloc[0],
                      "parameters_million": g["parameters_million"].iloc[0], "median_latency_ms": float(np.median(values)),
                      "latency_ci95_low": lo, "latency_ci95_high": hi,
                      "median_throughput": float(np.median(throughput)) if throughput else None,
                      "throughput_basis": throughput_basis, "evidence": ev, "rows": len(g)})
     table = pd.DataFrame(rows)
-    if table.empty or table.groupby(["hardware", "batch_size"])["model"].nunique().max() < 2:
-        raise AnalysisUnavailable("no hardware type has two or more models measured at the same batch size")
-    fastest = table.loc[table.groupby(["hardware", "batch_size"])["median_latency_ms"].idxmin()]
-    table = table.merge(fastest[["hardware", "batch_size", "median_latency_ms"]].rename(
-        columns={"median_latency_ms": "fastest_ms"}), on=["hardware", "batch_size"])
+    if table.empty or table.groupby(same_work, dropna=False)["model"].nunique().max() < 2:
+        raise AnalysisUnavailable("no hardware type has two or more models measured at the same batch size, test "
+                                  "case and sequence length")
+    fastest = table.loc[table.groupby(same_work, dropna=False)["median_latency_ms"].idxmin()]
+    table = table.merge(fastest[same_work + ["median_latency_ms"]].rename(
+        columns={"median_latency_ms": "fastest_ms"}), on=same_work, how="left")
     table["relative_to_fastest"] = table["median_latency_ms"] / table["fastest_ms"]
     table = table.drop(columns="fastest_ms")
     _write_data(table, opts, "model-comparison", files)
@@ -854,8 +908,11 @@ def model_comparison(df, opts: Options) -> AnalysisResult:
     batch = int(table["batch_size"].mode().iloc[0])
     sub = table[table["batch_size"] == batch]
     hws = sorted(sub["hardware"].unique())
+    # bars of different work side by side are named with it, every one of them: a model alone at sequence
+    # length 512 is not slower than one at 32
     fig, shown, models = _grouped_bar_figure(
-        plt, sub, hws, "median_latency_ms", "latency_ci95_low", "latency_ci95_high",
+        plt, sub.assign(model=_configuration_labels(sub, per_model=False)), hws, "median_latency_ms",
+        "latency_ci95_low", "latency_ci95_high",
         title=f"Median latency per model (95% bootstrap CI), batch size {batch}",
         ylabel="median latency (ms, lower is better)")
     _save_fig(fig, opts, "model-comparison", files)
@@ -863,11 +920,12 @@ def model_comparison(df, opts: Options) -> AnalysisResult:
         import plotly.graph_objects as go
 
         fig = go.Figure()
-        for (model, hw), g in table.groupby(["model", "hardware"]):
+        lines = table.assign(label=_configuration_labels(table, per_model=False))
+        for (label, hw), g in lines.groupby(["label", "hardware"]):
             g = g.sort_values("batch_size")
             fig.add_trace(go.Scatter(
-                x=g["batch_size"], y=g["median_latency_ms"], mode="lines+markers", name=_series_label(model, hw),
-                meta={"model": str(model), "hardware": str(hw)},
+                x=g["batch_size"], y=g["median_latency_ms"], mode="lines+markers", name=_series_label(label, hw),
+                meta={"model": str(g["model"].iloc[0]), "hardware": str(hw)},
                 error_y={"type": "data", "symmetric": False,
                          "array": (g["latency_ci95_high"] - g["median_latency_ms"]).fillna(0),
                          "arrayminus": (g["median_latency_ms"] - g["latency_ci95_low"]).fillna(0)},
@@ -880,9 +938,10 @@ def model_comparison(df, opts: Options) -> AnalysisResult:
     text = ["## Model comparison\n", f"{table['model'].nunique()} model(s) on {len(hws)} hardware type(s); "
             f"medians with 95% bootstrap CIs from raw samples where present. Batch size {batch} shown:\n"
             + _chart_note(shown, models, batch),
-            _md_table(sub.sort_values(["hardware", "median_latency_ms"]),
-                      ["hardware", "model", "median_latency_ms", "latency_ci95_low", "latency_ci95_high",
-                       "median_throughput", "relative_to_fastest"], max_rows=30)]
+            _md_table(sub.sort_values(["hardware", "test_case", "sequence_length", "median_latency_ms"]),
+                      ["hardware"] + _varying(sub) + ["model", "median_latency_ms", "latency_ci95_low",
+                                                      "latency_ci95_high", "median_throughput",
+                                                      "relative_to_fastest"], max_rows=30)]
     return AnalysisResult("model-comparison", _write_summary("model-comparison", "\n".join(text), opts, files), files)
 
 
@@ -892,11 +951,14 @@ def batch_scaling(df, opts: Options) -> AnalysisResult:
 
     files: list[str] = []
     df = df.dropna(subset=["throughput", "batch_size"])
-    agg = (df.groupby(["model", "hardware", "is_emulated", "precision", "batch_size"], dropna=False)
+    # one curve per configuration: load_model and forward, or sequence lengths 32 and 512, pooled into one
+    # median per batch size drew a curve of none of them
+    curve_keys = ["model", "hardware", "is_emulated", "precision", "test_case", "sequence_length"]
+    agg = (df.groupby(curve_keys + ["batch_size"], dropna=False)
            .agg(median_throughput=("throughput", "median"), median_latency_ms=("latency_ms", "median"),
                 rows=("throughput", "size")).reset_index())
     rows, curves = [], []
-    for (model, hw, emulated, prec), g in agg.groupby(["model", "hardware", "is_emulated", "precision"], dropna=False):
+    for (model, hw, emulated, prec, case, seq), g in agg.groupby(curve_keys, dropna=False):
         g = g.sort_values("batch_size")
         if g["batch_size"].nunique() < 3:
             continue
@@ -907,23 +969,24 @@ def batch_scaling(df, opts: Options) -> AnalysisResult:
         saturated = bool(saturation < bs.max())
         efficiency = tp / (tp[0] * bs / bs[0])  # throughput relative to perfect linear scaling from the smallest batch
         rows.append({"model": model, "hardware": hw, "is_emulated": bool(emulated), "precision": prec,
-                     "batch_sizes": len(bs),
+                     "test_case": case, "sequence_length": seq, "batch_sizes": len(bs),
                      "max_batch": int(bs.max()), "peak_throughput": peak, "peak_batch": int(bs[np.argmax(tp)]),
                      "saturation_batch": saturation, "saturates_within_range": saturated,
                      "scaling_efficiency_at_max_batch": float(efficiency[-1]),
                      "latency_growth_max_vs_min": float(g["median_latency_ms"].iloc[-1] / g["median_latency_ms"].iloc[0])
                      if g["median_latency_ms"].iloc[0] else None})
-        curves.append(((model, hw, prec), g))
+        curves.append((rows[-1], g))
     if not rows:
         raise AnalysisUnavailable("no model x hardware was measured at 3 or more batch sizes")
     table = pd.DataFrame(rows)
+    labels = [_series_label(model, row["hardware"], precision=row["precision"])
+              for model, row in zip(_configuration_labels(table), rows)]
+    curves = [(label, row, g) for label, (row, g) in zip(labels, curves)]
     _write_data(table, opts, "batch-scaling", files, extra={"curves": json.loads(agg.to_json(orient="records"))})
     plt = _plt()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(16, 6))
-    for (model, hw, prec), g in sorted(curves, key=lambda c: str(c[0]))[:MAX_SERIES_PLOTTED]:
-        label = _series_label(model, hw, precision=prec)
+    for label, sat, g in sorted(curves, key=lambda c: c[0])[:MAX_SERIES_PLOTTED]:
         line, = ax1.plot(g["batch_size"], g["median_throughput"], marker="o", label=label)
-        sat = table[(table["model"] == model) & (table["hardware"] == hw) & (table["precision"] == prec)].iloc[0]
         y_sat = g.loc[g["batch_size"] == sat["saturation_batch"], "median_throughput"].iloc[0]
         ax1.plot([sat["saturation_batch"]], [y_sat], marker="*", ms=14, color=line.get_color())
         ax2.plot(g["batch_size"], g["median_latency_ms"], marker="o", label=label, color=line.get_color())
@@ -942,9 +1005,9 @@ def batch_scaling(df, opts: Options) -> AnalysisResult:
         import plotly.graph_objects as go
 
         fig = go.Figure()
-        for (model, hw, prec), g in curves:
+        for label, row, g in curves:
             fig.add_trace(go.Scatter(x=g["batch_size"], y=g["median_throughput"], mode="lines+markers",
-                                     name=_series_label(model, hw, precision=prec), meta={"model": str(model), "hardware": str(hw)},
+                                     name=label, meta={"model": str(row["model"]), "hardware": str(row["hardware"])},
                                      hovertemplate="batch %{x}<br>%{y:.1f} items/s<extra>%{fullData.name}</extra>"))
         fig.update_layout(title="Throughput vs batch size", xaxis_title="batch size",
                           yaxis_title="items/s (log scale)", xaxis_type="log", yaxis_type="log", height=560)
@@ -952,8 +1015,9 @@ def batch_scaling(df, opts: Options) -> AnalysisResult:
         _write_interactive("batch-scaling", "Batch scaling", [fig], opts, files)
     text = ["## Batch scaling\n", "Saturation batch = smallest batch size reaching 90% of the peak throughput "
             "measured; `saturates_within_range` is False when throughput was still rising at the largest batch.\n",
-            _md_table(table, ["model", "hardware", "precision", "peak_throughput", "peak_batch", "saturation_batch",
-                              "saturates_within_range", "scaling_efficiency_at_max_batch"], max_rows=30)]
+            _md_table(table, ["model", "hardware", "precision"] + _varying(table)
+                      + ["peak_throughput", "peak_batch", "saturation_batch", "saturates_within_range",
+                         "scaling_efficiency_at_max_batch"], max_rows=30)]
     return AnalysisResult("batch-scaling", _write_summary("batch-scaling", "\n".join(text), opts, files), files)
 
 
@@ -987,8 +1051,10 @@ def _feature_frame(df, features, add_model_attributes: bool = True):
     data = data[data["throughput"] > 0]
     # `hardware` is the label (`webgpu (emulated)`), so emulated and real rows are different configurations
     # and, with the hardware feature, different categories: the model never fits them as one device
-    keys = list(dict.fromkeys(["model", "hardware", "is_emulated", "batch_size", "precision", "sequence_length"]
-                              + columns))
+    # test_case is part of the configuration whether or not it is a feature: the median of load_model and
+    # forward throughput is the throughput of neither
+    keys = list(dict.fromkeys(["model", "hardware", "is_emulated", "batch_size", "precision", "sequence_length",
+                               "test_case"] + columns))
     conf = data.groupby(keys, dropna=False).agg(throughput=("throughput", "median")).reset_index()
     conf = conf.dropna(subset=[c for c in columns if c in NUMERIC_FEATURES])
     conf["log_throughput"] = np.log(conf["throughput"])
@@ -1314,6 +1380,7 @@ def anomaly_detection(df, opts: Options) -> AnalysisResult:
                     "direction": "slower (regression)" if cp.change_pct > 0 else "faster"})
         if hits:
             plotted.append((key, g, hits))
+    labels = dict(zip((p[0] for p in plotted), _series_labels(keys, [p[0] for p in plotted])))
     if series_count == 0:
         raise AnalysisUnavailable("no model x hardware x batch series has 5 or more results; outliers need 5 and "
                                   f"change points {MIN_RUNS_FOR_CHANGE_POINTS} ({_CHANGE_POINT_RULE})")
@@ -1328,8 +1395,7 @@ def anomaly_detection(df, opts: Options) -> AnalysisResult:
         all_y = []
         for key, g, hits in plotted[:MAX_SERIES_PLOTTED]:
             order = np.arange(len(g))  # by position in the series: runs months apart stay readable
-            line, = ax.plot(order, g["latency_ms"], marker="o", ms=3,
-                            label=_series_label(*key[:4]))
+            line, = ax.plot(order, g["latency_ms"], marker="o", ms=3, label=labels[key])
             ax.scatter(order[hits], g["latency_ms"].iloc[hits], s=80, facecolors="none",
                        edgecolors="red", linewidths=1.5)
             all_y += list(g["latency_ms"])
@@ -1350,10 +1416,10 @@ def anomaly_detection(df, opts: Options) -> AnalysisResult:
         for key, g, hits in plotted:
             meta = {"model": str(key[0]), "hardware": str(key[1])}
             fig.add_trace(go.Scatter(x=g["created_at"], y=g["latency_ms"], mode="lines+markers", meta=meta,
-                                     name=_series_label(*key[:4])))
+                                     name=labels[key]))
             fig.add_trace(go.Scatter(x=g["created_at"].iloc[hits], y=g["latency_ms"].iloc[hits], mode="markers",
                                      marker={"size": 14, "color": "red", "symbol": "circle-open"}, meta=meta,
-                                     name=f"anomalies {_series_label(*key[:4])}"))
+                                     name=f"anomalies {labels[key]}"))
         axis = _plotly_axis_type([v for _, g, _ in plotted for v in g["latency_ms"]])
         fig.update_layout(title="Anomalies", xaxis_title="time (UTC)",
                           yaxis_title="latency (ms" + (", log scale)" if axis == "log" else ")"), yaxis_type=axis)
@@ -1370,8 +1436,9 @@ def anomaly_detection(df, opts: Options) -> AnalysisResult:
             f"({_CHANGE_POINT_RULE}), which {long_enough} of the {series_count} series have.\n"]
     if len(table):
         text.append(_md_table(table.sort_values("change_pct", key=abs, ascending=False),
-                              ["kind", "model", "hardware", "batch_size", "created_at", "value_ms",
-                               "series_median_ms", "change_pct", "p_value"], max_rows=25))
+                              ["kind", "model", "hardware", "batch_size"] + _varying(table)
+                              + ["created_at", "value_ms", "series_median_ms", "change_pct", "p_value"],
+                              max_rows=25))
     return AnalysisResult("anomaly-detection", _write_summary("anomaly-detection", "\n".join(text), opts, files),
                           files)
 
@@ -1435,9 +1502,11 @@ def correlation_analysis(df, opts: Options) -> AnalysisResult:
                                     reversescale=True, hovertemplate="%{x} vs %{y}: rho %{z:.2f}<extra></extra>"))
         heat.update_layout(title="Spearman rank correlations")
         scatter = go.Figure()
-        for (model, hw), g in df.groupby(["model", "hardware"]):
-            scatter.add_trace(go.Scatter(x=g["batch_size"], y=g["throughput"], mode="markers", name=_series_label(model, hw),
-                                         meta={"model": str(model), "hardware": str(hw)}))
+        points = df.assign(label=_configuration_labels(df))
+        for (label, hw), g in points.groupby(["label", "hardware"]):
+            scatter.add_trace(go.Scatter(x=g["batch_size"], y=g["throughput"], mode="markers",
+                                         name=_series_label(label, hw),
+                                         meta={"model": str(g["model"].iloc[0]), "hardware": str(hw)}))
         scatter.update_layout(title="Throughput vs batch size", xaxis_title="batch size",
                               yaxis_title="items/s (log scale)", xaxis_type="log", yaxis_type="log", height=560)
         undrawn = _fit_plotly_axes(scatter, batch_axis="x")

@@ -249,19 +249,10 @@ def _errorbars(ax, xs, p10, p50, p90, *, color, label, simulated, marker="o", li
 
 def _with_configuration(df):
     """`df` with each model's name followed by its test case and sequence length where that model has several
-    (`bert · forward · seq 128`; a missing one is left out): results of different work never share a line or
-    a panel."""
-    df = df.copy()
-    parts = [df["model"].astype(str)]
-    for column, show in (("test_case", lambda v: "" if is_missing(v) else str(v)),
-                         ("sequence_length", lambda v: "" if is_missing(v) else f"seq {int(v)}")):
-        if column not in df:
-            continue
-        several = df.groupby("model", dropna=False)[column].transform(lambda s: s.nunique(dropna=False) > 1)
-        parts.append([show(v) if keep else "" for keep, v in zip(several, df[column])])
-    if len(parts) > 1:
-        df["model"] = [" · ".join(bit for bit in bits if bit) for bits in zip(*parts)]
-    return df
+    (`reports.configuration_labels`): results of different work never share a line or a panel."""
+    from benchmark_db.reports import configuration_labels
+
+    return df.assign(model=configuration_labels(df))
 
 
 def comparison_figure(df, metric: str | Metric = "throughput", by: str = "hardware", title: str | None = None):
@@ -271,7 +262,7 @@ def comparison_figure(df, metric: str | Metric = "throughput", by: str = "hardwa
     m = metric if isinstance(metric, Metric) else get_metric(metric)
     p = m.prefix
     facet = "model" if by == "hardware" else "hardware"
-    df = _with_configuration(_label_emulated(df)) if len(df) else _label_emulated(df)
+    df = _with_configuration(_label_emulated(df))
     if "is_simulated" not in df:
         df["is_simulated"] = False
     df[facet] = df[facet].fillna("(unknown)")

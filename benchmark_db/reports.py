@@ -804,6 +804,28 @@ def compare_table(conn, filters: ReportFilters, metric: str | None = "throughput
     return df
 
 
+def configuration_labels(df, per_model: bool = True) -> list[str]:
+    """Each row's model name followed by its test case and sequence length (`bert · forward · seq 128`; a
+    missing part, or "unknown", is left out) where that model has several (`per_model`), or where the rows
+    have several at all: results of different work never share a line, a bar or a legend entry unnamed."""
+    def present(value) -> bool:
+        return not is_missing(value) and str(value) not in ("", "unknown")
+
+    models = [str(m) if present(m) else "unknown model" for m in df["model"]]
+    if not len(df):
+        return models
+    parts = [models]
+    for column, show in (("test_case", str), ("sequence_length", lambda v: f"seq {int(v)}")):
+        if column not in df:
+            continue
+        if per_model:
+            several = df.groupby("model", dropna=False)[column].transform(lambda s: s.nunique(dropna=False) > 1)
+        else:
+            several = [df[column].nunique(dropna=False) > 1] * len(df)
+        parts.append([show(v) if keep and present(v) else "" for keep, v in zip(several, df[column])])
+    return [" · ".join(bit for bit in bits if bit) for bits in zip(*parts)]
+
+
 # one series of a trend (and of its change points): results of one configuration
 SERIES_KEYS = ["model", "hardware", "test_case", "batch_size", "sequence_length", "precision", "is_simulated",
                "is_emulated"]
