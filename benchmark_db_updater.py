@@ -49,20 +49,18 @@ def auto_store_files(auto_dir):
     `auto_dir`, which is where it goes under processed/."""
     from pathlib import Path
 
-    from benchmark_db.ingest import DOCUMENT_SUFFIXES, input_file, is_broken_link
+    from benchmark_db.ingest import DOCUMENT_SUFFIXES, input_file, is_broken_link, warn_unread_entries
 
     root = Path(auto_dir).resolve()
     if not root.is_dir():
         return root, []
-    files = []
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root)
-        if rel.parts[0] == PROCESSED or path.suffix.lower() not in DOCUMENT_SUFFIXES \
-                or not (path.is_file() or is_broken_link(path)):  # a broken link fails with its reason
-            continue
-        if any(part.startswith(".") for part in rel.parts):
-            continue
-        files.append(input_file(str(path), rel.as_posix()))
+    entries = [path for path in sorted(root.rglob("*"))
+               if path.relative_to(root).parts[0] != PROCESSED
+               and not any(part.startswith(".") for part in path.relative_to(root).parts)]
+    warn_unread_entries(entries)  # as --scan-dir does: links to folders, pipes
+    files = [input_file(str(path), path.relative_to(root).as_posix()) for path in entries
+             if path.suffix.lower() in DOCUMENT_SUFFIXES
+             and (path.is_file() or is_broken_link(path))]  # a broken link fails with its reason
     return root, files
 
 

@@ -128,13 +128,16 @@ def check_inputs(inputs: Iterable[str | os.PathLike]) -> None:
         raise UsageError(f"input {raw} does not exist", "check the path (relative to the current directory)")
 
 
-def _warn_linked_folders(entries: list[Path]) -> None:
-    """The walk does not enter symbolic links to folders (a loop, or --action moving files out of a folder
-    that is not an input); say so, rather than pass their files over in silence."""
+def warn_unread_entries(entries: list[Path], suffixes: tuple[str, ...] = DOCUMENT_SUFFIXES) -> None:
+    """Say which entries of a folder walk are not read, rather than pass them over in silence: symbolic links
+    to folders (the walk does not enter them: a loop, or --action moving files out of a folder that is not an
+    input), and entries named like a result file that are not files (a named pipe would block the reader)."""
     for path in entries:
         if path.is_symlink() and path.is_dir():
             log.warning("%s is a symbolic link to a folder; its files are not read: pass it (or %s) as an "
                         "input of its own to take them", path, log_key(os.path.realpath(path)))
+        elif path.suffix.lower() in suffixes and path.exists() and not path.is_file() and not path.is_dir():
+            log.warning("%s is not read: it is a pipe, socket or device, not a file", path)
 
 
 def discover_files(inputs: Iterable[str | os.PathLike], suffixes: tuple[str, ...] = DOCUMENT_SUFFIXES,
@@ -152,7 +155,7 @@ def discover_files(inputs: Iterable[str | os.PathLike], suffixes: tuple[str, ...
             entries = [p for p in root.rglob("*")
                        if not any(part.startswith(".") for part in p.relative_to(root).parts)]
             found = sorted(p for p in entries if p.suffix.lower() in suffixes and (p.is_file() or is_broken_link(p)))
-            _warn_linked_folders(entries)
+            warn_unread_entries(entries, suffixes)
         elif missing_ok:
             log.info("%s does not exist; nothing to ingest there", raw)
             missing += 1
