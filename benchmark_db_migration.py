@@ -219,6 +219,31 @@ def migrate(db, args) -> dict:
     return result
 
 
+def shown_source(path: str) -> str:
+    """An input file's path as a person reads it: relative to the current directory when it lies under it."""
+    import os
+
+    here = os.getcwd()
+    if os.path.isabs(path) and path.startswith(here.rstrip(os.sep) + os.sep):
+        return os.path.relpath(path, here)
+    return path
+
+
+def listed(items: list[dict], fmt: str) -> str:
+    """Fixes or problems rendered in `fmt`. The formats people read (table, markdown, html) end each detail with
+    `(from FILE)`, the input file its row came from, rather than a column of long paths; csv and json keep the
+    `source` field as stored. An ingest-log row names its file already (its id), and a row without a file
+    (written by the REST API or a runner) says nothing."""
+    from benchmark_db.output import render
+
+    if fmt in ("table", "markdown", "html"):
+        items = [{**{k: v for k, v in item.items() if k != "source"},
+                  "detail": item["detail"] + (f" (from {shown_source(item['source'])})"
+                                              if item.get("source") and item["source"] != item["id"] else "")}
+                 for item in items]
+    return render(items, fmt)
+
+
 def reconvert(db, options: dict):
     """Convert again, from their stored originals, the logged files an earlier converter version made."""
     import tempfile
@@ -283,14 +308,14 @@ def run(args) -> int:
         fixed = (f"{counted(len(fixes), 'fix', 'fixes')} made" if fixes else "0 fixes made: " + (
             f"none of the problems {where} can be fixed safely: they need a person" if problems else "nothing to fix"))
         if fixes:
-            parts.append((f"{fixed}\n" if fmt == "table" else "") + render(fixes, fmt).rstrip())
+            parts.append((f"{fixed}\n" if fmt == "table" else "") + listed(fixes, fmt).rstrip())
         elif args.fix_inconsistencies and not args.dry_run and fmt == "table":
             parts.append(fixed)
         if args.fix_inconsistencies and not args.dry_run and fmt != "table":  # data on stdout, the verdict here
             print(fixed, file=sys.stderr)
         if problems is not None:
             parts.append(f"validation: {counted(len(problems), 'problem')}" + (
-                ":\n" + render(problems, fmt).rstrip() if problems else ""))
+                ":\n" + listed(problems, fmt).rstrip() if problems else ""))
         text = "\n\n".join(parts) + "\n"
     write_text(text, args.output)
     if args.report:  # a run that ingested nothing (summary None) reports no files

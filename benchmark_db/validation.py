@@ -19,6 +19,10 @@ transaction, and returns one dict per fix:
 - an `ingested` log row whose rows are gone: the log row is dropped, so the next run ingests the file again.
 
 Everything else is listed, not touched: the original documents stay in `source_documents` either way.
+
+Every problem and fix also names its `source`: the input file its row came from (the run's `source_path`;
+the logged path itself for an `ingested_files` row), or None where the row has none (written by the REST
+API or a runner, a dimension row, a fact row whose run is missing), so that a person knows which file to open.
 """
 from __future__ import annotations
 
@@ -306,7 +310,31 @@ def find_problems(conn, tolerance: float = DEFAULT_TOLERANCE) -> list[dict]:
                                           "WHERE pr.hardware_type IS DISTINCT FROM h.hardware_type"):
         add("inconsistent", "performance_results", row_id, f"hardware_type {have!r} but its hardware is {want!r}",
             True)
-    return problems
+    return _with_sources(conn, problems)
+
+
+_SOURCE_TABLES = {table: key for table, key in (*_FACTS, ("test_runs", "run_id"))}
+
+
+def _with_sources(conn, items: list[dict]) -> list[dict]:
+    """`items` (problems or fixes), each with `source` set: the input file its row came from, or None.
+
+    One query per table over the listed ids, however many rows the tables hold or the list names."""
+    sources: dict[tuple[str, object], str] = {}
+    for table, key in _SOURCE_TABLES.items():
+        ids = sorted({item["id"] for item in items if item["table"] == table})
+        if not ids:
+            continue
+        via_run = "" if table == "test_runs" else " JOIN test_runs r USING (run_id)"
+        column = "t.source_path" if table == "test_runs" else "r.source_path"
+        for row_id, path in _rows(conn, f"SELECT t.{key}, {column} FROM {table} t{via_run} "
+                                        f"JOIN (SELECT unnest(?::BIGINT[]) AS listed) w ON t.{key} = w.listed "
+                                        f"WHERE {column} IS NOT NULL", [ids]):
+            sources[table, row_id] = path
+    for item in items:
+        # an ingest-log row is the input file; its id is the path it was read from
+        item["source"] = item["id"] if item["table"] == "ingested_files" else sources.get((item["table"], item["id"]))
+    return items
 
 
 def _rebuildable_dimensions(conn) -> tuple[dict[int, str], dict[int, str]]:
@@ -387,4 +415,4 @@ def fix_problems(conn, tolerance: float = DEFAULT_TOLERANCE) -> list[dict]:
                                  "WHERE source_sha256 IS NOT NULL)"):
             conn.execute("DELETE FROM ingested_files WHERE path = ?", [path])
             add("orphan", "ingested_files", path, "its rows are gone: log row dropped, the next run ingests it again")
-    return fixes
+    return _with_sources(conn, fixes)
