@@ -141,7 +141,9 @@ def load_performance(conn, *, model_family: str | None = None, hardware_type: st
     df.loc[lat_missing, "latency_ms"] = df.loc[lat_missing, "batch_size"] * 1000.0 / df.loc[lat_missing, "throughput"]
     thr_missing = df["throughput"].isna() & df["latency_ms"].gt(0) & df["batch_size"].gt(0)
     df.loc[thr_missing, "throughput"] = df.loc[thr_missing, "batch_size"] * 1000.0 / df.loc[thr_missing, "latency_ms"]
-    for column in ("model_family", "hardware", "precision", "test_case", "device", "modality"):
+    # a missing test case stays missing (the analyses group with dropna=False and label it as missing): filled
+    # with "unknown" it merged with a real test case of that name and the CSV and JSON wrote "unknown" for NULL
+    for column in ("model_family", "hardware", "precision", "device", "modality"):
         df[column] = df[column].fillna("unknown")
     df["samples"] = df["samples"].apply(_as_samples)
     return df
@@ -316,10 +318,20 @@ def _series_label(model, hardware=None, batch=None, precision=None) -> str:
 CONFIGURATION_COLUMNS = ("test_case", "sequence_length")
 
 
-def _configuration_labels(df, per_model: bool = True) -> list[str]:
+def _configuration_labels(df, per_model: bool = True, precision: bool = False) -> list[str]:
+    """`configuration_labels` (model, test case, sequence length); with `precision`, followed by the row's
+    precision where the model has several (`per_model`) or the rows have several at all, by the same rule."""
     from benchmark_db.reports import configuration_labels  # one rule for the reports' charts and these
 
-    return configuration_labels(df, per_model)
+    labels = configuration_labels(df, per_model)
+    if not precision or "precision" not in df or not len(df):
+        return labels
+    if per_model:
+        several = df.groupby("model", dropna=False)["precision"].transform(lambda s: s.nunique(dropna=False) > 1)
+    else:
+        several = [df["precision"].nunique(dropna=False) > 1] * len(df)
+    return [f"{label} · {prec}" if keep and _present(prec) else label
+            for label, keep, prec in zip(labels, several, df["precision"])]
 
 
 def _varying(table, columns=CONFIGURATION_COLUMNS) -> list[str]:
@@ -783,25 +795,34 @@ def hardware_comparison(df, opts: Options) -> AnalysisResult:
     rng = np.random.default_rng(opts.seed)
     rows = []
     # one comparison per configuration: a model's load_model and forward rows, or its sequence lengths 32 and
-    # 512, are different work and were pooled into one median that described none of them
+    # 512, are different work and were pooled into one median that described none of them. Within one, each
+    # hardware type competes at each precision it ran at (a CPU's fp16 2 ms and fp32 10 ms made one median of
+    # 6 ms, and CUDA fp32 read 1.5x faster, not 2.5x); CUDA at fp16 against the CPU at fp32 is still compared,
+    # and each row says its precision
     for (model, family, case, batch, seq), group in df.groupby(
             ["model", "model_family", "test_case", "batch_size", "sequence_length"], dropna=False):
-        by_hw = {hw: g for hw, g in group.groupby("hardware")}
-        if len(by_hw) < 2:
+        by_hw = {(hw, prec): g for (hw, prec), g in group.groupby(["hardware", "precision"], dropna=False)}
+        if len({hw for hw, _ in by_hw}) < 2:
             continue
-        medians = {hw: float(np.median(_side_values(g)[0])) for hw, g in by_hw.items()}
-        # the reference is a real device: the CPU, else the slowest real one (an emulator only when all are)
-        real = {hw: m for hw, m in medians.items() if not by_hw[hw]["is_emulated"].any()} or medians
-        ref_hw = "cpu" if "cpu" in real else max(real, key=real.get)
-        ref_values, ref_ev = _side_values(by_hw[ref_hw])
-        for hw, g in by_hw.items():
+        medians = {k: float(np.median(_side_values(g)[0])) for k, g in by_hw.items()}
+        # the reference is a real device: the CPU (at fp32 where it ran at several precisions, else its slowest),
+        # else the slowest real one (an emulator only when all are)
+        real = {k: m for k, m in medians.items() if not by_hw[k]["is_emulated"].any()} or medians
+        cpus = {k: m for k, m in real.items() if k[0] == "cpu"}
+        ref = (next((k for k in cpus if k[1] == "fp32"), max(cpus, key=cpus.get)) if cpus
+               else max(real, key=real.get))
+        precisions = {hw: sum(1 for h, _ in by_hw if h == hw) for hw, _ in by_hw}
+        ref_name = ref[0] + (f" {ref[1]}" if precisions[ref[0]] > 1 and _present(ref[1]) else "")
+        ref_values, ref_ev = _side_values(by_hw[ref])
+        for (hw, prec), g in by_hw.items():
             values, ev = _side_values(g)
-            speedup = medians[ref_hw] / medians[hw] if medians[hw] else None
-            lo, hi = _bootstrap_ratio(ref_values, values, rng) if hw != ref_hw else (1.0, 1.0)
+            speedup = medians[ref] / medians[hw, prec] if medians[hw, prec] else None
+            lo, hi = _bootstrap_ratio(ref_values, values, rng) if (hw, prec) != ref else (1.0, 1.0)
             throughput, throughput_basis = _throughput_values(g)
             rows.append({"model": model, "model_family": family, "test_case": case, "batch_size": batch,
-                         "sequence_length": seq, "hardware": hw, "is_emulated": bool(g["is_emulated"].any()), "reference_hardware": ref_hw,
-                         "median_latency_ms": medians[hw],
+                         "sequence_length": seq, "precision": prec, "hardware": hw,
+                         "is_emulated": bool(g["is_emulated"].any()), "reference_hardware": ref_name,
+                         "median_latency_ms": medians[hw, prec],
                          "median_throughput": float(np.median(throughput)) if throughput else None,
                          "throughput_basis": throughput_basis, "speedup_vs_reference": speedup,
                          "ci95_low": lo, "ci95_high": hi,
@@ -814,7 +835,7 @@ def hardware_comparison(df, opts: Options) -> AnalysisResult:
     best_keys = ["model_family", "test_case", "sequence_length", "batch_size"]
     best = (table.sort_values("median_throughput", ascending=False)
             .groupby(best_keys, dropna=False).head(1)
-            [best_keys + ["hardware", "is_emulated", "median_throughput", "model"]]
+            [best_keys + ["hardware", "precision", "is_emulated", "median_throughput", "model"]]
             .sort_values(best_keys))
     _write_data(table, opts, "hardware-comparison", files,
                 extra={"best_hardware": json.loads(best.to_json(orient="records"))})
@@ -823,8 +844,13 @@ def hardware_comparison(df, opts: Options) -> AnalysisResult:
     batch = int(table["batch_size"].mode().iloc[0]) if table["batch_size"].notna().any() else None
     sub = table[table["batch_size"] == batch] if batch is not None else table
     # one bar per model configuration x hardware: a model with several test cases or sequence lengths is named
-    # with each (`bert · forward · seq 128`)
+    # with each (`bert · forward · seq 128`), and a hardware type measured there at several precisions is a bar
+    # per precision (`cpu fp16`, `cpu fp32`)
     sub = sub.assign(model=_configuration_labels(sub))
+    several = sub.groupby(["model", "hardware"], dropna=False)["precision"].transform(
+        lambda p: p.nunique(dropna=False) > 1)
+    sub = sub.assign(hardware=[f"{hw} {prec}" if keep and _present(prec) else hw
+                               for hw, prec, keep in zip(sub["hardware"], sub["precision"], several)])
     sub = sub.sort_values("rows", ascending=False).drop_duplicates(["model", "hardware"])
     hws = sorted(sub["hardware"].unique())
     ref_names = ", ".join(sorted(sub["reference_hardware"].unique()))
@@ -840,7 +866,9 @@ def hardware_comparison(df, opts: Options) -> AnalysisResult:
 
         fig = go.Figure()
         lines = table.assign(label=_configuration_labels(table))
-        for (label, hw), g in lines.groupby(["label", "hardware"]):
+        for (label, hw, _), g in lines.groupby(["label", "hardware", "precision"], dropna=False):
+            if lines[(lines["label"] == label) & (lines["hardware"] == hw)]["precision"].nunique(dropna=False) > 1:
+                hw = f"{hw} {g['precision'].iloc[0]}"
             g = g.sort_values("batch_size")
             fig.add_trace(go.Scatter(
                 x=g["batch_size"], y=g["speedup_vs_reference"], mode="lines+markers", name=_series_label(label, hw),
@@ -861,12 +889,14 @@ def hardware_comparison(df, opts: Options) -> AnalysisResult:
             "samples where both sides have them.\n" + _chart_note(shown, models, batch),
             "### Best hardware per model family and batch size (throughput)\n",
             _md_table(best, ["model_family"] + _varying(best, ["test_case"]) + ["batch_size"]
-                      + _varying(best, ["sequence_length"]) + ["hardware", "is_emulated", "median_throughput", "model"],
+                      + _varying(best, ["sequence_length"])
+                      + ["hardware"] + _varying(best, ["precision"]) + ["is_emulated", "median_throughput", "model"],
                       max_rows=40), "\n### Speed-ups\n",
-            _md_table(table.sort_values(["model", "test_case", "batch_size", "sequence_length", "hardware"]),
-                      ["model"] + _varying(table, ["test_case"]) + ["batch_size", "sequence_length", "hardware",
-                                                                     "median_latency_ms", "speedup_vs_reference",
-                                                                     "ci95_low", "ci95_high", "evidence"],
+            _md_table(table.sort_values(["model", "test_case", "batch_size", "sequence_length", "precision",
+                                         "hardware"]),
+                      ["model"] + _varying(table, ["test_case"]) + ["batch_size", "sequence_length"]
+                      + _varying(table, ["precision"]) + ["hardware", "median_latency_ms", "speedup_vs_reference",
+                                                          "ci95_low", "ci95_high", "evidence"],
                       max_rows=20)]
     return AnalysisResult("hardware-comparison", _write_summary("hardware-comparison", "\n".join(text), opts, files),
                           files)
@@ -881,14 +911,15 @@ def model_comparison(df, opts: Options) -> AnalysisResult:
     rng = np.random.default_rng(opts.seed)
     rows = []
     # models are compared only doing the same work: the same test case at the same sequence length (a model
-    # at sequence length 32 was ranked "fastest" against another at 512, load_model against forward)
-    same_work = ["hardware", "batch_size", "test_case", "sequence_length"]
-    for (hw, batch, case, seq, model), g in df.groupby(same_work + ["model"], dropna=False):
+    # at sequence length 32 was ranked "fastest" against another at 512, load_model against forward), in the
+    # same precision (a model's fp16 and fp32 rows pooled into one median ranked it against another's fp32)
+    same_work = ["hardware", "batch_size", "test_case", "sequence_length", "precision"]
+    for (hw, batch, case, seq, prec, model), g in df.groupby(same_work + ["model"], dropna=False):
         values, ev = _side_values(g)
         lo, hi = _bootstrap_median(values, rng)
         throughput, throughput_basis = _throughput_values(g)
         rows.append({"hardware": hw, "is_emulated": bool(g["is_emulated"].any()), "batch_size": batch,
-                     "test_case": case, "sequence_length": seq, "model": model,
+                     "test_case": case, "sequence_length": seq, "precision": prec, "model": model,
                      "model_family": g["model_family"].iloc[0],
                      "parameters_million": g["parameters_million"].iloc[0], "median_latency_ms": float(np.median(values)),
                      "latency_ci95_low": lo, "latency_ci95_high": hi,
@@ -897,7 +928,7 @@ def model_comparison(df, opts: Options) -> AnalysisResult:
     table = pd.DataFrame(rows)
     if table.empty or table.groupby(same_work, dropna=False)["model"].nunique().max() < 2:
         raise AnalysisUnavailable("no hardware type has two or more models measured at the same batch size, test "
-                                  "case and sequence length")
+                                  "case, sequence length and precision")
     fastest = table.loc[table.groupby(same_work, dropna=False)["median_latency_ms"].idxmin()]
     table = table.merge(fastest[same_work + ["median_latency_ms"]].rename(
         columns={"median_latency_ms": "fastest_ms"}), on=same_work, how="left")
@@ -911,7 +942,7 @@ def model_comparison(df, opts: Options) -> AnalysisResult:
     # bars of different work side by side are named with it, every one of them: a model alone at sequence
     # length 512 is not slower than one at 32
     fig, shown, models = _grouped_bar_figure(
-        plt, sub.assign(model=_configuration_labels(sub, per_model=False)), hws, "median_latency_ms",
+        plt, sub.assign(model=_configuration_labels(sub, per_model=False, precision=True)), hws, "median_latency_ms",
         "latency_ci95_low", "latency_ci95_high",
         title=f"Median latency per model (95% bootstrap CI), batch size {batch}",
         ylabel="median latency (ms, lower is better)")
@@ -920,7 +951,7 @@ def model_comparison(df, opts: Options) -> AnalysisResult:
         import plotly.graph_objects as go
 
         fig = go.Figure()
-        lines = table.assign(label=_configuration_labels(table, per_model=False))
+        lines = table.assign(label=_configuration_labels(table, per_model=False, precision=True))
         for (label, hw), g in lines.groupby(["label", "hardware"]):
             g = g.sort_values("batch_size")
             fig.add_trace(go.Scatter(
@@ -938,8 +969,8 @@ def model_comparison(df, opts: Options) -> AnalysisResult:
     text = ["## Model comparison\n", f"{table['model'].nunique()} model(s) on {len(hws)} hardware type(s); "
             f"medians with 95% bootstrap CIs from raw samples where present. Batch size {batch} shown:\n"
             + _chart_note(shown, models, batch),
-            _md_table(sub.sort_values(["hardware", "test_case", "sequence_length", "median_latency_ms"]),
-                      ["hardware"] + _varying(sub) + ["model", "median_latency_ms", "latency_ci95_low",
+            _md_table(sub.sort_values(["hardware", "test_case", "sequence_length", "precision", "median_latency_ms"]),
+                      ["hardware"] + _varying(sub, CONFIGURATION_COLUMNS + ("precision",)) + ["model", "median_latency_ms", "latency_ci95_low",
                                                       "latency_ci95_high", "median_throughput",
                                                       "relative_to_fastest"], max_rows=30)]
     return AnalysisResult("model-comparison", _write_summary("model-comparison", "\n".join(text), opts, files), files)
@@ -1191,10 +1222,60 @@ def predict_one(fit, query: dict, level=0.9):
     for c in columns:
         tested = tested[tested[c].astype(str) == str(row[c])] if c not in NUMERIC_FEATURES else \
             tested[np.isclose(tested[c].astype(float), float(row[c]))]
+    measured = _measured_configurations(tested, columns)
     return {"query": {c: row[c] for c in columns}, "predicted_throughput": math.exp(centre),
             "interval_level": level, "interval_low": math.exp(centre - q), "interval_high": math.exp(centre + q),
             "already_measured": bool(len(tested)),
-            "measured_throughput": float(tested["throughput"].median()) if len(tested) else None}
+            # one figure only where the measured rows are one configuration: the median of 100 items/s at
+            # sequence length 32 and 10 at 512 ("55 items/s") was never measured
+            "measured_throughput": measured[0]["throughput"] if len(measured) == 1 else None,
+            "measured": measured}
+
+
+# what tells the configurations matching a query apart when it is no feature: a median over them describes none
+_MEASURED_KEYS = ("model", "hardware", "batch_size", "test_case", "sequence_length", "precision")
+
+
+def _measured_configurations(tested, columns) -> list[dict]:
+    """The measured throughput of each configuration among `tested` (the configurations matching a query's
+    features), told apart by those of `_MEASURED_KEYS` that are no feature and differ among them."""
+    from benchmark_db.reports import is_missing
+
+    if not len(tested):
+        return []
+    apart = [c for c in _MEASURED_KEYS if c not in columns and c in tested
+             and tested[c].nunique(dropna=False) > 1]
+    out = []
+    groups = tested.groupby(apart, dropna=False, sort=True) if apart else [((), tested)]
+    for key, g in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        entry = {c: (None if is_missing(v) else v.item() if hasattr(v, "item") else v) for c, v in zip(apart, key)}
+        entry["throughput"] = float(g["throughput"].median())
+        out.append(entry)
+    return out
+
+
+def _measured_text(measured: list[dict], limit: int = 6) -> str:
+    """`100 items/s at seq 32, 10 items/s at seq 512` (one figure alone when there is one configuration)."""
+    def where(entry) -> str:
+        bits = []
+        for c, v in entry.items():
+            if c == "throughput" or not _present(v):
+                continue
+            if c == "sequence_length":
+                bits.append(f"seq {int(v)}" if float(v).is_integer() else f"seq {v}")
+            elif c == "batch_size":
+                bits.append(f"bs {int(v)}" if float(v).is_integer() else f"bs {v}")
+            else:
+                bits.append(str(v))
+        missing = [c.replace("_", " ") for c, v in entry.items() if c != "throughput" and not _present(v)]
+        bits += [f"no {c}" for c in missing]
+        return " at " + " · ".join(bits) if bits else ""
+
+    parts = [f"{e['throughput']:.4g} items/s{where(e)}" for e in measured[:limit]]
+    if len(measured) > limit:
+        parts.append(f"and {len(measured) - limit} more configuration(s) (the JSON has them all)")
+    return ", ".join(parts)
 
 
 def _features_note(added: dict) -> str:
@@ -1319,7 +1400,7 @@ def performance_prediction(df, opts: Options) -> AnalysisResult:
             q = describe_configuration(answer["query"])
             text.append(f"\n### Prediction for {q}\n\n{answer['predicted_throughput']:.4g} items/s "
                         f"(90% interval {answer['interval_low']:.4g} to {answer['interval_high']:.4g})"
-                        + (f"; already measured: {answer['measured_throughput']:.4g} items/s"
+                        + (f"; already measured: {_measured_text(answer['measured'])}"
                            if answer["already_measured"] else "; not measured yet"))
     return AnalysisResult("performance-prediction",
                           _write_summary("performance-prediction", "\n".join(text), opts, files), files,
@@ -1344,13 +1425,14 @@ def anomaly_detection(df, opts: Options) -> AnalysisResult:
     threshold = _threshold_fraction(opts.regression_threshold)
     df = df.dropna(subset=["latency_ms"])
     keys = ["model", "hardware", "batch_size", "precision", "sequence_length", "test_case", "is_emulated"]
-    found, plotted, series_count, long_enough = [], [], 0, 0
+    found, plotted, series_count, long_enough, examined = [], [], 0, 0, []
     for key, g in df.groupby(keys, dropna=False):
         g = g.sort_values("created_at")
         y = g["latency_ms"].to_numpy(dtype=float)
         if len(y) < 5:
             continue
         series_count += 1
+        examined.append(key)
         long_enough += len(y) >= MIN_RUNS_FOR_CHANGE_POINTS
         hits = []
         cps = detect_change_points(y)
@@ -1380,7 +1462,10 @@ def anomaly_detection(df, opts: Options) -> AnalysisResult:
                     "direction": "slower (regression)" if cp.change_pct > 0 else "faster"})
         if hits:
             plotted.append((key, g, hits))
-    labels = dict(zip((p[0] for p in plotted), _series_labels(keys, [p[0] for p in plotted])))
+    # the labels and the summary's columns name the test case, sequence length and precision wherever the
+    # examined series differ in them, even when only one of those series has a finding: "bert | cpu | bs 1"
+    # said nothing of which of its three configurations stepped
+    labels = dict(zip(examined, _series_labels(keys, examined)))
     if series_count == 0:
         raise AnalysisUnavailable("no model x hardware x batch series has 5 or more results; outliers need 5 and "
                                   f"change points {MIN_RUNS_FOR_CHANGE_POINTS} ({_CHANGE_POINT_RULE})")
@@ -1436,7 +1521,8 @@ def anomaly_detection(df, opts: Options) -> AnalysisResult:
             f"({_CHANGE_POINT_RULE}), which {long_enough} of the {series_count} series have.\n"]
     if len(table):
         text.append(_md_table(table.sort_values("change_pct", key=abs, ascending=False),
-                              ["kind", "model", "hardware", "batch_size"] + _varying(table)
+                              ["kind", "model", "hardware", "batch_size"]
+                              + _varying(pd.DataFrame(examined, columns=keys), CONFIGURATION_COLUMNS + ("precision",))
                               + ["created_at", "value_ms", "series_median_ms", "change_pct", "p_value"],
                               max_rows=25))
     return AnalysisResult("anomaly-detection", _write_summary("anomaly-detection", "\n".join(text), opts, files),

@@ -105,13 +105,19 @@ def figure_data_uri(fig) -> str:
 
 
 MAX_LABEL = 40  # characters of a model name shown in a panel title or a tick label
+LEGEND_LABEL = 56  # a legend entry has the room beside the panels: a model with its configuration fits
 
 
 def short_label(text, limit: int = MAX_LABEL) -> str:
-    """`text` cut in the middle with an ellipsis when longer than `limit` (long names overlap neighbours)."""
+    """`text` cut in the middle with an ellipsis when longer than `limit` (long names overlap neighbours). A
+    model's configuration after its name (`bert · forward · seq 128 fp32`, reports.configuration_labels) is kept
+    whole where it fits, and the name is cut: cut through the middle, two configurations read alike."""
     text = str(text)
     if len(text) <= limit:
         return text
+    name, dot, configuration = text.partition(" · ")
+    if dot and limit - len(dot) - len(configuration) >= 8:
+        return short_label(name, limit - len(dot) - len(configuration)) + dot + configuration
     head = (limit - 1) // 2
     return text[:head] + "\u2026" + text[-(limit - 1 - head):]
 
@@ -354,7 +360,7 @@ def comparison_figure(df, metric: str | Metric = "throughput", by: str = "hardwa
         better = "higher is better" if m.higher_is_better else "lower is better"
         _footer(fig, "; ".join([_basis_text(df), better] + notes), 9)
         if handles:
-            fig.legend(list(handles.values()), [short_label(k) for k in handles], loc="outside right center",
+            fig.legend(list(handles.values()), [short_label(k, LEGEND_LABEL) for k in handles], loc="outside right center",
                        title=by.capitalize(), fontsize=9, title_fontsize=10)
     return fig
 

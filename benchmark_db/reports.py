@@ -392,9 +392,10 @@ def report_summary(conn, filters: ReportFilters):
 
 def pivot_by_hardware(table, metric: str | None = "throughput"):
     """Pivot of a `performance_table(..., with_sums=True)`: one row per model, test case, batch size and sequence
-    length, one column per hardware type, cells = mean of the metric over all its results (sum / count, the SQL avg). Simulated
-    results (when the table has `is_simulated`) get columns of their own, `<hardware> (simulated)`, and so do
-    emulated ones (`is_emulated`), `<hardware> (emulated)`.
+    length, one column per hardware type, cells = mean of the metric over all its results (sum / count, the SQL
+    avg). A hardware type measured at more than one precision has a column per precision (`cpu fp16`,
+    `cpu fp32`): its fp16 and fp32 results were averaged into a figure measured at neither. Simulated results (when the table has `is_simulated`) get columns of their own,
+    `<hardware> (simulated)`, and so do emulated ones (`is_emulated`), `<hardware> (emulated)`.
 
     Plain Python over the few hundred configuration rows: pandas' groupby + unstack costs more than the
     whole cached report."""
@@ -416,10 +417,20 @@ def pivot_by_hardware(table, metric: str | None = "throughput"):
     # test case and sequence length are keys where the table has them (a table built elsewhere may not)
     row_keys = tuple(k for k in ("model", "test_case", "batch_size", "sequence_length")
                      if k in table or k in ("model", "batch_size"))
-    for *row, hardware, total, count, sim, emu in zip(*(table[c].tolist() for c in (
-            *row_keys, "hardware", f"_sum_{m.name}", f"_n_{m.name}")), simulated, emulated):
+    precisions = table["precision"].tolist() if "precision" in table else [None] * len(table)
+    measured_at: dict = {}
+    for hardware, precision in zip(table["hardware"].tolist(), precisions):
+        measured_at.setdefault(key(hardware), set()).add(key(precision))
+    for *row, hardware, precision, total, count, sim, emu in zip(*(table[c].tolist() for c in (
+            *row_keys, "hardware")), precisions, *(table[c].tolist() for c in (
+            f"_sum_{m.name}", f"_n_{m.name}")), simulated, emulated):
         if pd.isna(count) or not count:
             continue
+        if len(measured_at[key(hardware)]) > 1:  # `cpu fp16` and `cpu fp32`, `webgpu fp32 (emulated)`
+            name = "unknown" if key(hardware) is None else str(hardware)
+            if name.endswith(EMULATED_SUFFIX):
+                name, emu = name[:-len(EMULATED_SUFFIX)], True
+            hardware = name + ("" if key(precision) is None else f" {precision}")
         if emu:  # an emulated device is not the real one: a column of its own (labelled once)
             hardware = hardware_label(key(hardware), True)
         if sim:  # a column of its own: a simulated number is never averaged into a measured one
@@ -436,6 +447,9 @@ def pivot_by_hardware(table, metric: str | None = "throughput"):
     hardware_columns = sorted({h for cells in totals.values() for h in cells}, key=last_if_none)
     ordered = sorted(totals.items(), key=lambda item: tuple(last_if_none(v) for v in item[0]))
     columns = {name: [row[i] for row, _ in ordered] for i, name in enumerate(row_keys)}
+    for name in ("batch_size", "sequence_length"):  # whole numbers (a None among them made them floats: 32.0)
+        if name in columns:
+            columns[name] = pd.array(columns[name], dtype="Int64")
     for h in hardware_columns:
         columns[h] = np.array([cells[h][0] / cells[h][1] if h in cells else np.nan for _, cells in ordered],
                               dtype="float64")
@@ -667,13 +681,14 @@ def summary_table(conn, filters: ReportFilters):
 
 
 def best_hardware_table(conn, filters: ReportFilters):
-    """Per model, test case, batch size and sequence length: the hardware with the highest mean throughput, and
-    that throughput; `note` lists every hardware of a tie, or says that only one hardware type was measured (no
-    comparison)."""
+    """Per model, test case, batch size and sequence length: the hardware with the highest mean throughput, the
+    precision it ran at, and that throughput. Each hardware type competes at each precision it was measured at
+    (fp16 and fp32 results of one device averaged gave a figure measured at neither). `note` lists every
+    hardware of a tie, or says that only one hardware type was measured (no comparison)."""
     base, params = _filtered_base(filters)
     sql = f"""
         WITH per_hw AS (
-            SELECT model, test_case, batch_size, sequence_length,
+            SELECT model, test_case, batch_size, sequence_length, precision,
                    -- simulated results compete under their own name, never averaged into measured ones
                    -- and so do emulated ones (a software adapter is not the device it stands in for)
                    {hardware_label_sql("hardware", "is_emulated")}
@@ -688,12 +703,16 @@ def best_hardware_table(conn, filters: ReportFilters):
                           - abs(max(throughput_items_per_s_mean) OVER w) * 1e-9 AS is_best
             FROM per_hw WINDOW w AS (PARTITION BY model, test_case, batch_size, sequence_length))
         SELECT model, test_case, batch_size, sequence_length,
-               first(hardware ORDER BY throughput_items_per_s_mean DESC, hardware) AS fastest_hardware,
+               first(hardware ORDER BY throughput_items_per_s_mean DESC, hardware, precision NULLS LAST)
+                   AS fastest_hardware,
+               first(precision ORDER BY throughput_items_per_s_mean DESC, hardware, precision NULLS LAST)
+                   AS precision,
                max(throughput_items_per_s_mean) AS throughput_items_per_s_mean,
-               count(*) AS hardware_compared,
-               CASE WHEN count(*) = 1 THEN 'only one hardware type measured'
+               count(DISTINCT hardware) AS hardware_compared,
+               CASE WHEN count(DISTINCT hardware) = 1 THEN 'only one hardware type measured'
                     WHEN count(*) FILTER (WHERE is_best) > 1
-                    THEN 'tie: ' || string_agg(hardware, ', ' ORDER BY hardware) FILTER (WHERE is_best)
+                    THEN 'tie: ' || string_agg(hardware || COALESCE(' ' || precision, ''), ', '
+                                               ORDER BY hardware, precision) FILTER (WHERE is_best)
                END AS note
         FROM ranked GROUP BY model, test_case, batch_size, sequence_length
         ORDER BY model, test_case NULLS FIRST, batch_size NULLS FIRST, sequence_length NULLS FIRST"""
@@ -1147,14 +1166,15 @@ def build_report(conn, kind: str, filters: ReportFilters | None = None, metric: 
                 "by_hardware", f"{m.label} by hardware ({m.unit}, mean)",
                 pivot_by_hardware(full, pivot_metric),
                 f"mean {m.label.lower()} per model, test case, batch size and sequence length on each hardware "
-                "type"))
+                "type (a column per precision where a type has several)"))
         elif k == "hardware":
             sections.append(ReportSection("hardware", "Hardware platforms", hardware_table(conn, filters),
                                           "every known platform and how much was measured on it"))
             sections.append(ReportSection("fastest", "Fastest hardware per model and configuration",
                                           best_hardware_table(conn, filters),
-                                          "highest mean throughput (items/s) among the hardware measured; the note names "
-                                          "every hardware of a tie, or says when only one was measured"))
+                                          "highest mean throughput (items/s) among the hardware measured, each at "
+                                          "each precision it ran at; the note names every hardware of a tie, or "
+                                          "says when only one was measured"))
         elif k == "compatibility":
             sections.append(ReportSection("compatibility_matrix", "Compatibility matrix",
                                           compatibility_matrix(conn, filters),
@@ -1170,8 +1190,8 @@ def build_report(conn, kind: str, filters: ReportFilters | None = None, metric: 
             if kind == "summary":
                 sections.append(ReportSection("fastest", "Fastest hardware per model and configuration",
                                               best_hardware_table(conn, filters),
-                                              "highest mean throughput (items/s) among the hardware measured; "
-                                              "the note names every hardware of a tie, or says when only one "
+                                              "highest mean throughput (items/s) among the hardware "
+                                              "measured, each at each precision it ran at; the note names every hardware of a tie, or says when only one "
                                               "was measured"))
     warnings: list[str] = []
     if filters.has_any():

@@ -98,3 +98,63 @@ def test_comparison_chart_draws_each_configuration_in_a_panel_of_its_own(db_path
     titles = sorted(ax.get_title() for ax in figure.axes if ax.get_visible() and ax.get_title())
     assert titles == sorted(["bert-base-uncased · load_model", "bert-base-uncased · first_forward",
                              "bert-base-uncased · forward · seq 32", "bert-base-uncased · forward · seq 512"])
+
+
+# -- QA 17b: precision, whole numbers, the view and the legend --------------------------------------------------
+@pytest.fixture
+def precision_db(tmp_path):
+    """bert forward batch 1 seq 128: cpu at fp32 (100 items/s) and fp16 (500), cuda at fp32 (250)."""
+    from benchmark_db_models import BenchmarkDB, PerformanceResults
+
+    path = str(tmp_path / "precision.duckdb")
+    with BenchmarkDB(path) as db, db.transaction():
+        model = db.get_or_add_model("bert-base-uncased")
+        db.insert_many([PerformanceResults(
+            model_id=model, hardware_id=db.get_or_add_hardware(hardware), model_name="bert-base-uncased",
+            hardware_type=hardware, test_case="forward", batch_size=1, sequence_length=128, precision=precision,
+            throughput_items_per_second=throughput, average_latency_ms=1000.0 / throughput, created_at=START)
+            for hardware, precision, throughput in (("cpu", "fp32", 100.0), ("cpu", "fp16", 500.0),
+                                                    ("cuda", "fp32", 250.0))])
+    return path
+
+
+def test_pivot_and_fastest_hardware_never_average_two_precisions(precision_db):
+    with connect(precision_db, read_only=True) as conn:
+        report = reports.build_report(conn, "performance")
+        fastest = reports.best_hardware_table(conn, ReportFilters())
+    pivot = report.sections[1].frame
+    # cpu was measured at two precisions: a column each (their mean, 300, was measured at neither)
+    assert pivot.columns.tolist() == ["model", "test_case", "batch_size", "sequence_length", "cpu fp16", "cpu fp32",
+                                      "cuda"]
+    assert pivot.iloc[0][["cpu fp16", "cpu fp32", "cuda"]].tolist() == [500.0, 100.0, 250.0]
+    best = fastest.iloc[0]
+    assert (best["fastest_hardware"], best["precision"], best["throughput_items_per_s_mean"],
+            best["hardware_compared"]) == ("cpu", "fp16", 500.0, 2)
+
+
+def test_pivot_keeps_batch_size_and_sequence_length_whole(db_path):
+    import json
+
+    with connect(db_path, read_only=True) as conn:
+        report = reports.build_report(conn, "performance")
+    rows = json.loads(reports.render_report(report, "json"))["sections"]["by_hardware"]["rows"]
+    assert {row["sequence_length"] for row in rows} == {None, 32, 512}
+    assert all(isinstance(row[k], int) for row in rows for k in ("batch_size", "sequence_length")
+               if row[k] is not None)  # not 32.0
+
+
+def test_cross_platform_view_keeps_configurations_apart(db_path):
+    with connect(db_path, read_only=True) as conn:
+        rows = conn.execute("SELECT test_case, sequence_length, precision, cpu_throughput, results "
+                            "FROM cross_platform_performance ORDER BY ALL").fetchall()
+    assert len(rows) == len(WORK)
+    for test_case, length, latency in WORK:
+        assert (test_case, length, "fp32", pytest.approx(1000.0 / latency), 6) in rows  # cpu and cuda, 3 runs
+
+
+def test_a_cut_label_keeps_the_configuration_whole():
+    from benchmark_db.charts import short_label
+
+    first, plain = (short_label(f"bert-base-uncased · {case} · seq 128 fp32") for case in ("first_forward", "forward"))
+    assert first.endswith("· first_forward · seq 128 fp32") and plain.endswith("· forward · seq 128 fp32")
+    assert len(first) == len(plain) == 40 and first != plain

@@ -41,7 +41,8 @@ def _comparison_frame() -> pd.DataFrame:
 
     def add(model, hw, batch, latency, n=20):
         samples = latency * (1 + 0.02 * rng.standard_normal(n))
-        rows.append({"model": model, "model_family": "bert", "batch_size": batch, "sequence_length": 128,
+        rows.append({"model": model, "model_family": "bert", "test_case": None, "batch_size": batch,
+                     "sequence_length": 128, "precision": "fp32",
                      "hardware": hw, "is_emulated": False, "samples": samples, "latency_ms": float(latency),
                      "throughput": (batch or 1) * 1000.0 / latency})
 
