@@ -5,9 +5,10 @@
 runner document (benchmark_db.runner_format) plus summary rows; `store_document` writes the document through
 the ORM in one transaction, `write_document` writes it as versioned JSON for `--no-db-store`. The database
 (or the output folder) is checked before anything is measured; a store that still fails leaves the document
-in the output folder for the updater, and Ctrl-C stores nothing (a run is stored whole). A platform that
-is absent, a model too big for this machine, a precision a backend cannot run, a conversion that fails: each
-becomes a `hardware_compatibility` row with the reason, never a crash and never a made-up number.
+in the output folder for the updater (as does Ctrl-C during the store), and Ctrl-C stores nothing (a run is
+stored whole). A platform that is absent, a model too big for this machine, a precision a backend cannot run, a
+conversion that fails: each becomes a `hardware_compatibility` row with the reason, never a crash and never a
+made-up number.
 """
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ SET_DEFAULTS = {
 }
 DEFAULT_OUTPUT_DIR = "./auto_store_results"
 BYTES_PER_PARAM = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
+MAX_THREADS = 1024  # beyond it a runtime fails creating the threads (torch: ImportError, not a reason)
 
 
 @dataclass
@@ -152,6 +154,13 @@ def _split(values: list[str]) -> list[str]:
 
 def settings_from_args(args: argparse.Namespace) -> RunSettings:
     defaults = SET_DEFAULTS[args.models_set]
+    # `--model ""` or `,` (an empty variable) would run the whole set, `--precision ""` would fall back to fp32
+    for name, values, hint in (("--model", args.model, "pass e.g. --model bert, or leave it out for the whole set"),
+                               ("--precision", args.precision, "pass e.g. --precision fp32,fp16")):
+        if values and not _split(values):
+            raise UsageError(f"{name} names nothing", hint)
+    if args.model_path is not None and not args.model_path.strip():
+        raise UsageError("--model-path is empty", "pass --model-path a checkpoint folder, or leave it out")
     precisions = [p.lower() for p in _split(args.precision)] or ["fp32"]
     for precision in precisions:
         if precision not in BYTES_PER_PARAM:
@@ -162,6 +171,9 @@ def settings_from_args(args: argparse.Namespace) -> RunSettings:
     for name, value in (("--min-iterations", args.min_iterations), ("--threads", args.threads)):
         if value is not None and value < 1:
             raise UsageError(f"{name} must be at least 1", f"pass {name} 1 or more")
+    if args.threads is not None and args.threads > MAX_THREADS:
+        raise UsageError(f"--threads {args.threads:,} is more than {MAX_THREADS:,}",
+                         f"pass --threads 1 to {MAX_THREADS:,}, e.g. the machine's core count")
     # nan passes every comparison below (and then fails each cell, or disables the budget); inf never ends
     if args.min_duration is not None and not (0 <= args.min_duration < float("inf")):
         raise UsageError(f"--min-duration {args.min_duration} is not a number of seconds 0 or more",
@@ -557,6 +569,10 @@ def _add_result(spec, hw, device, batch, seq, precision, prepared, measurement, 
         log.warning("%s on %s (batch %s, %s): %s", spec.name, hw, batch, precision, extra["iteration_cap_warning"])
     if settings.threads and metrics["threads_used"] is not None and metrics["threads_used"] != settings.threads:
         warnings_.append(f"--threads {settings.threads} asked, {hw} ran {metrics['threads_used']} threads")
+    if "generation_error" in generation:  # the forward numbers stand; the row must not read as a plain ok
+        warnings_.append(f"generation of {settings.generate_tokens} tokens failed (metrics.generation_error)")
+        log.warning("%s on %s (batch %s, %s): generation failed: %s", spec.name, hw, batch, precision,
+                    generation["generation_error"])
     if warnings_:
         metrics["warning"] = "; ".join(warnings_)
     out.results.append({
@@ -579,6 +595,8 @@ def _add_result(spec, hw, device, batch, seq, precision, prepared, measurement, 
         status += f", decoder {shapes['decoder_sequence_length']} tokens"
     if prepared.precision_used != precision:
         status += f", ran {prepared.precision_used}"
+    if "generation_error" in generation:
+        status += ", generation failed"
     if "tokens_per_second" in generation:
         status += f", {generation['tokens_per_second']:.3g} tok/s, TTFT {generation['time_to_first_token_ms']:.1f} ms"
     out.summary.append({"model": spec.name, "hardware": hw, "batch": batch, "seq": seq,
@@ -710,6 +728,20 @@ def visualize(db_path: str | None, output_dir: str, lock_timeout: float) -> str 
     return str(report)
 
 
+def _interrupted(saved: Path | None = None, db_path: str | None = None) -> int:
+    """Ctrl-C while measuring or storing: the run is stored whole or not at all; say so, rather than the
+    updater's generic "committed work is kept and a re-run continues from there" (benchmark_db.cli)."""
+    from benchmark_db.lake import redact
+
+    message = ("error: interrupted; nothing of this run was stored (a run is stored whole, so no partial run "
+               "can look complete); re-run the command to measure it")
+    if saved is not None:
+        message += (f", or store the measurements saved to {saved} with benchmark_db_updater.py --input-file "
+                    f"{shlex.quote(str(saved))} --db {shlex.quote(redact(db_path or ''))}")
+    print(message, file=sys.stderr)
+    return 130
+
+
 def run_from_args(args: argparse.Namespace, *, test_name: str, prog: str, argv: list[str] | None) -> int:
     """What each runner script does: run the matrix, store or write it, print the summary."""
     from benchmark_db.cli import write_text
@@ -736,13 +768,12 @@ def run_from_args(args: argparse.Namespace, *, test_name: str, prog: str, argv: 
         doc, summary = benchmark_run(settings, test_name=test_name, command_line=command_line_for(prog, argv),
                                      quiet=args.quiet, specs=specs)
     except KeyboardInterrupt:
-        # the run is stored whole or not at all: say so, rather than the generic "committed work is kept"
-        print("error: interrupted; nothing of this run was stored (a run is stored whole, so no partial run "
-              "can look complete); re-run the command to measure it", file=sys.stderr)
-        return 130
+        return _interrupted()
     if args.no_db_store:
         try:
             path = write_document(doc, output_dir)
+        except KeyboardInterrupt:  # written to a temporary name and renamed: nothing or the whole file
+            return _interrupted()
         except OSError as exc:  # the folder was writable when checked: full disk, removed, remounted read-only
             raise UsageError(f"cannot write the results into --output-dir {output_dir}: {exc.strerror or exc}",
                              "free space or pass a folder you can write to, and re-run") from None
@@ -754,10 +785,22 @@ def run_from_args(args: argparse.Namespace, *, test_name: str, prog: str, argv: 
             ingest += ["--data-path", args.data_path]
         log.info("wrote %s (ingest with %s)", path, shlex.join(ingest))
     else:
-        from benchmark_db.errors import DBConnectionError, SchemaError
+        from benchmark_db.errors import DBConnectionError, SchemaError, is_interrupt
 
         try:
-            counts = store_document(doc, args.db, args.lock_timeout)
+            try:
+                counts = store_document(doc, args.db, args.lock_timeout)
+            except Exception as exc:
+                if is_interrupt(exc):  # Ctrl-C that DuckDB caught inside a query
+                    raise KeyboardInterrupt from None
+                raise
+        except KeyboardInterrupt:  # storing, or waiting for another process's lock: keep the measurements
+            try:
+                saved = write_document(doc, output_dir)
+            except (OSError, KeyboardInterrupt) as write_exc:
+                log.warning("could not save the results to %s either: %s", output_dir, write_exc)
+                saved = None
+            return _interrupted(saved, db_path)
         except (DBConnectionError, SchemaError) as exc:
             # the measurements took long: keep them as a file the updater can ingest once the database works
             try:

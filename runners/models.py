@@ -318,13 +318,24 @@ def checkpoint_spec(path: str) -> ModelSpec:
                          "pass --model-path a folder saved with save_pretrained()")
     import json
 
-    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    config_file = folder / "config.json"
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # unreadable, not UTF-8, not JSON (UnicodeDecodeError is a ValueError)
+        raise UsageError(f"cannot read {config_file}: {getattr(exc, 'strerror', None) or exc}",
+                         "pass --model-path a folder saved with save_pretrained()") from None
+    if not isinstance(config, dict):
+        raise UsageError(f"{config_file} is a JSON {type(config).__name__}, not an object",
+                         "pass --model-path a folder saved with save_pretrained()")
     model_type = str(config.get("model_type", "")).replace("-", "_")
     family = model_type if model_type in FAMILIES else None
     if family is None:
         raise UsageError(f"{path}: model_type {model_type!r} is not one of the 13 families",
                          f"use a checkpoint of {', '.join(FAMILIES)}")
     architectures = config.get("architectures") or [_FAMILY_TABLE[family][0]]
+    if not isinstance(architectures, list) or not isinstance(architectures[0], str):  # a string: class "B"
+        raise UsageError(f"{config_file}: architectures {architectures!r} is not a list of class names",
+                         'write it as e.g. "architectures": ["BertModel"]')
     return ModelSpec(name=checkpoint_name(folder), family=family, size="checkpoint", model_class=architectures[0],
                      checkpoint=str(folder), description=f"local checkpoint {folder}",
                      uses_sequence_length=family not in _NO_SEQUENCE)

@@ -902,7 +902,12 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"cannot read --feeds {args.feeds}: {detail}",
                              "give a .npz written by numpy.savez (input name -> array)") from None
     else:
-        feeds = default_feeds(args.onnx)
+        from google.protobuf.message import DecodeError
+
+        try:
+            feeds = default_feeds(args.onnx)
+        except DecodeError:  # text, an archive, a truncated download
+            raise UsageError(f"{args.onnx} is not an ONNX model", "give the path of an .onnx file") from None
     result = run_onnx(args.onnx, feeds, args.provider, warmup=args.warmup, min_iterations=args.min_iterations,
                       min_duration_s=args.min_duration, device_type=args.device_type, num_threads=args.threads,
                       adaptive_warmup=not args.fixed_warmup)
