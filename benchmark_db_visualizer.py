@@ -112,15 +112,27 @@ def trend_chart(conn, path, filters, *, metric: str | None = "throughput", title
     if undated:
         log.warning("%d matching result(s) without a time (their files gave none) are left out of the trend",
                     undated)
-    series = trend.groupby(reports.SERIES_KEYS, dropna=False).ngroups
-    if series > max_series:
+    group = trend.groupby(reports.SERIES_KEYS, dropna=False, sort=True).ngroup()
+    series = int(group.max()) + 1
+    left_out = None
+    if series > 2 * max_series:
         # the filters in parentheses: describe() has a "; " of its own, which read as the end of the message
         # ("120 configurations match simulated results excluded; ...")
         raise UsageError(f"{series} configurations match ({filters.describe()}), and a trend chart shows at most "
                          f"{max_series}", "narrow it with --model, --hardware, --batch-size or --precision")
+    if series > max_series:
+        # a few too many (a model measured in several test cases or sequence lengths): the configurations with
+        # the most runs are drawn, and the chart and stderr say how many were left out
+        runs = group.value_counts()
+        kept = sorted(runs.index, key=lambda g: (-runs[g], g))[:max_series]
+        trend = trend[group.isin(kept).to_numpy()].reset_index(drop=True)
+        left_out = (f"{max_series} of {series} configurations drawn (those with the most runs); narrow with "
+                    "--model, --hardware, --batch-size or --precision to see the others")
+        log.warning(left_out)
     change_points, note = reports.trend_change_points(trend, m.name)
     if note:
         log.warning(note)
+    note = "; ".join(n for n in (note, left_out) if n) or None
     scope = _filters_title(filters)
     default = f"{m.label} over time" + (f": {scope}" if scope else "")
     return save_chart(charts.trend_figure(trend, change_points, m, title or default, note), path)

@@ -158,3 +158,30 @@ def test_a_cut_label_keeps_the_configuration_whole():
     first, plain = (short_label(f"bert-base-uncased · {case} · seq 128 fp32") for case in ("first_forward", "forward"))
     assert first.endswith("· first_forward · seq 128 fp32") and plain.endswith("· forward · seq 128 fp32")
     assert len(first) == len(plain) == 40 and first != plain
+
+
+def test_a_trend_a_few_configurations_too_wide_draws_those_with_the_most_runs(tmp_path, capsys):
+    """The guide's `--plot-trend --model bert-base-uncased --hardware cuda` matched 19 configurations once test
+    case and sequence length became keys, and was refused (at most 12): now the 12 with the most runs are drawn
+    and the chart and stderr say so; far too many (over twice that) is still refused."""
+    import benchmark_db_visualizer as visualizer
+    from benchmark_db_models import BenchmarkDB, PerformanceResults, TestRuns
+
+    path = str(tmp_path / "wide.duckdb")
+    with BenchmarkDB(path) as db, db.transaction():
+        model, cpu = db.get_or_add_model("bert-base-uncased"), db.get_or_add_hardware("cpu")
+        records = []
+        for day in range(3):
+            run = db.insert_test_runs(TestRuns(test_name=f"run {day}", test_type="performance",
+                                               started_at=START + dt.timedelta(days=day), success=True))
+            for length in range(1, 16 if day == 0 else 13):  # 15 configurations; 12 of them in three runs
+                records.append(PerformanceResults(
+                    run_id=run, model_id=model, hardware_id=cpu, model_name="bert-base-uncased", hardware_type="cpu",
+                    test_case="forward", batch_size=1, sequence_length=length, precision="fp32",
+                    throughput_items_per_second=100.0 + length, average_latency_ms=10.0,
+                    created_at=START + dt.timedelta(days=day)))
+        db.insert_many(records)
+    chart = tmp_path / "trend.png"
+    assert visualizer.main(["--db", path, "--plot-trend", "--output", str(chart)]) == 0
+    assert chart.read_bytes()[:4] == b"\x89PNG"
+    assert "12 of 15 configurations drawn (those with the most runs)" in capsys.readouterr().err
