@@ -319,19 +319,9 @@ CONFIGURATION_COLUMNS = ("test_case", "sequence_length")
 
 
 def _configuration_labels(df, per_model: bool = True, precision: bool = False) -> list[str]:
-    """`configuration_labels` (model, test case, sequence length); with `precision`, followed by the row's
-    precision where the model has several (`per_model`) or the rows have several at all, by the same rule."""
     from benchmark_db.reports import configuration_labels  # one rule for the reports' charts and these
 
-    labels = configuration_labels(df, per_model)
-    if not precision or "precision" not in df or not len(df):
-        return labels
-    if per_model:
-        several = df.groupby("model", dropna=False)["precision"].transform(lambda s: s.nunique(dropna=False) > 1)
-    else:
-        several = [df["precision"].nunique(dropna=False) > 1] * len(df)
-    return [f"{label} · {prec}" if keep and _present(prec) else label
-            for label, keep, prec in zip(labels, several, df["precision"])]
+    return configuration_labels(df, per_model, precision)
 
 
 def _varying(table, columns=CONFIGURATION_COLUMNS) -> list[str]:

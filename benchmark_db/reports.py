@@ -823,10 +823,11 @@ def compare_table(conn, filters: ReportFilters, metric: str | None = "throughput
     return df
 
 
-def configuration_labels(df, per_model: bool = True) -> list[str]:
+def configuration_labels(df, per_model: bool = True, precision: bool = False) -> list[str]:
     """Each row's model name followed by its test case and sequence length (`bert · forward · seq 128`; a
     missing part, or "unknown", is left out) where that model has several (`per_model`), or where the rows
-    have several at all: results of different work never share a line, a bar or a legend entry unnamed."""
+    have several at all: results of different work never share a line, a bar or a legend entry unnamed.
+    With `precision`, the precision follows by the same rule (`bert · fp16`)."""
     def present(value) -> bool:
         return not is_missing(value) and str(value) not in ("", "unknown")
 
@@ -834,7 +835,9 @@ def configuration_labels(df, per_model: bool = True) -> list[str]:
     if not len(df):
         return models
     parts = [models]
-    for column, show in (("test_case", str), ("sequence_length", lambda v: f"seq {int(v)}")):
+    shown = [("test_case", str), ("sequence_length", lambda v: f"seq {int(v)}")] + ([("precision", str)]
+                                                                                     if precision else [])
+    for column, show in shown:
         if column not in df:
             continue
         if per_model:
