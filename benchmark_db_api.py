@@ -761,8 +761,6 @@ class RecordBuilder:
                     columns[_PERF_FLOATS[name]] = value
         for name in _PERF_INTS:
             columns[name] = _int(name, get(name), *INT_FIELD_RANGES[name])
-        if "batch_size" not in values:
-            columns["batch_size"] = 1
         result = PerformanceResults(
             model_id=model.model_id, hardware_id=hardware.hardware_id, run_id=run_id,
             model_name=model.model_name, hardware_type=hardware.hardware_type,
@@ -808,7 +806,7 @@ class RecordBuilder:
             results, described, failures)
         # in the order performance() checks them, so that the same error comes first
         floats = {_PERF_FLOATS[name]: column(name, _measurement_column) for name in _PERF_FLOATS}
-        ints = {name: column(name, _int_column, 1 if name == "batch_size" else None) for name in _PERF_INTS}
+        ints = {name: column(name, _int_column) for name in _PERF_INTS}
         test_cases = column("test_case", _text_column)
         precisions = column("precision", _text_column)
         simulated = column("is_simulated", _flag_column, False)
@@ -1039,7 +1037,7 @@ class _Where:
 
 
 def performance_query(*, model_name=None, hardware_type=None, device_name=None, batch_size=None,
-                      precision=None, test_case=None, run_id=None, model_family=None, is_simulated=None,
+                      sequence_length=None, precision=None, test_case=None, run_id=None, model_family=None, is_simulated=None,
                       is_emulated=None, since=None, until=None, include_samples=False, limit=None, offset=None,
                       stored_names: bool = True, peek: bool = False):
     """(sql, params) of the performance results matching the filters, newest first. `stored_names` adds the
@@ -1051,6 +1049,7 @@ def performance_query(*, model_name=None, hardware_type=None, device_name=None, 
     where.add("pr.hardware_type = ?", _hardware_kind(_text("hardware_type", hardware_type)))
     where.add("hp.device_name = ?", _text("device_name", device_name))
     where.add("pr.batch_size = ?", _int("batch_size", batch_size))
+    where.add("pr.sequence_length = ?", _int("sequence_length", sequence_length))
     where.add("pr.precision = ?", _text("precision", precision))
     where.add("pr.test_case = ?", _text("test_case", test_case))
     where.add("pr.run_id = ?", _int("run_id", run_id, 0, 2**63 - 1))
@@ -1277,7 +1276,7 @@ class BenchmarkDBAPI:
                 raise
 
     def store_performance_result(self, model_name: str, hardware_type: str, device_name: str | None = None,
-                                 batch_size: int | None = 1, precision: str | None = None,
+                                 batch_size: int | None = None, precision: str | None = None,
                                  throughput: float | None = None, latency_avg: float | None = None,
                                  memory_peak: float | None = None, **fields: Any) -> int:
         """Store one performance result; return its result_id.
@@ -1420,8 +1419,8 @@ class BenchmarkDBAPI:
 
     def get_performance_metrics(self, model_name: str | None = None, hardware_type: str | None = None,
                                 **filters: Any):
-        """Performance results as a DataFrame, newest first. Filters: device_name, batch_size, precision,
-        test_case, run_id, model_family, is_simulated, is_emulated, since, until, include_samples, limit
+        """Performance results as a DataFrame, newest first. Filters: device_name, batch_size, sequence_length,
+        precision, test_case, run_id, model_family, is_simulated, is_emulated, since, until, include_samples, limit
         (default 1000, at most 10000), offset."""
         return self._frame(*_filtered("get_performance_metrics", performance_query,
                                       dict(filters, model_name=model_name, hardware_type=hardware_type)))

@@ -183,7 +183,7 @@ class PerformanceIn(RunFields):
     model_name: Name
     hardware_type: Name = Field(..., description="cpu, cuda, rocm, mps, openvino, webnn, webgpu, ...")
     device_name: Text | None = None
-    batch_size: _whole("batch_size") | None = 1  # type: ignore[valid-type]
+    batch_size: _whole("batch_size") | None = None  # type: ignore[valid-type]
     precision: Text | None = None
     throughput: Measure | None = Field(None, description="items per second")
     latency_avg: Measure | None = Field(None, description="mean latency, ms")
@@ -1062,6 +1062,7 @@ def create_app(settings: ServerSettings | None = None, api: BenchmarkDBAPI | Non
     @app.get("/performance", response_model=PerformancePage, tags=["performance"], responses=_ERRORS)
     def get_performance(api: API, model_name: QText = None, hardware_type: QText = None,
                         device_name: QText = None, batch_size: Annotated[int | None, Query(ge=0, le=INT32)] = None,
+                        sequence_length: Annotated[int | None, Query(ge=0, le=INT32)] = None,
                         precision: QText = None, test_case: QText = None,
                         run_id: Annotated[int | None, Query(ge=0, le=INT63)] = None, model_family: QText = None,
                         is_simulated: bool | None = None, is_emulated: bool | None = None, since: Since = None,
@@ -1069,7 +1070,7 @@ def create_app(settings: ServerSettings | None = None, api: BenchmarkDBAPI | Non
                         offset: Offset = 0):
         sql = api_module.performance_query(
             model_name=model_name, hardware_type=hardware_type, device_name=device_name, batch_size=batch_size,
-            precision=precision, test_case=test_case, run_id=run_id, model_family=model_family,
+            sequence_length=sequence_length, precision=precision, test_case=test_case, run_id=run_id, model_family=model_family,
             is_simulated=is_simulated, is_emulated=is_emulated, since=since, until=until,
             include_samples=include_samples, limit=limit, offset=offset, stored_names=False, peek=True)
         return page(api, sql, limit, offset)

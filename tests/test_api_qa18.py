@@ -1,0 +1,56 @@
+"""Session 15 of the REST server and the Python API: results filtered by sequence length, and a result
+stored without a batch size keeps NULL instead of an invented 1."""
+from __future__ import annotations
+
+import pytest
+
+from benchmark_db_api import BenchmarkDBAPI
+
+
+@pytest.fixture
+def client(db_path):
+    from fastapi.testclient import TestClient
+
+    from benchmark_db_server import ServerSettings, create_app
+
+    with TestClient(create_app(ServerSettings(db_path=db_path, idle_release=0.1))) as test_client:
+        yield test_client
+
+
+@pytest.mark.slow  # about 0.45 s here: outside make test-fast
+def test_get_performance_filters_on_sequence_length(client):
+    """GET /performance filtered on test_case but not on sequence_length, which reports key on."""
+    for length, throughput in ((32, 300.0), (512, 20.0)):
+        stored = client.post("/performance", json={"model_name": "bert", "hardware_type": "cpu", "batch_size": 1,
+                                                   "sequence_length": length, "throughput": throughput})
+        assert stored.status_code == 201, stored.text
+    items = client.get("/performance", params={"sequence_length": 512}).json()["items"]
+    assert [(item["sequence_length"], item["throughput"]) for item in items] == [(512, 20.0)]
+    assert client.get("/performance", params={"sequence_length": 64}).json()["count"] == 0
+    refused = client.get("/performance", params={"sequence_length": -1})
+    assert refused.status_code == 422 and refused.json()["error"]["details"][0]["field"] == "sequence_length"
+
+
+def test_python_api_filters_on_sequence_length(db_path):
+    api = BenchmarkDBAPI(db_path)
+    for length in (32, 512):
+        api.store_performance_result("bert", "cpu", batch_size=1, sequence_length=length, throughput=float(length))
+    frame = api.get_performance_metrics(sequence_length=32)
+    assert frame["sequence_length"].tolist() == [32] and frame["throughput"].tolist() == [32.0]
+
+
+@pytest.mark.slow  # about 0.4 s here
+def test_a_result_without_batch_size_stores_null_not_one(client, db_path):
+    """POST /performance, its batch and store_performance_result stored batch_size 1 for a client that sent none:
+    a made-up value that pooled with real batch-1 results in every report."""
+    assert client.post("/performance", json={"model_name": "bert", "hardware_type": "cpu",
+                                             "throughput": 5.0}).status_code == 201
+    batch = client.post("/performance/batch", json={"results": [{"model_name": "t5", "hardware_type": "cpu"},
+                                                                {"model_name": "t5", "hardware_type": "cpu",
+                                                                 "batch_size": 8}]})
+    assert batch.status_code == 201, batch.text
+    BenchmarkDBAPI(db_path).store_performance_result("gpt2", "cpu", throughput=1.0)
+    items = client.get("/performance", params={"limit": 10}).json()["items"]
+    assert sorted((item["model_name"], item["batch_size"] or 0) for item in items) == [
+        ("bert", 0), ("gpt2", 0), ("t5", 0), ("t5", 8)]
+    assert all(item["batch_size"] is None for item in items if item["model_name"] != "t5" or item["batch_size"] != 8)
