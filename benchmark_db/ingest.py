@@ -217,6 +217,8 @@ class IngestSummary:
     # a dry run: the stored rows its changed, moved or re-converted files would replace (a real run deletes
     # them first; counted as added only, a --scan-dir dry run said +76 results where the real run added 0)
     rows_replaced: dict[str, int] = field(default_factory=dict)
+    # a dry run: the ingest log rows and stored originals its files would add (a real run counts them after)
+    bookkeeping_added: dict[str, int] = field(default_factory=dict)
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -249,6 +251,7 @@ class IngestSummary:
             if o.status == INGESTED:
                 total.update(o.rows_by_table)
         total.subtract(self.rows_replaced)
+        total.update(self.bookkeeping_added)
         for table, ids in self.new_dimension_ids.items():
             total[table] = len(ids)
         return dict(sorted((t, n) for t, n in total.items() if n))
@@ -783,6 +786,10 @@ class Ingestor:
         summary = IngestSummary(dry_run=self.dry_run)
         self._seen: set[str] = set()  # paths decided in this run
         self._dry_replaced: list[str] = []  # a dry run: contents whose stored rows a real run would replace
+        self._dry_log_rows = 0  # a dry run: the ingest log rows a real run would add ...
+        self._logged_before = set(self.known) if self.dry_run else set()  # (known grows as files are decided)
+        self._dry_documents: set[str] = set()  # ... the contents whose originals it would keep ...
+        self._dry_old_contents: Counter = Counter()  # ... and the earlier contents of changed files
         self._holds_cache: dict[tuple[str, str], bool] = {}
         # a failed file is tried again on every run: the fault may have been the converter's; so is a
         # duplicate whose original is gone or has changed since: converted again, it takes the rows of that
@@ -813,10 +820,27 @@ class Ingestor:
                 ids.difference_update(r[0] for r in self.db.conn.execute(f"SELECT {column} FROM {table}").fetchall())
             if self.dry_run and self._dry_replaced:
                 summary.rows_replaced = self._stored_rows(self._dry_replaced)
+        if self.dry_run:
+            summary.bookkeeping_added = self._dry_bookkeeping()
         moved = moved_files(summary)
         if moved:  # on stderr too: the summary table is not printed in every format
             log.info("%s", moved)
         return summary
+
+    def _dry_bookkeeping(self) -> dict[str, int]:
+        """A dry run: the ingest log rows and originals a real run would add, counted as _flush writes them (an
+        original is kept once per content; a changed file's earlier original goes once no log row names it)."""
+        added = {"ingested_files": self._dry_log_rows, "source_documents": len(self._dry_documents)}
+        if self.db is None:
+            return added
+        conn = self.db.conn
+        stored = {row[0] for row in conn.execute("SELECT sha256 FROM source_documents").fetchall()}
+        named = dict(conn.execute("SELECT sha256, count(*) FROM ingested_files WHERE sha256 IS NOT NULL "
+                                  "GROUP BY sha256").fetchall())
+        dropped = sum(1 for sha, files in self._dry_old_contents.items()
+                      if sha in stored and sha not in self._dry_documents and named.get(sha, 0) <= files)
+        added["source_documents"] = len(self._dry_documents - stored) - dropped
+        return added
 
     def _stored_rows(self, shas: list[str]) -> dict[str, int]:
         """Rows per result table of the runs of these contents (those a real run would delete)."""
@@ -1100,6 +1124,13 @@ class Ingestor:
     def _flush(self, batch: _Batch) -> None:
         if self.dry_run:
             self._dry_replaced.extend(batch.rebuilt + batch.replaced)
+            # as the writes below would count: a log row for a path not logged yet, or for one whose earlier
+            # row is renamed (an archived file's name taken again) or deleted (a moved file)
+            retitled = {path for path, _ in batch.rekeyed} | set(batch.moved)
+            self._dry_log_rows += sum(1 for row in batch.log_rows
+                                      if row["path"] not in self._logged_before or row["path"] in retitled) - len(batch.moved)
+            self._dry_documents.update(row["sha256"] for row in batch.log_rows if row["sha256"])
+            self._dry_old_contents.update(batch.replaced)
         if self.dry_run or self.db is None or len(batch) == 0:
             return
         import pyarrow as pa
