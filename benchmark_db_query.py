@@ -149,21 +149,38 @@ _AS_TEXT = ("INTERVAL", "DATE", "HUGEINT", "UHUGEINT")
 
 def _exact_columns(relation):
     """`relation` with the columns of `_AS_TEXT` types and DECIMAL cast to VARCHAR (by position: a query may
-    name two columns alike), and {position: int or Decimal} for the ones to make numbers again."""
+    name two columns alike), a list, struct or map holding a DECIMAL or HUGEINT as its JSON text, and
+    {position: int, Decimal or _exact_json} for the ones to make numbers (or nested values) again."""
     import decimal
 
     kinds = [str(t) for t in relation.types]
     exact = {i: int if kind in ("HUGEINT", "UHUGEINT") else decimal.Decimal for i, kind in enumerate(kinds)
              if kind in ("HUGEINT", "UHUGEINT") or kind.startswith("DECIMAL(") and kind.endswith(")")}  # not a list
+    # nested: .df() made a list's DECIMALs floats (12345678901234567890.123456789 read 1.234567890123457e+19);
+    # DuckDB's JSON of the value keeps every digit
+    nested = {i for i, kind in enumerate(kinds) if i not in exact and ("DECIMAL(" in kind or "HUGEINT" in kind)}
+    exact.update(dict.fromkeys(nested, _exact_json))
     if not exact and not any(kind in _AS_TEXT for kind in kinds):
         return relation, exact
 
     def quoted(name: str) -> str:
         return '"' + name.replace('"', '""') + '"'
 
-    return relation.project(", ".join(
-        f"CAST(#{i + 1} AS VARCHAR) AS {quoted(name)}" if kind in _AS_TEXT or i in exact
-        else f"#{i + 1} AS {quoted(name)}" for i, (name, kind) in enumerate(zip(relation.columns, kinds)))), exact
+    def column(i: int, kind: str) -> str:
+        if i in nested:
+            return f"CAST(to_json(#{i + 1}) AS VARCHAR)"
+        return f"CAST(#{i + 1} AS VARCHAR)" if kind in _AS_TEXT or i in exact else f"#{i + 1}"
+
+    return relation.project(", ".join(f"{column(i, kind)} AS {quoted(name)}"
+                                      for i, (name, kind) in enumerate(zip(relation.columns, kinds)))), exact
+
+
+def _exact_json(text: str):
+    """A nested value from its JSON text, its numbers exact: a fraction as a Decimal, an integer of any size."""
+    import decimal
+    import json
+
+    return json.loads(text, parse_float=decimal.Decimal)
 
 
 def _exact_values(frame, exact: dict):

@@ -136,7 +136,7 @@ def _cell(value) -> str:
     if isinstance(value, float):
         return f"{value:.6g}" if abs(value) < 1e15 else f"{value:.6e}"
     if isinstance(value, (list, dict)):
-        text = json.dumps(value)
+        text = exact_json_dumps(value)
         return text if len(text) <= 60 else text[:57] + "..."
     if isinstance(value, decimal.Decimal) and value.is_finite():
         return decimal_text(value)
@@ -155,8 +155,9 @@ def _finite(value):
     return value
 
 
-def to_json(data) -> str:
-    columns, rows = _records(data)
+def exact_json_dumps(value, **options) -> str:
+    """json.dumps, with every finite Decimal (also inside lists and dicts) written with all its digits as a
+    JSON number: json writes a float's 17 digits at most and a Decimal not at all."""
     exact: dict[str, str] = {}  # placeholder -> the digits of a Decimal
     marker = None
 
@@ -177,13 +178,17 @@ def to_json(data) -> str:
             return {k: number(v) for k, v in value.items()}
         return value
 
-    text = json.dumps([{c: number(_finite(_plain(r.get(c)))) for c in columns} for r in rows], indent=2,
-                      default=str, allow_nan=False)
-    if exact:  # json writes a float's 17 digits at most, a Decimal not at all: the digits go in as they are
+    text = json.dumps(number(_finite(value)), default=str, allow_nan=False, **options)
+    if exact:
         import re
 
         text = re.sub(f'"({re.escape(marker)}[0-9]+)"', lambda m: exact[m.group(1)], text)
     return text
+
+
+def to_json(data) -> str:
+    columns, rows = _records(data)
+    return exact_json_dumps([{c: _plain(r.get(c)) for c in columns} for r in rows], indent=2)
 
 
 def to_csv(data) -> str:

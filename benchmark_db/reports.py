@@ -20,7 +20,6 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import html as _html
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1335,7 +1334,9 @@ def _format_cell(value) -> tuple[str, str | None]:
 
         return f"{value:,f}", decimal_text(value)
     if isinstance(value, (list, dict)):
-        text = json.dumps(value)
+        from benchmark_db.output import exact_json_dumps
+
+        text = exact_json_dumps(value)
         return (text if len(text) <= 80 else text[:77] + "..."), None
     return str(value), None
 
