@@ -569,10 +569,14 @@ def _add_result(spec, hw, device, batch, seq, precision, prepared, measurement, 
         log.warning("%s on %s (batch %s, %s): %s", spec.name, hw, batch, precision, extra["iteration_cap_warning"])
     if settings.threads and metrics["threads_used"] is not None and metrics["threads_used"] != settings.threads:
         warnings_.append(f"--threads {settings.threads} asked, {hw} ran {metrics['threads_used']} threads")
-    if "generation_error" in generation:  # the forward numbers stand; the row must not read as a plain ok
-        warnings_.append(f"generation of {settings.generate_tokens} tokens failed (metrics.generation_error)")
-        log.warning("%s on %s (batch %s, %s): generation failed: %s", spec.name, hw, batch, precision,
-                    generation["generation_error"])
+    # the forward numbers stand; the row must not read as a plain ok
+    generation_outcome = None
+    if "generation_error" in generation:  # "not run: ..." when it would pass the model's positions
+        generation_outcome = "not run" if generation["generation_error"].startswith("not run") else "failed"
+        warnings_.append(f"generation of {settings.generate_tokens} tokens {generation_outcome} "
+                         "(metrics.generation_error)")
+        log.warning("%s on %s (batch %s, %s): generation %s: %s", spec.name, hw, batch, precision,
+                    generation_outcome, generation["generation_error"])
     if warnings_:
         metrics["warning"] = "; ".join(warnings_)
     out.results.append({
@@ -595,8 +599,8 @@ def _add_result(spec, hw, device, batch, seq, precision, prepared, measurement, 
         status += f", decoder {shapes['decoder_sequence_length']} tokens"
     if prepared.precision_used != precision:
         status += f", ran {prepared.precision_used}"
-    if "generation_error" in generation:
-        status += ", generation failed"
+    if generation_outcome:
+        status += f", generation {generation_outcome}"
     if "tokens_per_second" in generation:
         status += f", {generation['tokens_per_second']:.3g} tok/s, TTFT {generation['time_to_first_token_ms']:.1f} ms"
     out.summary.append({"model": spec.name, "hardware": hw, "batch": batch, "seq": seq,

@@ -115,6 +115,28 @@ class Backend:
 _TORCH_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
+def generation_beyond_positions(config, feeds: dict, new_tokens: int) -> str | None:
+    """Why `new_tokens` generated after the prompt in `feeds` would run past the model's positions, or None.
+
+    A decoder-only model generates after its prompt (max_position_embeddings, GPT-2's n_positions); an
+    encoder-decoder's decoder starts from one token (whisper's max_target_positions; T5's relative positions
+    have no limit). Checked before generating: GPT-2 raised an IndexError only after the warm-up's cost, and
+    llama's rotary positions ran 32 + 600 tokens past its 512 without a word."""
+    if config is None:
+        return None
+    text = getattr(config, "text_config", None) or config  # llava: the language model's own limit
+    if getattr(config, "is_encoder_decoder", False):
+        limit, prompt, kind = getattr(config, "max_target_positions", None), 1, "decoder start token"
+    else:
+        limit = getattr(text, "max_position_embeddings", None) or getattr(text, "n_positions", None)
+        ids = feeds.get("input_ids")
+        prompt, kind = (int(ids.shape[-1]) if ids is not None and hasattr(ids, "shape") else 0), "prompt tokens"
+    if not isinstance(limit, int) or prompt + new_tokens <= limit:
+        return None
+    return (f"not run: {prompt} {kind} + {new_tokens} new tokens pass the model's {limit} positions; "
+            f"pass --generate-tokens {max(limit - prompt, 0)} or less")
+
+
 class TorchBackend(Backend):
     """cpu, cuda, rocm and mps: the model runs in eager PyTorch on `torch_device`."""
 
@@ -195,6 +217,9 @@ class TorchBackend(Backend):
             return {}
         feeds = {k: v for k, v in prepared.inputs.items() if k != "decoder_input_ids"}
         model = prepared.model
+        too_long = generation_beyond_positions(getattr(model, "config", None), feeds, new_tokens)
+        if too_long:  # learned positions raise past the table; rotary ones run on, past what the model is built for
+            return {"generation_error": too_long}
 
         def generate(n: int) -> float:
             self.synchronize()
