@@ -30,9 +30,9 @@ from typing import Any, ClassVar
 
 import orjson
 
-from benchmark_db import identity
+from benchmark_db import identity, schema
 from benchmark_db.connection import DEFAULT_LOCK_TIMEOUT, connect
-from benchmark_db.errors import DataConversionError, one_line
+from benchmark_db.errors import DataConversionError, UsageError, one_line
 from benchmark_db.names import FAMILY_MODALITY, family_of, normalize_hardware_type
 from benchmark_db.normalize import _MAX_EPOCH_S, _MIN_EPOCH_S
 
@@ -107,9 +107,13 @@ class TestRuns:
                                   self.git_commit, self.source_path, self.source_sha256)
 
 
-# What a performance result's whole numbers may be (the Python API's checks add upper bounds for values that
-# are typos rather than measurements): a batch or a sequence has at least one item.
+_INT32_MAX = 2**31 - 1
+# What a performance result's whole numbers may be: a batch or a sequence has at least one item, and the upper
+# bounds (benchmark_db.schema, shared with the Python API and the REST server) refuse values that are typos or
+# overflowed counters rather than measurements.
 PERFORMANCE_INT_MINIMUM = {"batch_size": 1, "sequence_length": 1, "iterations": 0, "warmup_iterations": 0}
+PERFORMANCE_INT_MAXIMUM = {"batch_size": schema.MAX_BATCH_SIZE, "sequence_length": schema.MAX_SEQUENCE_LENGTH,
+                           "iterations": _INT32_MAX, "warmup_iterations": _INT32_MAX}
 PERFORMANCE_MEASUREMENTS = ("total_time_seconds", "average_latency_ms", "latency_p50_ms", "latency_p90_ms",
                             "latency_p95_ms", "latency_p99_ms", "latency_stddev_ms", "throughput_items_per_second",
                             "memory_peak_mb")
@@ -117,9 +121,9 @@ PERFORMANCE_MEASUREMENTS = ("total_time_seconds", "average_latency_ms", "latency
 
 def _bad_performance_value(name: str, value) -> DataConversionError | None:
     if name in PERFORMANCE_INT_MINIMUM:
-        low = PERFORMANCE_INT_MINIMUM[name]
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= 2**31 - 1:
-            return DataConversionError(f"{name} must be a whole number between {low} and {2**31 - 1}, not {value!r}",
+        low, high = PERFORMANCE_INT_MINIMUM[name], PERFORMANCE_INT_MAXIMUM[name]
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
+            return DataConversionError(f"{name} must be a whole number between {low} and {high}, not {value!r}",
                                        f"fix {name} of the PerformanceResults, or leave it None if unknown")
     elif (isinstance(value, bool) or not isinstance(value, numbers.Real)
           # an int a double cannot hold exactly: Arrow refuses it (ArrowInvalid), math.isfinite overflows on 10**400
@@ -138,7 +142,6 @@ def _wrong_value(exc: Exception) -> bool:
     return isinstance(exc, (duckdb.ConversionException, pa.ArrowInvalid, pa.ArrowTypeError))
 
 
-_INT32_MAX = 2**31 - 1
 _EXACT_INT_MAX = 2**53  # the largest int Arrow puts in a DOUBLE column exactly (beyond: ArrowInvalid)
 _INF = math.inf
 
@@ -148,7 +151,7 @@ def _plausible(name: str, value) -> bool:
     every comparison). Anything else (numpy numbers, Decimals, bad values) goes to _bad_performance_value."""
     low = PERFORMANCE_INT_MINIMUM.get(name)
     if low is not None:
-        return type(value) is int and low <= value <= _INT32_MAX
+        return type(value) is int and low <= value <= PERFORMANCE_INT_MAXIMUM[name]
     kind = type(value)
     if kind is int:
         return 0 <= value <= _EXACT_INT_MAX
@@ -177,7 +180,7 @@ def check_performance_columns(columns: dict[str, list]) -> None:
         low = PERFORMANCE_INT_MINIMUM.get(name)
         # a column of plain numbers is checked by its extremes; a NaN or inf makes the sum NaN or inf
         if low is not None and kinds <= {int}:
-            if low <= min(present) and max(present) <= _INT32_MAX:
+            if low <= min(present) and max(present) <= PERFORMANCE_INT_MAXIMUM[name]:
                 continue
         elif low is None and kinds <= {float, int}:
             total = sum(present)
@@ -189,6 +192,162 @@ def check_performance_columns(columns: dict[str, list]) -> None:
 
 
 _CHECKED_FIELDS = (*PERFORMANCE_INT_MINIMUM, *PERFORMANCE_MEASUREMENTS)
+
+
+def bad_text(name: str, value) -> DataConversionError | None:
+    """DB003 for text the Python API refuses (its `_text`): a NUL character, which ends the text for C
+    readers and DuckDB's string functions, or a lone surrogate, which is no UTF-8. None for good text and for a
+    value that is no text (DuckDB refuses that one as the wrong type)."""
+    if not isinstance(value, str):
+        return None
+    if "\x00" in value:
+        return DataConversionError(f"{name} contains a NUL character", "remove it")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return DataConversionError(f"{name} is not valid Unicode text", "send UTF-8 text")
+    return None
+
+
+def bad_json(name: str, value) -> DataConversionError | None:
+    """DB003 for a JSON field (metrics, metadata, environment) holding what the Python API refuses in one (its
+    `_json_value`): a NaN or infinite number (stored as null by orjson, as invalid JSON by json) or text
+    bad_text refuses, anywhere inside, keys included. None for None and for a value without either."""
+    if value is None:
+        return None
+    if isinstance(value, str):  # stored as given: JSON text already
+        return bad_text(name, value)
+    try:
+        text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # numpy numbers, sets, bad UTF-8, deep nesting...: looked at value by value
+        text = None
+    # orjson writes NaN and Infinity as null and a NUL as \u0000: without either there is nothing to find
+    if text is not None and b"null" not in text and b"\\u0000" not in text:
+        return None
+    return _bad_json_item(name, value)
+
+
+def _bad_json_item(name: str, value) -> DataConversionError | None:
+    """bad_json by walking the value (iteratively, each container once: a deep or cyclic one cannot recurse)."""
+    todo, seen = [value], set()
+    while todo:
+        item = todo.pop()
+        if isinstance(item, str):
+            if (error := bad_text(name, item)) is not None:
+                return error
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return DataConversionError(f"{name} holds a non-finite number", "replace NaN/Infinity with null")
+        elif isinstance(item, dict | list | tuple):
+            if id(item) in seen:
+                continue
+            seen.add(id(item))
+            if isinstance(item, dict):
+                todo.extend(key for key in item if isinstance(key, str))  # other keys are stored as str(key)
+                todo.extend(item.values())
+            else:
+                todo.extend(item)
+        elif not isinstance(item, int) and item is not None and hasattr(item, "item"):  # numpy scalars
+            with contextlib.suppress(TypeError, ValueError):  # an array of many values has no single item
+                todo.append(item.item())
+    return None
+
+
+# The measured amounts of the other records, which cannot be negative (benchmark_db.validation reports a stored
+# negative one as impossible); every other number of a record must be finite.
+_MEASURED_FIELDS = {"test_runs": ("execution_time_seconds",), "hardware_compatibility": ("compatibility_score",),
+                    "integration_test_results": ("execution_time_seconds",),
+                    "web_platform_results": ("load_time_ms", "inference_time_ms", "total_time_ms", "memory_usage_mb")}
+
+
+@functools.cache
+def _checked_fields(cls) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(text, JSON, measured, other number) fields of a record type that check_record_values looks at; the
+    numbers of a PerformanceResults are check_performance_values'."""
+    texts = tuple(f.name for f in fields(cls) if f.type in ("str", "str | None"))
+    jsons = tuple(f.name for f in fields(cls) if f.name in _JSON_COLUMNS)
+    floats = () if cls is PerformanceResults else tuple(f.name for f in fields(cls) if f.type == "float | None")
+    measured = tuple(name for name in floats if name in _MEASURED_FIELDS.get(cls.TABLE, ()))
+    return texts, jsons, measured, tuple(name for name in floats if name not in measured)
+
+
+def _bad_number(name: str, value, measured: bool) -> DataConversionError | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None  # no number at all: DuckDB or Arrow refuse it as the wrong type
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int beyond a double's range
+        finite = False
+    if not finite:
+        return DataConversionError(f"{name} must be a finite number, not {value!r}", "leave it None if unknown")
+    if measured and value < 0:
+        return DataConversionError(f"{name} must not be negative, not {value!r}",
+                                   f"{name} is a duration or measured amount; leave it None if unknown")
+    return None
+
+
+def _column_errors(name: str, values: list, check) -> None:
+    """`check(name, value)` of every value of a column, raising the first error (as "row N: ..." when the
+    column has more than one row)."""
+    for row, value in enumerate(values):
+        if value is not None and (error := check(name, value)) is not None:
+            if len(values) > 1:
+                raise DataConversionError(f"row {row}: {error.message}", error.hint)
+            raise error
+
+
+def check_record(cls, record) -> None:
+    """check_record_values of one record (the usual single insert), without building its columns."""
+    texts, jsons, measured, others = _checked_fields(cls)
+    for name in texts:
+        value = getattr(record, name)
+        if type(value) is str and value.isascii() and "\x00" not in value:
+            continue
+        if (error := bad_text(name, value)) is not None:
+            raise error
+    for name in jsons:
+        if (error := bad_json(name, getattr(record, name))) is not None:
+            raise error
+    for names, is_measured in ((measured, True), (others, False)):
+        for name in names:
+            if (error := _bad_number(name, getattr(record, name), is_measured)) is not None:
+                raise error
+
+
+def check_record_values(cls, columns: dict[str, list]) -> None:
+    """DB003 for what the Python API refuses in a record, beyond the times and performance numbers checked
+    elsewhere: text with a NUL character (or not UTF-8), a JSON field holding NaN, Infinity or such text, a
+    number that is not finite or a negative measured amount. `columns` maps field names of `cls` to the values
+    of its rows. A column of plain values is checked at once; one with a bad value row by row, for its row."""
+    texts, jsons, measured, others = _checked_fields(cls)
+    for name in texts:
+        values = columns.get(name)
+        if not values:
+            continue
+        present = [v for v in values if v is not None]
+        if all(type(v) is str for v in present):
+            joined = "".join(present)
+            if "\x00" not in joined and (joined.isascii() or bad_text(name, joined) is None):
+                continue
+        _column_errors(name, values, bad_text)
+    for name in jsons:
+        values = columns.get(name)
+        present = [v for v in values or () if v is not None]
+        if not present or bad_json(name, present) is None:
+            continue
+        _column_errors(name, values, bad_json)
+    for names, is_measured in ((measured, True), (others, False)):
+        for name in names:
+            values = columns.get(name)
+            present = [v for v in values or () if v is not None]
+            if present and set(map(type, present)) <= {float, int}:
+                total = sum(present)  # NaN or inf anywhere makes it NaN or inf
+                if total == total and abs(total) < _INF and (not is_measured or min(present) >= 0):
+                    continue
+            _column_errors(name, values or [], functools.partial(_bad_number, measured=is_measured))
 
 # The times a stored record may carry (naive UTC, the end excluded): the converter's plausibility rule for
 # timestamps (benchmark_db.normalize). A created_at of year 1 or 9999 was stored, then broke the trend plots
@@ -395,7 +554,7 @@ class RecordColumns:
     columns: dict[str, list]
     new: list[bool] | None = None
     # the values were checked already (the Python API checks every field it converts): skip
-    # check_performance_columns, a Python call per value
+    # check_performance_columns and check_record_values, a Python call per value
     checked: bool = False
 
     def __post_init__(self) -> None:
@@ -505,7 +664,7 @@ def fact_table(cls, records: list, columns: list[tuple[str, str]], now: dt.datet
 
     if cls in _DIMENSIONS:
         raise DataConversionError("dimension rows are merged, not written as a table", "use insert_many")
-    BenchmarkDB._prepare(cls, records, now)
+    BenchmarkDB._prepare(cls, records, now, check_values=False)
     arrays = {}
     for name, duckdb_type in columns:
         values = [getattr(r, name) for r in records]
@@ -528,6 +687,14 @@ def _names_filled(columns: list[tuple[str, str]], source: str) -> tuple[str, str
                "LEFT JOIN (SELECT hardware_id, any_value(hardware_type) AS hardware_type "
                "FROM hardware_platforms GROUP BY hardware_id) h ON h.hardware_id = b.hardware_id")
     return select, source
+
+
+def _typed(method: str, cls, record):
+    """`record` if it is a `cls`: a typed insert given another record would store it in that record's table."""
+    if type(record) is not cls:
+        raise UsageError(f"{method}() takes a {cls.__name__}, not a {type(record).__name__}",
+                         "pass that record to its own insert_* method, or to insert() or insert_many()")
+    return record
 
 
 class BenchmarkDB:
@@ -609,25 +776,25 @@ class BenchmarkDB:
         return self.insert_many([record])[0]
 
     def insert_models(self, record: Models) -> int:
-        return self.insert(record)
+        return self.insert(_typed("insert_models", Models, record))
 
     def insert_hardware_platforms(self, record: HardwarePlatforms) -> int:
-        return self.insert(record)
+        return self.insert(_typed("insert_hardware_platforms", HardwarePlatforms, record))
 
     def insert_test_runs(self, record: TestRuns) -> int:
-        return self.insert(record)
+        return self.insert(_typed("insert_test_runs", TestRuns, record))
 
     def insert_performance_results(self, record: PerformanceResults) -> int:
-        return self.insert(record)
+        return self.insert(_typed("insert_performance_results", PerformanceResults, record))
 
     def insert_hardware_compatibility(self, record: HardwareCompatibility) -> int:
-        return self.insert(record)
+        return self.insert(_typed("insert_hardware_compatibility", HardwareCompatibility, record))
 
     def insert_integration_test_results(self, record: IntegrationTestResults) -> int:
-        return self.insert(record)
+        return self.insert(_typed("insert_integration_test_results", IntegrationTestResults, record))
 
     def insert_web_platform_results(self, record: WebPlatformResults) -> int:
-        return self.insert(record)
+        return self.insert(_typed("insert_web_platform_results", WebPlatformResults, record))
 
     def insert_many(self, records) -> list[int]:
         """Write records of any of the table types (and `RecordColumns` batches) in one transaction; return
@@ -723,13 +890,23 @@ class BenchmarkDB:
                     f"{_ADD_METHOD[target]}) and use the id it returns")
 
     @staticmethod
-    def _prepare(cls, group, now) -> None:
+    def _prepare(cls, group, now, check_values: bool = True) -> None:
+        """Check and normalise records before they are written. `check_values` False (the ingest's fact tables):
+        the converter has normalised them, and a stored odd value (a negative score) is --validate's to report,
+        not a reason to fail its file."""
         for name in _time_fields(cls):
             if len(group) == 1:
                 if (error := bad_time(name, getattr(group[0], name))) is not None:
                     raise error
             else:
                 check_time_column(name, list(map(operator.attrgetter(name), group)))
+        if not check_values:
+            pass
+        elif len(group) == 1:
+            check_record(cls, group[0])
+        else:
+            check_record_values(cls, {name: [getattr(record, name) for record in group]
+                                      for name in itertools.chain.from_iterable(_checked_fields(cls))})
         for record in group:
             if cls is HardwarePlatforms:
                 record.hardware_type = normalize_hardware_type(record.hardware_type)
@@ -750,8 +927,10 @@ class BenchmarkDB:
         if unknown:
             raise DataConversionError(f"{cls.__name__} has no field(s) {', '.join(sorted(unknown))}",
                                       f"fields: {', '.join(sorted(known))}")
-        if cls is PerformanceResults and not batch.checked:
-            check_performance_columns(columns)
+        if not batch.checked:
+            if cls is PerformanceResults:
+                check_performance_columns(columns)
+            check_record_values(cls, columns)
         if cls is PerformanceResults and "metrics" in columns:  # as PerformanceResults.__post_init__ does
             said = list(map(metrics_say_emulated, columns["metrics"]))
             if any(said):
