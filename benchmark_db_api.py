@@ -42,6 +42,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 if __package__ in (None, "") and str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -69,6 +71,7 @@ from benchmark_db_models import (  # noqa: E402
     RecordColumns,
     TestRuns,
     bad_time,
+    json_too_big,
     metrics_say_emulated,
     record_count,
 )
@@ -477,7 +480,10 @@ def _json_object(name: str, value) -> dict | None:
     if not isinstance(value, dict):
         raise DataConversionError(f"{name} must be an object (a dict), not {type(value).__name__}",
                                   f"pass {name} as a dict")
-    return _json_value(name, value)
+    value = _json_value(name, value)
+    if (error := json_too_big(name, len(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)))) is not None:
+        raise error
+    return value
 
 
 def _samples(value) -> list[float] | None:

@@ -210,6 +210,20 @@ def bad_text(name: str, value) -> DataConversionError | None:
     return None
 
 
+# The most a JSON field (metrics, metadata, environment) may hold, as compact UTF-8 JSON. A field is a record's
+# details, not a place for data: DuckDB 1.5.5 reads a text of more than 4 KiB followed by NULLs once per NULL
+# (duckdb/duckdb#24897, fixed after 1.5.5), so one 2 MB `metrics` among 22,000 rows without any made
+# `GET /performance?limit=1` take 60 s and 8 GB. At this cap such a scan costs at most about 130 MB.
+MAX_JSON_BYTES = 65_536
+
+
+def json_too_big(name: str, size: int) -> DataConversionError | None:
+    if size <= MAX_JSON_BYTES:
+        return None
+    return DataConversionError(f"{name} is {size:,} bytes as JSON, more than the {MAX_JSON_BYTES:,} a field holds",
+                               "keep large data in a file (or an artifact) and store its path or URL in the field")
+
+
 def bad_json(name: str, value) -> DataConversionError | None:
     """DB003 for a JSON field (metrics, metadata, environment) holding what the Python API refuses in one (its
     `_json_value`): a NaN or infinite number (stored as null by orjson, as invalid JSON by json) or text
@@ -222,6 +236,8 @@ def bad_json(name: str, value) -> DataConversionError | None:
         text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
     except TypeError:  # numpy numbers, sets, bad UTF-8, deep nesting...: looked at value by value
         text = None
+    if text is not None and (error := json_too_big(name, len(text))) is not None:
+        return error
     # orjson writes NaN and Infinity as null and a NUL as \u0000: without either there is nothing to find
     if text is not None and b"null" not in text and b"\\u0000" not in text:
         return None

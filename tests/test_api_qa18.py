@@ -2,6 +2,8 @@
 stored without a batch size keeps NULL instead of an invented 1."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from benchmark_db_api import BenchmarkDBAPI
@@ -54,3 +56,41 @@ def test_a_result_without_batch_size_stores_null_not_one(client, db_path):
     assert sorted((item["model_name"], item["batch_size"] or 0) for item in items) == [
         ("bert", 0), ("gpt2", 0), ("t5", 0), ("t5", 8)]
     assert all(item["batch_size"] is None for item in items if item["model_name"] != "t5" or item["batch_size"] != 8)
+
+
+def test_a_json_field_over_64_kib_is_refused_on_every_path(client, db_path):
+    """A 2 MB `metrics` was stored, after which `GET /performance?limit=1` took 60 s and 8 GB (DuckDB 1.5.5
+    reads a long text once per NULL after it, duckdb/duckdb#24897)."""
+    from benchmark_db.errors import DataConversionError
+    from benchmark_db_models import BenchmarkDB, TestRuns
+
+    big = {"pad": "A" * 70_000}
+    refused = client.post("/performance", json={"model_name": "m", "hardware_type": "cpu", "metrics": big})
+    assert refused.status_code == 422 and "70,010 bytes as JSON, more than the 65,536" in refused.text
+    batch = client.post("/performance/batch", json={"results": [{"model_name": "m", "hardware_type": "cpu",
+                                                                 "environment": big}]})
+    assert batch.status_code == 422
+    with pytest.raises(DataConversionError, match="metrics is 70,010 bytes"):
+        BenchmarkDBAPI(db_path).store_performance_result("m", "cpu", metrics=big)
+    with BenchmarkDB(db_path) as db, pytest.raises(DataConversionError, match="environment is 70,0"):
+        db.insert(TestRuns(test_name="t", environment=big))
+    assert client.get("/performance").json()["count"] == 0
+    # up to the cap is stored
+    assert client.post("/performance", json={"model_name": "m", "hardware_type": "cpu",
+                                             "metrics": {"pad": "A" * 65_000}}).status_code == 201
+
+
+def test_a_chunked_body_over_the_limit_is_413(client, monkeypatch):
+    """The limit read Content-Length only: a chunked 70 MiB body was stored."""
+    import benchmark_db_server
+
+    monkeypatch.setattr(benchmark_db_server, "MAX_BODY_BYTES", 2_000)
+    body = json.dumps({"model_name": "m", "hardware_type": "cpu", "metrics": {"pad": "A" * 3_000}}).encode()
+    chunks = (body[i:i + 500] for i in range(0, len(body), 500))  # no Content-Length: Transfer-Encoding chunked
+    refused = client.post("/performance", content=chunks, headers={"Content-Type": "application/json"})
+    assert refused.status_code == 413 and refused.json()["error"]["code"] == "too_large"
+    small = json.dumps({"model_name": "m", "hardware_type": "cpu", "throughput": 1.0}).encode()
+    stored = client.post("/performance", content=(small[i:i + 10] for i in range(0, len(small), 10)),
+                         headers={"Content-Type": "application/json"})
+    assert stored.status_code == 201, stored.text
+    assert client.get("/performance").json()["count"] == 1
