@@ -106,11 +106,13 @@ def check_statement(sql: Any, write_hint: str = "use SELECT or WITH ... SELECT; 
                            reason="sql_error") from exc
     if not statements or not tokens:
         raise QueryRefused("the SQL holds no statement", "send one SELECT statement")
+    first = _first_word(sql, tokens[0][0])
+    if first and first not in ALLOWED_FIRST_WORDS:  # before the count: DuckDB makes a PIVOT two statements
+        raise QueryRefused(f"only read-only SELECT queries are allowed, not {first}", write_hint)
     if len(statements) != 1:
         raise QueryRefused(f"the SQL holds {len(statements)} statements; only one is allowed",
                            "send one SELECT statement without ';' between statements")
     statement = statements[0]
-    first = _first_word(sql, tokens[0][0])
     if statement.type != duckdb.StatementType.SELECT or first not in ALLOWED_FIRST_WORDS:
         kind = first or statement.type.name
         raise QueryRefused(f"only read-only SELECT queries are allowed, not {kind}", write_hint)
@@ -219,6 +221,12 @@ def check_params(params: Any) -> list | dict | None:
                                reason="bad_params")
         if isinstance(value, str) and "\x00" in value:
             raise QueryRefused("a parameter contains a NUL character", "remove it", reason="bad_params")
+        if isinstance(value, str) and not value.isascii():
+            try:  # a lone surrogate ("\ud800" in JSON) is no UTF-8: DuckDB's binding raised a RuntimeError (500)
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise QueryRefused("a parameter is not valid Unicode text (a lone surrogate)", "send UTF-8 text",
+                                   reason="bad_params") from None
     return params
 
 
