@@ -1578,6 +1578,7 @@ def serve(db: str | None, host: str = "127.0.0.1", port: int = 8000, *, cors_ori
     _check_port_free(host, port)
     import uvicorn
 
+    from benchmark_db.lake import redact
     from benchmark_db_server import ServerSettings, create_app
 
     settings = ServerSettings(db_path=resolve_db_path(db), token=token, cors_origins=list(cors_origins),
@@ -1591,10 +1592,10 @@ def serve(db: str | None, host: str = "127.0.0.1", port: int = 8000, *, cors_ori
             raise
         # a read-only file (a mount, a published copy) is served for reading: the GET endpoints and /query
         # answer, a write answers 503 saying the file is read-only here
-        print(f"{settings.db_path} is read-only here: serving it for reading only", file=sys.stderr)
+        print(f"{redact(str(settings.db_path))} is read-only here: serving it for reading only", file=sys.stderr)
     app.state.api.health()
     app.state.api.close()
-    print(f"serving {settings.db_path} on http://{host}:{port} (docs at /docs)", file=sys.stderr)
+    print(f"serving {redact(str(settings.db_path))} on http://{host}:{port} (docs at /docs)", file=sys.stderr)
     uvicorn.run(app, host=host.strip("[]"), port=port, log_level=log_level, access_log=False)
     return 0
 

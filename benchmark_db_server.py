@@ -849,6 +849,25 @@ class WriteQueue:
         return 201, content, False
 
 
+def public_database_name(db_path: str) -> str:
+    """The database as the open endpoints name it: a file's name, not its folders; a lake's catalog without
+    its connection details. `Path(...).name` of a libpq string (no "/") was the whole string, password and all,
+    answered to anyone who could reach `/` or `/health`."""
+    import re
+    from pathlib import Path
+
+    from benchmark_db.connection import is_lake
+
+    text = str(db_path)
+    if not is_lake(text):
+        return Path(text).name
+    spec = text[len("ducklake:"):]
+    if spec.startswith("postgres:"):
+        dbname = re.search(r"(?:^|\s)dbname\s*=\s*'?([^'\s]+)", spec[len("postgres:"):])
+        return "ducklake:postgres" + (f":dbname={dbname.group(1)}" if dbname else "")
+    return "ducklake:" + Path(spec).name
+
+
 def _too_large() -> Response:
     return error_response(413, "too_large", f"the body is larger than {MAX_BODY_BYTES // 2**20} MiB",
                           {"hint": "split it into several /performance/batch requests"})
@@ -1057,15 +1076,13 @@ def create_app(settings: ServerSettings | None = None, api: BenchmarkDBAPI | Non
     def info(current: Annotated[ServerSettings, Depends(get_settings)], api: API):
         from pathlib import Path
 
-        return {"name": "Benchmark DB API", "version": API_VERSION, "database": Path(api.db_path).name,
+        return {"name": "Benchmark DB API", "version": API_VERSION, "database": public_database_name(api.db_path),
                 "docs": "/docs", "endpoints": ENDPOINTS, "writes_need_token": bool(current.token)}
 
     @app.get("/health", response_model=HealthOut, tags=["info"], responses={503: _ERRORS[503]})
     def health(api: API):
-        from pathlib import Path
-
         status = api.health()
-        status["database"] = Path(status["database"]).name
+        status["database"] = public_database_name(status["database"])
         return status
 
     @app.post("/performance", status_code=201, response_model=StoredOut, tags=["performance"],

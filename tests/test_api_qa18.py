@@ -94,3 +94,18 @@ def test_a_chunked_body_over_the_limit_is_413(client, monkeypatch):
                          headers={"Content-Type": "application/json"})
     assert stored.status_code == 201, stored.text
     assert client.get("/performance").json()["count"] == 1
+
+
+def test_the_open_endpoints_name_a_lake_without_its_connection_details(client, db_path):
+    """`/` and `/health` answered `Path(db).name` of a libpq string (no "/"): the whole string, password and all,
+    to anyone who could reach the server; the startup line printed it too."""
+    from pathlib import Path
+
+    from benchmark_db_server import public_database_name
+
+    lake = "ducklake:postgres:dbname=bench host=10.0.0.5 port=5432 user=bench password=s3cr3t"
+    assert public_database_name(lake) == "ducklake:postgres:dbname=bench"
+    assert public_database_name("ducklake:postgres:host=h password='a b'") == "ducklake:postgres"
+    assert public_database_name("ducklake:/shared/team/bench.ducklake") == "ducklake:bench.ducklake"
+    assert client.get("/").json()["database"] == Path(db_path).name
+    assert client.get("/health").json()["database"] == Path(db_path).name
