@@ -1074,7 +1074,6 @@ def create_app(settings: ServerSettings | None = None, api: BenchmarkDBAPI | Non
 
     @app.get("/", response_model=InfoOut, tags=["info"])
     def info(current: Annotated[ServerSettings, Depends(get_settings)], api: API):
-
         return {"name": "Benchmark DB API", "version": API_VERSION, "database": public_database_name(api.db_path),
                 "docs": "/docs", "endpoints": ENDPOINTS, "writes_need_token": bool(current.token)}
 
