@@ -33,6 +33,7 @@ from benchmark_db.cli import (
     write_text,
 )
 from benchmark_db.errors import BenchmarkDBError, UsageError
+from benchmark_db.schema import dimension_joins
 
 log = logging.getLogger("benchmark_db.analytics")
 
@@ -102,8 +103,7 @@ SELECT pr.result_id, pr.run_id,
        pr.memory_peak_mb AS memory_mb, pr.latency_samples_ms AS samples, pr.is_simulated,
        COALESCE(pr.created_at, tr.started_at) AS created_at
 FROM performance_results pr
-LEFT JOIN models m ON m.model_id = pr.model_id
-LEFT JOIN hardware_platforms hp ON hp.hardware_id = pr.hardware_id
+""" + dimension_joins("pr") + """
 LEFT JOIN test_runs tr ON tr.run_id = pr.run_id
 WHERE ({simulated}) {filters}
 ORDER BY created_at, pr.result_id

@@ -1067,8 +1067,7 @@ def performance_query(*, model_name=None, hardware_type=None, device_name=None, 
     columns = list(PERFORMANCE_COLUMNS if stored_names else PERFORMANCE_COLUMNS[:-3])
     columns += ["pr.latency_samples_ms AS latency_samples"] if include_samples else []
     sql = (f"SELECT {', '.join(columns)} FROM performance_results pr "
-           "LEFT JOIN models m ON m.model_id = pr.model_id "
-           "LEFT JOIN hardware_platforms hp ON hp.hardware_id = pr.hardware_id "
+           f"{schema.dimension_joins('pr')} "
            "LEFT JOIN test_runs tr ON tr.run_id = pr.run_id"
            f"{where.sql()} ORDER BY pr.created_at DESC NULLS LAST, pr.result_id {_limit_sql(limit, offset, peek)}")
     return sql, where.params
@@ -1091,8 +1090,7 @@ def compatibility_query(*, model_name=None, hardware_type=None, device_name=None
            "hp.device_name, hc.is_compatible, hc.detection_success, hc.initialization_success, hc.error_message, "
            "hc.error_type, hc.suggested_fix, hc.workaround_available, hc.compatibility_score, hc.is_simulated, "
            "hc.metadata, hc.created_at FROM hardware_compatibility hc "
-           "LEFT JOIN models m ON m.model_id = hc.model_id "
-           "LEFT JOIN hardware_platforms hp ON hp.hardware_id = hc.hardware_id"
+           f"{schema.dimension_joins('hc')}"
            f"{where.sql()} ORDER BY hc.created_at DESC NULLS LAST, hc.compatibility_id "
            f"{_limit_sql(limit, offset, peek)}")
     return sql, where.params
@@ -1113,8 +1111,7 @@ def integration_query(*, test_name=None, test_module=None, status=None, hardware
     sql = ("SELECT it.test_result_id, it.run_id, it.test_module, it.test_class, it.test_name, it.status, "
            "it.execution_time_seconds, it.hardware_id, hp.hardware_type, hp.device_name, it.model_id, m.model_name, "
            "it.error_message, it.error_traceback, it.metadata, it.created_at FROM integration_test_results it "
-           "LEFT JOIN models m ON m.model_id = it.model_id "
-           "LEFT JOIN hardware_platforms hp ON hp.hardware_id = it.hardware_id"
+           f"{schema.dimension_joins('it')}"
            f"{where.sql()} ORDER BY it.created_at DESC NULLS LAST, it.test_result_id "
            f"{_limit_sql(limit, offset, peek)}")
     return sql, where.params

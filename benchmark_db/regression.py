@@ -24,6 +24,7 @@ import datetime as dt
 import math
 from dataclasses import dataclass, field
 
+from benchmark_db.schema import dimension_joins
 from benchmark_db.stats import (
     EVIDENCE_AGGREGATES,
     IMPROVEMENT,
@@ -54,8 +55,7 @@ SELECT pr.result_id, pr.run_id,
        pr.average_latency_ms, pr.latency_p50_ms, pr.throughput_items_per_second, pr.memory_peak_mb,
        pr.latency_samples_ms, pr.is_simulated, pr.created_at
 FROM performance_results pr
-LEFT JOIN models m ON m.model_id = pr.model_id
-LEFT JOIN hardware_platforms hp ON hp.hardware_id = pr.hardware_id
+""" + dimension_joins("pr") + """
 WHERE ({simulated}) {filters}
 """
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from benchmark_db.errors import QueryError, UsageError
 from benchmark_db.names import normalize_hardware_type
-from benchmark_db.schema import LATEST_INTEGRATION_ROW
+from benchmark_db.schema import LATEST_INTEGRATION_ROW, dimension_joins
 
 REPORT_KINDS = ("performance", "hardware", "compatibility", "integration", "summary")
 REPORT_FORMATS = ("html", "markdown", "csv", "json", "table")
@@ -262,9 +262,7 @@ SELECT pr.result_id, pr.run_id,
        pr.memory_peak_mb AS memory_mb, pr.latency_samples_ms AS samples,
        COALESCE(pr.is_simulated, false) AS is_simulated, {emulated} AS is_emulated, pr.created_at
 FROM performance_results pr
-LEFT JOIN models m ON m.model_id = pr.model_id
-LEFT JOIN hardware_platforms hp ON hp.hardware_id = pr.hardware_id
-""".replace("{emulated}", emulated_sql("pr"))
+""".replace("{emulated}", emulated_sql("pr")) + dimension_joins("pr") + "\n"
 
 
 def _filtered_base(filters: ReportFilters) -> tuple[str, list]:
@@ -344,8 +342,7 @@ def performance_table(conn, filters: ReportFilters, metric: str | None = None, *
         f"sum({_METRIC_SOURCE[n]}) AS _sum_{n}, count({_METRIC_SOURCE[n]}) AS _n_{n}" for n in sums if n != "memory"
         or with_sums]
     needs_names = bool(filters.model or filters.model_family or filters.hardware)
-    joins = ("LEFT JOIN models m ON m.model_id = pr.model_id "
-             "LEFT JOIN hardware_platforms hp ON hp.hardware_id = pr.hardware_id") if needs_names else ""
+    joins = dimension_joins("pr") if needs_names else ""
     cond, params = filters.where(model="COALESCE(m.model_name, pr.model_name)", family="m.model_family",
                                  hardware="COALESCE(hp.hardware_type, pr.hardware_type)", batch="pr.batch_size",
                                  precision="pr.precision", created="pr.created_at", simulated="pr.is_simulated")
@@ -367,8 +364,7 @@ def performance_table(conn, filters: ReportFilters, metric: str | None = None, *
                agg.is_emulated, agg.results,
                {", ".join(shown + hidden)}, agg.last_result_at
         FROM agg
-        LEFT JOIN models m ON m.model_id = agg.model_id
-        LEFT JOIN hardware_platforms hp ON hp.hardware_id = agg.hardware_id
+        {dimension_joins("agg")}
         {order}"""
     return _df(conn, sql, params)
 
@@ -547,8 +543,7 @@ def compatibility_table(conn, filters: ReportFilters):
                              AND compat.hardware_id = pairs.hardware_id
             LEFT JOIN measured ON measured.model_id IS NOT DISTINCT FROM pairs.model_id
                                AND measured.hardware_id = pairs.hardware_id
-            LEFT JOIN models m ON m.model_id = pairs.model_id
-            LEFT JOIN hardware_platforms hp ON hp.hardware_id = pairs.hardware_id)
+            {dimension_joins("pairs")})
         SELECT * FROM named WHERE {outer}
         ORDER BY model NULLS LAST, hardware, device NULLS FIRST"""
     return _df(conn, sql, time_params + measured_params + outer_params)
@@ -620,8 +615,7 @@ def integration_table(conn, filters: ReportFilters):
                max(it.created_at) AS last_run_at,
                arg_max(it.error_message, {LATEST_INTEGRATION_ROW}) AS latest_error
         FROM integration_test_results it
-        LEFT JOIN hardware_platforms hp ON hp.hardware_id = it.hardware_id
-        LEFT JOIN models m ON m.model_id = it.model_id
+        {dimension_joins("it")}
         WHERE {cond}
         GROUP BY it.test_module, it.test_class, it.test_name, hp.hardware_type, m.model_name
         ORDER BY it.test_module NULLS FIRST, it.test_class NULLS FIRST, it.test_name, hardware NULLS FIRST,
@@ -1101,8 +1095,7 @@ class Report:
 def _count_simulated(conn, filters: ReportFilters) -> int:
     """Simulated results matching the other filters (joins the dimensions only when a filter needs them)."""
     needs_names = bool(filters.model or filters.model_family or filters.hardware)
-    joins = ("LEFT JOIN models m ON m.model_id = pr.model_id "
-             "LEFT JOIN hardware_platforms hp ON hp.hardware_id = pr.hardware_id") if needs_names else ""
+    joins = dimension_joins("pr") if needs_names else ""
     cond, params = filters.with_simulated().where(
         model="COALESCE(m.model_name, pr.model_name)", family="m.model_family",
         hardware="COALESCE(hp.hardware_type, pr.hardware_type)", batch="pr.batch_size", precision="pr.precision",

@@ -209,6 +209,14 @@ def _one_per_id(table: str, key: str) -> str:
 _MODELS = _one_per_id("models", "model_id")
 _HARDWARE = _one_per_id("hardware_platforms", "hardware_id")
 
+
+def dimension_joins(fact: str) -> str:
+    """LEFT JOINs of `models m` and `hardware_platforms hp` to the facts aliased `fact`, one row per id as the
+    views read them: a lake's duplicate model row (two writers adding it at once) counted each of its results
+    twice in every report, comparison, regression check and API page that joined the tables themselves."""
+    return (f"LEFT JOIN {_MODELS} m ON m.model_id = {fact}.model_id "
+            f"LEFT JOIN {_HARDWARE} hp ON hp.hardware_id = {fact}.hardware_id")
+
 _V3_VIEWS = [
     f"""
     CREATE OR REPLACE VIEW benchmark_performance AS

@@ -41,6 +41,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmark_db.schema import dimension_joins
+
 # Bumped whenever the summary's columns or meaning change, so an old cache file is never read as a new one.
 SUMMARY_FORMAT = "5"  # 4: is_emulated is a grouping key; 5: test_case and sequence_length too
 _FINGERPRINT_KEY = b"benchmark_db.summary_fingerprint"
@@ -79,9 +81,7 @@ WITH agg AS (
 SELECT agg.*, m.model_name, m.model_family, hp.hardware_type, hp.device_name,
        m.model_id IS NOT NULL AND hp.hardware_id IS NOT NULL AS named
 FROM agg
-LEFT JOIN models m ON m.model_id = agg.model_id
-LEFT JOIN hardware_platforms hp ON hp.hardware_id = agg.hardware_id
-"""
+""" + dimension_joins("agg") + "\n"
 
 
 def database_file(conn) -> str | None:
