@@ -16,11 +16,14 @@ report; the exit code is 1 when any step failed or the integrity check found a p
 cannot be opened. Nothing prompts. --dry-run shows what the destructive steps would do and changes nothing.
 Steps that only read (--check-integrity, --backup, --migration-stats, and every step under --dry-run) open the
 database read-only: they work on a read-only file and beside other readers (a file another process is writing
-is DB001 after --lock-timeout, as for every tool).
+is DB001 after --lock-timeout, as for every tool). Without --dry-run, a database with an older schema, or with
+changes still in its write-ahead log, is first opened for writing to upgrade it or fold the log in (a read-only
+file is then DB001); --dry-run never writes.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import math
@@ -262,9 +265,12 @@ def run_steps(args, steps: list[str]) -> tuple[list[dict], list[dict]]:
                     raise KeyboardInterrupt from exc
                 if isinstance(exc, OSError) and exc.strerror:
                     # a folder that is missing, not a folder, read-only or full: a user's fix, said as one
-                    where = f" {exc.filename}" if exc.filename else ""
-                    message = (f"error DB005: cannot write or read{where}: {exc.strerror}; check that the folder "
-                               "exists, is a folder and is writable")
+                    # a full disk names no file (a write or flush fails, not an open): name the step's folder
+                    place = exc.filename or _step_folder(step, args, path)
+                    where = f" {place}" if place else ""
+                    fix = ("free space there or use another disk" if exc.errno == errno.ENOSPC
+                           else "check that the folder exists, is a folder and is writable")
+                    message = f"error DB005: cannot write or read{where}: {exc.strerror}; {fix}"
                 else:  # one line: DuckDB's messages go on with "LINE 1: <the SQL>" and a caret line
                     message = f"{type(exc).__name__}: {one_line(exc)}"
                 if args.verbose:
@@ -283,6 +289,43 @@ def run_steps(args, steps: list[str]) -> tuple[list[dict], list[dict]]:
         except Exception:  # already closed by a vacuum that failed after closing it
             pass
     return summary, problems
+
+
+def _step_folder(step: str, args, path: str) -> str | None:
+    """Where a step writes, to name in an error that names no file (ENOSPC)."""
+    if step == "backup":
+        return args.backup_dir
+    if step == "archive-data":
+        return args.archive_dir or DEFAULT_DATA_ARCHIVE_DIR
+    if step == "clean-json" and args.action == "archive":
+        return args.archive_dir or DEFAULT_JSON_ARCHIVE_DIR
+    if step == "migration-stats":
+        return args.output
+    if step in ("vacuum", "optimize-db"):
+        return path
+    return None
+
+
+def refuse_unwritable_output(output: str) -> None:
+    """An --output that cannot be written is DB000 before any step runs: it used to fail the report's step
+    after all the others had run (exit 1, as if a step had failed). Makes the report's folder, as writing the
+    report would."""
+    import os
+
+    from benchmark_db.cli import _check_output_file, unwritable_output
+
+    _check_output_file(output)  # a folder, as in the other tools
+    target = Path(output)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:  # a file where a folder should be: name it
+        in_the_way = next((p for p in target.parents if p.exists() and not p.is_dir()), target.parent)
+        raise unwritable_output(output, NotADirectoryError(exc.errno, f"{in_the_way} is a file, not a folder")
+                                ) from exc
+    except OSError as exc:  # a read-only place, /proc
+        raise unwritable_output(output, exc) from exc
+    if not os.access(target if target.exists() else target.parent, os.W_OK):
+        raise unwritable_output(output, PermissionError(13, "Permission denied"))
 
 
 def _connect_read_only(path: str, lock_timeout: float, dry_run: bool):
@@ -372,6 +415,8 @@ def run(args) -> int:
         raise UsageError("nothing to do", "pass one or more steps, e.g. --optimize-db --vacuum --check-integrity")
     if "migration-stats" in steps:
         report_format(args.format, args.output)  # a bad --output name stops the run before any step
+        if args.output:
+            refuse_unwritable_output(args.output)
     needs_age = [s for s in ("clean-json", "archive-data") if s in steps]
     if needs_age and args.older_than is None:
         raise UsageError(f"--{needs_age[0]} needs --older-than DAYS", "e.g. --older-than 30")

@@ -6,6 +6,11 @@ be merged back into another database as a CI artifact. That is why the original 
 (`source_documents`, zstd blobs) and their compression dictionaries are exported too: without them a merged
 export would log files and runs whose originals no database holds, and `--validate` and `--check-integrity`
 would rightly call every one of them a dangling reference. `RESULT_TABLES` are the rest: the rows themselves.
+
+Rows that `--archive-data` moved to Parquet are exported with the live ones, read through the table's
+`<table>_all` view (same columns; see `benchmark_db.maintenance.archive`): the base table alone left them
+out, and a CI merge of such an export lost them without a word. Each entry says how many of its rows came
+from the archive (`archived_rows`).
 """
 from __future__ import annotations
 
@@ -18,22 +23,38 @@ RESULT_TABLES = ("models", "hardware_platforms", "test_runs", "performance_resul
 EXPORTED_TABLES = RESULT_TABLES + ("compression_dictionaries", "source_documents")
 
 
+def _relations(conn) -> set[str]:
+    """Names of the tables and views this connection sees (a read-only connection's TEMP views included)."""
+    return {r[0] for r in conn.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
+        "OR table_catalog = 'temp'").fetchall()}
+
+
 def export_parquet(conn, out_dir: str | os.PathLike, tables=EXPORTED_TABLES) -> list[dict]:
-    """Write each table to `out_dir/<table>.parquet`; return [{table, path, rows, bytes}]."""
+    """Write each table, archived rows included, to `out_dir/<table>.parquet`; return
+    [{table, path, rows, archived_rows, bytes}]."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    relations = _relations(conn)
+    # the file's own table, not a read-only connection's TEMP view of the same name (which shows the archive)
+    catalog = conn.execute("SELECT current_database()").fetchone()[0].replace('"', '""')
     written = []
     for table in tables:
+        # the `_all` view: the live rows and the archived ones, in the table's own columns
+        source = f"{table}_all" if f"{table}_all" in relations else table
         target = out / f"{table}.parquet"
         partial = out / f".{table}.parquet.partial"
         literal = str(partial).replace("'", "''")
         try:
-            conn.execute(f"COPY (SELECT * FROM {table}) TO '{literal}' "
+            conn.execute(f"COPY (SELECT * FROM {source}) TO '{literal}' "
                          "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 9)")
             os.replace(partial, target)
         except BaseException:
             partial.unlink(missing_ok=True)  # a failed export leaves no half-written file behind
             raise
-        rows = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-        written.append({"table": table, "path": str(target), "rows": rows, "bytes": target.stat().st_size})
+        literal = str(target).replace("'", "''")
+        rows = conn.execute(f"SELECT count(*) FROM read_parquet('{literal}')").fetchone()[0]
+        archived = rows - conn.execute(f'SELECT count(*) FROM "{catalog}".main.{table}').fetchone()[0] if source != table else 0
+        written.append({"table": table, "path": str(target), "rows": rows, "archived_rows": archived,
+                        "bytes": target.stat().st_size})
     return written

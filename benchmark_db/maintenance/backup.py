@@ -17,6 +17,7 @@ database's views at them, so it shows the rows the backed-up database showed, wh
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import glob
 import gzip
 import hashlib
@@ -25,13 +26,15 @@ import logging
 import os
 import re
 import shutil
+import tempfile
+import zlib
 from pathlib import Path
 
 import duckdb
 
 from benchmark_db import schema
 from benchmark_db.connection import connect
-from benchmark_db.errors import MaintenanceError, UsageError
+from benchmark_db.errors import BenchmarkDBError, MaintenanceError, UsageError
 from benchmark_db.maintenance import archive
 from benchmark_db.maintenance.checksums import compare_checksums, table_checksums
 
@@ -372,6 +375,21 @@ def restore_backup(backup: str | os.PathLike, target_db: str | os.PathLike, *, f
         raise UsageError(f"{target} already exists", "restore into a new path, or add --force to replace it")
     _refuse_if_not_described(stored, manifest, manifest_path)
     placed = _plan_archive(manifest_path, manifest, target, archive_dir, stored)
+    rows = sum(t["rows"] for t in manifest["tables"].values())
+    archive_summary = {"archive_files": len(placed),
+                       "archive_dir": str(_common_folder([d for _, _, d, _ in placed])) if placed else None}
+    if dry_run:
+        # a dry run changes nothing: no folder made, no stale copy removed, no copy beside the target
+        _refuse_unwritable_folder(target)
+        if manifest.get("compression") == "gzip":
+            with tempfile.TemporaryDirectory(prefix="benchmark_db_restore_dry_run-") as scratch:
+                copy = Path(scratch) / target.name
+                _verify_database(copy, manifest, stored, target, _decompress(stored, copy, Path(scratch), manifest))
+        else:  # verified where it lies, opened read-only
+            _verify_database(stored, manifest, stored, target, sha256_file(stored))
+        return {"step": "restore", "dry_run": True, "backup": str(stored), "verified": True,
+                "tables": len(manifest["tables"]), "rows": rows, "target": str(target), **archive_summary,
+                "archive_to_copy": [str(d) for _, _, d, present in placed if not present]}
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a file where a folder should be, or a read-only place: the user's to fix
@@ -381,26 +399,8 @@ def restore_backup(backup: str | os.PathLike, target_db: str | os.PathLike, *, f
     partial = target.with_name(f".{target.name}.restore-{os.getpid()}.partial")
     written: list[Path] = []
     try:
-        opener = gzip.open if manifest.get("compression") == "gzip" else open
-        try:
-            with opener(stored, "rb") as src, open(partial, "wb") as dst:
-                database_sha = _copy_hashing(src, dst)
-        except (OSError, EOFError) as exc:
-            raise MaintenanceError(f"cannot decompress {stored}: {exc}", "restore another backup") from exc
-        if database_sha != manifest["database_sha256"]:
-            raise MaintenanceError(f"the database in {stored} does not match its manifest (sha256 "
-                                   f"{database_sha} != {manifest['database_sha256']})",
-                                   "refusing to restore it; restore another backup")
-        # a restore keeps nothing either: say so, not "the backup was not kept"
-        _verify_copy(partial, manifest["tables"], hint="refusing to restore it; nothing was written to "
-                                                       f"{target}; restore another backup")
-        rows = sum(t["rows"] for t in manifest["tables"].values())
-        archive_summary = {"archive_files": len(placed),
-                           "archive_dir": str(_common_folder([d for _, _, d, _ in placed])) if placed else None}
-        if dry_run:
-            return {"step": "restore", "dry_run": True, "backup": str(stored), "verified": True,
-                    "tables": len(manifest["tables"]), "rows": rows, "target": str(target), **archive_summary,
-                    "archive_to_copy": [str(d) for _, _, d, present in placed if not present]}
+        database_sha = _decompress(stored, partial, target.parent, manifest)
+        _verify_database(partial, manifest, stored, target, database_sha)
         if "archive" not in manifest:
             _warn_if_archive_left_behind(partial, stored)
         for entry, source, dest, present in placed:
@@ -438,6 +438,68 @@ def restore_backup(backup: str | os.PathLike, target_db: str | os.PathLike, *, f
     return {"step": "restore", "backup": str(stored), "target": str(target), "verified": True,
             "tables": len(manifest["tables"]), "rows": rows, "created_at": manifest.get("created_at"),
             **archive_summary}
+
+
+def _decompress(stored: Path, copy: Path, folder: Path, manifest: dict) -> str:
+    """Copy (gunzip) the stored backup to `copy` in `folder`; return the copy's sha256. A failure to read the
+    backup blames the backup; a failure to write the copy (a full disk, a read-only folder) names `folder`:
+    the backup is fine, and "restore another backup" sent the user the wrong way."""
+    opener = gzip.open if manifest.get("compression") == "gzip" else open
+    digest = hashlib.sha256()
+    try:
+        src = opener(stored, "rb")
+    except OSError as exc:
+        raise MaintenanceError(f"cannot read {stored}: {exc.strerror or exc}", "restore another backup") from exc
+    with src:
+        try:
+            with open(copy, "wb") as dst:
+                while True:
+                    try:
+                        chunk = src.read(_CHUNK)
+                    except (OSError, EOFError, zlib.error) as exc:
+                        raise MaintenanceError(f"cannot decompress {stored}: {exc}",
+                                               "restore another backup") from exc
+                    if not chunk:
+                        break
+                    digest.update(chunk)
+                    dst.write(chunk)
+        except OSError as exc:  # opening, writing or flushing the copy
+            raise _unwritable_folder(folder, exc) from exc
+    return digest.hexdigest()
+
+
+def _unwritable_folder(folder: Path, exc: OSError) -> BenchmarkDBError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return MaintenanceError(f"cannot write the restored copy in {folder}: the folder is full "
+                                f"({exc.strerror})", "free space there, or pass --db a path on another disk; "
+                                "the backup itself is fine")
+    return UsageError(f"cannot write the restored copy in {folder}: the folder is not writable "
+                      f"({exc.strerror or exc})", "pass --db a path in a writable folder; the backup itself is fine")
+
+
+def _refuse_unwritable_folder(target: Path) -> None:
+    """What the real restore would refuse about `target`'s folder, found without making it: a file where a
+    folder should be, or a folder this user cannot write to."""
+    existing = target.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"cannot make the folder of {target}: {existing} is not a folder",
+                         "pass --db a path in a writable folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write the restored copy in {existing}: the folder is not writable",
+                         "pass --db a path in a writable folder; the backup itself is fine")
+
+
+def _verify_database(copy: Path, manifest: dict, stored: Path, target: Path, database_sha: str) -> None:
+    """The decompressed database against the manifest: its sha256, then every table's rows and checksum."""
+    if database_sha != manifest["database_sha256"]:
+        raise MaintenanceError(f"the database in {stored} does not match its manifest (sha256 "
+                               f"{database_sha} != {manifest['database_sha256']})",
+                               "refusing to restore it; restore another backup")
+    # a restore keeps nothing either: say so, not "the backup was not kept"
+    _verify_copy(copy, manifest["tables"], hint="refusing to restore it; nothing was written to "
+                                                f"{target}; restore another backup")
 
 
 def _remove_stale_restores(target: Path) -> None:

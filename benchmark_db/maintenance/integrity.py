@@ -2,7 +2,8 @@
 
 Tables have primary keys but no foreign keys (see `benchmark_db.schema`), so this is where broken references
 are found. Checks: orphaned fact rows (a model, hardware platform or run they name does not exist), dangling
-provenance (an ingested file or run whose original document is not stored), duplicates by natural key,
+provenance (an ingested file or run whose original document is not stored), duplicates by natural key and
+rows sharing one id,
 impossible values (negative times, NaN, percentiles out of order, runs ending before they start), views that
 no longer compile (a view over archived Parquet whose files were moved), missing schema views, and archive
 files that are missing or no longer hold what was archived (sha256; a backup refuses them too). A clean
@@ -43,7 +44,8 @@ PROVENANCE = (
 # Duplicates by natural key. Dimensions: their id is the hash of exactly this key, so two ids for one key
 # mean two writers disagreed on identity. Runs: one run per source document, so two runs from the same
 # document mean it was ingested twice. Performance results: the key plus the measured values (two
-# measurements of one configuration may legitimately be kept apart, the same measurement twice may not).
+# measurements of one configuration may legitimately be kept apart, the same measurement twice may not). One
+# row stored twice under its own id is the ID_COLUMNS check's, not this one's ("under several ids").
 # Compatibility and integration rows are not checked this way: a legacy document lists several entries
 # with the same key (ids keep them apart by their place in the document), and keeping them all is lossless.
 NATURAL_KEYS = {
@@ -53,6 +55,19 @@ NATURAL_KEYS = {
     "performance_results": ("result_id", ["run_id", "model_id", "hardware_id", "test_case", "batch_size",
                                           "sequence_length", "precision", "average_latency_ms",
                                           "throughput_items_per_second", "memory_peak_mb"], "TRUE"),
+}
+
+# Rows sharing one id: the result tables lost their primary keys in schema v4, so nothing stops a row stored
+# twice under its id (an `INSERT ... SELECT` run again, a merge repeated by hand); the natural-key check above
+# leaves compatibility and integration rows out, and two copies of one row are one measurement counted twice.
+ID_COLUMNS = {
+    "models": "model_id",
+    "hardware_platforms": "hardware_id",
+    "test_runs": "run_id",
+    "performance_results": "result_id",
+    "hardware_compatibility": "compatibility_id",
+    "integration_test_results": "test_result_id",
+    "web_platform_results": "result_id",
 }
 
 
@@ -168,11 +183,21 @@ def check_integrity(conn, *, now: dt.datetime | None = None) -> list[dict]:
             continue
         keys = ", ".join(key)
         count, examples = _count_and_examples(conn, (
-            f"SELECT unnest(ids) AS example FROM (SELECT list({id_col} ORDER BY {id_col}) AS ids "
-            f"FROM {table} WHERE {condition} GROUP BY {keys} HAVING count(*) > 1)"))
+            f"SELECT unnest(ids) AS example FROM (SELECT list(DISTINCT {id_col} ORDER BY {id_col}) AS ids "
+            f"FROM {table} WHERE {condition} GROUP BY {keys} HAVING count(DISTINCT {id_col}) > 1)"))
         if count:
             problems.append(_problem("duplicate", table, f"the same natural key ({', '.join(key)}) "
                                      f"is stored under several ids", count, examples))
+
+    for table, id_col in ID_COLUMNS.items():
+        if id_col not in tables.get(table, ()):
+            continue
+        count, examples = conn.execute(
+            f"SELECT sum(n), list({id_col} ORDER BY {id_col})[1:5] FROM (SELECT {id_col}, count(*) AS n "
+            f"FROM {table} WHERE {id_col} IS NOT NULL GROUP BY {id_col} HAVING count(*) > 1)").fetchone()
+        if count:
+            problems.append(_problem("duplicate", table, f"several rows share one {id_col}", int(count),
+                                     list(examples)))
 
     for table, id_col, detail, condition in IMPOSSIBLE:
         if table not in tables:
