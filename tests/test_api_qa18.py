@@ -109,3 +109,52 @@ def test_the_open_endpoints_name_a_lake_without_its_connection_details(client, d
     assert public_database_name("ducklake:/shared/team/bench.ducklake") == "ducklake:bench.ducklake"
     assert client.get("/").json()["database"] == Path(db_path).name
     assert client.get("/health").json()["database"] == Path(db_path).name
+
+
+@pytest.mark.slow  # about 2 s: two interpreters
+def test_the_guides_api_example_leaves_no_wal_behind(tmp_path):
+    """The idle release's daemon thread died at exit with the connection open: the last writes stayed in the
+    `.wal`, and a `cp` of the database file (CI's artifact) had none of them."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import duckdb
+
+    repo = Path(__file__).resolve().parents[1]
+    script = ("import sys; sys.path.insert(0, sys.argv[1])\n"
+              "from benchmark_db_api import BenchmarkDBAPI\n"
+              "api = BenchmarkDBAPI(db_path='./benchmark_db.duckdb')\n"
+              "api.store_performance_result(model_name='bert-base-uncased', hardware_type='cuda', batch_size=32,"
+              " throughput=250.5)\n")
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", script, str(repo)], cwd=tmp_path, check=True, timeout=120)
+    assert not (tmp_path / "benchmark_db.duckdb.wal").exists()
+    (tmp_path / "copy").mkdir()
+    shutil.copy(tmp_path / "benchmark_db.duckdb", tmp_path / "copy")
+    conn = duckdb.connect(str(tmp_path / "copy" / "benchmark_db.duckdb"), read_only=True)
+    assert conn.execute("SELECT count(*) FROM performance_results").fetchone()[0] == 2
+    conn.close()
+
+
+@pytest.mark.slow  # about 1.5 s: waits for the other objects
+def test_query_waits_for_another_object_of_this_process_then_says_which(db_path):
+    """api.query() failed at once with DB001 "Can't open a connection to same database file with a different
+    configuration ... check that the path is a DuckDB database file you can read" while a second API object or
+    an ORM of the same process had the file open."""
+    from benchmark_db.errors import DatabaseLockedError
+    from benchmark_db_models import BenchmarkDB
+
+    first = BenchmarkDBAPI(db_path)
+    first.store_performance_result("bert", "cpu", throughput=1.0)
+    second = BenchmarkDBAPI(db_path)
+    assert second.query("SELECT count(*) AS n FROM performance_results")["n"].tolist() == [1]  # after first lets go
+    orm = BenchmarkDB(db_path)
+    orm.get_or_add_model("x")  # holds the file until closed
+    try:
+        with pytest.raises(DatabaseLockedError, match="held open by another BenchmarkDBAPI or BenchmarkDB object"):
+            BenchmarkDBAPI(db_path, lock_timeout=0.5).query("SELECT 1")
+    finally:
+        orm.close()
+    assert BenchmarkDBAPI(db_path).query("SELECT 1 AS one")["one"].tolist() == [1]
