@@ -245,7 +245,7 @@ def run_cli(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace],
         return 0 if code is None else int(code)
     except BenchmarkDBError as exc:
         if verbose:
-            traceback.print_exc()
+            _print_traceback()
         print(" ".join(line.strip() for line in str(exc).splitlines() if line.strip()), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
@@ -256,10 +256,21 @@ def run_cli(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace],
         if is_interrupt(exc):  # Ctrl-C that DuckDB caught inside a query
             return _interrupted()
         if verbose:
-            traceback.print_exc()
-        print(f"error: unexpected {type(exc).__name__}: {' '.join(str(exc).split())}; re-run with --verbose for the traceback "
+            _print_traceback()
+        print(f"error: unexpected {type(exc).__name__}: {_redact(' '.join(str(exc).split()))}; re-run with --verbose for the traceback "
               "and report it", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _redact(text: str) -> str:
+    from benchmark_db.lake import redact  # imported here: the CLI's start-up stays free of the lake's imports
+
+    return redact(text)
+
+
+def _print_traceback() -> None:
+    """--verbose's traceback, without the catalog password a connection string in it may carry."""
+    print(_redact(traceback.format_exc()), end="", file=sys.stderr)
 
 
 def _check_output_file(output: str) -> None:

@@ -12,6 +12,7 @@ import contextlib
 import importlib
 import os
 import re
+import shlex
 import time
 from pathlib import Path
 
@@ -24,7 +25,8 @@ LAKE_ALIAS = "lake"
 # libpq waits for an unresponsive host for as long as the TCP stack lets it (minutes, or for ever on a port
 # that accepts and never answers); every catalog connection gets this bound unless the string sets its own
 CONNECT_TIMEOUT_S = 10
-_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.I)
+# a libpq value is quoted ('open sesame') or runs to the first unescaped blank (pa\ ss is "pa ss")
+_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|(?:\\.?|[^\s\\])+)", re.I)
 _URI_PASSWORD = re.compile(r"(postgres(?:ql)?://[^:/@\s]*:)([^@\s]*)(@)", re.I)
 _EXTENSIONS = {"ducklake": "duckdb_extension_ducklake", "postgres": "duckdb_extension_postgres"}
 
@@ -104,9 +106,26 @@ _CONNECT_HINTS = (
 )
 
 
+def _create_command(target: str) -> str:
+    return (f"python scripts/create_benchmark_schema.py --output {shlex.quote(redact(target))}"
+            + (" --data-path DIR_OR_URL" if target.startswith("ducklake:postgres:") else ""))
+
+
 def _attach_error(target: str, exc: Exception) -> DBConnectionError:
     """One line naming what went wrong with the lake, without the password, and what to do."""
     text = " ".join(str(exc).split())
+    if "creating a new DuckLake is explicitly disabled" in text:  # a reader on a catalog with no lake in it
+        return DBConnectionError(f"the DuckLake catalog {redact(target)} holds no lake yet",
+                                 f"create it with: {_create_command(target)}")
+    moved = re.search(r'DATA_PATH parameter "(.*?)" does not match existing data path in the catalog "(.*?)"', text)
+    if moved:  # DuckLake's own advice (OVERRIDE_DATA_PATH) is no option of these tools
+        return DBConnectionError(
+            f"the DuckLake {redact(target)} keeps its data in {moved.group(2)}, not in {moved.group(1)}",
+            f"pass --data-path {shlex.quote(moved.group(2))}, or leave out --data-path and unset "
+            "$BENCHMARK_DB_DATA_PATH: an existing lake knows where its data is")
+    if _is_creation_race(exc):
+        return DBConnectionError(f"cannot attach DuckLake {redact(target)}: another process was creating it at "
+                                 "the same moment", "re-run: the lake exists now")
     if "DATA_PATH" in text:
         return DBConnectionError(f"cannot attach DuckLake {redact(target)}: {redact(text)}",
                                  "give the data location with --data-path or $BENCHMARK_DB_DATA_PATH")
@@ -199,15 +218,32 @@ def _is_lock_error(exc: Exception) -> bool:
     return "could not set lock" in text or ("lock" in text and "conflicting" in text)
 
 
+def _is_creation_race(exc: Exception) -> bool:
+    """Whether ATTACH failed because another process created the same new DuckLake catalog at the same moment
+    (both found no catalog; PostgreSQL let the first CREATE TABLE through and refused the second)."""
+    text = str(exc)
+    return "Failed to initialize DuckLake" in text and ("duplicate key value" in text or "already exists" in text)
+
+
+def _is_transaction_conflict(exc: Exception) -> bool:
+    return "transaction conflict" in str(exc).lower()
+
+
 def _attach(conn, sql: str, target: str, lock_timeout: float) -> None:
     """ATTACH the lake; a local catalog file another process holds is waited for up to `lock_timeout`."""
     deadline = time.monotonic() + max(lock_timeout, 0.0)
     delay = 0.05
+    creation_retries = 5
     while True:
         try:
             conn.execute(sql)
             return
         except duckdb.Error as exc:
+            if _is_creation_race(exc) and creation_retries > 0:
+                # the other process's catalog is committed by now: this ATTACH finds and opens it
+                creation_retries -= 1
+                time.sleep(0.2)
+                continue
             if not _is_lock_error(exc):
                 raise
             if time.monotonic() >= deadline:
@@ -240,9 +276,9 @@ def connect_lake(target: str, *, read_only: bool, create: bool, migrate: bool, d
         _load_extensions(conn, ["ducklake", "postgres"] if uses_postgres else ["ducklake"])
         options = []
         if data_path:
-            if "://" not in data_path:  # a local folder; object storage URLs are DuckDB's to reach
+            if "://" not in data_path and not read_only:  # a local folder; object storage is DuckDB's to reach
                 Path(data_path).mkdir(parents=True, exist_ok=True)
-            options.append(f"DATA_PATH '{data_path}'")
+            options.append(f"DATA_PATH '{data_path.replace(chr(39), chr(39) * 2)}'")
         if read_only:
             options.append("READ_ONLY")
         clause = f" ({', '.join(options)})" if options else ""
@@ -265,8 +301,18 @@ def connect_lake(target: str, *, read_only: bool, create: bool, migrate: bool, d
                     raise SchemaError(f"the lake {redact(target)} is at schema version {version}",
                                       f"migrate it once with: python scripts/create_benchmark_schema.py "
                                       f"--output {redact(target)}")
-                schema.migrate(conn, statement_filter=lake_statement)
+                # under the writers' lock: two writers on a new lake both found version 0, and the second one's
+                # CREATE TABLE failed with a transaction conflict. Now the second waits, then finds the schema
+                # current (migrate reads the version again) and applies nothing.
+                with write_lock(conn):
+                    schema.migrate(conn, statement_filter=lake_statement)
         except (SchemaError, DBConnectionError):
             conn.close()
             raise
+        except duckdb.Error as exc:
+            conn.close()
+            if _is_transaction_conflict(exc):  # an older toolkit, which migrates without the lock, at work
+                raise DBConnectionError(f"cannot migrate the DuckLake {redact(target)}: another process changed "
+                                        "its schema at the same moment", "re-run: the lake is current now") from exc
+            raise _attach_error(target, exc) from exc
     return conn

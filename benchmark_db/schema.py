@@ -217,6 +217,7 @@ def dimension_joins(fact: str) -> str:
     return (f"LEFT JOIN {_MODELS} m ON m.model_id = {fact}.model_id "
             f"LEFT JOIN {_HARDWARE} hp ON hp.hardware_id = {fact}.hardware_id")
 
+
 _V3_VIEWS = [
     f"""
     CREATE OR REPLACE VIEW benchmark_performance AS
@@ -590,7 +591,14 @@ def _apply(conn, target: int, adapt, statement_filter) -> list[Migration]:
                          [migration.version, migration.name])
             conn.execute("COMMIT")
         except Exception as exc:
-            conn.execute("ROLLBACK")
+            try:
+                conn.execute("ROLLBACK")
+            except Exception:  # a failed COMMIT has ended the transaction already; `exc` is what went wrong
+                pass
+            if "transaction conflict" in str(exc).lower():  # another process migrated at the same moment
+                raise SchemaError(f"migration {migration.version} ({migration.name}) conflicted with another "
+                                  f"process changing the schema: {' '.join(str(exc).split())}",
+                                  "the database was left at the previous version; re-run") from exc
             raise SchemaError(f"migration {migration.version} ({migration.name}) failed: {exc}",
                               "the database was left at the previous version; report this as a bug") from exc
         applied.append(migration)

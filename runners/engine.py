@@ -714,7 +714,9 @@ def command_line_for(prog: str, argv: list[str] | None) -> str:
     from benchmark_db.lake import redact  # a --db ducklake:postgres:... password must not land in test_runs
 
     words = sys.argv[1:] if argv is None else list(argv)
-    return redact(shlex.join([prog, *words]))
+    # each word redacted before quoting: a quoted password (password='open sesame') stays whole for redact()
+    # to find, and the line stays one a shell can parse
+    return shlex.join([prog, *(redact(word) for word in words)])
 
 
 def visualize(db_path: str | None, output_dir: str, lock_timeout: float) -> str | None:
