@@ -698,8 +698,14 @@ class RecordBuilder:
         return self._session_record
 
     def _new_session_run(self):
+        import shlex
+
+        from benchmark_db.lake import redact
+
+        # each word redacted (a --db ducklake:postgres:... password=... of the calling script) and quoted
+        command = shlex.join(redact(word) for word in sys.argv)[:2000]
         return TestRuns(test_name=SESSION_TEST_NAME, test_type="api", started_at=self.session_started,
-                        command_line=" ".join(sys.argv)[:2000] or None,
+                        command_line=command or None,
                         metadata={"session": self.session_id, "pid": os.getpid()}, run_id=self.session_run_id)
 
     def mark_session_written(self) -> None:

@@ -136,7 +136,8 @@ def _open_with_retry(path: str, read_only: bool, lock_timeout: float, config: di
 
 def _is_unwritable_error(exc: Exception) -> bool:
     text = str(exc).lower()
-    return "read-only file system" in text or "permission denied" in text
+    # EPERM too: an immutable file (chattr +i) or a sealed mount refuses writes that way
+    return "read-only file system" in text or "permission denied" in text or "operation not permitted" in text
 
 
 def connect(db: str | os.PathLike | None = None, *, read_only: bool = False, create: bool | None = None,

@@ -158,3 +158,42 @@ def test_query_waits_for_another_object_of_this_process_then_says_which(db_path)
     finally:
         orm.close()
     assert BenchmarkDBAPI(db_path).query("SELECT 1 AS one")["one"].tolist() == [1]
+
+
+def test_an_immutable_file_is_unwritable_not_unreadable(tmp_path, db_path):
+    """EPERM (chattr +i) read "cannot open ...: Operation not permitted", so the server refused to start on a
+    file it could serve for reading, as it does on a read-only mount (EROFS)."""
+    import shutil
+    import subprocess
+
+    from benchmark_db.connection import connect
+    from benchmark_db.errors import DatabaseUnwritableError
+
+    writer = BenchmarkDBAPI(db_path)
+    writer.store_performance_result("bert", "cpu", throughput=1.0)
+    writer.db.close()  # let go of the file, so that the next open is a real one
+    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", db_path]).returncode != 0:
+        pytest.skip("chattr +i is not available here (needs root and a file system that has it)")
+    try:
+        with pytest.raises(DatabaseUnwritableError, match="Operation not permitted"):
+            connect(db_path).close()
+        assert BenchmarkDBAPI(db_path).get_performance_metrics()["model_name"].tolist() == ["bert"]
+    finally:
+        subprocess.run(["chattr", "-i", db_path], check=True)
+
+
+def test_the_session_run_keeps_no_password_of_the_calling_command(db_path, monkeypatch):
+    """The API's session run stored `" ".join(sys.argv)`: a script given --db "ducklake:postgres:... password=x"
+    left the password in test_runs.command_line."""
+    import sys
+
+    import duckdb
+
+    monkeypatch.setattr(sys, "argv", ["nightly.py", "--db", "ducklake:postgres:dbname=b password=s3cr3t", "--x"])
+    api = BenchmarkDBAPI(db_path)
+    api.store_performance_result("bert", "cpu", throughput=1.0)
+    api.db.close()
+    conn = duckdb.connect(db_path, read_only=True)
+    [(line,)] = conn.execute("SELECT command_line FROM test_runs WHERE test_type = 'api'").fetchall()
+    conn.close()
+    assert "s3cr3t" not in line and line == "nightly.py --db 'ducklake:postgres:dbname=b password=***' --x"
