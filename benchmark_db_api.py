@@ -681,6 +681,22 @@ class RecordBuilder:
         self._session_written = False
         self._session_record = None
         self._sequence = itertools.count()
+        self._call = threading.local()  # per thread: the runs without a start time of the call being built
+
+    @property
+    def batch_runs(self) -> dict:
+        """The runs without a start time made in the call being built (see one_call): results of one call that
+        describe the same run share it; outside a call, each store is a call of its own."""
+        runs = getattr(self._call, "runs", None)
+        return {} if runs is None else runs
+
+    @contextlib.contextmanager
+    def one_call(self):
+        self._call.runs = {}
+        try:
+            yield
+        finally:
+            self._call.runs = None
 
     def unique(self) -> str:
         """A key part no other store shares: this session's uuid and a counter (next() is atomic in CPython)."""
@@ -751,9 +767,18 @@ class RecordBuilder:
         if not described:
             records = [] if self._session_written else [self.session_run()]
             return self.session_run_id, False, records
-        run = TestRuns(test_name=run_name or SESSION_TEST_NAME, started_at=started_at or _utc_now(), **extra)
+        if started_at is None:
+            # no start time: not identifiable across calls, so a new run, but one per description within one
+            # call (a batch of 3 results of "ci-job" at commit abc made 3 runs); its start stays unknown (NULL,
+            # not the time it was stored)
+            key = (run_name_field, run_name, orjson.dumps(extra, default=str, option=orjson.OPT_SORT_KEYS))
+            if key in self.batch_runs:
+                return self.batch_runs[key], False, []
+        run = TestRuns(test_name=run_name or SESSION_TEST_NAME, started_at=started_at, **extra)
         run.test_type = run.test_type or kind
         run.run_id = run.natural_id() if started_at is not None else identity.stable_id("api-run", self.unique())
+        if started_at is None:
+            self.batch_runs[key] = run.run_id
         return run.run_id, started_at is not None and run_name is not None, [run]
 
     # -- dimensions ----------------------------------------------------------------------------------
@@ -1348,6 +1373,10 @@ class BenchmarkDBAPI:
         return records, positions[0]
 
     def _build(self, results, number: bool) -> tuple[list, list[int]]:
+        with self.records.one_call():  # results of one call that describe the same run share it
+            return self._build_call(results, number)
+
+    def _build_call(self, results, number: bool) -> tuple[list, list[int]]:
         records: list = []
         positions: list[int] = []
         rows: list = []  # performance results in order: a row of PERFORMANCE_COLUMNS_ORDER, or None if plain

@@ -197,3 +197,22 @@ def test_the_session_run_keeps_no_password_of_the_calling_command(db_path, monke
     [(line,)] = conn.execute("SELECT command_line FROM test_runs WHERE test_type = 'api'").fetchall()
     conn.close()
     assert "s3cr3t" not in line and line == "nightly.py --db 'ducklake:postgres:dbname=b password=***' --x"
+
+
+def test_results_of_one_call_describing_one_run_share_it_and_its_start_stays_unknown(client, db_path):
+    """A batch of three results of test_name "ci-job" at commit abc123 (no started_at) made three runs, each with
+    a started_at of the moment it was stored, which the client never sent."""
+    results = [{"model_name": "ci-m", "hardware_type": "cpu", "batch_size": b, "test_name": "ci-job",
+                "git_commit": "abc123"} for b in (1, 2, 4)]
+    results.append(dict(results[0], batch_size=8, git_commit="def456"))  # another run
+    assert client.post("/performance/batch", json={"results": results}).status_code == 201
+    rows = client.post("/query", json={"sql": "SELECT git_commit, started_at, count(pr.result_id) FROM test_runs "
+                                              "LEFT JOIN performance_results pr USING (run_id) WHERE test_name = "
+                                              "'ci-job' GROUP BY ALL ORDER BY 1"}).json()["rows"]
+    assert rows == [["abc123", None, 3], ["def456", None, 1]]
+    # a later call is a run of its own: without a start time nothing says it is the same run
+    assert client.post("/performance", json=results[0]).status_code == 201
+    api = BenchmarkDBAPI(db_path)
+    api.store_many(results[:2])
+    count = api.query("SELECT count(*) AS n FROM test_runs WHERE test_name = 'ci-job'")["n"].tolist()
+    assert count == [4]
