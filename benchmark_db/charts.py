@@ -365,6 +365,11 @@ def comparison_figure(df, metric: str | Metric = "throughput", by: str = "hardwa
     return fig
 
 
+def _series_key(key) -> tuple:
+    """A trend series' key with every missing value as None (NaN != NaN: a key with one never matched)."""
+    return tuple(None if is_missing(value) else value for value in key)
+
+
 def trend_figure(trend, change_points=None, metric: str | Metric = "throughput", title: str | None = None,
                  note: str | None = None):
     """p50 per run over time with p10-p90 whiskers, one line per configuration, change points marked."""
@@ -384,6 +389,7 @@ def trend_figure(trend, change_points=None, metric: str | Metric = "throughput",
         fig = _figure((10, 5.6))
         ax = fig.subplots()
         log_y = wants_log(list(df[f"{p}_p10"]) + list(df[f"{p}_p90"]) + list(df[f"{p}_p50"]))
+        named = {}  # series key -> (color, label): a change point says which series it is in
         for color, (key, s) in zip(colors, groups):
             info = dict(zip(SERIES_KEYS, key))
             bits = []
@@ -404,11 +410,13 @@ def trend_figure(trend, change_points=None, metric: str | Metric = "throughput",
             if emulated and hardware <= 1:  # the one hardware is not named: say it is emulated all the same
                 bits.append("(emulated)")
             label = " ".join(bits) + (" (simulated)" if simulated else "")
+            named[_series_key(key)] = (color, label)
             s = s.sort_values("at")
             _errorbars(ax, list(s["at"]), list(s[f"{p}_p10"]), list(s[f"{p}_p50"]), list(s[f"{p}_p90"]),
                        color=color, label=label, simulated=simulated)
         marked = False
         if change_points is not None and len(change_points):
+            stacked: dict = {}  # change points at one time: their labels one under another, not on top
             for _, cp in change_points.iterrows():
                 ax.axvline(cp["at"], color="#c0392b", linestyle=":", linewidth=1.4,
                            label=None if marked else "change point")
@@ -416,9 +424,16 @@ def trend_figure(trend, change_points=None, metric: str | Metric = "throughput",
                 pct = cp["change_pct"]
                 text = "change" if is_missing(pct) else f"{pct:+.1f}%"
                 if not is_missing(cp.get("p_value")):
-                    text += f"\np={cp['p_value']:.2g}"
-                ax.annotate(text, xy=(cp["at"], 1.0), xycoords=("data", "axes fraction"), xytext=(3, -3),
-                            textcoords="offset points", va="top", fontsize=8, color="#c0392b")
+                    text += f" p={cp['p_value']:.2g}"
+                color, label = named.get(_series_key(tuple(cp.get(k) for k in SERIES_KEYS)), ("#c0392b", ""))
+                if len(groups) > 1 and label:  # which line changed: the label in that line's colour
+                    text = f"{short_label(label, 30)}\n{text}"
+                place = stacked[cp["at"]] = stacked.get(cp["at"], -1) + 1
+                # on a white ground, so that a line drawn through the top of the plot does not hide it
+                ax.annotate(text, xy=(cp["at"], 1.0), xycoords=("data", "axes fraction"),
+                            xytext=(3, -3 - 26 * place), textcoords="offset points", va="top", fontsize=8,
+                            color=color, bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": color,
+                                               "lw": 0.6, "alpha": 0.9})
         if log_y:
             ax.set_yscale("log")
         ax.set_ylabel(m.axis_label + (" (log scale)" if log_y else ""))
