@@ -72,6 +72,7 @@ from benchmark_db_models import (  # noqa: E402
     PerformanceResults,
     RecordColumns,
     TestRuns,
+    bad_text,
     bad_time,
     json_too_big,
     metrics_say_emulated,
@@ -413,12 +414,8 @@ def _text(name: str, value, required: bool = False) -> str | None:
     text = str(value).strip()
     if required and not text:
         raise DataConversionError(f"{name} must not be empty", f"pass {name}")
-    if "\x00" in text:
-        raise DataConversionError(f"{name} contains a NUL character", "remove it")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise DataConversionError(f"{name} is not valid Unicode text", "send UTF-8 text") from exc
+    if (error := bad_text(name, text)) is not None:  # the ORM's rule: NUL, or no UTF-8
+        raise error
     return text
 
 
