@@ -1343,8 +1343,10 @@ class BenchmarkDBAPI:
         values = dict(fields, model_name=model_name, hardware_type=hardware_type, device_name=device_name,
                       batch_size=batch_size, precision=precision, throughput=throughput, latency_avg=latency_avg,
                       memory_peak=memory_peak)
-        records = self.records.performance(values)
-        return self.write_records(records)[-1]
+        # as POST /performance builds it: a result that names no run is marked new by construction, so that on
+        # a lake it appends without waiting for the writers' lock (see BenchmarkDB.insert_many)
+        records, position = self.build_performance(values)
+        return self.write_records(records)[position]
 
     def store_compatibility_result(self, hardware_type: str, model_name: str | None = None,
                                    is_compatible: bool | None = None, **fields: Any) -> int:

@@ -32,7 +32,7 @@ import orjson
 
 from benchmark_db import identity, schema
 from benchmark_db.connection import DEFAULT_LOCK_TIMEOUT, connect
-from benchmark_db.errors import DataConversionError, UsageError, one_line
+from benchmark_db.errors import DatabaseLockedError, DataConversionError, UsageError, one_line
 from benchmark_db.names import FAMILY_MODALITY, family_of, normalize_hardware_type
 from benchmark_db.normalize import _MAX_EPOCH_S, _MIN_EPOCH_S
 
@@ -144,6 +144,17 @@ def _wrong_value(exc: Exception) -> bool:
 
 _EXACT_INT_MAX = 2**53  # the largest int Arrow puts in a DOUBLE column exactly (beyond: ArrowInvalid)
 _INF = math.inf
+
+
+def _write_conflict(exc: Exception) -> DatabaseLockedError | None:
+    """DB001 for DuckLake's transaction conflict (two writers changed the same rows or table at once), which
+    otherwise reaches the user as a raw TransactionException; None for any other error."""
+    import duckdb
+
+    if not isinstance(exc, duckdb.TransactionException) or "conflict" not in str(exc).lower():
+        return None
+    return DatabaseLockedError(f"another writer changed the same rows at the same moment ({one_line(exc)})",
+                               "re-run: nothing of this write was stored")
 
 
 def _plausible(name: str, value) -> bool:
@@ -722,6 +733,8 @@ class BenchmarkDB:
         self._conn = conn
         self._owns_conn = conn is None
         self._in_transaction = False
+        self._transaction_locks: contextlib.ExitStack | None = None  # released when the transaction ends
+        self._lake_lock = None  # a benchmark_db.lake.LakeWriteLock once known; see _replacing_lock
         self._column_types: dict[str, list[tuple[str, str]]] = {}
         self._known_ids: dict[str, set] = {column: set() for column, _ in _REFERENCES}  # see _check_references
 
@@ -736,6 +749,9 @@ class BenchmarkDB:
         if self._conn is not None and self._owns_conn:
             self._conn.close()
         self._conn = None
+        if self._lake_lock is not None:
+            self._lake_lock.close()
+            self._lake_lock = None
         self._forget_known_ids()  # another process may change the file before the next open
 
     def _forget_known_ids(self) -> None:
@@ -757,16 +773,46 @@ class BenchmarkDB:
             return
         self.conn.execute("BEGIN TRANSACTION")
         self._in_transaction = True
+        # a lake write lock taken inside (see insert_many) is held until the COMMIT or ROLLBACK
+        self._transaction_locks = locks = contextlib.ExitStack()
         try:
-            yield self
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            self._forget_known_ids()  # some may have been seen only inside the rolled-back transaction
-            raise
-        else:
-            self.conn.execute("COMMIT")
+            with locks:
+                try:
+                    yield self
+                except BaseException:
+                    self.conn.execute("ROLLBACK")
+                    self._forget_known_ids()  # some may have been seen only inside the rolled-back transaction
+                    raise
+                try:
+                    self.conn.execute("COMMIT")
+                except Exception as exc:  # a failed COMMIT has ended the transaction already
+                    self._forget_known_ids()
+                    conflict = _write_conflict(exc)
+                    if conflict is None:
+                        raise
+                    raise conflict from exc
         finally:
             self._in_transaction = False
+            self._transaction_locks = None
+
+    def _replacing_lock(self, by_type: dict):
+        """The lake's writer lock for a write that may replace stored rows, or None.
+
+        Replace is DELETE then INSERT, and DuckLake has no primary key: two writers storing the same new
+        named row at once both delete nothing and both insert, and the lake holds it twice. On a
+        PostgreSQL-catalogued lake such a write therefore waits for the other (`benchmark_db.lake.write_lock`)
+        and then replaces its rows. Rows marked new by construction (`RecordColumns.new`) cannot meet a stored
+        row and never take it; plain records are not marked, so they do. The lock costs two round trips to the
+        catalog per write, and opening its connection (kept until `close()`) a few hundred milliseconds once."""
+        if not any(self._stored_candidates(cls, parts) for cls, parts in by_type.items() if cls not in _DIMENSIONS):
+            return None
+        if self._lake_lock is None or self._lake_lock.conn is not self.conn:
+            from benchmark_db.lake import LakeWriteLock
+
+            if self._lake_lock is not None:
+                self._lake_lock.close()
+            self._lake_lock = LakeWriteLock(self.conn)
+        return self._lake_lock.held() if self._lake_lock.dsn is not None else None
 
     # -- dimensions --------------------------------------------------------------------------------------
     def get_or_add_model(self, model_name: str, **attrs) -> int:
@@ -847,19 +893,30 @@ class BenchmarkDB:
         [(first_type, first_parts), *others] = by_type.items() or [(None, [])]
         single_insert = (not others and first_type not in _DIMENSIONS
                          and not self._stored_candidates(first_type, first_parts))
-        with contextlib.nullcontext() if single_insert else self.transaction():
-            # dimensions first, so the denormalised names of fact rows can be filled from them
-            for cls in sorted(by_type, key=lambda c: c not in _DIMENSIONS):
-                try:
-                    self._write(cls, by_type[cls])
-                except Exception as exc:
-                    # a value of the wrong kind for its column (started_at="notatime"): the checks above
-                    # cover the measurements; DuckDB or Arrow find the rest, and their error is one line
-                    if not _wrong_value(exc):
-                        raise
-                    raise DataConversionError(f"cannot store the {cls.__name__}: {one_line(exc)}",
-                                              "check the types of its fields (times as datetime or ISO text, "
-                                              "numbers as numbers)") from None
+        lock = None if single_insert else self._replacing_lock(by_type)
+        if lock is not None and self._in_transaction:  # the caller's transaction: hold it until that ends
+            self._transaction_locks.enter_context(lock)
+            lock = None
+        try:
+            # the lock before BEGIN: the transaction then sees what the writer it waited for committed
+            with lock or contextlib.nullcontext(), contextlib.nullcontext() if single_insert else self.transaction():
+                # dimensions first, so the denormalised names of fact rows can be filled from them
+                for cls in sorted(by_type, key=lambda c: c not in _DIMENSIONS):
+                    try:
+                        self._write(cls, by_type[cls])
+                    except Exception as exc:
+                        # a value of the wrong kind for its column (started_at="notatime"): the checks above
+                        # cover the measurements; DuckDB or Arrow find the rest, and their error is one line
+                        if not _wrong_value(exc):
+                            raise
+                        raise DataConversionError(f"cannot store the {cls.__name__}: {one_line(exc)}",
+                                                  "check the types of its fields (times as datetime or ISO "
+                                                  "text, numbers as numbers)") from None
+        except Exception as exc:
+            conflict = _write_conflict(exc)
+            if conflict is None:
+                raise
+            raise conflict from exc
         ids: list = []
         for record in records:
             if type(record) is RecordColumns:

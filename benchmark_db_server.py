@@ -598,6 +598,9 @@ def _duckdb_error_response(exc: duckdb.Error) -> JSONResponse:
     if isinstance(exc, duckdb.ConstraintException | duckdb.ConversionException | duckdb.InvalidInputException |
                   duckdb.OutOfRangeException):
         return error_response(422, "invalid_value", f"the database refused the values: {text}")
+    if isinstance(exc, duckdb.TransactionException) and "conflict" in str(exc).lower():  # a passing state
+        return error_response(503, "database_unavailable", "another writer changed the same rows at the same "
+                              f"moment; re-run ({text})", headers={"Retry-After": "1"})
     return error_response(503, "database_unavailable", f"the database failed: {text}",
                           {"hint": "retry; if it persists, check the server's disk and log"})
 

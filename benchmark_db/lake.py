@@ -165,45 +165,89 @@ def write_lock(conn, timeout: float | None = None):
     then insert it both see "no" and both insert, and a lake that took the same file twice at the same moment
     holds every row twice. Work that checks before it writes (an ingest run, a merge) therefore takes a
     PostgreSQL advisory lock first, on a connection of its own; the server drops it if the process dies.
-    Plain appends (runners, the API) never take it and still commit concurrently.
+    So does a write of rows that may replace stored ones (a named run's results: see
+    BenchmarkDB.insert_many, through LakeWriteLock); appends of rows new by construction never take it and
+    still commit concurrently.
     """
-    dsn = _catalog_dsn(conn)
-    if dsn is None or id(conn) in _held_write_locks:  # a merge inside an ingest already holds it
-        yield
-        return
-    seconds = lake_lock_timeout() if timeout is None else timeout
-    holder = duckdb.connect(":memory:", config={"extension_directory": str(extension_directory()),
-                                                "autoinstall_known_extensions": False,
-                                                "autoload_known_extensions": False})
+    lock = LakeWriteLock(conn)
     try:
-        _load_extensions(holder, ["postgres"])
-        holder.execute(f"ATTACH '{dsn.replace(chr(39), chr(39) * 2)}' AS lake_lock (TYPE postgres)")
-        holder.execute("BEGIN")  # one PostgreSQL session for the lock and its release
+        with lock.held(timeout):
+            yield
+    finally:
+        lock.close()
+
+
+class LakeWriteLock:
+    """`write_lock` for a writer that takes it often (the ORM's replacing writes): the catalog connection that
+    holds the lock is opened on first use and kept until `close()`, since opening one (load the extension,
+    attach the catalog) costs a few hundred milliseconds and taking the lock on it a few."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.dsn = _catalog_dsn(conn)
+        self._holder = None
+
+    @contextlib.contextmanager
+    def held(self, timeout: float | None = None):
+        if self.dsn is None or id(self.conn) in _held_write_locks:  # a merge inside an ingest already holds it
+            yield
+            return
+        seconds = lake_lock_timeout() if timeout is None else timeout
+        fresh = self._holder is None
+        try:
+            try:
+                self._acquire(seconds)
+            except duckdb.Error:
+                if fresh:
+                    raise
+                self.close()  # the kept session ended (the server restarted, an idle timeout): one new try
+                self._acquire(seconds)
+        except duckdb.Error as exc:
+            self.close()
+            raise _attach_error(f"ducklake:postgres:{self.dsn}", exc) from exc
+        except BaseException:
+            self.close()
+            raise
+        _held_write_locks.add(id(self.conn))
+        try:
+            yield
+        finally:
+            _held_write_locks.discard(id(self.conn))
+            try:
+                self._holder.execute(f"CALL postgres_execute('lake_lock', "
+                                     f"'SELECT pg_advisory_unlock({WRITE_LOCK_KEY})')")
+                self._holder.execute("COMMIT")
+            except duckdb.Error:
+                self.close()  # closing the connection ends the session, and the lock with it
+
+    def _acquire(self, seconds: float) -> None:
+        if self._holder is None:
+            holder = duckdb.connect(":memory:", config={"extension_directory": str(extension_directory()),
+                                                        "autoinstall_known_extensions": False,
+                                                        "autoload_known_extensions": False})
+            try:
+                _load_extensions(holder, ["postgres"])
+                holder.execute(f"ATTACH '{self.dsn.replace(chr(39), chr(39) * 2)}' AS lake_lock (TYPE postgres)")
+            except BaseException:
+                holder.close()
+                raise
+            self._holder = holder
+        self._holder.execute("BEGIN")  # one PostgreSQL session for the lock and its release
         deadline = time.monotonic() + seconds
-        while not holder.execute(f"SELECT * FROM postgres_query('lake_lock', "
-                                 f"'SELECT pg_try_advisory_lock({WRITE_LOCK_KEY})')").fetchone()[0]:
+        while not self._holder.execute(f"SELECT * FROM postgres_query('lake_lock', "
+                                       f"'SELECT pg_try_advisory_lock({WRITE_LOCK_KEY})')").fetchone()[0]:
             if time.monotonic() >= deadline:
+                self._holder.execute("ROLLBACK")
                 raise DatabaseLockedError(f"another writer has held the lake's write lock for over {seconds:g} s",
                                           "retry when that ingest or merge ends, or raise "
                                           "$BENCHMARK_DB_LAKE_LOCK_TIMEOUT")
             time.sleep(0.2)
-    except duckdb.Error as exc:
-        holder.close()
-        raise _attach_error(f"ducklake:postgres:{dsn}", exc) from exc
-    except BaseException:
-        holder.close()
-        raise
-    _held_write_locks.add(id(conn))
-    try:
-        yield
-    finally:
-        _held_write_locks.discard(id(conn))
-        try:
-            holder.execute(f"CALL postgres_execute('lake_lock', 'SELECT pg_advisory_unlock({WRITE_LOCK_KEY})')")
-            holder.execute("COMMIT")
-        except duckdb.Error:
-            pass  # closing the connection below ends the session, and the lock with it
-        holder.close()
+
+    def close(self) -> None:
+        if self._holder is not None:
+            with contextlib.suppress(duckdb.Error):
+                self._holder.close()
+            self._holder = None
 
 
 def lake_statement(statement: str) -> str | None:
