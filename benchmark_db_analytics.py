@@ -1077,8 +1077,11 @@ def _feature_frame(df, features, add_model_attributes: bool = True):
     keys = list(dict.fromkeys(["model", "hardware", "is_emulated", "batch_size", "precision", "sequence_length",
                                "test_case"] + columns))
     conf = data.groupby(keys, dropna=False).agg(throughput=("throughput", "median")).reset_index()
-    conf = conf.dropna(subset=[c for c in columns if c in NUMERIC_FEATURES])
+    numeric = [c for c in columns if c in NUMERIC_FEATURES]
+    missing = {c: int(conf[c].isna().sum()) for c in numeric if conf[c].isna().any()}
+    conf = conf.dropna(subset=numeric)
     conf["log_throughput"] = np.log(conf["throughput"])
+    conf.attrs["dropped_for_missing"] = missing  # what fit_prediction's "too few" says was left out, and why
     return conf, columns, added
 
 
@@ -1128,8 +1131,12 @@ def fit_prediction(df, features, seed=0, folds=5, add_model_attributes: bool = T
 
     conf, columns, added = _feature_frame(df, features, add_model_attributes)
     if len(conf) < MIN_PREDICTION_CONFIGS:
-        raise AnalysisUnavailable(f"only {len(conf)} distinct configuration(s) with throughput; prediction needs "
-                                  f"at least {MIN_PREDICTION_CONFIGS} to cross-validate an error it can back")
+        missing = conf.attrs.get("dropped_for_missing") or {}
+        # a feature missing from the rows (a result stored without batch_size) left them out: say so, not "0"
+        left_out = "".join(f"; {n} more left out: no {column}" for column, n in missing.items())
+        raise AnalysisUnavailable(f"only {len(conf)} distinct configuration(s) with throughput{left_out}; "
+                                  f"prediction needs at least {MIN_PREDICTION_CONFIGS} to cross-validate an error "
+                                  "it can back")
     y = conf["log_throughput"].to_numpy()
     oof = np.zeros(len(conf))
     base = np.zeros(len(conf))

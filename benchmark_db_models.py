@@ -241,8 +241,16 @@ def bad_json(name: str, value) -> DataConversionError | None:
     bad_text refuses, anywhere inside, keys included. None for None and for a value without either."""
     if value is None:
         return None
-    if isinstance(value, str):  # stored as given: JSON text already
-        return bad_text(name, value)
+    if isinstance(value, str):  # stored as given: JSON text already, under the same cap and without NaN
+        if (error := bad_text(name, value) or json_too_big(name, len(value.encode("utf-8")))) is not None:
+            return error
+        if "NaN" in value or "Infinity" in value:  # DuckDB's JSON reader takes them; orjson, strict, does not
+            try:
+                orjson.loads(value)
+            except orjson.JSONDecodeError:
+                return DataConversionError(f"{name} is not strict JSON (a NaN or Infinity?)",
+                                           "replace NaN/Infinity with null")
+        return None
     try:
         text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
     except TypeError:  # numpy numbers, sets, bad UTF-8, deep nesting...: looked at value by value

@@ -117,13 +117,16 @@ def check_args(input_files, scan_dirs, auto_store, incremental=False, auto_store
 
 def _add_part(summary, part) -> None:
     """Add one Ingestor's summary to the run's: its files, and for a dry run what its rows_added needs (the
-    new models and platforms, counted once, not once per file; the rows it would replace)."""
+    new models and platforms, counted once, not once per file; the rows it would replace; its log rows and
+    originals)."""
     from collections import Counter
 
     summary.outcomes.extend(part.outcomes)
     for table, ids in part.new_dimension_ids.items():
         summary.new_dimension_ids.setdefault(table, set()).update(ids)
     summary.rows_replaced = dict(Counter(summary.rows_replaced) + Counter(part.rows_replaced))
+    # and the ingest log rows and originals it would add (left out, the updater's dry run said none)
+    summary.bookkeeping_added = dict(Counter(summary.bookkeeping_added) + Counter(part.bookkeeping_added))
 
 
 def update(db, *, input_files=(), scan_dirs=(), incremental=False, auto_store=False,

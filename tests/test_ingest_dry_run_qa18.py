@@ -35,3 +35,23 @@ def test_dry_run_counts_log_rows_and_originals_as_the_real_run_adds_them(tmp_pat
     real = added(capsys, folder, db)
     assert dry["ingested_files"] == 1 and "source_documents" in dry
     assert dry == real
+
+
+@pytest.mark.slow  # about 1 s: two updater runs
+def test_the_updaters_dry_run_counts_them_too(tmp_path, capsys):
+    """The updater merges one summary per input: it left the log rows and originals out of its dry run."""
+    import benchmark_db_updater
+
+    folder, db = tmp_path / "in", str(tmp_path / "db.duckdb")
+    write(folder / "a.json", perf_doc())
+    write(folder / "b.json", perf_doc(model="t5-small"))
+
+    def updater(*extra: str) -> dict:
+        assert benchmark_db_updater.main(["--scan-dir", str(folder), "--db", db, "--format", "json", "--quiet",
+                                          *extra]) == 0
+        return json.loads(capsys.readouterr().out)["rows_added"]
+
+    dry = updater("--dry-run")
+    real = updater()
+    real.pop("compression_dictionaries", None)
+    assert dry["ingested_files"] == 2 and dry["source_documents"] == 2 and dry == real

@@ -142,3 +142,17 @@ def test_typed_inserts_take_only_their_record_type(db):
         "model_id": [db.model_id], "hardware_id": [db.hardware_id]})), "RecordColumns", error=UsageError)
     assert _stored(db) == before
     assert db.insert_test_runs(TestRuns("x"))
+
+
+def test_json_given_as_text_is_held_to_the_same_cap_and_strictness(db):
+    """A JSON field given as text skipped the 64 KiB cap and the NaN check that a dict gets."""
+    import json as json_module
+
+    before = _stored(db)
+    big = json_module.dumps({"x": "y" * 100_000})
+    _refused(partial(db.insert, PerformanceResults(db.model_id, db.hardware_id, metrics=big)), "DB003",
+             "metrics is 100,009 bytes as JSON")  # json.dumps adds a space
+    _refused(partial(db.insert, PerformanceResults(db.model_id, db.hardware_id, metrics='{"a": NaN}')), "DB003",
+             "not strict JSON")
+    assert _stored(db) == before
+    assert db.insert(PerformanceResults(db.model_id, db.hardware_id, metrics='{"a": "NaN", "b": 1.5}'))
