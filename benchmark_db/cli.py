@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable, Iterable
 
 from benchmark_db.connection import DEFAULT_LOCK_TIMEOUT
-from benchmark_db.errors import EXIT_USAGE, BenchmarkDBError, is_interrupt
+from benchmark_db.errors import EXIT_USAGE, BenchmarkDBError, UsageError, is_interrupt
 
 FORMATS = ("table", "json", "csv", "markdown", "html")
 log = logging.getLogger("benchmark_db")
@@ -237,6 +237,7 @@ def run_cli(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace],
     verbose = getattr(args, "verbose", False)
     setup_logging(verbose, getattr(args, "quiet", False))
     try:
+        _refuse_empty_values(parser, args, sys.argv[1:] if argv is None else list(argv))
         if getattr(args, "output", None) and hasattr(args, "output_formats"):
             # an --output whose extension names a format the tool does not write fails before any work
             resolve_format(getattr(args, "format", None), args.output, args.output_formats)
@@ -260,6 +261,25 @@ def run_cli(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace],
         print(f"error: unexpected {type(exc).__name__}: {_redact(' '.join(str(exc).split()))}; re-run with --verbose for the traceback "
               "and report it", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _refuse_empty_values(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str]) -> None:
+    """DB000 for an option or argument given an empty value (an unset shell variable, `--db "$DB"`). Read as
+    "not given" it meant something else: `--db ""` fell back to the default database, which
+    `create_benchmark_schema.py --force` then recreated empty; `--input-dir ""` ingested the current folder;
+    `--hardware ""` dropped the filter and reported every result."""
+    for action in parser._actions:
+        value = getattr(args, action.dest, None)
+        if value is None or value == action.default:
+            continue
+        values = value if isinstance(value, list | tuple) else [value]
+        if any(isinstance(item, str) and not item.strip() for item in values):
+            if not action.option_strings:
+                raise UsageError(f"an empty {action.metavar or action.dest} argument", "pass a path or name")
+            # the spelling the user typed (--output, not its alias --output-db)
+            typed = [word.split("=", 1)[0] for word in map(str, argv) if word.startswith("-")]
+            name = next((o for o in action.option_strings if o in typed), action.option_strings[-1])
+            raise UsageError(f"{name} is empty", f"pass {name} a value, or leave it out")
 
 
 def _redact(text: str) -> str:

@@ -59,7 +59,8 @@ def test_results_of_a_document_without_a_time_keep_created_at_null(tmp_path, cap
     (["--validate", "--tolerance", "-1"], "argument --tolerance: must be a finite number, 0 or more, not -1"),
     (["--validate", "--tolerance", "nan"], "argument --tolerance: must be a finite number, 0 or more, not nan"),
     (["--validate", "--lock-timeout", "-5"], "argument --lock-timeout: must be a finite number, 0 or more"),
-    (["--input-dirs", "IN", "--categories", ""], "--categories names no category"),
+    (["--input-dirs", "IN", "--categories", ""], "--categories is empty"),
+    (["--input-dirs", "IN", "--categories", ","], "--categories names no category"),
     (["--input-dirs", "IN", "--output", "summary.html"], "--output summary.html: this tool does not write html"),
 ])
 def test_bad_option_values_fail_on_one_line_before_any_work(tmp_path, capsys, monkeypatch, argv, message):

@@ -129,10 +129,10 @@ def test_failed_generation_is_in_the_warning_and_the_status(tmp_path, capsys, mo
 
 # -- 6. empty --model / --model-path / --precision ----------------------------------------------------------------
 @pytest.mark.parametrize("argv, says", [
-    (["--model", ""], "--model names nothing"),
+    (["--model", ""], "--model is empty"),  # the shared rule for empty values (benchmark_db.cli)
     (["--model", ","], "--model names nothing"),
     (["--model-path", ""], "--model-path is empty"),
-    (["--model", "bert", "--precision", ""], "--precision names nothing"),
+    (["--model", "bert", "--precision", ""], "--precision is empty"),
 ])
 def test_empty_model_or_precision_is_refused(tmp_path, capsys, argv, says):
     """Before: the whole small set (14 models) ran, or --precision "" fell back to fp32."""
