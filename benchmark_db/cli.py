@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import sys
 import traceback
 from collections.abc import Callable, Iterable
@@ -299,9 +300,18 @@ def _check_output_file(output: str) -> None:
     from pathlib import Path
 
     if Path(output).is_dir():
-        from benchmark_db.errors import UsageError
-
         raise UsageError(f"--output {output} is a folder", "pass a file path, e.g. summary.json")
+    # nor one it cannot write: a file where a folder should be, or a read-only folder (the ingest had committed
+    # its rows, then said "error DB000: cannot write ...: File exists" as if nothing had happened)
+    folder = Path(output).parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UsageError(f"cannot write {output}: {folder} is a file, not a folder",
+                         "pass --output a path in a writable folder")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"cannot write {output}: the folder {folder} is not writable",
+                         "pass --output a path in a writable folder")
 
 
 def _interrupted() -> int:

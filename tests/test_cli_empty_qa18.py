@@ -52,3 +52,16 @@ def test_an_empty_report_filter_is_refused_not_dropped(db_path, capsys):
     api.db.close()
     assert benchmark_db_query.main(["--db", db_path, "--report", "performance", "--hardware", ""]) == 2
     assert "error DB000: --hardware is empty" in capsys.readouterr().err
+
+
+def test_an_output_under_a_file_is_refused_before_the_ingest(tmp_path, capsys):
+    """The converter ingested and committed, then exited 2 with "cannot write ...: File exists": a CI job read
+    a usage error for an ingest that had happened."""
+    (tmp_path / "IN").mkdir()
+    (tmp_path / "IN" / "r.json").write_text('{"model": "bert", "hardware": "cpu", "throughput": 5.0}')
+    (tmp_path / "j.json").write_text("{}")
+    db = tmp_path / "db.duckdb"
+    assert benchmark_db_converter.main(["--input-dir", str(tmp_path / "IN"), "--db", str(db),
+                                        "--output", str(tmp_path / "j.json" / "o.json")]) == 2
+    assert "j.json is a file, not a folder" in capsys.readouterr().err
+    assert not db.exists()
