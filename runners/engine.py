@@ -761,6 +761,7 @@ def run_from_args(args: argparse.Namespace, *, test_name: str, prog: str, argv: 
         log.warning("--visualize-from-db needs the database; with --no-db-store only the summary is printed")
     output_dir = args.output_dir or DEFAULT_OUTPUT_DIR
     specs = select_specs(settings)  # an unknown model is refused before a database file is created
+    _resolve_hardware(settings.hardware)  # and an unknown platform (--hardware tpu created the file first)
     if not args.no_db_store:
         if db_path == ":memory:":  # "stored in :memory:", then gone when the runner exits
             raise UsageError("--db :memory: keeps nothing: the measured results would be lost when the runner "

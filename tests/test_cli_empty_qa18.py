@@ -65,3 +65,14 @@ def test_an_output_under_a_file_is_refused_before_the_ingest(tmp_path, capsys):
                                         "--output", str(tmp_path / "j.json" / "o.json")]) == 2
     assert "j.json is a file, not a folder" in capsys.readouterr().err
     assert not db.exists()
+
+
+@pytest.mark.slow  # about 2 s: imports torch
+def test_a_runner_refuses_unknown_hardware_before_creating_the_database(tmp_path, capsys):
+    pytest.importorskip("torch")
+    from runners.run_model_benchmarks import main
+
+    db = tmp_path / "x.duckdb"
+    assert main(["--db", str(db), "--model", "bert", "--hardware", "tpu"]) == 2
+    assert "error DB000: unknown hardware 'tpu'" in capsys.readouterr().err
+    assert not db.exists()
