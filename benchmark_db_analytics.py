@@ -1792,6 +1792,9 @@ def run(args) -> int:
                          f"{args.regression_threshold:g}", "pass e.g. --regression-threshold 0.1 (or 10, both 10%)")
     predict = parse_predict(args.predict)
     analysis = args.analysis or ("performance-prediction" if predict else "all")
+    if predict and analysis not in ("performance-prediction", "all"):  # it was dropped without a word
+        raise UsageError(f"--predict applies to --analysis performance-prediction, not {analysis}",
+                         "leave out --analysis (or pass performance-prediction or all) to predict")
     asked = args.prediction_features
     features = tuple(f.strip() for f in (DEFAULT_FEATURES if asked is None else asked).split(",") if f.strip())
     if not features:
@@ -1804,6 +1807,7 @@ def run(args) -> int:
                  missing_archive=missing_archive_mode(args)) as conn:
         # the folder fails before the work, in the one line every tool gives (it was `unexpected
         # FileNotFoundError`); made only once the database opened, so a DB001/DB004 leaves nothing behind
+        made = not Path(args.output_dir).exists()
         make_writable_folder(args.output_dir, "--output-dir")
         try:
             results = run_analyses(conn, analysis, opts, model_family=args.model_family,
@@ -1813,6 +1817,10 @@ def run(args) -> int:
             if error is None:
                 raise
             raise error from exc
+        except BenchmarkDBError:  # filters that match nothing, an unknown feature: no empty folder left behind
+            if made and not any(Path(args.output_dir).iterdir()):
+                Path(args.output_dir).rmdir()
+            raise
     text = "\n\n".join(r.summary for r in results)
     if analysis == "all":
         status = "\n".join(f"- {r.name}: {r.status}" + (f" ({r.reason})" if r.reason else "") for r in results)
