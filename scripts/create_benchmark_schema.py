@@ -62,7 +62,8 @@ def run(args) -> int:
                              lock_timeout=args.lock_timeout)
     from benchmark_db.lake import redact
 
-    print(f"database {redact(resolve_db_path(args.db))} at schema version {SCHEMA_VERSION}", file=sys.stderr)
+    if not args.quiet:
+        print(f"database {redact(resolve_db_path(args.db))} at schema version {SCHEMA_VERSION}", file=sys.stderr)
     write_text(render(counts, resolve_format(args.format)), None)
     return 0
 

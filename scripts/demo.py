@@ -20,7 +20,7 @@ from benchmark_db.cli import add_common_options, add_db_option, run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="demo.py", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="demo.py", description=__doc__.split("\n\n")[0].replace("\n", " "))
     add_db_option(parser)
     parser.add_argument("--report", default="reports/benchmark_report.html", metavar="FILE",
                         help="where to write the HTML report (default: %(default)s)")
@@ -35,16 +35,17 @@ def run_demo(db: str | None, report: str, hardware: str, quiet: bool = False) ->
     from runners import run_model_benchmarks
 
     db = resolve_db_path(db)
-    print(f"== 1/3 measuring the small model set on {hardware} into {db}", file=sys.stderr)
+    say = (lambda _text: None) if quiet else (lambda text: print(text, file=sys.stderr))  # --quiet: nothing
+    say(f"== 1/3 measuring the small model set on {hardware} into {db}")
     code = run_model_benchmarks.main(["--db", db, "--models-set", "small", "--hardware", *hardware.split(","),
                                       "--batch-sizes", "1,4"] + (["--quiet"] if quiet else []))
     if code != 0:
         return code
-    print("== 2/3 summary of what the database now holds", file=sys.stderr)
+    say("== 2/3 summary of what the database now holds")
     code = benchmark_db_query.main(["--db", db, "--report", "summary", "--format", "table"])
     if code != 0:
         return code
-    print("== 3/3 writing the HTML report", file=sys.stderr)
+    say("== 3/3 writing the HTML report")
     code = benchmark_db_query.main(["--db", db, "--report", "performance", "--format", "html", "--output", report])
     if code == 0:
         print(f"HTML report: {Path(report).resolve()}")

@@ -76,3 +76,9 @@ def test_a_runner_refuses_unknown_hardware_before_creating_the_database(tmp_path
     assert main(["--db", str(db), "--model", "bert", "--hardware", "tpu"]) == 2
     assert "error DB000: unknown hardware 'tpu'" in capsys.readouterr().err
     assert not db.exists()
+
+
+def test_create_schema_quiet_says_nothing_on_stderr(tmp_path, capsys):
+    assert create_benchmark_schema.main(["--output", str(tmp_path / "q.duckdb"), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out.startswith("table,rows")
