@@ -167,8 +167,13 @@ class SharedConnection:
         return self._conn is not None
 
     def exists(self) -> bool:
-        return (self.path == MEMORY or self.path.startswith("ducklake:") or self._conn is not None
-                or Path(self.path).is_file())
+        """Whether the database is there to read; DB001 for a folder (it read "does not exist; create it")."""
+        if self.path == MEMORY or self.path.startswith("ducklake:") or self._conn is not None:
+            return True
+        if Path(self.path).is_dir():
+            raise DBConnectionError(f"{self.path} is a directory, not a database file",
+                                    "pass the path of a database file")
+        return Path(self.path).is_file()
 
     @contextlib.contextmanager
     def connection(self, started: float | None = None, *, read_only: bool = False):

@@ -82,3 +82,11 @@ def test_create_schema_quiet_says_nothing_on_stderr(tmp_path, capsys):
     assert create_benchmark_schema.main(["--output", str(tmp_path / "q.duckdb"), "--quiet"]) == 0
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out.startswith("table,rows")
+
+
+def test_the_api_names_a_folder_given_as_database(tmp_path):
+    """BenchmarkDBAPI on a folder said "does not exist; create it with ..."."""
+    from benchmark_db.errors import DBConnectionError
+
+    with pytest.raises(DBConnectionError, match="is a directory, not a database file"):
+        BenchmarkDBAPI(str(tmp_path)).health()
