@@ -308,24 +308,16 @@ def _step_folder(step: str, args, path: str) -> str | None:
 
 def refuse_unwritable_output(output: str) -> None:
     """An --output that cannot be written is DB000 before any step runs: it used to fail the report's step
-    after all the others had run (exit 1, as if a step had failed). Makes the report's folder, as writing the
-    report would."""
-    import os
-
+    after all the others had run (exit 1, as if a step had failed). The shared check refuses a folder, a file in
+    the way and a read-only folder; making the report's folder here (as writing the report would) catches what
+    only trying shows (/proc)."""
     from benchmark_db.cli import _check_output_file, unwritable_output
 
-    _check_output_file(output)  # a folder, as in the other tools
-    target = Path(output)
+    _check_output_file(output)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError) as exc:  # a file where a folder should be: name it
-        in_the_way = next((p for p in target.parents if p.exists() and not p.is_dir()), target.parent)
-        raise unwritable_output(output, NotADirectoryError(exc.errno, f"{in_the_way} is a file, not a folder")
-                                ) from exc
-    except OSError as exc:  # a read-only place, /proc
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
         raise unwritable_output(output, exc) from exc
-    if not os.access(target if target.exists() else target.parent, os.W_OK):
-        raise unwritable_output(output, PermissionError(13, "Permission denied"))
 
 
 def _connect_read_only(path: str, lock_timeout: float, dry_run: bool):
