@@ -120,12 +120,12 @@ def _clean_name(value: str) -> str:
 
 def _json_object(value: dict | None) -> dict | None:
     if value is not None:
-        try:
-            json.dumps(value, allow_nan=False)
+        try:  # one serialisation for all three checks: NaN, Unicode and size
+            text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
         except ValueError as exc:
             raise ValueError("must not hold NaN or Infinity") from exc
         try:
-            size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+            size = len(text.encode("utf-8"))
         except UnicodeEncodeError as exc:
             raise ValueError("must be valid Unicode text") from exc
         if (error := json_too_big("the object", size)) is not None:
