@@ -30,7 +30,7 @@ import math
 import sys
 from pathlib import Path
 
-from benchmark_db.cli import add_common_options, add_db_option, run_cli, write_text
+from benchmark_db.cli import add_common_options, add_db_option, refuse_unused_options, run_cli, write_text
 from benchmark_db.errors import EXIT_FINDING, BenchmarkDBError, UsageError, is_interrupt, one_line
 
 log = logging.getLogger("benchmark_db.maintenance")
@@ -47,6 +47,17 @@ STEP_ORDER = ("check-integrity", "backup", "archive-data", "clean-json", "vacuum
 # steps that never write to the database (a backup copies the file and its archive elsewhere): run alone, or
 # together, or with --dry-run, they open it read-only, so a read-only file and other readers do not stop them
 READ_ONLY_STEPS = frozenset({"check-integrity", "backup", "migration-stats"})
+# the steps (and --restore) that read each value: one given to a run of none of them is a usage error
+OPTION_READERS = {
+    "--older-than": ("clean-json", "archive-data"),
+    "--action": ("clean-json",),
+    "--archive-dir": ("clean-json", "archive-data", "restore"),
+    "--backup-dir": ("backup", "purge-backups"),
+    "--backup-compress": ("backup",),
+    "--backup-retention": ("purge-backups",),
+    "--output": ("migration-stats",),
+    "--force": ("restore",),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,8 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="age in days beyond which --purge-backups deletes a backup (default: %(default)g)")
     values.add_argument("--older-than", type=float, default=None, metavar="DAYS",
                         help="age in days for --clean-json (time since ingest) and --archive-data (created_at)")
-    values.add_argument("--action", choices=("archive", "remove"), default="archive",
-                        help="what --clean-json does with a file (default: %(default)s)")
+    values.add_argument("--action", choices=("archive", "remove"), default=None,
+                        help="what --clean-json does with a file (default: archive)")
     values.add_argument("--archive-dir", default=None, metavar="DIR",
                         help=f"archive folder (default: {DEFAULT_JSON_ARCHIVE_DIR} for --clean-json, "
                              f"{DEFAULT_DATA_ARCHIVE_DIR} for --archive-data); with --restore, where the backup's "
@@ -245,7 +256,7 @@ def run_steps(args, steps: list[str]) -> tuple[list[dict], list[dict]]:
                     result = archive.archive_old_rows(conn, args.older_than, args.archive_dir or DEFAULT_DATA_ARCHIVE_DIR,
                                                       dry_run=args.dry_run)
                 elif step == "clean-json":
-                    result = clean_json.clean_json_files(conn, args.older_than, args.action,
+                    result = clean_json.clean_json_files(conn, args.older_than, args.action or "archive",
                                                          archive_dir=args.archive_dir or DEFAULT_JSON_ARCHIVE_DIR,
                                                          dry_run=args.dry_run)
                 elif step == "purge-backups":
@@ -388,6 +399,7 @@ def run(args) -> int:
 
     steps = selected_steps(args)
     summary_format = args.format if args.format in ("json", "csv", "markdown", "table") else "table"
+    refuse_unused_options(build_parser(), args, OPTION_READERS, steps + ["restore"] * bool(args.restore))
     if args.restore:
         if steps:
             raise UsageError("--restore cannot be combined with other steps", "run the restore on its own")

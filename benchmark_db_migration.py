@@ -26,12 +26,26 @@ from benchmark_db.cli import (
     add_db_option,
     add_output_options,
     non_negative_float,
+    refuse_unused_options,
     run_cli,
     write_text,
 )
 from benchmark_db.ingest import DEFAULT_RESULT_DIRS, add_ingest_options
 
 ARTIFACT_DB_SUFFIXES = (".duckdb", ".db")
+_INGESTS = ("migrate-all", "input-dirs", "input-files", "migrate-ci")
+# the steps that read each value: one given to a run of none of them is a usage error
+OPTION_READERS = {
+    "--action": _INGESTS,
+    "--archive-dir": _INGESTS,
+    "--categories": _INGESTS,
+    "--force": _INGESTS,
+    "--artifacts-dir": ("migrate-ci",),
+    "--parallel": (*_INGESTS, "reconvert"),
+    "--batch-size": (*_INGESTS, "reconvert"),
+    "--strict": (*_INGESTS, "reconvert"),
+    "--tolerance": ("validate", "fix-inconsistencies"),
+}
 _EPILOG = ("--migrate-all reads these result directories, relative to the current directory (missing ones "
            "are passed over): " + ", ".join(DEFAULT_RESULT_DIRS) + ".\n"
            "--migrate-ci reads JSON result files, .duckdb databases (merged by id) and .parquet table exports "
@@ -158,6 +172,9 @@ def check_args(args) -> None:
         raise UsageError("nothing to do", "pass --migrate-all, --input-dirs, --input-files, --migrate-ci, "
                                           "--reconvert, --validate or --fix-inconsistencies")
     check_inputs(inputs)
+    chosen = [step for step in (*_INGESTS, "reconvert", "validate", "fix-inconsistencies")
+              if getattr(args, step.replace("-", "_"))]
+    refuse_unused_options(build_parser(), args, OPTION_READERS, chosen)
     if args.action == "archive" and args.archive_dir:
         import os
 

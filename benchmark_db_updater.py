@@ -17,7 +17,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmark_db.cli import add_common_options, add_db_option, add_output_options, run_cli, write_text
+from benchmark_db.cli import (
+    add_common_options,
+    add_db_option,
+    add_output_options,
+    refuse_unused_options,
+    run_cli,
+    write_text,
+)
 from benchmark_db.ingest import add_ingest_options
 
 DEFAULT_AUTO_STORE_DIR = "auto_store_results"
@@ -178,6 +185,8 @@ def run(args) -> int:
                   auto_store=args.auto_store, auto_store_dir=args.auto_store_dir, parallel=args.parallel,
                   batch_size=args.batch_size, force=args.force, dry_run=args.dry_run, quiet=args.quiet)
     check_args(args.input_file, args.scan_dir, args.auto_store, args.incremental, args.auto_store_dir)
+    chosen = [step for step in ("input-file", "scan-dir", "auto-store") if getattr(args, step.replace("-", "_"))]
+    refuse_unused_options(build_parser(), args, {"--auto-store-dir": ("auto-store",)}, chosen)
     check_report(args.report)
     path = resolve_db_path(args.db)
     if args.dry_run:

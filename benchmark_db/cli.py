@@ -283,6 +283,23 @@ def _refuse_empty_values(parser: argparse.ArgumentParser, args: argparse.Namespa
             raise UsageError(f"{name} is empty", f"pass {name} a value, or leave it out")
 
 
+def refuse_unused_options(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                          readers: dict[str, tuple[str, ...]], chosen: Iterable[str]) -> None:
+    """DB000 for an option given (set to other than its default) that none of the `chosen` steps reads.
+    `readers` maps an option (`--older-than`) to the steps that read it. Passed over in silence, such an option
+    hid a mistake: `--validate --action archive` made an empty archive folder and moved nothing,
+    `--optimize-db --older-than 5` read as if rows older than 5 days were dealt with."""
+    chosen = set(chosen)
+    for option, steps in readers.items():
+        dest = option.lstrip("-").replace("-", "_")
+        if chosen.intersection(steps) or getattr(args, dest, None) == parser.get_default(dest):
+            continue
+        names = [f"--{step}" for step in steps]
+        readers_text = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+        raise UsageError(f"{option} is read only by {readers_text}, not by this run",
+                         f"leave {option} out, or add the step that uses it")
+
+
 def _redact(text: str) -> str:
     from benchmark_db.lake import redact  # imported here: the CLI's start-up stays free of the lake's imports
 
