@@ -24,12 +24,16 @@ from benchmark_db.errors import (
     DatabaseUnwritableError,
     DBConnectionError,
     SchemaError,
+    UsageError,
     one_line,
 )
 
 DEFAULT_DB_FILE = "benchmark_db.duckdb"
 DEFAULT_LOCK_TIMEOUT = 30.0
 MEMORY = ":memory:"
+# names of the files the tools read and write besides databases: a new database is never given one of them
+NOT_DATABASE_SUFFIXES = frozenset({".json", ".jsonl", ".csv", ".md", ".markdown", ".html", ".htm", ".txt",
+                                   ".log", ".parquet", ".yaml", ".yml", ".png", ".svg", ".gz"})
 
 
 def resolve_db_path(db: str | os.PathLike | None = None) -> str:
@@ -168,6 +172,11 @@ def connect(db: str | os.PathLike | None = None, *, read_only: bool = False, cre
                 raise DBConnectionError(
                     f"database {path} does not exist",
                     f"create it with: python scripts/create_benchmark_schema.py --output {path}")
+            if file.suffix.lower() in NOT_DATABASE_SUFFIXES:
+                # `create_benchmark_schema.py --output schema.json` made a DuckDB file named schema.json
+                raise UsageError(f"will not create database {path}: a {file.suffix} name is for another kind "
+                                 "of file, not a DuckDB database", f"pass a database path such as "
+                                 f"{file.with_suffix('.duckdb')}")
             try:
                 file.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:  # a parent is a file, or the folder is not writable
