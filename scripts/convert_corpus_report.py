@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("folders", nargs="+", metavar="FOLDER", help="folders searched for *.json files")
     parser.add_argument("--per-file", action="store_true", help="one line per file instead of the summary")
     add_output_options(parser, formats=("table", "json", "csv", "markdown"))
-    add_common_options(parser)
+    add_common_options(parser, database=False)  # it reads files only: no --lock-timeout
     return parser
 
 

@@ -50,3 +50,13 @@ def test_the_message_names_every_step_that_reads_the_option(tmp_path, monkeypatc
 def test_options_their_steps_read_are_taken(tmp_path, monkeypatch, capsys, argv):
     monkeypatch.chdir(tmp_path)
     assert benchmark_db_maintenance.main([*argv, "--db", "db.duckdb", "--quiet"]) == 0
+
+
+def test_the_corpus_report_which_opens_no_database_offers_no_lock_timeout(capsys):
+    from scripts import convert_corpus_report
+
+    assert "--lock-timeout" not in convert_corpus_report.build_parser().format_help()
+    with pytest.raises(SystemExit) as stopped:  # argparse's own errors leave through SystemExit
+        convert_corpus_report.main([".", "--lock-timeout", "5"])
+    assert stopped.value.code == 2
+    assert "unrecognized arguments: --lock-timeout" in capsys.readouterr().err
