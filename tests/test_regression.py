@@ -154,8 +154,11 @@ def test_filters_and_simulated_rows(tmp_path):
     report = check(cur, ref)
     assert not report.has_regression
     assert any("only in the reference" in s["reason"] for s in report.skipped)  # its real row is gone here
+    # asked for, simulated rows are a configuration of their own: never compared with the measured ones
     report = check(cur, ref, include_simulated=True)
-    assert [r.key["model"] for r in report.regressions] == ["bert-base-uncased"]
+    assert not report.has_regression
+    assert [(s["is_simulated"], s["reason"]) for s in report.skipped] == [
+        (False, "only in the reference database"), (True, "no reference results (new configuration)")]
     only_vit = check(cur, ref, model="vit", hardware="cpu")
     assert only_vit.compared == 2 and {g.key["model"] for g in only_vit.unchanged} == {"google/vit-base-patch16-224"}
 
@@ -209,3 +212,20 @@ def test_model_and_hardware_filters_read_like_the_reports_and_a_miss_is_db004(pa
     with pytest.raises(QueryError) as err:
         check(cur, ref, model="t5-smal")
     assert err.value.code == "DB004" and "t5-small" in err.value.hint
+
+
+@pytest.mark.slow  # about 0.9 s
+def test_simulated_rows_asked_for_are_never_pooled_with_measured_ones(tmp_path):
+    """Session 16: with include_simulated, simulated rows 30% slower that only the recent window holds were
+    pooled with the measured rows of the same configuration, which read as a measured regression."""
+    path = tmp_path / "history.duckdb"
+    build_db(path, seed=7, when=T0, runs=3)
+    build_db(path, seed=8, when=T0 + dt.timedelta(days=10), runs=2)
+    build_db(path, seed=9, when=T0 + dt.timedelta(days=10, minutes=30), simulated=("t5-small", "cpu", 8))
+    report = check(str(path), last_days=3, now=T0 + dt.timedelta(days=11), include_simulated=True)
+    assert not report.has_regression
+    measured = [g for g in report.unchanged if (g.key["model"], g.key["hardware"], g.key["batch_size"]) ==
+                ("t5-small", "cpu", 8)]
+    assert [(g.key["is_simulated"], g.rows_before, g.rows_after) for g in measured] == [(False, 3, 2)]
+    assert {"model": "t5-small", "is_simulated": True}.items() <= next(
+        s for s in report.skipped if s["is_simulated"]).items()
