@@ -12,6 +12,7 @@ Nothing here queries the database except `report_charts`, which fills the charts
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import math
 from pathlib import Path
@@ -79,15 +80,42 @@ def _lay_out_once(fig, dpi: float) -> None:
     fig.set_layout_engine(None)
 
 
+@contextlib.contextmanager
+def _missing_glyphs_said_once():
+    """matplotlib warns once per missing glyph and per drawing (a CJK model name gave 6-18 `Glyph 26085
+    missing from font(s) DejaVu Sans` lines a chart, --quiet or not): one log line per chart says it instead,
+    naming the characters drawn as boxes and what would draw them."""
+    import logging
+    import re
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    missing: list[str] = []
+    for warning in caught:
+        found = re.match(r"Glyph (\d+) .*missing from font", str(warning.message))
+        if found is None:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        elif chr(int(found.group(1))) not in missing:
+            missing.append(chr(int(found.group(1))))
+    if missing:
+        logging.getLogger("benchmark_db.charts").warning(
+            "the installed fonts have no glyph for %s in the chart's labels: drawn as boxes (a font such as "
+            "Noto Sans CJK, once installed, is used for them)", " ".join(missing[:12]) + (" ..." * (len(missing) > 12)))
+
+
 def save_figure(fig, path) -> Path:
     """Write `fig` as PNG, SVG or PDF according to `path`'s extension and close it."""
     fmt = image_format(path)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        if fmt == "png":
-            _lay_out_once(fig, 130)
-        fig.savefig(target, format=fmt, dpi=130, metadata={"Software": "benchmark-db"} if fmt == "png" else None)
+        with _missing_glyphs_said_once():
+            if fmt == "png":
+                _lay_out_once(fig, 130)
+            fig.savefig(target, format=fmt, dpi=130,
+                        metadata={"Software": "benchmark-db"} if fmt == "png" else None)
     finally:
         _close(fig)
     return target
@@ -97,8 +125,9 @@ def figure_data_uri(fig) -> str:
     """`fig` as a base64 PNG data URI (for a self-contained HTML page); closes the figure."""
     buffer = io.BytesIO()
     try:
-        _lay_out_once(fig, 100)
-        fig.savefig(buffer, format="png", dpi=100)
+        with _missing_glyphs_said_once():
+            _lay_out_once(fig, 100)
+            fig.savefig(buffer, format="png", dpi=100)
     finally:
         _close(fig)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -154,7 +183,10 @@ WHITEGRID = {
     "figure.facecolor": "white", "axes.labelcolor": ".15", "xtick.direction": "out", "ytick.direction": "out",
     "xtick.color": ".15", "ytick.color": ".15", "axes.axisbelow": True, "grid.linestyle": "-", "text.color": ".15",
     "font.family": ["sans-serif"],
-    "font.sans-serif": ["Arial", "DejaVu Sans", "Liberation Sans", "Bitstream Vera Sans", "sans-serif"],
+    # after the Latin fonts, ones with CJK glyphs: matplotlib draws a character a font lacks with the next font
+    # in the list that has it (where one is installed; a model name may be 日本語)
+    "font.sans-serif": ["Arial", "DejaVu Sans", "Liberation Sans", "Bitstream Vera Sans", "Noto Sans CJK JP",
+                        "Noto Sans CJK SC", "WenQuanYi Zen Hei", "Droid Sans Fallback", "sans-serif"],
     "lines.solid_capstyle": "round", "patch.edgecolor": "w", "patch.force_edgecolor": True, "xtick.top": False,
     "ytick.right": False, "axes.grid": True, "axes.facecolor": "white", "axes.edgecolor": ".8", "grid.color": ".8",
     "axes.spines.left": True, "axes.spines.bottom": True, "axes.spines.right": True, "axes.spines.top": True,
