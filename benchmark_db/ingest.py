@@ -373,8 +373,7 @@ def _unreadable(path: str, exc: OSError) -> str:
 def _prepare_chunk(files: list[InputFile]) -> _Chunk:
     """Prepare files and move the fact records of the ingested ones into Arrow tables."""
     chunk = _Chunk([_prepare(f) for f in files])
-    if _WorkerState.fact_columns is None:  # a dry run: the records stay as they are, nothing is written
-        return chunk
+    dry_run = _WorkerState.fact_columns is None  # the records stay as they are, nothing is written
     facts: dict[str, list] = {}  # table -> [(file index, record)]
     unstorable: dict[int, str] = {}  # file index -> why its rows cannot be stored
     for index, prepared in enumerate(chunk.files):
@@ -383,13 +382,15 @@ def _prepare_chunk(files: list[InputFile]) -> _Chunk:
             continue
         dimensions = []
         for record in conversion.records:
-            if record.TABLE in _WorkerState.fact_columns:
-                facts.setdefault(record.TABLE, []).append((index, record))
-            else:
+            if record.TABLE not in RESULT_TABLES:
                 dimensions.append(record)
-        conversion.records = dimensions
+            elif not dry_run:
+                facts.setdefault(record.TABLE, []).append((index, record))
+        if not dry_run:  # the facts go as Arrow tables
+            conversion.records = dimensions
         # the writer inserts the dimension rows of a whole batch at once: a value of the wrong type (a reader
         # passing a number where text belongs) would fail that insert, and so every run, for every file of it
+        # (a dry run says so too: its file fails as the real run's would)
         why = _unstorable_dimension(dimensions)
         if why:
             unstorable[index] = why
@@ -426,6 +427,8 @@ _field_checks: dict[type, list[tuple[str, tuple, str]]] = {}
 
 def _unstorable_dimension(records: list) -> str | None:
     """Why one of these dimension records (models, hardware, the run) cannot be inserted, or None."""
+    from benchmark_db_models import bad_text
+
     for record in records:
         checks = _field_checks.get(type(record))
         if checks is None:
@@ -437,6 +440,11 @@ def _unstorable_dimension(records: list) -> str | None:
             if value is not None and not isinstance(value, types):
                 return (f"a row of {record.TABLE} cannot be stored: its {name} is {type(value).__name__} "
                         f"{repr(value)[:60]}, not {base}")
+            # the ORM refuses a NUL in a name (`{"model_name": "x\u0000y"}`): found at the batch's insert, it
+            # failed every file of the batch, and every later run the same way
+            refused = bad_text(name, value) if base == "str" else None
+            if refused is not None:
+                return f"a row of {record.TABLE} cannot be stored: its {refused.message}"
     return None
 
 

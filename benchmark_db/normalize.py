@@ -125,7 +125,7 @@ def _parse_timestamp_text(value: str) -> dt.datetime | None:
         parsed = dt.datetime.fromisoformat(iso)
     except ValueError:
         parsed = None
-        for fmt in ("%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%a %b %d %H:%M:%S %Y"):
+        for fmt in ("%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y/%m/%d", "%a %b %d %H:%M:%S %Y"):
             try:
                 parsed = dt.datetime.strptime(text, fmt)
                 break
@@ -142,7 +142,8 @@ def _parse_timestamp_text(value: str) -> dt.datetime | None:
     return parsed
 
 
-_SLASHED_RE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})[ T](\d{1,2}):(\d\d)(?::(\d\d)(?:\.(\d{1,6}))?)?")
+# '13/02/2024', '13.02.2024', with or without a time of day
+_SLASHED_RE = re.compile(r"(\d{1,2})([/.])(\d{1,2})\2(\d{4})(?:[ T](\d{1,2}):(\d\d)(?::(\d\d)(?:\.(\d{1,6}))?)?)?")
 
 
 def _slashed_date(text: str) -> dt.datetime | None:
@@ -151,7 +152,7 @@ def _slashed_date(text: str) -> dt.datetime | None:
     match = _SLASHED_RE.fullmatch(text)
     if not match:
         return None
-    first, second, year, hour, minute, sec, frac = match.groups()
+    first, _, second, year, hour, minute, sec, frac = match.groups()
     first, second = int(first), int(second)
     if first > 12 >= second:
         day, month = first, second
@@ -160,7 +161,7 @@ def _slashed_date(text: str) -> dt.datetime | None:
     else:
         return None
     try:
-        return dt.datetime(int(year), month, day, int(hour), int(minute), int(sec or 0),
+        return dt.datetime(int(year), month, day, int(hour or 0), int(minute or 0), int(sec or 0),
                            int((frac or "0").ljust(6, "0")))
     except ValueError:
         return None
@@ -338,7 +339,11 @@ def _known_hardware(value: str) -> str | None:
 # spellings seen in the legacy files beyond names.py's aliases
 _EXTRA_HARDWARE = {"apple_mps": "mps", "apple_silicon_mps": "mps", "silicon": "mps", "web_gpu": "webgpu",
                    "web_nn": "webnn", "openvino_cpu": "openvino", "cuda_device": "cuda", "nvidia_gpu": "cuda",
-                   "qualcomm_ai": "qualcomm", "snapdragon": "qualcomm", "rocm_gpu": "rocm"}
+                   "qualcomm_ai": "qualcomm", "snapdragon": "qualcomm", "rocm_gpu": "rocm",
+                   # accelerators beyond the guide's eight, stored under their own names (a result on them was
+                   # dropped as having "no hardware type")
+                   "tpu": "tpu", "xpu": "xpu", "intel_gpu": "xpu", "hpu": "hpu", "gaudi": "hpu", "habana": "hpu",
+                   "npu": "npu", "intel_npu": "npu"}
 
 
 def clean_model_name(value) -> str | None:

@@ -36,6 +36,7 @@ from benchmark_db.normalize import (
     to_int,
     written_as_local_time,
 )
+from benchmark_db.schema import MAX_BATCH_SIZE, MAX_SEQUENCE_LENGTH
 from benchmark_db_models import (
     HardwareCompatibility,
     HardwarePlatforms,
@@ -160,7 +161,8 @@ def record_is_simulated(rec: dict) -> bool:
         return False
     for key in _SIM_FLAGS.intersection(rec):
         value = rec[key]
-        if value is True or (isinstance(value, str) and to_bool(value)):
+        # `"is_simulated": 1` as much as true or "yes" (a flag written by a language without booleans)
+        if value is True or (isinstance(value, str | int | float) and to_bool(value)):
             return True
     for key in _SIM_TEXTS.intersection(rec):
         value = rec[key]
@@ -656,6 +658,7 @@ def read_measurement(b: Builder, rec: dict, pointer: str, ctx: dict) -> dict:
     stats: list[tuple[str, object]] = []
     metrics: dict = {}
     placeholder = None
+    unknown_hardware = None
     sample_numbers: dict = {}  # samples key -> its values as floats, read once
     text_units: dict | None = None  # key -> unit, for values written as text with a unit (already converted)
     for key, value in rec.items():
@@ -681,6 +684,8 @@ def read_measurement(b: Builder, rec: dict, pointer: str, ctx: dict) -> dict:
         elif name == "hardware":
             if not known_hardware(value):
                 metrics[key] = value
+                if key != "device" and type(value) is str and unknown_hardware is None:
+                    unknown_hardware = value  # named when the row is dropped for want of a hardware type
                 continue
         elif name == "device_name":
             if key == "cuda_device" and known_hardware(value):  # 'cuda:0' is an index, not a device's name
@@ -723,17 +728,22 @@ def read_measurement(b: Builder, rec: dict, pointer: str, ctx: dict) -> dict:
     get = found.get  # _NO_HIT when absent
     batch_hit = get("batch", _NO_HIT)
     batch = _whole(batch_hit[3]) if batch_hit[2] is not None else ctx.get("batch_size")
-    if batch is not None and batch <= 0:
+    # beyond the schema's bounds a batch or sequence is a typo or an overflowed counter: kept as written in
+    # metrics (below), as a value beyond 32 bits always was, rather than failing the file's every row
+    if batch is not None and not 0 < batch <= MAX_BATCH_SIZE:
         batch = None
     seq_hit = get("seq", _NO_HIT)
     seq = _whole(seq_hit[3]) if seq_hit[2] is not None else ctx.get("sequence_length")
-    if seq is not None and seq <= 0:
+    if seq is not None and not 0 < seq <= MAX_SEQUENCE_LENGTH:
         seq = None
     thr_hit = get("throughput", _NO_HIT)
     thr_f = thr_hit[3]
     throughput = thr_f if thr_f is not None and thr_f > 0 else None
     if thr_hit[2] is not None and throughput is None and thr_f == 0:
         b.note(f"throughput 0 treated as missing ({pointer})")
+    elif thr_f is not None and thr_f < 0:  # no measurement, but what the file says stays with the row
+        metrics[thr_hit[1]] = thr_hit[2]
+        b.note(f"negative throughput kept in metrics, not as a measurement ({pointer})")
     if throughput is not None and text_units and thr_hit[1] in text_units:
         b.note(_text_note("throughput", text_units[thr_hit[1]], "items/s", thr_hit[1]))
 
@@ -752,6 +762,9 @@ def read_measurement(b: Builder, rec: dict, pointer: str, ctx: dict) -> dict:
             b.note(f"latency {unit} -> ms ({lat_key})")
     elif lat_key is not None and lat == 0:
         b.note(f"latency 0 treated as missing ({pointer})")
+    elif lat_key is not None and lat is not None and lat < 0:
+        metrics[lat_key] = lat_v
+        b.note(f"negative latency kept in metrics, not as a measurement ({pointer})")
 
     for key, value, figure in stats:
         field, stated = _ROLES[key][2]
@@ -787,6 +800,8 @@ def read_measurement(b: Builder, rec: dict, pointer: str, ctx: dict) -> dict:
     elif mem_key is not None:
         mb = memory_to_mb(mem_v, MEMORY_KEYS[mem_key])
         out["memory_peak_mb"] = positive(mb)
+        if mb is not None and mb < 0:
+            metrics[mem_key] = mem_v
         if MEMORY_KEYS[mem_key] != "mb" and mb is not None:
             b.note(f"memory {MEMORY_KEYS[mem_key]} -> MB ({mem_key})")
     _, tt_key, _, seconds = get("total_time", _NO_HIT)
@@ -820,7 +835,7 @@ def read_measurement(b: Builder, rec: dict, pointer: str, ctx: dict) -> dict:
         device_name = hw_v.strip()
     if hardware is None and ctx.get("hardware_source"):
         b.note(f"hardware {ctx.get('hardware')} from {ctx['hardware_source']} ({pointer or '/'})")
-    hardware = hardware or ctx.get("hardware")
+    hardware = hardware or ctx.get("hardware") or unknown_hardware
     dn_v = get("device_name", _NO_HIT)[2]
     own_device = text_or_none(dn_v, 200)
     device_name = own_device or device_name or ctx.get("device_name")

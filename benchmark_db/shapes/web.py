@@ -24,7 +24,7 @@ def read_web_result(b: Builder, doc: dict) -> str:
     platform = known_hardware(doc.get("platform") or doc.get("hardware"))
     support = doc.get("platform_support") if isinstance(doc.get("platform_support"), dict) else {}
     metrics = doc.get("metrics") if isinstance(doc.get("metrics"), dict) else {}
-    simulated = (record_is_simulated(doc) or support.get("simulated") is True
+    simulated = (record_is_simulated(doc) or to_bool(support.get("simulated")) is True
                  or names_simulation(doc.get("implementation_type")))
     model = doc.get("model_name") or doc.get("model") or doc.get("model_key")
     b.test_name = text_or_none(doc.get("test_file"), 300) or f"{platform} web platform test"
