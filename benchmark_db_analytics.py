@@ -10,7 +10,9 @@ the summary. An analysis that has too little data says so and produces nothing i
 rows are left out unless --include-simulated. Emulated rows (a software WebGPU adapter such as SwiftShader:
 `performance_results.is_emulated`) are real timings of the emulator, so they are kept apart as the reports keep
 them: their hardware reads `<hardware> (emulated)` in every grouping, table, chart and prediction feature, and
-every table with a hardware column has an `is_emulated` column; --hardware-type webgpu matches both. The
+every table with a hardware column has an `is_emulated` column; --hardware-type webgpu matches both.
+Simulated rows (--include-simulated) are kept apart the same way: `<hardware> (simulated)` and an
+`is_simulated` column. A missing value (precision, model family, ...) stays missing, never "unknown". The
 statistics come from benchmark_db.stats.
 """
 from __future__ import annotations
@@ -59,6 +61,9 @@ MAX_MODELS_PER_PANEL = 12
 MAX_BAR_PANELS = 4
 CHART_MAX_WIDTH_IN = 16.0
 SMALL_SAMPLE = 30
+# simulated results read `<hardware> (simulated)` wherever a hardware type is shown or grouped, as in the
+# reports' pivot: a simulated number is never averaged, fitted or ranked with a measured one
+SIMULATED_SUFFIX = " (simulated)"
 
 
 class AnalysisUnavailable(Exception):
@@ -97,7 +102,8 @@ class Options:
 _SQL = """
 SELECT pr.result_id, pr.run_id,
        COALESCE(m.model_name, pr.model_name) AS model, m.model_family, m.modality, m.parameters_million,
-       {hardware} AS hardware, {emulated} AS is_emulated, hp.device_name AS device,
+       CASE WHEN pr.is_simulated THEN ({hardware}) || '{simulated_suffix}' ELSE {hardware} END AS hardware,
+       {emulated} AS is_emulated, hp.device_name AS device,
        pr.test_case, pr.batch_size, pr.sequence_length, pr.precision,
        pr.average_latency_ms AS latency_ms, pr.latency_p50_ms, pr.throughput_items_per_second AS throughput,
        pr.memory_peak_mb AS memory_mb, pr.latency_samples_ms AS samples, pr.is_simulated,
@@ -116,7 +122,8 @@ def load_performance(conn, *, model_family: str | None = None, hardware_type: st
 
     `hardware` is the reports' label: `webgpu (emulated)` for a result measured on an emulated device, so no
     analysis groups, averages or fits it with the real device of that type; `is_emulated` says the same as a
-    column. The --hardware-type filter reads the type itself, so `webgpu` matches the emulated rows too."""
+    column. A simulated result's hardware reads `cpu (simulated)` for the same reason (`is_simulated`). The
+    --hardware-type filter reads the type itself, so `webgpu` matches the emulated rows too."""
     from benchmark_db.reports import emulated_sql, hardware_label_sql
 
     filters, params = [], []
@@ -131,9 +138,10 @@ def load_performance(conn, *, model_family: str | None = None, hardware_type: st
         params.append(normalize_hardware_type(hardware_type))
     sql = _SQL.format(simulated="true" if include_simulated else "NOT pr.is_simulated", filters=" ".join(filters),
                       hardware=hardware_label_sql("COALESCE(hp.hardware_type, pr.hardware_type)", emulated_sql("pr")),
-                      emulated=emulated_sql("pr"))
+                      emulated=emulated_sql("pr"), simulated_suffix=SIMULATED_SUFFIX)
     df = conn.execute(sql, params).df()
     df["is_emulated"] = df["is_emulated"].astype(bool)
+    df["is_simulated"] = df["is_simulated"].astype(bool)
     # Fill what can be derived: latency from throughput and batch, and the other way round.
     lat_missing = df["latency_ms"].isna()
     df.loc[lat_missing, "latency_ms"] = df.loc[lat_missing, "latency_p50_ms"]
@@ -141,10 +149,9 @@ def load_performance(conn, *, model_family: str | None = None, hardware_type: st
     df.loc[lat_missing, "latency_ms"] = df.loc[lat_missing, "batch_size"] * 1000.0 / df.loc[lat_missing, "throughput"]
     thr_missing = df["throughput"].isna() & df["latency_ms"].gt(0) & df["batch_size"].gt(0)
     df.loc[thr_missing, "throughput"] = df.loc[thr_missing, "batch_size"] * 1000.0 / df.loc[thr_missing, "latency_ms"]
-    # a missing test case stays missing (the analyses group with dropna=False and label it as missing): filled
-    # with "unknown" it merged with a real test case of that name and the CSV and JSON wrote "unknown" for NULL
-    for column in ("model_family", "hardware", "precision", "device", "modality"):
-        df[column] = df[column].fillna("unknown")
+    # a missing value (test case, precision, model family, device, modality) stays missing: the analyses group
+    # with dropna=False and leave it out of labels. Filled with "unknown" it merged with a stored "unknown",
+    # the CSV and JSON wrote "unknown" for NULL, and a NULL modality counted as one more modality
     df["samples"] = df["samples"].apply(_as_samples)
     return df
 
@@ -300,6 +307,8 @@ def _undrawn_note(count: int, what: str) -> str:
 def _present(value) -> bool:
     from benchmark_db.reports import is_missing
 
+    # a stored "unknown" says no more than a missing value, so labels leave both out, as the reports'
+    # configuration_labels do; the CSV and JSON keep them apart (NULL empty, "unknown" as stored)
     return not is_missing(value) and str(value) not in ("", "unknown")
 
 
@@ -668,7 +677,8 @@ def performance_trends(df, opts: Options) -> AnalysisResult:
     df = df.dropna(subset=["latency_ms", "created_at"])
     # a latency of 0 ms or less is no measurement, and has no logarithm for the trend fit
     df = df[df["latency_ms"] > 0]
-    keys = ["model", "hardware", "batch_size", "precision", "sequence_length", "test_case", "is_emulated"]
+    keys = ["model", "hardware", "batch_size", "precision", "sequence_length", "test_case", "is_emulated",
+            "is_simulated"]
     rows, series = [], []
     for key, group in df.groupby(keys, dropna=False):
         # one point per run: median latency of the run's rows
@@ -783,22 +793,24 @@ def hardware_comparison(df, opts: Options) -> AnalysisResult:
     files: list[str] = []
     df = df.dropna(subset=["latency_ms"])
     rng = np.random.default_rng(opts.seed)
-    rows = []
+    rows, lone_simulated = [], 0
     # one comparison per configuration: a model's load_model and forward rows, or its sequence lengths 32 and
     # 512, are different work and were pooled into one median that described none of them. Within one, each
     # hardware type competes at each precision it ran at (a CPU's fp16 2 ms and fp32 10 ms made one median of
     # 6 ms, and CUDA fp32 read 1.5x faster, not 2.5x); CUDA at fp16 against the CPU at fp32 is still compared,
-    # and each row says its precision
-    for (model, family, case, batch, seq), group in df.groupby(
-            ["model", "model_family", "test_case", "batch_size", "sequence_length"], dropna=False):
+    # and each row says its precision. Simulated results are compared among themselves only (their own
+    # reference): a simulated speed-up over a measured CPU, or a simulated "best hardware", is no finding
+    for (model, family, case, batch, seq, simulated), group in df.groupby(
+            ["model", "model_family", "test_case", "batch_size", "sequence_length", "is_simulated"], dropna=False):
         by_hw = {(hw, prec): g for (hw, prec), g in group.groupby(["hardware", "precision"], dropna=False)}
         if len({hw for hw, _ in by_hw}) < 2:
+            lone_simulated += len(group) if simulated else 0  # said in the summary: --include-simulated was asked
             continue
         medians = {k: float(np.median(_side_values(g)[0])) for k, g in by_hw.items()}
         # the reference is a real device: the CPU (at fp32 where it ran at several precisions, else its slowest),
         # else the slowest real one (an emulator only when all are)
         real = {k: m for k, m in medians.items() if not by_hw[k]["is_emulated"].any()} or medians
-        cpus = {k: m for k, m in real.items() if k[0] == "cpu"}
+        cpus = {k: m for k, m in real.items() if k[0].removesuffix(SIMULATED_SUFFIX) == "cpu"}
         ref = (next((k for k in cpus if k[1] == "fp32"), max(cpus, key=cpus.get)) if cpus
                else max(real, key=real.get))
         precisions = {hw: sum(1 for h, _ in by_hw if h == hw) for hw, _ in by_hw}
@@ -811,7 +823,8 @@ def hardware_comparison(df, opts: Options) -> AnalysisResult:
             throughput, throughput_basis = _throughput_values(g)
             rows.append({"model": model, "model_family": family, "test_case": case, "batch_size": batch,
                          "sequence_length": seq, "precision": prec, "hardware": hw,
-                         "is_emulated": bool(g["is_emulated"].any()), "reference_hardware": ref_name,
+                         "is_emulated": bool(g["is_emulated"].any()), "is_simulated": bool(simulated),
+                         "reference_hardware": ref_name,
                          "median_latency_ms": medians[hw, prec],
                          "median_throughput": float(np.median(throughput)) if throughput else None,
                          "throughput_basis": throughput_basis, "speedup_vs_reference": speedup,
@@ -822,7 +835,9 @@ def hardware_comparison(df, opts: Options) -> AnalysisResult:
     if not rows:
         raise AnalysisUnavailable("no model was measured on two or more hardware types (after filters)")
     table = pd.DataFrame(rows)
-    best_keys = ["model_family", "test_case", "sequence_length", "batch_size"]
+    # the best of the measured results and, apart, the best of the simulated ones (99999 simulated items/s
+    # "won" over every device and its median pooled both)
+    best_keys = ["model_family", "test_case", "sequence_length", "batch_size", "is_simulated"]
     best = (table.sort_values("median_throughput", ascending=False)
             .groupby(best_keys, dropna=False).head(1)
             [best_keys + ["hardware", "precision", "is_emulated", "median_throughput", "model"]]
@@ -857,7 +872,8 @@ def hardware_comparison(df, opts: Options) -> AnalysisResult:
         fig = go.Figure()
         lines = table.assign(label=_configuration_labels(table))
         for (label, hw, _), g in lines.groupby(["label", "hardware", "precision"], dropna=False):
-            if lines[(lines["label"] == label) & (lines["hardware"] == hw)]["precision"].nunique(dropna=False) > 1:
+            several = lines[(lines["label"] == label) & (lines["hardware"] == hw)]["precision"].nunique(dropna=False)
+            if several > 1 and _present(g["precision"].iloc[0]):  # no `cpu nan` for a missing precision
                 hw = f"{hw} {g['precision'].iloc[0]}"
             g = g.sort_values("batch_size")
             fig.add_trace(go.Scatter(
@@ -876,11 +892,15 @@ def hardware_comparison(df, opts: Options) -> AnalysisResult:
     text = ["## Hardware comparison\n",
             f"{table['model'].nunique()} model(s) on {table['hardware'].nunique()} hardware type(s). Speed-up = "
             "median latency of the reference hardware / median latency of this one, 95% bootstrap CI from raw "
-            "samples where both sides have them.\n" + _chart_note(shown, models, batch),
+            "samples where both sides have them.\n" + _chart_note(shown, models, batch)
+            + (f"\n{lone_simulated} simulated result(s) are not compared: simulated results are compared only with "
+               "simulated results of the same configuration on other hardware, and these have none.\n"
+               if lone_simulated else ""),
             "### Best hardware per model family and batch size (throughput)\n",
             _md_table(best, ["model_family"] + _varying(best, ["test_case"]) + ["batch_size"]
                       + _varying(best, ["sequence_length"])
-                      + ["hardware"] + _varying(best, ["precision"]) + ["is_emulated", "median_throughput", "model"],
+                      + ["hardware"] + _varying(best, ["precision"]) + ["is_emulated"]
+                      + _varying(best, ["is_simulated"]) + ["median_throughput", "model"],
                       max_rows=40), "\n### Speed-ups\n",
             _md_table(table.sort_values(["model", "test_case", "batch_size", "sequence_length", "precision",
                                          "hardware"]),
@@ -903,12 +923,13 @@ def model_comparison(df, opts: Options) -> AnalysisResult:
     # models are compared only doing the same work: the same test case at the same sequence length (a model
     # at sequence length 32 was ranked "fastest" against another at 512, load_model against forward), in the
     # same precision (a model's fp16 and fp32 rows pooled into one median ranked it against another's fp32)
-    same_work = ["hardware", "batch_size", "test_case", "sequence_length", "precision"]
-    for (hw, batch, case, seq, prec, model), g in df.groupby(same_work + ["model"], dropna=False):
+    same_work = ["hardware", "is_simulated", "batch_size", "test_case", "sequence_length", "precision"]
+    for (hw, simulated, batch, case, seq, prec, model), g in df.groupby(same_work + ["model"], dropna=False):
         values, ev = _side_values(g)
         lo, hi = _bootstrap_median(values, rng)
         throughput, throughput_basis = _throughput_values(g)
-        rows.append({"hardware": hw, "is_emulated": bool(g["is_emulated"].any()), "batch_size": batch,
+        rows.append({"hardware": hw, "is_emulated": bool(g["is_emulated"].any()), "is_simulated": bool(simulated),
+                     "batch_size": batch,
                      "test_case": case, "sequence_length": seq, "precision": prec, "model": model,
                      "model_family": g["model_family"].iloc[0],
                      "parameters_million": g["parameters_million"].iloc[0], "median_latency_ms": float(np.median(values)),
@@ -942,7 +963,7 @@ def model_comparison(df, opts: Options) -> AnalysisResult:
 
         fig = go.Figure()
         lines = table.assign(label=_configuration_labels(table, per_model=False, precision=True))
-        for (label, hw), g in lines.groupby(["label", "hardware"]):
+        for (label, hw), g in lines.groupby(["label", "hardware"], dropna=False):
             g = g.sort_values("batch_size")
             fig.add_trace(go.Scatter(
                 x=g["batch_size"], y=g["median_latency_ms"], mode="lines+markers", name=_series_label(label, hw),
@@ -974,12 +995,12 @@ def batch_scaling(df, opts: Options) -> AnalysisResult:
     df = df.dropna(subset=["throughput", "batch_size"])
     # one curve per configuration: load_model and forward, or sequence lengths 32 and 512, pooled into one
     # median per batch size drew a curve of none of them
-    curve_keys = ["model", "hardware", "is_emulated", "precision", "test_case", "sequence_length"]
+    curve_keys = ["model", "hardware", "is_emulated", "is_simulated", "precision", "test_case", "sequence_length"]
     agg = (df.groupby(curve_keys + ["batch_size"], dropna=False)
            .agg(median_throughput=("throughput", "median"), median_latency_ms=("latency_ms", "median"),
                 rows=("throughput", "size")).reset_index())
     rows, curves = [], []
-    for (model, hw, emulated, prec, case, seq), g in agg.groupby(curve_keys, dropna=False):
+    for (model, hw, emulated, simulated, prec, case, seq), g in agg.groupby(curve_keys, dropna=False):
         g = g.sort_values("batch_size")
         if g["batch_size"].nunique() < 3:
             continue
@@ -989,7 +1010,8 @@ def batch_scaling(df, opts: Options) -> AnalysisResult:
         saturation = int(bs[np.argmax(tp >= 0.9 * peak)])
         saturated = bool(saturation < bs.max())
         efficiency = tp / (tp[0] * bs / bs[0])  # throughput relative to perfect linear scaling from the smallest batch
-        rows.append({"model": model, "hardware": hw, "is_emulated": bool(emulated), "precision": prec,
+        rows.append({"model": model, "hardware": hw, "is_emulated": bool(emulated),
+                     "is_simulated": bool(simulated), "precision": prec,
                      "test_case": case, "sequence_length": seq, "batch_sizes": len(bs),
                      "max_batch": int(bs.max()), "peak_throughput": peak, "peak_batch": int(bs[np.argmax(tp)]),
                      "saturation_batch": saturation, "saturates_within_range": saturated,
@@ -1074,8 +1096,9 @@ def _feature_frame(df, features, add_model_attributes: bool = True):
     # and, with the hardware feature, different categories: the model never fits them as one device
     # test_case is part of the configuration whether or not it is a feature: the median of load_model and
     # forward throughput is the throughput of neither
-    keys = list(dict.fromkeys(["model", "hardware", "is_emulated", "batch_size", "precision", "sequence_length",
-                               "test_case"] + columns))
+    # (and so are simulated rows: `cpu (simulated)`, is_simulated)
+    keys = list(dict.fromkeys(["model", "hardware", "is_emulated", "is_simulated", "batch_size", "precision",
+                               "sequence_length", "test_case"] + columns))
     conf = data.groupby(keys, dropna=False).agg(throughput=("throughput", "median")).reset_index()
     numeric = [c for c in columns if c in NUMERIC_FEATURES]
     missing = {c: int(conf[c].isna().sum()) for c in numeric if conf[c].isna().any()}
@@ -1205,7 +1228,7 @@ def predict_one(fit, query: dict, level=0.9):
                                  f"give {c} as a number above 0, e.g. {c}=16")
         else:
             row[c] = str(row[c])
-            seen = set(conf[c].astype(str))
+            seen = set(conf[c].dropna().astype(str))  # a missing value is no choice to offer
             if row[c] not in seen:
                 raise AnalysisUnavailable(f"{c}={row[c]} never occurs in the data; the model cannot back a "
                                           f"prediction for it (known: {', '.join(sorted(seen))})")
@@ -1360,7 +1383,7 @@ def performance_prediction(df, opts: Options) -> AnalysisResult:
         import plotly.graph_objects as go
 
         fig = go.Figure()
-        for (model, hw), g in conf.groupby(["model", "hardware"]):
+        for (model, hw), g in conf.groupby(["model", "hardware"], dropna=False):
             fig.add_trace(go.Scatter(x=g["throughput"], y=g["cv_predicted_throughput"], mode="markers",
                                      name=_series_label(model, hw), meta={"model": str(model), "hardware": str(hw)},
                                      text=[f"batch {b}" for b in g["batch_size"]],
@@ -1421,7 +1444,8 @@ def anomaly_detection(df, opts: Options) -> AnalysisResult:
     files: list[str] = []
     threshold = _threshold_fraction(opts.regression_threshold)
     df = df.dropna(subset=["latency_ms"])
-    keys = ["model", "hardware", "batch_size", "precision", "sequence_length", "test_case", "is_emulated"]
+    keys = ["model", "hardware", "batch_size", "precision", "sequence_length", "test_case", "is_emulated",
+            "is_simulated"]
     found, plotted, series_count, long_enough, examined = [], [], 0, 0, []
     for key, g in df.groupby(keys, dropna=False):
         g = g.sort_values("created_at")
@@ -1535,32 +1559,34 @@ def correlation_analysis(df, opts: Options) -> AnalysisResult:
     from scipy import stats as sps
 
     files: list[str] = []
-    # Emulated results (an emulator's timings, 10-100x a real device's) are correlated on their own, never
-    # pooled with the real ones: the rows of each set say which (`is_emulated`), the chart shows the real set.
-    parts = [(emulated, part) for emulated, part in ((False, df[~df["is_emulated"]]), (True, df[df["is_emulated"]]))
-             if len(part)]
+    # Emulated results (an emulator's timings, 10-100x a real device's) and simulated ones (no timings at all)
+    # are correlated on their own, never pooled with the real ones: the rows of each set say which
+    # (`is_emulated`, `is_simulated`), the chart shows the first set that has enough data, the real one first.
+    parts = [(emulated, simulated, part) for (simulated, emulated), part
+             in df.groupby(["is_simulated", "is_emulated"], sort=True)]
     rows, shown = [], None
-    for emulated, part in parts:
+    for emulated, simulated, part in parts:
         cols = [c for c in ("parameters_million", "batch_size", "sequence_length", "latency_ms", "throughput",
                             "memory_mb") if part[c].notna().sum() >= 3 and part[c].nunique() > 1]
         if len(cols) < 2:
             continue
         if shown is None:
-            shown = (emulated, part, cols)
+            shown = (_result_kind(emulated, simulated), part, cols)
         for i, a in enumerate(cols):
             for b in cols[i + 1:]:
                 pair = part[[a, b]].dropna()
                 if len(pair) < 3 or pair[a].nunique() < 2 or pair[b].nunique() < 2:
                     continue
                 rho, p = sps.spearmanr(pair[a], pair[b])
-                rows.append({"is_emulated": emulated, "x": a, "y": b, "spearman_rho": float(rho), "p_value": float(p),
+                rows.append({"is_emulated": emulated, "is_simulated": simulated, "x": a, "y": b, "spearman_rho": float(rho), "p_value": float(p),
                              "n": len(pair), "caveat": f"small sample (n={len(pair)} < {SMALL_SAMPLE})"
                              if len(pair) < SMALL_SAMPLE else ""})
     if shown is None:
         raise AnalysisUnavailable("fewer than two varying numeric columns to correlate")
-    shown_emulated, corr_df, cols = shown
+    shown_kind, corr_df, cols = shown
     table = (pd.DataFrame(rows).assign(_abs=lambda t: t["spearman_rho"].abs())
-             .sort_values(["is_emulated", "_abs"], ascending=[True, False]).drop(columns="_abs"))
+             .sort_values(["is_simulated", "is_emulated", "_abs"], ascending=[True, True, False])
+             .drop(columns="_abs"))
     _write_data(table, opts, "correlation-analysis", files)
     matrix = corr_df[cols].corr(method="spearman")
     plt = _plt()
@@ -1576,7 +1602,7 @@ def correlation_analysis(df, opts: Options) -> AnalysisResult:
             ax.text(j, i, "" if np.isnan(v) else f"{v:.2f}", ha="center", va="center", fontsize=9)
     fig.colorbar(im, ax=ax, label="Spearman rank correlation (unitless)")
     ax.set_title(f"Rank correlations between parameters\nand performance (n={len(corr_df)} "
-                 f"{'emulated ' if shown_emulated else ''}results)")
+                 f"{shown_kind}results)")
     _save_fig(fig, opts, "correlation-analysis", files)
     if opts.interactive:
         import plotly.graph_objects as go
@@ -1586,7 +1612,7 @@ def correlation_analysis(df, opts: Options) -> AnalysisResult:
         heat.update_layout(title="Spearman rank correlations")
         scatter = go.Figure()
         points = df.assign(label=_configuration_labels(df))
-        for (label, hw), g in points.groupby(["label", "hardware"]):
+        for (label, hw), g in points.groupby(["label", "hardware"], dropna=False):
             scatter.add_trace(go.Scatter(x=g["batch_size"], y=g["throughput"], mode="markers",
                                          name=_series_label(label, hw),
                                          meta={"model": str(g["model"].iloc[0]), "hardware": str(hw)}))
@@ -1596,19 +1622,23 @@ def correlation_analysis(df, opts: Options) -> AnalysisResult:
         _write_interactive("correlation-analysis", "Correlation analysis", [heat, scatter], opts, files,
                            note=_undrawn_note(undrawn, "a batch size or throughput"))
     text = ["## Correlation analysis\n", f"Spearman rank correlations over {len(corr_df)} "
-            f"{'emulated ' if shown_emulated else ''}results. Rank correlations "
+            f"{shown_kind}results. Rank correlations "
             "show monotonic association, not cause; results of one model share its size, so they are not "
             "independent and p-values are optimistic."]
-    both = table["is_emulated"].nunique() > 1
-    if both:
-        text.append("\nResults on emulated devices are correlated apart from the real ones (`is_emulated` true); "
-                    "the chart shows the real ones.")
+    apart = [c for c in ("is_simulated", "is_emulated") if table[c].nunique() > 1]
+    if apart:
+        text.append(f"\nResults on emulated devices and simulated results are correlated apart from the real ones "
+                    f"({', '.join(f'`{c}` true' for c in apart)}); the chart shows the {shown_kind}results.")
     if len(corr_df) < SMALL_SAMPLE:
         text.append(f"\nCaveat: only {len(corr_df)} results; correlations this small a sample are unstable.")
-    text.append("\n" + _md_table(table, (["is_emulated"] if both else []) + ["x", "y", "spearman_rho", "p_value", "n",
-                                                                            "caveat"], max_rows=20))
+    text.append("\n" + _md_table(table, apart + ["x", "y", "spearman_rho", "p_value", "n", "caveat"], max_rows=20))
     return AnalysisResult("correlation-analysis", _write_summary("correlation-analysis", "\n".join(text), opts, files),
                           files)
+
+
+def _result_kind(emulated: bool, simulated: bool) -> str:
+    """`simulated `, `emulated `, both or nothing: how a summary names a set of results."""
+    return ("simulated " if simulated else "") + ("emulated " if emulated else "")
 
 
 def feature_importance(df, opts: Options) -> AnalysisResult:
@@ -1700,7 +1730,7 @@ def run_analyses(conn, analysis: str, opts: Options, *, model_family=None, hardw
             notes = ""
             if simulated:  # --include-simulated: say so where the numbers are read
                 notes += (f"\n\n> Includes {simulated} simulated result(s) (--include-simulated); they are not "
-                          "measurements.")
+                          "measurements, and are kept apart from the measured ones as `<hardware> (simulated)`.")
             emulated = int(df["is_emulated"].sum())
             if emulated:  # real timings of an emulator: kept apart, and said so where the numbers are read
                 notes += (f"\n\n> Includes {emulated} result(s) measured on an emulated device (e.g. SwiftShader), "
