@@ -168,11 +168,31 @@ def update(db, *, input_files=(), scan_dirs=(), incremental=False, auto_store=Fa
             logging.getLogger("benchmark_db").info("no files waiting in %s", root)
         part = Ingestor(db, force=force, action=None if dry_run else "archive", archive_dir=root / PROCESSED,
                         **options).ingest(files)
+        _remove_emptied_folders(root, part)
         _add_part(summary, part)
         # rows before the first part and after the last: the summary counts the rows the whole run added
         summary.rows_before = summary.rows_before or part.rows_before
         summary.table_rows = part.table_rows or summary.table_rows
     return summary
+
+
+def _remove_emptied_folders(root, part) -> None:
+    """The folders under the auto-store folder that this run's moves to processed/ left empty (a runner's
+    `run1/`): each later run would walk them again, and nothing in them waits any more."""
+    from pathlib import Path
+
+    from benchmark_db.schema import REMOVED_MARK
+
+    for outcome in part.outcomes:
+        if not outcome.archived_to or outcome.archived_to == REMOVED_MARK:
+            continue
+        folder = Path(outcome.path).parent
+        while folder != root and root in folder.parents:
+            try:
+                folder.rmdir()  # only an empty folder goes
+            except OSError:
+                break
+            folder = folder.parent
 
 
 def run(args) -> int:

@@ -405,6 +405,9 @@ def _prepare_chunk(files: list[InputFile]) -> _Chunk:
             for index in sorted({i for i, _ in rows} - set(unstorable)):
                 try:
                     parts.append(_fact_table(table, [row for row in rows if row[0] == index], now))
+                except RecursionError:  # json.dumps of a field ~990 levels deep (the reader took up to ~1000)
+                    unstorable[index] = (f"a row of {table} cannot be stored: a JSON field (metrics, metadata) is "
+                                         "nested too deeply to write")
                 except Exception as exc:  # noqa: BLE001
                     unstorable[index] = f"a row of {table} cannot be stored: {type(exc).__name__}: {exc}"[:500]
             built = _concat(parts) if parts else None

@@ -99,3 +99,17 @@ def test_a_nul_in_a_name_fails_its_file_alone_in_the_run_and_its_dry_run(tmp_pat
             "c.json": ("ingested", None)}
     conn = duckdb.connect(db, read_only=True)
     assert conn.execute("SELECT model_name FROM performance_results").fetchall() == [("fine",)]
+
+
+@pytest.mark.slow  # about 0.6 s
+def test_a_field_too_deep_to_write_is_said_as_such(tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    depth = 990  # read (the reader takes up to about 1000 levels), but too deep for json.dumps to write back
+    (folder / "deep.json").write_text('{"model_name": "m", "hardware_type": "cpu", "throughput_items_per_second": 3, '
+                                      '"x": ' + "[" * depth + "]" * depth + "}")
+    assert benchmark_db_migration.main(["--input-dirs", str(folder), "--db", str(tmp_path / "db.duckdb"), "--quiet",
+                                        "--format", "json"]) == 0
+    [file] = json.loads(capsys.readouterr().out)["summary"]["files"]
+    assert (file["status"], file["reason"]) == ("failed", "a row of performance_results cannot be stored: a JSON "
+                                                          "field (metrics, metadata) is nested too deeply to write")
