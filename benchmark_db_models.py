@@ -21,9 +21,11 @@ import datetime as dt
 import functools
 import itertools
 import json
+import logging
 import math
 import numbers
 import operator
+import time
 import types
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar
@@ -142,6 +144,9 @@ def _wrong_value(exc: Exception) -> bool:
     return isinstance(exc, (duckdb.ConversionException, pa.ArrowInvalid, pa.ArrowTypeError))
 
 
+log = logging.getLogger("benchmark_db.models")
+# how often a write of its own is tried when another lake writer committed to the same table first
+WRITE_CONFLICT_ATTEMPTS = 3
 _EXACT_INT_MAX = 2**53  # the largest int Arrow puts in a DOUBLE column exactly (beyond: ArrowInvalid)
 _INF = math.inf
 
@@ -151,6 +156,8 @@ def _write_conflict(exc: Exception) -> DatabaseLockedError | None:
     otherwise reaches the user as a raw TransactionException; None for any other error."""
     import duckdb
 
+    if isinstance(exc, DatabaseLockedError) and exc.__cause__ is not None and _write_conflict(exc.__cause__):
+        return exc  # said already (by transaction()'s COMMIT)
     if not isinstance(exc, duckdb.TransactionException) or "conflict" not in str(exc).lower():
         return None
     return DatabaseLockedError(f"another writer changed the same rows at the same moment ({one_line(exc)})",
@@ -901,30 +908,29 @@ class BenchmarkDB:
         [(first_type, first_parts), *others] = by_type.items() or [(None, [])]
         single_insert = (not others and first_type not in _DIMENSIONS
                          and not self._stored_candidates(first_type, first_parts))
-        lock = None if single_insert else self._replacing_lock(by_type)
-        if lock is not None and self._in_transaction:  # the caller's transaction: hold it until that ends
-            self._transaction_locks.enter_context(lock)
-            lock = None
-        try:
-            # the lock before BEGIN: the transaction then sees what the writer it waited for committed
-            with lock or contextlib.nullcontext(), contextlib.nullcontext() if single_insert else self.transaction():
-                # dimensions first, so the denormalised names of fact rows can be filled from them
-                for cls in sorted(by_type, key=lambda c: c not in _DIMENSIONS):
-                    try:
-                        self._write(cls, by_type[cls])
-                    except Exception as exc:
-                        # a value of the wrong kind for its column (started_at="notatime"): the checks above
-                        # cover the measurements; DuckDB or Arrow find the rest, and their error is one line
-                        if not _wrong_value(exc):
-                            raise
-                        raise DataConversionError(f"cannot store the {cls.__name__}: {one_line(exc)}",
-                                                  "check the types of its fields (times as datetime or ISO "
-                                                  "text, numbers as numbers)") from None
-        except Exception as exc:
-            conflict = _write_conflict(exc)
-            if conflict is None:
-                raise
-            raise conflict from exc
+        if self._in_transaction and not single_insert:  # the caller's transaction: the lock until that ends
+            lock = self._replacing_lock(by_type)
+            if lock is not None:
+                self._transaction_locks.enter_context(lock)
+        # a write of its own is tried again when a lake writer that took no lock (an append) committed to the
+        # same table first: DuckLake then refuses the whole commit, and nothing of it was stored. Inside a
+        # caller's transaction only the caller can do that again: DB001 "re-run".
+        attempts = 1 if self._in_transaction else WRITE_CONFLICT_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            try:
+                lock = None if single_insert or self._in_transaction else self._replacing_lock(by_type)
+                self._write_all(by_type, lock, single_insert)
+                break
+            except Exception as exc:
+                conflict = _write_conflict(exc)
+                if conflict is None:
+                    raise
+                if attempt == attempts:
+                    if conflict is exc:
+                        raise
+                    raise conflict from exc
+                log.info("write conflict with another lake writer; trying again (%d of %d)", attempt + 1, attempts)
+                time.sleep(0.05 * attempt)
         ids: list = []
         for record in records:
             if type(record) is RecordColumns:
@@ -932,6 +938,22 @@ class BenchmarkDB:
             else:
                 ids.append(getattr(record, record.ID))
         return ids
+
+    def _write_all(self, by_type: dict, lock, single_insert: bool) -> None:
+        # the lock before BEGIN: the transaction then sees what the writer it waited for committed
+        with lock or contextlib.nullcontext(), contextlib.nullcontext() if single_insert else self.transaction():
+            # dimensions first, so the denormalised names of fact rows can be filled from them
+            for cls in sorted(by_type, key=lambda c: c not in _DIMENSIONS):
+                try:
+                    self._write(cls, by_type[cls])
+                except Exception as exc:
+                    # a value of the wrong kind for its column (started_at="notatime"): the checks above
+                    # cover the measurements; DuckDB or Arrow find the rest, and their error is one line
+                    if not _wrong_value(exc):
+                        raise
+                    raise DataConversionError(f"cannot store the {cls.__name__}: {one_line(exc)}",
+                                              "check the types of its fields (times as datetime or ISO "
+                                              "text, numbers as numbers)") from None
 
     def _check_references(self, by_type: dict) -> None:
         """DB003, before anything is written, for a fact row whose model_id or hardware_id names no row: the
