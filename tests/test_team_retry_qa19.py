@@ -34,38 +34,37 @@ def _racing_writer(monkeypatch, lake_target, result_id, times: int):
     return other, raced
 
 
-def test_a_replacing_write_that_loses_a_race_is_tried_again_and_stored(lake_target, monkeypatch):
+@pytest.fixture
+def stored(lake_target):
+    """(the ORM on the lake, a stored result's fields, its id)."""
     db = BenchmarkDB(lake_target)
     try:
         row = dict(model_id=db.get_or_add_model("bert-tiny-random"), hardware_id=db.get_or_add_hardware("cpu"),
                    run_id=1, test_case="samekey", throughput_items_per_second=50.0)
-        result_id = db.insert_performance_results(PerformanceResults(**row))
-        other, raced = _racing_writer(monkeypatch, lake_target, result_id, times=1)
-        try:
-            assert db.insert_performance_results(PerformanceResults(**dict(row, throughput_items_per_second=60.0))) \
-                == result_id
-        finally:
-            other.close()
-        assert raced == [1]  # the first try lost the race; the second stored it
-        assert db.conn.execute("SELECT throughput_items_per_second FROM performance_results WHERE result_id = ?",
-                               [result_id]).fetchall() == [(60.0,)]
+        yield db, row, db.insert_performance_results(PerformanceResults(**row))
     finally:
         db.close()
 
 
-def test_a_write_that_loses_every_try_is_db001_re_run(lake_target, monkeypatch):
-    db = BenchmarkDB(lake_target)
+def test_a_replacing_write_that_loses_a_race_is_tried_again_and_stored(lake_target, stored, monkeypatch):
+    db, row, result_id = stored
+    other, raced = _racing_writer(monkeypatch, lake_target, result_id, times=1)
     try:
-        row = dict(model_id=db.get_or_add_model("bert-tiny-random"), hardware_id=db.get_or_add_hardware("cpu"),
-                   run_id=1, test_case="samekey", throughput_items_per_second=50.0)
-        result_id = db.insert_performance_results(PerformanceResults(**row))
-        other, raced = _racing_writer(monkeypatch, lake_target, result_id,
-                                      times=benchmark_db_models.WRITE_CONFLICT_ATTEMPTS)
-        try:
-            with pytest.raises(DatabaseLockedError, match="re-run"):
-                db.insert_performance_results(PerformanceResults(**dict(row, throughput_items_per_second=60.0)))
-        finally:
-            other.close()
-        assert len(raced) == benchmark_db_models.WRITE_CONFLICT_ATTEMPTS
+        assert db.insert_performance_results(PerformanceResults(**dict(row, throughput_items_per_second=60.0))) \
+            == result_id
     finally:
-        db.close()
+        other.close()
+    assert raced == [1]  # the first try lost the race; the second stored it
+    assert db.conn.execute("SELECT throughput_items_per_second FROM performance_results WHERE result_id = ?",
+                           [result_id]).fetchall() == [(60.0,)]
+
+
+def test_a_write_that_loses_every_try_is_db001_re_run(lake_target, stored, monkeypatch):
+    db, row, result_id = stored
+    other, raced = _racing_writer(monkeypatch, lake_target, result_id, times=benchmark_db_models.WRITE_CONFLICT_ATTEMPTS)
+    try:
+        with pytest.raises(DatabaseLockedError, match="re-run"):
+            db.insert_performance_results(PerformanceResults(**dict(row, throughput_items_per_second=60.0)))
+    finally:
+        other.close()
+    assert len(raced) == benchmark_db_models.WRITE_CONFLICT_ATTEMPTS
