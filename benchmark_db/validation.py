@@ -9,7 +9,8 @@ bytes). `fix_problems(conn)` makes only fixes that lose nothing and need no judg
 transaction, and returns one dict per fix:
 
 - latency figures recorded in seconds (or microseconds), each judged on its own (the average, each
-  percentile, the samples' median): scaled to ms where the row's own throughput and batch size prove which
+  percentile, the samples by their mean; a median far below the mean is a skewed distribution, no unit
+  mistake): scaled to ms where the row's own throughput and batch size prove which
   figures are in ms (or its total time over its iterations proves the average is); figures 1000 times apart
   with nothing outside them to say which are right are listed for a person, not scaled;
 - memory recorded in bytes (over a terabyte "MB"): scaled to MB;
@@ -55,10 +56,15 @@ def _unit_case(tolerance: float) -> str:
             f"WHEN {_ratio_sql('1000000.0')} BETWEEN {lo} AND {hi} THEN 'microseconds' END")
 
 
-# A latency figure that is 1000 times off (seconds or microseconds stored as ms) is told from a real spread
-# by bands around the row's mean latency: a percentile q in ms lies within [mean / _BAND, the Markov bound
-# mean / (1 - q)] (at least 1 - q of the samples reach it, so the mean is at least (1 - q) * p_q), the
-# samples' median like p50; _BAND, the square root of 1000, keeps each unit's band apart from the next one's
+# A latency figure that is 1000 times off (seconds or microseconds stored as ms) is told from a real spread by
+# what the figures must satisfy in ms, judged against the row's mean latency:
+# - the samples: their mean is the row's mean (within _BAND, the square root of 1000, which keeps each unit's
+#   band apart from the next one's). Their median is no evidence: a few slow first calls put the mean far
+#   above the median of a correct row (pytest-benchmark: 26, 16, 16 ms, then 0.02 ms each);
+# - a percentile q: within the samples' range where the row has samples (it was computed from them); else at
+#   most the Markov bound mean / (1 - q) (at least 1 - q of the samples reach it), and at least
+#   mean - stddev * sqrt((1 - q) / q) (the least spread that puts a fraction q of the samples that far below
+#   the mean), or mean / _BAND where the row has no stddev to allow for a skewed distribution.
 _BAND = 1000 ** 0.5
 _SPREAD_FIGURES = (("latency_p50_ms", 0.5), ("latency_p90_ms", 0.9), ("latency_p95_ms", 0.95),
                    ("latency_p99_ms", 0.99), ("latency_samples_ms", 0.5))
@@ -73,33 +79,42 @@ def _shown(column: str, value: float) -> str:
     return f"{column} (median {value:g})" if column == "latency_samples_ms" else f"{column} {value:g}"
 
 
+def _fitting(value: float, low: float, high: float) -> list[float]:
+    """The factors (1, then 1000, then 1/1000) that bring `value` into [low, high]."""
+    return [f for f in (1.0, 1000.0, 0.001) if low <= value * f <= high]
+
+
 def _latency_verdicts(conn, tolerance: float) -> list[dict]:
     """Rows whose latency figures are not all in one unit, one dict each: `factors` ({column: 1000.0 or
     0.001}) where the row's throughput and batch size (or its total time over its iterations) say which
     figures are in ms, so that the others are 1000 times off; else `factors` None and `detail` says what
     disagrees (nothing outside the latency columns tells which side is right, or a figure fits no unit)."""
     hi, lo = 1 + tolerance, 1 / (1 + tolerance)
-    median = _positive("samples_median")
     expected = f"CASE WHEN {_COMPARABLE} THEN batch_size * 1000.0 / throughput_items_per_second END"
-    spread = [_positive(c) for c, _ in _SPREAD_FIGURES[:4]] + [median]
-    figures = ", ".join([_positive("average_latency_ms"), *spread, expected])
+    percentiles = [_positive(c) for c, _ in _SPREAD_FIGURES[:4]]
+    figures = ", ".join([_positive("average_latency_ms"), *percentiles, _positive("samples_mean"), expected])
     timed = ("total_time_seconds > 0 AND iterations > 0 AND isfinite(total_time_seconds) AND "
              f"total_time_seconds * 1000.0 / iterations / average_latency_ms BETWEEN {lo} AND {hi}")
-    # the SQL picks the few rows whose figures spread over more than one band; Python judges those. The
-    # samples' median is computed once per row, in a materialised step: written inline it was evaluated in
-    # every place the figures appear (nine times), and the check took 213 s on a million rows of 337 samples
+    kept = "list_filter(latency_samples_ms, x -> x > 0 AND isfinite(x))"
+    # the SQL picks the few rows whose figures (the samples by their mean) spread over more than one band;
+    # Python judges those. The samples' mean is computed once per row, in a materialised step: written inline
+    # it was evaluated in every place the figures appear (nine times), and the check took 213 s on a million
+    # rows of 337 samples. Their median and range, which need a sort or more passes, only for the rows picked
     rows = _rows(conn, f"WITH m AS MATERIALIZED (SELECT * EXCLUDE (latency_samples_ms, metrics), "
-                       f"list_median(list_filter(latency_samples_ms, x -> x > 0 AND isfinite(x))) AS samples_median "
-                       f"FROM performance_results) "
-                       f"SELECT result_id, {_positive('average_latency_ms')}, {', '.join(spread)}, "
-                       f"{_positive('latency_stddev_ms')}, {expected}, "
+                       f"list_avg({kept}) AS samples_mean FROM performance_results) "
+                       f"SELECT result_id, {_positive('average_latency_ms')}, {', '.join(percentiles)}, "
+                       f"{_positive('samples_mean')}, {_positive('latency_stddev_ms')}, {expected}, "
                        f"CASE WHEN {_COMPARABLE} THEN {_unit_case(tolerance)} END, coalesce({timed}, false) "
-                       f"FROM m WHERE greatest({figures}) > {_BAND} * least({figures}) "
-                       "ORDER BY result_id")
+                       f"FROM m WHERE greatest({figures}) > {_BAND} * least({figures}) ORDER BY result_id")
+    spans = {row_id: (median, low, high) for row_id, median, low, high in _rows(
+        conn, f"SELECT result_id, list_median(k), list_min(k), list_max(k) FROM (SELECT result_id, {kept} AS k "
+              "FROM performance_results JOIN (SELECT unnest(?::BIGINT[]) AS picked) ON result_id = picked)",
+        [sorted({r[0] for r in rows})])} if rows else {}
     verdicts = []
-    for row_id, average, *spread_values, stddev, expected_ms, average_unit, timed_ok in rows:
-        values = {"average_latency_ms": average,
-                  **dict(zip((c for c, _ in _SPREAD_FIGURES), spread_values))}
+    for row_id, average, *percentile_values, s_mean, stddev, expected_ms, average_unit, timed_ok in rows:
+        s_median, s_min, s_max = spans.get(row_id, (None, None, None)) if s_mean is not None else (None,) * 3
+        values = {"average_latency_ms": average, **dict(zip((c for c, _ in _SPREAD_FIGURES[:4]), percentile_values)),
+                  "latency_samples_ms": s_median if s_mean is not None else None}
         factors: dict[str, float] = {}
         evidence = "the row's throughput and batch size"
         reference = "average_latency_ms"
@@ -115,25 +130,42 @@ def _latency_verdicts(conn, tolerance: float) -> list[dict]:
             mean = None
         anchored = mean is not None
         if not anchored:  # nothing outside the latency figures: judge them against the first one there is
-            reference = next((c for c in ("average_latency_ms", "latency_p50_ms", "latency_samples_ms")
+            reference = next((c for c in ("average_latency_ms", "latency_samples_ms", "latency_p50_ms")
                               if values[c] is not None), None)
             if reference is None:
                 continue
-            mean = values[reference]
+            mean = s_mean if reference == "latency_samples_ms" else values[reference]
         slack_hi, slack_lo = (hi, lo) if anchored else (1.0, 1.0)
-        undecided = []
-        for column, q in _SPREAD_FIGURES:
-            value = values[column]
-            if value is None or column == reference:
-                continue
-            fits = [f for f in (1.0, 1000.0, 0.001)
-                    if mean / _BAND * slack_lo <= value * f <= mean * max(_BAND, 1 / (1 - q)) * slack_hi]
-            if 1.0 in fits:  # where bands overlap (a wide tolerance) the figure is left as it is
-                continue
+        undecided: list[str] = []
+
+        def judge(column, fits, anchored=anchored, factors=factors, undecided=undecided):
+            if 1.0 in fits:  # where bands overlap (a wide tolerance or a wide spread) the figure is left as it is
+                return
             if anchored and fits:
                 factors[column] = fits[0]
             else:
                 undecided.append(column)
+
+        if s_mean is not None and reference != "latency_samples_ms":
+            judge("latency_samples_ms", _fitting(s_mean, mean / _BAND * slack_lo, mean * _BAND * slack_hi))
+        # the samples, once judged, are the measure of the percentiles computed from them
+        sample_factor = None if s_mean is None or "latency_samples_ms" in undecided else \
+            factors.get("latency_samples_ms", 1.0)
+        for column, q in _SPREAD_FIGURES[:4]:
+            value = values[column]
+            if value is None or column == reference:
+                continue
+            # a percentile of more samples than the row keeps may lie outside their range in every unit: then
+            # the mean judges it, as where there are no samples
+            within = [] if sample_factor is None else _fitting(value, s_min * sample_factor * lo,
+                                                               s_max * sample_factor * hi)
+            if within:
+                judge(column, within)
+                continue
+            floor = mean / _BAND
+            if stddev is not None:  # a skewed distribution: as far below the mean as its stddev allows
+                floor = min(floor, mean - stddev * hi * ((1 - q) / q) ** 0.5)
+            judge(column, _fitting(value, floor * slack_lo, mean * max(_BAND, 1 / (1 - q)) * slack_hi))
         fixed = [values[c] * factors.get(c, 1.0) for c, _ in _SPREAD_FIGURES[:4] if values[c] is not None]
         if len(factors) > ("average_latency_ms" in factors) and fixed != sorted(fixed):
             undecided.extend(c for c in factors if c != "average_latency_ms")  # scaling would disorder them
@@ -152,6 +184,7 @@ def _latency_verdicts(conn, tolerance: float) -> list[dict]:
             if stddev is not None and leader in factors:
                 factors["latency_stddev_ms"] = factors[leader]
                 values["latency_stddev_ms"] = stddev
+            factors = {c: factors[c] for c in values if c in factors}  # named in the columns' order
             verdicts.append({"id": row_id, "factors": factors, "values": values, "evidence": evidence})
     return verdicts
 
