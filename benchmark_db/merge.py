@@ -5,11 +5,14 @@ every database that holds it; databases written by parallel CI jobs therefore me
 Fact rows already present are kept as they are (only keys the target lacks are inserted, by an anti-join:
 most tables have no primary key since schema version 4, see `schema.ROW_KEYS`), and dimension rows
 (models, hardware platforms) only gain attributes the target lacks, so merging the same source twice adds
-nothing. Each merge runs in one transaction. This module never opens a database file for writing itself:
+nothing. A source row whose id is stored with other values (an artifact edited, or written by a converter
+that maps a file differently) is not merged either, but counted and named: a warning on the log, and
+`MergeResult.differing` for the caller. Each merge runs in one transaction. This module never opens a database file for writing itself:
 it works on the caller's connection (from `benchmark_db.connection`) and ATTACHes the source read-only.
 """
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +29,29 @@ MERGED_TABLES = ("models", "hardware_platforms", "test_runs", "performance_resul
                  "source_documents", "ingested_files")
 DIMENSION_TABLES = ("models", "hardware_platforms")
 _SOURCE_ALIAS = "merge_source"
+# Tables whose rows, stored with the same id and other values, are counted as differing. Bookkeeping tables
+# are left out: an ingest-log row of one path differs between jobs by nature (when, archived where), and a
+# source document's key is its content's hash. Columns left out: when a row was written, and the path its
+# file was read from (each CI job checks out to its own folder).
+DIFFERING_TABLES = ("models", "hardware_platforms", "test_runs", "performance_results", "hardware_compatibility",
+                    "integration_test_results", "web_platform_results")
+_NOT_COMPARED = {"created_at", "source_path"}
+_SHOWN_IDS = 5
+log = logging.getLogger("benchmark_db.merge")
+
+
+class MergeResult(dict):
+    """`{table: rows added}`, as `merge_database` and `merge_parquet` always returned, plus `differing`:
+    `{table: (rows, [a few of their ids])}` for the source rows whose id is stored with other values (the
+    stored row wins, so that merging stays idempotent; the caller may say so)."""
+
+    def __init__(self, added=(), differing: dict[str, tuple[int, list]] | None = None):
+        super().__init__(added)
+        self.differing = dict(differing or {})
+
+    def differing_text(self) -> str:
+        """`table=n` pairs of the differing rows, e.g. `performance_results=3`, or '' when none differ."""
+        return ", ".join(f"{table}={n}" for table, (n, _) in sorted(self.differing.items()) if n)
 
 
 def row_key(table: str) -> list[str]:
@@ -57,8 +83,10 @@ def _all_columns(conn, catalog: str | None = None) -> dict[str, list[str]]:
 
 
 def merge_rows(conn, table: str, source_sql: str, source_columns: list[str],
-               target_columns: list[str] | None = None) -> int:
+               target_columns: list[str] | None = None,
+               differing: dict[str, tuple[int, list]] | None = None) -> int:
     """Insert the rows of `source_sql` into `table` by primary key; return how many rows were added.
+    `differing`, where given, gets `{table: (rows, a few ids)}` for the source rows stored with other values.
 
     Only columns both sides have are copied: an older source schema leaves the newer columns NULL (or their
     default), except those computed from what the older row holds (`schema.DERIVED_COLUMNS`, e.g. is_emulated
@@ -84,6 +112,10 @@ def merge_rows(conn, table: str, source_sql: str, source_columns: list[str],
              f"(PARTITION BY {', '.join(_quote(k) for k in key)}) = 1")
     on = " AND ".join(f"t.{_quote(k)} = s.{_quote(k)}" for k in key)
     target = _quote(table)
+    if differing is not None and table in DIFFERING_TABLES:
+        # before the insert, so that a key the source holds twice is not compared with its own first row
+        differing[table] = _differing_rows(conn, table, dedup, on, [
+            c for c in columns if c not in key and c not in _NOT_COMPARED and c not in derived], key)
     if table in DIMENSION_TABLES:
         updates = [c for c in columns if c not in key and c != "created_at"]
         # rewrite a known row only when the source fills an attribute it lacks
@@ -99,6 +131,31 @@ def merge_rows(conn, table: str, source_sql: str, source_columns: list[str],
     return conn.execute(f"SELECT count(*) FROM {_quote(table)}").fetchone()[0] - before
 
 
+def _differing_rows(conn, table: str, dedup: str, on: str, compared: list[str], key: list[str]) -> tuple[int, list]:
+    """How many rows of `dedup` are stored in `table` with other values in `compared`, and a few of their ids:
+    one join, NULL-safe. A dimension row only counts where both sides hold a value (a gap is filled, not kept)."""
+    if not compared:
+        return 0, []
+    if table in DIMENSION_TABLES:
+        tests = [f"(t.{_quote(c)} IS NOT NULL AND s.{_quote(c)} IS NOT NULL AND t.{_quote(c)} <> s.{_quote(c)})"
+                 for c in compared]
+    else:
+        tests = [f"t.{_quote(c)} IS DISTINCT FROM s.{_quote(c)}" for c in compared]
+    ids = f"s.{_quote(key[0])}" if len(key) == 1 else f"({', '.join(f's.{_quote(k)}' for k in key)})"
+    count, shown = conn.execute(
+        f"SELECT count(*), list({ids} ORDER BY {ids})[1:{_SHOWN_IDS}] FROM ({dedup}) AS s "
+        f"JOIN {_quote(table)} AS t ON {on} WHERE {' OR '.join(tests)}").fetchone()
+    return count, list(shown or [])
+
+
+def _warn_differing(result: MergeResult, source) -> None:
+    for table, (count, ids) in sorted(result.differing.items()):
+        if count:
+            log.warning("%s: %d row(s) of %s are stored with other values; the stored values were kept "
+                        "(ids %s%s)", Path(source).name, count, table, ", ".join(map(str, ids)),
+                        ", ..." if count > len(ids) else "")
+
+
 def _attached_version(conn, alias: str) -> int:
     exists = conn.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_catalog = ? AND table_schema = 'main' "
@@ -109,10 +166,11 @@ def _attached_version(conn, alias: str) -> int:
 
 
 def merge_database(conn, other_db_path: str | os.PathLike,
-                   then: Callable[[dict[str, int]], None] | None = None) -> dict[str, int]:
+                   then: Callable[[dict[str, int]], None] | None = None) -> MergeResult:
     """Merge every result table of the database file `other_db_path` into `conn`'s database.
 
-    Returns the number of rows added per table (0 everywhere when everything was already there). The
+    Returns the number of rows added per table (0 everywhere when everything was already there), a
+    `MergeResult` whose `differing` counts the source rows whose id is stored with other values (kept). The
     source is attached read-only and detached afterwards; the whole merge is one transaction. A source
     with a newer schema than this code knows is refused (DB002); one that is not a benchmark database
     is refused (DB003). `then(added)` runs inside that transaction, before the commit: the caller's bookkeeping
@@ -146,7 +204,7 @@ def merge_database(conn, other_db_path: str | os.PathLike,
         if not present & {"performance_results", "models", "test_runs"}:
             raise DataConversionError(f"{path} holds no benchmark tables",
                                       "merge a database created by this toolkit (create_benchmark_schema.py)")
-        added: dict[str, int] = {}
+        added = MergeResult()
         source_columns = _all_columns(conn, alias)
         target_columns = _all_columns(conn)
         # on a lake, two merges of the same artifact at once would both find its rows missing
@@ -157,11 +215,12 @@ def merge_database(conn, other_db_path: str | os.PathLike,
                 names = ", ".join(_quote(c) for c in source_columns[table])
                 added[table] = _merge_rows_or_refuse(
                     conn, table, f"SELECT {names} FROM {alias}.main.{_quote(table)}", source_columns[table],
-                    target_columns.get(table, []), path)
+                    target_columns.get(table, []), path, added.differing)
             if added.get("ingested_files"):
                 _log_merged_duplicates(conn, f"SELECT path FROM {alias}.main.ingested_files")
             if then is not None:  # the caller's log row and tags commit with the rows (see the docstring)
                 then(added)
+        _warn_differing(added, path)
         return added
     finally:
         conn.execute(f"DETACH {alias}")
@@ -183,8 +242,9 @@ def table_for_parquet(path: str | os.PathLike) -> str | None:
 
 
 def merge_parquet(conn, parquet_path: str | os.PathLike, table: str | None = None,
-                  then: Callable[[dict[str, int]], None] | None = None) -> dict[str, int]:
-    """Merge a Parquet export of one table into `conn`'s database; return `{table: rows added}`.
+                  then: Callable[[dict[str, int]], None] | None = None) -> MergeResult:
+    """Merge a Parquet export of one table into `conn`'s database; return `{table: rows added}` (a
+    `MergeResult`, with the rows stored with other values in `differing`).
     `then(added)` runs inside the merge's transaction, before the commit (see `merge_database`)."""
     table = table or table_for_parquet(parquet_path)
     if table is None or table not in MERGED_TABLES:
@@ -198,12 +258,15 @@ def merge_parquet(conn, parquet_path: str | os.PathLike, table: str | None = Non
         raise DataConversionError(f"cannot read {parquet_path} as Parquet: {one_line(exc)}",
                                   "check that the artifact is a complete Parquet file") from exc
     with write_lock(conn), transaction(conn):
-        added = {table: _merge_rows_or_refuse(conn, table, source_sql, source_columns, None, parquet_path)}
+        added = MergeResult()
+        added[table] = _merge_rows_or_refuse(conn, table, source_sql, source_columns, None, parquet_path,
+                                             added.differing)
         if table == "ingested_files" and added[table]:
             _log_merged_duplicates(conn, f"SELECT path FROM ({source_sql})")
         if then is not None:
             then(added)
-        return added
+    _warn_differing(added, parquet_path)
+    return added
 
 
 def _log_merged_duplicates(conn, source_paths_sql: str) -> None:
@@ -223,13 +286,14 @@ def _log_merged_duplicates(conn, source_paths_sql: str) -> None:
 
 
 def _merge_rows_or_refuse(conn, table: str, source_sql: str, source_columns: list[str],
-                          target_columns: list[str] | None, source) -> int:
+                          target_columns: list[str] | None, source,
+                          differing: dict[str, tuple[int, list]] | None = None) -> int:
     """`merge_rows`, with a row the target cannot take (a value of the wrong type, a NULL key) refused as
     DB003 on one line instead of DuckDB's multi-line error; the caller's transaction rolls the merge back."""
     import duckdb
 
     try:
-        return merge_rows(conn, table, source_sql, source_columns, target_columns)
+        return merge_rows(conn, table, source_sql, source_columns, target_columns, differing)
     except duckdb.Error as exc:
         raise DataConversionError(f"rows of {table} in {Path(source).name} do not fit its columns: {one_line(exc)}",
                                   "merge artifacts written by this toolkit (same or older schema)") from exc

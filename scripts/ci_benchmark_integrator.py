@@ -305,7 +305,9 @@ def integrate_artifacts(conn, artifacts_dir: str | os.PathLike, *, meta: dict | 
                     log.error("%s: %s", path, reason)
                     report.append(_report_row(path, root, kind, "failed", {}, reason=reason))
                     continue
-                report.append(_report_row(path, root, kind, "merged", added, tagged[0]))
+                differing = added.differing_text() if hasattr(added, "differing_text") else ""
+                report.append(_report_row(path, root, kind, "merged", added, tagged[0], reason=(
+                    f"stored values kept for rows the artifact holds otherwise: {differing}" if differing else None)))
                 log.info("%s: added %d rows", path, sum(added.values()))
             json_paths = [p for p, kind in artifacts if kind == "json"]
             if json_paths:
