@@ -252,6 +252,17 @@ def find_problems(conn, tolerance: float = DEFAULT_TOLERANCE) -> list[dict]:
                             "precision HAVING count(*) > 1"):
         add("duplicate", "performance_results", ids[0], f"one configuration of one run has {len(ids)} results: "
                                                         f"{ids}")
+    # the same measurement in several runs: a copy of a result file written out again (reformatted, so its
+    # sha256 differs), or a run stored by a runner and again from its JSON; rows without a time are left out,
+    # since only the time of measurement tells one measurement from another of the same figures
+    for ids, runs, model, when in _rows(
+            conn, "SELECT list(result_id ORDER BY result_id), count(DISTINCT run_id), any_value(model_name), "
+                  "created_at FROM performance_results WHERE created_at IS NOT NULL "
+                  "GROUP BY model_id, hardware_id, test_case, batch_size, sequence_length, precision, created_at, "
+                  "is_simulated, average_latency_ms, throughput_items_per_second, memory_peak_mb "
+                  "HAVING count(DISTINCT run_id) > 1"):
+        add("duplicate", "performance_results", ids[0], f"the same result ({model}, measured {when}, the same "
+                                                        f"figures) is stored in {runs} runs: {ids}")
     for sha, paths in _rows(conn, "SELECT sha256, list(path ORDER BY path) FROM ingested_files "
                                   f"WHERE status = 'ingested' AND {NOT_AN_ARTIFACT} "
                                   "GROUP BY sha256 HAVING count(*) > 1"):
@@ -305,9 +316,15 @@ def find_problems(conn, tolerance: float = DEFAULT_TOLERANCE) -> list[dict]:
     for column in ("average_latency_ms", "throughput_items_per_second"):
         for row_id, in _rows(conn, f"SELECT result_id FROM performance_results WHERE {column} = 0"):
             add("impossible", "performance_results", row_id, f"{column} = 0 (a missing value stored as 0)", True)
-    for row_id, p50, p99 in _rows(conn, "SELECT result_id, latency_p50_ms, latency_p99_ms FROM performance_results "
-                                        "WHERE latency_p50_ms > latency_p99_ms"):
-        add("impossible", "performance_results", row_id, f"p50 {p50} ms is above p99 {p99} ms")
+    # each percentile at most the next one (p50 above p90 passed while only p50 and p99 were compared)
+    present = "list_filter([latency_p50_ms, latency_p90_ms, latency_p95_ms, latency_p99_ms], x -> x IS NOT NULL)"
+    for row_id, *percentiles in _rows(conn, "SELECT result_id, latency_p50_ms, latency_p90_ms, latency_p95_ms, "
+                                            f"latency_p99_ms FROM performance_results WHERE {present} <> "
+                                            f"list_sort({present})"):
+        named = [(name, value) for name, value in zip(("p50", "p90", "p95", "p99"), percentiles) if value is not None]
+        (low, low_value), (high, high_value) = next(
+            (a, b) for a, b in zip(named, named[1:]) if a[1] > b[1])
+        add("impossible", "performance_results", row_id, f"{low} {low_value} ms is above {high} {high_value} ms")
     for row_id, started, completed in _rows(conn, "SELECT run_id, started_at, completed_at FROM test_runs "
                                                   "WHERE completed_at < started_at"):
         add("impossible", "test_runs", row_id, f"completed {completed} before it started {started}")
