@@ -103,15 +103,17 @@ def add_runner_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--model", "--models", action="append", default=[], metavar="NAME",
                        help="a model or family (repeatable or a comma list): bert, bert-base-uncased, t5-small, ...")
     group.add_argument("--model-path", metavar="DIR", help="a local checkpoint directory to benchmark")
-    group.add_argument("--hardware", nargs="+", default=["cpu"], metavar="HW",
+    # repeatable: each flag adds to the last one's values (argparse's default kept only the last)
+    group.add_argument("--hardware", nargs="+", action="extend", default=None, metavar="HW",
                        help="platforms: cpu cuda rocm mps openvino webgpu webnn, 'all' (absent ones get a "
                             "compatibility row) or 'auto' (only what is present and not emulated: a software "
                             "adapter such as SwiftShader WebGPU is left out, and the run says so, unless also named, "
                             "e.g. 'auto webgpu') (default: cpu)")
-    group.add_argument("--batch-sizes", type=_batch_sizes, default=None, metavar="LIST",
-                       help="comma list (default: 1,2,4,8 for small, 1 for key)")
-    group.add_argument("--sequence-lengths", type=_sequence_lengths, default=None, metavar="LIST",
-                       help="token sequence lengths for text inputs (default: 32 for small, 128 for key)")
+    group.add_argument("--batch-sizes", type=_batch_sizes, action="extend", default=None, metavar="LIST",
+                       help="comma list, repeatable (default: 1,2,4,8 for small, 1 for key)")
+    group.add_argument("--sequence-lengths", type=_sequence_lengths, action="extend", default=None, metavar="LIST",
+                       help="token sequence lengths for text inputs, comma list, repeatable (default: 32 for small, "
+                            "128 for key)")
     group.add_argument("--precision", action="append", default=[], metavar="P",
                        help="fp32, fp16, bf16 or int8 (repeatable or comma list; default fp32); a backend that "
                             "cannot run one records why")
@@ -184,10 +186,13 @@ def settings_from_args(args: argparse.Namespace) -> RunSettings:
     if args.hardware and not _split(args.hardware):  # `--hardware ,` or "" (an empty variable): not cpu
         raise UsageError("--hardware names no platform", "pass e.g. --hardware cpu openvino, all or auto")
     pick = lambda value, key: defaults[key] if value is None else value  # noqa: E731
+    # repeated flags add up; a size given twice would collapse onto one stored row (same natural key)
+    batch_sizes = None if args.batch_sizes is None else list(dict.fromkeys(args.batch_sizes))
+    sequence_lengths = None if args.sequence_lengths is None else list(dict.fromkeys(args.sequence_lengths))
     return RunSettings(
         models_set=args.models_set, models=_split(args.model), model_path=args.model_path,
-        hardware=_split(args.hardware) or ["cpu"], batch_sizes=pick(args.batch_sizes, "batch_sizes"),
-        sequence_lengths=pick(args.sequence_lengths, "sequence_lengths"), precisions=list(dict.fromkeys(precisions)),
+        hardware=_split(args.hardware) or ["cpu"], batch_sizes=pick(batch_sizes, "batch_sizes"),
+        sequence_lengths=pick(sequence_lengths, "sequence_lengths"), precisions=list(dict.fromkeys(precisions)),
         warmup=pick(args.warmup, "warmup"), min_iterations=pick(args.min_iterations, "min_iterations"),
         min_duration=pick(args.min_duration, "min_duration"), generate_tokens=pick(args.generate_tokens,
                                                                                    "generate_tokens"),
@@ -434,7 +439,7 @@ def _run_model(spec, names, backends, detections, settings, seq_lengths, out: _C
 def _run_on_backend(spec, model, parameters, hw, backend, detection, settings, seq_lengths, out, bar,
                     latency_stats):
     from runners.backends.base import UnsupportedConfiguration
-    from runners.models import items_in
+    from runners.models import items_in, sequence_tokens
 
     device = detection.device_name
     ok_cells = 0
@@ -458,12 +463,17 @@ def _run_on_backend(spec, model, parameters, hw, backend, detection, settings, s
                 prepared = None
                 try:
                     inputs = spec.inputs(model, batch, seq or 0)
-                    ids = inputs.get("input_ids", inputs.get("decoder_input_ids"))
-                    if seq and ids is not None and ids.shape[-1] < seq:
-                        # the input builder cuts text at the model's position limit: stored under the requested
-                        # length, the row would claim a length that never ran (and equal a shorter one's)
+                    text_tokens, input_tokens = sequence_tokens(spec.family, model.config, inputs)
+                    if seq and text_tokens is not None and text_tokens < seq:
+                        # the input builder cuts text at the model's position limit (llava: what its image
+                        # tokens leave of it): stored under the requested length, the row would claim a length
+                        # that never ran (and equal a shorter one's)
+                        image = input_tokens - text_tokens
+                        limit = getattr(getattr(model.config, "text_config", None), "max_position_embeddings", None)
                         raise UnsupportedConfiguration(
-                            f"{spec.name} takes at most {ids.shape[-1]} tokens: sequence length {seq} cannot run")
+                            f"{spec.name} takes at most {text_tokens} tokens: sequence length {seq} cannot run"
+                            + (f" ({image} image tokens come first in the language model's {limit} positions)"
+                               if image and limit else ""))
                     prepared = backend.prepare(spec, model, inputs, precision)
                     used = prepared.precision_used
                     # a backend that runs another precision than asked (OpenVINO without f16 on this CPU runs
@@ -498,8 +508,12 @@ def _run_on_backend(spec, model, parameters, hw, backend, detection, settings, s
                         backend.release(prepared)
                 items = prepared.items or items_in(inputs)
                 measured.add((batch, seq, prepared.precision_used))
+                shapes = _shapes_that_ran(inputs)
+                if seq and input_tokens is not None and input_tokens != text_tokens:
+                    # llava: the language model ran the image tokens too; sequence_length is the text alone
+                    shapes.update({"input_tokens": input_tokens, "image_tokens": input_tokens - text_tokens})
                 _add_result(spec, hw, device, batch, seq, precision, prepared, measurement, generation, items,
-                            parameters, detection, settings, out, latency_stats, shapes=_shapes_that_ran(inputs))
+                            parameters, detection, settings, out, latency_stats, shapes=shapes)
                 ok_cells += 1
                 bar.update(1)
     if ok_cells:
@@ -575,8 +589,9 @@ def _add_result(spec, hw, device, batch, seq, precision, prepared, measurement, 
         generation_outcome = "not run" if generation["generation_error"].startswith("not run") else "failed"
         warnings_.append(f"generation of {settings.generate_tokens} tokens {generation_outcome} "
                          "(metrics.generation_error)")
+        # "not run: ..." says why itself: "generation not run: not run: ..." said it twice
         log.warning("%s on %s (batch %s, %s): generation %s: %s", spec.name, hw, batch, precision,
-                    generation_outcome, generation["generation_error"])
+                    generation_outcome, generation["generation_error"].removeprefix("not run: "))
     if warnings_:
         metrics["warning"] = "; ".join(warnings_)
     out.results.append({
@@ -597,6 +612,8 @@ def _add_result(spec, hw, device, batch, seq, precision, prepared, measurement, 
               + (f", stopped at {extra['iteration_cap']:,} calls" if extra.get("iteration_cap_reached") else ""))
     if shapes and "encoder_sequence_length" in shapes:
         status += f", decoder {shapes['decoder_sequence_length']} tokens"
+    if shapes and "input_tokens" in shapes:
+        status += f", {shapes['input_tokens']} tokens with the image"
     if prepared.precision_used != precision:
         status += f", ran {prepared.precision_used}"
     if generation_outcome:
@@ -629,12 +646,14 @@ def select_specs(settings: RunSettings) -> list:
 
 
 def benchmark_run(settings: RunSettings, *, test_name: str, command_line: str, quiet: bool = False,
-                  specs: list | None = None):
-    """Run the matrix; return (runner document, summary rows)."""
+                  specs: list | None = None, git: dict | None = None):
+    """Run the matrix; return (runner document, summary rows). `git`: runners.measure.git_provenance() as the
+    run started (read here, before measuring, without it)."""
     from benchmark_db.runner_format import document_from_run
-    from runners.measure import capture_environment
+    from runners.measure import capture_environment, git_provenance
 
     specs = select_specs(settings) if specs is None else specs
+    git = git_provenance() if git is None else git
     started = _utc_now()
     t0 = time.perf_counter()
     collected, detections = run_matrix(specs, settings, quiet=quiet)
@@ -642,7 +661,7 @@ def benchmark_run(settings: RunSettings, *, test_name: str, command_line: str, q
     accelerators = {name: {"available": d.available, "reason": d.reason, "device": d.device_name,
                            "driver": d.driver_version, "platform_version": d.platform_version,
                            "is_emulated": d.is_emulated} for name, d in detections.items()}
-    env = capture_environment(accelerators)
+    env = capture_environment(accelerators, git=git)
     # a run whose every cell was skipped exits 1 (run_from_args): its stored run must not say it succeeded
     succeeded = bool(collected.results) or not collected.summary
     run = {"test_name": test_name, "test_type": "performance", "started_at": started, "completed_at": _utc_now(),
@@ -657,17 +676,36 @@ def benchmark_run(settings: RunSettings, *, test_name: str, command_line: str, q
     return doc, collected.summary
 
 
+class InterruptedAfterCommit(KeyboardInterrupt):
+    """Ctrl-C after the run's transaction committed (while the database closed, or counting rows): the run
+    is stored; saving it again for the updater would store it twice."""
+
+    def __init__(self, counts: dict):
+        super().__init__()
+        self.counts = counts
+
+
 def store_document(doc: dict, db_path: str | None, lock_timeout: float) -> dict:
-    """Write a runner document through the ORM in one transaction; return row counts by table."""
+    """Write a runner document through the ORM in one transaction; return row counts by table. Ctrl-C after
+    the commit raises InterruptedAfterCommit (a KeyboardInterrupt that says the run is stored)."""
+    from benchmark_db.errors import is_interrupt
     from benchmark_db.runner_format import records_from_document
     from benchmark_db_models import BenchmarkDB
 
     records = records_from_document(doc)
-    with BenchmarkDB(db_path, lock_timeout=lock_timeout) as db:
-        db.insert_many(records)
     counts: dict[str, int] = {}
     for record in records:
         counts[record.TABLE] = counts.get(record.TABLE, 0) + 1
+    committed = False
+    try:
+        with BenchmarkDB(db_path, lock_timeout=lock_timeout) as db:
+            db.insert_many(records)
+            committed = True  # insert_many returns once its one transaction committed
+    except BaseException as exc:
+        # closing (DuckDB's checkpoint) after the commit: Ctrl-C, or DuckDB's own interrupt error
+        if committed and (isinstance(exc, KeyboardInterrupt) or is_interrupt(exc)):
+            raise InterruptedAfterCommit(counts) from None
+        raise
     return counts
 
 
@@ -719,17 +757,42 @@ def command_line_for(prog: str, argv: list[str] | None) -> str:
     return shlex.join([prog, *(redact(word) for word in words)])
 
 
+def _could_be_database(db_path: str) -> bool:
+    """False for a --db that names a data file (x.json, results.csv) or an existing file that is not DuckDB."""
+    from benchmark_db.connection import NOT_DATABASE_SUFFIXES, is_lake
+
+    if is_lake(db_path):
+        return True
+    file = Path(db_path)
+    if file.suffix.lower() in NOT_DATABASE_SUFFIXES:
+        return False
+    try:
+        with open(file, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return True  # not there yet: the updater creates it
+    return len(head) == 0 or head[8:12] == b"DUCK"
+
+
 def visualize(db_path: str | None, output_dir: str, lock_timeout: float) -> str | None:
-    """The performance report from the database, written by the visualizer."""
-    import benchmark_db_visualizer
-    from benchmark_db.connection import resolve_db_path
+    """The performance report from the database, written by the visualizer's library function: its main()
+    set up logging with --quiet, which silenced this runner's own log (the report's path included) for the
+    rest of the run."""
+    from benchmark_db.connection import connect
+    from benchmark_db.errors import BenchmarkDBError
+    from benchmark_db.reports import ReportFilters
+    from benchmark_db_visualizer import html_report
 
     report = Path(output_dir) / "benchmark_report.html"
-    report.parent.mkdir(parents=True, exist_ok=True)
-    code = benchmark_db_visualizer.main(["--db", resolve_db_path(db_path), "--report", "performance",
-                                         "--format", "html", "--output", str(report), "--quiet"])
-    if code != 0:
-        log.warning("the visualizer exited with %s; the summary table above stands", code)
+    try:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        conn = connect(db_path, read_only=True, lock_timeout=lock_timeout)
+        try:
+            html_report(conn, report, "performance", ReportFilters())
+        finally:
+            conn.close()
+    except (BenchmarkDBError, OSError) as exc:
+        log.warning("the report was not written (%s); the summary table above stands", exc)
         return None
     return str(report)
 
@@ -754,7 +817,9 @@ def run_from_args(args: argparse.Namespace, *, test_name: str, prog: str, argv: 
     from benchmark_db.connection import resolve_db_path
     from benchmark_db.lake import redact  # a ducklake:postgres:... password must not reach stderr
     from benchmark_db.output import to_table
+    from runners.measure import git_provenance
 
+    git = git_provenance()  # the code that runs: a commit or checkout during the run must not relabel it
     settings = settings_from_args(args)
     db_path = resolve_db_path(args.db)
     if args.no_db_store and args.visualize_from_db:
@@ -773,7 +838,7 @@ def run_from_args(args: argparse.Namespace, *, test_name: str, prog: str, argv: 
         check_database(args.db, args.lock_timeout)
     try:
         doc, summary = benchmark_run(settings, test_name=test_name, command_line=command_line_for(prog, argv),
-                                     quiet=args.quiet, specs=specs)
+                                     quiet=args.quiet, specs=specs, git=git)
     except KeyboardInterrupt:
         return _interrupted()
     if args.no_db_store:
@@ -786,11 +851,16 @@ def run_from_args(args: argparse.Namespace, *, test_name: str, prog: str, argv: 
                              "free space or pass a folder you can write to, and re-run") from None
         # the command as it works when pasted: the database this run would have stored into (--db or the default)
         ingest = ["benchmark_db_updater.py", "--auto-store", "--auto-store-dir", output_dir]
-        if db_path != ":memory:":  # (a database that would be gone when the updater exits)
+        not_database = db_path != ":memory:" and not _could_be_database(db_path)
+        if db_path != ":memory:" and not not_database:  # (a database that would be gone when the updater exits)
             ingest += ["--db", redact(db_path)]
         if getattr(args, "data_path", None):
             ingest += ["--data-path", args.data_path]
-        log.info("wrote %s (ingest with %s)", path, shlex.join(ingest))
+        if not_database:  # --db x.json: the updater would refuse it (DB001), so the hint must not pass it on
+            log.info("wrote %s (ingest with %s --db DATABASE, passing a database path: %s is not a DuckDB "
+                     "database)", path, shlex.join(ingest), redact(db_path))
+        else:
+            log.info("wrote %s (ingest with %s)", path, shlex.join(ingest))
     else:
         from benchmark_db.errors import DBConnectionError, SchemaError, is_interrupt
 
@@ -801,6 +871,11 @@ def run_from_args(args: argparse.Namespace, *, test_name: str, prog: str, argv: 
                 if is_interrupt(exc):  # Ctrl-C that DuckDB caught inside a query
                     raise KeyboardInterrupt from None
                 raise
+        except InterruptedAfterCommit as stored:  # the transaction committed: the run is stored, whole
+            print(f"error: interrupted after the run was stored in {redact(db_path)} (stored whole: "
+                  f"{', '.join(f'{v} {k}' for k, v in stored.counts.items())}); nothing to store again",
+                  file=sys.stderr)
+            return 130
         except KeyboardInterrupt:  # storing, or waiting for another process's lock: keep the measurements
             try:
                 saved = write_document(doc, output_dir)

@@ -240,6 +240,14 @@ def cpu_model() -> str:
 
 def git_state(cwd: str | None = None) -> tuple[str | None, str | None]:
     """(commit, branch) of the repository the runner lives in, or (None, None) outside git."""
+    state = git_provenance(cwd)
+    return state["git_commit"], state["git_branch"]
+
+
+def git_provenance(cwd: str | None = None) -> dict:
+    """git_commit, git_branch and git_dirty (uncommitted changes to tracked files: True/False; None outside
+    git) of the repository the runner lives in. The runners read it at start-up: read at the end, a commit
+    or checkout made while the models ran was recorded as the code that measured them."""
     folder = cwd or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
     def ask(*args: str) -> str | None:
@@ -249,11 +257,21 @@ def git_state(cwd: str | None = None) -> tuple[str | None, str | None]:
             return None
         return out.stdout.strip() or None if out.returncode == 0 else None
 
-    return ask("rev-parse", "HEAD"), ask("rev-parse", "--abbrev-ref", "HEAD")
+    commit = ask("rev-parse", "HEAD")
+    dirty = None
+    if commit is not None:
+        try:  # untracked files are not the code that ran (scratch databases, results): tracked changes are
+            out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder,
+                                 capture_output=True, text=True, timeout=10)
+            dirty = bool(out.stdout.strip()) if out.returncode == 0 else None
+        except (OSError, subprocess.SubprocessError):
+            dirty = None
+    return {"git_commit": commit, "git_branch": ask("rev-parse", "--abbrev-ref", "HEAD"), "git_dirty": dirty}
 
 
-def capture_environment(accelerators: dict | None = None) -> dict:
-    """Versions, CPU model, cores and threads, OS, accelerators and git state of this run."""
+def capture_environment(accelerators: dict | None = None, git: dict | None = None) -> dict:
+    """Versions, CPU model, cores and threads, OS, accelerators and git state of this run (`git`: the
+    git_provenance() read when the run started; read now without it)."""
     import psutil
 
     env: dict = {
@@ -281,7 +299,6 @@ def capture_environment(accelerators: dict | None = None) -> dict:
         env["torch_hip_version"] = getattr(torch.version, "hip", None)
     except ImportError:
         pass
-    commit, branch = git_state()
-    env["git_commit"], env["git_branch"] = commit, branch
+    env.update(git if git is not None else git_provenance())
     env["accelerators"] = accelerators or {}
     return env

@@ -380,12 +380,12 @@ def _tokens(vocab: int, batch: int, length: int, gen, low: int = 3):
     return torch.randint(low, max(low + 1, min(vocab, 30000)), (batch, length), generator=gen)
 
 
-def _text_inputs(config, batch, seq, gen, token_type=False):
+def _text_inputs(config, batch, seq, gen, token_type=False, position_offset=0):
     import torch
 
     vocab = getattr(config, "vocab_size", 1000)
-    limit = getattr(config, "max_position_embeddings", None) or seq
-    seq = min(seq, limit)
+    limit = getattr(config, "max_position_embeddings", None)
+    seq = min(seq, limit - position_offset) if limit else seq
     inputs = {"input_ids": _tokens(vocab, batch, seq, gen), "attention_mask": torch.ones(batch, seq, dtype=torch.long)}
     if token_type:
         inputs["token_type_ids"] = torch.zeros(batch, seq, dtype=torch.long)
@@ -447,7 +447,10 @@ def _in_clap(config, batch, seq):
     import torch
 
     gen = _generator()
-    inputs = _text_inputs(config.text_config, batch, seq, gen)
+    text = config.text_config
+    # RoBERTa-style positions start after the padding index: 130 positions take 128 tokens (129 raised an
+    # IndexError in the measured call)
+    inputs = _text_inputs(text, batch, seq, gen, position_offset=(getattr(text, "pad_token_id", None) or 0) + 1)
     audio = config.audio_config
     frames = 1001 if audio.spec_size >= 256 else audio.spec_size
     inputs["input_features"] = torch.randn(batch, 1, frames, audio.num_mel_bins, generator=gen)
@@ -479,10 +482,11 @@ def _in_llava(config, batch, seq, next_=False):
 
     gen = _generator()
     vision = config.vision_config
-    image_tokens = config.image_seq_length
-    if next_:
-        image_tokens = _llava_next_feature_count(config)
-    text_len = max(1, seq)
+    image_tokens = llava_image_tokens(config, next_)
+    # the image tokens come first in the language model's positions: the text gets what is left, and a
+    # sequence length beyond that is skipped by the engine (sequence_tokens), not run past the position table
+    limit = getattr(config.text_config, "max_position_embeddings", None)
+    text_len = max(1, min(seq, limit - image_tokens) if limit else seq)
     vocab = min(config.text_config.vocab_size, config.image_token_index)
     text = _tokens(vocab, batch, text_len, gen)
     image = torch.full((batch, image_tokens), config.image_token_index, dtype=torch.long)
@@ -498,6 +502,11 @@ def _in_llava(config, batch, seq, next_=False):
     return inputs
 
 
+def llava_image_tokens(config, next_: bool) -> int:
+    """The image tokens a llava (`next_`: llava_next) input puts in front of the text."""
+    return _llava_next_feature_count(config) if next_ else int(config.image_seq_length)
+
+
 def _llava_next_feature_count(config) -> int:
     # base view patches + one tile of patches + one newline token per tile row
     side = config.vision_config.image_size // config.vision_config.patch_size
@@ -509,6 +518,23 @@ INPUT_BUILDERS: dict[str, Callable[[Any, int, int], dict]] = {
     "detr": _in_detr, "clip": _in_clip, "xclip": _in_xclip, "clap": _in_clap, "whisper": _in_whisper,
     "wav2vec2": _in_wav2vec2, "llava": _in_llava, "llava_next": lambda c, b, s: _in_llava(c, b, s, next_=True),
 }
+
+
+def sequence_tokens(family: str, config, inputs: dict) -> tuple[int | None, int | None]:
+    """(text tokens, every token the language model processes) of one input, per item.
+
+    The text tokens are what `sequence_length` stores (the input builders cut text at the model's position
+    limit, so fewer than asked means the asked length cannot run); the total counts the image tokens a llava
+    input puts in front of the text, which take positions too. (None, None) for pixels and waveforms."""
+    ids = inputs.get("input_ids")
+    if ids is None:
+        ids = inputs.get("decoder_input_ids")  # whisper: the audio is fixed, the decoder's tokens are the length
+    if ids is None or not hasattr(ids, "shape"):
+        return None, None
+    total = int(ids.shape[-1])
+    if family in ("llava", "llava_next"):
+        return total - llava_image_tokens(config, family == "llava_next"), total
+    return total, total
 
 
 def items_in(inputs: dict) -> int:

@@ -88,7 +88,12 @@ class Backend:
         return None
 
     def generation_metrics(self, spec, prepared: Prepared, new_tokens: int, repeats: int) -> dict:
-        return {}
+        """Time to first token and tokens/s; a backend that cannot generate says so in the row (it was
+        silently left out: --generate-tokens on openvino or webgpu gave rows that read as plain ok)."""
+        if not spec.generative or new_tokens < 1:
+            return {}
+        return {"generation_error": f"not run: generation is not supported on {self.name} (only the forward "
+                                    "pass is measured); measure it on cpu or another torch backend"}
 
     def measurement_context(self):
         return contextlib.nullcontext()
