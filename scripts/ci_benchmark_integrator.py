@@ -8,8 +8,12 @@
 Every .duckdb artifact is merged table by table by primary key (ids are hashes of natural keys, so the jobs'
 rows never clash), every .parquet artifact named after its table likewise, and every .json artifact goes
 through the ingest engine. Runs new to the database get the git commit and branch where they have none and
-the CI information (workflow, run id, artifact) in test_runs.metadata. Running it twice on the same artifacts
-adds nothing. It prints one line per artifact with the rows it added; exit 1 when an artifact failed.
+the CI information in test_runs.metadata.ci: workflow, run id, the artifact's path under --artifacts-dir (its
+job folder is what names the job) and the pipeline's commit and branch as `pipeline_commit`/`pipeline_branch`
+(a run's own git_commit is never replaced: the pipeline may have built another commit than the one a job
+measured). Running it twice on the same artifacts adds nothing. It prints one line per artifact with the rows
+it added; a failed artifact is a finding, not a usage error: `failed: ARTIFACT: reason` on stderr, the others
+still merge, exit 1.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -37,6 +42,13 @@ ARTIFACT_KIND = {"duckdb": "ci-artifact-duckdb", "parquet": "ci-artifact-parquet
 REPORT_TABLES = {"models": "models", "hardware_platforms": "hardware", "test_runs": "runs",
                  "performance_results": "performance", "hardware_compatibility": "compatibility",
                  "integration_test_results": "integration", "web_platform_results": "web"}
+# in metadata.ci these keys are renamed: read as "commit" next to a run's own git_commit, the pipeline's
+# commit passed for the run's
+CI_CONTEXT_KEYS = {"commit": "pipeline_commit", "branch": "pipeline_branch"}
+# columns naming a row of another table, and that table's key: a Parquet artifact of one table whose rows
+# point nowhere merges (its parents may come in another artifact) but leaves orphans unless they do
+PARENT_KEYS = {"run_id": ("test_runs", "run_id"), "model_id": ("models", "model_id"),
+               "hardware_id": ("hardware_platforms", "hardware_id")}
 CI_ENV = {"commit": "GITHUB_SHA", "branch": "GITHUB_REF_NAME", "workflow": "GITHUB_WORKFLOW",
           "run_id": "GITHUB_RUN_ID", "run_attempt": "GITHUB_RUN_ATTEMPT", "repository": "GITHUB_REPOSITORY",
           "event": "GITHUB_EVENT_NAME"}
@@ -181,7 +193,9 @@ def _tag_new_runs(conn, meta: dict, artifact: str | None, source_sha256: str | N
                 if r[0] not in new]
     if not new:
         return 0
-    ci = {**meta, "artifact": artifact} if artifact else dict(meta)
+    ci = {CI_CONTEXT_KEYS.get(k, k): v for k, v in meta.items()}
+    if artifact:
+        ci["artifact"] = artifact
     patch = json.dumps({"ci": ci}, sort_keys=True)
     conn.execute("CREATE OR REPLACE TEMP TABLE _ci_new_runs AS SELECT unnest(?::BIGINT[]) AS run_id", [new])
     conn.execute(
@@ -192,13 +206,26 @@ def _tag_new_runs(conn, meta: dict, artifact: str | None, source_sha256: str | N
     return len(new)
 
 
+def _artifact_name(path: Path, root: Path) -> str:
+    """The artifact as the report and metadata.ci name it: its path under the artifacts folder, because the
+    job folder (`job-bert-cpu/benchmark.duckdb`) is the only thing that tells the jobs' files apart."""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _reason(exc: BaseException) -> str:
+    """The reason column's text: the message and hint without the `error DB00N:` prefixes (the column read
+    "error DB003: ... error DB003: ..." with the stderr summary)."""
+    text = f"{exc.message}; {exc.hint}" if isinstance(exc, BenchmarkDBError) and exc.hint else (
+        exc.message if isinstance(exc, BenchmarkDBError) else str(exc))
+    return re.sub(r"\berror DB\d{3}: ", "", text)
+
+
 def _report_row(path: Path, root: Path, kind: str, status: str, added: dict[str, int], tagged: int = 0,
                 reason: str | None = None) -> dict:
-    try:
-        name = path.relative_to(root).as_posix()
-    except ValueError:
-        name = str(path)
-    row = {"artifact": name, "kind": kind, "status": status}
+    row = {"artifact": _artifact_name(path, root), "kind": kind, "status": status}
     for table, short in REPORT_TABLES.items():
         row[short] = added.get(table, 0)
     row["other"] = sum(v for t, v in added.items() if t not in REPORT_TABLES)
@@ -219,11 +246,11 @@ def _ingest_and_tag_json(conn, paths: list[Path], root: Path, meta: dict, quiet:
     try:
         with db.transaction():
             for path, (status, added, reason, sha) in _ingest_json(db, paths, quiet).items():
-                tagged = _tag_new_runs(conn, meta, path.name, sha) if status == "merged" and sha else 0
+                tagged = _tag_new_runs(conn, meta, _artifact_name(path, root), sha) if status == "merged" and sha else 0
                 report.append(_report_row(path, root, "json", status, added, tagged, reason))
             _tag_new_runs(conn, meta, None)  # runs a document produced without naming its source
     except BenchmarkDBError as exc:  # rolled back whole: every file fails and the next run takes them again
-        return [_report_row(p, root, "json", "failed", {}, reason=str(exc)) for p in paths]
+        return [_report_row(p, root, "json", "failed", {}, reason=_reason(exc)) for p in paths]
     return report
 
 
@@ -243,7 +270,8 @@ def _ingest_json(db, paths: list[Path], quiet: bool) -> dict[Path, tuple[str, di
             continue
         status = {"ingested": "merged", "unchanged": "unchanged"}.get(outcome.status, outcome.status)
         rows = dict(outcome.rows_by_table) if outcome.status == "ingested" else {}
-        result[p] = (status, rows, outcome.reason, outcome.sha256)
+        reason = re.sub(r"\berror DB\d{3}: ", "", outcome.reason) if outcome.reason else outcome.reason
+        result[p] = (status, rows, reason, outcome.sha256)
     return result
 
 
@@ -268,6 +296,7 @@ def integrate_artifacts(conn, artifacts_dir: str | os.PathLike, *, meta: dict | 
     # on a lake, two integrators on the same artifacts would both find them unmerged and log them twice
     with write_lock(conn):
         conn.execute("CREATE OR REPLACE TEMP TABLE _ci_known_runs AS SELECT run_id FROM test_runs")
+        merged_parquet: list[tuple[Path, str, dict]] = []
         try:
             for path, kind in artifacts:
                 if kind == "json":
@@ -283,7 +312,7 @@ def integrate_artifacts(conn, artifacts_dir: str | os.PathLike, *, meta: dict | 
                 def log_and_tag(added, path=path, sha=sha, kind=kind, run_ids=run_ids, tagged=tagged):
                     # in the merge's transaction: a re-run finds rows, log row and tags all done or none
                     _log_artifact(conn, path, sha, kind, "ingested", None, added)
-                    tagged[0] = _tag_new_runs(conn, meta, path.name, untagged=run_ids)
+                    tagged[0] = _tag_new_runs(conn, meta, _artifact_name(path, root), untagged=run_ids)
                 try:
                     if kind == "duckdb":
                         added = merge_database(conn, path, then=log_and_tag)
@@ -294,8 +323,8 @@ def integrate_artifacts(conn, artifacts_dir: str | os.PathLike, *, meta: dict | 
                     else:
                         added = merge_parquet(conn, path, then=log_and_tag)
                 except BenchmarkDBError as exc:
-                    log.error("%s: %s", path, exc)
-                    report.append(_report_row(path, root, kind, "failed", {}, reason=str(exc)))
+                    log.error("%s: %s", path, _reason(exc))
+                    report.append(_report_row(path, root, kind, "failed", {}, reason=_reason(exc)))
                     continue
                 except Exception as exc:  # duckdb.Error while reading rows (wrong column types, a damaged block):
                     # the merge's transaction was rolled back; this artifact fails alone, the others still merge
@@ -308,14 +337,41 @@ def integrate_artifacts(conn, artifacts_dir: str | os.PathLike, *, meta: dict | 
                 differing = added.differing_text() if hasattr(added, "differing_text") else ""
                 report.append(_report_row(path, root, kind, "merged", added, tagged[0], reason=(
                     f"stored values kept for rows the artifact holds otherwise: {differing}" if differing else None)))
+                if kind == "parquet":
+                    merged_parquet.append((path, table_for_parquet(path), report[-1]))
                 log.info("%s: added %d rows", path, sum(added.values()))
             json_paths = [p for p, kind in artifacts if kind == "json"]
             if json_paths:
                 report += _ingest_and_tag_json(conn, json_paths, root, meta, quiet)
+            # after every artifact: a folder's test_runs.parquet sorts after its performance_results.parquet
+            for path, table, row in merged_parquet:
+                _warn_dangling_rows(conn, path, table, row)
         finally:
             conn.execute("DROP TABLE IF EXISTS _ci_known_runs")
             conn.execute("DROP TABLE IF EXISTS _ci_new_runs")
     return report
+
+
+def _warn_dangling_rows(conn, path: Path, table: str, row: dict) -> None:
+    """Warn (log and the report's reason) about rows of a merged Parquet artifact whose run, model or hardware
+    id is in no table of the database: only performance_results.parquet merged, `--check-integrity` then
+    found orphans that the merge had reported as a clean success."""
+    literal = str(path.resolve()).replace("'", "''")
+    columns = {d[0] for d in conn.execute(f"DESCRIBE SELECT * FROM read_parquet('{literal}')").fetchall()}
+    checks = [(col, parent, key) for col, (parent, key) in PARENT_KEYS.items()
+              if col in columns and parent != table]
+    if not checks:
+        return
+    missing = " OR ".join(f'(s."{col}" IS NOT NULL AND s."{col}" NOT IN (SELECT "{key}" FROM "{parent}" '
+                          f'WHERE "{key}" IS NOT NULL))' for col, parent, key in checks)
+    dangling = conn.execute(f"SELECT count(*) FROM read_parquet('{literal}') AS s WHERE {missing}").fetchone()[0]
+    if not dangling:
+        return
+    names = "/".join(col.removesuffix("_id") for col, _parent, _key in checks)
+    text = (f"{dangling} row(s) name a {names} id that no table holds (merge its "
+            f"{', '.join(sorted({p for _c, p, _k in checks}))} too, or --check-integrity reports them as orphans)")
+    log.warning("%s: %s", path, text)
+    row["reason"] = f"{row['reason']}; {text}" if row["reason"] else text
 
 
 def archive_artifacts(report: list[dict], artifacts_dir: str | os.PathLike, archive_dir: str | os.PathLike,
@@ -340,6 +396,11 @@ def archive_artifacts(report: list[dict], artifacts_dir: str | os.PathLike, arch
                          [str(target.resolve()), str(source.resolve())])
         try:
             shutil.move(str(source), str(target))
+            # the write-ahead log belongs to the file: left behind, the archived copy lacked the rows the merge
+            # had read from it, and an orphan .wal stayed in the artifacts folder
+            wal = source.with_name(source.name + ".wal")
+            if wal.is_file():
+                shutil.move(str(wal), str(target.with_name(target.name + ".wal")))
         except BaseException:
             if conn is not None and source.is_file():
                 conn.execute("UPDATE ingested_files SET archived_to = NULL WHERE path = ?", [str(source.resolve())])
@@ -384,8 +445,12 @@ def run(args) -> int:
     log.info("%d artifact(s): %s; %d rows added; CI metadata %s", len(report),
              ", ".join(f"{v} {k}" for k, v in totals.items() if v) or "none", added, json.dumps(meta, sort_keys=True))
     if totals["failed"]:
-        print(f"error DB003: {totals['failed']} artifact(s) could not be merged; see the reason column",
-              file=sys.stderr)
+        # a finding (exit 1), as benchmark_db_migration.py reports failed files, not an error line: the run itself
+        # worked and the other artifacts are merged
+        for row in report:
+            if row["status"] == "failed":
+                print(f"failed: {row['artifact']}: {row['reason']}", file=sys.stderr)
+        print(f"{totals['failed']} artifact(s) could not be merged", file=sys.stderr)
         return EXIT_FINDING
     return 0
 

@@ -132,7 +132,7 @@ def test_git_and_ci_metadata_are_added_to_new_runs_only(artifacts, tmp_path):
     assert rows["job_bert_t5"][:2] == ("123abc", "main")
     assert rows["job_t5_vit"][0] == "jobcommit"  # a commit the job recorded itself is kept
     ci = rows["job_bert_vit"][2]["ci"]
-    assert ci["workflow"] == "benchmark_db_ci" and ci["run_id"] == "42" and ci["artifact"] == "benchmark.duckdb"
+    assert ci["workflow"] == "benchmark_db_ci" and ci["run_id"] == "42" and ci["artifact"] == "job_bert_vit/benchmark.duckdb"
     assert rows["job_bert_vit"][2]["job"] == "job_bert_vit"  # the job's own metadata is kept
 
     # runs already in the database are not re-tagged by a later integration with other metadata
@@ -174,7 +174,7 @@ def test_a_broken_artifact_fails_alone_and_the_exit_code_says_so(artifacts, tmp_
     report = {r["artifact"]: r for r in json.loads(captured.out)}
     assert report["job_broken/benchmark.duckdb"]["status"] == "failed"
     assert sum(r["status"] == "merged" for r in report.values()) == 3
-    assert "error DB003" in captured.err
+    assert "failed: job_broken/benchmark.duckdb: " in captured.err  # a finding (exit 1), said as the migration does
 
 
 @pytest.mark.slow  # over 0.35 s here: outside make test-fast
@@ -190,7 +190,7 @@ def test_a_parquet_artifact_with_wrong_column_types_fails_alone(artifacts, tmp_p
     assert report["job_odd/performance_results.parquet"]["status"] == "failed"
     assert "Conversion" in report["job_odd/performance_results.parquet"]["reason"]
     assert sum(r["status"] == "merged" for r in report.values()) == 3
-    assert "error DB003" in captured.err and "Traceback" not in captured.err
+    assert "failed: job_odd/performance_results.parquet: " in captured.err and "Traceback" not in captured.err
 
 
 @pytest.mark.slow  # over 0.35 s here: outside make test-fast
