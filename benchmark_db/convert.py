@@ -29,7 +29,7 @@ except ImportError:  # pragma: no cover - orjson is in requirements
 # again every file that an earlier version converted (its rows are rebuilt, as with --force), so a database
 # never keeps rows the current code would not write. tests/test_converter_version.py holds a digest of what
 # this version makes of the legacy and foreign corpora and fails until the number moves with the output.
-CONVERTER_VERSION = 7  # 2: rows of undated documents keep created_at NULL (1 gave them the ingest time)
+CONVERTER_VERSION = 8  # 2: rows of undated documents keep created_at NULL (1 gave them the ingest time)
 # 3: ambiguous dd/mm or mm/dd dates are NULL (2 read them day first), nanosecond epochs are read, UTF-16/32
 # without a byte-order mark is read, hardware fields of the wrong type are dropped, long skip reasons are cut
 # 4: text that is not UTF-8 is read as Windows-1252 (noted), figures written as text with a unit ("12.5 ms",
@@ -47,6 +47,7 @@ CONVERTER_VERSION = 7  # 2: rows of undated documents keep created_at NULL (1 ga
 # '13.02.2024') are read; a single pair of stamps must agree to within a minute to move a file's times; a batch
 # or sequence beyond the schema's bounds, and a negative figure, stay in metrics instead of failing the file or
 # vanishing; tpu, xpu, hpu and npu are hardware types; an unknown hardware type is named when a row is dropped
+# 8: the ingest log names the records a file held that were not stored (they were in the run's metadata only)
 
 KINDS = ("performance", "hardware", "compatibility", "integration", "web_platform", "runner", "optimum_benchmark",
          "pytest_benchmark", "no_result", "unknown", "invalid")
@@ -300,7 +301,13 @@ def _convert(doc, path: str, sha256: str, strict: bool = False,
     categories = set(b.categories)
     if kind == "hardware":
         categories.add("hardware")
-    return Conversion(kind=kind, status="ingested", reason=None, records=records, conversions=b.conversions,
+    conversions = b.conversions
+    if b.dropped:  # kept in the run's metadata; said in the log too, where a reader of the ingest looks
+        shown = "; ".join(f"{d['reason']} at {d['pointer'] or '/'}" for d in b.dropped[:3])
+        more = f"; {len(b.dropped) - 3} more" if len(b.dropped) > 3 else ""
+        conversions = [*conversions, f"{len(b.dropped)} record(s) not stored (test_runs.metadata."
+                                     f"records_not_stored): {shown}{more}"]
+    return Conversion(kind=kind, status="ingested", reason=None, records=records, conversions=conversions,
                       categories=categories)
 
 

@@ -113,3 +113,14 @@ def test_a_field_too_deep_to_write_is_said_as_such(tmp_path, capsys):
     [file] = json.loads(capsys.readouterr().out)["summary"]["files"]
     assert (file["status"], file["reason"]) == ("failed", "a row of performance_results cannot be stored: a JSON "
                                                           "field (metrics, metadata) is nested too deeply to write")
+
+
+def test_a_record_not_stored_beside_stored_ones_is_named_in_the_ingest_log():
+    """Converter version 8: a file whose other records were stored logged nothing of the one left out (it was in
+    the run's metadata only)."""
+    result = converted({"results": [{"model_name": "m", "hardware_type": "cpu", "throughput_items_per_second": 3},
+                                    {"model_name": "m", "hardware_type": "vulkan", "throughput_items_per_second": 4}]})
+    assert result.status == "ingested" and len(performance(
+        {"model_name": "m", "hardware_type": "cpu", "throughput_items_per_second": 3})) == 1
+    assert result.conversions == ["1 record(s) not stored (test_runs.metadata.records_not_stored): unknown "
+                                  "hardware 'vulkan' at /results/1"]
