@@ -183,10 +183,7 @@ WHITEGRID = {
     "figure.facecolor": "white", "axes.labelcolor": ".15", "xtick.direction": "out", "ytick.direction": "out",
     "xtick.color": ".15", "ytick.color": ".15", "axes.axisbelow": True, "grid.linestyle": "-", "text.color": ".15",
     "font.family": ["sans-serif"],
-    # after the Latin fonts, ones with CJK glyphs: matplotlib draws a character a font lacks with the next font
-    # in the list that has it (where one is installed; a model name may be 日本語)
-    "font.sans-serif": ["Arial", "DejaVu Sans", "Liberation Sans", "Bitstream Vera Sans", "Noto Sans CJK JP",
-                        "Noto Sans CJK SC", "WenQuanYi Zen Hei", "Droid Sans Fallback", "sans-serif"],
+    "font.sans-serif": ["Arial", "DejaVu Sans", "Liberation Sans", "Bitstream Vera Sans", "sans-serif"],
     "lines.solid_capstyle": "round", "patch.edgecolor": "w", "patch.force_edgecolor": True, "xtick.top": False,
     "ytick.right": False, "axes.grid": True, "axes.facecolor": "white", "axes.edgecolor": ".8", "grid.color": ".8",
     "axes.spines.left": True, "axes.spines.bottom": True, "axes.spines.right": True, "axes.spines.top": True,
@@ -197,10 +194,16 @@ TAB10 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e37
          "#17becf")
 
 
+# after the Latin fonts, ones with CJK glyphs: matplotlib draws a character a font lacks with the next font in
+# the list that has it (where one is installed; a model name may be 日本語)
+CJK_FONTS = ["Noto Sans CJK JP", "Noto Sans CJK SC", "WenQuanYi Zen Hei", "Droid Sans Fallback"]
+
+
 def _style():
     import matplotlib
 
-    return matplotlib.rc_context(WHITEGRID)
+    latin = WHITEGRID["font.sans-serif"]
+    return matplotlib.rc_context({**WHITEGRID, "font.sans-serif": [*latin[:-1], *CJK_FONTS, latin[-1]]})
 
 
 def _palette(n: int) -> list:

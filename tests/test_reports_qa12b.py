@@ -43,7 +43,7 @@ def _comparison_frame() -> pd.DataFrame:
         samples = latency * (1 + 0.02 * rng.standard_normal(n))
         rows.append({"model": model, "model_family": "bert", "test_case": None, "batch_size": batch,
                      "sequence_length": 128, "precision": "fp32",
-                     "hardware": hw, "is_emulated": False, "samples": samples, "latency_ms": float(latency),
+                     "hardware": hw, "is_emulated": False, "is_simulated": False, "samples": samples, "latency_ms": float(latency),
                      "throughput": (batch or 1) * 1000.0 / latency})
 
     for batch, cuda_latency in ((1, 100 / 12), (4, 100 / 3), (8, 500.0)):  # 12x, 3x, 0.2x of the cpu's 100 ms
