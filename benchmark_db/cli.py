@@ -99,10 +99,13 @@ def missing_archive_mode(args: argparse.Namespace) -> str:
     return "warn" if args.allow_missing_archive else "error"
 
 
-def add_format_option(parser: argparse.ArgumentParser, formats: Iterable[str] = FORMATS) -> None:
+def add_format_option(parser: argparse.ArgumentParser, formats: Iterable[str] = FORMATS, *,
+                      from_output: bool = True) -> None:
+    """--format; `from_output=False` for a tool whose --output is no report (create_benchmark_schema.py's is the
+    database)."""
+    default = "from --output's extension, else " if from_output else ""
     parser.add_argument("--format", choices=tuple(formats), default=None,
-                        help="output format (default: from --output's extension, else table on a terminal "
-                             "and csv otherwise)")
+                        help=f"output format (default: {default}table on a terminal and csv otherwise)")
 
 
 def add_output_options(parser: argparse.ArgumentParser, formats: Iterable[str] = FORMATS,

@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sample-data", action="store_true", help="add realistic sample runs and results")
     parser.add_argument("--force", action="store_true", help="delete an existing database file first")
     parser.add_argument("--list-migrations", action="store_true", help="list the schema migrations and exit")
-    add_format_option(parser, formats=("table", "json", "markdown", "csv"))
+    add_format_option(parser, formats=("table", "json", "markdown", "csv"), from_output=False)
     add_common_options(parser)
     return parser
 
