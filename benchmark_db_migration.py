@@ -201,7 +201,7 @@ def check_args(args) -> None:
 def migrate(db, args) -> dict:
     """Run what `args` asks for on `db` (a BenchmarkDB); return everything the summary shows."""
     from benchmark_db.ingest import Ingestor, discover_files, parse_categories, parse_list
-    from benchmark_db.validation import DEFAULT_TOLERANCE, find_problems, fix_problems
+    from benchmark_db.validation import DEFAULT_TOLERANCE, find_problems_with_archive, fix_problems
 
     check_args(args)
     inputs = parse_list(args.input_dirs) + parse_list(args.input_files)
@@ -240,7 +240,7 @@ def migrate(db, args) -> dict:
     if args.fix_inconsistencies and db is not None and not args.dry_run:
         result["fixes"] = fix_problems(db.conn, tolerance)
     if (args.validate or args.fix_inconsistencies) and db is not None:
-        result["problems"] = find_problems(db.conn, tolerance)
+        result["problems"] = find_problems_with_archive(db.conn, tolerance)
     return result
 
 

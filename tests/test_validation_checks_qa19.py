@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from benchmark_db.connection import connect
 from benchmark_db.validation import find_problems
 
@@ -44,3 +46,30 @@ def test_the_same_measurement_in_two_runs_is_a_duplicate_and_undated_or_other_on
     ])
     assert found == [("duplicate", 10, "the same result (m, measured 2025-03-01 15:10:15, the same figures) is "
                                        "stored in 2 runs: [10, 11]")]
+
+
+@pytest.mark.slow  # about 1.5 s: an archive and three validations
+def test_validate_sees_the_rows_archive_data_moved_and_leaves_them_unfixed(tmp_path, capsys):
+    """Before: once --archive-data had moved a row to Parquet, --validate (on a writer's connection) no longer
+    listed its problem, while a copy merged from the database's Parquet export still did."""
+    import json
+
+    import benchmark_db_maintenance
+    import benchmark_db_migration
+
+    db = str(tmp_path / "db.duckdb")
+    conn = connect(db)
+    try:  # throughput 1000/s beside batch 1 and 100 ms (10/s); and a zero throughput, which is fixable
+        conn.executemany("INSERT INTO performance_results (result_id, run_id, model_id, hardware_id, model_name, "
+                         "created_at, batch_size, average_latency_ms, throughput_items_per_second, test_case) "
+                         "VALUES (?, 1, 2, 3, 'm', ?, 1, 100.0, ?, ?)",
+                         [(1, WHEN, 1000.0, "a"), (2, WHEN, 0.0, "b")])
+    finally:
+        conn.close()
+    assert benchmark_db_maintenance.main(["--db", db, "--archive-data", "--older-than", "30", "--archive-dir",
+                                          str(tmp_path / "archived"), "--quiet"]) == 0
+    capsys.readouterr()
+    for fix in ([], ["--fix-inconsistencies"]):
+        assert benchmark_db_migration.main(["--db", db, "--validate", *fix, "--format", "json", "--quiet"]) == 1
+        found = {(p["check"], p["id"], p["fixable"]) for p in json.loads(capsys.readouterr().out)["problems"]}
+        assert {("throughput", 1, False), ("impossible", 2, False)} <= found
