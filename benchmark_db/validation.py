@@ -229,14 +229,19 @@ def find_problems_with_archive(conn, tolerance: float = DEFAULT_TOLERANCE) -> li
         for table in shown:
             conn.execute(f"DROP VIEW IF EXISTS temp.main.{table}")
             conn.execute(f"DROP VIEW IF EXISTS temp.main.{table}_all")
+    fixable = [p for p in problems if p["fixable"] and p["table"] in archive.ARCHIVED_TABLES]
+    if not fixable or not archive.has_archive(conn):
+        return problems
     catalog = conn.execute("SELECT current_database()").fetchone()[0].replace('"', '""')
-    for problem in problems:
-        table = problem["table"]
-        if problem["fixable"] and table in archive.ARCHIVED_TABLES and archive.has_archive(conn) and not conn.execute(
-                f'SELECT count(*) FROM "{catalog}".main.{table} WHERE {archive.ID_COLUMNS[table]} = ?',
-                [problem["id"]]).fetchone()[0]:
-            problem["fixable"] = False
-            problem["detail"] += " (an archived row: --fix-inconsistencies changes live rows only)"
+    for table in {p["table"] for p in fixable}:
+        column = archive.ID_COLUMNS[table]
+        ids = [p["id"] for p in fixable if p["table"] == table]
+        live = {r[0] for r in conn.execute(f'SELECT {column} FROM "{catalog}".main.{table} '
+                                           f"WHERE {column} IN (SELECT unnest(?))", [ids]).fetchall()}
+        for problem in fixable:
+            if problem["table"] == table and problem["id"] not in live:
+                problem["fixable"] = False
+                problem["detail"] += " (an archived row: --fix-inconsistencies changes live rows only)"
     return problems
 
 
