@@ -96,7 +96,7 @@ def migrate_artifacts(db, artifacts_dir, *, ingest_options: dict) -> tuple[objec
     from benchmark_db.connection import transaction
     from benchmark_db.errors import UsageError, is_interrupt, one_line
     from benchmark_db.ingest import Ingestor, discover_files
-    from benchmark_db.merge import merge_database, merge_parquet
+    from benchmark_db.merge import MergeResult, merge_database, merge_parquet
 
     log = logging.getLogger("benchmark_db.migration")
 
@@ -132,7 +132,7 @@ def migrate_artifacts(db, artifacts_dir, *, ingest_options: dict) -> tuple[objec
             merged.append({"artifact": key, "status": "would merge", "rows_added": None})
             continue
         def log_artifact(added, status="ingested", reason=None, key=key, sha=sha, path=path, kind=kind):
-            reason = reason or _kept_stored_values(added) or None
+            reason = reason or added.kept_note() or None
             conn.execute("DELETE FROM ingested_files WHERE path = ?", [key])
             conn.execute(
                 "INSERT INTO ingested_files (path, sha256, size_bytes, kind, status, reason, rows, "
@@ -148,19 +148,14 @@ def migrate_artifacts(db, artifacts_dir, *, ingest_options: dict) -> tuple[objec
             if is_interrupt(exc):  # but Ctrl-C inside the merge stops the run
                 raise
             hint = getattr(exc, "hint", None)
-            added, status, reason = {}, "failed", f"cannot merge: {one_line(exc)}" + (f"; {hint}" if hint else "")
+            added, status = MergeResult(), "failed"
+            reason = f"cannot merge: {one_line(exc)}" + (f"; {hint}" if hint else "")
             with transaction(conn):
                 log_artifact(added, status, reason)
         added_text = ", ".join(f"{t}={n}" for t, n in sorted(added.items()) if n)
         merged.append({"artifact": key, "status": status, "rows_added": sum(added.values()),
-                       "reason": reason or "; ".join(filter(None, [added_text, _kept_stored_values(added)]))})
+                       "reason": reason or "; ".join(filter(None, [added_text, added.kept_note()]))})
     return summary, merged
-
-
-def _kept_stored_values(added) -> str:
-    """What a merge kept of the database where the artifact's rows of the same id held other values."""
-    differing = added.differing_text() if hasattr(added, "differing_text") else ""
-    return f"stored values kept for rows the artifact holds otherwise: {differing}" if differing else ""
 
 
 def check_args(args) -> None:

@@ -53,6 +53,11 @@ class MergeResult(dict):
         """`table=n` pairs of the differing rows, e.g. `performance_results=3`, or '' when none differ."""
         return ", ".join(f"{table}={n}" for table, (n, _) in sorted(self.differing.items()) if n)
 
+    def kept_note(self) -> str:
+        """What the merge kept of the database for the rows the source holds otherwise, or ''."""
+        differing = self.differing_text()
+        return f"stored values kept for rows the artifact holds otherwise: {differing}" if differing else ""
+
 
 def row_key(table: str) -> list[str]:
     """The columns that identify a row of `table` (its primary key where it still has one)."""

@@ -334,9 +334,8 @@ def integrate_artifacts(conn, artifacts_dir: str | os.PathLike, *, meta: dict | 
                     log.error("%s: %s", path, reason)
                     report.append(_report_row(path, root, kind, "failed", {}, reason=reason))
                     continue
-                differing = added.differing_text() if hasattr(added, "differing_text") else ""
-                report.append(_report_row(path, root, kind, "merged", added, tagged[0], reason=(
-                    f"stored values kept for rows the artifact holds otherwise: {differing}" if differing else None)))
+                report.append(_report_row(path, root, kind, "merged", added, tagged[0],
+                                          reason=added.kept_note() or None))
                 if kind == "parquet":
                     merged_parquet.append((path, table_for_parquet(path), report[-1]))
                 log.info("%s: added %d rows", path, sum(added.values()))
