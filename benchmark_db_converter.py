@@ -114,10 +114,12 @@ def _check_exported_db_exists(path: str) -> None:
 
 def run(args) -> int:
     from benchmark_db.cli import resolve_format
-    from benchmark_db.ingest import check_report, render_summary, write_report
+    from benchmark_db.ingest import DEFAULT_RESULT_DIRS, check_outputs, check_report, render_summary, write_report
     from benchmark_db.output import render
 
     check_report(args.report)
+    read = args.input_dir + args.input_file + (list(DEFAULT_RESULT_DIRS) if args.consolidate else [])
+    check_outputs({"--report": args.report, "--output": args.output}, read)
     summary, exported = convert(args.db, args.input_dir + args.input_file, consolidate=args.consolidate,
                                 categories=args.categories, parquet_dir=args.parquet_dir, dry_run=args.dry_run,
                                 parallel=args.parallel, batch_size=args.batch_size, force=args.force,

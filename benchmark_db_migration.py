@@ -164,10 +164,20 @@ def check_args(args) -> None:
     from pathlib import Path
 
     from benchmark_db.errors import UsageError
-    from benchmark_db.ingest import check_inputs, check_report, parse_categories, parse_list
+    from benchmark_db.ingest import (
+        DEFAULT_RESULT_DIRS,
+        check_inputs,
+        check_outputs,
+        check_report,
+        parse_categories,
+        parse_list,
+    )
 
     check_report(getattr(args, "report", None))
     inputs = parse_list(args.input_dirs) + parse_list(args.input_files)
+    # what the run reads: the inputs, and under --migrate-all the default result folders that exist here
+    read = inputs + ([d for d in DEFAULT_RESULT_DIRS if Path(d).is_dir()] if args.migrate_all else [])
+    check_outputs({"--report": getattr(args, "report", None), "--output": getattr(args, "output", None)}, read)
     if args.migrate_ci and not args.artifacts_dir:
         raise UsageError("--migrate-ci needs --artifacts-dir", "name the folder that holds the CI artifacts")
     if not (inputs or args.migrate_all or args.migrate_ci or args.reconvert or args.validate
@@ -182,7 +192,7 @@ def check_args(args) -> None:
         import os
 
         archive = os.path.realpath(args.archive_dir)
-        for raw in inputs:
+        for raw in read:
             real = os.path.realpath(raw)
             if real == archive or real.startswith(archive + os.sep):
                 # the run leaves out what lies in the archive folder: this input would pass for "nothing new"

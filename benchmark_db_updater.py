@@ -56,14 +56,12 @@ def auto_store_files(auto_dir):
     `auto_dir`, which is where it goes under processed/."""
     from pathlib import Path
 
-    from benchmark_db.ingest import DOCUMENT_SUFFIXES, input_file, is_broken_link, warn_unread_entries
+    from benchmark_db.ingest import DOCUMENT_SUFFIXES, input_file, is_broken_link, visible_entries, warn_unread_entries
 
     root = Path(auto_dir).resolve()
     if not root.is_dir():
         return root, []
-    entries = [path for path in sorted(root.rglob("*"))
-               if path.relative_to(root).parts[0] != PROCESSED
-               and not any(part.startswith(".") for part in path.relative_to(root).parts)]
+    entries = sorted(visible_entries(root, skip=PROCESSED))
     warn_unread_entries(entries)  # as --scan-dir does: links to folders, pipes
     files = [input_file(str(path), path.relative_to(root).as_posix()) for path in entries
              if path.suffix.lower() in DOCUMENT_SUFFIXES
@@ -79,19 +77,21 @@ def _new_results_under_processed_names(conn, root, files):
     import dataclasses
     from pathlib import Path
 
+    from benchmark_db.ingest import numbered_name
     from benchmark_db.schema import REMOVED_MARK
 
     out, taken = [], set()
     for file in files:
         row = conn.execute("SELECT archived_to FROM ingested_files WHERE path = ?", [file.path]).fetchone()
         earlier = row[0] if row and row[0] and row[0] != REMOVED_MARK else None
-        if earlier and earlier != file.path and Path(earlier).is_file():
+        # the earlier file may be gone from processed/ (cleaned up: its result and original are in the database)
+        if earlier and earlier != file.path:
             conn.execute("UPDATE ingested_files SET path = ? WHERE path = ? AND NOT EXISTS "
                          "(SELECT 1 FROM ingested_files WHERE path = ?)", [earlier, file.path, earlier])
         rel, n = Path(file.rel), 0
         while (root / PROCESSED / rel).exists() or rel in taken:
             n += 1
-            rel = Path(file.rel).with_name(f"{Path(file.rel).stem}-{n}{Path(file.rel).suffix}")
+            rel = numbered_name(Path(file.rel), n)
         taken.add(rel)
         out.append(file if n == 0 else dataclasses.replace(file, rel=rel.as_posix()))
     return out
@@ -198,7 +198,14 @@ def _remove_emptied_folders(root, part) -> None:
 def run(args) -> int:
     from benchmark_db.cli import resolve_format
     from benchmark_db.connection import resolve_db_path
-    from benchmark_db.ingest import check_report, dry_run_database, render_summary, warn_outdated, write_report
+    from benchmark_db.ingest import (
+        check_outputs,
+        check_report,
+        dry_run_database,
+        render_summary,
+        warn_outdated,
+        write_report,
+    )
     from benchmark_db_models import BenchmarkDB
 
     kwargs = dict(input_files=args.input_file, scan_dirs=args.scan_dir, incremental=args.incremental,
@@ -208,6 +215,8 @@ def run(args) -> int:
     chosen = [step for step in ("input-file", "scan-dir", "auto-store") if getattr(args, step.replace("-", "_"))]
     refuse_unused_options(build_parser(), args, {"--auto-store-dir": ("auto-store",)}, chosen)
     check_report(args.report)
+    read = list(args.input_file) + list(args.scan_dir) + ([args.auto_store_dir] if args.auto_store else [])
+    check_outputs({"--report": args.report, "--output": args.output}, read)
     path = resolve_db_path(args.db)
     if args.dry_run:
         with dry_run_database(path, args.lock_timeout) as db:

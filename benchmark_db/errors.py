@@ -60,6 +60,10 @@ class DataConversionError(BenchmarkDBError):
     exit_code = EXIT_USAGE
 
 
+class WorkerDiedError(DataConversionError):
+    """A worker process converting input files died (killed by the system); nothing of its files is stored."""
+
+
 class QueryError(BenchmarkDBError):
     """A query failed or was refused."""
 

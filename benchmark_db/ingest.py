@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import gc
 import hashlib
 import json
@@ -32,7 +33,7 @@ from pathlib import Path
 
 from benchmark_db import source_store
 from benchmark_db.convert import CONVERTER_VERSION
-from benchmark_db.errors import UsageError
+from benchmark_db.errors import UsageError, WorkerDiedError
 from benchmark_db.identity import stable_id
 from benchmark_db.schema import REMOVED_MARK, RESULT_TABLES, TABLES
 
@@ -128,6 +129,28 @@ def check_inputs(inputs: Iterable[str | os.PathLike]) -> None:
         raise UsageError(f"input {raw} does not exist", "check the path (relative to the current directory)")
 
 
+def visible_entries(root: Path, suffixes: tuple[str, ...] = DOCUMENT_SUFFIXES,
+                    skip: str | None = None) -> list[Path]:
+    """Everything under the folder `root` except hidden entries (a name starting with ".": version control,
+    caches, editors' files) and the top-level folder `skip` (the updater's processed/). Hidden result files
+    are left out with a warning that counts and names them, rather than in silence."""
+    entries, hidden = [], []
+    for path in root.rglob("*"):
+        parts = path.relative_to(root).parts
+        if skip is not None and parts[0] == skip:
+            continue
+        if any(part.startswith(".") for part in parts):
+            if path.suffix.lower() in suffixes and path.is_file():
+                hidden.append(path)
+            continue
+        entries.append(path)
+    if hidden:
+        hidden.sort()
+        log.warning("%d hidden file(s) in %s are not read (a name or folder starting with '.'), e.g. %s: pass "
+                    "a file with --input-file/--input-files to take it", len(hidden), root, log_key(str(hidden[0])))
+    return entries
+
+
 def warn_unread_entries(entries: list[Path], suffixes: tuple[str, ...] = DOCUMENT_SUFFIXES) -> None:
     """Say which entries of a folder walk are not read, rather than pass them over in silence: symbolic links
     to folders (the walk does not enter them: a loop, or --action moving files out of a folder that is not an
@@ -152,8 +175,7 @@ def discover_files(inputs: Iterable[str | os.PathLike], suffixes: tuple[str, ...
         elif root.is_dir():
             # a broken symbolic link (dangling, or a loop) is listed too: it fails with its reason, rather
             # than vanishing from the ingest log
-            entries = [p for p in root.rglob("*")
-                       if not any(part.startswith(".") for part in p.relative_to(root).parts)]
+            entries = visible_entries(root, suffixes)
             found = sorted(p for p in entries if p.suffix.lower() in suffixes and (p.is_file() or is_broken_link(p)))
             warn_unread_entries(entries, suffixes)
         elif missing_ok:
@@ -484,15 +506,29 @@ def _chunk_stream(files: list[InputFile], parallel: int, initargs: tuple, chunk_
             yield _prepare_chunk(part)
         return
     import multiprocessing
+    from concurrent.futures.process import BrokenProcessPool
 
     # no more workers than chunks to give them, nor many more than the machine has cores: each is a spawned
     # interpreter that imports the converter, so `--parallel 1000` must not start a thousand of them
     parallel = min(parallel, len(chunks), 4 * (os.cpu_count() or 1))
-    # spawn, not fork: the parent holds DuckDB's threads, and forking a threaded process can deadlock
-    with _start_pool(multiprocessing.get_context("spawn"), parallel, initargs) as pool:
+    # spawn, not fork: the parent holds DuckDB's threads, and forking a threaded process can deadlock.
+    # A process pool executor, not multiprocessing.Pool: when a worker dies (the OOM killer, a crash in a
+    # native library) Pool starts another and waits for the lost chunk forever; the executor says so.
+    pool = _start_pool(multiprocessing.get_context("spawn"), parallel, initargs)
+    try:
         # a bounded window in flight: workers faster than the writer must not pile results up in memory
         for start in range(0, len(chunks), window * parallel):
-            yield from pool.imap(_prepare_chunk, chunks[start:start + window * parallel])
+            part = chunks[start:start + window * parallel]
+            try:
+                yield from pool.map(_prepare_chunk, part)
+            except BrokenProcessPool:
+                raise WorkerDiedError(
+                    f"a worker process died while converting files (killed by the system, out of memory?) "
+                    f"among {part[0][0].path} ... {part[-1][-1].path}; the files committed before it are "
+                    "stored", "re-run the same command to go on; with --parallel 1 the conversion runs in this "
+                    "process, where a file that crashes it can be found") from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 _TRACKER_LEAK_WARNING = "ignore:resource_tracker:UserWarning"
@@ -516,11 +552,22 @@ def _start_pool(ctx, parallel: int, initargs: tuple):
     from multiprocessing import resource_tracker
 
     resource_tracker.ensure_running()
+    from concurrent.futures import ProcessPoolExecutor
+
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        return ctx.Pool(parallel, initializer=_init_worker_process, initargs=initargs)
+        pool = ProcessPoolExecutor(parallel, mp_context=ctx, initializer=_init_worker_process, initargs=initargs)
+        # the executor spawns a worker per task submitted while none is idle (in this thread, as the call
+        # returns): start them all now, while SIGINT is blocked
+        for _ in range(parallel):
+            pool.submit(_started)
+        return pool
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _started() -> None:
+    """A worker's first task: none (see _start_pool)."""
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -791,9 +838,11 @@ class Ingestor:
         self._claimed_targets: set[str] = set()
         if self.action == "archive" and self.archive_dir is not None:
             # an archive folder inside an input folder: what was archived is not input again (else each run
-            # would log the archived copies as duplicates and move them one level deeper)
-            inside = str(self.archive_dir) + os.sep
-            files = [f for f in files if not f.path.startswith(inside)]
+            # would log the archived copies as duplicates and move them one level deeper). Real paths: the
+            # archive folder or an input may be reached through a symbolic link
+            inside, real_folder = os.path.realpath(self.archive_dir) + os.sep, functools.cache(os.path.realpath)
+            files = [f for f in files if not f.path.startswith(str(self.archive_dir) + os.sep)
+                     and not (real_folder(os.path.dirname(f.path)) + os.sep).startswith(inside)]
         summary = IngestSummary(dry_run=self.dry_run)
         self._seen: set[str] = set()  # paths decided in this run
         self._dry_replaced: list[str] = []  # a dry run: contents whose stored rows a real run would replace
@@ -925,7 +974,7 @@ class Ingestor:
         target, n = self.archive_dir / rel, 0
         while str(target) in self._claimed_targets or (target.exists() and not _same_content(target, sha256)):
             n += 1
-            target = self.archive_dir / rel.with_name(f"{rel.stem}-{n}{rel.suffix}")
+            target = self.archive_dir / numbered_name(rel, n)
         self._claimed_targets.add(str(target))
         return str(target)
 
@@ -1061,14 +1110,14 @@ class Ingestor:
         return outcome
 
     def _rekey_if_new_result(self, path: str, sha256: str | None, batch: _Batch) -> None:
-        """The logged file at `path` was archived (its copy is there) or removed, and a file with other content
-        is at `path` now: a new result under a name used before (`latest.json`), not an edit (as --auto-store
-        takes it). The earlier entry moves to the path of its archived copy (a removed file's to a name of its
-        own), so that its rows and original stay instead of being replaced by the new file's: with --action
-        remove they were its only copy."""
+        """The logged file at `path` was archived or removed, and a file with other content is at `path` now:
+        a new result under a name used before (`latest.json`), not an edit (as --auto-store takes it). The
+        earlier entry moves to the path of its archived copy (a removed file's to a name of its own), so that
+        its rows and original stay instead of being replaced by the new file's: with --action remove they were
+        its only copy. That holds once the archived copy is deleted too: the database keeps the result and its
+        original, so an emptied archive folder is the usual clean-up, not a sign of an edit."""
         archived = self.archived_as.get(path)
-        if (not sha256 or not archived or not archived[0] or archived[0] == sha256 or path in self._seen
-                or not (archived[1] == REMOVED_MARK or _same_content(Path(archived[1]), archived[0]))):
+        if not sha256 or not archived or not archived[0] or archived[0] == sha256 or path in self._seen:
             return
         sha, archived_to = self.archived_as.pop(path)
         new_key = f"{path} (removed; sha256 {sha[:12]})" if archived_to == REMOVED_MARK else archived_to
@@ -1285,6 +1334,21 @@ def outdated_originals(conn, folder: Path) -> list[InputFile]:
     return files
 
 
+# the longest file name (in bytes) the usual file systems take: ext4, XFS, btrfs, APFS and NTFS (in UTF-16 units)
+NAME_MAX = 255
+
+
+def numbered_name(rel: Path, n: int) -> Path:
+    """`rel` with `-n` before its suffix (`latest-1.json`), the free name beside a taken one. A name that is
+    already as long as a file name can be loses the end of its stem instead (else creating it, or asking
+    whether it exists, fails with "File name too long" and stops the run)."""
+    mark, suffix = f"-{n}", rel.suffix
+    stem = rel.stem.encode("utf-8", "surrogateescape")
+    room = NAME_MAX - len(mark.encode()) - len(suffix.encode("utf-8", "surrogateescape"))
+    stem = stem[:max(room, 1)].decode("utf-8", "ignore") if len(stem) > room else rel.stem
+    return rel.with_name(f"{stem}{mark}{suffix}")
+
+
 def _same_content(path: Path, sha256: str | None) -> bool:
     """Whether the file at `path` holds exactly this content (a re-run after a crash between the commit and
     the move finds its own earlier copy there)."""
@@ -1449,6 +1513,25 @@ def check_report(path: str | None) -> None:
     if not os.path.isdir(folder):
         raise UsageError(f"cannot write the report {path}: {folder} is a file, not a folder",
                          "pass --report a path in a writable folder")
+
+
+def check_outputs(outputs: dict[str, str | None], inputs: Iterable[str | os.PathLike]) -> None:
+    """A usage error, before any work, for an output (`{"--report": path, "--output": path}`) that is one of
+    the input files, or a result file inside an input folder: writing it would overwrite the user's result,
+    or give the next scan a report to ingest in its place."""
+    reals = [os.path.realpath(raw) for raw in inputs]
+    folders = [real for real in reals if os.path.isdir(real)]
+    files = {real for real in reals if os.path.isfile(real)}
+    for option, path in outputs.items():
+        if not path:
+            continue
+        real = os.path.realpath(path)
+        if real in files:
+            raise UsageError(f"{option} {path} is one of the input files; writing it would overwrite that result",
+                             f"pass {option} a path outside the inputs")
+        if Path(real).suffix.lower() in DOCUMENT_SUFFIXES and any(real.startswith(f + os.sep) for f in folders):
+            raise UsageError(f"{option} {path} is inside an input folder, where the next run would read it as a "
+                             "result file", f"pass {option} a path outside the input folders (or a .md/.csv name)")
 
 
 def add_ingest_options(parser, *, actions: bool = True) -> None:

@@ -2,9 +2,9 @@
 its fix."""
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import json
-import multiprocessing
 
 import duckdb
 import pytest
@@ -74,24 +74,21 @@ def test_parallel_starts_no_more_workers_than_there_are_chunks(tmp_path, monkeyp
     instead of 2 s, and `--parallel 1000` would have started a thousand."""
     sizes = []
 
-    class InlinePool:
-        def __init__(self, processes, initializer=None, initargs=()):
-            sizes.append(processes)
+    class InlineExecutor:  # the pool's interface, run in this process
+        def __init__(self, max_workers, mp_context=None, initializer=None, initargs=()):
+            sizes.append(max_workers)
             initializer(*initargs)
 
-        def __enter__(self):
-            return self
+        def submit(self, func, *args):
+            func(*args)
 
-        def __exit__(self, *exc):
-            return False
-
-        def imap(self, func, items):
+        def map(self, func, items):
             return map(func, items)
 
-    class Context:
-        Pool = InlinePool
+        def shutdown(self, wait=True, cancel_futures=False):
+            pass
 
-    monkeypatch.setattr(multiprocessing, "get_context", lambda method=None: Context())
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", InlineExecutor)
     for i in range(50):
         write(tmp_path / "in" / f"f{i}.json", perf_doc(model=f"bert-{i}"))
     with BenchmarkDB(str(tmp_path / "db.duckdb")) as db:
