@@ -194,6 +194,8 @@ def connect(db: str | os.PathLike | None = None, *, read_only: bool = False, cre
     try:
         version = schema.current_version(conn)
         schema.check_not_newer(version)
+        if version == 0 and path != MEMORY:
+            _check_no_foreign_tables(conn, path, read_only)
         if version < schema.SCHEMA_VERSION:
             if read_only:
                 conn.close()
@@ -214,6 +216,25 @@ def connect(db: str | os.PathLike | None = None, *, read_only: bool = False, cre
     if read_only and (config or {}).get("enable_external_access", True):  # the archive is files outside
         _show_archive(conn, path, missing_archive)
     return conn
+
+
+def _check_no_foreign_tables(conn, path: str, read_only: bool) -> None:
+    """A DuckDB file without the benchmark schema that holds tables of its own is another program's database:
+    a reader (a report, an integrity check) must not turn it into a benchmark database and answer "no rows"
+    or "no problems" for a mistyped --db. A writer adds the schema beside them, saying so."""
+    tables = [row[0] for row in conn.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database() "
+        "ORDER BY table_name LIMIT 6").fetchall()]
+    if not tables:
+        return  # an empty file (DuckDB's, or one a writer has just created): it gets the schema
+    named = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+    if read_only:
+        conn.close()
+        raise DBConnectionError(f"{path} is a DuckDB database without the benchmark schema (it holds {named})",
+                                "check --db; to add the benchmark tables to it, run "
+                                f"python scripts/create_benchmark_schema.py --output {path}")
+    logging.getLogger("benchmark_db").warning(
+        "%s held no benchmark schema, only other tables (%s): adding the benchmark tables beside them", path, named)
 
 
 def _upgrade_for_reader(path: str, version: int, lock_timeout: float) -> None:

@@ -311,6 +311,14 @@ def connect_lake(target: str, *, read_only: bool, create: bool, migrate: bool, d
     if not uses_postgres and not create and not Path(spec).exists():
         raise DBConnectionError(f"DuckLake catalog {spec} does not exist",
                                 f"create it with: python scripts/create_benchmark_schema.py --output {target}")
+    if not uses_postgres and create and not read_only:
+        # a local catalog in a folder not made yet: created as a .duckdb file's folder is (DuckDB would say
+        # only "No such file or directory", and the hint would send the user to PostgreSQL)
+        try:
+            Path(spec).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DBConnectionError(f"cannot create the folder of DuckLake catalog {spec}: {exc.strerror or exc}",
+                                    "pass a catalog path in a writable folder") from None
     config = {"extension_directory": str(extension_directory()), "autoinstall_known_extensions": False,
               "autoload_known_extensions": False}
     extension_directory().mkdir(parents=True, exist_ok=True)

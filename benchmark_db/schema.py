@@ -528,7 +528,7 @@ def check_not_newer(version: int) -> None:
     if version > SCHEMA_VERSION:
         raise SchemaError(
             f"the database has schema version {version}, newer than this code's {SCHEMA_VERSION}",
-            "upgrade the benchmark-db toolkit before writing to this database")
+            "a newer version of the benchmark-db toolkit wrote it: upgrade the toolkit to read or write it")
 
 
 def without_zstd(statement: str) -> str:
