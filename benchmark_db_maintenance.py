@@ -157,6 +157,8 @@ def _describe(step: str, result) -> str:
         return f"{r['backup']} ({r['size_bytes']} bytes, {r['tables']} tables, {r['rows']} rows verified{extra})"
     if step == "restore":
         where = f"verified, would restore to {r['target']}" if r.get("dry_run") else f"restored to {r['target']}"
+        if r.get("replaced"):  # --force over a file: said alike by the dry run, whatever state that file was in
+            where += ", replacing the file there"
         extra = ""
         if r.get("archive_files"):
             extra = f"; {r['archive_files']} archived file(s) verified, " + (
@@ -168,7 +170,10 @@ def _describe(step: str, result) -> str:
             return f"backup folder {r['backup_dir']} does not exist: nothing to purge"
         verb = "would be deleted" if r.get("dry_run") else "deleted"
         unfinished = f", {len(r['unfinished_backups'])} unfinished (no manifest)" if r["unfinished_backups"] else ""
-        return f"{prefix}{len(r['deleted_files'])} file(s) {verb}, {r['kept_backups']} backup(s) kept{unfinished}"
+        made = (f" (including {', '.join(r['kept_this_run'])}, made by this run's --backup, although older than "
+                f"--backup-retention {r['retention_days']:g} days)" if r.get("kept_this_run") else "")
+        return (f"{prefix}{len(r['deleted_files'])} file(s) {verb}, {r['kept_backups']} backup(s) kept{made}"
+                f"{unfinished}")
     if step == "archive-data":
         moved = sum(r["rows"].values())
         undated = sum((r.get("undated") or {}).values())
@@ -199,6 +204,7 @@ def run_steps(args, steps: list[str]) -> tuple[list[dict], list[dict]]:
     on_lake = is_lake(path)
     summary: list[dict] = []
     problems: list[dict] = []
+    made: tuple[str, ...] = ()  # the backup this run made: its purge keeps it, whatever --backup-retention says
     if steps == ["purge-backups"]:  # works on the backup folder alone: the database is neither opened nor created
         result = backup.purge_backups(args.backup_dir, args.backup_retention, dry_run=args.dry_run)
         summary.append({"step": "purge-backups", "status": "ok", "result": _describe("purge-backups", result)})
@@ -252,6 +258,7 @@ def run_steps(args, steps: list[str]) -> tuple[list[dict], list[dict]]:
                 elif step == "backup":
                     result = backup.create_backup(conn, path, args.backup_dir, compress=args.backup_compress,
                                                   dry_run=args.dry_run)
+                    made = (result["backup"],) if "backup" in result else ()
                 elif step == "archive-data":
                     result = archive.archive_old_rows(conn, args.older_than, args.archive_dir or DEFAULT_DATA_ARCHIVE_DIR,
                                                       dry_run=args.dry_run)
@@ -260,7 +267,8 @@ def run_steps(args, steps: list[str]) -> tuple[list[dict], list[dict]]:
                                                          archive_dir=args.archive_dir or DEFAULT_JSON_ARCHIVE_DIR,
                                                          dry_run=args.dry_run)
                 elif step == "purge-backups":
-                    result = backup.purge_backups(args.backup_dir, args.backup_retention, dry_run=args.dry_run)
+                    result = backup.purge_backups(args.backup_dir, args.backup_retention, dry_run=args.dry_run,
+                                                  keep=made)
                 else:  # migration-stats
                     result = stats.migration_stats(conn)
                     write_text(stats.render_migration_stats(result, report_format(args.format, args.output)),
@@ -398,7 +406,7 @@ def run(args) -> int:
     from benchmark_db.output import render
 
     steps = selected_steps(args)
-    summary_format = args.format if args.format in ("json", "csv", "markdown", "table") else "table"
+    summary_format = args.format or "table"
     refuse_unused_options(build_parser(), args, OPTION_READERS, steps + ["restore"] * bool(args.restore))
     if args.restore:
         if steps:
@@ -412,8 +420,8 @@ def run(args) -> int:
         refuse_restore(resolve_db_path(args.db))
         result = restore_backup(args.restore, resolve_db_path(args.db), force=args.force, dry_run=args.dry_run,
                                 lock_timeout=args.lock_timeout, archive_dir=args.archive_dir)
-        write_text(render([{"step": "restore", "status": "ok", "result": _describe("restore", result)}],
-                          summary_format), None)
+        rows = [{"step": "restore", "status": "ok", "result": _describe("restore", result)}]
+        write_text(html_report([], rows) if summary_format == "html" else render(rows, summary_format), None)
         return 0
     if not steps:
         raise UsageError("nothing to do", "pass one or more steps, e.g. --optimize-db --vacuum --check-integrity")
@@ -435,11 +443,16 @@ def run(args) -> int:
     # stdout holds one document: the migration report when it goes there (the step summary and any integrity
     # problems then go to stderr, where the log lines are), else the problems and the step summary
     report_on_stdout = "migration-stats" in steps and not args.output
+    if report_on_stdout and summary_format == "html":
+        summary_format = "table"  # the summary goes to stderr among the log lines then: text, not a web page
     one_json_document = summary_format == "json" and "check-integrity" in steps and not report_on_stdout
     if one_json_document:
         # two JSON arrays one after the other are no JSON document: json.load of the output failed
         write_text(json.dumps({"problems": json.loads(render(problems, "json")) if problems else [],
                                "steps": json.loads(render(summary, "json"))}, indent=2) + "\n", None)
+    elif summary_format == "html":
+        write_text(html_report(problems, summary), None)
+        return _exit_code(summary, problems)
     elif problems:
         text = render(problems, summary_format)
         if summary_format in ("markdown", "csv"):
@@ -457,11 +470,26 @@ def run(args) -> int:
             print(render(summary, summary_format), file=sys.stderr)
     elif not one_json_document:
         write_text(render(summary, summary_format), None)
+    return _exit_code(summary, problems)
+
+
+def _exit_code(summary: list[dict], problems: list[dict]) -> int:
     failed = [row["step"] for row in summary if row["status"] == "failed"]
     if failed:
         print(f"error DB005: maintenance step(s) failed: {', '.join(failed)}; see the log lines above",
               file=sys.stderr)
     return EXIT_FINDING if failed or problems else 0
+
+
+def html_report(problems: list[dict], summary: list[dict]) -> str:
+    """The integrity problems and the step summary as one HTML page (`--format html` printed a text table; two
+    pages one after the other would not be one document)."""
+    from benchmark_db.output import to_html_table
+
+    parts = ["<h2>Integrity problems</h2>\n" + to_html_table(problems)] if problems else []
+    parts.append("<h2>Steps</h2>\n" + to_html_table(summary))
+    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>Database maintenance</title></head>"
+            "<body><h1>Database maintenance</h1>\n" + "\n".join(parts) + "\n</body></html>\n")
 
 
 def main(argv: list[str] | None = None) -> int:

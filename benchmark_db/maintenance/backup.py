@@ -6,6 +6,8 @@ table, optionally gzip-compressed, and described by a manifest written last (its
 backup): row counts and checksums per table, the stored file's sha256 and the database's own sha256.
 Restore verifies all of it again (one flipped byte anywhere is refused) before it atomically puts the file
 in place. Purge deletes only files this tool wrote, recognised by manifest or by name, compressed ones too.
+A backup being written holds `<backup>.lock` (flock) until its manifest is written: two backups of one
+database may run at once (both read-only), and neither they nor a purge take the other's files for leftovers.
 
 A database with an archive (`--archive-data`) names Parquet files outside itself by absolute path. Its backup
 carries them: every file `archived_partitions` names is copied into `<backup>.archive/<table>/`, its sha256
@@ -16,8 +18,10 @@ database's views at them, so it shows the rows the backed-up database showed, wh
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import errno
+import fcntl
 import glob
 import gzip
 import hashlib
@@ -33,8 +37,15 @@ from pathlib import Path
 import duckdb
 
 from benchmark_db import schema
-from benchmark_db.connection import connect
-from benchmark_db.errors import BenchmarkDBError, MaintenanceError, UsageError
+from benchmark_db.connection import NOT_DATABASE_SUFFIXES, connect
+from benchmark_db.errors import (
+    BenchmarkDBError,
+    DatabaseLockedError,
+    DatabaseUnwritableError,
+    DBConnectionError,
+    MaintenanceError,
+    UsageError,
+)
 from benchmark_db.maintenance import archive
 from benchmark_db.maintenance.checksums import compare_checksums, table_checksums
 
@@ -46,11 +57,12 @@ DEFAULT_BACKUP_DIR = "./db_backups"
 PREFIX = "benchmark_db_backup"
 MANIFEST_SUFFIX = ".manifest.json"
 ARCHIVE_SUFFIX = ".archive"  # the folder of a backup's archived Parquet files
-# benchmark_db_backup-<db stem>-<YYYYmmddTHHMMSSZ>[-N].duckdb[.gz][.manifest.json|.partial], and the folder
-# benchmark_db_backup-<db stem>-<YYYYmmddTHHMMSSZ>[-N].archive[.partial]
+LOCK_SUFFIX = ".lock"  # held (flock) by the run writing the backup of that name, removed when it is done
+# benchmark_db_backup-<db stem>-<YYYYmmddTHHMMSSZ>[-N].duckdb[.gz][.manifest.json|.partial|.lock], and the
+# folder benchmark_db_backup-<db stem>-<YYYYmmddTHHMMSSZ>[-N].archive[.partial]
 NAME_RE = re.compile(rf"^{PREFIX}-(?P<stem>.+)-(?P<stamp>\d{{8}}T\d{{6}}Z)(?:-\d+)?"
-                     r"(?:\.duckdb(?:\.gz)?(?:\.partial)?|\.manifest\.json|\.archive(?:\.partial)?)$")
-_BASE_SUFFIX_RE = re.compile(r"(?:\.duckdb(?:\.gz)?|\.archive)(?:\.partial)?$")
+                     r"(?:\.duckdb(?:\.gz)?(?:\.partial)?|\.manifest\.json|\.archive(?:\.partial)?|\.lock)$")
+_BASE_SUFFIX_RE = re.compile(r"(?:(?:\.duckdb(?:\.gz)?|\.archive)(?:\.partial)?|\.lock)$")
 _CHUNK = 1 << 20
 
 
@@ -88,13 +100,52 @@ def _verify_copy(path: Path, expected: dict[str, dict], method: str = "md5",
         raise MaintenanceError(f"the copy {path} differs from its source: " + "; ".join(problems), hint)
 
 
-def _base_name(backup_dir: Path, db_path: Path, now: dt.datetime) -> str:
+def _reserve_name(backup_dir: Path, db_path: Path, now: dt.datetime) -> tuple[str, int]:
+    """A backup name no other backup has, and the descriptor of its lock file, held (flock) until the backup is
+    done. Two backups of one database could run at once (both read-only): started in the same second they took
+    one name, and each removed the other's files as left by a killed backup. The lock file is created
+    exclusively before any other file of the backup, and a lock a killed run held is released with it."""
     base = f"{PREFIX}-{_stem(db_path)}-{now:%Y%m%dT%H%M%SZ}"
-    candidate, n = base, 0
-    while any(backup_dir.glob(candidate + ".*")):
+    n = 0
+    while True:
+        candidate = base if n == 0 else f"{base}-{n}"
         n += 1
-        candidate = f"{base}-{n}"
-    return candidate
+        if any(backup_dir.glob(glob.escape(candidate) + ".*")):
+            continue
+        lock = backup_dir / (candidate + LOCK_SUFFIX)
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            continue
+        fcntl.flock(fd, fcntl.LOCK_EX)  # waits only while another backup's cleanup holds it, to delete it
+        try:
+            still_ours = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            still_ours = False
+        if still_ours:
+            return candidate, fd
+        os.close(fd)  # that cleanup took our fresh lock file for a killed backup's: take another name
+
+
+@contextlib.contextmanager
+def _claimed_unless_written(folder: Path, base: str):
+    """Yield whether no live run is writing backup `base`; if none is, hold its lock meanwhile (so that the
+    caller may delete its files). No lock file: no run is writing it (a run makes its lock file first)."""
+    try:
+        fd = os.open(folder / (base + LOCK_SUFFIX), os.O_RDONLY)
+    except OSError:
+        fd = None
+    being_written = False
+    if fd is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            being_written = True
+    try:
+        yield not being_written
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def _stem(db_path: Path) -> str:
@@ -103,23 +154,28 @@ def _stem(db_path: Path) -> str:
 
 def _remove_unfinished(folder: Path, source: Path) -> None:
     """Delete what killed backups of this database left in `folder` (files without a manifest, each as large as
-    the database, and `.partial` files): nothing can restore them, and they used to stay until purged. This
-    process holds the database, so no other backup of it is being written."""
+    the database, and `.partial` files): nothing can restore them, and they used to stay until purged. Another
+    backup of it may be running (read-only connections do not exclude each other): a backup whose lock a live
+    run holds is left alone, and the manifest is looked for only once its lock is ours (a run writes its
+    manifest before it lets go of its lock)."""
     stem = _stem(source)
-    prefix = glob.escape(f"{PREFIX}-{stem}-")
-    finished = {p.name.removesuffix(MANIFEST_SUFFIX) for p in folder.glob(prefix + "*" + MANIFEST_SUFFIX)}
-    for path in sorted(folder.glob(prefix + "*")):
+    bases: dict[str, list[Path]] = {}
+    for path in sorted(folder.glob(glob.escape(f"{PREFIX}-{stem}-") + "*")):
         name = path.name.removesuffix(".partial") if path.name.endswith(MANIFEST_SUFFIX + ".partial") else path.name
         match = NAME_RE.match(name)
         if not match or match.group("stem") != stem or path.is_symlink():
             continue
-        if _BASE_SUFFIX_RE.sub("", name).removesuffix(MANIFEST_SUFFIX) in finished:
-            continue
-        log.warning("backup: removing %s, left by an interrupted backup (it has no manifest)", path)
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
+        bases.setdefault(_BASE_SUFFIX_RE.sub("", name).removesuffix(MANIFEST_SUFFIX), []).append(path)
+    for base, paths in bases.items():
+        with _claimed_unless_written(folder, base) as claimed:
+            if not claimed or (folder / (base + MANIFEST_SUFFIX)).is_file():
+                continue
+            for path in paths:
+                log.warning("backup: removing %s, left by an interrupted backup (it has no manifest)", path)
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
 
 
 def create_backup(conn, db_path: str | os.PathLike, backup_dir: str | os.PathLike = DEFAULT_BACKUP_DIR, *,
@@ -153,7 +209,19 @@ def create_backup(conn, db_path: str | os.PathLike, backup_dir: str | os.PathLik
     fast = table_checksums(conn, method="hash")  # to verify the copy in this process, quickly
     folder.mkdir(parents=True, exist_ok=True)
     _remove_unfinished(folder, source)
-    base = _base_name(folder, source, now)
+    base, lock_fd = _reserve_name(folder, source, now)
+    try:
+        return _write_backup(conn, source, folder, base, tables, partitions, fast, compress=compress, now=now)
+    finally:
+        (folder / (base + LOCK_SUFFIX)).unlink(missing_ok=True)  # while still held: no one takes it for stale
+        os.close(lock_fd)
+
+
+def _write_backup(conn, source: Path, folder: Path, base: str, tables: dict, partitions: list[dict], fast: dict,
+                  *, compress: bool, now: dt.datetime) -> dict:
+    """Copy, verify and describe the backup `base` (its name reserved by the caller); nothing is left of it on
+    failure."""
+    archive_bytes = sum(p["size_bytes"] for p in partitions)
     stored = folder / (base + (".duckdb.gz" if compress else ".duckdb"))
     raw_partial = folder / (base + ".duckdb.partial")
     gz_partial = folder / (base + ".duckdb.gz.partial")
@@ -339,13 +407,22 @@ def load_manifest(manifest_path: Path) -> dict:
         problems.append("tables is not a map of row counts and checksums")
     if isinstance(manifest.get("created_at"), str):
         try:
-            dt.datetime.fromisoformat(manifest["created_at"].rstrip("Z"))
+            created_at(manifest)
         except ValueError:
             problems.append(f"created_at {manifest['created_at']!r} is not a timestamp")
     if problems:
         raise MaintenanceError(f"manifest {manifest_path} is damaged: " + "; ".join(problems),
                                "the backup cannot be verified; restore another backup")
     return manifest
+
+
+def created_at(manifest: dict) -> dt.datetime:
+    """When the backup was made, as naive UTC (this tool writes "...Z"). A manifest edited to carry an offset
+    ("+00:00") is converted: its aware time, compared with the naive cutoff, crashed the purge of the folder."""
+    stamp = dt.datetime.fromisoformat(manifest["created_at"].rstrip("Z"))
+    if stamp.tzinfo is not None:
+        stamp = stamp.astimezone(dt.UTC).replace(tzinfo=None)
+    return stamp
 
 
 def restore_backup(backup: str | os.PathLike, target_db: str | os.PathLike, *, force: bool = False,
@@ -370,6 +447,10 @@ def restore_backup(backup: str | os.PathLike, target_db: str | os.PathLike, *, f
     target = Path(target_db)
     if str(target_db) == ":memory:":
         raise UsageError("cannot restore into :memory:", "pass a file path with --db")
+    if target.suffix.lower() in NOT_DATABASE_SUFFIXES:
+        # as every writer refuses to create one: and --force replaces a file DuckDB cannot open, such as this
+        raise UsageError(f"will not restore into {target}: a {target.suffix} name is for another kind of file, not "
+                         "a DuckDB database", f"pass a database path such as {target.with_suffix('.duckdb')}")
     # a dry run refuses too: it must predict the real run, which would refuse (it said "would restore")
     if target.exists() and not force:
         raise UsageError(f"{target} already exists", "restore into a new path, or add --force to replace it")
@@ -377,7 +458,8 @@ def restore_backup(backup: str | os.PathLike, target_db: str | os.PathLike, *, f
     placed = _plan_archive(manifest_path, manifest, target, archive_dir, stored)
     rows = sum(t["rows"] for t in manifest["tables"].values())
     archive_summary = {"archive_files": len(placed),
-                       "archive_dir": str(_common_folder([d for _, _, d, _ in placed])) if placed else None}
+                       "archive_dir": str(_common_folder([d for _, _, d, _ in placed])) if placed else None,
+                       "replaced": target.exists()}
     if dry_run:
         # a dry run changes nothing: no folder made, no stale copy removed, no copy beside the target
         _refuse_unwritable_folder(target)
@@ -412,12 +494,9 @@ def restore_backup(backup: str | os.PathLike, target_db: str | os.PathLike, *, f
         if moved:
             _point_archive_at(partial, moved)
         if target.exists():
-            holder = connect(str(target), lock_timeout=lock_timeout, migrate=False)  # wait for its lock
-            try:
+            with _held(target, lock_timeout):
                 os.replace(partial, target)
                 Path(str(target) + ".wal").unlink(missing_ok=True)
-            finally:
-                holder.close()
         else:
             # a write-ahead log left beside a database that is gone (a crash, then the file deleted) would be
             # replayed into the restored file on its first open, silently undoing the verified restore
@@ -438,6 +517,29 @@ def restore_backup(backup: str | os.PathLike, target_db: str | os.PathLike, *, f
     return {"step": "restore", "backup": str(stored), "target": str(target), "verified": True,
             "tables": len(manifest["tables"]), "rows": rows, "created_at": manifest.get("created_at"),
             **archive_summary}
+
+
+@contextlib.contextmanager
+def _held(target: Path, lock_timeout: float):
+    """Hold the database `target` while --force replaces it, waiting for its lock as every tool does, so that no
+    process has it open. A file DuckDB cannot open (damaged, truncated, empty, not a database: the reason to
+    restore) is replaced as it is: it used to stop the restore with DB001 while the dry run said it would go.
+    That is safe because DuckDB takes its lock before it reads the file: a damaged file another process holds
+    is reported as locked (DB001 after --lock-timeout), not as damaged."""
+    try:
+        holder = connect(str(target), lock_timeout=lock_timeout, migrate=False)
+    except (DatabaseLockedError, DatabaseUnwritableError):
+        raise
+    except DBConnectionError as exc:
+        if not target.is_file():  # a folder: nothing to replace
+            raise
+        log.warning("restore: %s cannot be opened as a DuckDB database (%s); replacing it", target, exc.message)
+        holder = None
+    try:
+        yield
+    finally:
+        if holder is not None:
+            holder.close()
 
 
 def _decompress(stored: Path, copy: Path, folder: Path, manifest: dict) -> str:
@@ -556,12 +658,30 @@ def _plan_archive(manifest_path: Path, manifest: dict, target: Path, archive_dir
                                    "its archived rows cannot be restored; restore another backup")
         _refuse_if_damaged(source, entry["sha256"], str(stored), f"archived file {source}")
         dest = Path(entry["source_path"]) if same_place else base / entry["table"] / recorded.name
+        _refuse_inside_a_backup(dest, archive_folders, given=archive_dir is not None)
         present = dest.is_file()
         if present and sha256_file(dest) != entry["sha256"]:
             raise UsageError(f"{dest} already exists with other content than the backup's archived file",
                              "pass --archive-dir DIR to restore the archive elsewhere")
         plan.append((entry, source, dest, present))
     return plan
+
+
+def _refuse_inside_a_backup(dest: Path, archive_folders: list[Path], *, given: bool) -> None:
+    """Refuse to make the restored database name an archive file inside a backup's archive folder: with
+    --archive-dir set to that folder every file was "already there", so nothing was copied, and purging the
+    backup later deleted the restored database's archived rows. A backup's archive folder is one this backup
+    is read from, or is named like one of this tool's (`<backup>.archive`, or beside its `<name>.manifest.json`),
+    which is what purge deletes."""
+    for folder in dest.resolve().parents:
+        named_like_one = folder.name.endswith(ARCHIVE_SUFFIX) and (
+            NAME_RE.match(folder.name) is not None
+            or folder.with_name(folder.name.removesuffix(ARCHIVE_SUFFIX) + MANIFEST_SUFFIX).is_file())
+        if folder in archive_folders or named_like_one:
+            where = "--archive-dir" if given else "the archive files' original folder"
+            raise UsageError(f"{where} {dest.parent.parent} is inside a backup ({folder} is a backup's archive "
+                             "folder): purging that backup would delete the restored database's archived rows",
+                             "pass --archive-dir a folder of its own, outside the backup folders")
 
 
 def _place_archive_file(source: Path, dest: Path, sha: str) -> None:
@@ -639,7 +759,7 @@ def list_backups(backup_dir: str | os.PathLike) -> list[dict]:
                 manifest = None
             if manifest is None:
                 continue  # a file that merely looks like ours is left alone
-            created = dt.datetime.fromisoformat(manifest["created_at"].rstrip("Z"))
+            created = created_at(manifest)
             base = path.name.removesuffix(MANIFEST_SUFFIX)
             entry = backups.setdefault(base, {"base": base, "files": [], "created_at": None})
             entry["created_at"] = created
@@ -680,9 +800,10 @@ def _own_backup_file(manifest_path: Path, manifest: dict) -> Path | None:
 
 
 def purge_backups(backup_dir: str | os.PathLike, retention_days: float, *, dry_run: bool = False,
-                  now: dt.datetime | None = None) -> dict:
+                  now: dt.datetime | None = None, keep: tuple[str | os.PathLike, ...] = ()) -> dict:
     """Delete this tool's backups older than `retention_days` (compressed or not, with their archive folders);
-    keep everything else."""
+    keep everything else: the backups `keep` names (the one the same run just made: `--backup --purge-backups
+    --backup-retention 0` deleted it and still named it in its summary), and those a live run is writing."""
     if retention_days is None or retention_days < 0:
         raise UsageError("--backup-retention must be a number of days >= 0", "e.g. --backup-retention 30")
     folder = Path(backup_dir)
@@ -693,22 +814,32 @@ def purge_backups(backup_dir: str | os.PathLike, retention_days: float, *, dry_r
         log.warning("purge-backups: backup folder %s does not exist; nothing to purge", folder)
     now = now or utc_now()
     cutoff = now - dt.timedelta(days=retention_days)
-    deleted, kept, unfinished = [], [], []
+    keep_files = {Path(p).resolve() for p in keep}
+    deleted, kept, unfinished, kept_made = [], [], [], []
     for entry in list_backups(backup_dir):
-        if entry["created_at"] < cutoff:
-            for path in entry["files"]:
-                if not dry_run:
-                    if path.is_dir() and not path.is_symlink():  # the backup's archive folder
-                        shutil.rmtree(path)
-                    else:
-                        path.unlink(missing_ok=True)
-                deleted.append(str(path))
-        elif any(path.name.endswith(MANIFEST_SUFFIX) for path in entry["files"]):
-            kept.append(entry["base"])
-        else:
-            # files without a manifest: a backup killed mid-copy (or one still being written by another
-            # run): never restorable, so not a backup kept; deleted like the others once past the retention
-            unfinished.append(entry["base"])
+        with _claimed_unless_written(folder, entry["base"]) as claimed:
+            if not claimed:
+                # another run is writing it right now: its files are not leftovers, whatever their age
+                unfinished.append(entry["base"])
+            elif entry["created_at"] < cutoff and any(p.resolve() in keep_files for p in entry["files"]):
+                kept.append(entry["base"])
+                kept_made.append(entry["base"])
+                log.info("purge-backups: keeping %s, made by this run's --backup (--backup-retention %g would "
+                         "delete it)", entry["base"], retention_days)
+            elif entry["created_at"] < cutoff:
+                for path in entry["files"]:
+                    if not dry_run:
+                        if path.is_dir() and not path.is_symlink():  # the backup's archive folder
+                            shutil.rmtree(path)
+                        else:
+                            path.unlink(missing_ok=True)
+                    deleted.append(str(path))
+            elif any(path.name.endswith(MANIFEST_SUFFIX) for path in entry["files"]):
+                kept.append(entry["base"])
+            else:
+                # files without a manifest: a backup killed mid-copy: never restorable, so not a backup kept;
+                # deleted like the others once past the retention
+                unfinished.append(entry["base"])
     verb = "would delete" if dry_run else "deleted"
     for path in deleted:
         log.info("purge-backups: %s %s", verb, path)
@@ -718,4 +849,4 @@ def purge_backups(backup_dir: str | os.PathLike, retention_days: float, *, dry_r
                     ", ".join(unfinished), retention_days)
     return {"step": "purge-backups", "dry_run": dry_run, "backup_dir": str(backup_dir),
             "retention_days": retention_days, "deleted_files": deleted, "kept_backups": len(kept),
-            "unfinished_backups": unfinished, "folder_missing": not folder.exists()}
+            "kept_this_run": kept_made, "unfinished_backups": unfinished, "folder_missing": not folder.exists()}

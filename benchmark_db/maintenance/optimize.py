@@ -9,6 +9,7 @@ would write the old v1.0.0 storage format with 256 KiB blocks, and the "vacuumed
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import logging
 import os
@@ -83,12 +84,17 @@ def vacuum_database(conn, db_path: str | os.PathLike, *, dry_run: bool = False) 
         try:
             conn.execute(f'COPY FROM DATABASE "{original}" TO vacuum_target')
             conn.execute("USE vacuum_target")
-            try:
-                actual = table_checksums(conn, method="hash")
-            finally:
-                conn.execute(f'USE "{original}"')
-        finally:
-            conn.execute("DETACH vacuum_target")
+            actual = table_checksums(conn, method="hash")
+            conn.execute(f'USE "{original}"')
+        except BaseException:
+            # a statement cut short (Ctrl-C) leaves its transaction open on vacuum_target, and DETACH then
+            # refuses ("outstanding work"): its error replaced the interrupt, and the run went on with the next
+            # steps. Roll back first, and let no error of this clean-up hide why the vacuum stopped.
+            for statement in ("ROLLBACK", f'USE "{original}"', "DETACH vacuum_target"):
+                with contextlib.suppress(Exception):
+                    conn.execute(statement)
+            raise
+        conn.execute("DETACH vacuum_target")
         problems = compare_checksums(expected, actual)
         if problems:
             raise MaintenanceError("the vacuumed copy differs from the database: " + "; ".join(problems),
