@@ -367,6 +367,10 @@ def _connect_read_only(path: str, lock_timeout: float, dry_run: bool):
     except BaseException:
         conn.close()
         raise
+    if version == 0:  # another program's database: steps that only read must not make it a benchmark one
+        from benchmark_db.connection import check_no_foreign_tables
+
+        check_no_foreign_tables(conn, path, read_only=True)
     if version < schema.SCHEMA_VERSION and not dry_run:
         conn.close()
         return None

@@ -195,7 +195,7 @@ def connect(db: str | os.PathLike | None = None, *, read_only: bool = False, cre
         version = schema.current_version(conn)
         schema.check_not_newer(version)
         if version == 0 and path != MEMORY:
-            _check_no_foreign_tables(conn, path, read_only)
+            check_no_foreign_tables(conn, path, read_only)
         if version < schema.SCHEMA_VERSION:
             if read_only:
                 conn.close()
@@ -218,7 +218,7 @@ def connect(db: str | os.PathLike | None = None, *, read_only: bool = False, cre
     return conn
 
 
-def _check_no_foreign_tables(conn, path: str, read_only: bool) -> None:
+def check_no_foreign_tables(conn, path: str, read_only: bool) -> None:
     """A DuckDB file without the benchmark schema that holds tables of its own is another program's database:
     a reader (a report, an integrity check) must not turn it into a benchmark database and answer "no rows"
     or "no problems" for a mistyped --db. A writer adds the schema beside them, saying so."""

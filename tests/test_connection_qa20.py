@@ -75,3 +75,11 @@ def test_a_newer_schema_does_not_tell_a_reader_about_writing(tmp_path):
     with pytest.raises(SchemaError) as caught:
         connect(path, read_only=True)
     assert "before writing" not in str(caught.value) and "upgrade the toolkit" in str(caught.value)
+
+
+def test_steps_that_only_read_refuse_another_programs_database(tmp_path, capsys):
+    import benchmark_db_maintenance
+
+    path = foreign_database(tmp_path / "other.duckdb")
+    assert benchmark_db_maintenance.main(["--db", path, "--check-integrity"]) == 3
+    assert "without the benchmark schema" in capsys.readouterr().err and tables(path) == ["sales"]
