@@ -29,7 +29,7 @@ except ImportError:  # pragma: no cover - orjson is in requirements
 # again every file that an earlier version converted (its rows are rebuilt, as with --force), so a database
 # never keeps rows the current code would not write. tests/test_converter_version.py holds a digest of what
 # this version makes of the legacy and foreign corpora and fails until the number moves with the output.
-CONVERTER_VERSION = 8  # 2: rows of undated documents keep created_at NULL (1 gave them the ingest time)
+CONVERTER_VERSION = 9  # 2: rows of undated documents keep created_at NULL (1 gave them the ingest time)
 # 3: ambiguous dd/mm or mm/dd dates are NULL (2 read them day first), nanosecond epochs are read, UTF-16/32
 # without a byte-order mark is read, hardware fields of the wrong type are dropped, long skip reasons are cut
 # 4: text that is not UTF-8 is read as Windows-1252 (noted), figures written as text with a unit ("12.5 ms",
@@ -48,6 +48,10 @@ CONVERTER_VERSION = 8  # 2: rows of undated documents keep created_at NULL (1 ga
 # or sequence beyond the schema's bounds, and a negative figure, stay in metrics instead of failing the file or
 # vanishing; tpu, xpu, hpu and npu are hardware types; an unknown hardware type is named when a row is dropped
 # 8: the ingest log names the records a file held that were not stored (they were in the run's metadata only)
+# 9: optimum-benchmark: tokens/s and images/s stay in metrics (not items/s), a GPU run never takes the CPU's
+# name, AMD GPUs are rocm, cpu_ram_mb (megabytes) becomes GiB, the experiment layout is read, a device-keyed
+# result file is no optimum report; pytest-benchmark: `brand` names the CPU, machine_info may be absent,
+# test names get no model family
 
 KINDS = ("performance", "hardware", "compatibility", "integration", "web_platform", "runner", "optimum_benchmark",
          "pytest_benchmark", "no_result", "unknown", "invalid")

@@ -358,7 +358,7 @@ class Builder:
     # -- dimensions ----------------------------------------------------------------------------------
     def model_id(self, name, *, family: str | None = None, modality: str | None = None,
                  parameters_million: float | None = None, source: str | None = None,
-                 metadata: dict | None = None) -> int | None:
+                 metadata: dict | None = None, infer_family: bool = True) -> int | None:
         # a name already known is a clean name, which clean_model_name returns unchanged
         record = self.models.get(name) if type(name) is str else None
         if record is None:
@@ -367,7 +367,7 @@ class Builder:
                 return None
             record = self.models.get(name)
         if record is None:
-            fam = family_of(name) or (family if family in FAMILY_MODALITY else None)
+            fam = (family_of(name) if infer_family else None) or (family if family in FAMILY_MODALITY else None)
             record = Models(model_name=name, model_family=fam,
                             modality=modality or FAMILY_MODALITY.get(fam or ""),
                             model_id=model_id_for(name))
