@@ -130,6 +130,10 @@ def _json_object(value: dict | None) -> dict | None:
             raise ValueError("must be valid Unicode text") from exc
         if (error := json_too_big("the object", size)) is not None:
             raise ValueError(f"{error.message}; {error.hint}")
+        try:  # the database stores it through orjson, which holds whole numbers of 64 bits at most
+            orjson.dumps(value)
+        except orjson.JSONEncodeError as exc:
+            raise ValueError(f"cannot be stored: {exc}; write a whole number beyond 64 bits as a string") from exc
     return value
 
 
@@ -544,10 +548,18 @@ _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "
 _QUERY_STATUS = {"not_read_only": (400, "query_refused"), "bad_params": (400, "query_params"),
                  "sql_error": (400, "query_error"), "timeout": (408, "query_timeout"),
                  "too_large": (413, "result_too_large")}
-_ERRORS = {status: {"model": ErrorOut, "description": code.replace("_", " ")} for status, code in
-           {400: "bad_request", 401: "unauthorized", 413: "too_large", 422: "validation_error",
-            503: "database_unavailable"}.items()}
-_QUERY_ERRORS = {**_ERRORS, 408: {"model": ErrorOut, "description": "query ran past its time limit"}}
+
+
+def _documented(*statuses: int) -> dict:
+    return {status: {"model": ErrorOut, "description": _HTTP_CODES[status].replace("_", " ")} for status in statuses}
+
+
+# what each kind of endpoint can answer besides its success (OpenAPI `responses`): writes need the token and a
+# JSON body; reads need neither; /query takes a JSON body but no token
+_ERRORS = _documented(400, 401, 413, 415, 422, 503)
+_READ_ERRORS = _documented(400, 422, 503)
+_QUERY_ERRORS = {**_documented(400, 413, 415, 422, 503),
+                 408: {"model": ErrorOut, "description": "query ran past its time limit"}}
 
 
 def error_response(status: int, code: str, message: str, details: Any = None, headers=None) -> JSONResponse:
@@ -674,8 +686,20 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(BenchmarkDBError)
-    async def db_error(_request, exc: BenchmarkDBError):
-        return _db_error_response(exc)
+    async def db_error(request: Request, exc: BenchmarkDBError):
+        response = _db_error_response(exc)
+        # the open endpoints name the database by its file name only (public_database_name): so do its errors
+        db_path = str(request.app.state.settings.db_path)
+        if db_path and db_path.encode() in response.body:
+            import os
+
+            body = json.loads(response.body)
+            public = public_database_name(db_path)
+            for path in {os.path.abspath(db_path), db_path} - {""}:
+                body["error"]["message"] = body["error"]["message"].replace(path, public)
+            response = JSONResponse(body, status_code=response.status_code, headers={
+                k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-type")})
+        return response
 
     @app.exception_handler(duckdb.Error)
     async def duck_error(_request, exc: duckdb.Error):
@@ -684,7 +708,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(_request, exc: Exception):
         log.exception("unexpected error")
-        return error_response(500, "internal_error", f"unexpected {type(exc).__name__}; see the server log")
+        # the server drops the connection after an unhandled error: say so, so that a client does not send its
+        # next request on it and lose it
+        return error_response(500, "internal_error", f"unexpected {type(exc).__name__}; see the server log",
+                              headers={"Connection": "close"})
 
 
 # -- the single writer ----------------------------------------------------------------------------------
@@ -1019,7 +1046,9 @@ def create_app(settings: ServerSettings | None = None, api: BenchmarkDBAPI | Non
         if not current.token:
             return
         given = credentials.credentials if credentials is not None else ""
-        if not secrets.compare_digest(given.encode(), current.token.encode()):
+        # HTTP header values arrive as bytes, which Starlette decodes as Latin-1: encoding back gives the bytes
+        # the client sent (a UTF-8 token such as 'sécret' never matched its own UTF-8 encoding otherwise)
+        if not secrets.compare_digest(given.encode("latin-1", "replace"), current.token.encode()):
             raise StarletteHTTPException(401, "writes need 'Authorization: Bearer <token>' with the server's "
                                               "BENCHMARK_DB_API_TOKEN", headers={"WWW-Authenticate": "Bearer"})
 
@@ -1086,6 +1115,11 @@ def create_app(settings: ServerSettings | None = None, api: BenchmarkDBAPI | Non
         status["database"] = public_database_name(status["database"])
         return status
 
+    @app.head("/health", include_in_schema=False)  # what uptime checks send: GET's status, without the body
+    def health_head(api: API):
+        api.health()
+        return Response(status_code=200)
+
     @app.post("/performance", status_code=201, response_model=StoredOut, tags=["performance"],
               dependencies=write_deps, responses=_ERRORS)
     async def post_performance(body: PerformanceIn, api: API, writer: Writer, request: Request,
@@ -1113,7 +1147,7 @@ def create_app(settings: ServerSettings | None = None, api: BenchmarkDBAPI | Non
 
         return await answer(writer, records, respond, request, key)
 
-    @app.get("/performance", response_model=PerformancePage, tags=["performance"], responses=_ERRORS)
+    @app.get("/performance", response_model=PerformancePage, tags=["performance"], responses=_READ_ERRORS)
     def get_performance(api: API, model_name: QText = None, hardware_type: QText = None,
                         device_name: QText = None, batch_size: Annotated[int | None, Query(ge=0, le=INT32)] = None,
                         sequence_length: Annotated[int | None, Query(ge=0, le=INT32)] = None,
@@ -1135,7 +1169,7 @@ def create_app(settings: ServerSettings | None = None, api: BenchmarkDBAPI | Non
                                  key: IdempotencyKey = None):
         return await store(writer, api.records.compatibility, body, request, key)
 
-    @app.get("/compatibility", response_model=CompatibilityPage, tags=["compatibility"], responses=_ERRORS)
+    @app.get("/compatibility", response_model=CompatibilityPage, tags=["compatibility"], responses=_READ_ERRORS)
     def get_compatibility(api: API, model_name: QText = None, hardware_type: QText = None,
                           device_name: QText = None, is_compatible: bool | None = None,
                           run_id: Annotated[int | None, Query(ge=0, le=INT63)] = None,
@@ -1153,7 +1187,7 @@ def create_app(settings: ServerSettings | None = None, api: BenchmarkDBAPI | Non
                                key: IdempotencyKey = None):
         return await store(writer, api.records.integration, body, request, key)
 
-    @app.get("/integration", response_model=IntegrationPage, tags=["integration"], responses=_ERRORS)
+    @app.get("/integration", response_model=IntegrationPage, tags=["integration"], responses=_READ_ERRORS)
     def get_integration(api: API, test_name: QText = None, test_module: QText = None, status: QText = None,
                         hardware_type: QText = None, model_name: QText = None,
                         run_id: Annotated[int | None, Query(ge=0, le=INT63)] = None, since: Since = None,
@@ -1164,14 +1198,14 @@ def create_app(settings: ServerSettings | None = None, api: BenchmarkDBAPI | Non
             peek=True)
         return page(api, sql, limit, offset)
 
-    @app.get("/hardware", response_model=HardwarePage, tags=["dimensions"], responses=_ERRORS)
+    @app.get("/hardware", response_model=HardwarePage, tags=["dimensions"], responses=_READ_ERRORS)
     def get_hardware(api: API, hardware_type: QText = None, device_name: QText = None, limit: Limit = 100,
                      offset: Offset = 0):
         sql = api_module.hardware_query(hardware_type=hardware_type, device_name=device_name, limit=limit,
                                         offset=offset, peek=True)
         return page(api, sql, limit, offset)
 
-    @app.get("/models", response_model=ModelPage, tags=["dimensions"], responses=_ERRORS)
+    @app.get("/models", response_model=ModelPage, tags=["dimensions"], responses=_READ_ERRORS)
     def get_models(api: API, model_name: QText = None, model_family: QText = None, modality: QText = None,
                    limit: Limit = 100, offset: Offset = 0):
         sql = api_module.model_query(model_name=model_name, model_family=model_family, modality=modality,
