@@ -1231,11 +1231,14 @@ class BenchmarkDBAPI:
                  query_max_rows: int | None = None, query_timeout_s: float | None = None):
         from benchmark_db import readonly_sql
 
+        # None is the default; 0 is refused rather than read as "the default" (or as "no limit")
+        self.query_max_rows = (readonly_sql.DEFAULT_MAX_ROWS if query_max_rows is None
+                               else readonly_sql.check_max_rows(query_max_rows, "query_max_rows"))
+        self.query_timeout_s = (readonly_sql.DEFAULT_TIMEOUT_S if query_timeout_s is None
+                                else readonly_sql.check_timeout(query_timeout_s, "query_timeout_s"))
         self.db = SharedConnection(db_path, lock_timeout=lock_timeout, idle_release=idle_release, max_hold=max_hold)
         self.db_path = self.db.path
         self.lock_timeout = lock_timeout
-        self.query_max_rows = query_max_rows or readonly_sql.DEFAULT_MAX_ROWS
-        self.query_timeout_s = query_timeout_s or readonly_sql.DEFAULT_TIMEOUT_S
         self.records = RecordBuilder()
         self._orm = None
         self._orm_generation = -1
@@ -1512,8 +1515,8 @@ class BenchmarkDBAPI:
                   as_dataframe: bool = False):
         from benchmark_db import readonly_sql
 
-        max_rows = self.query_max_rows if max_rows is None else max_rows
-        timeout_s = self.query_timeout_s if timeout_s is None else timeout_s
+        max_rows = self.query_max_rows if max_rows is None else readonly_sql.check_max_rows(max_rows)
+        timeout_s = self.query_timeout_s if timeout_s is None else readonly_sql.check_timeout(timeout_s)
         readonly_sql.check_readonly_sql(sql)
         readonly_sql.check_params(params)
         if self.db_path == MEMORY:  # a private in-memory database: statement checks and bounds only

@@ -11,7 +11,9 @@ transaction (a few rows as bound parameters, more through Arrow); for many rows 
 an object per row. Bulk writers that build rows elsewhere (the ingest workers) turn fact records into an
 Arrow table with `fact_table`, which needs no connection, and write it with `insert_table`, with the same
 replace semantics. The connection opens on first use and stays open until `close()` (or the end of a `with`
-block), so short-lived writers do not hold the file longer than they live.
+block), so short-lived writers do not hold the file longer than they live. One object may be shared by
+threads: its calls take turns (a transaction block holds the others off until it ends). Reads (`get`,
+`count`) include the rows `--archive-data` moved to Parquet, as every tool that reads does.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import logging
 import math
 import numbers
 import operator
+import threading
 import time
 import types
 from dataclasses import MISSING, dataclass, field, fields
@@ -34,7 +37,7 @@ import orjson
 
 from benchmark_db import identity, schema
 from benchmark_db.connection import DEFAULT_LOCK_TIMEOUT, connect
-from benchmark_db.errors import DatabaseLockedError, DataConversionError, UsageError, one_line
+from benchmark_db.errors import DatabaseLockedError, DataConversionError, SchemaError, UsageError, one_line
 from benchmark_db.names import FAMILY_MODALITY, family_of, normalize_hardware_type
 from benchmark_db.normalize import _MAX_EPOCH_S, _MIN_EPOCH_S
 
@@ -739,8 +742,44 @@ def _typed(method: str, cls, record):
     return record
 
 
+def _serialised(method):
+    """`method` run under the object's lock. One DuckDB connection has one transaction: two threads writing
+    through it at once interleaved their BEGIN, the `_orm_batch` view and COMMIT, and stored nothing."""
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return locked
+
+
+def _record_type(method: str, cls):
+    if cls not in RECORD_TYPES:
+        shown = cls.__name__ if isinstance(cls, type) else repr(cls)
+        raise UsageError(f"{method}() takes a record type, not {shown}",
+                         f"pass one of {', '.join(c.__name__ for c in RECORD_TYPES)}")
+    return cls
+
+
+@functools.cache
+def _required_fields(cls) -> tuple[str, ...]:
+    """The fields whose columns are NOT NULL (the id aside, which is derived): those without a default, and
+    is_simulated, whose default False a caller may have replaced by None."""
+    return tuple(f.name for f in fields(cls)
+                 if f.name != cls.ID and (f.default is MISSING or f.name == "is_simulated"))
+
+
+def _missing_required(cls, name: str, row: int | None = None) -> DataConversionError:
+    where = "" if row is None else f"row {row}: "
+    return DataConversionError(f"{where}{name} is required", f"set {name} of the {cls.__name__}; nothing was stored")
+
+
+def _whole_id(value) -> bool:
+    """Whether `value` can be a stored id: an integer (numpy's too) of 64 bits, not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and -2**63 <= value < 2**63
+
+
 class BenchmarkDB:
-    """Typed writes (and a few reads) over one benchmark database."""
+    """Typed writes (and a few reads) over one benchmark database. Its calls may come from several threads."""
 
     def __init__(self, db_path: str | None = None, *, conn=None, lock_timeout: float = DEFAULT_LOCK_TIMEOUT):
         self.db_path = db_path
@@ -752,14 +791,19 @@ class BenchmarkDB:
         self._lake_lock = None  # a benchmark_db.lake.LakeWriteLock once known; see _replacing_lock
         self._column_types: dict[str, list[tuple[str, str]]] = {}
         self._known_ids: dict[str, set] = {column: set() for column, _ in _REFERENCES}  # see _check_references
+        # re-entrant: a public call calls others (insert -> insert_many), a transaction block makes calls
+        self._lock = threading.RLock()
 
     # -- connection --------------------------------------------------------------------------------------
     @property
     def conn(self):
         if self._conn is None:
-            self._conn = connect(self.db_path, lock_timeout=self.lock_timeout)
+            with self._lock:  # two threads' first calls must not open the file twice
+                if self._conn is None:
+                    self._conn = connect(self.db_path, lock_timeout=self.lock_timeout)
         return self._conn
 
+    @_serialised
     def close(self) -> None:
         if self._conn is not None and self._owns_conn:
             self._conn.close()
@@ -782,10 +826,15 @@ class BenchmarkDB:
 
     @contextlib.contextmanager
     def transaction(self):
-        """Group several inserts so that they commit together or not at all."""
-        if self._in_transaction:
-            yield self
-            return
+        """Group several inserts so that they commit together or not at all. Other threads' calls on this object
+        wait until the block ends, so that none of them lands in (or rolls back with) this transaction."""
+        with self._lock:
+            if self._in_transaction:
+                yield self
+                return
+            yield from self._transaction()
+
+    def _transaction(self):
         self.conn.execute("BEGIN TRANSACTION")
         self._in_transaction = True
         # a lake write lock taken inside (see insert_many) is held until the COMMIT or ROLLBACK
@@ -873,9 +922,14 @@ class BenchmarkDB:
     def insert_web_platform_results(self, record: WebPlatformResults) -> int:
         return self.insert(_typed("insert_web_platform_results", WebPlatformResults, record))
 
+    @_serialised
     def insert_many(self, records) -> list[int]:
         """Write records of any of the table types (and `RecordColumns` batches) in one transaction; return
         their ids in order, a batch contributing one id per row."""
+        if isinstance(records, str | bytes | dict) or not hasattr(records, "__iter__"):  # a record has none
+            raise UsageError(f"insert_many() takes a list of records, not {type(records).__name__}",
+                             "pass a list of Models, PerformanceResults, ... (or RecordColumns); one record goes "
+                             "to insert()")
         records = list(records)
         by_type: dict[type, list] = {}  # type -> parts in order: lists of records and RecordColumns
         for record in records:
@@ -970,6 +1024,10 @@ class BenchmarkDB:
                     else:
                         wanted.update(getattr(record, column) for record in part)
             wanted.discard(None)
+            for value in wanted:  # before DuckDB reads 'abc' as a BIGINT (a raw ConversionException)
+                if not _whole_id(value):
+                    raise DataConversionError(f"{column} must be an integer id, not {value!r}",
+                                              f"use the id {_ADD_METHOD[target]} returns")
             for part in by_type.get(target, ()):  # written by this same call
                 wanted.difference_update(part.ids if type(part) is RecordColumns
                                          else (getattr(record, target.ID) for record in part))
@@ -997,6 +1055,10 @@ class BenchmarkDB:
         """Check and normalise records before they are written. `check_values` False (the ingest's fact tables):
         the converter has normalised them, and a stored odd value (a negative score) is --validate's to report,
         not a reason to fail its file."""
+        for name in _required_fields(cls):  # DuckDB's NOT NULL error named the column but not the record
+            for row, record in enumerate(group):
+                if getattr(record, name) is None:
+                    raise _missing_required(cls, name, row if len(group) > 1 else None)
         for name in _time_fields(cls):
             if len(group) == 1:
                 if (error := bad_time(name, getattr(group[0], name))) is not None:
@@ -1030,6 +1092,11 @@ class BenchmarkDB:
         if unknown:
             raise DataConversionError(f"{cls.__name__} has no field(s) {', '.join(sorted(unknown))}",
                                       f"fields: {', '.join(sorted(known))}")
+        defaults = {f.name: f.default for f in fields(cls)}
+        for name in _required_fields(cls):
+            values = columns.get(name)
+            if (values is None and defaults[name] is MISSING) or (values is not None and None in values):
+                raise _missing_required(cls, name, values.index(None) if values is not None else None)
         if not batch.checked:
             if cls is PerformanceResults:
                 check_performance_columns(columns)
@@ -1075,6 +1142,9 @@ class BenchmarkDB:
                 "WHERE table_name = ? AND table_schema = current_schema() AND table_catalog = current_database() "
                 "ORDER BY ordinal_position",
                 [table]).fetchall()
+            if not rows:  # not cached: a table made later (a migration, a restore) must be found then
+                raise SchemaError(f"the database has no table {table}",
+                                  "create or migrate it: scripts/create_benchmark_schema.py --db PATH")
             self._column_types[table] = rows
         return self._column_types[table]
 
@@ -1187,11 +1257,16 @@ class BenchmarkDB:
                 self.conn.unregister("_orm_batch")
 
     # -- reads -------------------------------------------------------------------------------------------
+    @_serialised
     def get(self, cls, record_id: int):
-        """The record of type `cls` with this id, or None."""
+        """The record of type `cls` with this id, or None. Archived rows are found too."""
+        _record_type("get", cls)
+        if not _whole_id(record_id):
+            raise DataConversionError(f"{cls.ID} must be an integer (a 64-bit id), not {record_id!r}",
+                                      f"pass the id an insert returned, e.g. db.get({cls.__name__}, 42)")
         names = [f.name for f in fields(cls)]
-        row = self.conn.execute(f"SELECT {', '.join(names)} FROM {cls.TABLE} WHERE {cls.ID} = ?",
-                                [record_id]).fetchone()
+        row = self._read(f"SELECT {', '.join(names)} FROM {cls.TABLE} WHERE {cls.ID} = ?",
+                         [int(record_id)]).fetchone()
         if row is None:
             return None
         values = dict(zip(names, row))
@@ -1200,21 +1275,44 @@ class BenchmarkDB:
                 values[column] = json.loads(values[column])
         return cls(**values)
 
+    @_serialised
     def count(self, cls) -> int:
-        return self.conn.execute(f"SELECT count(*) FROM {cls.TABLE}").fetchone()[0]
+        """How many rows of type `cls` the database holds, archived ones included."""
+        return self._read(f"SELECT count(*) FROM {_record_type('count', cls).TABLE}").fetchone()[0]
 
+    def _read(self, sql: str, params: list | None = None):
+        """Run a read of the fact tables with the rows `--archive-data` moved to Parquet (through the `_all`
+        views, as BenchmarkDBAPI reads): this connection may be a writer's, whose tables hold only live rows.
+        An archived file that is gone is DB004 naming it, not DuckDB's "No files found"."""
+        import duckdb
+
+        from benchmark_db.maintenance import archive
+
+        try:
+            return self.conn.execute(archive.read_with_archive(self.conn, sql), params)
+        except duckdb.IOException as exc:
+            error = archive.missing_archive_error(self.conn, self.db_path or "the database")
+            if error is None:
+                raise
+            raise error from exc
+
+    @_serialised
     def fact_columns(self, cls) -> list[tuple[str, str]]:
         """(column, DuckDB type) of the fields of `cls` that its table has, in table order: what
         `fact_table` needs to build a table for `insert_table`."""
         names = {f.name for f in fields(cls)}
         return [(c, t) for c, t in self._columns(cls.TABLE) if c in names]
 
+    @_serialised
     def insert_table(self, cls, table) -> int:
         """Write an Arrow table built by `fact_table` (its columns `fact_columns(cls)`; others are ignored)
         with the replace semantics of `insert_many`: the last row of each id wins and replaces a stored row
         with that id. The caller holds the transaction. Returns the rows written."""
         import pyarrow as pa
 
+        if not isinstance(table, pa.Table):
+            raise UsageError(f"insert_table() takes a pyarrow Table, not {type(table).__name__}",
+                             "build it with fact_table(), or pass records to insert_many()")
         columns = self.fact_columns(cls)
         key = cls.ID
         table = table.select([c for c, _ in columns])
@@ -1259,9 +1357,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def table_counts(conn) -> list[dict]:
+    """The row count of every table, archived rows included (also on a writer's connection)."""
+    from benchmark_db.maintenance import archive
     from benchmark_db.schema import TABLES
 
-    return [{"table": t, "rows": conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]} for t in TABLES]
+    return [{"table": t, "rows": conn.execute(archive.read_with_archive(conn, f"SELECT count(*) FROM {t}")
+                                              ).fetchone()[0]} for t in TABLES]
 
 
 def main(argv: list[str] | None = None) -> int:

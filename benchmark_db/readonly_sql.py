@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +33,7 @@ from typing import Any
 import duckdb
 
 from benchmark_db.connection import DEFAULT_LOCK_TIMEOUT, connect, is_lake
-from benchmark_db.errors import QueryError, one_line
+from benchmark_db.errors import DataConversionError, QueryError, one_line
 
 DEFAULT_MAX_ROWS = 10_000
 DEFAULT_TIMEOUT_S = 10.0
@@ -230,6 +231,28 @@ def check_params(params: Any) -> list | dict | None:
     return params
 
 
+def check_max_rows(value: Any, name: str = "max_rows") -> int:
+    """`value` as a row limit: a whole number >= 1 (it becomes `LIMIT value + 1`, a BIGINT); DB003 naming
+    `name` otherwise. 0 or -1 meant no limit at all ("returns more than -1 rows")."""
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not (isinstance(value, numbers.Integral) or (math.isfinite(value) and float(value).is_integer()))
+            or not 1 <= value < 2**63 - 1):
+        raise DataConversionError(f"{name} must be a whole number of rows >= 1, not {value!r}",
+                                  f"leave {name} out (None) for the default of {DEFAULT_MAX_ROWS:,}")
+    return int(value)
+
+
+def check_timeout(value: Any, name: str = "timeout_s") -> float:
+    """`value` as a time limit in seconds: a finite number > 0 that a timer can wait (threading.TIMEOUT_MAX);
+    DB003 naming `name` otherwise. 0 or NaN meant no limit at all, inf a traceback from the timer's thread."""
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not 0 < value <= threading.TIMEOUT_MAX):  # NaN fails every comparison
+        raise DataConversionError(f"{name} must be a number of seconds > 0 (at most {threading.TIMEOUT_MAX:,.0f}), "
+                                  f"not {value!r}",
+                                  f"leave {name} out (None) for the default of {DEFAULT_TIMEOUT_S:g} s")
+    return float(value)
+
+
 def _text_size(value: Any) -> int:
     if isinstance(value, str | bytes):
         return len(value)
@@ -247,9 +270,10 @@ def execute_readonly(conn, sql: str, params=None, *, max_rows: int = DEFAULT_MAX
     `conn` should be a connection opened with QUERY_CONFIG (see `open_query_connection`); the statement
     checks here are the first layer, the connection's configuration the second.
     """
+    max_rows = check_max_rows(max_rows)
+    timeout_s = check_timeout(timeout_s)
     statement = check_readonly_sql(sql)
     params = check_params(params)
-    max_rows = int(max_rows)
     wrapped = f"SELECT * FROM (\n{statement}\n) AS readonly_query LIMIT {max_rows + 1}"
     # the wrapper must not change what is allowed: re-check it as one SELECT
     wrapped_statements = duckdb.extract_statements(wrapped)
@@ -393,7 +417,9 @@ def run_readonly_query(db, sql: str, params=None, *, max_rows: int = DEFAULT_MAX
                        timeout_s: float = DEFAULT_TIMEOUT_S, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
                        as_dataframe: bool = False):
     """Check, open read-only with external access off, run within bounds, close. See `execute_readonly`."""
-    check_readonly_sql(sql)  # refuse before touching the file
+    check_max_rows(max_rows)  # refuse before touching the file
+    check_timeout(timeout_s)
+    check_readonly_sql(sql)
     check_params(params)
     with open_query_connection(db, lock_timeout=lock_timeout) as conn:
         return execute_readonly(conn, sql, params, max_rows=max_rows, timeout_s=timeout_s,

@@ -6,7 +6,6 @@ import subprocess
 import sys
 from dataclasses import fields
 
-import duckdb
 import pytest
 
 from benchmark_db import identity
@@ -133,7 +132,7 @@ def test_insert_many_is_one_transaction(fresh_db):
     m, h = db.get_or_add_model("bert"), db.get_or_add_hardware("cpu")
     good = PerformanceResults(model_id=m, hardware_id=h, batch_size=1, average_latency_ms=1.0)
     bad = PerformanceResults(model_id=None, hardware_id=h, batch_size=2)  # NOT NULL model_id
-    with pytest.raises(duckdb.ConstraintException):
+    with pytest.raises(DataConversionError, match="row 1: model_id is required"):
         db.insert_many([good, bad])
     assert db.count(PerformanceResults) == 0
     ids = db.insert_many([good, PerformanceResults(model_id=m, hardware_id=h, batch_size=2)])
@@ -225,7 +224,7 @@ def test_columns_and_records_share_one_transaction_and_the_last_row_wins(fresh_d
     assert db.conn.execute("SELECT batch_size, average_latency_ms, model_name FROM performance_results "
                            "ORDER BY batch_size").fetchall() == [(1, 2.0, "bert"), (2, 3.0, "bert")]
     broken = RecordColumns(PerformanceResults, {"model_id": [m, None], "hardware_id": [h, h], "batch_size": [5, 6]})
-    with pytest.raises(duckdb.ConstraintException):
+    with pytest.raises(DataConversionError, match="row 1: model_id is required"):
         db.insert_many([PerformanceResults(model_id=m, hardware_id=h, batch_size=4), broken])
     assert db.count(PerformanceResults) == 2
 
