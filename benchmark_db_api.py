@@ -32,6 +32,7 @@ import datetime as dt
 import functools
 import ipaddress
 import itertools
+import logging
 import math
 import operator
 import os
@@ -96,6 +97,7 @@ ONE_THREAD_ROWS = 1_000
 DEFAULT_PAGE = 1_000
 MAX_PAGE = 10_000
 SESSION_TEST_NAME = "benchmark_db_api"
+log = logging.getLogger("benchmark_db")
 TOKEN_ENV = "BENCHMARK_DB_API_TOKEN"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -504,7 +506,12 @@ def _json_object(name: str, value) -> dict | None:
         raise DataConversionError(f"{name} must be an object (a dict), not {type(value).__name__}",
                                   f"pass {name} as a dict")
     value = _json_value(name, value)
-    if (error := json_too_big(name, len(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)))) is not None:
+    try:
+        text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError as exc:  # a whole number beyond 64 bits: the database stores JSON through orjson
+        raise DataConversionError(f"{name} holds a value that cannot be stored: {exc}",
+                                  "write a whole number beyond 64 bits as a string") from None
+    if (error := json_too_big(name, len(text))) is not None:
         raise error
     return value
 
@@ -532,10 +539,16 @@ def _sample_statistics(samples: list[float]) -> dict[str, float]:
         high = min(low + 1, len(ordered) - 1)
         return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
-    stats = {"latency_avg": statistics.fmean(ordered), "latency_p50": percentile(0.50),
-             "latency_p90": percentile(0.90), "latency_p95": percentile(0.95), "latency_p99": percentile(0.99)}
-    if len(ordered) > 1:
-        stats["latency_stddev"] = statistics.stdev(ordered)
+    try:
+        stats = {"latency_avg": statistics.fmean(ordered), "latency_p50": percentile(0.50),
+                 "latency_p90": percentile(0.90), "latency_p95": percentile(0.95), "latency_p99": percentile(0.99)}
+        if len(ordered) > 1:
+            stats["latency_stddev"] = statistics.stdev(ordered)
+    except OverflowError:  # each sample finite, their sum not (samples near 1e308 ms)
+        stats = {"latency_avg": math.inf}
+    if not all(math.isfinite(v) for v in stats.values()):
+        raise DataConversionError("latency_samples are too large to summarise (their mean or spread is beyond a "
+                                  "float's range)", "send the samples in ms")
     return stats
 
 
@@ -985,18 +998,27 @@ _RUN_COLUMNS = tuple(f.name for f in dataclasses.fields(TestRuns) if f.name != "
 
 
 def _keep_stored_run(conn, run: TestRuns) -> None:
-    """Fill the fields a store left out of an existing run (`run._given` names those it set) from its row."""
+    """An existing run keeps what it records: a store that names it (`run_id`) fills only the fields its row
+    lacks (`run._given` names those the store set). Overwriting them let any result rewrite the commit, branch
+    and start time of every result already in that run (an ingested run, or the server's shared one)."""
     row = conn.execute(f"SELECT {', '.join(_RUN_COLUMNS)} FROM test_runs WHERE run_id = ?", [run.run_id]).fetchone()
     if row is None:
         return
     import json
 
+    differing = []
     for name, value in zip(_RUN_COLUMNS, row):
-        if name not in run._given:
-            if name in ("environment", "metadata") and isinstance(value, str):
-                with contextlib.suppress(ValueError):
-                    value = json.loads(value)
-            setattr(run, name, value)
+        if value is None:
+            continue  # the store's value, if it gave one, fills it
+        if name in ("environment", "metadata") and isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                value = json.loads(value)
+        if name in run._given and getattr(run, name) != value:
+            differing.append(name)
+        setattr(run, name, value)
+    if differing:
+        log.warning("run %d keeps its stored %s; the values this store gave differ and were not written",
+                    run.run_id, ", ".join(differing))
 
 
 _RUN_TEST_TYPES = {"performance_results": "performance", "hardware_compatibility": "compatibility",

@@ -443,7 +443,8 @@ class QueryOut(BaseModel):
         "one list per row, in the order of `columns`. DECIMAL and HUGEINT values are JSON numbers with all "
         "their digits, as `benchmark_db_query.py --sql --format json` writes them: parse them with a decimal "
         "type to keep them exact (Python: `json.loads(text, parse_float=decimal.Decimal)`). NaN and infinity "
-        "are null; times ISO 8601 text; BLOBs base64; INTERVALs seconds."))
+        "are null; times ISO 8601 text; BLOBs base64; INTERVALs seconds (ISO 8601 text when they hold months); "
+        "BIGNUMs integers."))
     row_count: int
 
 
@@ -521,6 +522,28 @@ def exact_json_safe(value: Any) -> Any:
     return json_safe(value)
 
 
+def _interval(value) -> float | str:
+    """An INTERVAL (Arrow's months, days, nanoseconds) as seconds, as QueryOut says; one with months, whose length
+    in seconds depends on the date it is added to, as ISO 8601 text (`P1M2DT0S`)."""
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    months, days, nanoseconds = value
+    if not months:
+        return days * 86400 + nanoseconds / 1e9
+    return f"P{months}M{days}DT{nanoseconds / 1e9:g}S"
+
+
+def _bignum(value: bytes) -> int:
+    """DuckDB's BIGNUM (VARINT) bytes as the integer: a 3-byte header whose top bit is set for a number of 0 or
+    more (all bytes inverted for a negative one), then the magnitude, big-endian."""
+    positive = value[0] & 0x80
+    if not positive:
+        value = bytes(~b & 0xFF for b in value)
+    magnitude = int.from_bytes(value[3:], "big")
+    return magnitude if positive else -magnitude
+
+
+_CELL_READERS = {"INTERVAL": _interval, "BIGNUM": _bignum, "VARINT": _bignum}
 _JSON_TEXT_COLUMNS = {"metrics", "metadata", "environment"}
 
 
@@ -1218,8 +1241,11 @@ def create_app(settings: ServerSettings | None = None, api: BenchmarkDBAPI | Non
         """Run one read-only SELECT. No writes, ATTACH, COPY, INSTALL/LOAD, PRAGMA/SET, file or network
         access; parameters are bound; results are bounded in rows and time."""
         result = api.run_query(body.sql, body.params)
-        # DECIMAL and HUGEINT exact (JSON numbers with all their digits), through orjson
-        rows = [[exact_json_safe(v) for v in row] for row in result.rows]
+        # DECIMAL and HUGEINT exact (JSON numbers with all their digits), through orjson; INTERVAL and BIGNUM
+        # cells come as Arrow's (months, days, ns) and DuckDB's own bytes: made numbers first
+        readers = [_CELL_READERS.get(kind) for kind in result.types]
+        rows = [[exact_json_safe(v if read is None or v is None else read(v)) for v, read in zip(row, readers)]
+                for row in result.rows]
         return _json_response({"columns": result.columns, "types": result.types, "rows": rows,
                                "row_count": len(rows)})
 

@@ -74,3 +74,52 @@ def test_an_unavailable_database_is_named_by_its_file_name_only(tmp_path):
     assert answer.status_code == 503
     message = answer.json()["error"]["message"]
     assert "missing.duckdb" in message and "secret_folder" not in message
+
+
+@pytest.mark.slow  # a server per test
+def test_query_gives_intervals_in_seconds_and_bignums_as_integers(make_client):
+    answer = make_client().post("/query", json={"sql": "SELECT INTERVAL 90 MINUTES AS a, INTERVAL 1 MONTH AS b, "
+                                                       "'-123456789012345678901234567890'::BIGNUM AS c"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["rows"] == [[5400.0, "P1M0DT0S", -123456789012345678901234567890]]
+
+
+def test_the_python_api_refuses_what_the_server_refuses(db_path):
+    from benchmark_db.errors import DataConversionError
+    from benchmark_db_api import BenchmarkDBAPI
+
+    api = BenchmarkDBAPI(db_path)
+    with pytest.raises(DataConversionError, match="64"):
+        api.store_performance_result("m", "cpu", metrics={"n": 10**20})
+    with pytest.raises(DataConversionError, match="too large to summarise"):
+        api.store_performance_result("m", "cpu", latency_samples=[1e308, 1e308])
+
+
+@pytest.mark.slow  # a server per test
+def test_samples_whose_mean_overflows_are_422_not_500(make_client):
+    answer = make_client().post("/performance", json={"model_name": "m", "hardware_type": "cpu",
+                                                      "latency_samples": [1e308, 1e308]})
+    assert answer.status_code == 422, answer.text
+
+
+def test_a_result_naming_an_existing_run_does_not_rewrite_what_the_run_records(db_path, caplog):
+    import duckdb
+
+    from benchmark_db_api import BenchmarkDBAPI
+
+    api = BenchmarkDBAPI(db_path)
+    api.store_performance_result("m", "cpu", run_id=42, test_name="nightly", git_commit="abc123",
+                                 started_at="2026-11-01T00:00:00Z")
+    with caplog.at_level("WARNING", logger="benchmark_db"):
+        api.store_performance_result("m", "cpu", batch_size=2, run_id=42, git_commit="deadbeef",
+                                     git_branch="feature-x", started_at="2030-01-01T00:00:00Z")
+    api.close()
+    assert "run 42 keeps its stored" in caplog.text and "git_commit" in caplog.text
+    conn = duckdb.connect(db_path, read_only=True)
+    try:
+        row = conn.execute("SELECT test_name, git_commit, git_branch, started_at FROM test_runs "
+                           "WHERE run_id = 42").fetchone()
+    finally:
+        conn.close()
+    # the commit and start stay; the branch, which the run did not record, is filled in
+    assert row[:3] == ("nightly", "abc123", "feature-x") and row[3].year == 2026
