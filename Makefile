@@ -46,8 +46,10 @@ demo: $(STAMP) web-deps
 # targets keep that bytecode in .pycache/ (ignored), out of the source folders, which is what the setting spares.
 TEST_ENV := HF_HUB_OFFLINE=1 PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX=$(CURDIR)/.pycache
 
+# --dist worksteal: a worker that runs out of tests takes queued ones from the other, so the suite's minute-long
+# pipeline and browser tests do not leave one worker busy at the end while the other idles
 test: $(STAMP) web-deps $(ACTIONLINT_STAMP)
-	$(TEST_ENV) $(PY) -m pytest -n 2
+	$(TEST_ENV) $(PY) -m pytest -n 2 --dist worksteal
 
 # the core in under a minute: no real models, browsers, PostgreSQL or long pipelines, one worker per CPU
 # (pytest-xdist; on the slower 2-core host of session 12: 47-53 s once .pycache is warm, 70 s the first time)
