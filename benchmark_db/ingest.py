@@ -739,6 +739,22 @@ class _BatchWriter:
             self._thread.shutdown(wait=True)
 
 
+class _InlineWriter(_BatchWriter):
+    """_BatchWriter's interface, committing in the caller's thread."""
+
+    def __init__(self, commit: Callable[[_Batch], None]):
+        self._commit = commit
+
+    def write(self, batch: _Batch) -> None:
+        self._commit(batch)
+
+    def wait(self) -> None:
+        pass
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        pass
+
+
 class Ingestor:
     """Ingests files into one database; `ingest(files)` returns an IngestSummary."""
 
@@ -887,6 +903,14 @@ class Ingestor:
             log.info("%s", moved)
         return summary
 
+    def _batch_writer(self) -> _BatchWriter:
+        """Where batches commit: a thread of their own, unless the ingest runs inside the caller's transaction
+        (the integrator tags what it ingests in one): the BenchmarkDB object serialises its calls on a lock
+        that a transaction block holds for its thread, so a writer thread would wait for it forever."""
+        if self.db is not None and getattr(self.db, "_in_transaction", False):
+            return _InlineWriter(self._flush)
+        return _BatchWriter(self._flush)
+
     def _dry_bookkeeping(self) -> dict[str, int]:
         """A dry run: the ingest log rows and originals a real run would add, counted as _flush writes them (an
         original is kept once per content; a changed file's earlier original goes once no log row names it)."""
@@ -937,7 +961,7 @@ class Ingestor:
         batch = _Batch()
         with deferred_interrupts() as interrupt, \
                 progress(None, total=len(files), desc=self.progress_desc, quiet=self.quiet, unit="file") as bar, \
-                _BatchWriter(self._flush) as writer:
+                self._batch_writer() as writer:
             for chunk in _chunk_stream(files, self.parallel, initargs):
                 if interrupt.requested:
                     raise KeyboardInterrupt
