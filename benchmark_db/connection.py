@@ -224,9 +224,11 @@ def check_no_foreign_tables(conn, path: str, read_only: bool) -> None:
     or "no problems" for a mistyped --db. A writer adds the schema beside them, saying so."""
     tables = [row[0] for row in conn.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database() "
-        "ORDER BY table_name LIMIT 6").fetchall()]
-    if not tables:
-        return  # an empty file (DuckDB's, or one a writer has just created): it gets the schema
+        "ORDER BY table_name").fetchall()]
+    if not tables or {"schema_migrations", *schema.TABLES} & set(tables):
+        # an empty file (DuckDB's, or one a writer has just created) gets the schema; so does one whose first
+        # migration was cut short (a process killed while it created the schema): its tables are ours
+        return
     named = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
     if read_only:
         conn.close()

@@ -83,3 +83,18 @@ def test_steps_that_only_read_refuse_another_programs_database(tmp_path, capsys)
     path = foreign_database(tmp_path / "other.duckdb")
     assert benchmark_db_maintenance.main(["--db", path, "--check-integrity"]) == 3
     assert "without the benchmark schema" in capsys.readouterr().err and tables(path) == ["sales"]
+
+
+def test_a_schema_whose_creation_was_cut_short_is_finished_not_called_foreign(tmp_path, caplog):
+    """A process killed while it created the schema leaves only the migrations table: ours, not another program's."""
+    path = str(tmp_path / "half.duckdb")
+    conn = duckdb.connect(path)
+    conn.execute(schema.SCHEMA_MIGRATIONS_DDL if hasattr(schema, "SCHEMA_MIGRATIONS_DDL") else
+                 "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
+                 "applied_at TIMESTAMP)")
+    conn.close()
+    with caplog.at_level("WARNING", logger="benchmark_db"):
+        reader = connect(path, read_only=True)
+    reader.close()
+    assert "adding the benchmark tables" not in caplog.text
+    assert "performance_results" in tables(path)
