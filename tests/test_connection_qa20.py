@@ -89,8 +89,7 @@ def test_a_schema_whose_creation_was_cut_short_is_finished_not_called_foreign(tm
     """A process killed while it created the schema leaves only the migrations table: ours, not another program's."""
     path = str(tmp_path / "half.duckdb")
     conn = duckdb.connect(path)
-    conn.execute(schema.SCHEMA_MIGRATIONS_DDL if hasattr(schema, "SCHEMA_MIGRATIONS_DDL") else
-                 "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
                  "applied_at TIMESTAMP)")
     conn.close()
     with caplog.at_level("WARNING", logger="benchmark_db"):
