@@ -612,8 +612,13 @@ def _validation_response(exc: RequestValidationError) -> JSONResponse:
     return error_response(422, "validation_error", f"invalid request: {message}", details)
 
 
-def _db_error_response(exc: BenchmarkDBError) -> JSONResponse:
+def _db_error_response(exc: BenchmarkDBError, db_path: str = "") -> JSONResponse:
     message = exc.message + (f"; {exc.hint}" if exc.hint else "")
+    if db_path:  # the open endpoints name the database by its file name only (public_database_name): so do errors
+        import os
+
+        for path in (os.path.abspath(db_path), db_path):
+            message = message.replace(path, public_database_name(db_path))
     if isinstance(exc, QueryRefused):
         status, code = _QUERY_STATUS.get(exc.reason, (400, "query_refused"))
         return error_response(status, code, message, {"db_code": exc.code})
@@ -710,19 +715,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(BenchmarkDBError)
     async def db_error(request: Request, exc: BenchmarkDBError):
-        response = _db_error_response(exc)
-        # the open endpoints name the database by its file name only (public_database_name): so do its errors
-        db_path = str(request.app.state.settings.db_path)
-        if db_path and db_path.encode() in response.body:
-            import os
-
-            body = json.loads(response.body)
-            public = public_database_name(db_path)
-            for path in {os.path.abspath(db_path), db_path} - {""}:
-                body["error"]["message"] = body["error"]["message"].replace(path, public)
-            response = JSONResponse(body, status_code=response.status_code, headers={
-                k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-type")})
-        return response
+        return _db_error_response(exc, db_path=str(request.app.state.settings.db_path))
 
     @app.exception_handler(duckdb.Error)
     async def duck_error(_request, exc: duckdb.Error):
